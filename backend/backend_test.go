@@ -1,0 +1,173 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/op"
+)
+
+func newTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "d/sub"), 0o755))
+	require.NoError(t, os.Mkdir(filepath.Join(root, "empty"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "d/f.txt"), []byte("hello"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "big"), bytes.Repeat([]byte("x"), 2048), 0o644))
+	require.NoError(t, os.Symlink("f.txt", filepath.Join(root, "d/rel")))
+	require.NoError(t, os.Symlink("loop", filepath.Join(root, "loop")))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "d/sub/é x"), nil, 0o600))
+	return root
+}
+
+func TestDo(t *testing.T) {
+	root := newTree(t)
+	b := New(Config{Target: root, Parallel: 2, MaxCacheable: 1024, Guard: []string{filepath.Join(root, "empty")}})
+	ctx := context.Background()
+	cases := []struct {
+		name  string
+		o     op.Op
+		path  string
+		errno syscall.Errno
+		check func(t *testing.T, r op.Result)
+	}{
+		{"stat file", op.Getattr, "/d/f.txt", 0, func(t *testing.T, r op.Result) {
+			assert.True(t, r.Attr.IsRegular())
+			assert.EqualValues(t, 5, r.Attr.Size)
+		}},
+		{"stat root", op.Getattr, "/", 0, func(t *testing.T, r op.Result) { assert.True(t, r.Attr.IsDir()) }},
+		{"stat symlink is lstat", op.Getattr, "/d/rel", 0, func(t *testing.T, r op.Result) { assert.True(t, r.Attr.IsSymlink()) }},
+		{"missing", op.Getattr, "/nope", syscall.ENOENT, nil},
+		{"not a dir", op.Getattr, "/d/f.txt/x", syscall.ENOTDIR, nil},
+		{"loop", op.Getattr, "/loop/x", syscall.ELOOP, nil},
+		{"name too long", op.Getattr, "/" + strings.Repeat("n", 256), syscall.ENAMETOOLONG, nil},
+		{"guarded", op.Getattr, "/empty", syscall.ENOENT, nil},
+		{"readdir", op.Readdir, "/d", 0, func(t *testing.T, r op.Result) {
+			got := map[string]uint32{}
+			for _, e := range r.Entries {
+				got[e.Name] = e.Mode
+			}
+			assert.Equal(t, map[string]uint32{"f.txt": syscall.S_IFREG, "rel": syscall.S_IFLNK, "sub": syscall.S_IFDIR}, got)
+		}},
+		{"readdir utf8", op.Readdir, "/d/sub", 0, func(t *testing.T, r op.Result) {
+			require.Len(t, r.Entries, 1)
+			assert.Equal(t, "é x", r.Entries[0].Name)
+		}},
+		{"readdir of file", op.Readdir, "/d/f.txt", syscall.ENOTDIR, nil},
+		{"readlink", op.Readlink, "/d/rel", 0, func(t *testing.T, r op.Result) { assert.Equal(t, "f.txt", r.Target) }},
+		{"readlink of file", op.Readlink, "/d/f.txt", syscall.EINVAL, nil},
+		{"read", op.Read, "/d/f.txt", 0, func(t *testing.T, r op.Result) {
+			assert.Equal(t, "hello", string(r.Data))
+			assert.EqualValues(t, 5, r.Attr.Size)
+		}},
+		{"read empty file", op.Read, "/d/sub/é x", 0, func(t *testing.T, r op.Result) { assert.Empty(t, r.Data) }},
+		{"read too big", op.Read, "/big", syscall.EFBIG, nil},
+		{"read dir", op.Read, "/d", syscall.EISDIR, nil},
+		{"read symlink", op.Read, "/d/rel", syscall.ELOOP, nil},
+		{"bad path", op.Getattr, "d/f.txt", syscall.EINVAL, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := b.Do(ctx, tc.o, tc.path)
+			require.Equal(t, tc.errno, r.Errno, "errno %v", r.Errno)
+			if tc.check != nil {
+				tc.check(t, r)
+			}
+		})
+	}
+	assert.EqualValues(t, 6, b.Ops(op.Getattr)) // bad paths and guarded paths never reach the disk
+}
+
+func TestHostPath(t *testing.T) {
+	assert.Equal(t, "/usr/lib", HostPath("/", "/usr/lib"))
+	assert.Equal(t, "/srv/x/usr", HostPath("/srv/x", "/usr"))
+	assert.Equal(t, "/srv/x", HostPath("/srv/x", "/"))
+}
+
+// A file rewritten while it is read must be served whole, as one of its
+// versions, never a mix.
+func TestReadNeverTorn(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	versions := [][]byte{bytes.Repeat([]byte("a"), 100_000), bytes.Repeat([]byte("b"), 150_000), bytes.Repeat([]byte("c"), 70_000)}
+	require.NoError(t, os.WriteFile(p, versions[0], 0o644))
+	b := New(Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20})
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// In-place rewrite: readers can see partial contents.
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				return
+			}
+			_, _ = f.Write(versions[i%len(versions)])
+			_ = f.Close()
+		}
+	}()
+	for i := 0; i < 300; i++ {
+		r := b.Do(context.Background(), op.Read, "/f")
+		if r.Errno == syscall.EIO { // gave up after repeated changes: allowed, never torn
+			continue
+		}
+		require.Zero(t, r.Errno)
+		ok := len(r.Data) == 0 // the instant between O_TRUNC and write is a real state
+		for _, v := range versions {
+			ok = ok || bytes.Equal(r.Data, v)
+		}
+		require.True(t, ok, "torn read of %d bytes", len(r.Data))
+	}
+	close(stop)
+	wg.Wait()
+}
+
+func TestParseDirentsReal(t *testing.T) {
+	root := newTree(t)
+	fd, err := unix.Open(filepath.Join(root, "d"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n, err := unix.Getdents(fd, buf)
+	require.NoError(t, err)
+	entries, err := ParseDirents(buf[:n], nil)
+	require.NoError(t, err)
+	assert.Len(t, entries, 3)
+}
+
+func FuzzParseDirents(f *testing.F) {
+	f.Add([]byte{})
+	rec := make([]byte, 24)
+	rec[16] = 24
+	rec[18] = unix.DT_REG
+	copy(rec[19:], "abc")
+	f.Add(rec)
+	f.Add(rec[:20])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		entries, err := ParseDirents(b, nil)
+		if err == nil {
+			for _, e := range entries {
+				if e.Name == "" || strings.IndexByte(e.Name, 0) >= 0 {
+					t.Fatalf("bad name %q accepted", e.Name)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,267 @@
+// Package node is the one place that decides, for every operation, whether
+// an answer comes from the cache, from another asker's request already in
+// flight, from the parent node, or (at a tree's root) from the backing
+// filesystem. The FUSE side and the server side both call Get.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/hpc-copper/copper/backend"
+	"github.com/hpc-copper/copper/cache"
+	"github.com/hpc-copper/copper/op"
+)
+
+// Parent is the next node up the tree (a net.Client, or a failover set of
+// them). An error is a transport failure; an errno travels in the Result.
+type Parent interface {
+	Call(ctx context.Context, o op.Op, path string) (op.Result, error)
+}
+
+// Config wires a node.
+type Config struct {
+	Rank    int
+	Cache   *cache.Cache
+	Backend *backend.Backend // set on a tree's root
+	Parent  Parent           // set on every other node
+	Logger  *slog.Logger
+
+	// Started is when the provider started: the origin of the two startup
+	// timing lines Copper 1.0 users grep for.
+	Started time.Time
+
+	RPCTimeout        time.Duration // per forwarded request
+	ReadyProbeInitial time.Duration // first readiness probe interval
+	ReadyProbeMax     time.Duration // probe interval cap
+	ReadyTimeout      time.Duration // give up on the parent after this
+}
+
+// Node is one copper node.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	flight singleflight.Group
+
+	registered chan struct{}
+	treeReady  chan struct{}
+	readyOnce  sync.Once
+	regOnce    sync.Once
+	firstRPC   sync.Once
+
+	hits      [len(op.All) + 1]atomic.Int64
+	misses    [len(op.All) + 1]atomic.Int64
+	coalesced [len(op.All) + 1]atomic.Int64
+	forwarded [len(op.All) + 1]atomic.Int64
+	fwdErrors atomic.Int64
+	inFlight  atomic.Int64
+}
+
+// New checks cfg and returns a node. Exactly one of Backend and Parent is set.
+func New(cfg Config) (*Node, error) {
+	if cfg.Cache == nil {
+		return nil, errors.New("node: no cache")
+	}
+	if (cfg.Backend == nil) == (cfg.Parent == nil) {
+		return nil, fmt.Errorf("node rank %d: need exactly one of backend (root) or parent", cfg.Rank)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Started.IsZero() {
+		cfg.Started = time.Now()
+	}
+	if cfg.RPCTimeout <= 0 {
+		cfg.RPCTimeout = 60 * time.Second
+	}
+	if cfg.ReadyProbeInitial <= 0 {
+		cfg.ReadyProbeInitial = 10 * time.Millisecond
+	}
+	if cfg.ReadyProbeMax < cfg.ReadyProbeInitial {
+		cfg.ReadyProbeMax = cfg.ReadyProbeInitial
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 120 * time.Second
+	}
+	return &Node{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		registered: make(chan struct{}),
+		treeReady:  make(chan struct{}),
+	}, nil
+}
+
+// IsRoot reports whether this node reads the backing filesystem.
+func (n *Node) IsRoot() bool { return n.cfg.Backend != nil }
+
+// MarkRegistered records that this node's server accepts requests. A root
+// is then tree-ready.
+func (n *Node) MarkRegistered() {
+	n.regOnce.Do(func() {
+		close(n.registered)
+		n.log.Info(fmt.Sprintf("provider registration completed after %d us", time.Since(n.cfg.Started).Microseconds()),
+			"rank", n.cfg.Rank)
+		if n.IsRoot() {
+			n.setTreeReady()
+		}
+	})
+}
+
+func (n *Node) setTreeReady() {
+	n.readyOnce.Do(func() {
+		close(n.treeReady)
+		n.log.Info("tree ready", "rank", n.cfg.Rank, "after_us", time.Since(n.cfg.Started).Microseconds())
+	})
+}
+
+// TreeReady reports whether this node and every ancestor can serve.
+func (n *Node) TreeReady() bool {
+	select {
+	case <-n.treeReady:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitTreeReady blocks until the node is tree-ready or ctx ends.
+func (n *Node) WaitTreeReady(ctx context.Context) error {
+	select {
+	case <-n.treeReady:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rank %d not tree-ready: %w", n.cfg.Rank, ctx.Err())
+	}
+}
+
+// AwaitParent probes the parent's readiness with exponential backoff until
+// the parent reports tree-ready (then this node is tree-ready) or the
+// readiness budget runs out. A root returns at once. Probing first, rather
+// than sending real requests into a parent that is not serving yet, is the
+// lesson of Copper 1.0's registration races at 128-256 nodes.
+func (n *Node) AwaitParent(ctx context.Context) error {
+	if n.IsRoot() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReadyTimeout)
+	defer cancel()
+	wait := n.cfg.ReadyProbeInitial
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		pctx, pcancel := context.WithTimeout(ctx, n.cfg.RPCTimeout)
+		r, err := n.probe(pctx)
+		pcancel()
+		switch {
+		case err == nil && r.Ready:
+			n.setTreeReady()
+			n.log.Debug("parent ready", "rank", n.cfg.Rank, "probes", attempt)
+			return nil
+		case err != nil:
+			lastErr = err
+		default:
+			lastErr = errors.New("parent is up but not yet tree-ready")
+		}
+		n.log.Debug("parent not ready", "rank", n.cfg.Rank, "probe", attempt, "err", lastErr)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rank %d: parent not tree-ready after %v (%d probes): %w",
+				n.cfg.Rank, n.cfg.ReadyTimeout, attempt, lastErr)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, n.cfg.ReadyProbeMax)
+	}
+}
+
+// Prober is a Parent that can ask its direct parent alone (see Upstream.Probe).
+type Prober interface {
+	Probe(ctx context.Context) (op.Result, error)
+}
+
+func (n *Node) probe(ctx context.Context) (op.Result, error) {
+	if p, ok := n.cfg.Parent.(Prober); ok {
+		return p.Probe(ctx)
+	}
+	return n.cfg.Parent.Call(ctx, op.IsReady, "/")
+}
+
+// Get answers one operation on a view path. It is the handler for both
+// local FUSE requests and requests from child nodes.
+func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
+	if o == op.IsReady {
+		return op.Result{Ready: n.TreeReady()}
+	}
+	if !o.Valid() {
+		return op.Fail(syscall.ENOSYS)
+	}
+	if errno := op.CheckPath(path); errno != 0 {
+		return op.Fail(errno)
+	}
+	if r, ok := n.cfg.Cache.Lookup(o, path); ok {
+		n.hits[o].Add(1)
+		return r
+	}
+	n.misses[o].Add(1)
+
+	// One request per (op, path) per node: every other asker, local or a
+	// child, waits for the leader's answer.
+	led := false
+	ch := n.flight.DoChan(flightKey(o, path), func() (any, error) {
+		led = true
+		// A flight that finished between our Lookup and DoChan has
+		// already stored the answer: do not ask again.
+		if r, ok := n.cfg.Cache.Lookup(o, path); ok {
+			return r, nil
+		}
+		// The fetch outlives any one asker: others may be waiting on it.
+		r := n.fetch(context.WithoutCancel(ctx), o, path)
+		n.cfg.Cache.Store(o, path, r)
+		return r, nil
+	})
+	select {
+	case res := <-ch:
+		if !led {
+			n.coalesced[o].Add(1)
+		}
+		return res.Val.(op.Result)
+	case <-ctx.Done():
+		return op.Fail(syscall.EINTR)
+	}
+}
+
+func flightKey(o op.Op, path string) string {
+	return string(rune('0'+o)) + path
+}
+
+func (n *Node) fetch(ctx context.Context, o op.Op, path string) op.Result {
+	n.inFlight.Add(1)
+	defer n.inFlight.Add(-1)
+	if n.IsRoot() {
+		return n.cfg.Backend.Do(ctx, o, path)
+	}
+	// Forwarding before the parent is ready would race its startup.
+	if err := n.WaitTreeReady(ctx); err != nil {
+		return op.Fail(syscall.EIO)
+	}
+	cctx, cancel := context.WithTimeout(ctx, n.cfg.RPCTimeout)
+	defer cancel()
+	n.forwarded[o].Add(1)
+	r, err := n.cfg.Parent.Call(cctx, o, path)
+	if err != nil {
+		n.fwdErrors.Add(1)
+		n.log.Error("parent request failed", "rank", n.cfg.Rank, "op", o.String(), "path", path, "err", err)
+		return op.Fail(syscall.EIO)
+	}
+	n.firstRPC.Do(func() {
+		n.log.Info(fmt.Sprintf("first successful parent rpc_%s completed after %d us since provider startup; path=%s",
+			o, time.Since(n.cfg.Started).Microseconds(), path), "rank", n.cfg.Rank)
+	})
+	return r
+}

@@ -1,0 +1,253 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/backend"
+	"github.com/hpc-copper/copper/cache"
+	"github.com/hpc-copper/copper/op"
+)
+
+func newCache() *cache.Cache {
+	return cache.New(cache.Config{BudgetBytes: 64 << 20, NegativeTTL: time.Hour})
+}
+
+func newRoot(t *testing.T, dir string) *Node {
+	t.Helper()
+	n, err := New(Config{Rank: 0, Cache: newCache(), Backend: backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20})})
+	require.NoError(t, err)
+	n.MarkRegistered()
+	return n
+}
+
+// direct is an in-process Parent: a child calling its parent's Get, as the
+// network would, counting requests and optionally holding them.
+type direct struct {
+	n     *Node
+	calls atomic.Int64
+	gate  chan struct{} // when set, requests wait for it to close
+	fail  atomic.Bool
+}
+
+func (d *direct) Call(ctx context.Context, o op.Op, path string) (op.Result, error) {
+	if d.fail.Load() {
+		return op.Result{}, errors.New("connection refused")
+	}
+	if o != op.IsReady {
+		d.calls.Add(1)
+		if d.gate != nil {
+			<-d.gate
+		}
+	}
+	return d.n.Get(ctx, o, path), nil
+}
+func (d *direct) Close() error { return nil }
+
+func newChild(t *testing.T, rank int, p Parent) *Node {
+	t.Helper()
+	n, err := New(Config{Rank: rank, Cache: newCache(), Parent: p, ReadyProbeInitial: time.Millisecond, ReadyProbeMax: 5 * time.Millisecond, ReadyTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	n.MarkRegistered()
+	require.NoError(t, n.AwaitParent(context.Background()))
+	return n
+}
+
+func sourceDir(t *testing.T) string {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "pkg/sub"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pkg/__init__.py"), []byte("x = 1\n"), 0o644))
+	require.NoError(t, os.Symlink("__init__.py", filepath.Join(dir, "pkg/link")))
+	return dir
+}
+
+func TestNewRejectsBadWiring(t *testing.T) {
+	_, err := New(Config{Cache: newCache()})
+	require.ErrorContains(t, err, "exactly one")
+	_, err = New(Config{})
+	require.ErrorContains(t, err, "no cache")
+}
+
+// 1,000 concurrent askers for one path make exactly one parent request.
+func TestCoalescing(t *testing.T) {
+	root := newRoot(t, sourceDir(t))
+	up := &direct{n: root}
+	child := newChild(t, 1, up)
+	up.gate = make(chan struct{})
+
+	const askers = 1000
+	var wg sync.WaitGroup
+	results := make([]op.Result, askers)
+	for i := range askers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = child.Get(context.Background(), op.Read, "/pkg/__init__.py")
+		}()
+	}
+	// Hold the one request until every asker has missed the cache.
+	require.Eventually(t, func() bool { return child.Stats().Op(op.Read).Misses == askers }, 10*time.Second, time.Millisecond)
+	close(up.gate)
+	wg.Wait()
+
+	assert.EqualValues(t, 1, up.calls.Load(), "parent requests")
+	for _, r := range results {
+		require.Zero(t, r.Errno)
+		require.Equal(t, "x = 1\n", string(r.Data))
+	}
+	st := child.Stats().Op(op.Read)
+	assert.EqualValues(t, askers-1, st.Coalesced)
+	assert.EqualValues(t, 1, st.Forwarded)
+	assert.EqualValues(t, 1, root.Stats().Op(op.Read).BackendOps)
+}
+
+// An answer is cached at every hop: a second leaf under the same middle
+// node is served without reaching the root's backend again.
+func TestChainCachesAtEveryHop(t *testing.T) {
+	root := newRoot(t, sourceDir(t))
+	toRoot := &direct{n: root}
+	mid := newChild(t, 1, toRoot)
+	toMid := &direct{n: mid}
+	leafA := newChild(t, 2, toMid)
+	leafB := newChild(t, 3, toMid)
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		o     op.Op
+		path  string
+		errno syscall.Errno
+	}{
+		{op.Getattr, "/pkg/__init__.py", 0},
+		{op.Readdir, "/pkg", 0},
+		{op.Readlink, "/pkg/link", 0},
+		{op.Read, "/pkg/__init__.py", 0},
+		{op.Getattr, "/pkg/missing.py", syscall.ENOENT},
+		{op.Getattr, "/pkg/__init__.py/x", syscall.ENOTDIR},
+	} {
+		a := leafA.Get(ctx, tc.o, tc.path)
+		b := leafB.Get(ctx, tc.o, tc.path)
+		require.Equal(t, tc.errno, a.Errno, "%s %s", tc.o, tc.path)
+		require.Equal(t, a, b, "%s %s: leaves disagree", tc.o, tc.path)
+		direct := root.cfg.Backend.Do(ctx, tc.o, tc.path)
+		require.Equal(t, direct, a, "%s %s differs from the source", tc.o, tc.path)
+	}
+	// Both leaves ask mid everything; mid asks the root once per answer,
+	// except ENOTDIR, which is not cached (only ENOENT is, with a TTL).
+	assert.EqualValues(t, 12, toMid.calls.Load(), "requests reaching mid")
+	assert.EqualValues(t, 5+2, toRoot.calls.Load(), "requests reaching the root")
+	var midHits int64
+	for _, st := range mid.Stats().Ops {
+		midHits += st.Hits
+	}
+	assert.EqualValues(t, 5, midHits, "mid served the second leaf from its cache")
+}
+
+func TestAwaitParentWaitsForRegistration(t *testing.T) {
+	rootNode, err := New(Config{Cache: newCache(), Backend: backend.New(backend.Config{Target: t.TempDir(), Parallel: 1})})
+	require.NoError(t, err)
+	child, err := New(Config{Rank: 1, Cache: newCache(), Parent: &direct{n: rootNode}, ReadyProbeInitial: time.Millisecond, ReadyProbeMax: 4 * time.Millisecond, ReadyTimeout: 10 * time.Second})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- child.AwaitParent(context.Background()) }()
+	select {
+	case err := <-done:
+		t.Fatalf("child ready before its parent registered: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	assert.False(t, child.TreeReady())
+	rootNode.MarkRegistered()
+	require.NoError(t, <-done)
+	assert.True(t, child.TreeReady())
+}
+
+func TestAwaitParentTimeoutNamesRank(t *testing.T) {
+	d := &direct{}
+	d.fail.Store(true)
+	child, err := New(Config{Rank: 7, Cache: newCache(), Parent: d, ReadyProbeInitial: time.Millisecond, ReadyProbeMax: 2 * time.Millisecond, ReadyTimeout: 30 * time.Millisecond})
+	require.NoError(t, err)
+	err = child.AwaitParent(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "rank 7")
+	assert.Contains(t, err.Error(), "connection refused")
+}
+
+func TestUpstreamFailsOverAndReturns(t *testing.T) {
+	root := newRoot(t, sourceDir(t))
+	parent := &direct{n: root}
+	grand := &direct{n: root}
+	conns := map[string]*direct{"parent:1": parent, "grand:1": grand}
+	dial := func(ctx context.Context, addr string) (Conn, error) {
+		c := conns[addr]
+		if c.fail.Load() {
+			return nil, errors.New("connection refused")
+		}
+		return c, nil
+	}
+	u, err := NewUpstream([]string{"parent:1", "grand:1"}, dial, 20*time.Millisecond, nil)
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	r, err := u.Call(ctx, op.Getattr, "/pkg")
+	require.NoError(t, err)
+	require.Zero(t, r.Errno)
+	assert.Equal(t, "parent:1", u.Current())
+
+	parent.fail.Store(true)
+	r, err = u.Call(ctx, op.Getattr, "/pkg")
+	require.NoError(t, err)
+	require.Zero(t, r.Errno)
+	assert.Equal(t, "grand:1", u.Current())
+	assert.EqualValues(t, 1, u.Failovers())
+
+	// Readiness is asked of the parent alone.
+	_, err = u.Probe(ctx)
+	require.Error(t, err)
+
+	parent.fail.Store(false)
+	time.Sleep(30 * time.Millisecond)
+	_, err = u.Call(ctx, op.Getattr, "/pkg")
+	require.NoError(t, err)
+	assert.Equal(t, "parent:1", u.Current(), "back on the parent after retry interval")
+
+	parent.fail.Store(true)
+	grand.fail.Store(true)
+	_, err = u.Call(ctx, op.Getattr, "/pkg")
+	require.ErrorContains(t, err, "no ancestor answered")
+}
+
+func TestGetRejectsBadInput(t *testing.T) {
+	root := newRoot(t, sourceDir(t))
+	ctx := context.Background()
+	assert.Equal(t, syscall.EINVAL, root.Get(ctx, op.Getattr, "relative").Errno)
+	assert.Equal(t, syscall.ENOSYS, root.Get(ctx, op.Op(99), "/").Errno)
+	assert.True(t, root.Get(ctx, op.IsReady, "/").Ready)
+}
+
+func TestCancelledAskerGetsEINTR(t *testing.T) {
+	root := newRoot(t, sourceDir(t))
+	up := &direct{n: root}
+	child := newChild(t, 1, up)
+	up.gate = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan op.Result)
+	go func() { done <- child.Get(ctx, op.Getattr, "/pkg") }()
+	require.Eventually(t, func() bool { return up.calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	assert.Equal(t, syscall.EINTR, (<-done).Errno)
+	close(up.gate)
+	// The fetch finished for whoever asks next.
+	require.Eventually(t, func() bool {
+		return child.Get(context.Background(), op.Getattr, "/pkg").Errno == 0
+	}, 5*time.Second, time.Millisecond)
+	assert.EqualValues(t, 1, up.calls.Load())
+}
