@@ -1,0 +1,337 @@
+// Package cache holds a copper node's cache tables: file metadata, exact-path
+// ENOENT results with a lifetime, directory listings, symlink targets and
+// small file contents, all under one shared memory budget.
+//
+// Each table is a github.com/hashicorp/golang-lru/v2/simplelru LRU: it is
+// widely used and kept up, every operation is O(1), and its eviction
+// callback is the one place where byte accounting happens, whichever way an
+// entry leaves (eviction, replacement, invalidation). The LRUs have no entry
+// limit of their own; the byte budget bounds them.
+//
+// Locking: one mutex guards every table. Each Lookup reads two tables (the
+// negative table, then the operation's own), a hit moves its entry in the
+// LRU list (a write, so a read lock would not do), and eviction crosses
+// tables. Per-table mutexes would cost two lock operations per lookup, one
+// of them on the negative table that every operation shares, and could not
+// keep the total within budget at every instant. The critical sections are a
+// map lookup and a list move (see BenchmarkLookupHit: tens of nanoseconds),
+// small beside a FUSE request or an RPC, and copper-node runs on a few
+// pinned service cores.
+//
+// Results share memory with the cache: a caller must not modify the Data or
+// Entries of a result it passed to Store or got from Lookup. Both slices are
+// stored with their capacity clipped, so append copies instead of writing
+// into shared memory.
+package cache
+
+import (
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hpc-copper/copper/op"
+)
+
+// Config sets up a Cache.
+type Config struct {
+	// BudgetBytes bounds the estimated bytes (op.Result.Size() plus the
+	// path) held across all tables. Zero or less caches nothing.
+	BudgetBytes int64
+	// NegativeTTL is how long an exact-path ENOENT is served from the cache
+	// (md_enoent_ttl_ms). Zero or less: ENOENT is not cached.
+	NegativeTTL time.Duration
+	// Now is the clock; nil means time.Now. Tests inject their own.
+	Now func() time.Time
+}
+
+// Cache is the set of tables of one node. It is safe for concurrent use.
+type Cache struct {
+	budget int64
+	ttl    time.Duration
+	now    func() time.Time
+
+	mu       sync.Mutex
+	total    int64  // bytes across all tables, kept by the tables' eviction callbacks
+	tick     uint64 // recency clock, bumped on every store and hit, orders entries across tables
+	data     *table[fileData]
+	tree     *table[[]op.DirEntry]
+	metadata *table[op.Attr]
+	negative *table[time.Time] // value: expiry
+	links    *table[string]
+	all      []anyTable // in Stats.Tables order
+	others   []anyTable // every table but data: evicted oldest first once data is empty
+	positive []anyTable // every table but negative
+	count    counters
+}
+
+// fileData is a cached whole file and the stat it was read under.
+type fileData struct {
+	attr op.Attr
+	data []byte
+}
+
+type counters struct {
+	hits, misses                               OpCounts
+	negStores, negServes, negExpires, negClear uint64
+	rejected                                   uint64
+}
+
+// New returns an empty cache.
+func New(cfg Config) *Cache {
+	c := &Cache{budget: max(cfg.BudgetBytes, 0), ttl: max(cfg.NegativeTTL, 0), now: cfg.Now}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.data = newTable[fileData]("data", &c.total)
+	c.tree = newTable[[]op.DirEntry]("tree", &c.total)
+	c.metadata = newTable[op.Attr]("metadata", &c.total)
+	c.negative = newTable[time.Time]("negative", &c.total)
+	c.links = newTable[string]("links", &c.total)
+	c.all = []anyTable{c.data, c.tree, c.metadata, c.negative, c.links}
+	c.others = []anyTable{c.tree, c.metadata, c.negative, c.links}
+	c.positive = []anyTable{c.data, c.tree, c.metadata, c.links}
+	return c
+}
+
+// Lookup answers o on path from the cache. A live ENOENT entry answers
+// every operation with ENOENT; an expired one is dropped and the lookup
+// misses. IsReady is never cached and not counted.
+func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
+	if !o.Valid() || o == op.IsReady {
+		return op.Result{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if expiry, ok := c.negative.peek(path); ok {
+		if c.now().Before(expiry) {
+			c.count.negServes++
+			c.count.hits[o]++
+			return op.Fail(syscall.ENOENT), true
+		}
+		c.negative.remove(path)
+		c.count.negExpires++
+		c.count.misses[o]++
+		return op.Result{}, false
+	}
+	c.tick++
+	var r op.Result
+	var ok bool
+	switch o {
+	case op.Getattr:
+		r.Attr, ok = c.metadata.get(path, c.tick)
+	case op.Readdir:
+		r.Entries, ok = c.tree.get(path, c.tick)
+	case op.Readlink:
+		r.Target, ok = c.links.get(path, c.tick)
+	case op.Read:
+		var d fileData
+		if d, ok = c.data.get(path, c.tick); ok {
+			r.Attr, r.Data = d.attr, d.data
+		}
+	}
+	if !ok {
+		c.count.misses[o]++
+		return op.Result{}, false
+	}
+	c.count.hits[o]++
+	return r, true
+}
+
+// Store records the answer r to o on path. Successes go to the operation's
+// table (a Read also fills the metadata table) and clear any ENOENT entry
+// for path; ENOENT goes to the negative table and drops what was known of
+// path; other errnos are not cached but still clear an ENOENT entry, as in
+// Copper 1.0. A result larger than the whole budget is not stored. When
+// Store returns, the total is within budget.
+func (c *Cache) Store(o op.Op, path string, r op.Result) {
+	if !o.Valid() || o == op.IsReady {
+		return
+	}
+	switch {
+	case r.Errno == syscall.ENOENT:
+		c.storeNegative(path)
+	case r.Errno != 0:
+		c.mu.Lock()
+		c.clearNegative(path)
+		c.mu.Unlock()
+	default:
+		c.storePositive(o, path, r)
+	}
+}
+
+func (c *Cache) storePositive(o op.Op, path string, r op.Result) {
+	// Sizes are computed before locking: a large listing takes a while.
+	size := func(kept op.Result) int64 { return int64(len(path)) + kept.Size() }
+	attrSize := size(op.Result{Attr: r.Attr})
+	var entries []op.DirEntry
+	var data []byte
+	var opSize int64
+	switch o {
+	case op.Readdir:
+		entries = r.Entries[:len(r.Entries):len(r.Entries)]
+		opSize = size(op.Result{Entries: entries})
+	case op.Readlink:
+		opSize = size(op.Result{Target: r.Target})
+	case op.Read:
+		data = r.Data[:len(r.Data):len(r.Data)]
+		opSize = size(op.Result{Attr: r.Attr, Data: data})
+	}
+	now := c.now()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clearNegative(path)
+	switch o {
+	case op.Getattr:
+		put(c, c.metadata, path, r.Attr, attrSize)
+	case op.Readdir:
+		put(c, c.tree, path, entries, opSize)
+	case op.Readlink:
+		put(c, c.links, path, r.Target, opSize)
+	case op.Read:
+		put(c, c.metadata, path, r.Attr, attrSize)
+		put(c, c.data, path, fileData{attr: r.Attr, data: data}, opSize)
+	}
+	c.evict(now)
+}
+
+func (c *Cache) storeNegative(path string) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// The path is gone: whatever the positive tables hold for it is stale.
+	for _, t := range c.positive {
+		t.remove(path)
+	}
+	if c.ttl <= 0 {
+		return
+	}
+	if put(c, c.negative, path, now.Add(c.ttl), int64(len(path))+op.Fail(syscall.ENOENT).Size()) {
+		c.count.negStores++
+	}
+	c.evict(now)
+}
+
+// clearNegative drops path's ENOENT entry, if any. c.mu is held.
+func (c *Cache) clearNegative(path string) {
+	if c.negative.remove(path) {
+		c.count.negClear++
+	}
+}
+
+// put stores val in t unless it alone exceeds the budget; either way the
+// previous entry for path leaves. c.mu is held.
+func put[V any](c *Cache, t *table[V], path string, val V, size int64) bool {
+	if size > c.budget {
+		t.remove(path)
+		c.count.rejected++
+		return false
+	}
+	c.tick++
+	t.put(path, val, size, c.tick)
+	return true
+}
+
+// evict brings the total within budget: expired ENOENT entries go first
+// (they are worth nothing), then least recently used file data, and only
+// when no data is left the least recently used entry of any other table.
+// c.mu is held.
+func (c *Cache) evict(now time.Time) {
+	for c.total > c.budget {
+		if expiry, ok := c.negative.oldestValue(); ok && !now.Before(expiry) {
+			c.negative.lru.RemoveOldest()
+			c.count.negExpires++
+			continue
+		}
+		if c.data.lru.Len() > 0 {
+			c.data.evictOldest()
+			continue
+		}
+		var victim anyTable
+		var oldest uint64
+		for _, t := range c.others {
+			if used, ok := t.oldestUse(); ok && (victim == nil || used < oldest) {
+				victim, oldest = t, used
+			}
+		}
+		if victim == nil {
+			return // unreachable while the accounting is right: every table is empty
+		}
+		victim.evictOldest()
+	}
+}
+
+// Clear drops every entry of every table (Copper 1.0 ioctl 100). Counters
+// are kept; dropped entries are not counted as evictions.
+func (c *Cache) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.all {
+		t.reset()
+	}
+	c.total = 0
+}
+
+// OpCounts counts events per operation, indexed by op.Op.
+type OpCounts [len(op.All) + 1]uint64
+
+// Total sums the counts of every operation.
+func (oc OpCounts) Total() uint64 {
+	var n uint64
+	for _, v := range oc {
+		n += v
+	}
+	return n
+}
+
+// TableStat describes one table.
+type TableStat struct {
+	Name      string // data, tree, metadata, negative, links
+	Entries   int
+	Bytes     int64  // estimated
+	Evictions uint64 // entries dropped to keep the budget
+}
+
+// Stats is a snapshot of a cache's tables and counters.
+type Stats struct {
+	BudgetBytes int64
+	Bytes       int64 // across all tables, never above BudgetBytes
+
+	Data, Tree, Metadata, Negative, Links TableStat
+
+	Hits, Misses OpCounts // per operation; an ENOENT served from the negative table is a hit
+
+	NegativeStores  uint64 // ENOENT results stored
+	NegativeServes  uint64 // lookups answered ENOENT from a live entry
+	NegativeExpires uint64 // entries found expired (on lookup or when making room)
+	NegativeClears  uint64 // entries cleared by a success or a non-ENOENT error
+	Rejected        uint64 // results larger than the whole budget, not stored
+}
+
+// Tables lists the tables in a stable order: data, tree, metadata,
+// negative, links (Copper 1.0's reports name data, tree and metadata).
+func (s Stats) Tables() []TableStat {
+	return []TableStat{s.Data, s.Tree, s.Metadata, s.Negative, s.Links}
+}
+
+// Stats returns a snapshot.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{
+		BudgetBytes:     c.budget,
+		Bytes:           c.total,
+		Data:            c.data.stat(),
+		Tree:            c.tree.stat(),
+		Metadata:        c.metadata.stat(),
+		Negative:        c.negative.stat(),
+		Links:           c.links.stat(),
+		Hits:            c.count.hits,
+		Misses:          c.count.misses,
+		NegativeStores:  c.count.negStores,
+		NegativeServes:  c.count.negServes,
+		NegativeExpires: c.count.negExpires,
+		NegativeClears:  c.count.negClear,
+		Rejected:        c.count.rejected,
+	}
+}
