@@ -1,0 +1,84 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
+
+// FuzzDecode: decoding any bytes never panics; a success obeys every
+// per-key rule; a failure names the file; and every top-level key of a
+// document that parses is found by keyLines (else errors lose their line).
+func FuzzDecode(f *testing.F) {
+	for _, site := range Sites() {
+		data, err := SiteFile(site)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, seed := range []string{
+		"", "trees = 3\n", "log_level =\n", "tress = 1\n", "[extra]\nx = 1\n",
+		"trees = \"3\"\n", "service_cores = [1, \"2\"]\n", "log_level = 9\n",
+		"rpc_timeout_s = nan\n", "a.b = 1\n", "\"log_level\" = 1\n",
+		"target = \"\"\"\nx = 1\n\"\"\"\nmount = '''\ny'''\nzz = 1\n",
+		"x = { a = [1, { b = \"]\" }] }\n", "[[t]]\n[[t]]\n", "d = 1979-05-27T07:32:00Z\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := decode("fuzz.toml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.toml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+		} else {
+			for _, fl := range fields() {
+				if fl.rule != nil {
+					if err := fl.rule.check(fl.key, fl.value(&s)); err != nil {
+						t.Fatalf("decode accepted an out-of-range value: %v", err)
+					}
+				}
+			}
+		}
+		var raw map[string]any
+		if _, err := toml.Decode(string(data), &raw); err != nil {
+			return
+		}
+		lines := keyLines(string(data))
+		for key := range raw {
+			if lines[key] < 1 {
+				t.Fatalf("keyLines missed key %q in %q (found %v)", key, data, lines)
+			}
+		}
+	})
+}
+
+// FuzzExpand: expanding any path never panics and never leaves a
+// variable reference behind.
+func FuzzExpand(f *testing.F) {
+	for _, seed := range []string{"/tmp/$USER/{rank}", "~/x", "${HOME}/a", "$", "${", "$$", "~u", "/a/${1}"} {
+		f.Add(seed, 3)
+	}
+	env := fakeEnv(map[string]string{"USER": "ann", "HOME": "/home/ann"})
+	f.Fuzz(func(t *testing.T, in string, rank int) {
+		out, err := expandPath(in, rank, env)
+		if err == nil && strings.Contains(in, "$USER") && !strings.Contains(in, "$$") && strings.Contains(out, "$USER") {
+			t.Fatalf("%q expanded to %q", in, out)
+		}
+	})
+}
+
+// FuzzParseMemTotal: any meminfo text gives a positive size or an error.
+func FuzzParseMemTotal(f *testing.F) {
+	for _, seed := range []string{"MemTotal: 16384 kB\n", "MemTotal: x kB", "", "MemTotal:\n"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		n, err := parseMemTotal(strings.NewReader(in))
+		if err == nil && n <= 0 {
+			t.Fatalf("%q gave %d without error", in, n)
+		}
+	})
+}
