@@ -1,0 +1,333 @@
+package bootstrap
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/hpc-copper/copper/tree"
+)
+
+// Wire format: an 8-byte header, then the payload.
+//
+//	magic "CB" | version u8 | kind u8 | payload length u32 (big endian)
+//
+// hello:  JSON Hello                      (rank → rank 0, at most MaxHelloFrame)
+// result: DEFLATE of the binary result    (rank 0 → rank, at most MaxResultFrame)
+// error:  UTF-8 text, the reason          (rank 0 → rank, at most MaxHelloFrame)
+//
+// The result is one byte string, identical for every rank: rank 0 encodes
+// and compresses it once and writes the same bytes N times. Compression
+// matters because rank 0 sends N copies of an N-entry book; host names
+// compress several-fold.
+const (
+	Version   = 1
+	headerLen = 8
+
+	// MaxHelloFrame caps what rank 0 reads from anyone who connects.
+	MaxHelloFrame = 64 << 10
+	// MaxResultFrame caps the compressed result a rank accepts, and
+	// maxResultRaw the result once inflated (a 1M-rank book fits).
+	MaxResultFrame = 64 << 20
+	maxResultRaw   = 256 << 20
+
+	// MaxRanks bounds the job size the gather accepts.
+	MaxRanks = 1 << 20
+	// TokenLen is the length of the job token rank 0 draws.
+	TokenLen = 32
+
+	maxHostLen     = 255
+	maxEndpointLen = 512
+	maxJobIDLen    = 255
+	maxInterfaces  = 256
+	maxIfaceLen    = 512
+)
+
+// magic opens every frame: a stranger's bytes are refused at the first two.
+const magic0, magic1 = 'C', 'B'
+
+type kind uint8
+
+const (
+	kindHello  kind = 1
+	kindResult kind = 2
+	kindError  kind = 3
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindHello:
+		return "hello"
+	case kindResult:
+		return "result"
+	case kindError:
+		return "error"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// errVersion marks a frame from a copper of another protocol version, so
+// that the reply can say so rather than "garbage".
+var errVersion = errors.New("protocol version mismatch")
+
+// encodeFrame returns header and payload as one buffer, for a single write.
+func encodeFrame(k kind, payload []byte) []byte {
+	buf := make([]byte, headerLen+len(payload))
+	buf[0], buf[1], buf[2], buf[3] = magic0, magic1, Version, byte(k)
+	binary.BigEndian.PutUint32(buf[4:8], uint32(len(payload)))
+	copy(buf[headerLen:], payload)
+	return buf
+}
+
+// readFrame reads one frame whose payload is at most max bytes. It checks
+// the header before allocating, so a stranger's bytes cost nothing.
+func readFrame(r io.Reader, max uint32) (kind, []byte, error) {
+	var h [headerLen]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, fmt.Errorf("reading frame header: %w", err)
+	}
+	if h[0] != magic0 || h[1] != magic1 {
+		return 0, nil, fmt.Errorf("not a copper bootstrap frame (starts %q)", h[:4])
+	}
+	if h[2] != Version {
+		return 0, nil, fmt.Errorf("%w: frame version %d, this copper speaks %d", errVersion, h[2], Version)
+	}
+	k := kind(h[3])
+	if k != kindHello && k != kindResult && k != kindError {
+		return 0, nil, fmt.Errorf("unknown frame kind %d", h[3])
+	}
+	n := binary.BigEndian.Uint32(h[4:8])
+	if n > max {
+		return 0, nil, fmt.Errorf("%s frame of %d bytes exceeds the cap of %d", k, n, max)
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return 0, nil, fmt.Errorf("reading %d-byte %s payload: %w", n, k, err)
+	}
+	return k, payload, nil
+}
+
+// Hello is what each rank tells rank 0 about itself.
+type Hello struct {
+	Rank       int      `json:"rank"`
+	Size       int      `json:"size"`
+	Host       string   `json:"host"`
+	Endpoint   string   `json:"endpoint"`             // host:port its copper-node listens on
+	Interfaces []string `json:"interfaces,omitempty"` // provenance, e.g. "hsn0=10.1.2.3"
+	JobID      string   `json:"job_id,omitempty"`     // this rank's proposal, usually from the scheduler
+}
+
+// Validate checks a hello's fields; rank 0 and Join apply the same rules.
+func (h Hello) Validate() error {
+	switch {
+	case h.Size < 1 || h.Size > MaxRanks:
+		return fmt.Errorf("hello: size %d outside 1..%d", h.Size, MaxRanks)
+	case h.Rank < 0 || h.Rank >= h.Size:
+		return fmt.Errorf("hello: rank %d outside 0..%d", h.Rank, h.Size-1)
+	case h.Host == "" || len(h.Host) > maxHostLen || !utf8.ValidString(h.Host):
+		return fmt.Errorf("hello from rank %d: host %q must be 1 to %d bytes of UTF-8", h.Rank, h.Host, maxHostLen)
+	case h.Endpoint == "" || len(h.Endpoint) > maxEndpointLen || !utf8.ValidString(h.Endpoint):
+		return fmt.Errorf("hello from rank %d: endpoint %q must be 1 to %d bytes of UTF-8", h.Rank, h.Endpoint, maxEndpointLen)
+	case len(h.JobID) > maxJobIDLen || !utf8.ValidString(h.JobID):
+		return fmt.Errorf("hello from rank %d: job id of %d bytes (max %d, UTF-8)", h.Rank, len(h.JobID), maxJobIDLen)
+	case len(h.Interfaces) > maxInterfaces:
+		return fmt.Errorf("hello from rank %d: %d interfaces (max %d)", h.Rank, len(h.Interfaces), maxInterfaces)
+	}
+	for _, s := range h.Interfaces {
+		if len(s) > maxIfaceLen || !utf8.ValidString(s) {
+			return fmt.Errorf("hello from rank %d: interface entry of %d bytes (max %d, UTF-8)", h.Rank, len(s), maxIfaceLen)
+		}
+	}
+	return nil
+}
+
+func encodeHello(h Hello) ([]byte, error) {
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("hello from rank %d: %w", h.Rank, err)
+	}
+	if len(b) > MaxHelloFrame {
+		return nil, fmt.Errorf("hello from rank %d: %d bytes exceeds the cap of %d", h.Rank, len(b), MaxHelloFrame)
+	}
+	return b, nil
+}
+
+func decodeHello(payload []byte) (Hello, error) {
+	var h Hello
+	if err := decodeStrict(payload, &h); err != nil {
+		return Hello{}, fmt.Errorf("hello: %w", err)
+	}
+	if err := h.Validate(); err != nil {
+		return Hello{}, err
+	}
+	if len(h.Interfaces) == 0 {
+		h.Interfaces = nil // "interfaces":[] and an absent list mean the same
+	}
+	return h, nil
+}
+
+// decodeStrict decodes exactly one JSON value with no unknown fields: within
+// one protocol version both ends agree on every field.
+func decodeStrict(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// The result payload, before compression, is binary: decoding it is the
+// one step every rank does over the whole book, so it avoids reflection.
+//
+//	uvarint n | n × (uvarint len | host | uvarint len | endpoint) |
+//	uvarint len | job id | token (TokenLen bytes)
+
+// encodeResult builds the one result payload every rank receives.
+func encodeResult(book []tree.Entry, jobID string, token []byte) ([]byte, error) {
+	if len(token) != TokenLen {
+		return nil, fmt.Errorf("result: token of %d bytes (want %d)", len(token), TokenLen)
+	}
+	size := binary.MaxVarintLen64 * (2*len(book) + 2)
+	for _, e := range book {
+		size += len(e.Host) + len(e.Endpoint)
+	}
+	raw := make([]byte, 0, size+len(jobID)+len(token))
+	raw = binary.AppendUvarint(raw, uint64(len(book)))
+	for _, e := range book {
+		raw = appendString(raw, e.Host)
+		raw = appendString(raw, e.Endpoint)
+	}
+	raw = appendString(raw, jobID)
+	raw = append(raw, token...)
+
+	var buf bytes.Buffer
+	zw, err := flate.NewWriter(&buf, flate.DefaultCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return nil, fmt.Errorf("compressing result: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compressing result: %w", err)
+	}
+	if buf.Len() > MaxResultFrame {
+		return nil, fmt.Errorf("result of %d compressed bytes exceeds the cap of %d", buf.Len(), MaxResultFrame)
+	}
+	return buf.Bytes(), nil
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// decodeResult inflates at most maxRaw bytes and checks the shape; Join
+// checks the book against the rank's own hello.
+func decodeResult(payload []byte, maxRaw int64) (Result, error) {
+	zr := flate.NewReader(bytes.NewReader(payload))
+	defer zr.Close()
+	raw, err := io.ReadAll(io.LimitReader(zr, maxRaw+1))
+	if err != nil {
+		return Result{}, fmt.Errorf("result: inflating: %w", err)
+	}
+	if int64(len(raw)) > maxRaw {
+		return Result{}, fmt.Errorf("result: inflates beyond %d bytes", maxRaw)
+	}
+	return parseResult(raw)
+}
+
+// parseResult decodes an inflated result payload.
+func parseResult(raw []byte) (Result, error) {
+	// One string for the whole payload: hosts and endpoints are slices of
+	// it, two allocations instead of 2N.
+	d := resultDecoder{s: string(raw)}
+	n := d.uvarint()
+	if d.err == nil && (n == 0 || n > MaxRanks) {
+		return Result{}, fmt.Errorf("result: book of %d entries (want 1..%d)", n, MaxRanks)
+	}
+	// Each entry takes at least 2 bytes, so n is also bounded by the input.
+	if d.err == nil && n > uint64(len(d.s)) {
+		return Result{}, fmt.Errorf("result: book of %d entries in %d bytes", n, len(raw))
+	}
+	var r Result
+	if d.err == nil {
+		r.Book = make([]tree.Entry, n)
+	}
+	for i := range r.Book {
+		r.Book[i].Host = d.str("host", maxHostLen)
+		r.Book[i].Endpoint = d.str("endpoint", maxEndpointLen)
+		if d.err != nil {
+			return Result{}, fmt.Errorf("result: book entry %d: %w", i, d.err)
+		}
+		if r.Book[i].Host == "" || r.Book[i].Endpoint == "" {
+			return Result{}, fmt.Errorf("result: book entry %d: empty host or endpoint", i)
+		}
+	}
+	r.JobID = d.str("job id", maxJobIDLen)
+	r.Token = []byte(d.take("token", TokenLen))
+	switch {
+	case d.err != nil:
+		return Result{}, fmt.Errorf("result: %w", d.err)
+	case len(d.s) != 0:
+		return Result{}, fmt.Errorf("result: %d bytes of trailing data", len(d.s))
+	case r.JobID == "":
+		return Result{}, errors.New("result: empty job id")
+	}
+	return r, nil
+}
+
+// resultDecoder consumes s; the first error sticks and later reads return zero values.
+type resultDecoder struct {
+	s   string
+	err error
+}
+
+func (d *resultDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	var v uint64
+	for i := 0; i < len(d.s) && i < binary.MaxVarintLen64; i++ {
+		c := d.s[i]
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			d.s = d.s[i+1:]
+			return v
+		}
+	}
+	d.err = errors.New("truncated or overlong length")
+	return 0
+}
+
+func (d *resultDecoder) str(what string, max int) string {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(max) {
+		d.err = fmt.Errorf("%s of %d bytes (max %d)", what, n, max)
+	}
+	return d.take(what, int(min(n, uint64(max))))
+}
+
+func (d *resultDecoder) take(what string, n int) string {
+	if d.err != nil {
+		return ""
+	}
+	if n > len(d.s) {
+		d.err = fmt.Errorf("%s: %d bytes wanted, %d left", what, n, len(d.s))
+		return ""
+	}
+	v := d.s[:n]
+	d.s = d.s[n:]
+	return v
+}

@@ -1,0 +1,254 @@
+package bootstrap
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"github.com/hpc-copper/copper/tree"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	for _, k := range []kind{kindHello, kindResult, kindError} {
+		for _, p := range [][]byte{nil, []byte("x"), bytes.Repeat([]byte("ab"), 1000)} {
+			got, payload, err := readFrame(bytes.NewReader(encodeFrame(k, p)), MaxHelloFrame)
+			require.NoError(t, err)
+			assert.Equal(t, k, got)
+			assert.Equal(t, len(p), len(payload))
+			assert.True(t, bytes.Equal(p, payload))
+		}
+	}
+}
+
+func TestReadFrameErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, "reading frame header"},
+		{"short header", []byte("CB\x01"), "reading frame header"},
+		{"bad magic", []byte("XX\x01\x01\x00\x00\x00\x00"), "not a copper bootstrap frame"},
+		{"version", []byte("CB\x02\x01\x00\x00\x00\x00"), "frame version 2"},
+		{"kind zero", []byte("CB\x01\x00\x00\x00\x00\x00"), "unknown frame kind 0"},
+		{"over cap", []byte("CB\x01\x01\x00\x01\x00\x01"), "exceeds the cap of 65536"},
+		{"short payload", []byte("CB\x01\x01\x00\x00\x00\x05abc"), "reading 5-byte hello payload"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := readFrame(bytes.NewReader(tt.in), MaxHelloFrame)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+	_, _, err := readFrame(bytes.NewReader([]byte("CB\x02\x01\x00\x00\x00\x00")), MaxHelloFrame)
+	assert.ErrorIs(t, err, errVersion)
+}
+
+func TestHelloValidate(t *testing.T) {
+	ok := hello(2, 4)
+	require.NoError(t, ok.Validate())
+	tests := []struct {
+		name string
+		edit func(*Hello)
+		want string
+	}{
+		{"negative rank", func(h *Hello) { h.Rank = -1 }, "rank -1 outside 0..3"},
+		{"rank = size", func(h *Hello) { h.Rank = 4 }, "rank 4 outside"},
+		{"huge size", func(h *Hello) { h.Size = MaxRanks + 1 }, "size 1048577"},
+		{"long host", func(h *Hello) { h.Host = strings.Repeat("h", 256) }, "host"},
+		{"bad utf-8 host", func(h *Hello) { h.Host = "\xff" }, "host"},
+		{"long endpoint", func(h *Hello) { h.Endpoint = strings.Repeat("e", 513) }, "endpoint"},
+		{"many interfaces", func(h *Hello) { h.Interfaces = make([]string, 257) }, "257 interfaces"},
+		{"long interface", func(h *Hello) { h.Interfaces = []string{strings.Repeat("i", 513)} }, "interface entry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := hello(2, 4)
+			tt.edit(&h)
+			require.ErrorContains(t, h.Validate(), tt.want)
+		})
+	}
+}
+
+func TestResultRoundTrip(t *testing.T) {
+	book := []tree.Entry{{Host: "a", Endpoint: "1.2.3.4:5"}, {Host: "x4000c0s0b0n0", Endpoint: "[fe80::1]:7000"}}
+	token := bytes.Repeat([]byte{7}, TokenLen)
+	payload, err := encodeResult(book, "job-1", token)
+	require.NoError(t, err)
+	got, err := decodeResult(payload, maxResultRaw)
+	require.NoError(t, err)
+	assert.Equal(t, Result{Book: book, JobID: "job-1", Token: token}, got)
+
+	_, err = encodeResult(book, "j", token[:5])
+	require.ErrorContains(t, err, "token of 5 bytes")
+}
+
+// deflated compresses raw result bytes, to hand-craft bad payloads.
+func deflated(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := flate.NewWriter(&buf, flate.BestSpeed)
+	require.NoError(t, err)
+	_, err = zw.Write(raw)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
+}
+
+func TestDecodeResultErrors(t *testing.T) {
+	token := string(bytes.Repeat([]byte{1}, TokenLen))
+	entry := "\x01h\x01e"
+	tests := []struct {
+		name string
+		raw  string
+		want string
+	}{
+		{"empty", "", "truncated"},
+		{"no entries", "\x00", "book of 0 entries"},
+		{"too many entries", string(binary.AppendUvarint(nil, MaxRanks+1)), "book of 1048577 entries"},
+		{"more entries than bytes", "\x7f" + entry, "book of 127 entries in 5 bytes"},
+		{"truncated entry", "\x01\x05ab", "book entry 0"},
+		{"empty host", "\x01\x00\x01e\x01j" + token, "empty host or endpoint"},
+		{"long host", "\x01" + string(binary.AppendUvarint(nil, 300)), "host of 300 bytes"},
+		{"no job id", "\x01" + entry + "\x00" + token, "empty job id"},
+		{"short token", "\x01" + entry + "\x01j" + token[:31], "token: 32 bytes wanted, 31 left"},
+		{"trailing", "\x01" + entry + "\x01j" + token + "!", "1 bytes of trailing data"},
+		{"overlong varint", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", "overlong"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeResult(deflated(t, []byte(tt.raw)), maxResultRaw)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+	// A small payload that inflates past the cap is refused, not buffered.
+	_, err := decodeResult(deflated(t, make([]byte, 1<<20)), 1<<16)
+	require.ErrorContains(t, err, "inflates beyond 65536 bytes")
+}
+
+func TestFormatRanks(t *testing.T) {
+	tests := []struct {
+		in   []int
+		want string
+	}{
+		{nil, ""},
+		{[]int{3}, "3"},
+		{[]int{3, 7, 8, 9}, "3,7-9"},
+		{[]int{0, 1, 2, 3}, "0-3"},
+		{[]int{1, 3, 5, 6}, "1,3,5-6"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, formatRanks(tt.in), "%v", tt.in)
+	}
+	var scattered []int
+	for r := 0; r < 2*(maxListedRanges+10); r += 2 {
+		scattered = append(scattered, r)
+	}
+	s := formatRanks(scattered)
+	assert.True(t, strings.HasPrefix(s, "0,2,4,"), s)
+	assert.True(t, strings.HasSuffix(s, ",... and 10 more ranges"), s)
+}
+
+// FuzzFrame feeds arbitrary bytes to everything that parses what arrives on
+// a bootstrap connection: the frame reader, then the hello or result decoder.
+func FuzzFrame(f *testing.F) {
+	h, err := encodeHello(hello(1, 2))
+	require.NoError(f, err)
+	res, err := encodeResult([]tree.Entry{{Host: "a", Endpoint: "b:1"}}, "j", make([]byte, TokenLen))
+	require.NoError(f, err)
+	for _, seed := range [][]byte{
+		encodeFrame(kindHello, h),
+		encodeFrame(kindResult, res),
+		encodeFrame(kindError, []byte("missing ranks 3,7-9 of 16")),
+		encodeFrame(kindHello, []byte(`{"rank":0,"size":1,"host":"h","endpoint":"e","x":1}`)),
+		[]byte("GET / HTTP/1.1\r\n\r\n"),
+		[]byte("CB\x01\x01\xff\xff\xff\xff"),
+		nil,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, payload, err := readFrame(bytes.NewReader(data), MaxHelloFrame)
+		if err != nil {
+			return
+		}
+		require.LessOrEqual(t, len(payload), MaxHelloFrame)
+		require.Equal(t, data[headerLen:headerLen+len(payload)], payload)
+		switch k {
+		case kindHello:
+			h, err := decodeHello(payload)
+			if err != nil {
+				return
+			}
+			require.NoError(t, h.Validate())
+			again, err := encodeHello(h)
+			require.NoError(t, err)
+			h2, err := decodeHello(again)
+			require.NoError(t, err)
+			require.Equal(t, h, h2)
+		case kindResult:
+			r, err := decodeResult(payload, 1<<20)
+			if err != nil {
+				return
+			}
+			require.Len(t, r.Token, TokenLen)
+			require.NotEmpty(t, r.Book)
+			again, err := encodeResult(r.Book, r.JobID, r.Token)
+			require.NoError(t, err)
+			r2, err := decodeResult(again, 1<<20)
+			require.NoError(t, err)
+			require.Equal(t, r, r2)
+		}
+	})
+}
+
+// FuzzResultPayload fuzzes the inflated result decoder directly: random
+// bytes rarely survive inflation, so FuzzFrame alone would seldom reach it.
+func FuzzResultPayload(f *testing.F) {
+	token := string(bytes.Repeat([]byte{1}, TokenLen))
+	for _, seed := range []string{
+		"\x01\x01h\x01e\x01j" + token,
+		"\x02\x01a\x03b:1\x01c\x03d:2\x05job-1" + token,
+		"\x00", "\x7f\x01h\x01e", "\xff\xff\xff",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		r, err := parseResult(raw)
+		if err != nil {
+			return
+		}
+		require.NotEmpty(t, r.Book)
+		require.NotEmpty(t, r.JobID)
+		require.Len(t, r.Token, TokenLen)
+		for _, e := range r.Book {
+			require.NotEmpty(t, e.Host)
+			require.NotEmpty(t, e.Endpoint)
+		}
+		again, err := encodeResult(r.Book, r.JobID, r.Token)
+		require.NoError(t, err)
+		r2, err := decodeResult(again, int64(len(raw)))
+		require.NoError(t, err)
+		require.Equal(t, r, r2)
+	})
+}
+
+func TestLocalInterfaces(t *testing.T) {
+	ifaces, err := LocalInterfaces()
+	require.NoError(t, err)
+	assert.LessOrEqual(t, len(ifaces), maxInterfaces)
+	for _, s := range ifaces {
+		name, addr, ok := strings.Cut(s, "=")
+		require.True(t, ok, s)
+		assert.NotEmpty(t, name)
+		assert.NotContains(t, []string{"127.0.0.1", "::1"}, addr, "loopback listed: %s", s)
+	}
+	// Whatever it lists must fit in a hello.
+	h := hello(0, 1)
+	h.Interfaces = ifaces
+	require.NoError(t, h.Validate())
+}
