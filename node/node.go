@@ -39,10 +39,10 @@ type Config struct {
 	// timing lines Copper 1.0 users grep for.
 	Started time.Time
 
-	RPCTimeout        time.Duration // per forwarded request
+	RPCTimeout        time.Duration // per forwarded request; 0 = none
 	ReadyProbeInitial time.Duration // first readiness probe interval
 	ReadyProbeMax     time.Duration // probe interval cap
-	ReadyTimeout      time.Duration // give up on the parent after this
+	ReadyTimeout      time.Duration // give up on the parent after this; 0 = never
 }
 
 // Node is one copper node.
@@ -79,17 +79,11 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Started.IsZero() {
 		cfg.Started = time.Now()
 	}
-	if cfg.RPCTimeout <= 0 {
-		cfg.RPCTimeout = 60 * time.Second
-	}
 	if cfg.ReadyProbeInitial <= 0 {
 		cfg.ReadyProbeInitial = 10 * time.Millisecond
 	}
 	if cfg.ReadyProbeMax < cfg.ReadyProbeInitial {
 		cfg.ReadyProbeMax = cfg.ReadyProbeInitial
-	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = 120 * time.Second
 	}
 	return &Node{
 		cfg:        cfg,
@@ -151,12 +145,12 @@ func (n *Node) AwaitParent(ctx context.Context) error {
 	if n.IsRoot() {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReadyTimeout)
+	ctx, cancel := withTimeout(ctx, n.cfg.ReadyTimeout)
 	defer cancel()
 	wait := n.cfg.ReadyProbeInitial
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		pctx, pcancel := context.WithTimeout(ctx, n.cfg.RPCTimeout)
+		pctx, pcancel := withTimeout(ctx, n.cfg.RPCTimeout)
 		r, err := n.probe(pctx)
 		pcancel()
 		switch {
@@ -250,7 +244,7 @@ func (n *Node) fetch(ctx context.Context, o op.Op, path string) op.Result {
 	if err := n.WaitTreeReady(ctx); err != nil {
 		return op.Fail(syscall.EIO)
 	}
-	cctx, cancel := context.WithTimeout(ctx, n.cfg.RPCTimeout)
+	cctx, cancel := withTimeout(ctx, n.cfg.RPCTimeout)
 	defer cancel()
 	n.forwarded[o].Add(1)
 	r, err := n.cfg.Parent.Call(cctx, o, path)
@@ -264,4 +258,12 @@ func (n *Node) fetch(ctx context.Context, o op.Op, path string) op.Result {
 			o, time.Since(n.cfg.Started).Microseconds(), path), "rank", n.cfg.Rank)
 	})
 	return r
+}
+
+// withTimeout is context.WithTimeout where 0 means no deadline.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
 }

@@ -1,0 +1,104 @@
+package net
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+
+	"github.com/hpc-copper/copper/op"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultMaxFrame    = 11 << 20 // a 10 MiB file plus headroom
+	DefaultDialTimeout = 5 * time.Second
+
+	// MinMaxFrame is the smallest allowed MaxFrame: it fits any request
+	// path and link target.
+	MinMaxFrame = 8 << 10
+)
+
+// ErrAuthFailed is wrapped by Dial's error when the server rejected the
+// client's token.
+var ErrAuthFailed = errors.New("authentication failed")
+
+// ErrClosed is wrapped by every Call error after the client's connection
+// was closed or broke; the caller dials again or fails over.
+var ErrClosed = errors.New("connection closed")
+
+// Config is shared by Server and Client.
+type Config struct {
+	MaxFrame    int64         // payload cap in bytes, both ways; 0 → DefaultMaxFrame
+	Token       []byte        // shared job secret; nil = no authentication
+	Logger      *slog.Logger  // nil → discard
+	DialTimeout time.Duration // connect plus handshake; the server's wait for auth; 0 → DefaultDialTimeout
+}
+
+// Handler answers one request. It runs in its own goroutine; ctx ends when
+// the requesting connection closes or the server's context ends.
+type Handler func(ctx context.Context, o op.Op, path string) op.Result
+
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.MaxFrame == 0:
+		c.MaxFrame = DefaultMaxFrame
+	case c.MaxFrame < MinMaxFrame || c.MaxFrame > math.MaxUint32:
+		return c, fmt.Errorf("cnet: MaxFrame %d outside %d..%d", c.MaxFrame, MinMaxFrame, uint64(math.MaxUint32))
+	}
+	if c.DialTimeout < 0 {
+		return c, fmt.Errorf("cnet: negative DialTimeout %v", c.DialTimeout)
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c, nil
+}
+
+// frameError is a failure to read a frame: the peer went away, the bytes
+// broke the protocol, or the stream ended inside a frame. Clean says the
+// stream ended exactly between frames, which is an ordinary hang-up.
+type frameError struct {
+	err   error
+	clean bool
+}
+
+func (e *frameError) Error() string { return e.err.Error() }
+func (e *frameError) Unwrap() error { return e.err }
+
+// readFrame reads one frame from r, blocking until it is complete or the
+// connection fails. The payload is a copy the caller owns; the caller
+// still calls r.Release. A length above maxPayload fails before anything
+// is allocated or read for it.
+func readFrame(r netpoll.Reader, maxPayload uint32) (Header, []byte, error) {
+	hb, err := r.Next(HeaderSize)
+	if err != nil {
+		if n := r.Len(); n > 0 {
+			return Header{}, nil, &frameError{err: fmt.Errorf("%w: truncated header: %d of %d bytes: %w", ErrProtocol, n, HeaderSize, err)}
+		}
+		return Header{}, nil, &frameError{err: err, clean: true}
+	}
+	h, err := DecodeHeader(hb)
+	if err != nil {
+		return Header{}, nil, &frameError{err: err}
+	}
+	if h.Length > maxPayload {
+		return Header{}, nil, &frameError{err: fmt.Errorf("%w: %v frame of %d payload bytes exceeds the %d-byte cap", ErrProtocol, h.Kind, h.Length, maxPayload)}
+	}
+	if h.Length == 0 {
+		return h, nil, nil
+	}
+	payload, err := r.ReadBinary(int(h.Length))
+	if err != nil {
+		return Header{}, nil, &frameError{err: fmt.Errorf("%w: truncated %v payload: %d of %d bytes: %w", ErrProtocol, h.Kind, r.Len(), h.Length, err)}
+	}
+	return h, payload, nil
+}

@@ -1,0 +1,61 @@
+// Package net is copper's node-to-node RPC: a framed request/response
+// protocol over cloudwego/netpoll event-loop connections. A Server
+// dispatches each request to a Handler in its own goroutine; a Client
+// multiplexes many concurrent Calls over one connection to one parent.
+// It knows nothing about caches or FUSE. Other packages import it as
+//
+//	cnet "github.com/hpc-copper/copper/net"
+//
+// # Wire format
+//
+// Every message is one frame: a 20-byte header followed by a payload.
+// All integers are big-endian.
+//
+//	offset size field
+//	0      2    magic "C\xCE"
+//	2      1    version (1)
+//	3      1    kind
+//	4      1    op (op.Op for request/response, 0 otherwise)
+//	5      3    reserved, zero
+//	8      8    request id (0 for handshake frames)
+//	16     4    payload length
+//
+// The payload length is capped by Config.MaxFrame; a larger length closes
+// the connection before anything is allocated for it.
+//
+// Kinds:
+//
+//	1 hello     server→client on connect; payload: 32-byte random nonce
+//	2 auth      client→server; payload: HMAC-SHA256(token, nonce), or empty without a token
+//	3 auth-ok   server→client; empty payload; requests may follow
+//	4 request   client→server; payload: the view path bytes
+//	5 response  server→client; same op and id as the request; payload below
+//
+// Response payload: errno u32; when it is non-zero nothing follows (the
+// real errno travels unchanged, it is never collapsed to EIO). On success:
+//
+//	is_ready  ready u8 (0 or 1)
+//	getattr   attr (84 bytes, below)
+//	readdir   count u32, then per entry: mode u32, ino u64, name length u16, name
+//	readlink  target length u32, target
+//	read      attr, data length u32, data
+//
+// Attr, 84 bytes: dev u64, ino u64, mode u32, nlink u32, uid u32, gid u32,
+// rdev u64, size i64, blocks i64, blksize i32, atime i64, mtime i64,
+// ctime i64 (times in nanoseconds since the Unix epoch).
+//
+// Directory entry names are 1..255 bytes without '/' or NUL and never "."
+// or ".."; link targets are at most op.MaxPathLen bytes without NUL.
+// Trailing bytes after a payload are an error.
+//
+// With a token set, the server closes a connection whose auth frame does
+// not carry the right HMAC (compared in constant time); without one it
+// accepts any well-formed auth frame. A connection that has not
+// authenticated within Config.DialTimeout is closed.
+//
+// A request whose path fails op.CheckPath is answered with that errno. Bad
+// magic, an unknown version, kind or op, non-zero reserved bytes, a frame
+// out of turn (anything but auth before auth-ok), or a truncated or
+// inconsistent payload closes that one connection with a logged error; the
+// server keeps serving the others.
+package net

@@ -1,0 +1,337 @@
+package net
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+
+	"github.com/hpc-copper/copper/op"
+)
+
+// Server accepts connections, authenticates them and runs the Handler for
+// every request, each in its own goroutine, many in flight per connection.
+type Server struct {
+	handler    Handler
+	cfg        Config
+	maxPayload uint32
+	addr       string
+	loop       netpoll.EventLoop
+	served     chan struct{} // closed when the event loop's Serve returned
+	base       context.Context
+	cancel     context.CancelFunc // cancels every handler's context
+
+	mu       sync.Mutex
+	closing  bool                     // Shutdown began: no new connections or requests
+	conns    map[*serverConn]struct{} // open connections, closed at the end of Shutdown
+	inflight sync.WaitGroup           // handlers running; Add only under mu while !closing
+	shutdown chan struct{}            // closed when Shutdown finished
+}
+
+// serverConn is the server's state for one connection. Reading happens
+// only in netpoll's OnConnect/OnRequest callbacks, which netpoll runs one
+// at a time per connection; writes come from any goroutine under wmu.
+type serverConn struct {
+	conn   netpoll.Connection
+	remote string
+	ctx    context.Context // handlers' context; ends when the connection closes
+	cancel context.CancelFunc
+	nonce  [NonceSize]byte
+	authed atomic.Bool // set by OnRequest, read by the auth timer
+	wmu    sync.Mutex  // one writer at a time: netpoll's writer is not concurrent
+}
+
+type connKey struct{}
+
+// Listen starts a server on addr ("host:port"; port 0 picks one). ctx is
+// the parent of every handler's context: cancelling it abandons in-flight
+// work but does not stop the server; Shutdown does.
+func Listen(ctx context.Context, addr string, h Handler, cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("cnet: listen %s: nil handler", addr)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("cnet: listen %s: %w", addr, err)
+	}
+	ln, err := netpoll.CreateListener("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cnet: listen %s: %w", addr, err)
+	}
+	base, cancel := context.WithCancel(ctx)
+	s := &Server{
+		handler:    h,
+		cfg:        cfg,
+		maxPayload: uint32(cfg.MaxFrame),
+		addr:       ln.Addr().String(),
+		served:     make(chan struct{}),
+		base:       base,
+		cancel:     cancel,
+		conns:      make(map[*serverConn]struct{}),
+		shutdown:   make(chan struct{}),
+	}
+	s.loop, err = netpoll.NewEventLoop(s.onRequest, netpoll.WithOnConnect(s.onConnect))
+	if err != nil {
+		cancel()
+		_ = ln.Close()
+		return nil, fmt.Errorf("cnet: listen %s: %w", addr, err)
+	}
+	go func() {
+		defer close(s.served)
+		if err := s.loop.Serve(ln); err != nil {
+			s.cfg.Logger.Debug("cnet: event loop stopped", "addr", s.addr, "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the address the server listens on, with the chosen port.
+func (s *Server) Addr() string { return s.addr }
+
+// Shutdown stops taking connections and requests, waits until in-flight
+// handlers have answered or ctx ends, then closes every connection. It
+// returns ctx's error if handlers were still running. Requests that arrive
+// during the drain are not answered: their clients see the connection
+// close and fail over.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		select {
+		case <-s.shutdown:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.closing = true
+	s.mu.Unlock()
+	defer close(s.shutdown)
+
+	drained := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = fmt.Errorf("cnet: shutdown %s: handlers still running: %w", s.addr, ctx.Err())
+	}
+	s.cancel()
+
+	s.mu.Lock()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	for _, sc := range conns {
+		_ = sc.conn.Close()
+	}
+	s.stopLoop()
+	return err
+}
+
+// stopLoop closes the listener and waits for Serve to return. The event
+// loop ignores a Shutdown that comes before Serve has registered the
+// listener, so it is repeated until Serve is seen to return.
+func (s *Server) stopLoop() {
+	idle, cancel := context.WithCancel(context.Background())
+	cancel() // our connections are closed already: nothing to wait for
+	for {
+		_ = s.loop.Shutdown(idle)
+		select {
+		case <-s.served:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) onConnect(ctx context.Context, conn netpoll.Connection) context.Context {
+	sc := &serverConn{conn: conn, remote: conn.RemoteAddr().String()}
+	sc.ctx, sc.cancel = context.WithCancel(s.base)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		sc.cancel()
+		_ = conn.Close()
+		return ctx
+	}
+	s.conns[sc] = struct{}{}
+	s.mu.Unlock()
+	// A peer that never authenticates must not hold a connection forever.
+	authTimer := time.AfterFunc(s.cfg.DialTimeout, func() {
+		if !sc.authed.Load() {
+			s.cfg.Logger.Warn("cnet: closing connection: no authentication within DialTimeout",
+				"remote", sc.remote, "timeout", s.cfg.DialTimeout)
+			_ = conn.Close()
+		}
+	})
+	_ = conn.AddCloseCallback(func(netpoll.Connection) error {
+		authTimer.Stop()
+		sc.cancel()
+		s.mu.Lock()
+		delete(s.conns, sc)
+		s.mu.Unlock()
+		return nil
+	})
+	rand.Read(sc.nonce[:])
+	frame := AppendHeader(make([]byte, 0, HeaderSize+NonceSize), Header{Kind: KindHello, Length: NonceSize})
+	if err := sc.write(append(frame, sc.nonce[:]...)); err != nil {
+		s.cfg.Logger.Debug("cnet: sending hello failed", "remote", sc.remote, "err", err)
+	}
+	return context.WithValue(ctx, connKey{}, sc)
+}
+
+// onRequest reads one frame; netpoll calls it again while input remains.
+func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
+	sc, ok := ctx.Value(connKey{}).(*serverConn)
+	if !ok { // refused in onConnect
+		return conn.Close()
+	}
+	r := conn.Reader()
+	h, payload, err := readFrame(r, s.maxPayload)
+	_ = r.Release() // the payload is a copy
+	if err != nil {
+		var fe *frameError
+		if errors.As(err, &fe) && fe.clean {
+			s.cfg.Logger.Debug("cnet: connection ended", "remote", sc.remote, "err", err)
+		} else {
+			s.cfg.Logger.Error("cnet: closing connection", "remote", sc.remote, "err", err)
+		}
+		return conn.Close()
+	}
+	switch {
+	case !sc.authed.Load() && h.Kind == KindAuth:
+		if !s.authentic(sc, payload) {
+			s.cfg.Logger.Warn("cnet: closing connection: authentication failed", "remote", sc.remote)
+			return conn.Close()
+		}
+		sc.authed.Store(true)
+		return sc.write(AppendHeader(make([]byte, 0, HeaderSize), Header{Kind: KindAuthOK}))
+	case sc.authed.Load() && h.Kind == KindRequest:
+		s.dispatch(sc, h, string(payload))
+		return nil
+	default:
+		s.cfg.Logger.Error("cnet: closing connection", "remote", sc.remote,
+			"err", fmt.Errorf("%w: unexpected %v frame (authenticated: %t)", ErrProtocol, h.Kind, sc.authed.Load()))
+		return conn.Close()
+	}
+}
+
+// authentic checks an auth payload in constant time. Without a token any
+// well-formed auth frame is accepted.
+func (s *Server) authentic(sc *serverConn, mac []byte) bool {
+	if s.cfg.Token == nil {
+		return true
+	}
+	return hmac.Equal(mac, authMAC(s.cfg.Token, sc.nonce[:]))
+}
+
+func authMAC(token, nonce []byte) []byte {
+	m := hmac.New(sha256.New, token)
+	m.Write(nonce)
+	return m.Sum(nil)
+}
+
+// dispatch answers one request in its own goroutine: handlers block on
+// their own parents, and one slow path must not hold up the others.
+func (s *Server) dispatch(sc *serverConn, h Header, path string) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.inflight.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.inflight.Done()
+		var res op.Result
+		if errno := op.CheckPath(path); errno != 0 {
+			res = op.Fail(errno)
+		} else {
+			res = s.callHandler(sc, h.Op, path)
+		}
+		head, tail := s.encodeResponse(sc, h, path, res)
+		if err := sc.write(head, tail); err != nil {
+			s.cfg.Logger.Debug("cnet: response not sent", "remote", sc.remote, "op", h.Op, "path", path, "err", err)
+		}
+	}()
+}
+
+// inlineData is the largest Read answer copied into the response frame;
+// larger data is written by a second Write straight from the result,
+// which saves a copy of the data for the price of a system call.
+const inlineData = 32 << 10
+
+// encodeResponse frames res as a head and, for large Read data, a tail to
+// be written right after it. A result the peer would reject as a protocol
+// violation is replaced by an errno so that one bad answer does not cost
+// the whole connection: EFBIG when it exceeds MaxFrame, EIO otherwise.
+func (s *Server) encodeResponse(sc *serverConn, h Header, path string, res op.Result) (head, tail []byte) {
+	size := responsePayloadSize(h.Op, res)
+	if size > int(s.maxPayload) {
+		s.cfg.Logger.Error("cnet: response exceeds MaxFrame, answering EFBIG",
+			"remote", sc.remote, "op", h.Op, "path", path, "bytes", size, "max_frame", s.maxPayload)
+		res = op.Fail(syscall.EFBIG)
+		size = responsePayloadSize(h.Op, res)
+	}
+	if h.Op == op.Read && res.Errno == 0 && len(res.Data) > inlineData {
+		tail = res.Data
+		size -= len(tail)
+	}
+	head, err := appendResponseHead(make([]byte, 0, HeaderSize+size), h.ID, h.Op, res, len(tail))
+	if err != nil {
+		s.cfg.Logger.Error("cnet: unencodable response, answering EIO",
+			"remote", sc.remote, "op", h.Op, "path", path, "err", err)
+		head, _ = AppendResponse(head[:0], h.ID, h.Op, op.Fail(syscall.EIO))
+		tail = nil
+	}
+	return head, tail
+}
+
+// write sends one frame made of the given parts. Connection.Write copies
+// into netpoll's buffer while holding netpoll's flush lock, which its close
+// path waits for; Malloc/WriteBinary from outside a callback would race
+// with the close and could write into a recycled buffer.
+func (sc *serverConn) write(parts ...[]byte) error {
+	sc.wmu.Lock()
+	defer sc.wmu.Unlock()
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		if _, err := sc.conn.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// callHandler runs the handler, turning a panic into EIO for that one
+// request: a bug on one path must not take down a node that a whole
+// subtree depends on. The panic is logged with its stack.
+func (s *Server) callHandler(sc *serverConn, o op.Op, path string) (res op.Result) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.cfg.Logger.Error("cnet: handler panic", "op", o, "path", path, "panic", v, "stack", string(debug.Stack()))
+			res = op.Fail(syscall.EIO)
+		}
+	}()
+	return s.handler(sc.ctx, o, path)
+}
