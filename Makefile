@@ -1,0 +1,39 @@
+# copper — see README.md. `make demo` and `make test` are the two commands.
+GO       ?= go
+GOFLAGS  ?= -buildvcs=false
+BIN      := bin
+TIMEOUT  ?= 30m
+
+.PHONY: all build test vet fmt-check deps demo bench bench-quick clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+
+deps:
+	@scripts/setup-test-deps.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Everything, including real FUSE mounts, real copper-node processes and MPI.
+test: deps fmt-check vet build
+	$(GO) test $(GOFLAGS) -count=1 -timeout $(TIMEOUT) ./...
+	$(GO) test $(GOFLAGS) -count=1 -race -timeout $(TIMEOUT) $$($(GO) list ./... | grep -v -e /e2e -e /cmd/)
+
+demo: deps build
+	@scripts/demo.sh
+
+bench: deps build
+	@scripts/bench.sh full
+
+bench-quick: deps build
+	@scripts/bench.sh quick
+
+clean:
+	rm -rf $(BIN)

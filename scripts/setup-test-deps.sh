@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what copper's tests, demo and benchmarks need on a Debian machine:
+# FUSE 3 (fusermount3, /dev/fuse), Python 3 with numpy (a real C extension to
+# import through a mount), MPICH (mpiexec for the launcher tests).
+# Idempotent: installs only what is missing.
+set -euo pipefail
+
+need=()
+command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
+if ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then need+=(python3 python3-numpy); fi
+command -v mpiexec >/dev/null 2>&1 || need+=(mpich)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup-test-deps: missing packages: ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  echo "setup-test-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -c /dev/fuse ]; then
+  modprobe fuse 2>/dev/null || true
+  [ -c /dev/fuse ] || { echo "setup-test-deps: /dev/fuse is missing: FUSE tests cannot run" >&2; exit 1; }
+fi
+# fusectl lets tests abort a FUSE connection whose daemon died mid-request.
+if [ -d /sys/fs/fuse/connections ] && ! mountpoint -q /sys/fs/fuse/connections 2>/dev/null; then
+  mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
+fi
+exit 0
