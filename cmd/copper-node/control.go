@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/service"
+)
+
+func controlFlags(name string, args []string, withJSON bool) (mount string, asJSON bool, timeout time.Duration, err error) {
+	fs := pflag.NewFlagSet("copper-node "+name, pflag.ContinueOnError)
+	fs.StringVar(&mount, "mount", "", "mount directory of the node (required)")
+	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
+	if withJSON {
+		fs.BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	}
+	if err = fs.Parse(args); err != nil {
+		return
+	}
+	if mount == "" {
+		err = errors.New("--mount is required")
+	}
+	return
+}
+
+func stats(args []string) error {
+	mount, asJSON, timeout, err := controlFlags("stats", args, true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var st service.Status
+	if asJSON {
+		var raw json.RawMessage
+		if err := control.Call(ctx, mount, control.Request{Cmd: "stats"}, &raw); err != nil {
+			return err
+		}
+		_, err := os.Stdout.Write(append(raw, '\n'))
+		return err
+	}
+	if err := control.Call(ctx, mount, control.Request{Cmd: "stats"}, &st); err != nil {
+		return err
+	}
+	printStatus(os.Stdout, st)
+	return nil
+}
+
+func wait(args []string) error {
+	mount, _, timeout, err := controlFlags("wait", args, false)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// The node may not have created its socket yet.
+	for {
+		err := control.Call(ctx, mount, control.Request{Cmd: "wait"}, nil)
+		if err == nil || !errors.Is(err, control.ErrNoNode) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func stop(args []string) error {
+	mount, _, timeout, err := controlFlags("stop", args, false)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var st service.Status
+	if err := control.Call(ctx, mount, control.Request{Cmd: "stats"}, &st); err != nil {
+		return err
+	}
+	if err := control.Call(ctx, mount, control.Request{Cmd: "stop"}, nil); err != nil {
+		return err
+	}
+	// Return once the process is gone, so the mount is free for the next job.
+	for syscall.Kill(st.PID, 0) == nil {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node pid %d serving %s still running after %v", st.PID, mount, timeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func printStatus(w io.Writer, st service.Status) {
+	n := st.Node
+	role := fmt.Sprintf("child of rank %d via %s", st.Parent, st.Upstream)
+	if n.Root {
+		role = "root of tree " + fmt.Sprint(st.Tree)
+	}
+	ready := "tree-ready"
+	if !n.TreeReady {
+		ready = "NOT tree-ready"
+	}
+	fmt.Fprintf(w, "copper node rank %d (%s), %s, pid %d\n", n.Rank, role, ready, st.PID)
+	fmt.Fprintf(w, "mount %s -> target %s, endpoint %s, depth %d, children %v\n\n", st.Mount, st.Target, st.Endpoint, st.Depth, st.Children)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "table\tentries\tbytes\thuman\tevictions\t")
+	for _, t := range n.Cache.Tables() {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t\n", t.Name, t.Entries, t.Bytes, human(t.Bytes), t.Evictions)
+	}
+	fmt.Fprintf(tw, "all\t\t%d\t%s\tbudget %s\t\n", n.Cache.Bytes, human(n.Cache.Bytes), human(n.Cache.BudgetBytes))
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op\thits\tmisses\tcoalesced\tforwarded\tbackend\t")
+	for _, o := range n.Ops {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", o.Op, o.Hits, o.Misses, o.Coalesced, o.Forwarded, o.BackendOps)
+	}
+	tw.Flush()
+	c := n.Cache
+	fmt.Fprintf(w, "\nnegative (ENOENT) TTL: stores %d, serves %d, expires %d, clears %d; forward errors %d, failovers %d\n",
+		c.NegativeStores, c.NegativeServes, c.NegativeExpires, c.NegativeClears, n.ForwardErrors, n.Failovers)
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

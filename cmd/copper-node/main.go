@@ -1,0 +1,59 @@
+// Command copper-node serves one copper node: a read-only FUSE view of the
+// target, backed by its parent in the overlay tree (or, at a root, by the
+// backing filesystem), and a server for its children.
+//
+//	copper-node [serve] --book FILE --rank R [--site NAME|PATH] [--foreground] [settings flags]
+//	copper-node stats --mount DIR [--json]
+//	copper-node wait  --mount DIR [--timeout D]
+//	copper-node stop  --mount DIR [--timeout D]
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve", "stats", "stop", "wait":
+			cmd, args = args[0], args[1:]
+		case "help", "-h", "--help":
+			fmt.Fprint(os.Stdout, usage)
+			return 0
+		}
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		return serve(args)
+	case "stats":
+		err = stats(args)
+	case "stop":
+		err = stop(args)
+	case "wait":
+		err = wait(args)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "copper-node %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+const usage = `copper-node: one node of copper's read-only cooperative cache.
+
+  copper-node [serve] --book FILE --rank R [--site NAME|PATH] [--foreground] [flags]
+      Start the node. Without --foreground it daemonizes and returns 0 once the
+      mount is up and the node is tree-ready (non-zero with the reason otherwise).
+  copper-node stats --mount DIR [--json]   cache tables and counters of the node serving DIR
+  copper-node wait  --mount DIR [--timeout D]   block until that node is tree-ready
+  copper-node stop  --mount DIR [--timeout D]   stop it cleanly (unmount, exit)
+
+Run 'copper-node serve --help' for every settings flag.
+`

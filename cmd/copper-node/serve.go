@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hpc-copper/copper/book"
+	"github.com/hpc-copper/copper/config"
+	"github.com/hpc-copper/copper/logging"
+	"github.com/hpc-copper/copper/rank"
+	"github.com/hpc-copper/copper/service"
+)
+
+// daemonEnv marks the re-executed daemon; its fd 3 is the pipe on which it
+// reports "ready" or "error: ..." to the process that started it.
+const daemonEnv = "COPPER_NODE_DAEMON"
+
+type serveArgs struct {
+	settings    config.Settings
+	site        string
+	bookPath    string
+	rank        int
+	tokenFile   string
+	foreground  bool
+	jobDir      string
+	stopTimeout time.Duration
+}
+
+func parseServe(args []string) (serveArgs, error) {
+	a := serveArgs{site: siteArg(args)}
+	s, err := config.Load(a.site)
+	if err != nil {
+		return a, err
+	}
+	fs := pflag.NewFlagSet("copper-node serve", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.StringVar(&a.site, "site", a.site, "site name (local, aurora, frontier) or TOML file")
+	fs.StringVar(&a.bookPath, "book", "", "the job's address map: one 'hostname host:port' line per rank, rank order (required; copper-launch writes it)")
+	fs.IntVar(&a.rank, "rank", -1, "this node's rank: its line in the address book (required)")
+	fs.StringVar(&a.tokenFile, "token-file", "", "file holding the job secret peers authenticate with (mode 0600)")
+	fs.BoolVar(&a.foreground, "foreground", false, "stay attached instead of daemonizing")
+	fs.StringVar(&a.jobDir, "job-dir", "", "job output directory (default <log_dir>/<job_id>)")
+	fs.DurationVar(&a.stopTimeout, "stop-timeout", 30*time.Second, "how long a stop waits for in-flight requests")
+	s.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return a, err
+	}
+	if fs.NArg() > 0 {
+		return a, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := s.Finish(); err != nil {
+		return a, err
+	}
+	if err := s.Validate(); err != nil {
+		return a, err
+	}
+	if a.bookPath == "" || a.rank < 0 {
+		return a, errors.New("--book and --rank are required (copper-launch passes them)")
+	}
+	a.settings = s
+	return a, nil
+}
+
+// siteArg finds --site before flags are registered: the site's file gives
+// the flags their defaults.
+func siteArg(args []string) string {
+	for i, arg := range args {
+		if v, ok := strings.CutPrefix(arg, "--site="); ok {
+			return v
+		}
+		if arg == "--site" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+func serve(args []string) int {
+	a, err := parseServe(args)
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "copper-node: %v\n", err)
+		return 2
+	}
+	if !a.foreground && os.Getenv(daemonEnv) != "1" {
+		return daemonize(a)
+	}
+	var report io.WriteCloser
+	if os.Getenv(daemonEnv) == "1" {
+		report = os.NewFile(3, "ready-pipe")
+	}
+	if err := runNode(a, report); err != nil {
+		fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
+		return 1
+	}
+	return 0
+}
+
+// expanded returns the settings for this rank, for paths the main needs
+// before the service starts (logs, mount).
+func (a serveArgs) expanded() (config.Settings, error) {
+	s := a.settings
+	if err := s.Expand(a.rank); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func (a serveArgs) jobDirectory(s config.Settings) string {
+	if a.jobDir != "" {
+		return a.jobDir
+	}
+	id := s.JobID
+	if id == "" {
+		id = rank.JobID(os.Getenv)
+	}
+	if id == "" {
+		id = "local"
+	}
+	return filepath.Join(s.LogDir, id)
+}
+
+func runNode(a serveArgs, report io.WriteCloser) (err error) {
+	started := time.Now()
+	say := func(msg string) {
+		if report != nil {
+			fmt.Fprintln(report, msg)
+		}
+	}
+	defer func() {
+		if err != nil {
+			say("error: " + err.Error())
+		}
+		if report != nil {
+			report.Close()
+		}
+	}()
+
+	s, err := a.expanded()
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	logFile := filepath.Join(a.jobDirectory(s), "logs", fmt.Sprintf("%s-%d-output.log", rank.ShortHost(host), os.Getpid()))
+	logType := s.LogType
+	if report != nil && logType != "file" {
+		logType = "file" // a daemon's stdout is gone; keep the lines in the file
+	}
+	log, closeLog, err := logging.New(logging.Options{Level: s.LogLevel, Type: logType, File: logFile})
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	entries, err := book.Read(a.bookPath)
+	if err != nil {
+		return err
+	}
+	if a.rank >= len(entries) {
+		return fmt.Errorf("rank %d outside address book %s (%d ranks)", a.rank, a.bookPath, len(entries))
+	}
+	var token []byte
+	if a.tokenFile != "" {
+		if token, err = readToken(a.tokenFile); err != nil {
+			return err
+		}
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	svc, err := service.Start(ctx, a.settings, service.Identity{Rank: a.rank, Book: entries, Token: token},
+		service.Options{Mount: true, Control: true, Logger: log, Started: started})
+	if err != nil {
+		logging.Fatal(log, "startup failed", "err", err)
+		return err
+	}
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), a.stopTimeout)
+		defer scancel()
+		if serr := svc.Stop(sctx); serr != nil {
+			log.Error("stop", "err", serr)
+			err = errors.Join(err, serr)
+		}
+	}()
+
+	say(fmt.Sprintf("ready rank=%d mount=%s tree_ready_ms=%d pid=%d log=%s",
+		a.rank, s.Mount, time.Since(started).Milliseconds(), os.Getpid(), logFile))
+	if report != nil {
+		report.Close()
+		report = nil
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("signal received, stopping")
+	case <-svc.StopRequested():
+		log.Info("stop requested, stopping")
+	}
+	return nil
+}
+
+func readToken(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("token file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("token file %s is readable by others (mode %v): want 0600", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("token file: %w", err)
+	}
+	b = []byte(strings.TrimSpace(string(b)))
+	if len(b) < 16 {
+		return nil, fmt.Errorf("token file %s: token shorter than 16 bytes", path)
+	}
+	return b, nil
+}
+
+// daemonize starts this program again in its own session and waits for it
+// to report that it is mounted and tree-ready, so that a job script's next
+// line can use the mount.
+func daemonize(a serveArgs) int {
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "copper-node: pipe: %v\n", err)
+		return 1
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "copper-node: %v\n", err)
+		return 1
+	}
+	cmd := exec.Command(self, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), daemonEnv+"=1")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// No inherited stdio: a daemon holding mpiexec's or srun's pipes would
+	// keep them from returning. Its stderr (a crash, a panic) goes to a file
+	// beside the logs.
+	errPath, errFile, err := daemonStderr(a)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
+		return 1
+	}
+	defer errFile.Close()
+	cmd.Stderr = errFile
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "copper-node rank %d: start daemon: %v\n", a.rank, err)
+		return 1
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	// The daemon enforces the readiness budget itself; this is the backstop
+	// for a daemon that hangs. ready_timeout_s = 0 waits forever.
+	var deadline <-chan time.Time
+	budget := a.settings.ReadyTimeout() + 30*time.Second
+	if a.settings.ReadyTimeout() > 0 {
+		timer := time.NewTimer(budget)
+		defer timer.Stop()
+		deadline = timer.C
+	}
+	for {
+		select {
+		case line, ok := <-lines:
+			switch {
+			case !ok:
+				err := <-exited
+				fmt.Fprintf(os.Stderr, "copper-node rank %d: daemon exited during startup (%v); see %s and the log beside it\n",
+					a.rank, err, errPath)
+				return 1
+			case strings.HasPrefix(line, "ready"):
+				fmt.Fprintf(os.Stdout, "copper-node: %s\n", line)
+				return 0
+			case strings.HasPrefix(line, "error: "):
+				fmt.Fprintf(os.Stderr, "copper-node rank %d: %s\n", a.rank, strings.TrimPrefix(line, "error: "))
+				<-exited
+				return 1
+			}
+		case <-deadline:
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			fmt.Fprintf(os.Stderr, "copper-node rank %d: not ready after %v; daemon stopped\n", a.rank, budget)
+			select {
+			case <-exited:
+			case <-time.After(35 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+			return 1
+		}
+	}
+}
+
+// daemonStderr opens <jobdir>/logs/<host>-rank<R>-stderr.log for the daemon.
+func daemonStderr(a serveArgs) (string, *os.File, error) {
+	s, err := a.expanded()
+	if err != nil {
+		return "", nil, err
+	}
+	host, _ := os.Hostname()
+	dir := filepath.Join(a.jobDirectory(s), "logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("log directory: %w", err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s-rank%d-stderr.log", rank.ShortHost(host), a.rank))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return "", nil, fmt.Errorf("daemon stderr: %w", err)
+	}
+	return path, f, nil
+}

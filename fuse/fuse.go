@@ -1,0 +1,247 @@
+// Package fuse is copper's kernel-facing surface: a read-only FUSE view
+// that shows Options.Target at the mount root and answers every
+// operation from a Source (the node: cache → parent → backend). Files
+// larger than Options.MaxCacheable are the one exception: their content
+// comes from a ContentProvider, by default straight from Target+path on
+// this node, as Copper 1.0 does.
+//
+// Import it as cfuse; go-fuse's own package is also called fuse.
+package fuse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/hpc-copper/copper/op"
+)
+
+// Source answers one operation on one view path. The node implements it.
+type Source interface {
+	Get(ctx context.Context, o op.Op, path string) op.Result
+}
+
+// Options configure one mount.
+type Options struct {
+	Mount  string // mount (view) directory, must exist
+	Target string // host directory shown at the mount root
+
+	// MaxCacheable is the largest file whose content is fetched whole
+	// through the Source; larger files go to LargeFiles.
+	MaxCacheable int64
+
+	// Kernel cache lifetimes. The view is read-only, so long values are
+	// safe; zero disables that cache.
+	EntryTimeout, AttrTimeout, NegativeTimeout time.Duration
+
+	MaxRead      int // largest READ request in bytes; 0 = go-fuse default (128 KiB)
+	MaxReadahead int // kernel readahead in bytes; 0 = kernel default
+	AllowOther   bool
+
+	// Guard lists extra host-path prefixes answered ENOENT (other copper
+	// mounts). Mount itself is always guarded.
+	Guard []string
+
+	Logger *slog.Logger // nil: discard
+	Debug  bool         // go-fuse request tracing, at debug level
+
+	// OnIoctl sees every ioctl issued inside the mount (Copper 1.0's
+	// control commands); nil ok.
+	OnIoctl func(cmd uint32, viewPath string)
+	// OnOp sees every FUSE operation copper handles; nil ok.
+	OnOp func(name string, errno syscall.Errno, d time.Duration)
+
+	// LargeFiles serves files larger than MaxCacheable; nil means
+	// DirectFiles{Target}. A block cache can slot in here.
+	LargeFiles ContentProvider
+}
+
+// rootIno is the inode number of the view root on every node. Children
+// get hashed numbers that never take this value (see inodeNumber).
+const rootIno = 1
+
+// maxBackground lets more kernel readahead requests be in flight than
+// go-fuse's default of 12; many processes load libraries at once.
+const maxBackground = 64
+
+// Mounted is a live mount.
+type Mounted struct {
+	server     *gofuse.Server
+	mountpoint string
+	logger     *slog.Logger
+
+	mu        sync.Mutex
+	unmounted bool
+}
+
+// Mount validates opts, mounts the view at opts.Mount and serves it in
+// the background until Unmount.
+func Mount(src Source, opts Options) (*Mounted, error) {
+	fsys, err := newFilesystem(src, opts)
+	if err != nil {
+		return nil, err
+	}
+	mountpoint := fsys.mount
+
+	entry, attr := max(opts.EntryTimeout, 0), max(opts.AttrTimeout, 0)
+	fsOpts := &fs.Options{
+		MountOptions: gofuse.MountOptions{
+			FsName:     "copper",
+			Name:       "copper",
+			AllowOther: opts.AllowOther,
+			// "ro" makes the kernel refuse mutations before they reach
+			// us (the node methods still answer EROFS, defence in
+			// depth); default_permissions makes the kernel check mode
+			// bits from cached attributes instead of asking us, and
+			// keeps allow_other from exposing 0600 files.
+			Options:          []string{"ro", "default_permissions"},
+			DirectMount:      os.Geteuid() == 0,
+			DirectMountFlags: syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
+			MaxWrite:         opts.MaxRead, // go-fuse derives max_read and MaxPages from it
+			MaxReadAhead:     opts.MaxReadahead,
+			MaxBackground:    maxBackground,
+			// The content never changes during a job: let the kernel
+			// keep symlink targets and pages instead of invalidating
+			// them on every attribute refresh.
+			EnableSymlinkCaching:     true,
+			ExplicitDataCacheControl: true,
+			// READDIRPLUS would turn every listing into one Getattr per
+			// entry; Python lists directories far more than it stats
+			// all of their entries.
+			DisableReadDirPlus: true,
+			// Without EnableLocks the kernel keeps flock/fcntl locks
+			// locally: they succeed and still exclude each other
+			// between processes on this node.
+			EnableLocks: false,
+			Debug:       opts.Debug,
+			Logger:      slog.NewLogLogger(fsys.logger.Handler(), slog.LevelDebug),
+		},
+		EntryTimeout: &entry,
+		AttrTimeout:  &attr,
+		// Show modes exactly: go-fuse otherwise turns mode 0000 into
+		// 0644, which default_permissions would then honour.
+		NullPermissions: true,
+		RootStableAttr:  &fs.StableAttr{Ino: rootIno},
+		Logger:          slog.NewLogLogger(fsys.logger.Handler(), slog.LevelDebug),
+	}
+	if opts.NegativeTimeout > 0 {
+		negative := opts.NegativeTimeout
+		fsOpts.NegativeTimeout = &negative
+	}
+
+	server, err := fs.Mount(mountpoint, &node{fs: fsys, path: "/"}, fsOpts)
+	if err != nil {
+		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
+	}
+	fsys.logger.Info("copper view mounted", "mount", mountpoint, "target", fsys.target,
+		"guarded", fsys.guards, "direct_mount", fsOpts.DirectMount)
+	return &Mounted{server: server, mountpoint: mountpoint, logger: fsys.logger}, nil
+}
+
+// Mountpoint returns the absolute mount directory.
+func (m *Mounted) Mountpoint() string { return m.mountpoint }
+
+// Wait blocks until the kernel connection ends (after Unmount, or once
+// the last user of a lazily unmounted view is gone).
+func (m *Mounted) Wait() { m.server.Wait() }
+
+// Unmount unmounts the view. When the mount is busy it falls back to a
+// lazy unmount (the kernel detaches it now and finishes once its last
+// user is gone). Calling it again is a no-op.
+func (m *Mounted) Unmount() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.unmounted {
+		return nil
+	}
+	err := m.server.Unmount()
+	if err == nil {
+		m.unmounted = true
+		return nil
+	}
+	if lazyErr := detach(m.mountpoint); lazyErr != nil {
+		return fmt.Errorf("unmount %s: %w", m.mountpoint, errors.Join(err, lazyErr))
+	}
+	m.unmounted = true
+	m.logger.Warn("copper view busy, unmounted lazily", "mount", m.mountpoint, "err", err)
+	return nil
+}
+
+// filesystem is what every node of one mount shares.
+type filesystem struct {
+	src          Source
+	mount        string
+	target       string
+	maxCacheable int64
+	large        ContentProvider
+	guards       []string // view paths answered ENOENT
+	logger       *slog.Logger
+	onIoctl      func(cmd uint32, viewPath string)
+	onOp         func(name string, errno syscall.Errno, d time.Duration)
+}
+
+func newFilesystem(src Source, opts Options) (*filesystem, error) {
+	if src == nil {
+		return nil, errors.New("copper fuse: nil Source")
+	}
+	if opts.Mount == "" || opts.Target == "" {
+		return nil, fmt.Errorf("copper fuse: mount %q and target %q must both be set", opts.Mount, opts.Target)
+	}
+	if opts.MaxCacheable < 0 {
+		return nil, fmt.Errorf("copper fuse: max cacheable %d is negative", opts.MaxCacheable)
+	}
+	mount, err := filepath.Abs(opts.Mount)
+	if err != nil {
+		return nil, fmt.Errorf("copper fuse: mount %q: %w", opts.Mount, err)
+	}
+	target, err := filepath.Abs(opts.Target)
+	if err != nil {
+		return nil, fmt.Errorf("copper fuse: target %q: %w", opts.Target, err)
+	}
+	guards, err := guardedViews(target, append([]string{mount}, opts.Guard...))
+	if err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	large := opts.LargeFiles
+	if large == nil {
+		large = DirectFiles{Target: target}
+	}
+	return &filesystem{
+		src:          src,
+		mount:        mount,
+		target:       target,
+		maxCacheable: opts.MaxCacheable,
+		large:        large,
+		guards:       guards,
+		logger:       logger,
+		onIoctl:      opts.OnIoctl,
+		onOp:         opts.OnOp,
+	}, nil
+}
+
+// observe reports one finished operation to the metrics hook and, when
+// it failed, to the debug log: failures are normal traffic here (Python
+// probes many missing paths), not errors of copper.
+func (f *filesystem) observe(ctx context.Context, name, path string, start time.Time, errno syscall.Errno) syscall.Errno {
+	if f.onOp != nil {
+		f.onOp(name, errno, time.Since(start))
+	}
+	if errno != 0 && f.logger.Enabled(ctx, slog.LevelDebug) {
+		f.logger.LogAttrs(ctx, slog.LevelDebug, "fuse op failed",
+			slog.String("op", name), slog.String("path", path), slog.String("errno", errno.Error()))
+	}
+	return errno
+}

@@ -1,0 +1,517 @@
+package fuse
+
+import (
+	"context"
+	"encoding/binary"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/hanwen/go-fuse/v2/fs"
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/hpc-copper/copper/op"
+)
+
+// node is one inode of the view. Its view path is fixed at lookup: the
+// view is read-only and nothing renames. A file reached through two
+// paths (hard links) shares one node and reads through the first path
+// seen, which has the same content.
+type node struct {
+	fs.Inode
+	fs   *filesystem
+	path string
+
+	// dev is the host device the Source reported for this node; the
+	// entries of its listing are numbered with it (see dirHandle.load).
+	dev      atomic.Uint64
+	devKnown atomic.Bool
+}
+
+// The operations copper serves; every mutation among them answers EROFS.
+var (
+	_ fs.NodeLookuper       = (*node)(nil)
+	_ fs.NodeGetattrer      = (*node)(nil)
+	_ fs.NodeReadlinker     = (*node)(nil)
+	_ fs.NodeOpener         = (*node)(nil)
+	_ fs.NodeOpendirHandler = (*node)(nil)
+	_ fs.NodeStatfser       = (*node)(nil)
+	_ fs.NodeGetxattrer     = (*node)(nil)
+	_ fs.NodeListxattrer    = (*node)(nil)
+	_ fs.NodeIoctler        = (*node)(nil)
+	_ fs.NodeFsyncer        = (*node)(nil)
+	_ fs.FileReader         = (*openFile)(nil)
+	_ fs.FileReleaser       = (*openFile)(nil)
+	_ fs.FileReaddirenter   = (*dirHandle)(nil)
+	_ fs.FileSeekdirer      = (*dirHandle)(nil)
+	_ fs.FileReleasedirer   = (*dirHandle)(nil)
+
+	_ fs.NodeSetattrer      = (*node)(nil)
+	_ fs.NodeWriter         = (*node)(nil)
+	_ fs.NodeCreater        = (*node)(nil)
+	_ fs.NodeTmpfiler       = (*node)(nil)
+	_ fs.NodeMknoder        = (*node)(nil)
+	_ fs.NodeMkdirer        = (*node)(nil)
+	_ fs.NodeUnlinker       = (*node)(nil)
+	_ fs.NodeRmdirer        = (*node)(nil)
+	_ fs.NodeRenamer        = (*node)(nil)
+	_ fs.NodeSymlinker      = (*node)(nil)
+	_ fs.NodeLinker         = (*node)(nil)
+	_ fs.NodeSetxattrer     = (*node)(nil)
+	_ fs.NodeRemovexattrer  = (*node)(nil)
+	_ fs.NodeAllocater      = (*node)(nil)
+	_ fs.NodeCopyFileRanger = (*node)(nil)
+)
+
+// Operation names as reported to Options.OnOp.
+const (
+	opLookup      = "lookup"
+	opGetattr     = "getattr"
+	opReadlink    = "readlink"
+	opOpen        = "open"
+	opRead        = "read"
+	opRelease     = "release"
+	opOpendir     = "opendir"
+	opReaddir     = "readdir"
+	opReleasedir  = "releasedir"
+	opStatfs      = "statfs"
+	opGetxattr    = "getxattr"
+	opListxattr   = "listxattr"
+	opIoctl       = "ioctl"
+	opFsync       = "fsync"
+	opSetattr     = "setattr"
+	opWrite       = "write"
+	opCreate      = "create"
+	opTmpfile     = "tmpfile"
+	opMknod       = "mknod"
+	opMkdir       = "mkdir"
+	opUnlink      = "unlink"
+	opRmdir       = "rmdir"
+	opRename      = "rename"
+	opSymlink     = "symlink"
+	opLink        = "link"
+	opSetxattr    = "setxattr"
+	opRemovexattr = "removexattr"
+	opFallocate   = "fallocate"
+	opCopyRange   = "copy_file_range"
+)
+
+// writeFlags are the open flags that would change a file.
+const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall.O_APPEND | syscall.O_CREAT
+
+func (n *node) noteDev(dev uint64) {
+	n.dev.Store(dev)
+	n.devKnown.Store(true)
+}
+
+// Lookup answers with the child's attributes, passing the Source's
+// errno through (ENOENT becomes a kernel negative entry). Guarded paths
+// answer ENOENT without asking the Source.
+func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	start := time.Now()
+	child := op.Join(n.path, name)
+	ch, errno := n.lookup(ctx, name, child, out)
+	return ch, n.fs.observe(ctx, opLookup, child, start, errno)
+}
+
+func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > op.MaxNameLen || len(child) > op.MaxPathLen {
+		return nil, syscall.ENAMETOOLONG
+	}
+	if n.fs.guarded(child) {
+		return nil, syscall.ENOENT
+	}
+	r := n.fs.src.Get(ctx, op.Getattr, child)
+	if r.Errno != 0 {
+		return nil, r.Errno
+	}
+	ino := inodeFor(r.Attr, child)
+	fillAttr(&out.Attr, r.Attr, ino)
+	c := &node{fs: n.fs, path: child}
+	c.noteDev(r.Attr.Dev)
+	return n.NewInode(ctx, c, fs.StableAttr{Mode: r.Attr.Mode & syscall.S_IFMT, Ino: ino}), 0
+}
+
+func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *gofuse.AttrOut) syscall.Errno {
+	start := time.Now()
+	r := n.fs.src.Get(ctx, op.Getattr, n.path)
+	if r.Errno == 0 {
+		fillAttr(&out.Attr, r.Attr, n.StableAttr().Ino)
+		n.noteDev(r.Attr.Dev)
+	}
+	return n.fs.observe(ctx, opGetattr, n.path, start, r.Errno)
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	start := time.Now()
+	r := n.fs.src.Get(ctx, op.Readlink, n.path)
+	if r.Errno != 0 {
+		return nil, n.fs.observe(ctx, opReadlink, n.path, start, r.Errno)
+	}
+	n.fs.observe(ctx, opReadlink, n.path, start, 0)
+	return []byte(r.Target), 0
+}
+
+// Open refuses every write intent and opens regular files. The kernel
+// keeps their pages across opens (FOPEN_KEEP_CACHE): the view never
+// changes under it.
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	start := time.Now()
+	fh, errno := n.open(ctx, flags)
+	if errno = n.fs.observe(ctx, opOpen, n.path, start, errno); errno != 0 {
+		return nil, 0, errno
+	}
+	return fh, gofuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *node) open(ctx context.Context, flags uint32) (*openFile, syscall.Errno) {
+	if flags&writeFlags != 0 {
+		return nil, syscall.EROFS
+	}
+	r := n.fs.src.Get(ctx, op.Getattr, n.path)
+	switch {
+	case r.Errno != 0:
+		return nil, r.Errno
+	case r.Attr.IsDir():
+		return nil, syscall.EISDIR
+	case !r.Attr.IsRegular():
+		return nil, syscall.EINVAL // devices and fifos are opened by the kernel, never by us
+	}
+	return &openFile{fs: n.fs, path: n.path, attr: r.Attr}, 0
+}
+
+// openContent fetches a small file whole through the Source and hands a
+// large one to the large-file provider.
+func (f *filesystem) openContent(ctx context.Context, path string, attr op.Attr) (Content, syscall.Errno) {
+	if attr.Size <= f.maxCacheable {
+		r := f.src.Get(ctx, op.Read, path)
+		switch r.Errno {
+		case 0:
+			return memoryContent{data: r.Data}, 0
+		case syscall.EFBIG:
+			// It grew past the limit since its stat: read it as large.
+		default:
+			return nil, r.Errno
+		}
+	}
+	return f.large.Open(ctx, path, attr)
+}
+
+// openFile is the handle of one open regular file. Its content is
+// opened on the first READ: a warm open is served from the page cache
+// and never needs it.
+type openFile struct {
+	fs   *filesystem
+	path string
+	attr op.Attr // as stat'ed at open; decides small or large
+
+	mu      sync.Mutex
+	content Content
+}
+
+func (h *openFile) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
+	start := time.Now()
+	content, errno := h.ensureContent(ctx)
+	if errno != 0 {
+		return nil, h.fs.observe(ctx, opRead, h.path, start, errno)
+	}
+	rr, errno := content.Read(ctx, dest, off)
+	return rr, h.fs.observe(ctx, opRead, h.path, start, errno)
+}
+
+func (h *openFile) ensureContent(ctx context.Context) (Content, syscall.Errno) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.content == nil {
+		content, errno := h.fs.openContent(ctx, h.path, h.attr)
+		if errno != 0 {
+			return nil, errno
+		}
+		h.content = content
+	}
+	return h.content, 0
+}
+
+func (h *openFile) Release(ctx context.Context) syscall.Errno {
+	start := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var errno syscall.Errno
+	if h.content != nil {
+		errno = h.content.Release()
+		h.content = nil
+	}
+	return h.fs.observe(ctx, opRelease, h.path, start, errno)
+}
+
+// OpendirHandle returns a handle that lists the directory on first
+// read. FOPEN_CACHE_DIR|FOPEN_KEEP_CACHE let the kernel keep listings,
+// so a warm listdir costs one OPENDIR and never reaches the Source.
+func (n *node) OpendirHandle(ctx context.Context, _ uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	start := time.Now()
+	n.fs.observe(ctx, opOpendir, n.path, start, 0)
+	return &dirHandle{n: n}, gofuse.FOPEN_CACHE_DIR | gofuse.FOPEN_KEEP_CACHE, 0
+}
+
+// dirHandle is one open directory. go-fuse serialises the calls on one
+// handle, so it needs no lock.
+type dirHandle struct {
+	n       *node
+	loaded  bool
+	entries []gofuse.DirEntry
+	next    int
+}
+
+// load lists the directory once: ".", "..", then the Source's entries
+// minus guarded ones. Entry i has offset i+1, so Seekdir(off) resumes at
+// index off.
+func (d *dirHandle) load(ctx context.Context) syscall.Errno {
+	if d.loaded {
+		return 0
+	}
+	n := d.n
+	start := time.Now()
+	r := n.fs.src.Get(ctx, op.Readdir, n.path)
+	if r.Errno != 0 {
+		return n.fs.observe(ctx, opReaddir, n.path, start, r.Errno)
+	}
+	dev, errno := n.hostDev(ctx)
+	if errno != 0 {
+		return n.fs.observe(ctx, opReaddir, n.path, start, errno)
+	}
+	parentIno := uint64(rootIno)
+	if _, parent := n.Parent(); parent != nil {
+		parentIno = parent.StableAttr().Ino
+	}
+	entries := make([]gofuse.DirEntry, 0, len(r.Entries)+2)
+	entries = append(entries,
+		gofuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: n.StableAttr().Ino, Off: 1},
+		gofuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: parentIno, Off: 2})
+	for _, e := range r.Entries {
+		if !validName(e.Name) || n.fs.hiddenIn(n.path, e.Name) {
+			continue
+		}
+		ino := inodeNumber(dev, e.Ino)
+		if e.Ino == 0 {
+			ino = pathInode(op.Join(n.path, e.Name))
+		}
+		entries = append(entries, gofuse.DirEntry{
+			Name: e.Name,
+			Mode: e.Mode & syscall.S_IFMT,
+			Ino:  ino,
+			Off:  uint64(len(entries) + 1),
+		})
+	}
+	d.entries, d.loaded = entries, true
+	n.fs.observe(ctx, opReaddir, n.path, start, 0)
+	return 0
+}
+
+// validName rejects names a listing must not hand the kernel: the dot
+// entries (added above) and anything no lookup could reach.
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= op.MaxNameLen &&
+		!strings.ContainsAny(name, "/\x00")
+}
+
+// hostDev returns the device of this directory, asking the Source only
+// for the root, which no lookup created.
+func (n *node) hostDev(ctx context.Context) (uint64, syscall.Errno) {
+	if n.devKnown.Load() {
+		return n.dev.Load(), 0
+	}
+	r := n.fs.src.Get(ctx, op.Getattr, n.path)
+	if r.Errno != 0 {
+		return 0, r.Errno
+	}
+	n.noteDev(r.Attr.Dev)
+	return r.Attr.Dev, 0
+}
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*gofuse.DirEntry, syscall.Errno) {
+	if errno := d.load(ctx); errno != 0 {
+		return nil, errno
+	}
+	if d.next >= len(d.entries) {
+		return nil, 0
+	}
+	e := d.entries[d.next]
+	d.next++
+	return &e, 0
+}
+
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if errno := d.load(ctx); errno != 0 {
+		return errno
+	}
+	d.next = int(min(off, uint64(len(d.entries))))
+	return 0
+}
+
+func (d *dirHandle) Releasedir(ctx context.Context, _ uint32) {
+	d.n.fs.observe(ctx, opReleasedir, d.n.path, time.Now(), 0)
+}
+
+// Statfs reports the target's file system, or neutral constants when it
+// cannot be asked.
+func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) syscall.Errno {
+	start := time.Now()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(n.fs.target, &st); err != nil {
+		*out = gofuse.StatfsOut{Bsize: 4096, Frsize: 4096, NameLen: op.MaxNameLen}
+	} else {
+		out.FromStatfsT(&st)
+	}
+	return n.fs.observe(ctx, opStatfs, n.path, start, 0)
+}
+
+// Getxattr and Listxattr answer at once: copper carries no extended
+// attributes, and the kernel asks for security.* ones on many accesses.
+func (n *node) Getxattr(ctx context.Context, _ string, _ []byte) (uint32, syscall.Errno) {
+	return 0, n.fs.observe(ctx, opGetxattr, n.path, time.Now(), syscall.ENODATA)
+}
+
+func (n *node) Listxattr(ctx context.Context, _ []byte) (uint32, syscall.Errno) {
+	return 0, n.fs.observe(ctx, opListxattr, n.path, time.Now(), 0)
+}
+
+// Ioctl hands every command to OnIoctl and succeeds, as Copper 1.0 does,
+// except terminal requests: isatty() on a file must stay false.
+func (n *node) Ioctl(ctx context.Context, _ fs.FileHandle, cmd uint32, _ uint64, _ []byte, _ []byte) (int32, syscall.Errno) {
+	start := time.Now()
+	if n.fs.onIoctl != nil {
+		n.fs.onIoctl(cmd, n.path)
+	}
+	var errno syscall.Errno
+	if isTerminalIoctl(cmd) {
+		errno = syscall.ENOTTY
+	}
+	return 0, n.fs.observe(ctx, opIoctl, n.path, start, errno)
+}
+
+// isTerminalIoctl matches the legacy tty requests (TCGETS, TIOCGWINSZ,
+// ...): type 'T', no direction or size bits.
+func isTerminalIoctl(cmd uint32) bool { return cmd&^0xff == 'T'<<8 }
+
+// Fsync succeeds: nothing is ever pending on a read-only view.
+func (n *node) Fsync(ctx context.Context, _ fs.FileHandle, _ uint32) syscall.Errno {
+	return n.fs.observe(ctx, opFsync, n.path, time.Now(), 0)
+}
+
+// refuse answers a mutation. The kernel normally refuses them itself
+// (the mount is "ro"); this is the answer if one gets through.
+func (n *node) refuse(ctx context.Context, name string) syscall.Errno {
+	return n.fs.observe(ctx, name, n.path, time.Now(), syscall.EROFS)
+}
+
+func (n *node) Setattr(ctx context.Context, _ fs.FileHandle, _ *gofuse.SetAttrIn, _ *gofuse.AttrOut) syscall.Errno {
+	return n.refuse(ctx, opSetattr)
+}
+
+func (n *node) Write(ctx context.Context, _ fs.FileHandle, _ []byte, _ int64) (uint32, syscall.Errno) {
+	return 0, n.refuse(ctx, opWrite)
+}
+
+func (n *node) Create(ctx context.Context, _ string, _, _ uint32, _ *gofuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, n.refuse(ctx, opCreate)
+}
+
+func (n *node) Tmpfile(ctx context.Context, _, _ uint32, _ *gofuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, n.refuse(ctx, opTmpfile)
+}
+
+func (n *node) Mknod(ctx context.Context, _ string, _, _ uint32, _ *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, n.refuse(ctx, opMknod)
+}
+
+func (n *node) Mkdir(ctx context.Context, _ string, _ uint32, _ *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, n.refuse(ctx, opMkdir)
+}
+
+func (n *node) Unlink(ctx context.Context, _ string) syscall.Errno { return n.refuse(ctx, opUnlink) }
+
+func (n *node) Rmdir(ctx context.Context, _ string) syscall.Errno { return n.refuse(ctx, opRmdir) }
+
+func (n *node) Rename(ctx context.Context, _ string, _ fs.InodeEmbedder, _ string, _ uint32) syscall.Errno {
+	return n.refuse(ctx, opRename)
+}
+
+func (n *node) Symlink(ctx context.Context, _, _ string, _ *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, n.refuse(ctx, opSymlink)
+}
+
+func (n *node) Link(ctx context.Context, _ fs.InodeEmbedder, _ string, _ *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, n.refuse(ctx, opLink)
+}
+
+func (n *node) Setxattr(ctx context.Context, _ string, _ []byte, _ uint32) syscall.Errno {
+	return n.refuse(ctx, opSetxattr)
+}
+
+func (n *node) Removexattr(ctx context.Context, _ string) syscall.Errno {
+	return n.refuse(ctx, opRemovexattr)
+}
+
+func (n *node) Allocate(ctx context.Context, _ fs.FileHandle, _, _ uint64, _ uint32) syscall.Errno {
+	return n.refuse(ctx, opFallocate)
+}
+
+func (n *node) CopyFileRange(ctx context.Context, _ fs.FileHandle, _ uint64, _ *fs.Inode, _ fs.FileHandle, _, _, _ uint64) (uint32, syscall.Errno) {
+	return 0, n.refuse(ctx, opCopyRange)
+}
+
+// fillAttr converts the Source's attributes for the kernel.
+func fillAttr(out *gofuse.Attr, a op.Attr, ino uint64) {
+	out.Ino = ino
+	out.Size = uint64(a.Size)
+	out.Blocks = uint64(a.Blocks)
+	out.Atime, out.Atimensec = splitNs(a.AtimeNs)
+	out.Mtime, out.Mtimensec = splitNs(a.MtimeNs)
+	out.Ctime, out.Ctimensec = splitNs(a.CtimeNs)
+	out.Mode = a.Mode
+	out.Nlink = a.Nlink
+	out.Uid, out.Gid = a.Uid, a.Gid
+	out.Rdev = uint32(a.Rdev)
+	out.Blksize = uint32(a.Blksize)
+}
+
+// splitNs splits nanoseconds since the epoch into seconds and a
+// non-negative remainder; times before 1970 keep their sign in the
+// seconds, which the kernel reads as signed.
+func splitNs(ns int64) (uint64, uint32) {
+	t := time.Unix(0, ns)
+	return uint64(t.Unix()), uint32(t.Nanosecond())
+}
+
+// inodeFor numbers a file from its host identity, so it has the same
+// number on every node (all nodes see the root's stat) and numbers from
+// different devices do not collide in practice. Without an identity the
+// view path is hashed instead.
+func inodeFor(a op.Attr, viewPath string) uint64 {
+	if a.Dev == 0 && a.Ino == 0 {
+		return pathInode(viewPath)
+	}
+	return inodeNumber(a.Dev, a.Ino)
+}
+
+func inodeNumber(dev, ino uint64) uint64 {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], dev)
+	binary.LittleEndian.PutUint64(b[8:], ino)
+	return usableIno(xxhash.Sum64(b[:]))
+}
+
+func pathInode(viewPath string) uint64 { return usableIno(xxhash.Sum64String(viewPath)) }
+
+// usableIno keeps hashes off the numbers that are taken: 0 (no inode),
+// the root's, and go-fuse's reserved ^0.
+func usableIno(h uint64) uint64 {
+	switch h {
+	case 0, rootIno, ^uint64(0):
+		return rootIno + 1
+	}
+	return h
+}

@@ -1,0 +1,226 @@
+package fuse
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// staleHelperMount and staleHelperTarget make the test binary a mount
+// server that a test kills to leave a stale mount behind.
+const (
+	staleHelperMount  = "COPPER_FUSE_STALE_HELPER_MOUNT"
+	staleHelperTarget = "COPPER_FUSE_STALE_HELPER_TARGET"
+)
+
+func TestMain(m *testing.M) {
+	if mount := os.Getenv(staleHelperMount); mount != "" {
+		os.Exit(runStaleHelper(mount, os.Getenv(staleHelperTarget)))
+	}
+	os.Exit(m.Run())
+}
+
+// runStaleHelper mounts, says so on stdout and waits to be killed; it
+// gives up by itself after a minute so a failed test leaves no server.
+func runStaleHelper(mount, target string) int {
+	m, err := Mount(newDirSource(target, 1<<20), Options{Mount: mount, Target: target})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper mount:", err)
+		return 1
+	}
+	fmt.Println("mounted")
+	time.Sleep(time.Minute)
+	_ = m.Unmount()
+	return 0
+}
+
+// startHelperMount starts a mount server at mnt in a child process and
+// returns once it serves. The child is killed in Cleanup at the latest.
+func startHelperMount(t *testing.T, mnt, target string) *exec.Cmd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), staleHelperMount+"="+mnt, staleHelperTarget+"="+target)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		cancel()
+		_ = syscall.Unmount(mnt, syscall.MNT_DETACH) // in case CleanStale failed
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err, "helper did not mount")
+	require.Equal(t, "mounted\n", line)
+	return cmd
+}
+
+func requireNoFuseMount(t *testing.T, mnt string) {
+	t.Helper()
+	top, found, err := topMount(mnt)
+	require.NoError(t, err)
+	assert.False(t, found && isFuse(top.FSType), "still a FUSE mount at %s: %+v", mnt, top)
+}
+
+func TestCleanStale(t *testing.T) {
+	requireFuse(t)
+	target := makeTree(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	require.NoError(t, os.Mkdir(mnt, 0o755))
+
+	cleaned, err := CleanStale(mnt, nil)
+	require.NoError(t, err)
+	assert.False(t, cleaned, "nothing mounted yet")
+
+	helper := startHelperMount(t, mnt, target)
+	require.NoError(t, helper.Process.Kill())
+	_ = helper.Wait()
+	_, err = os.Stat(mnt)
+	require.ErrorIs(t, err, syscall.ENOTCONN, "the killed server left a stale mount")
+
+	cleaned, err = CleanStale(mnt, nil)
+	require.NoError(t, err)
+	assert.True(t, cleaned)
+	_, err = os.Stat(mnt)
+	require.NoError(t, err)
+	requireNoFuseMount(t, mnt)
+
+	cleaned, err = CleanStale(mnt, nil)
+	require.NoError(t, err)
+	assert.False(t, cleaned, "already clean")
+
+	// The directory is usable again, and a live mount is left alone.
+	m, _ := mountViewAt(t, mnt, target)
+	cleaned, err = CleanStale(mnt, nil)
+	assert.False(t, cleaned)
+	require.ErrorIs(t, err, ErrLiveMount)
+	_, err = os.Stat(filepath.Join(m.Mountpoint(), "a/small.txt"))
+	require.NoError(t, err, "the live mount still serves")
+}
+
+func TestCleanStaleHungServer(t *testing.T) {
+	requireFuse(t)
+	target := makeTree(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	require.NoError(t, os.Mkdir(mnt, 0o755))
+	helper := startHelperMount(t, mnt, target)
+	// A stopped server keeps its connection but answers nothing.
+	require.NoError(t, helper.Process.Signal(syscall.SIGSTOP))
+	waitStopped(t, helper.Process.Pid)
+
+	cleaned, err := CleanStale(mnt, nil)
+	require.NoError(t, err)
+	assert.True(t, cleaned)
+	requireNoFuseMount(t, mnt)
+}
+
+// waitStopped waits until the kernel has stopped pid (state T): a
+// signal is delivered asynchronously.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	stat := fmt.Sprintf("/proc/%d/stat", pid)
+	for range 1000 {
+		data, err := os.ReadFile(stat)
+		require.NoError(t, err)
+		// pid (comm) state ...; comm may hold spaces, so look after the last ')'.
+		if fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:])); len(fields) > 0 && fields[0] == "T" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d did not stop", pid)
+}
+
+// mountViewAt mounts target at an existing directory.
+func mountViewAt(t *testing.T, mnt, target string) (*Mounted, *dirSource) {
+	t.Helper()
+	src := newDirSource(target, 1<<20)
+	m, err := Mount(src, Options{Mount: mnt, Target: target, MaxCacheable: 1 << 20})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if err := m.Unmount(); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
+		}
+	})
+	return m, src
+}
+
+func TestParseMountinfo(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []mountEntry
+		wantErr string
+	}{
+		{
+			name: "fuse with optional fields",
+			in:   "36 35 0:52 / /tmp/cu rw,nosuid,nodev,relatime shared:1 master:2 - fuse.copper copper ro,user_id=0\n",
+			want: []mountEntry{{ID: 36, Major: 0, Minor: 52, Mountpoint: "/tmp/cu", FSType: "fuse.copper"}},
+		},
+		{
+			name: "escaped spaces and no optional fields",
+			in:   "22 27 8:1 / /mnt/with\\040space rw - ext4 /dev/sda1 rw\n\n23 27 0:21 / /proc rw - proc proc rw\n",
+			want: []mountEntry{
+				{ID: 22, Major: 8, Minor: 1, Mountpoint: "/mnt/with space", FSType: "ext4"},
+				{ID: 23, Major: 0, Minor: 21, Mountpoint: "/proc", FSType: "proc"},
+			},
+		},
+		{name: "no separator", in: "36 35 0:52 / /x rw fuse x rw\n", wantErr: "mountinfo:1: malformed"},
+		{name: "bad id", in: "x 35 0:52 / /x rw - fuse x rw\n", wantErr: "mount id"},
+		{name: "bad device", in: "1 35 052 / /x rw - fuse x rw\n", wantErr: "major:minor"},
+		{name: "bad escape", in: "1 35 0:1 / /x\\09 rw - fuse x rw\n", wantErr: "escape"},
+		{name: "truncated escape", in: "1 35 0:1 / /x\\04 rw - fuse x rw\n", wantErr: "truncated escape"},
+		{name: "error names the line", in: "1 2 0:1 / / rw - ext4 a rw\nbroken\n", wantErr: "mountinfo:2:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseMountinfo(strings.NewReader(tt.in), "mountinfo")
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+
+	// This machine's own table parses.
+	f, err := os.Open("/proc/self/mountinfo")
+	require.NoError(t, err)
+	defer f.Close()
+	entries, err := parseMountinfo(f, "/proc/self/mountinfo")
+	require.NoError(t, err)
+	assert.NotEmpty(t, entries)
+}
+
+func FuzzParseMountinfo(f *testing.F) {
+	f.Add("36 35 0:52 / /tmp/cu rw,nosuid shared:1 - fuse.copper copper ro\n")
+	f.Add("22 27 8:1 / /mnt/with\\040space rw - ext4 /dev/sda1 rw\n")
+	f.Add("1 35 0:1 / /x\\0 rw - fuse x rw\n")
+	f.Add("- - - - - - -\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		entries, err := parseMountinfo(strings.NewReader(in), "fuzz")
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			if strings.Contains(e.FSType, " ") {
+				t.Fatalf("fstype %q holds a field separator", e.FSType)
+			}
+		}
+	})
+}
