@@ -102,14 +102,17 @@ func topMount(dir string) (mountEntry, bool, error) {
 	return top, found, nil
 }
 
-// probeStat stats path in the background, so a hung FUSE server costs
-// the caller at most timeout (the goroutine waits until the server dies
-// or its connection is aborted).
+// probeStat asks the file system at path for its statfs in the
+// background, so a hung FUSE server costs the caller at most timeout (the
+// goroutine waits until the server dies or its connection is aborted).
+// statfs, not stat: the kernel answers stat of a dead mount's root from its
+// attribute cache, but always sends statfs to the server, so only statfs
+// tells a dead server (ENOTCONN) from a live one.
 func probeStat(path string, timeout time.Duration) (errno syscall.Errno, answered bool) {
 	done := make(chan error, 1)
 	go func() {
-		var st syscall.Stat_t
-		done <- syscall.Stat(path, &st)
+		var st syscall.Statfs_t
+		done <- syscall.Statfs(path, &st)
 	}()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()

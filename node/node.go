@@ -101,8 +101,7 @@ func (n *Node) IsRoot() bool { return n.cfg.Backend != nil }
 func (n *Node) MarkRegistered() {
 	n.regOnce.Do(func() {
 		close(n.registered)
-		n.log.Info(fmt.Sprintf("provider registration completed after %d us", time.Since(n.cfg.Started).Microseconds()),
-			"rank", n.cfg.Rank)
+		n.log.Info(fmt.Sprintf("provider registration completed after %d us", time.Since(n.cfg.Started).Microseconds()))
 		if n.IsRoot() {
 			n.setTreeReady()
 		}
@@ -112,7 +111,7 @@ func (n *Node) MarkRegistered() {
 func (n *Node) setTreeReady() {
 	n.readyOnce.Do(func() {
 		close(n.treeReady)
-		n.log.Info("tree ready", "rank", n.cfg.Rank, "after_us", time.Since(n.cfg.Started).Microseconds())
+		n.log.Info("tree ready", "after_us", time.Since(n.cfg.Started).Microseconds())
 	})
 }
 
@@ -156,14 +155,14 @@ func (n *Node) AwaitParent(ctx context.Context) error {
 		switch {
 		case err == nil && r.Ready:
 			n.setTreeReady()
-			n.log.Debug("parent ready", "rank", n.cfg.Rank, "probes", attempt)
+			n.log.Debug("parent ready", "probes", attempt)
 			return nil
 		case err != nil:
 			lastErr = err
 		default:
 			lastErr = errors.New("parent is up but not yet tree-ready")
 		}
-		n.log.Debug("parent not ready", "rank", n.cfg.Rank, "probe", attempt, "err", lastErr)
+		n.log.Debug("parent not ready", "probe", attempt, "err", lastErr)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("rank %d: parent not tree-ready after %v (%d probes): %w",
@@ -250,12 +249,12 @@ func (n *Node) fetch(ctx context.Context, o op.Op, path string) op.Result {
 	r, err := n.cfg.Parent.Call(cctx, o, path)
 	if err != nil {
 		n.fwdErrors.Add(1)
-		n.log.Error("parent request failed", "rank", n.cfg.Rank, "op", o.String(), "path", path, "err", err)
+		n.log.Error("parent request failed", "op", o.String(), "path", path, "err", err)
 		return op.Fail(syscall.EIO)
 	}
 	n.firstRPC.Do(func() {
 		n.log.Info(fmt.Sprintf("first successful parent rpc_%s completed after %d us since provider startup; path=%s",
-			o, time.Since(n.cfg.Started).Microseconds(), path), "rank", n.cfg.Rank)
+			o, time.Since(n.cfg.Started).Microseconds(), path))
 	})
 	return r
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -92,7 +93,7 @@ func stop(args []string) error {
 		return err
 	}
 	// Return once the process is gone, so the mount is free for the next job.
-	for syscall.Kill(st.PID, 0) == nil {
+	for alive(st.PID) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("node pid %d serving %s still running after %v", st.PID, mount, timeout)
@@ -144,4 +145,21 @@ func human(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// alive reports whether pid runs. A zombie has finished: a daemon's parent
+// is init, which may reap it only later.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name, which may contain spaces.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
 }
