@@ -91,6 +91,10 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 		return nil, err
 	}
 	mountpoint := fsys.mount
+	if err := checkMountpoint(mountpoint); err != nil {
+		return nil, err
+	}
+	root := os.Geteuid() == 0
 
 	entry, attr := max(opts.EntryTimeout, 0), max(opts.AttrTimeout, 0)
 	fsOpts := &fs.Options{
@@ -103,12 +107,14 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 			// depth); default_permissions makes the kernel check mode
 			// bits from cached attributes instead of asking us, and
 			// keeps allow_other from exposing 0600 files.
-			Options:          []string{"ro", "default_permissions"},
-			DirectMount:      os.Geteuid() == 0,
-			DirectMountFlags: syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
-			MaxWrite:         opts.MaxRead, // go-fuse derives max_read and MaxPages from it
-			MaxReadAhead:     opts.MaxReadahead,
-			MaxBackground:    maxBackground,
+			Options: []string{"ro", "default_permissions"},
+			// As root, mount(2) directly and keep its errno; others
+			// go through fusermount3.
+			DirectMountStrict: root,
+			DirectMountFlags:  syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
+			MaxWrite:          opts.MaxRead, // go-fuse derives max_read and MaxPages from it
+			MaxReadAhead:      opts.MaxReadahead,
+			MaxBackground:     maxBackground,
 			// The content never changes during a job: let the kernel
 			// keep symlink targets and pages instead of invalidating
 			// them on every attribute refresh.
@@ -143,8 +149,24 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
 	}
 	fsys.logger.Info("copper view mounted", "mount", mountpoint, "target", fsys.target,
-		"guarded", fsys.guards, "direct_mount", fsOpts.DirectMount)
+		"guarded", fsys.guards, "direct_mount", root)
 	return &Mounted{server: server, mountpoint: mountpoint, logger: fsys.logger}, nil
+}
+
+// checkMountpoint gives a precise error for the usual failures before
+// mount(2) or fusermount3 give a vague one.
+func checkMountpoint(mountpoint string) error {
+	var st syscall.Stat_t
+	err := syscall.Stat(mountpoint, &st)
+	switch {
+	case err == syscall.ENOTCONN || err == syscall.ECONNABORTED:
+		return fmt.Errorf("mount point %s: stale FUSE mount of a dead server (CleanStale removes it): %w", mountpoint, err)
+	case err != nil:
+		return fmt.Errorf("mount point %s: %w", mountpoint, err)
+	case st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
+		return fmt.Errorf("mount point %s: %w", mountpoint, syscall.ENOTDIR)
+	}
+	return nil
 }
 
 // Mountpoint returns the absolute mount directory.

@@ -2,6 +2,8 @@ package fuse
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,20 +198,19 @@ func TestGuardAnswersENOENT(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// Shared libraries and Python extensions load through mmap. The mapping
+// is read in a child process, as a real user of the view would.
 func TestMmapThroughMount(t *testing.T) {
 	root := makeTree(t)
 	m, _ := mountView(t, root, treeMaxCacheable, nil)
 	for _, rel := range []string{"a/b/c/deep.txt", "exactly.bin", "big.bin"} {
 		t.Run(rel, func(t *testing.T) {
-			want, err := os.ReadFile(filepath.Join(root, rel))
+			want := snapshot(t, filepath.Join(root, rel))["."].SHA256
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, err := runHelper(ctx, "mmap", filepath.Join(m.Mountpoint(), rel), "").Output()
 			require.NoError(t, err)
-			f, err := os.Open(filepath.Join(m.Mountpoint(), rel))
-			require.NoError(t, err)
-			defer f.Close()
-			mem, err := syscall.Mmap(int(f.Fd()), 0, len(want), syscall.PROT_READ, syscall.MAP_PRIVATE)
-			require.NoError(t, err)
-			defer syscall.Munmap(mem)
-			assert.Equal(t, want, mem)
+			assert.Equal(t, want, strings.TrimSpace(string(out)))
 		})
 	}
 }
@@ -234,6 +235,27 @@ func TestKernelCachesAnswers(t *testing.T) {
 	assert.Equal(t, 1, src.count(op.Read, "/a/b/c/deep.txt"), "page cache kept across opens")
 	assert.Equal(t, 1, src.count(op.Readdir, "/many"), "listing cached")
 	assert.Zero(t, src.count(op.Read, "/big.bin"), "large files never go through the Source")
+}
+
+func TestCloseSendsNoFlush(t *testing.T) {
+	root := makeTree(t)
+	var mu sync.Mutex
+	ops := map[string]int{}
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) {
+		o.OnOp = func(name string, _ syscall.Errno, _ time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			ops[name]++
+		}
+	})
+	for range 5 {
+		_, err := os.ReadFile(filepath.Join(m.Mountpoint(), "a/small.txt"))
+		require.NoError(t, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 5, ops[opOpen])
+	assert.LessOrEqual(t, ops[opFlush], 1, "close() must not cost a FLUSH each time")
 }
 
 // recordingProvider stands in for a future block cache.
@@ -449,9 +471,91 @@ func TestUnmountBusyFallsBackToLazy(t *testing.T) {
 	}
 }
 
+// syncBuffer collects log output written from server goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestFailuresAreLoggedAtDebug(t *testing.T) {
+	root := makeTree(t)
+	tests := []struct {
+		name      string
+		level     slog.Level
+		debug     bool
+		wantFail  bool // "fuse op failed" for the missing path
+		wantTrace bool // go-fuse request tracing
+	}{
+		{"info level hides expected failures", slog.LevelInfo, false, false, false},
+		{"debug level shows them", slog.LevelDebug, false, true, false},
+		{"Debug adds go-fuse tracing", slog.LevelDebug, true, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out syncBuffer
+			m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) {
+				o.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: tt.level}))
+				o.Debug = tt.debug
+			})
+			_, err := os.Lstat(filepath.Join(m.Mountpoint(), "a/missing.py"))
+			require.ErrorIs(t, err, syscall.ENOENT)
+			require.NoError(t, m.Unmount())
+			logged := out.String()
+			assert.Equal(t, tt.wantFail, strings.Contains(logged, "op=lookup path=/a/missing.py"), logged)
+			assert.Equal(t, tt.wantTrace, strings.Contains(logged, "LOOKUP"), logged)
+			assert.NotContains(t, logged, "level=ERROR")
+		})
+	}
+}
+
+func TestMountOptionsReachTheKernel(t *testing.T) {
+	root := makeTree(t)
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) {
+		o.MaxRead = 256 << 10
+		o.MaxReadahead = 64 << 10
+	})
+	top, found, err := topMount(m.Mountpoint())
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, "fuse.copper", top.FSType)
+
+	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	var line string
+	for l := range strings.Lines(string(mountinfo)) {
+		if strings.Contains(l, " "+m.Mountpoint()+" ") {
+			line = l
+		}
+	}
+	fields := strings.Fields(line)
+	require.GreaterOrEqual(t, len(fields), 6, line)
+	assert.Contains(t, strings.Split(fields[5], ","), "ro", "mount flags: %s", line)
+	assert.Contains(t, line, " - fuse.copper copper ")
+	assert.Contains(t, line, "max_read=262144")
+	assert.Contains(t, line, "default_permissions")
+
+	readahead, err := os.ReadFile(fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", top.Major, top.Minor))
+	require.NoError(t, err)
+	assert.Equal(t, "64", strings.TrimSpace(string(readahead)))
+}
+
 func TestMountRejectsBadOptions(t *testing.T) {
 	dir := t.TempDir()
 	src := newDirSource(dir, 0)
+	file := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
 	tests := []struct {
 		name string
 		src  Source
@@ -465,6 +569,8 @@ func TestMountRejectsBadOptions(t *testing.T) {
 		{"target inside mount", src, Options{Mount: dir, Target: filepath.Join(dir, "sub")}, "inside guarded"},
 		{"target inside guard", src, Options{Mount: dir, Target: "/usr", Guard: []string{"/"}}, "inside guarded"},
 		{"relative guard", src, Options{Mount: dir, Target: "/", Guard: []string{"rel"}}, "not an absolute path"},
+		{"missing mount point", src, Options{Mount: filepath.Join(dir, "absent"), Target: "/usr"}, "no such file"},
+		{"mount point is a file", src, Options{Mount: file, Target: "/usr"}, "not a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

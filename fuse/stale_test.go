@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,23 +18,28 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// staleHelperMount and staleHelperTarget make the test binary a mount
-// server that a test kills to leave a stale mount behind.
+// The test binary doubles as a helper process, chosen by helperEnv, for
+// what must not run inside the process that serves the mount.
 const (
-	staleHelperMount  = "COPPER_FUSE_STALE_HELPER_MOUNT"
-	staleHelperTarget = "COPPER_FUSE_STALE_HELPER_TARGET"
+	helperEnv       = "COPPER_FUSE_TEST_HELPER" // "serve" or "mmap"
+	helperPathEnv   = "COPPER_FUSE_TEST_HELPER_PATH"
+	helperTargetEnv = "COPPER_FUSE_TEST_HELPER_TARGET"
 )
 
 func TestMain(m *testing.M) {
-	if mount := os.Getenv(staleHelperMount); mount != "" {
-		os.Exit(runStaleHelper(mount, os.Getenv(staleHelperTarget)))
+	switch os.Getenv(helperEnv) {
+	case "serve":
+		os.Exit(serveHelper(os.Getenv(helperPathEnv), os.Getenv(helperTargetEnv)))
+	case "mmap":
+		os.Exit(mmapHelper(os.Getenv(helperPathEnv)))
 	}
 	os.Exit(m.Run())
 }
 
-// runStaleHelper mounts, says so on stdout and waits to be killed; it
-// gives up by itself after a minute so a failed test leaves no server.
-func runStaleHelper(mount, target string) int {
+// serveHelper mounts, says so on stdout and waits to be killed or
+// stopped; it gives up by itself after a minute so a failed test leaves
+// no server behind.
+func serveHelper(mount, target string) int {
 	m, err := Mount(newDirSource(target, 1<<20), Options{Mount: mount, Target: target})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper mount:", err)
@@ -45,14 +51,46 @@ func runStaleHelper(mount, target string) int {
 	return 0
 }
 
+// mmapHelper maps a whole file and prints the sha256 of the mapping. It
+// runs apart from the server: a Go process that faults on pages of its
+// own mount deadlocks (a stop-the-world waits for the faulting thread,
+// the fault waits for the server goroutine).
+func mmapHelper(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	mem, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_PRIVATE)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mmap:", err)
+		return 1
+	}
+	defer syscall.Munmap(mem)
+	fmt.Printf("%x\n", sha256.Sum256(mem))
+	return 0
+}
+
+// runHelper starts the test binary as helper name on path.
+func runHelper(ctx context.Context, name, path, target string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+name, helperPathEnv+"="+path, helperTargetEnv+"="+target)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
 // startHelperMount starts a mount server at mnt in a child process and
 // returns once it serves. The child is killed in Cleanup at the latest.
 func startHelperMount(t *testing.T, mnt, target string) *exec.Cmd {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), staleHelperMount+"="+mnt, staleHelperTarget+"="+target)
-	cmd.Stderr = os.Stderr
+	cmd := runHelper(ctx, "serve", mnt, target)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -90,6 +128,9 @@ func TestCleanStale(t *testing.T) {
 	_ = helper.Wait()
 	_, err = os.Stat(mnt)
 	require.ErrorIs(t, err, syscall.ENOTCONN, "the killed server left a stale mount")
+	_, err = Mount(newDirSource(target, 0), Options{Mount: mnt, Target: target})
+	require.ErrorIs(t, err, syscall.ENOTCONN)
+	assert.Contains(t, err.Error(), "CleanStale", "the error says what to do")
 
 	cleaned, err = CleanStale(mnt, nil)
 	require.NoError(t, err)
