@@ -1,0 +1,366 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/book"
+)
+
+// firstCPU is a CPU this process may run on, for service_cores.
+func firstCPU(t *testing.T) int {
+	t.Helper()
+	var set unix.CPUSet
+	require.NoError(t, unix.SchedGetaffinity(0, &set))
+	for c := range 1024 {
+		if set.IsSet(c) {
+			return c
+		}
+	}
+	t.Fatal("no CPU in this process's affinity")
+	return -1
+}
+
+func cpusAllowed(t *testing.T, pid int) string {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no Cpus_allowed_list for pid %d", pid)
+	return ""
+}
+
+type nodeStatus struct {
+	Mount string `json:"mount"`
+	PID   int    `json:"pid"`
+	Node  struct {
+		Rank      int  `json:"rank"`
+		TreeReady bool `json:"tree_ready"`
+	} `json:"node"`
+}
+
+// statsJSON runs `copper-launch stats --json` with args and decodes one
+// status per line.
+func (j *job) statsJSON(args ...string) []nodeStatus {
+	j.t.Helper()
+	r := j.launch(append([]string{"stats", "--json", "--mount", j.mountTemplate()}, args...)...)
+	require.Equal(j.t, 0, r.code, "stats: %s", r)
+	var out []nodeStatus
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	for dec.More() {
+		var st nodeStatus
+		require.NoError(j.t, dec.Decode(&st))
+		out = append(out, st)
+	}
+	return out
+}
+
+func TestLocalFourServeAndStop(t *testing.T) {
+	j := newJob(t)
+	cpu := firstCPU(t)
+	args := append(j.common(), "--local", "4", "--job-id", "local4", "--service-cores", fmt.Sprintf("%d,4000", cpu))
+	r := j.launch(args...)
+	require.Equal(t, 0, r.code, "launch: %s", r)
+	assert.Contains(t, r.stdout, "4 local ranks tree-ready, job local4")
+	assert.Contains(t, r.stderr, "service_cores not available on this node, skipped", "CPU 4000 does not exist")
+	pids := readyPIDs(t, r.stdout)
+	require.Len(t, pids, 4, "one ready line per rank: %s", r)
+
+	logs := filepath.Join(j.logDir, "local4", "logs")
+	entries, err := book.Read(filepath.Join(logs, "copper_address_book.txt"))
+	require.NoError(t, err)
+	require.Len(t, entries, 4)
+	for _, e := range entries {
+		assert.True(t, strings.HasPrefix(e.Endpoint, "127.0.0.1:"), "loopback endpoint: %s", e.Endpoint)
+	}
+	assert.FileExists(t, filepath.Join(logs, "copper_address_book_full_output.txt"))
+	assert.FileExists(t, filepath.Join(logs, "node_file.txt"))
+	for _, sub := range []string{"tables", "profiling"} {
+		assert.DirExists(t, filepath.Join(j.logDir, "local4", sub))
+	}
+	assert.Empty(t, j.privateLeftovers(), "book and token copies are removed once the nodes have read them")
+
+	for rk := range 4 {
+		assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(rk), "sub", "hello.txt")), "rank %d", rk)
+		assert.Equal(t, strconv.Itoa(cpu), cpusAllowed(t, pids[rk]), "rank %d's node is pinned", rk)
+	}
+
+	sts := j.statsJSON("--local", "4")
+	require.Len(t, sts, 4)
+	for rk, st := range sts {
+		assert.Equal(t, rk, st.Node.Rank)
+		assert.True(t, st.Node.TreeReady)
+		assert.Equal(t, j.mount(rk), st.Mount)
+		assert.Equal(t, pids[rk], st.PID)
+	}
+	w := j.launch("wait", "--mount", j.mountTemplate(), "--rank", "3", "--timeout", "20s")
+	require.Equal(t, 0, w.code, "wait: %s", w)
+
+	s := j.run(stopTimeout+10*time.Second, launcher(), "stop", "--mount", j.mountTemplate(), "--local", "4", "--timeout", "20s")
+	require.Equal(t, 0, s.code, "stop: %s", s)
+	j.requireNothingLeft()
+	socks, _ := filepath.Glob(filepath.Join(j.runtimeDir, "copper", "*.sock"))
+	assert.Empty(t, socks, "control sockets left")
+
+	again := j.launch("stop", "--mount", j.mountTemplate(), "--local", "4")
+	assert.Equal(t, 0, again.code, "stopping nothing is not an error: %s", again)
+}
+
+// TestMPI runs the launcher the way a job does: one process per rank
+// under MPICH's mpiexec, which sets PMI_RANK and PMI_SIZE.
+func TestMPI(t *testing.T) {
+	mpiexec, err := exec.LookPath("mpiexec")
+	if err != nil {
+		t.Fatalf("mpiexec not found (%v): run scripts/setup-test-deps.sh (Debian package mpich)", err)
+	}
+	j := newJob(t)
+	args := append([]string{"-n", "4", launcher()}, j.common()...)
+	args = append(args, "--bootstrap", freeAddr(t), "--interface", "lo")
+	r := j.run(launchTimeout, mpiexec, args...)
+	require.Equal(t, 0, r.code, "mpiexec copper-launch: %s", r)
+	require.Len(t, readyPIDs(t, r.stdout), 4, "%s", r)
+	for rk := range 4 {
+		assert.Contains(t, r.stderr, fmt.Sprintf("identity\" rank=%d size=4 source=PMI_RANK/PMI_SIZE", rk))
+	}
+
+	jobDirs, err := filepath.Glob(filepath.Join(j.logDir, "copper-*"))
+	require.NoError(t, err)
+	require.Len(t, jobDirs, 1, "rank 0 chose one job id for all")
+	entries, err := book.Read(filepath.Join(jobDirs[0], "logs", "copper_address_book.txt"))
+	require.NoError(t, err)
+	require.Len(t, entries, 4)
+
+	for _, st := range j.statsJSON("--local", "4") {
+		assert.True(t, st.Node.TreeReady, "rank %d", st.Node.Rank)
+	}
+	for rk := range 4 {
+		assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(rk), "sub", "hello.txt")), "rank %d", rk)
+	}
+	w := j.run(launchTimeout, mpiexec, "-n", "4", launcher(), "wait", "--mount", j.mountTemplate(), "--timeout", "20s")
+	require.Equal(t, 0, w.code, "mpiexec copper-launch wait: %s", w)
+
+	s := j.run(launchTimeout, mpiexec, "-n", "4", launcher(), "stop", "--mount", j.mountTemplate(), "--timeout", "20s")
+	require.Equal(t, 0, s.code, "mpiexec copper-launch stop: %s", s)
+	j.requireNothingLeft()
+}
+
+// TestMissingRankFailsEveryStartedRank starts two ranks of three: both
+// must give up at the bootstrap timeout, naming the missing rank, having
+// mounted and started nothing.
+func TestMissingRankFailsEveryStartedRank(t *testing.T) {
+	j := newJob(t)
+	addr := freeAddr(t)
+	results := make([]result, 2)
+	done := make(chan int, 2)
+	for rk := range 2 {
+		go func() {
+			cmd := exec.Command(launcher(), append(j.common(), "--rank", strconv.Itoa(rk), "--size", "3",
+				"--bootstrap", addr, "--bootstrap-timeout-s", "2", "--interface", "lo")...)
+			cmd.Env = j.env()
+			results[rk], _ = runBounded(cmd, launchTimeout)
+			done <- rk
+		}()
+	}
+	<-done
+	<-done
+	for rk, r := range results {
+		assert.NotEqual(t, 0, r.code, "rank %d: %s", rk, r)
+		assert.Contains(t, r.stderr, fmt.Sprintf("copper-launch rank %d: ", rk))
+		assert.Contains(t, r.stderr, "missing rank 2 of 3", "rank %d: %s", rk, r)
+	}
+	j.requireNothingLeft()
+	_, err := os.Stat(j.logDir)
+	assert.ErrorIs(t, err, os.ErrNotExist, "no job directory for a job that never started")
+}
+
+// TestLocalRankFailureStopsTheOthers makes rank 1's mount impossible: the
+// launch must fail naming it and leave rank 0 stopped, not serving.
+func TestLocalRankFailureStopsTheOthers(t *testing.T) {
+	j := newJob(t)
+	require.NoError(t, os.WriteFile(j.mount(1), []byte("a file where a mount directory should be"), 0o644))
+	r := j.launch(append(j.common(), "--local", "2", "--ready-timeout-s", "20")...)
+	require.NotEqual(t, 0, r.code, "%s", r)
+	assert.Contains(t, r.stderr, "--local 2: failed: rank 1; stopping the others")
+	assert.Contains(t, r.stderr, "copper-node rank 1")
+	j.requireNothingLeft()
+}
+
+// TestLocalRootFailureEndsWaitingRanks fails the root: its children
+// would wait for it until ready_timeout_s (longer than the test allows),
+// so the launch returning at all shows they were wound down.
+func TestLocalRootFailureEndsWaitingRanks(t *testing.T) {
+	j := newJob(t)
+	require.NoError(t, os.WriteFile(j.mount(0), []byte("a file where a mount directory should be"), 0o644))
+	r := j.launch(append(j.common(), "--local", "3", "--ready-timeout-s", "600")...)
+	require.NotEqual(t, 0, r.code, "%s", r)
+	assert.Contains(t, r.stderr, "--local 3: failed: rank 0; stopping the others")
+	j.requireNothingLeft()
+}
+
+// TestForegroundExecs checks that --foreground becomes copper-node (same
+// pid, so srun's step stays attached) and that stop ends it cleanly.
+func TestForegroundExecs(t *testing.T) {
+	j := newJob(t)
+	cmd := exec.Command(launcher(), append(j.common(), "--rank", "0", "--size", "1", "--bootstrap", freeAddr(t),
+		"--interface", "lo", "--job-id", "fg", "--foreground")...)
+	cmd.Env = j.env()
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	gone := make(chan struct{})
+	go func() {
+		exited <- cmd.Wait()
+		close(gone)
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-gone:
+		case <-time.After(killGrace):
+		}
+	})
+
+	w := j.launch("wait", "--mount", j.mountTemplate(), "--rank", "0", "--timeout", "30s")
+	require.Equal(t, 0, w.code, "wait: %s\nlauncher output:\n%s", w, out.String())
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
+	require.NoError(t, err)
+	argv := strings.Split(string(cmdline), "\x00")
+	assert.Equal(t, filepath.Join(binDir, "copper-node"), argv[0], "the launcher's pid now runs copper-node")
+	assert.Contains(t, argv, "--foreground")
+	assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(0), "sub", "hello.txt")))
+	assert.Len(t, j.privateLeftovers(), 2, "a foreground node keeps its book and token copies until stop")
+
+	s := j.launch("stop", "--mount", j.mountTemplate(), "--rank", "0", "--timeout", "20s")
+	require.Equal(t, 0, s.code, "stop: %s", s)
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "copper-node --foreground exits 0 after stop:\n%s", out.String())
+	case <-time.After(stopTimeout):
+		t.Fatal("copper-node --foreground still running after stop")
+	}
+	assert.Empty(t, j.privateLeftovers(), "stop removes the foreground node's copies")
+	j.requireNothingLeft()
+}
+
+// TestPreparedLocal runs two ranks from a prepared book with a token
+// beside it: no all-gather, the job id given, the token used.
+func TestPreparedLocal(t *testing.T) {
+	j := newJob(t)
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	bookPath := filepath.Join(j.dir, "job.book")
+	require.NoError(t, os.WriteFile(bookPath, []byte(fmt.Sprintf("%s %s\n%s %s\n", host, freeAddr(t), host, freeAddr(t))), 0o644))
+	require.NoError(t, os.WriteFile(bookPath+".token", []byte("prepared-token-0123456789\n"), 0o600))
+
+	// The command word after the flags must reach the ranks as given.
+	r := j.launch(append(j.common(), "start", "--local", "2", "-a", "prepared", "-F", bookPath, "--job-id", "prep")...)
+	require.Equal(t, 0, r.code, "%s", r)
+	assert.NotContains(t, r.stderr, "without peer authentication")
+	for rk := range 2 {
+		assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(rk), "sub", "hello.txt")))
+	}
+	got, err := book.Read(filepath.Join(j.logDir, "prep", "logs", "copper_address_book.txt"))
+	require.NoError(t, err)
+	want, err := book.Read(bookPath)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+
+	s := j.launch("stop", "--mount", j.mountTemplate(), "--local", "2")
+	require.Equal(t, 0, s.code, "stop: %s", s)
+	assert.FileExists(t, bookPath+".token", "the prepared token is not the launcher's to remove")
+	j.requireNothingLeft()
+}
+
+// TestDryRunFacility filters a generated facility book to a node file and
+// checks the order, the own-host check and missing hosts, without
+// starting anything.
+func TestDryRunFacility(t *testing.T) {
+	dir := t.TempDir()
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	var b strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&b, "other%02d.example.gov 10.0.0.%d:7000\n", i, i)
+	}
+	fmt.Fprintf(&b, "%s.example.gov 10.0.1.1:7000\n", host)
+	facility := filepath.Join(dir, "facility.book")
+	require.NoError(t, os.WriteFile(facility, []byte(b.String()), 0o644))
+	nodefile := filepath.Join(dir, "nodes")
+	require.NoError(t, os.WriteFile(nodefile, []byte(host+"\n"+host+"\nother07\n"), 0o644))
+
+	run := func(args ...string) result {
+		cmd := exec.Command(launcher(), append([]string{"--site", "aurora", "--log-dir", filepath.Join(dir, "logs"),
+			"-F", facility, "--nodefile", nodefile, "--job-id", "dry", "--dry-run", "-l", "3", "-b", strconv.Itoa(firstCPU(t))}, args...)...)
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(dir, "run"))
+		r, err := runBounded(cmd, launchTimeout)
+		require.NoError(t, err)
+		return r
+	}
+
+	r := run("--rank", "0", "--size", "2")
+	require.Equal(t, 0, r.code, "%s", r)
+	assert.Contains(t, r.stdout, fmt.Sprintf("# 0 %s.example.gov 10.0.1.1:7000\n# 1 other07.example.gov 10.0.0.7:7000\n", host))
+	assert.Contains(t, r.stdout, "rank 0: "+filepath.Join(binDir, "copper-node")+" serve --book <book> --rank 0 --job-id=dry")
+	assert.Contains(t, r.stdout, "--site=aurora")
+	assert.Contains(t, r.stderr, "no token file beside the address book")
+
+	r = run("--rank", "1", "--size", "2")
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, r.stderr, fmt.Sprintf("rank 1 runs on host %s but the address map gives rank 1 to other07.example.gov", host))
+
+	r = run("--rank", "0", "--size", "3")
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, r.stderr, "2 nodes but the job has 3 ranks")
+
+	require.NoError(t, os.WriteFile(nodefile, []byte(host+"\nghost-a\nother01\nghost-b\n"), 0o644))
+	r = run("--rank", "0", "--size", "4")
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, r.stderr, "2 of 4 allocation hosts are not in the address book: ghost-a, ghost-b")
+
+	_, err = os.Stat(filepath.Join(dir, "logs"))
+	assert.ErrorIs(t, err, os.ErrNotExist, "a dry run writes nothing")
+}
+
+func TestUsageAndIdentityErrors(t *testing.T) {
+	cmd := exec.Command(launcher(), "--help")
+	r, err := runBounded(cmd, launchTimeout)
+	require.NoError(t, err)
+	require.Equal(t, 0, r.code)
+	assert.Contains(t, r.stdout, "copper-launch --local N")
+
+	cmd = exec.Command(launcher(), "--site", "local")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	r, err = runBounded(cmd, launchTimeout)
+	require.NoError(t, err)
+	require.Equal(t, 1, r.code, "%s", r)
+	assert.Contains(t, r.stderr, "PMI_RANK, PALS_RANKID, PMIX_RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID")
+
+	cmd = exec.Command(launcher(), "--local", "2", "--mount", "/tmp/no-rank-here")
+	r, err = runBounded(cmd, launchTimeout)
+	require.NoError(t, err)
+	require.Equal(t, 1, r.code, "%s", r)
+	assert.Contains(t, r.stderr, "must contain {rank}")
+
+	cmd = exec.Command(launcher(), "--bogus")
+	r, err = runBounded(cmd, launchTimeout)
+	require.NoError(t, err)
+	require.Equal(t, 2, r.code, "%s", r)
+}

@@ -1,0 +1,256 @@
+package launch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hpc-copper/copper/book"
+	"github.com/hpc-copper/copper/bootstrap"
+	ctl "github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/rank"
+	"github.com/hpc-copper/copper/tree"
+)
+
+// facilityMap picks the allocation's entries, in node-list order, from
+// the facility book at path, and checks the job has one rank per node.
+func facilityMap(path string, nodes []string, size int) ([]tree.Entry, error) {
+	if path == "" {
+		return nil, errors.New("address_book_source is facility but address_book is empty: set it in the site file or pass -F/--address-book")
+	}
+	full, err := book.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := rank.FilterBook(full, nodes)
+	if err != nil {
+		return nil, fmt.Errorf("facility address book %s: %w", path, err)
+	}
+	if len(entries) != size {
+		return nil, fmt.Errorf("the allocation has %d nodes but the job has %d ranks: run one rank per node on every node (mpiexec -ppn 1, srun --ntasks-per-node=1), or pass --nodefile",
+			len(entries), size)
+	}
+	return entries, nil
+}
+
+// preparedMap reads a job-local book as is: line r is rank r.
+func preparedMap(path string, size int) ([]tree.Entry, error) {
+	if path == "" {
+		return nil, errors.New("address_book_source is prepared but address_book is empty: pass -F/--address-book")
+	}
+	entries, err := book.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) != size {
+		return nil, fmt.Errorf("prepared address book %s has %d entries but the job has %d ranks", path, len(entries), size)
+	}
+	return entries, nil
+}
+
+// checkOwnEntry fails when entry r of a facility or prepared map is not
+// this host: the ranks are not on the nodes the map says, and the node
+// would listen on another machine's address.
+func checkOwnEntry(entries []tree.Entry, r int, hostname string, localIPs func() []net.IP) error {
+	e := entries[r]
+	if ip := net.ParseIP(e.Host); ip != nil {
+		for _, mine := range localIPs() {
+			if mine.Equal(ip) {
+				return nil
+			}
+		}
+	} else if rank.ShortHost(e.Host) == rank.ShortHost(hostname) {
+		return nil
+	}
+	return fmt.Errorf("rank %d runs on host %s but the address map gives rank %d to %s (%s): ranks must run in node-list order, one per node",
+		r, hostname, r, e.Host, e.Endpoint)
+}
+
+// hostIPs lists this host's addresses, for checkOwnEntry.
+func hostIPs() []net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var ips []net.IP
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			ips = append(ips, ipn.IP)
+		}
+	}
+	return ips
+}
+
+// bookToken finds the job secret beside a prepared book: <book>.token,
+// mode 0600, at least 16 bytes. ok is false when there is none.
+func bookToken(bookPath string) (path string, ok bool, err error) {
+	if bookPath == "" {
+		return "", false, nil
+	}
+	path = bookPath + ".token"
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("token file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", false, fmt.Errorf("token file %s is readable by others (mode %v): want 0600", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, fmt.Errorf("token file: %w", err)
+	}
+	if len(bytes.TrimSpace(b)) < 16 {
+		return "", false, fmt.Errorf("token file %s: token shorter than 16 bytes", path)
+	}
+	return path, true, nil
+}
+
+// Names of the records rank 0 writes in <jobdir>/logs.
+const (
+	BookFile       = "copper_address_book.txt"
+	ProvenanceFile = "copper_address_book_full_output.txt"
+	NodeFile       = "node_file.txt"
+)
+
+// makeJobDir creates <jobdir> with logs/, tables/ and profiling/.
+func makeJobDir(jobDir string) error {
+	for _, sub := range []string{"logs", "tables", "profiling"} {
+		if err := os.MkdirAll(filepath.Join(jobDir, sub), 0o755); err != nil {
+			return fmt.Errorf("job directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// provenance describes how the map was made, for rank 0's record.
+type provenance struct {
+	jobID      string
+	source     string // discover, facility or prepared
+	detail     []string
+	seen       []bootstrap.Hello // discover: every hello in rank order
+	nodes      []string
+	nodeSource string
+}
+
+// writeRecords writes rank 0's job records: the map in use, how it was
+// made, and the node list (the book's hosts when no node list is known).
+func writeRecords(jobDir string, entries []tree.Entry, p provenance) error {
+	logs := filepath.Join(jobDir, "logs")
+	if err := book.Write(filepath.Join(logs, BookFile), entries); err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# copper address book provenance: job %s, %d ranks, source %s, written %s\n",
+		p.jobID, len(entries), p.source, time.Now().UTC().Format(time.RFC3339))
+	for _, d := range p.detail {
+		fmt.Fprintf(&b, "# %s\n", d)
+	}
+	if len(p.seen) > 0 {
+		b.WriteString("# rank host endpoint job_id_proposal interfaces\n")
+		for _, h := range p.seen {
+			fmt.Fprintf(&b, "%d %s %s %s %s\n", h.Rank, h.Host, h.Endpoint, orDash(h.JobID), orDash(strings.Join(h.Interfaces, ",")))
+		}
+	} else {
+		b.WriteString("# rank host endpoint\n")
+		for r, e := range entries {
+			fmt.Fprintf(&b, "%d %s %s\n", r, e.Host, e.Endpoint)
+		}
+	}
+	if err := writeFileAtomic(filepath.Join(logs, ProvenanceFile), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	nodes := p.nodes
+	if len(nodes) == 0 {
+		seen := map[string]bool{}
+		for _, e := range entries {
+			if !seen[e.Host] {
+				seen[e.Host] = true
+				nodes = append(nodes, e.Host)
+			}
+		}
+	}
+	return writeFileAtomic(filepath.Join(logs, NodeFile), []byte(strings.Join(nodes, "\n")+"\n"), 0o644)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// privateFiles are this rank's copies of the map and the token, in the
+// node-local runtime directory (mode 0700): the job directory may not be
+// shared between nodes, and the token must not be readable by others.
+type privateFiles struct {
+	Book, Token string // Token is "" when the job runs without one
+}
+
+// privatePaths names the files of rank r of job in dir.
+func privatePaths(dir, jobID string, r int) privateFiles {
+	base := filepath.Join(dir, fmt.Sprintf("%s-rank%d", jobID, r))
+	return privateFiles{Book: base + ".book", Token: base + ".token"}
+}
+
+// writePrivate writes this rank's book copy and, if token is not empty,
+// its token, in ctl.RuntimeDir().
+func writePrivate(jobID string, r int, entries []tree.Entry, token []byte) (privateFiles, error) {
+	dir := ctl.RuntimeDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return privateFiles{}, fmt.Errorf("runtime directory: %w", err)
+	}
+	p := privatePaths(dir, jobID, r)
+	if err := book.Write(p.Book, entries); err != nil {
+		return privateFiles{}, err
+	}
+	if len(token) == 0 {
+		p.Token = ""
+		return p, nil
+	}
+	if err := writeFileAtomic(p.Token, token, 0o600); err != nil {
+		return privateFiles{}, err
+	}
+	return p, nil
+}
+
+// Remove deletes the files once copper-node has read them.
+func (p privateFiles) Remove() {
+	for _, f := range []string{p.Book, p.Token} {
+		if f != "" {
+			_ = os.Remove(f)
+		}
+	}
+}
+
+// writeFileAtomic writes data to path via a temporary file and a rename;
+// the temporary file is created with mode 0600 and then given perm.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package launch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	ctl "github.com/hpc-copper/copper/control"
+	cfuse "github.com/hpc-copper/copper/fuse"
+)
+
+// rankMount is one node's mount on this host.
+type rankMount struct {
+	rank  int // -1 when the mount does not depend on it
+	mount string
+}
+
+// localMounts resolves the mounts a wait, stop or stats acts on: all N
+// of --local N, else this rank's (rank from --rank or the environment,
+// needed only when the mount contains {rank}).
+func localMounts(c Command, getenv func(string) string) ([]rankMount, error) {
+	var ranks []int
+	switch {
+	case c.Local > 0 && c.Rank < 0:
+		for r := range c.Local {
+			ranks = append(ranks, r)
+		}
+	case c.Rank >= 0:
+		ranks = []int{c.Rank}
+	case strings.Contains(c.Settings.Mount, "{rank}"):
+		id, err := identity(c, getenv)
+		if err != nil {
+			return nil, fmt.Errorf("mount %s depends on the rank: %w (or pass --rank R, or --local N for all ranks on this host)", c.Settings.Mount, err)
+		}
+		ranks = []int{id.Rank}
+	default:
+		ranks = []int{-1}
+	}
+	out := make([]rankMount, len(ranks))
+	for i, r := range ranks {
+		s := c.Settings
+		if err := s.Expand(r); err != nil {
+			return nil, err
+		}
+		out[i] = rankMount{rank: r, mount: s.Mount}
+	}
+	return out, nil
+}
+
+// controlNodes runs wait, stop or stats through copper-node for each mount.
+func controlNodes(ctx context.Context, c Command, env Env, log *slog.Logger) int {
+	mounts, err := localMounts(c, env.Getenv)
+	if err != nil {
+		return fail(env.Stderr, -1, err)
+	}
+	var bin string
+	if c.Name != "stop" {
+		if bin, err = findNode(env.Self); err != nil {
+			return fail(env.Stderr, -1, err)
+		}
+	}
+	timeout := c.Timeout.String()
+	if c.Name == "stats" {
+		// One after another, so that outputs do not interleave.
+		code := exitOK
+		for _, m := range mounts {
+			args := []string{"stats", "--mount", m.mount}
+			if c.JSON {
+				args = append(args, "--json")
+			}
+			if err := runTool(ctx, bin, args, env); err != nil {
+				code = fail(env.Stderr, m.rank, err)
+			}
+		}
+		return code
+	}
+	errs := make([]error, len(mounts))
+	var wg sync.WaitGroup
+	for i, m := range mounts {
+		wg.Go(func() {
+			if c.Name == "wait" {
+				errs[i] = runTool(ctx, bin, []string{"wait", "--mount", m.mount, "--timeout", timeout}, env)
+			} else {
+				sctx, cancel := context.WithTimeout(ctx, c.Timeout)
+				defer cancel()
+				errs[i] = stopMount(sctx, m.mount, env, log)
+			}
+		})
+	}
+	wg.Wait()
+	code := exitOK
+	for i, err := range errs {
+		if err != nil {
+			code = fail(env.Stderr, mounts[i].rank, err)
+		}
+	}
+	return code
+}
+
+// stopMount stops the node serving mount. With no node there, a dead
+// copper mount left behind is detached and the stop succeeds: after it,
+// nothing is served or mounted at mount either way.
+func stopMount(ctx context.Context, mount string, env Env, log *slog.Logger) error {
+	stopped, err := stopNode(ctx, mount)
+	if err != nil || stopped {
+		return err
+	}
+	cleaned, err := cfuse.CleanStale(mount, log)
+	switch {
+	case errors.Is(err, cfuse.ErrLiveMount):
+		return fmt.Errorf("a FUSE mount at %s still answers but no copper node's control socket was found (another XDG_RUNTIME_DIR?): %w", mount, err)
+	case err != nil:
+		return err
+	case cleaned:
+		fmt.Fprintf(env.Stderr, "copper-launch: no node served %s; detached the stale mount\n", mount)
+	default:
+		log.Info("copper-launch: no copper node serves this mount; nothing to stop", "mount", mount)
+	}
+	return nil
+}
+
+// stopNode asks the node serving mount to stop and waits until its
+// process is gone (it unmounts before exiting), then removes the book and
+// token copies a foreground node leaves. stopped is false when no node
+// answers at mount.
+func stopNode(ctx context.Context, mount string) (stopped bool, err error) {
+	var st struct {
+		PID int `json:"pid"`
+	}
+	err = ctl.Call(ctx, mount, ctl.Request{Cmd: "stats"}, &st)
+	if errors.Is(err, ctl.ErrNoNode) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	leftovers := privateFilesOf(st.PID)
+	// A node already on its way out may close its socket in between.
+	if err := ctl.Call(ctx, mount, ctl.Request{Cmd: "stop"}, nil); err != nil && !errors.Is(err, ctl.ErrNoNode) {
+		return false, err
+	}
+	for processRuns(st.PID) {
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("node pid %d serving %s still running: %w", st.PID, mount, context.Cause(ctx))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	leftovers.Remove()
+	return true, nil
+}
+
+// processRuns reports whether pid runs. A zombie has finished: a daemon's
+// parent is init, which may reap it only later.
+func processRuns(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name, which may hold spaces.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
+
+// privateFilesOf finds the book and token copies a node started with
+// --foreground still has in the runtime directory (a daemonized node's
+// launcher removed them once the node was ready), from its command line.
+func privateFilesOf(pid int) privateFiles {
+	var p privateFiles
+	if pid <= 0 {
+		return p
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return p
+	}
+	dir := ctl.RuntimeDir() + string(filepath.Separator)
+	args := strings.Split(string(raw), "\x00")
+	for i := 0; i+1 < len(args); i++ {
+		if !strings.HasPrefix(args[i+1], dir) {
+			continue
+		}
+		switch args[i] {
+		case "--book":
+			p.Book = args[i+1]
+		case "--token-file":
+			p.Token = args[i+1]
+		}
+	}
+	return p
+}
+
+// runTool runs a copper-node control command with the launcher's output.
+func runTool(ctx context.Context, bin string, args []string, env Env) error {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("copper-node %s --mount %s: %w", args[0], args[2], err)
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/bootstrap"
+	"github.com/hpc-copper/copper/rank"
+)
+
+// testBound keeps a broken test from hanging; it is never a speed claim.
+const testBound = 30 * time.Second
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestPreferredIP(t *testing.T) {
+	ips := func(s ...string) []net.IP {
+		out := make([]net.IP, len(s))
+		for i, v := range s {
+			out[i] = net.ParseIP(v)
+		}
+		return out
+	}
+	tests := []struct {
+		in   []net.IP
+		want string
+	}{
+		{ips("127.0.0.1", "10.1.2.3"), "10.1.2.3"},
+		{ips("fd00::2", "10.1.2.3"), "10.1.2.3"},
+		{ips("fe80::1", "fd00::2"), "fd00::2"},
+		{ips("fe80::1", "::1"), "::1"},
+		{ips("::1", "127.0.0.1"), "127.0.0.1"},
+		{ips("127.0.0.1"), "127.0.0.1"},
+		{ips("fe80::1"), "<nil>"},
+		{nil, "<nil>"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, preferredIP(tt.in).String(), "%v", tt.in)
+	}
+}
+
+func TestListenIP(t *testing.T) {
+	ctx := context.Background()
+	ip, how, err := listenIP(ctx, "", "anyhost", true)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1", ip.String())
+	assert.Contains(t, how, "--local")
+
+	ip, how, err = listenIP(ctx, "lo", "anyhost", false)
+	require.NoError(t, err)
+	assert.True(t, ip.IsLoopback())
+	assert.Equal(t, "interface lo", how)
+
+	ip, _, err = listenIP(ctx, "", "localhost", false)
+	require.NoError(t, err)
+	assert.True(t, ip.IsLoopback())
+
+	_, _, err = listenIP(ctx, "nosuchif0", "anyhost", false)
+	require.ErrorContains(t, err, `interface "nosuchif0"`)
+	require.ErrorContains(t, err, "this host has: ")
+	require.ErrorContains(t, err, "lo")
+}
+
+func TestReservePort(t *testing.T) {
+	lo := net.IPv4(127, 0, 0, 1)
+	port, hold, err := reservePort(lo)
+	require.NoError(t, err)
+	t.Cleanup(hold.Release)
+	require.Positive(t, port)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+
+	// Held: nobody else can bind it, and a dial is refused, not queued.
+	_, err = net.Listen("tcp", addr)
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	_, err = net.DialTimeout("tcp", addr, testBound)
+	require.ErrorIs(t, err, syscall.ECONNREFUSED)
+
+	// Released: copper-node can listen there.
+	hold.Release()
+	hold.Release()
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	require.NoError(t, ln.Close())
+
+	var none *portHold
+	none.Release()
+}
+
+func TestBootstrapAddr(t *testing.T) {
+	got, err := bootstrapAddr("h:1", nil, nil, 47000)
+	require.NoError(t, err)
+	assert.Equal(t, "h:1", got)
+
+	got, err = bootstrapAddr("", []string{"n1", "n2"}, nil, 47000)
+	require.NoError(t, err)
+	assert.Equal(t, "n1:47000", got)
+
+	_, err = bootstrapAddr("", nil, fmt.Errorf("rank: no node list"), 47000)
+	require.ErrorContains(t, err, "--bootstrap HOST:PORT")
+	require.ErrorContains(t, err, "no node list")
+
+	_, err = bootstrapAddr("", []string{"n1"}, nil, 0)
+	require.ErrorContains(t, err, "bootstrap_port is 0")
+
+	assert.Equal(t, "127.0.0.1:5", bootstrapBind("127.0.0.1:5"))
+	assert.Equal(t, "[::1]:5", bootstrapBind("[::1]:5"))
+	assert.Equal(t, ":5", bootstrapBind("n1.example:5"))
+}
+
+func TestCheckRankZeroHost(t *testing.T) {
+	require.NoError(t, checkRankZeroHost("n1:47000", "n1.example.gov", false))
+	require.NoError(t, checkRankZeroHost("n1:47000", "n9", true), "an explicit --bootstrap is trusted")
+	err := checkRankZeroHost("n1.example.gov:47000", "n9", false)
+	require.ErrorContains(t, err, "rank 0 runs on n9")
+	require.ErrorContains(t, err, "first node n1.example.gov")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	addr, err := freeLoopbackAddr()
+	require.NoError(t, err)
+	return addr
+}
+
+type gatherOut struct {
+	res  bootstrap.Result
+	seen []bootstrap.Hello
+	err  error
+}
+
+// runGather runs ranks of a size-rank gather at addr concurrently.
+func runGather(t *testing.T, addr string, size int, ranks []int, timeout time.Duration) []gatherOut {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testBound)
+	defer cancel()
+	out := make([]gatherOut, len(ranks))
+	var wg sync.WaitGroup
+	for i, r := range ranks {
+		wg.Go(func() {
+			h := helloFor(r, size, "host"+strconv.Itoa(r), fmt.Sprintf("127.0.0.1:%d", 20000+r), "", quiet())
+			out[i].res, out[i].seen, out[i].err = gather(ctx, h, addr, timeout, quiet())
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func TestGather(t *testing.T) {
+	out := runGather(t, freeAddr(t), 3, []int{2, 0, 1}, testBound)
+	for _, o := range out {
+		require.NoError(t, o.err)
+		require.Len(t, o.res.Book, 3)
+		assert.Equal(t, out[0].res.Book, o.res.Book)
+		assert.Equal(t, out[0].res.JobID, o.res.JobID)
+		assert.Equal(t, out[0].res.Token, o.res.Token)
+	}
+	assert.Equal(t, "host1", out[0].res.Book[1].Host)
+	assert.Len(t, out[1].seen, 3, "rank 0 keeps every hello")
+	assert.Nil(t, out[0].seen)
+}
+
+func TestGatherMissingRank(t *testing.T) {
+	out := runGather(t, freeAddr(t), 3, []int{0, 1}, time.Second)
+	for _, o := range out {
+		require.Error(t, o.err)
+		assert.Contains(t, o.err.Error(), "missing rank 2 of 3")
+	}
+}
+
+func TestGatherRankZeroCannotListen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	out := runGather(t, ln.Addr().String(), 2, []int{0}, testBound)
+	require.ErrorContains(t, out[0].err, "rank 0: all-gather listener for "+ln.Addr().String())
+}
+
+func TestIdentity(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	id, err := identity(Command{Rank: 2, Size: 4}, env(map[string]string{"PMI_RANK": "0", "PMI_SIZE": "9"}))
+	require.NoError(t, err)
+	assert.Equal(t, rank.Identity{Rank: 2, Size: 4, Source: "--rank/--size"}, id)
+
+	id, err = identity(Command{Rank: -1, Size: -1}, env(map[string]string{"SLURM_PROCID": "3", "SLURM_NTASKS": "8"}))
+	require.NoError(t, err)
+	assert.Equal(t, rank.Identity{Rank: 3, Size: 8, Source: "SLURM_PROCID/SLURM_NTASKS"}, id)
+
+	_, err = identity(Command{Rank: -1, Size: -1}, env(nil))
+	require.ErrorContains(t, err, "PMI_RANK, PALS_RANKID, PMIX_RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID")
+}

@@ -1,0 +1,153 @@
+package launch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hpc-copper/copper/rank"
+)
+
+// runLocal is `copper-launch --local N`: it starts N ranks of itself on
+// this host, each with --rank i, an agreed job id and a loopback
+// all-gather address, and returns 0 once all N are tree-ready. If any
+// fails, it stops whatever did start and returns non-zero.
+func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
+	n := c.Local
+	if n > 1 && !strings.Contains(c.Settings.Mount, "{rank}") {
+		return fail(env.Stderr, -1, fmt.Errorf("--local %d: mount %q must contain {rank}, or the ranks would share one mount", n, c.Settings.Mount))
+	}
+	jobID := c.Settings.JobID
+	if jobID == "" {
+		jobID = rank.JobID(env.Getenv)
+	}
+	if jobID == "" {
+		// Chosen here rather than by the all-gather so that prepared books
+		// work too and this process can name the job directory.
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		jobID = "local-" + hex.EncodeToString(b)
+	}
+	addr := c.Bootstrap
+	if addr == "" && c.Settings.AddressBookSource == "discover" {
+		var err error
+		if addr, err = freeLoopbackAddr(); err != nil {
+			return fail(env.Stderr, -1, err)
+		}
+	}
+	log.Info("copper-launch: starting local ranks", "ranks", n, "job_id", jobID, "bootstrap", addr)
+
+	// The first failure ends the others: in discover mode they would
+	// otherwise wait out the all-gather timeout for a rank that is gone.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	codes := make([]int, n)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first []string // ranks that failed on their own, not by cancellation
+	)
+	for r := range n {
+		args := append(slices.Clip(c.Args), "--rank", strconv.Itoa(r), "--job-id", jobID)
+		if addr != "" {
+			args = append(args, "--bootstrap", addr)
+		}
+		cmd := exec.Command(env.Self, args...)
+		cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
+		if err := cmd.Start(); err != nil {
+			codes[r] = fail(env.Stderr, r, fmt.Errorf("start %s: %w", env.Self, err))
+			mu.Lock()
+			first = append(first, strconv.Itoa(r))
+			mu.Unlock()
+			cancel(err)
+			continue
+		}
+		wg.Go(func() {
+			if codes[r] = waitChild(ctx, cmd); codes[r] != 0 {
+				mu.Lock()
+				if ctx.Err() == nil {
+					first = append(first, strconv.Itoa(r))
+				}
+				mu.Unlock()
+				cancel(fmt.Errorf("local rank %d failed", r))
+			}
+		})
+	}
+	wg.Wait()
+
+	failed := 0
+	for _, code := range codes {
+		if code != 0 {
+			failed++
+		}
+	}
+	if failed == 0 {
+		s := c.Settings
+		_ = s.Expand(-1)
+		fmt.Fprintf(env.Stdout, "copper-launch: %d local ranks tree-ready, job %s, mounts %s\n", n, jobID, s.Mount)
+		return exitOK
+	}
+	if len(first) == 0 {
+		first = []string{"none (interrupted)"}
+	}
+	fmt.Fprintf(env.Stderr, "copper-launch: --local %d: failed: rank %s; stopping the others\n", n, strings.Join(first, ","))
+	stopC := c
+	stopC.Name = "stop"
+	if code := controlNodes(context.WithoutCancel(ctx), stopC, env, log); code != 0 {
+		fmt.Fprintf(env.Stderr, "copper-launch: --local %d: stopping after the failure also failed\n", n)
+	}
+	return exitFail
+}
+
+// waitChild waits for one local rank, passing an interruption on to it.
+func waitChild(ctx context.Context, cmd *exec.Cmd) int {
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-exited:
+	case <-ctx.Done():
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		err = <-exited
+		if err == nil {
+			return exitFail // it may have finished starting; the caller stops it
+		}
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if code := exit.ExitCode(); code > 0 {
+			return code
+		}
+		return exitFail // killed by a signal
+	}
+	if err != nil {
+		return exitFail
+	}
+	return exitOK
+}
+
+// freeLoopbackAddr returns a loopback address whose port was free a
+// moment ago, for the local ranks' all-gather. Rank 0 binds it within
+// milliseconds; if another process takes it first, rank 0 fails naming
+// the address and the launch fails as a whole.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("choosing a loopback port for the all-gather: %w", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return "", fmt.Errorf("choosing a loopback port for the all-gather: %w", err)
+	}
+	return addr, nil
+}

@@ -1,0 +1,398 @@
+package launch
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	ctl "github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/rank"
+	"github.com/hpc-copper/copper/tree"
+)
+
+// plan is everything one rank resolved before starting its node.
+type plan struct {
+	rank, size int
+	jobID      string
+	jobDir     string // "" when log_dir is empty: no job records
+	entries    []tree.Entry
+	token      []byte // discover: the bootstrap's secret (hex); nil otherwise
+	tokenFile  string // prepared/facility: <book>.token, if there is one
+	prov       provenance
+	hold       *portHold // discover with port 0: the reserved port
+	cores      []int
+	mount      string // expanded, for messages and cleanup
+}
+
+// startRank is one rank of `copper-launch start`.
+func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
+	id, err := identity(c, env.Getenv)
+	if err != nil {
+		return fail(env.Stderr, -1, fmt.Errorf("%w (or pass --rank R --size N, or --local N for ranks on this host)", err))
+	}
+	log = log.With("rank", id.Rank)
+	log.Info("copper-launch: identity", "size", id.Size, "source", id.Source)
+	// Found before the all-gather: a rank that fails after it leaves the
+	// others serving a tree with a hole.
+	nodeBin, err := findNode(env.Self)
+	if err != nil {
+		return fail(env.Stderr, id.Rank, err)
+	}
+	p, err := resolve(ctx, c, env, id, log)
+	defer p.hold.Release()
+	if err != nil {
+		return fail(env.Stderr, id.Rank, err)
+	}
+	if c.DryRun {
+		shown := privateFiles{Book: "<book>", Token: p.tokenFile}
+		if len(p.token) > 0 {
+			shown.Token = "<token>"
+		}
+		args := nodeArgs(c, p, shown)
+		if p.rank == 0 {
+			fmt.Fprintf(env.Stdout, "# address map, job %s (%s)\n", p.jobID, p.prov.source)
+			for r, e := range p.entries {
+				fmt.Fprintf(env.Stdout, "# %d %s %s\n", r, e.Host, e.Endpoint)
+			}
+		}
+		fmt.Fprintf(env.Stdout, "rank %d: %s %s\n", p.rank, nodeBin, strings.Join(args, " "))
+		return exitOK
+	}
+	if err := writeJobFiles(p); err != nil {
+		return fail(env.Stderr, id.Rank, err)
+	}
+	files, err := writePrivate(p.jobID, p.rank, p.entries, p.token)
+	if err != nil {
+		return fail(env.Stderr, id.Rank, err)
+	}
+	tokenArg := files.Token // a discover token; "" otherwise
+	if p.tokenFile != "" {
+		tokenArg = p.tokenFile // beside a prepared book: not ours to remove
+	}
+	args := nodeArgs(c, p, privateFiles{Book: files.Book, Token: tokenArg})
+	closeInheritedFiles()
+	if err := pinThread(p.cores); err != nil {
+		files.Remove()
+		return fail(env.Stderr, id.Rank, err)
+	}
+	if len(p.cores) > 0 {
+		log.Info("copper-launch: pinned", "service_cores", formatCPUs(p.cores))
+	}
+	if c.Foreground {
+		// The book and token stay in the private runtime directory: the
+		// node reads them after this process is gone.
+		p.hold.Release()
+		argv := append([]string{nodeBin}, args...)
+		err := syscall.Exec(nodeBin, argv, os.Environ())
+		files.Remove()
+		return fail(env.Stderr, id.Rank, fmt.Errorf("exec %s: %w", nodeBin, err))
+	}
+	code := runNode(ctx, nodeBin, args, p, env, log)
+	files.Remove() // read by the node before it reported ready (or failed)
+	return code
+}
+
+// resolve does everything up to starting the node: settings, node list,
+// job id, address map, job directory and cores.
+func resolve(ctx context.Context, c Command, env Env, id rank.Identity, log *slog.Logger) (plan, error) {
+	p := plan{rank: id.Rank, size: id.Size}
+	s := c.Settings
+	if err := s.Expand(id.Rank); err != nil {
+		return p, err
+	}
+	p.mount = s.Mount
+
+	var nodes []string
+	var nodeSource string
+	var nodesErr error
+	if c.Local > 0 {
+		nodes, nodeSource = repeat(env.Hostname, c.Local), "--local"
+	} else {
+		nodes, nodeSource, nodesErr = rank.NodesFromEnv(env.Getenv, c.Nodefile)
+	}
+	if nodesErr == nil {
+		log.Info("copper-launch: node list", "nodes", len(nodes), "source", nodeSource)
+	} else {
+		log.Debug("copper-launch: no node list", "err", nodesErr)
+	}
+	p.prov.nodes, p.prov.nodeSource = unique(nodes), nodeSource
+
+	jobID := s.JobID
+	if jobID == "" {
+		jobID = rank.JobID(env.Getenv)
+	}
+	if jobID != "" && (strings.ContainsAny(jobID, "/\x00") || jobID == "." || jobID == "..") {
+		return p, fmt.Errorf("job id %q from the environment is not a directory name: pass --job-id", jobID)
+	}
+
+	cores, skipped, err := planCores(s.ServiceCores)
+	if err != nil {
+		return p, err
+	}
+	if len(skipped) > 0 {
+		log.Warn("copper-launch: service_cores not available on this node, skipped", "skipped", formatCPUs(skipped), "using", formatCPUs(cores))
+	}
+	p.cores = cores
+
+	src := s.AddressBookSource
+	p.prov.source = src
+	switch src {
+	case "discover":
+		if err := p.discover(ctx, c, env, s.Interface, s.Port, s.BootstrapPort, s.BootstrapTimeout(), nodes, nodesErr, jobID, log); err != nil {
+			return p, err
+		}
+	case "facility", "prepared":
+		if c.Local > 0 && src == "facility" {
+			return p, errors.New("--local runs every rank on this host, which a facility book lists once: use address_book_source discover or prepared")
+		}
+		if jobID == "" {
+			return p, fmt.Errorf("address_book_source %s has no all-gather to agree on a job id: pass --job-id, set COPPER_JOB_ID, or run under PBS or Slurm", src)
+		}
+		p.jobID = jobID
+		if src == "facility" {
+			if nodesErr != nil {
+				return p, nodesErr
+			}
+			p.entries, err = facilityMap(s.AddressBook, nodes, id.Size)
+			p.prov.detail = append(p.prov.detail, fmt.Sprintf("facility book %s filtered to %d hosts of %s", s.AddressBook, len(nodes), nodeSource))
+		} else {
+			p.entries, err = preparedMap(s.AddressBook, id.Size)
+			p.prov.detail = append(p.prov.detail, "prepared book "+s.AddressBook+" read as is")
+		}
+		if err != nil {
+			return p, err
+		}
+		if err := checkOwnEntry(p.entries, id.Rank, env.Hostname, hostIPs); err != nil {
+			return p, err
+		}
+		tokenFile, ok, err := bookToken(s.AddressBook)
+		if err != nil {
+			return p, err
+		}
+		if ok {
+			p.tokenFile = tokenFile
+		} else {
+			// Without an all-gather there is no channel for rank 0 to hand
+			// out a secret, so nodes accept any peer (as Copper 1.0 did).
+			log.Warn("copper-launch: no token file beside the address book; nodes run without peer authentication",
+				"looked_for", s.AddressBook+".token")
+		}
+	}
+	p.prov.jobID = p.jobID
+	if s.LogDir != "" {
+		p.jobDir = filepath.Join(s.LogDir, p.jobID)
+	} else {
+		log.Warn("copper-launch: log_dir is empty; no job directory or records are written")
+	}
+	return p, nil
+}
+
+// discover builds the map through the all-gather.
+func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, port, bootstrapPort int,
+	timeout time.Duration, nodes []string, nodesErr error, jobID string, log *slog.Logger) error {
+	addr, err := bootstrapAddr(c.Bootstrap, nodes, nodesErr, bootstrapPort)
+	if err != nil {
+		return err
+	}
+	if p.rank == 0 {
+		if err := checkRankZeroHost(addr, env.Hostname, c.Bootstrap != ""); err != nil {
+			return err
+		}
+	}
+	ip, how, err := listenIP(ctx, iface, env.Hostname, c.Local > 0)
+	if err != nil {
+		return err
+	}
+	if ip.IsLoopback() && c.Local == 0 && len(unique(nodes)) > 1 {
+		log.Warn("copper-launch: this node's address is loopback; nodes on other hosts cannot reach it (set interface)", "from", how)
+	}
+	if port == 0 {
+		if port, p.hold, err = reservePort(ip); err != nil {
+			return err
+		}
+	}
+	endpoint := net.JoinHostPort(ip.String(), strconv.Itoa(port))
+	log.Info("copper-launch: endpoint", "endpoint", endpoint, "from", how, "bootstrap", addr)
+	res, seen, err := gather(ctx, helloFor(p.rank, p.size, env.Hostname, endpoint, jobID, log), addr, timeout, log)
+	if err != nil {
+		return err
+	}
+	if jobID != "" && res.JobID != jobID {
+		log.Warn("copper-launch: rank 0 chose another job id", "mine", jobID, "job_id", res.JobID)
+	}
+	p.jobID, p.entries, p.prov.seen = res.JobID, res.Book, seen
+	p.token = []byte(hex.EncodeToString(res.Token))
+	p.prov.detail = append(p.prov.detail, "all-gather at "+addr)
+	return nil
+}
+
+// writeJobFiles creates the job directory and, at rank 0, the records.
+func writeJobFiles(p plan) error {
+	if p.jobDir == "" {
+		return nil
+	}
+	if err := makeJobDir(p.jobDir); err != nil {
+		return err
+	}
+	if p.rank != 0 {
+		return nil
+	}
+	return writeRecords(p.jobDir, p.entries, p.prov)
+}
+
+// findNode locates copper-node beside copper-launch, else in PATH.
+func findNode(self string) (string, error) {
+	if self != "" {
+		beside := filepath.Join(filepath.Dir(self), "copper-node")
+		if fi, err := os.Stat(beside); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return beside, nil
+		}
+	}
+	p, err := exec.LookPath("copper-node")
+	if err != nil {
+		return "", fmt.Errorf("copper-node is neither beside %s nor in PATH: %w", self, err)
+	}
+	return p, nil
+}
+
+// nodeArgs is copper-node's command line for this rank.
+func nodeArgs(c Command, p plan, files privateFiles) []string {
+	args := []string{"serve", "--book", files.Book, "--rank", strconv.Itoa(p.rank), "--job-id=" + p.jobID}
+	if files.Token != "" {
+		args = append(args, "--token-file", files.Token)
+	}
+	if p.jobDir != "" {
+		args = append(args, "--job-dir", p.jobDir)
+	}
+	if c.Foreground {
+		args = append(args, "--foreground")
+	}
+	return append(args, c.NodeSettingsFlags()...)
+}
+
+// runNode starts copper-node, which daemonizes and exits once its node is
+// mounted and tree-ready (or failed), and returns its exit status.
+func runNode(ctx context.Context, bin string, args []string, p plan, env Env, log *slog.Logger) int {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
+	// Its own process group: a terminal's Ctrl-C reaches the launcher,
+	// which winds the start down, instead of killing copper-node's waiting
+	// half and leaving its daemon to finish starting unsupervised.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.hold.Release()
+	if err := cmd.Start(); err != nil {
+		return fail(env.Stderr, p.rank, fmt.Errorf("start %s: %w", bin, err))
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-exited:
+	case <-ctx.Done():
+		log.Warn("copper-launch: interrupted; stopping the node being started", "cause", context.Cause(ctx))
+		abandon(p.mount, cmd.Process.Pid, exited, log)
+		return fail(env.Stderr, p.rank, fmt.Errorf("interrupted before the node was ready: %v", context.Cause(ctx)))
+	}
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() > 0 {
+			return exit.ExitCode()
+		}
+		return fail(env.Stderr, p.rank, fmt.Errorf("%s: %w", bin, err))
+	}
+	return exitOK
+}
+
+// abandonBound bounds winding down an interrupted start.
+const abandonBound = 30 * time.Second
+
+// abandon winds down a start that was interrupted. The daemon learns its
+// pid only through its control socket (up before the mount), so it polls
+// that and sends the daemon SIGTERM, which ends its wait for the tree and
+// makes it unmount and exit; copper-node's waiting half then exits too.
+// A node that became ready meanwhile is stopped through its socket.
+func abandon(mount string, parent int, exited <-chan error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), abandonBound)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	signalled := false
+	for {
+		select {
+		case err := <-exited:
+			if err == nil { // it reported ready: stop it
+				if _, err := stopNode(ctx, mount); err != nil {
+					log.Warn("copper-launch: stopping the node after the interruption", "mount", mount, "err", err)
+				}
+			}
+			return
+		case <-tick.C:
+			if signalled {
+				continue
+			}
+			var st struct {
+				PID int `json:"pid"`
+			}
+			// Only our daemon, a child of our copper-node: a node of an
+			// earlier job at the same mount is not ours to end.
+			if ctl.Call(ctx, mount, ctl.Request{Cmd: "stats"}, &st) == nil && parentOf(st.PID) == parent {
+				signalled = syscall.Kill(st.PID, syscall.SIGTERM) == nil
+			}
+		case <-ctx.Done():
+			log.Warn("copper-launch: the node being started did not wind down; it may still come up", "mount", mount, "bound", abandonBound)
+			return
+		}
+	}
+}
+
+// parentOf returns the parent pid of pid, or -1.
+func parentOf(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return -1
+	}
+	fields := strings.Fields(string(stat[i+1:])) // state, ppid, ...
+	if len(fields) < 2 {
+		return -1
+	}
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		return -1
+	}
+	return ppid
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func unique(list []string) []string {
+	seen := make(map[string]bool, len(list))
+	var out []string
+	for _, s := range list {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
