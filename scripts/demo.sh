@@ -13,10 +13,10 @@ trap cleanup EXIT
 ms() { date +%s%N; }
 elapsed() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
-echo "== starting $N copper nodes (fan-out 2: rank 0 is the root; 1, 2 ask 0; 3 asks 1)"
+echo "== copper-launch --local $N (fan-out 2: rank 0 is the root; 1, 2 ask 0; 3 asks 1)"
 t0=$(ms)
-start_local_nodes "$N" --fanout 2 --log-level 4
-echo "   all nodes mounted and tree-ready after $(elapsed "$t0") ms"
+start_local_nodes "$N" --fanout 2 --log-level 4 2>/dev/null
+echo "   copper-launch returned: all $N nodes mounted and tree-ready after $(elapsed "$t0") ms"
 
 pkgs=usr/lib/python3/dist-packages
 leaf=${mounts[3]}
