@@ -43,6 +43,45 @@ type Config struct {
 	ReadyProbeInitial time.Duration // first readiness probe interval
 	ReadyProbeMax     time.Duration // probe interval cap
 	ReadyTimeout      time.Duration // give up on the parent after this; 0 = never
+
+	// Observe, when set, sees the outcome of every Get of a valid
+	// operation on a valid path, local or from a child, after it is
+	// answered. It runs on the request path: keep it cheap and never
+	// block. nil costs one comparison per Get.
+	Observe func(Observation)
+}
+
+// Outcome says where an answer came from.
+type Outcome uint8
+
+const (
+	OutcomeHit       Outcome = iota + 1 // positive answer from the cache
+	OutcomeNegative                     // ENOENT from the cache's negative (TTL) table
+	OutcomeMiss                         // not cached: this asker led the fetch (or gave up waiting)
+	OutcomeCoalesced                    // not cached: waited for another asker's fetch
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeHit:
+		return "hit"
+	case OutcomeNegative:
+		return "negative"
+	case OutcomeMiss:
+		return "miss"
+	case OutcomeCoalesced:
+		return "coalesced"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// Observation is one answered Get, as Config.Observe sees it.
+type Observation struct {
+	Op      op.Op
+	Path    string
+	Outcome Outcome
+	Errno   syscall.Errno // of the answer
+	Bytes   int           // file content in the answer (Read)
 }
 
 // Node is one copper node.
@@ -199,6 +238,14 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 	}
 	if r, ok := n.cfg.Cache.Lookup(o, path); ok {
 		n.hits[o].Add(1)
+		if n.cfg.Observe != nil {
+			// Only the negative table answers ENOENT from the cache.
+			outcome := OutcomeHit
+			if r.Errno == syscall.ENOENT {
+				outcome = OutcomeNegative
+			}
+			n.observe(o, path, outcome, r)
+		}
 		return r
 	}
 	n.misses[o].Add(1)
@@ -220,13 +267,28 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 	})
 	select {
 	case res := <-ch:
+		outcome := OutcomeMiss
 		if !led {
 			n.coalesced[o].Add(1)
+			outcome = OutcomeCoalesced
 		}
-		return res.Val.(op.Result)
+		r := res.Val.(op.Result)
+		if n.cfg.Observe != nil {
+			n.observe(o, path, outcome, r)
+		}
+		return r
 	case <-ctx.Done():
-		return op.Fail(syscall.EINTR)
+		// led is the flight's to write until it answers: report a miss.
+		r := op.Fail(syscall.EINTR)
+		if n.cfg.Observe != nil {
+			n.observe(o, path, OutcomeMiss, r)
+		}
+		return r
 	}
+}
+
+func (n *Node) observe(o op.Op, path string, outcome Outcome, r op.Result) {
+	n.cfg.Observe(Observation{Op: o, Path: path, Outcome: outcome, Errno: r.Errno, Bytes: len(r.Data)})
 }
 
 func flightKey(o op.Op, path string) string {

@@ -21,6 +21,8 @@ import (
 	cfuse "github.com/hpc-copper/copper/fuse"
 	cnet "github.com/hpc-copper/copper/net"
 	"github.com/hpc-copper/copper/node"
+	"github.com/hpc-copper/copper/profile"
+	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/tree"
 )
 
@@ -37,6 +39,11 @@ type Options struct {
 	Control bool // serve the control socket for the mount
 	Logger  *slog.Logger
 	Started time.Time // provider startup, origin of the timing lines
+
+	// JobDir is the job's output directory (<log_dir>/<job_id>):
+	// profiling outputs and ioctl logs go below it. Required with
+	// profile_metrics.
+	JobDir string
 }
 
 // Service is one running node.
@@ -46,6 +53,11 @@ type Service struct {
 
 	log      *slog.Logger
 	node     *node.Node
+	cache    *cache.Cache
+	prof     *profile.Collector
+	profOn   bool          // profile_metrics: automatic snapshots and final outputs
+	profStop chan struct{} // ends the snapshot timer
+	profDone chan struct{} // closed when the snapshot timer has ended
 	server   *cnet.Server
 	upstream *node.Upstream
 	mounted  *cfuse.Mounted
@@ -75,7 +87,9 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if err := s.Expand(id.Rank); err != nil {
 		return nil, fmt.Errorf("rank %d: %w", id.Rank, err)
 	}
-	if err := s.Validate(); err != nil {
+	// Finish also applies Copper 1.0's implications (profile_top_n > 0,
+	// profile_paths_full or a snapshot interval turn profile_metrics on).
+	if err := s.Finish(); err != nil {
 		return nil, err
 	}
 	pos, err := tree.Locate(len(id.Book), s.Trees, s.Fanout, id.Rank)
@@ -90,20 +104,29 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 		}
 	}()
 
+	if s.ProfileMetrics && o.JobDir == "" {
+		return nil, fmt.Errorf("rank %d: profile_metrics needs the job directory (service.Options.JobDir)", id.Rank)
+	}
 	guard := guardedMounts(tmpl, s, id)
 	budget, err := s.CacheBudget()
 	if err != nil {
 		return nil, err
 	}
+	svc.cache = cache.New(cache.Config{BudgetBytes: budget, NegativeTTL: s.NegativeTTL()})
+	svc.prof = newCollector(svc, s, id.Rank, o)
+	svc.profOn = s.ProfileMetrics // before the control socket can ask
 	ncfg := node.Config{
 		Rank:              id.Rank,
-		Cache:             cache.New(cache.Config{BudgetBytes: budget, NegativeTTL: s.NegativeTTL()}),
+		Cache:             svc.cache,
 		Logger:            log,
 		Started:           o.Started,
 		RPCTimeout:        s.RPCTimeout(),
 		ReadyProbeInitial: s.ReadyProbeInitial(),
 		ReadyProbeMax:     s.ReadyProbeMax(),
 		ReadyTimeout:      s.ReadyTimeout(),
+	}
+	if svc.profOn {
+		ncfg.Observe = svc.prof.Observe
 	}
 	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log}
 	if pos.Parent < 0 {
@@ -156,8 +179,70 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 			return nil, err
 		}
 	}
+	if svc.profOn {
+		svc.startSnapshots(time.Duration(s.ProfileSnapshotInterval) * time.Second)
+	}
 	return svc, nil
 }
+
+// newCollector sets up the profiler. It always exists: the FUSE hooks
+// feed it so that Copper 1.0's ioctl commands work; profile_metrics adds
+// per-path tracking, timed snapshots and the final outputs.
+func newCollector(svc *Service, s config.Settings, rnk int, o Options) *profile.Collector {
+	host, _ := os.Hostname()
+	return profile.New(profile.Config{
+		JobDir:           o.JobDir,
+		Host:             rank.ShortHost(host),
+		PID:              os.Getpid(),
+		Rank:             rnk,
+		Root:             svc.Position.Parent < 0,
+		TopN:             s.ProfileTopN,
+		PathsFull:        s.ProfilePathsFull,
+		SnapshotInterval: time.Duration(s.ProfileSnapshotInterval) * time.Second,
+		MaxCacheable:     s.MaxCacheableBytes,
+		NegativeTTL:      s.NegativeTTL(),
+		Started:          o.Started,
+		Logger:           svc.log,
+		// svc.node is set before anything can ask (Start wires it next).
+		Stats:      func() node.Stats { return svc.node.Stats() },
+		ClearCache: svc.cache.Clear,
+	})
+}
+
+// startSnapshots writes a runtime snapshot every interval until Stop;
+// interval 0 writes none.
+func (svc *Service) startSnapshots(interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	svc.profStop, svc.profDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(svc.profDone)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-svc.profStop:
+				return
+			case <-tick.C:
+				svc.snapshot(profile.TagRuntime)
+			}
+		}
+	}()
+}
+
+// snapshot writes a profiling snapshot, logging instead of failing: a
+// full disk must not stop the file system.
+func (svc *Service) snapshot(tag string) {
+	if err := svc.prof.Snapshot(tag); err != nil {
+		svc.log.Warn("profiling snapshot failed", "tag", tag, "err", err)
+		return
+	}
+	svc.log.Debug("profiling snapshot written", "tag", tag, "dir", svc.prof.ProfilingDir(tag))
+}
+
+// Profile is the node's profiler.
+func (svc *Service) Profile() *profile.Collector { return svc.prof }
 
 func (svc *Service) mount(s config.Settings, rank int, guard []string) error {
 	if _, err := cfuse.CleanStale(s.Mount, svc.log); err != nil {
@@ -179,6 +264,8 @@ func (svc *Service) mount(s config.Settings, rank int, guard []string) error {
 		Guard:           guard,
 		Logger:          svc.log,
 		Debug:           s.LogLevel >= 5,
+		OnOp:            svc.prof.OnOp,
+		OnIoctl:         svc.onIoctl,
 	})
 	if err != nil {
 		return fmt.Errorf("rank %d: mount %s: %w", rank, s.Mount, err)
@@ -186,6 +273,14 @@ func (svc *Service) mount(s config.Settings, rank int, guard []string) error {
 	svc.mounted = m
 	svc.log.Info("mounted", "mount", s.Mount, "target", s.Target)
 	return nil
+}
+
+// onIoctl carries out a Copper 1.0 ioctl command; the ioctl itself
+// succeeds either way, as in Copper 1.0.
+func (svc *Service) onIoctl(cmd uint32, viewPath string) {
+	if err := svc.prof.Ioctl(cmd, viewPath); err != nil {
+		svc.log.Warn("ioctl command failed", "cmd", cmd, "path", viewPath, "err", err)
+	}
 }
 
 // guardedMounts lists the copper mounts on this host that the backend and
@@ -223,10 +318,19 @@ func (svc *Service) AwaitTreeReady(ctx context.Context) error {
 func (svc *Service) StopRequested() <-chan struct{} { return svc.stopReq }
 
 // Stop unmounts, lets in-flight requests from children finish (until ctx
-// ends), and closes everything. It is safe to call more than once.
+// ends), and closes everything. With profile_metrics it writes the
+// pre-destroy snapshot first and the final outputs last. It is safe to
+// call more than once.
 func (svc *Service) Stop(ctx context.Context) error {
 	svc.stopped.Do(func() {
 		var errs []error
+		if svc.profStop != nil {
+			close(svc.profStop)
+			<-svc.profDone
+		}
+		if svc.profOn {
+			svc.snapshot(profile.TagPreDestroy)
+		}
 		if svc.mounted != nil {
 			if err := svc.mounted.Unmount(); err != nil {
 				errs = append(errs, fmt.Errorf("unmount %s: %w", svc.Settings.Mount, err))
@@ -242,6 +346,11 @@ func (svc *Service) Stop(ctx context.Context) error {
 		}
 		if svc.ctl != nil {
 			_ = svc.ctl.Close()
+		}
+		if svc.profOn {
+			if err := svc.prof.WriteFinal(); err != nil {
+				errs = append(errs, fmt.Errorf("final profiling outputs: %w", err))
+			}
 		}
 		svc.stopErr = errors.Join(errs...)
 		svc.log.Info("stopped", "err", svc.stopErr)
@@ -262,6 +371,15 @@ type Status struct {
 	PID       int        `json:"pid"`
 	UptimeSec float64    `json:"uptime_s"`
 	Node      node.Stats `json:"node"`
+	// Profile is the per-FUSE-operation table, with profile_metrics.
+	Profile []profile.OpRow `json:"profile,omitempty"`
+}
+
+// SnapshotResult answers the "snapshot" control command: where the
+// files went.
+type SnapshotResult struct {
+	Profiling string `json:"profiling_dir"`
+	Tables    string `json:"tables_dir"`
 }
 
 func (svc *Service) status() Status {
@@ -278,6 +396,9 @@ func (svc *Service) status() Status {
 	}
 	if svc.upstream != nil {
 		st.Upstream = svc.upstream.Current()
+	}
+	if svc.profOn {
+		st.Profile = svc.prof.Ops()
 	}
 	return st
 }
@@ -298,6 +419,15 @@ func (svc *Service) handleControl(ctx context.Context, req control.Request) (any
 	case "stop":
 		svc.stopOnce.Do(func() { close(svc.stopReq) })
 		return map[string]bool{"stopping": true}, nil
+	case "snapshot":
+		tag := req.Args["tag"]
+		if tag == "" {
+			tag = profile.TagIoctl
+		}
+		if err := svc.prof.Snapshot(tag); err != nil {
+			return nil, err
+		}
+		return SnapshotResult{Profiling: svc.prof.ProfilingDir(tag), Tables: svc.prof.TablesDir(tag)}, nil
 	}
-	return nil, fmt.Errorf("unknown command %q (want stats, ready, wait or stop)", req.Cmd)
+	return nil, fmt.Errorf("unknown command %q (want stats, ready, wait, stop or snapshot)", req.Cmd)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/profile"
 	"github.com/hpc-copper/copper/service"
 )
 
@@ -103,6 +104,34 @@ func stop(args []string) error {
 	return nil
 }
 
+// snapshot asks the node serving --mount to write a profiling snapshot.
+func snapshot(args []string) error {
+	fs := pflag.NewFlagSet("copper-node snapshot", pflag.ContinueOnError)
+	mount := fs.String("mount", "", "mount directory of the node (required)")
+	tag := fs.String("tag", profile.TagIoctl, "snapshot tag: the directory under profiling/ and tables/")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *mount == "" {
+		return errors.New("--mount is required")
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := profile.ValidTag(*tag); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	var res service.SnapshotResult
+	if err := control.Call(ctx, *mount, control.Request{Cmd: "snapshot", Args: map[string]string{"tag": *tag}}, &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stdout, "%s\n%s\n", res.Profiling, res.Tables)
+	return nil
+}
+
 func printStatus(w io.Writer, st service.Status) {
 	n := st.Node
 	role := fmt.Sprintf("child of rank %d via %s", st.Parent, st.Upstream)
@@ -132,6 +161,22 @@ func printStatus(w io.Writer, st service.Status) {
 	c := n.Cache
 	fmt.Fprintf(w, "\nnegative (ENOENT) TTL: stores %d, serves %d, expires %d, clears %d; forward errors %d, failovers %d\n",
 		c.NegativeStores, c.NegativeServes, c.NegativeExpires, c.NegativeClears, n.ForwardErrors, n.Failovers)
+	if len(st.Profile) > 0 {
+		fmt.Fprintln(w)
+		printProfile(w, st.Profile)
+	}
+}
+
+// printProfile shows the FUSE operation table of a profiling node.
+func printProfile(w io.Writer, rows []profile.OpRow) {
+	us := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/1e3) }
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "fuse op\tcalls\terrors\tENOENT\tavg µs\tp50 µs\tp99 µs\tmax µs\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", r.Op, r.Calls, r.Errors, r.Negative,
+			us(r.AvgLatency()), us(r.P50), us(r.P99), us(r.Max))
+	}
+	tw.Flush()
 }
 
 func human(n int64) string {

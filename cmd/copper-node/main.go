@@ -6,6 +6,7 @@
 //	copper-node stats --mount DIR [--json]
 //	copper-node wait  --mount DIR [--timeout D]
 //	copper-node stop  --mount DIR [--timeout D]
+//	copper-node snapshot --mount DIR [--tag T]
 package main
 
 import (
@@ -21,7 +22,7 @@ func run(args []string) int {
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "stats", "stop", "wait":
+		case "serve", "stats", "stop", "wait", "snapshot":
 			cmd, args = args[0], args[1:]
 		case "help", "-h", "--help":
 			fmt.Fprint(os.Stdout, usage)
@@ -38,6 +39,8 @@ func run(args []string) int {
 		err = stop(args)
 	case "wait":
 		err = wait(args)
+	case "snapshot":
+		err = snapshot(args)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "copper-node %s: %v\n", cmd, err)
@@ -54,6 +57,8 @@ const usage = `copper-node: one node of copper's read-only cooperative cache.
   copper-node stats --mount DIR [--json]   cache tables and counters of the node serving DIR
   copper-node wait  --mount DIR [--timeout D]   block until that node is tree-ready
   copper-node stop  --mount DIR [--timeout D]   stop it cleanly (unmount, exit)
+  copper-node snapshot --mount DIR [--tag T]   write profiling/<T>/ and tables/<T>/ in the
+      node's job directory now (default tag ioctl-snapshot); prints the directories
 
 Run 'copper-node serve --help' for every settings flag.
 `

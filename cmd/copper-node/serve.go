@@ -183,7 +183,7 @@ func runNode(a serveArgs, report io.WriteCloser) (err error) {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	svc, err := service.Start(ctx, a.settings, service.Identity{Rank: a.rank, Book: entries, Token: token},
-		service.Options{Mount: true, Control: true, Logger: log, Started: started})
+		service.Options{Mount: true, Control: true, Logger: log, Started: started, JobDir: a.jobDirectory(s)})
 	if err != nil {
 		logging.Fatal(log, "startup failed", "err", err)
 		return err

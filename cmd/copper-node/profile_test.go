@@ -1,0 +1,266 @@
+package main
+
+// These tests run copper-node as a real daemon: the test binary, run
+// again with asMainEnv set, is copper-node (see TestMain).
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/profile"
+)
+
+// asMainEnv makes the test binary run copper-node's main.
+const asMainEnv = "COPPER_NODE_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// Bounds on the child processes and on calls into a live mount.
+const (
+	cmdTimeout   = 45 * time.Second
+	mountTimeout = 20 * time.Second
+)
+
+// daemon is one copper-node started by a test.
+type daemon struct {
+	dir, mnt, jobDir, runtime string
+	pid                       int
+}
+
+func requireMountable(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Fatalf("/dev/fuse: %v: these tests mount FUSE; run scripts/setup-test-deps.sh", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Fatalf("these tests mount FUSE directly: run them as root (euid %d)", os.Geteuid())
+	}
+}
+
+// copperNode runs the copper-node in this test binary, bounded in time.
+func (d *daemon) copperNode(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	self, err := os.Executable()
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, self, args...)
+	cmd.Env = append(os.Environ(), asMainEnv+"=1", "XDG_RUNTIME_DIR="+d.runtime)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.WaitDelay = time.Second
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("copper-node %v: %v (stderr %s)", args, err, errOut.String())
+	}
+	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+}
+
+// startDaemon starts a one-node job serving target with profiling and
+// the extra flags. Cleanup kills what is left and detaches the mount.
+func startDaemon(t *testing.T, target string, flags ...string) *daemon {
+	t.Helper()
+	requireMountable(t)
+	dir, err := os.MkdirTemp("", "copper-node-test-") // not t.TempDir: removed only once unmounted
+	require.NoError(t, err)
+	d := &daemon{dir: dir, mnt: filepath.Join(dir, "mnt"), jobDir: filepath.Join(dir, "logs", "job"), runtime: filepath.Join(dir, "run")}
+	require.NoError(t, os.MkdirAll(d.runtime, 0o700))
+	t.Cleanup(func() { d.cleanup(t) })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	endpoint := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	book := filepath.Join(dir, "book")
+	require.NoError(t, os.WriteFile(book, []byte("localhost "+endpoint+"\n"), 0o644))
+
+	args := append([]string{"serve", "--book", book, "--rank", "0", "--target", target, "--mount", d.mnt,
+		"--log-dir", filepath.Join(dir, "logs"), "--job-id", "job", "--log-level", "4",
+		"--cache-memory-bytes", strconv.Itoa(64 << 20), "--ready-timeout-s", "10", "--stop-timeout", "10s"}, flags...)
+	stdout, stderr, code := d.copperNode(t, args...)
+	require.Zero(t, code, "copper-node serve: %s %s", stdout, stderr)
+	m := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(stdout)
+	require.NotNil(t, m, "no pid in %q", stdout)
+	d.pid, _ = strconv.Atoi(m[1])
+	return d
+}
+
+// alive reports whether the daemon still runs.
+func (d *daemon) alive() bool { return alive(d.pid) }
+
+func (d *daemon) cleanup(t *testing.T) {
+	if d.pid > 0 && d.alive() {
+		if _, _, code := d.copperNode(t, "stop", "--mount", d.mnt, "--timeout", "15s"); code != 0 && d.alive() {
+			_ = syscall.Kill(d.pid, syscall.SIGKILL)
+		}
+	}
+	// A killed node leaves its mount behind; its connection died with it.
+	if err := syscall.Unmount(d.mnt, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("detach %s: %v", d.mnt, err)
+		return
+	}
+	if err := os.RemoveAll(d.dir); err != nil {
+		t.Errorf("remove %s: %v", d.dir, err)
+	}
+}
+
+// within runs f, which touches the live mount, bounded in time.
+func within(t *testing.T, what string, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(mountTimeout):
+		t.Fatalf("%s: no answer after %v", what, mountTimeout)
+		return nil
+	}
+}
+
+// checkComplete parses every profiling file in dir and fails on a
+// partial one: a CSV must parse with its header's width throughout and
+// the summary must reach its last section.
+func checkComplete(t *testing.T, dir string) (files int) {
+	t.Helper()
+	headers := map[string]string{
+		"profiling_operations.csv": profile.OperationsHeader,
+		"profiling_errors.csv":     profile.ErrorsHeader,
+		"profiling_aggregate.csv":  profile.AggregateHeader,
+		"profiling_top_paths.csv":  profile.TopPathsHeader,
+		"profiling_paths_full.csv": profile.PathsFullHeader,
+		"cache_tables.csv":         profile.CacheTablesHeader,
+	}
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // a temporary file of a write the kill interrupted
+		}
+		files++
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		if strings.HasSuffix(e.Name(), "profiling_summary.md") {
+			assert.Contains(t, string(b), "## Top paths", e.Name())
+			continue
+		}
+		var header string
+		for suffix, h := range headers {
+			if strings.HasSuffix(e.Name(), "-"+suffix) {
+				header = h
+			}
+		}
+		require.NotEmpty(t, header, "unexpected file %s in %s", e.Name(), dir)
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		require.NoError(t, err, e.Name())
+		require.Equal(t, header, strings.Join(recs[0], ","), e.Name())
+		if strings.HasSuffix(e.Name(), "aggregate.csv") {
+			assert.Len(t, recs, 27, "%s: every metric row", e.Name())
+			assert.Equal(t, []string{"profile_paths_dropped", "0"}, recs[len(recs)-1], "the last row is there")
+		}
+	}
+	return files
+}
+
+func TestKilledNodeLeavesReadableSnapshots(t *testing.T) {
+	src := t.TempDir()
+	for i := range 50 {
+		require.NoError(t, os.WriteFile(filepath.Join(src, fmt.Sprintf("f%02d", i)), []byte(strings.Repeat("x", i)), 0o644))
+	}
+	d := startDaemon(t, src, "--profile-snapshot-interval-s", "1", "--profile-top-n", "5", "--profile-paths-full")
+	for i := range 50 {
+		require.NoError(t, within(t, "read", func() error {
+			_, err := os.ReadFile(filepath.Join(d.mnt, fmt.Sprintf("f%02d", i)))
+			return err
+		}))
+	}
+	snap := filepath.Join(d.jobDir, "profiling", profile.TagRuntime)
+	// Wait for a second snapshot to replace the first one's files.
+	var first float64
+	require.Eventually(t, func() bool { first = uptime(snap); return first > 0 },
+		20*time.Second, 20*time.Millisecond, "no runtime snapshot")
+	require.Eventually(t, func() bool { return uptime(snap) > first },
+		20*time.Second, 20*time.Millisecond, "no second runtime snapshot")
+
+	require.NoError(t, syscall.Kill(d.pid, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return !d.alive() }, 10*time.Second, 20*time.Millisecond, "pid %d survived SIGKILL", d.pid)
+
+	assert.Equal(t, 6, checkComplete(t, snap), "all six profiling files of the runtime snapshot")
+	assert.Equal(t, 1, checkComplete(t, filepath.Join(d.jobDir, "tables", profile.TagRuntime)))
+	assert.NoDirExists(t, filepath.Join(d.jobDir, "profiling", profile.TagFinal), "a killed node writes no final outputs")
+	assert.NoDirExists(t, filepath.Join(d.jobDir, "profiling", profile.TagPreDestroy))
+}
+
+// uptime reads uptime_s from the aggregate in dir; 0 when unreadable.
+func uptime(dir string) float64 {
+	matches, _ := filepath.Glob(filepath.Join(dir, "*-profiling_aggregate.csv"))
+	if len(matches) != 1 {
+		return 0
+	}
+	b, err := os.ReadFile(matches[0])
+	if err != nil {
+		return 0
+	}
+	m := regexp.MustCompile(`(?m)^uptime_s,([0-9.]+)$`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+func TestSnapshotAndStatsCommands(t *testing.T) {
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644))
+	d := startDaemon(t, src, "--profile-metrics")
+	require.NoError(t, within(t, "stat", func() error { _, err := os.Stat(filepath.Join(d.mnt, "f")); return err }))
+
+	stdout, stderr, code := d.copperNode(t, "snapshot", "--mount", d.mnt, "--tag", "t1")
+	require.Zero(t, code, stderr)
+	want := filepath.Join(d.jobDir, "profiling", "t1") + "\n" + filepath.Join(d.jobDir, "tables", "t1") + "\n"
+	assert.Equal(t, want, stdout)
+	assert.Equal(t, 5, checkComplete(t, filepath.Join(d.jobDir, "profiling", "t1")), "five files without paths_full")
+
+	stdout, _, code = d.copperNode(t, "snapshot", "--mount", d.mnt)
+	require.Zero(t, code)
+	assert.Contains(t, stdout, filepath.Join("profiling", profile.TagIoctl))
+
+	_, stderr, code = d.copperNode(t, "snapshot", "--mount", d.mnt, "--tag", "final")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "reserved")
+	_, stderr, code = d.copperNode(t, "snapshot")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "--mount is required")
+
+	stdout, stderr, code = d.copperNode(t, "stats", "--mount", d.mnt)
+	require.Zero(t, code, stderr)
+	assert.Regexp(t, `fuse op\s+calls\s+errors\s+ENOENT\s+avg µs\s+p50 µs\s+p99 µs\s+max µs`, stdout)
+	assert.Regexp(t, `(?m)^\s+lookup\s+1\s+0\s+0\s`, stdout)
+
+	_, stderr, code = d.copperNode(t, "stop", "--mount", d.mnt, "--timeout", "15s")
+	require.Zero(t, code, stderr)
+	assert.Equal(t, 5, checkComplete(t, filepath.Join(d.jobDir, "profiling", profile.TagFinal)))
+	assert.Equal(t, 5, checkComplete(t, filepath.Join(d.jobDir, "profiling", profile.TagPreDestroy)))
+}

@@ -1,0 +1,146 @@
+package profile
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Snapshot tags copper writes itself.
+const (
+	TagFinal      = "final"            // at shutdown
+	TagRuntime    = "runtime-snapshot" // every profile_snapshot_interval_s
+	TagPreDestroy = "pre-destroy"      // at stop, before teardown
+	TagIoctl      = "ioctl-snapshot"   // ioctl 2000, copper-node snapshot
+	TagPreReset   = "pre-reset"        // ioctl 1900, before the reset
+)
+
+// ValidTag checks a snapshot tag chosen by a user: one path component of
+// letters, digits, '.', '_' and '-', not starting with '.', at most 64
+// bytes, and not "final" or "cluster" (written by shutdown and
+// copper-report).
+func ValidTag(tag string) error {
+	if tag == "" || len(tag) > 64 || tag[0] == '.' {
+		return fmt.Errorf("snapshot tag %q: want 1-64 characters, not starting with '.'", tag)
+	}
+	for _, r := range tag {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return fmt.Errorf("snapshot tag %q: character %q not allowed (letters, digits, '.', '_', '-')", tag, r)
+		}
+	}
+	if tag == TagFinal || tag == "cluster" {
+		return fmt.Errorf("snapshot tag %q is reserved", tag)
+	}
+	return nil
+}
+
+// ProfilingDir and TablesDir are where files tagged tag go.
+func (c *Collector) ProfilingDir(tag string) string {
+	return filepath.Join(c.cfg.JobDir, "profiling", tag)
+}
+
+func (c *Collector) TablesDir(tag string) string {
+	return filepath.Join(c.cfg.JobDir, "tables", tag)
+}
+
+// IoctlDir is where the ioctl "log" commands write.
+func (c *Collector) IoctlDir() string { return filepath.Join(c.cfg.JobDir, "ioctl") }
+
+// Snapshot writes profiling/<tag>/ and tables/<tag>/ for the counters as
+// they are now, replacing files of an earlier snapshot of the same tag.
+// Each file is replaced atomically.
+func (c *Collector) Snapshot(tag string) error {
+	if tag != TagFinal {
+		if err := ValidTag(tag); err != nil {
+			return err
+		}
+	}
+	if c.cfg.JobDir == "" {
+		return errors.New("profiling snapshot: no job directory")
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.writeReport(c.Report(tag))
+}
+
+// WriteFinal writes profiling/final/ and tables/final/ (at shutdown).
+func (c *Collector) WriteFinal() error { return c.Snapshot(TagFinal) }
+
+// writeReport writes one report's files. c.writeMu is held.
+func (c *Collector) writeReport(r Report) error {
+	pdir := c.ProfilingDir(r.Tag)
+	files := []struct {
+		name   string
+		render func(io.Writer, Report) error
+	}{
+		{"profiling_operations.csv", WriteOperations},
+		{"profiling_errors.csv", WriteErrors},
+		{"profiling_aggregate.csv", WriteAggregate},
+		{"profiling_top_paths.csv", WriteTopPaths},
+		{"profiling_summary.md", WriteSummary},
+	}
+	if r.PathsFull {
+		files = append(files, struct {
+			name   string
+			render func(io.Writer, Report) error
+		}{"profiling_paths_full.csv", WritePathsFull})
+	}
+	for _, f := range files {
+		if err := writeAtomic(pdir, c.prefix+"-"+f.name, func(w io.Writer) error { return f.render(w, r) }); err != nil {
+			return err
+		}
+	}
+	return writeAtomic(c.TablesDir(r.Tag), c.prefix+"-cache_tables.csv",
+		func(w io.Writer) error { return WriteCacheTables(w, r) })
+}
+
+// writeAtomic writes dir/name through a temporary file in dir that is
+// synced and renamed over it: a reader, or a node killed mid-write,
+// sees the old file or the new one, never a part.
+func writeAtomic(dir, name string, render func(io.Writer) error) (err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("profile output directory: %w", err)
+	}
+	final := filepath.Join(dir, name)
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", final, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+			err = fmt.Errorf("write %s: %w", final, err)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 64<<10)
+	if err := render(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	// The rename itself survives a crash only once the directory is synced.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

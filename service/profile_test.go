@@ -1,0 +1,443 @@
+package service_test
+
+// Profiling through a real FUSE mount: one root node in this process,
+// mounted, driven by file system calls from this process (each bounded
+// by a timeout: the server is in this process, but a bug could still
+// hang a call), its outputs read back from the job directory.
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/config"
+	"github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/profile"
+	"github.com/hpc-copper/copper/service"
+	"github.com/hpc-copper/copper/tree"
+)
+
+// mountTimeout bounds one file system call on a test mount.
+const mountTimeout = 20 * time.Second
+
+// profiledNode is one mounted root node with profiling.
+type profiledNode struct {
+	svc    *service.Service
+	mnt    string
+	jobDir string
+	target string
+}
+
+// requireMountable fails (never skips) when this machine cannot mount.
+func requireMountable(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Fatalf("/dev/fuse: %v: these tests mount FUSE; run scripts/setup-test-deps.sh", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Fatalf("these tests mount FUSE directly: run them as root (euid %d)", os.Geteuid())
+	}
+}
+
+// startProfiledNode mounts target through a one-node job with profiling
+// on (edit may change that) and stops it, unmounting lazily if need be,
+// at cleanup.
+func startProfiledNode(t *testing.T, target string, edit func(*config.Settings)) *profiledNode {
+	t.Helper()
+	requireMountable(t)
+	dir := t.TempDir()
+	s, err := config.Load("local")
+	require.NoError(t, err)
+	s.Target = target
+	s.Mount = filepath.Join(dir, "mnt")
+	s.LogDir = filepath.Join(dir, "logs")
+	s.CacheMemoryBytes = 64 << 20
+	s.MdEnoentTTLMs = 600_000 // no ENOENT entry lapses during a test
+	s.ReadyTimeoutS = 10
+	s.ProfileMetrics = true
+	s.ProfileTopN = 20
+	s.ProfilePathsFull = true
+	if edit != nil {
+		edit(&s)
+	}
+	p := &profiledNode{mnt: s.Mount, jobDir: filepath.Join(dir, "logs", "job"), target: target}
+	book := []tree.Entry{{Host: "localhost", Endpoint: "127.0.0.1:0"}}
+	p.svc, err = service.Start(t.Context(), s, service.Identity{Rank: 0, Book: book},
+		service.Options{Mount: true, Control: true, JobDir: p.jobDir})
+	require.NoError(t, err)
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+// stop stops the node; the mount goes even if the node cannot unmount.
+func (p *profiledNode) stop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	assert.NoError(t, p.svc.Stop(ctx))
+	if err := syscall.Unmount(p.mnt, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+		t.Logf("lazy unmount of %s: %v", p.mnt, err)
+	}
+}
+
+// within runs f, which touches the mount, and fails the test if it
+// does not return in time.
+func within(t *testing.T, what string, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(mountTimeout):
+		t.Fatalf("%s: no answer after %v (FUSE server hung?)", what, mountTimeout)
+		return nil
+	}
+}
+
+// csvFile reads a profiling CSV and checks its header.
+func csvFile(t *testing.T, path, header string) [][]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	require.NoError(t, err, path)
+	require.NotEmpty(t, recs, path)
+	require.Equal(t, header, strings.Join(recs[0], ","), path)
+	return recs[1:]
+}
+
+// opsTable indexes profiling_operations.csv: operation -> column -> value.
+func opsTable(t *testing.T, path string) map[string]map[string]int64 {
+	t.Helper()
+	cols := strings.Split(profile.OperationsHeader, ",")
+	out := map[string]map[string]int64{}
+	for _, rec := range csvFile(t, path, profile.OperationsHeader) {
+		row := map[string]int64{}
+		for i, c := range cols[1:] {
+			if strings.HasSuffix(c, "_us") || strings.HasSuffix(c, "_s") {
+				continue
+			}
+			n, err := strconv.ParseInt(rec[i+1], 10, 64)
+			require.NoError(t, err, "%s: %s of %s", path, c, rec[0])
+			row[c] = n
+		}
+		out[rec[0]] = row
+	}
+	return out
+}
+
+// aggregate reads profiling_aggregate.csv as a map.
+func aggregate(t *testing.T, path string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, rec := range csvFile(t, path, profile.AggregateHeader) {
+		out[rec[0]] = rec[1]
+	}
+	return out
+}
+
+func (p *profiledNode) file(tag, name string) string {
+	return filepath.Join(p.jobDir, "profiling", tag, p.svc.Profile().Prefix()+"-"+name)
+}
+
+// TestProfileCountsThroughMount drives a scripted access pattern through
+// the mount and checks the counts that follow from it exactly.
+func TestProfileCountsThroughMount(t *testing.T) {
+	const k, m, n = 5, 3, 4 // stats of existing files, whole-file reads, missing paths
+	src := t.TempDir()
+	for _, d := range []string{"s", "r"} {
+		require.NoError(t, os.Mkdir(filepath.Join(src, d), 0o755))
+	}
+	for i := range k {
+		require.NoError(t, os.WriteFile(filepath.Join(src, "s", fmt.Sprintf("f%d", i)), []byte("x"), 0o644))
+	}
+	var readBytes int64
+	for i := range m {
+		size := 100 * (i + 1) // well under a page: one FUSE READ each
+		readBytes += int64(size)
+		require.NoError(t, os.WriteFile(filepath.Join(src, "r", fmt.Sprintf("r%d", i)), bytes.Repeat([]byte{'a' + byte(i)}, size), 0o644))
+	}
+	p := startProfiledNode(t, src, nil)
+
+	// Let the kernel learn the root first, then count from zero.
+	require.NoError(t, within(t, "stat the mount root", func() error { _, err := os.Stat(p.mnt); return err }))
+	p.svc.Profile().Reset(profile.PartAll)
+
+	script := func() {
+		for i := range k {
+			require.NoError(t, within(t, "lstat", func() error {
+				_, err := os.Lstat(filepath.Join(p.mnt, "s", fmt.Sprintf("f%d", i)))
+				return err
+			}))
+		}
+		for i := range m {
+			require.NoError(t, within(t, "read", func() error {
+				b, err := os.ReadFile(filepath.Join(p.mnt, "r", fmt.Sprintf("r%d", i)))
+				if err == nil && len(b) != 100*(i+1) {
+					err = fmt.Errorf("r%d: read %d bytes", i, len(b))
+				}
+				return err
+			}))
+		}
+		for i := range n {
+			err := within(t, "lstat missing", func() error {
+				_, err := os.Lstat(filepath.Join(p.mnt, "s", fmt.Sprintf("missing%d", i)))
+				return err
+			})
+			require.ErrorIs(t, err, os.ErrNotExist)
+		}
+	}
+	script()
+	// The same calls again reach nothing: the kernel keeps entries and
+	// attributes (entry/attr timeouts of an hour) and negative entries
+	// (a minute). This is why every path above is fresh.
+	script()
+	require.NoError(t, p.svc.Profile().Snapshot("scripted"))
+
+	ops := opsTable(t, p.file("scripted", "profiling_operations.csv"))
+	getattr, lookup, read := ops["getattr"], ops["lookup"], ops["read"]
+
+	// FUSE: the kernel LOOKUPs each name once: the directories s and r,
+	// k stat'ed files, m read files, n missing names (answered ENOENT,
+	// then kept as negative entries).
+	assert.EqualValues(t, 2+k+m+n, lookup["total_calls"], "lookups")
+	assert.EqualValues(t, n, lookup["negative_results"], "lookups answered ENOENT")
+	assert.EqualValues(t, n, lookup["errors"])
+	// Every open(2) is an OPEN (twice m), but the file's page stays
+	// cached across opens (FOPEN_KEEP_CACHE): one READ per file, which
+	// is smaller than a page. (RELEASE is sent asynchronously after
+	// close: its count is not known yet here.)
+	assert.EqualValues(t, 2*m, ops["open"]["total_calls"], "opens")
+	assert.EqualValues(t, m, read["total_calls"], "READs")
+
+	// Node: every path is fetched from the backend once, by the lookup
+	// that first names it; the node's getattr is then a hit for each
+	// OPEN and each kernel GETATTR (attributes are cached for an hour,
+	// so there may be none; whatever the kernel sent is counted here).
+	assert.EqualValues(t, 2+k+m+n, getattr["backend_ops"], "backend lstats")
+	assert.EqualValues(t, 2+k+m+n, getattr["cache_misses"])
+	assert.EqualValues(t, 2*m+getattr["total_calls"], getattr["cache_hits"], "hits = opens + kernel GETATTRs")
+	assert.EqualValues(t, map[string]int64{
+		"total_calls": m, "cache_hits": 0, "cache_misses": m, "negative_results": 0, "errors": 0,
+		"coalesced_waits": 0, "forwarded": 0, "backend_ops": m, "bytes_served": readBytes,
+	}, read, "each file read whole from the backend once")
+	assert.Zero(t, ops["readdir"]["backend_ops"]+ops["readlink"]["backend_ops"])
+
+	errs := csvFile(t, p.file("scripted", "profiling_errors.csv"), profile.ErrorsHeader)
+	assert.Contains(t, errs, []string{"lookup", "2", "ENOENT", strconv.Itoa(n)})
+
+	agg := aggregate(t, p.file("scripted", "profiling_aggregate.csv"))
+	assert.Equal(t, strconv.Itoa(n), agg["metadata_enoent_ttl_stores"], "one ENOENT entry per missing name")
+	assert.Equal(t, "0", agg["metadata_enoent_ttl_serves"], "the kernel's negative entries absorb the repeats")
+	assert.Equal(t, strconv.Itoa(n), agg["total_negative_results"])
+	assert.Equal(t, strconv.Itoa(2+k+m+n+m), agg["total_backend_ops"])
+	assert.Equal(t, strconv.FormatInt(readBytes, 10), agg["total_bytes_served"])
+	assert.Equal(t, "root", agg["role"])
+	assert.Equal(t, "0", agg["total_forwarded"])
+
+	// Paths: each stat'ed file was fetched once; each read file was
+	// fetched (lookup), hit twice (opens) and read once; missing names
+	// are enoent.
+	full := csvFile(t, p.file("scripted", "profiling_paths_full.csv"), profile.PathsFullHeader)
+	rows := map[string][]string{}
+	for _, r := range full {
+		rows[r[0]] = r[1:]
+	}
+	assert.Len(t, rows, 2+k+m+n)
+	assert.Equal(t, []string{"1", "0", "0", "0", "0", "1", "0", "miss"}, rows["/s/f0"])
+	assert.Equal(t, []string{"3", "0", "0", "1", "2", "2", "0", "miss"}, rows["/r/r2"])
+	assert.Equal(t, []string{"1", "0", "0", "0", "0", "1", "1", "enoent"}, rows["/s/missing3"])
+
+	top := csvFile(t, p.file("scripted", "profiling_top_paths.csv"), profile.TopPathsHeader)
+	var ttl, data [][]string
+	for _, r := range top {
+		switch r[0] {
+		case profile.CategoryMetadataTTL:
+			ttl = append(ttl, r)
+		case profile.CategoryData:
+			data = append(data, r)
+		}
+	}
+	require.Len(t, ttl, n)
+	assert.Equal(t, []string{"metadata_ttl", "/s/missing0", "1", "0", "1", "1", "1", "0", "0", "0"}, ttl[0])
+	require.Len(t, data, m)
+	assert.Equal(t, []string{"data", "/r/r0", "1", "0", "1", "0", "0", "0", "0", "0"}, data[0])
+
+	// copper-node stats shows the same table.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var st service.Status
+	require.NoError(t, control.Call(ctx, p.mnt, control.Request{Cmd: "stats"}, &st))
+	require.NotEmpty(t, st.Profile)
+	for _, r := range st.Profile {
+		if r.Op == "lookup" {
+			assert.EqualValues(t, 2+k+m+n, r.Calls)
+			assert.EqualValues(t, n, r.Errors)
+			assert.Positive(t, r.P99)
+		}
+	}
+}
+
+// TestSnapshotsOnTimerOnDemandAndAtStop checks every way a snapshot is
+// written, and that the last ones come at Stop.
+func TestSnapshotsOnTimerOnDemandAndAtStop(t *testing.T) {
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "a"), []byte("a"), 0o644))
+	p := startProfiledNode(t, src, func(s *config.Settings) { s.ProfileSnapshotInterval = 1 })
+	require.NoError(t, within(t, "stat", func() error { _, err := os.Stat(filepath.Join(p.mnt, "a")); return err }))
+
+	runtime := p.file(profile.TagRuntime, "profiling_aggregate.csv")
+	require.Eventually(t, func() bool { _, err := os.Stat(runtime); return err == nil },
+		15*time.Second, 50*time.Millisecond, "no runtime snapshot after 15 s with a 1 s interval")
+	assert.Equal(t, profile.TagRuntime, aggregate(t, runtime)["snapshot_tag"])
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, tag := range []string{"", "before-import"} {
+		var res service.SnapshotResult
+		args := map[string]string{}
+		if tag != "" {
+			args["tag"] = tag
+		}
+		require.NoError(t, control.Call(ctx, p.mnt, control.Request{Cmd: "snapshot", Args: args}, &res))
+		want := tag
+		if want == "" {
+			want = profile.TagIoctl
+		}
+		assert.Equal(t, filepath.Join(p.jobDir, "profiling", want), res.Profiling)
+		assert.Equal(t, filepath.Join(p.jobDir, "tables", want), res.Tables)
+		assert.Equal(t, want, aggregate(t, p.file(want, "profiling_aggregate.csv"))["snapshot_tag"])
+		assert.FileExists(t, filepath.Join(res.Tables, p.svc.Profile().Prefix()+"-cache_tables.csv"))
+	}
+	err := control.Call(ctx, p.mnt, control.Request{Cmd: "snapshot", Args: map[string]string{"tag": "../escape"}}, nil)
+	assert.ErrorContains(t, err, `snapshot tag "../escape"`)
+
+	_, err = os.Stat(p.file(profile.TagFinal, "profiling_aggregate.csv"))
+	require.True(t, os.IsNotExist(err), "final outputs before stop: %v", err)
+	p.stop(t)
+	pre := aggregate(t, p.file(profile.TagPreDestroy, "profiling_aggregate.csv"))
+	final := aggregate(t, p.file(profile.TagFinal, "profiling_aggregate.csv"))
+	assert.Equal(t, profile.TagFinal, final["snapshot_tag"])
+	preUp, err := strconv.ParseFloat(pre["uptime_s"], 64)
+	require.NoError(t, err)
+	finalUp, err := strconv.ParseFloat(final["uptime_s"], 64)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, finalUp, preUp, "final comes after pre-destroy")
+	assert.FileExists(t, filepath.Join(p.jobDir, "tables", "final", p.svc.Profile().Prefix()+"-cache_tables.csv"))
+	for _, tag := range []string{profile.TagRuntime, profile.TagPreDestroy, profile.TagFinal} {
+		ents, err := os.ReadDir(filepath.Join(p.jobDir, "profiling", tag))
+		require.NoError(t, err)
+		for _, e := range ents {
+			assert.False(t, strings.HasPrefix(e.Name(), "."), "temporary file %s left in %s", e.Name(), tag)
+		}
+	}
+}
+
+// ioctl issues a Copper 1.0 command on path inside the mount.
+func ioctl(t *testing.T, path string, cmd uint) {
+	t.Helper()
+	require.NoError(t, within(t, fmt.Sprintf("ioctl %d on %s", cmd, path), func() error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), uintptr(cmd), 0); errno != 0 {
+			return fmt.Errorf("ioctl %d: %w", cmd, errno)
+		}
+		return nil
+	}))
+}
+
+func TestIoctlCommandsThroughMount(t *testing.T) {
+	src := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "d"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "d", "f"), []byte("content"), 0o644))
+	p := startProfiledNode(t, src, nil)
+	file := filepath.Join(p.mnt, "d", "f")
+	prof := p.svc.Profile()
+	out := func(cmd uint32) string { return filepath.Join(prof.IoctlDir(), prof.IoctlOutputName(cmd)) }
+
+	ioctl(t, file, profile.IoctlLogOpCounts)
+	counts := csvFile(t, out(profile.IoctlLogOpCounts), "operation,count,errors")
+	assert.Contains(t, counts, []string{"lookup", "2", "0"}, "d and d/f")
+
+	ioctl(t, file, 4242) // not a Copper 1.0 command: counted, and it succeeds
+	ioctl(t, filepath.Join(p.mnt, "d"), profile.IoctlLogAll)
+	for _, cmd := range []uint32{profile.IoctlLogCacheTables, profile.IoctlLogOpTimes, profile.IoctlLogOpHits,
+		profile.IoctlLogOpMisses, profile.IoctlLogDataEvents, profile.IoctlLogTreeEvents, profile.IoctlLogMetadataEvents,
+		profile.IoctlLogNegative, profile.IoctlLogIoctlEvents, profile.IoctlDataCacheSize, profile.IoctlTreeCacheSize,
+		profile.IoctlMetadataCacheSize} {
+		assert.FileExists(t, out(cmd), "ioctl 2000 writes what %d writes", cmd)
+	}
+	events := csvFile(t, out(profile.IoctlLogIoctlEvents), "command,count")
+	assert.Equal(t, [][]string{{"300", "1"}, {"2000", "1"}, {"4242", "1"}, {"external", "1"}}, events)
+	assert.Equal(t, "1", aggregate(t, p.file(profile.TagIoctl, "profiling_aggregate.csv"))["ioctl_external_count"])
+	md := csvFile(t, out(profile.IoctlMetadataCacheSize), "table,entries,bytes")
+	require.Len(t, md, 1)
+	assert.Equal(t, "metadata", md[0][0])
+	assert.NotEqual(t, "0", md[0][1], "metadata entries before ioctl 100")
+
+	ioctl(t, file, profile.IoctlClearCaches)
+	assert.Zero(t, p.svc.Node().Stats().Cache.Metadata.Entries, "ioctl 100 empties the cache")
+
+	ioctl(t, file, profile.IoctlReset)
+	pre := opsTable(t, p.file(profile.TagPreReset, "profiling_operations.csv"))
+	assert.EqualValues(t, 2, pre["lookup"]["total_calls"], "the pre-reset snapshot keeps the counts")
+	var ioctlCalls, lookups int64
+	for _, r := range prof.Ops() {
+		switch r.Op {
+		case "ioctl":
+			ioctlCalls = r.Calls
+		case "lookup":
+			lookups = r.Calls
+		}
+	}
+	assert.Zero(t, lookups, "reset")
+	assert.EqualValues(t, 1, ioctlCalls, "only ioctl 1900 itself, counted as it returned")
+}
+
+// Without profile_metrics the ioctls still work, and nothing is written
+// at stop.
+func TestIoctlWithoutProfiling(t *testing.T) {
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644))
+	p := startProfiledNode(t, src, func(s *config.Settings) {
+		s.ProfileMetrics, s.ProfileTopN, s.ProfilePathsFull = false, 0, false
+	})
+	ioctl(t, filepath.Join(p.mnt, "f"), profile.IoctlLogOpCounts)
+	assert.Contains(t, csvFile(t, filepath.Join(p.svc.Profile().IoctlDir(), p.svc.Profile().IoctlOutputName(profile.IoctlLogOpCounts)),
+		"operation,count,errors"), []string{"lookup", "1", "0"})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var st service.Status
+	require.NoError(t, control.Call(ctx, p.mnt, control.Request{Cmd: "stats"}, &st))
+	assert.Empty(t, st.Profile, "stats shows the profile table only when profiling")
+	p.stop(t)
+	assert.NoDirExists(t, filepath.Join(p.jobDir, "profiling"))
+}
+
+func TestProfilingNeedsJobDir(t *testing.T) {
+	s, err := config.Load("local")
+	require.NoError(t, err)
+	s.Target = t.TempDir()
+	s.Mount = filepath.Join(t.TempDir(), "mnt")
+	s.CacheMemoryBytes = 1 << 20
+	s.ProfileMetrics = true
+	_, err = service.Start(t.Context(), s, service.Identity{Book: []tree.Entry{{Host: "localhost", Endpoint: "127.0.0.1:0"}}},
+		service.Options{})
+	assert.ErrorContains(t, err, "job directory")
+}
