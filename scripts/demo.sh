@@ -15,7 +15,7 @@ elapsed() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 echo "== copper-launch --local $N (fan-out 2: rank 0 is the root; 1, 2 ask 0; 3 asks 1)"
 t0=$(ms)
-start_local_nodes "$N" --fanout 2 --log-level 4 2>/dev/null
+start_local_nodes "$N" --fanout 2 --log-level 4 --profile-metrics --profile-top-n 20 2>/dev/null
 echo "   copper-launch returned: all $N nodes mounted and tree-ready after $(elapsed "$t0") ms"
 
 pkgs=usr/lib/python3/dist-packages
@@ -46,3 +46,7 @@ stop_local_nodes
 left=$(grep -c " $work/m" /proc/mounts || true)
 echo "   stopped; copper mounts left: $left"
 [ "$left" = 0 ]
+
+echo "== copper-report aggregate (profiling written by every node at stop)"
+"$BIN/copper-report" aggregate "$work/logs/local" | sed 's/^/   /'
+sed -n '/^## Operations/,/^## [A-Z]/p' "$work"/logs/local/profiling/cluster/cluster-profiling_summary.md | sed '$d' | sed 's/^/   /' 
