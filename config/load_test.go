@@ -27,7 +27,6 @@ func TestSitesLoadAndValidate(t *testing.T) {
 		{"aurora", func(s *Settings) {
 			s.Interface = "hsn0"
 			s.ServiceCores = []int{48, 49, 50, 51}
-			s.AddressBookSource = "facility"
 		}},
 		{"frontier", func(s *Settings) {
 			s.Mount = "/mnt/bb/$USER/copper"

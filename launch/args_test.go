@@ -31,7 +31,7 @@ func TestParseSiteAndFlags(t *testing.T) {
 		}},
 		{"site gives defaults", []string{"--site", "aurora"}, func(t *testing.T, c Command) {
 			assert.Equal(t, "aurora", c.Site)
-			assert.Equal(t, "facility", c.Settings.AddressBookSource)
+			assert.Equal(t, "discover", c.Settings.AddressBookSource)
 			assert.Equal(t, []int{48, 49, 50, 51}, c.Settings.ServiceCores)
 		}},
 		{"flags beat the site", []string{"--site=frontier", "--trees", "2", "--service-cores", "5"}, func(t *testing.T, c Command) {

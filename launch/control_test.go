@@ -1,10 +1,13 @@
 package launch
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -60,7 +63,10 @@ func TestPrivateFilesOf(t *testing.T) {
 		stdin.Close()
 		_ = cmd.Wait()
 	})
-	assert.Equal(t, privateFiles{Book: book, Token: token}, privateFilesOf(cmd.Process.Pid))
+	// Right after Start the child may not have exec'd sh yet.
+	require.Eventually(t, func() bool {
+		return privateFilesOf(cmd.Process.Pid) == privateFiles{Book: book, Token: token}
+	}, 10*time.Second, 5*time.Millisecond)
 
 	// Files outside the runtime directory (a prepared book's token) are not ours.
 	other := exec.Command("sh", "-c", "read x", "sh", "--token-file", "/shared/job.book.token")
@@ -71,6 +77,10 @@ func TestPrivateFilesOf(t *testing.T) {
 		stdin2.Close()
 		_ = other.Wait()
 	})
+	require.Eventually(t, func() bool {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", other.Process.Pid))
+		return strings.Contains(string(cmdline), "/shared/job.book.token")
+	}, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, privateFiles{}, privateFilesOf(other.Process.Pid))
 	assert.Equal(t, privateFiles{}, privateFilesOf(0))
 }
