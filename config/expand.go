@@ -17,7 +17,8 @@ import (
 // Lookup finds an environment variable, like os.LookupEnv.
 type Lookup func(name string) (string, bool)
 
-// Expand rewrites the path keys (target, mount, log_dir, address_book)
+// Expand rewrites the path keys (target, mount, log_dir, address_book,
+// prefetch)
 // for this process: see ExpandWith. USER and HOME fall back to the user
 // database when unset, as in batch jobs with a scrubbed environment.
 func (s *Settings) Expand(rank int) error { return s.ExpandWith(rank, processEnv) }

@@ -45,6 +45,8 @@ func TestExpand(t *testing.T) {
 		{"tilde user", "log_dir", "~bob/x", 0, "", `log_dir "~bob/x": ~user is not supported`},
 		{"relative mount", "mount", "mnt/$USER", 0, "", `mount "mnt/$USER": must be an absolute path (got "mnt/ann")`},
 		{"relative log_dir is allowed", "log_dir", "logs", 0, "logs", ""},
+		{"prefetch manifest", "prefetch", "~/runs/{rank}/used_paths_existing.txt", 2, "/home/ann/runs/2/used_paths_existing.txt", ""},
+		{"prefetch off stays empty", "prefetch", "", 0, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,6 +42,7 @@ var specs = map[string]spec{
 	"cache_memory_bytes":   {doc: "cache memory budget in bytes; 0 = cache_memory_percent of RAM", rule: intRange{lo: 0}},
 	"cache_memory_percent": {doc: "cache budget as a percentage of MemTotal when cache_memory_bytes is 0", rule: intRange{lo: 1, hi: 90, bounded: true}},
 	"backend_parallel":     {doc: "concurrent backend (file system) operations at a tree root", rule: intRange{lo: 1, hi: 4096, bounded: true}},
+	"prefetch":             {doc: "manifest of host paths (e.g. an earlier run's used_paths_existing.txt) pulled into the cache in the background once the node is tree-ready; empty = off", path: true},
 
 	"entry_timeout_s":     {doc: "kernel name-lookup cache lifetime, in seconds", rule: floatMin{0}},
 	"attr_timeout_s":      {doc: "kernel attribute cache lifetime, in seconds", rule: floatMin{0}},

@@ -26,6 +26,9 @@ type Settings struct {
 	CacheMemoryBytes  int64 `toml:"cache_memory_bytes"`  // cache budget; 0 = cache_memory_percent of RAM
 	CacheMemoryPct    int   `toml:"cache_memory_percent"`
 	BackendParallel   int   `toml:"backend_parallel"` // concurrent backend operations at the root
+	// Manifest of host paths to pull into the cache once the node is
+	// tree-ready (package prefetch); empty = off.
+	Prefetch string `toml:"prefetch"`
 
 	// Kernel (FUSE) side.
 	EntryTimeoutS    float64 `toml:"entry_timeout_s"`

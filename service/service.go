@@ -21,6 +21,7 @@ import (
 	cfuse "github.com/hpc-copper/copper/fuse"
 	cnet "github.com/hpc-copper/copper/net"
 	"github.com/hpc-copper/copper/node"
+	"github.com/hpc-copper/copper/prefetch"
 	"github.com/hpc-copper/copper/profile"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/tree"
@@ -62,10 +63,13 @@ type Service struct {
 	upstream *node.Upstream
 	mounted  *cfuse.Mounted
 	ctl      *control.Server
-	stopReq  chan struct{}
-	stopOnce sync.Once
-	stopErr  error
-	stopped  sync.Once
+	// prefetch warms the caches from the prefetch manifest; nil when off.
+	prefetch       *prefetch.Prefetcher
+	prefetchCancel context.CancelFunc
+	stopReq        chan struct{}
+	stopOnce       sync.Once
+	stopErr        error
+	stopped        sync.Once
 }
 
 // Start brings a node up to registered (its server accepts requests) and,
@@ -182,7 +186,38 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if svc.profOn {
 		svc.startSnapshots(time.Duration(s.ProfileSnapshotInterval) * time.Second)
 	}
+	if s.Prefetch != "" {
+		if err := svc.startPrefetch(ctx, s, budget); err != nil {
+			return nil, err
+		}
+	}
 	return svc, nil
+}
+
+// startPrefetch pulls the prefetch manifest's paths into the caches in
+// the background, from the moment the node is tree-ready (with a mount,
+// it already is) until done or Stop. It never delays Start: a manifest
+// that cannot be read is reported in the status and the log, not as a
+// failure to start.
+func (svc *Service) startPrefetch(ctx context.Context, s config.Settings, budget int64) error {
+	p, err := prefetch.New(svc.node, prefetch.Config{
+		Manifest:     s.Prefetch,
+		Target:       s.Target,
+		MaxCacheable: s.MaxCacheableBytes,
+		// Half the budget: the job's own misses must not evict what was
+		// prefetched for it, nor the prefetch evict itself.
+		MaxBytes: budget / 2,
+		Ready:    svc.node.WaitTreeReady,
+		Logger:   svc.log,
+	})
+	if err != nil {
+		return fmt.Errorf("rank %d: %w", svc.Position.Rank, err)
+	}
+	// Start's ctx bounds starting only; the prefetch ends with Stop.
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	svc.prefetch, svc.prefetchCancel = p, cancel
+	go func() { _ = p.Run(pctx) }() // Run logs its outcome; Status shows it
+	return nil
 }
 
 // newCollector sets up the profiler. It always exists: the FUSE hooks
@@ -324,6 +359,15 @@ func (svc *Service) StopRequested() <-chan struct{} { return svc.stopReq }
 func (svc *Service) Stop(ctx context.Context) error {
 	svc.stopped.Do(func() {
 		var errs []error
+		if svc.prefetch != nil {
+			// First: its requests would otherwise meet a closing node.
+			svc.prefetchCancel()
+			select {
+			case <-svc.prefetch.Done():
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("prefetch still stopping: %w", ctx.Err()))
+			}
+		}
 		if svc.profStop != nil {
 			close(svc.profStop)
 			<-svc.profDone
@@ -373,6 +417,14 @@ type Status struct {
 	Node      node.Stats `json:"node"`
 	// Profile is the per-FUSE-operation table, with profile_metrics.
 	Profile []profile.OpRow `json:"profile,omitempty"`
+	// Prefetch is the progress of the prefetch manifest, when set.
+	Prefetch *prefetch.Stats `json:"prefetch,omitempty"`
+}
+
+// PrefetchResult answers the "prefetch" control command.
+type PrefetchResult struct {
+	Enabled bool            `json:"enabled"` // the node has a prefetch manifest
+	Stats   *prefetch.Stats `json:"stats,omitempty"`
 }
 
 // SnapshotResult answers the "snapshot" control command: where the
@@ -400,7 +452,47 @@ func (svc *Service) status() Status {
 	if svc.profOn {
 		st.Profile = svc.prof.Ops()
 	}
+	if svc.prefetch != nil {
+		ps := svc.prefetch.Stats()
+		st.Prefetch = &ps
+	}
 	return st
+}
+
+// WaitPrefetched blocks until the prefetch has finished (at once when
+// there is none) and returns its final counters and the reason it did
+// not complete, if any.
+func (svc *Service) WaitPrefetched(ctx context.Context) (prefetch.Stats, error) {
+	if svc.prefetch == nil {
+		return prefetch.Stats{}, nil
+	}
+	return svc.prefetch.Wait(ctx)
+}
+
+// controlPrefetch answers "prefetch": the counters now, or with wait set
+// the final ones once the prefetch has finished (within timeout, if
+// given).
+func (svc *Service) controlPrefetch(ctx context.Context, args map[string]string) (any, error) {
+	if svc.prefetch == nil {
+		return PrefetchResult{}, nil
+	}
+	if args["wait"] != "" {
+		if t := args["timeout"]; t != "" {
+			d, err := time.ParseDuration(t)
+			if err != nil {
+				return nil, fmt.Errorf("prefetch: timeout %q: %w", t, err)
+			}
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		// The run's own error is in the counters (Stats.Error).
+		if st, err := svc.prefetch.Wait(ctx); !st.Finished {
+			return nil, err
+		}
+	}
+	st := svc.prefetch.Stats()
+	return PrefetchResult{Enabled: true, Stats: &st}, nil
 }
 
 func (svc *Service) handleControl(ctx context.Context, req control.Request) (any, error) {
@@ -416,6 +508,8 @@ func (svc *Service) handleControl(ctx context.Context, req control.Request) (any
 			return nil, err
 		}
 		return map[string]bool{"tree_ready": true}, nil
+	case "prefetch":
+		return svc.controlPrefetch(ctx, req.Args)
 	case "stop":
 		svc.stopOnce.Do(func() { close(svc.stopReq) })
 		return map[string]bool{"stopping": true}, nil
@@ -429,5 +523,5 @@ func (svc *Service) handleControl(ctx context.Context, req control.Request) (any
 		}
 		return SnapshotResult{Profiling: svc.prof.ProfilingDir(tag), Tables: svc.prof.TablesDir(tag)}, nil
 	}
-	return nil, fmt.Errorf("unknown command %q (want stats, ready, wait, stop or snapshot)", req.Cmd)
+	return nil, fmt.Errorf("unknown command %q (want stats, ready, wait, prefetch, stop or snapshot)", req.Cmd)
 }

@@ -308,7 +308,7 @@ func TestDryRunFacility(t *testing.T) {
 
 	run := func(args ...string) result {
 		cmd := exec.Command(launcher(), append([]string{"--site", "aurora", "--log-dir", filepath.Join(dir, "logs"),
-			"-F", facility, "--nodefile", nodefile, "--job-id", "dry", "--dry-run", "-l", "3", "-b", strconv.Itoa(firstCPU(t))}, args...)...)
+			"-a", "facility", "-F", facility, "--nodefile", nodefile, "--job-id", "dry", "--dry-run", "-l", "3", "-b", strconv.Itoa(firstCPU(t))}, args...)...)
 		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(dir, "run"))
 		r, err := runBounded(cmd, launchTimeout)
 		require.NoError(t, err)

@@ -59,12 +59,29 @@ func stats(args []string) error {
 }
 
 func wait(args []string) error {
-	mount, _, timeout, err := controlFlags("wait", args, false)
-	if err != nil {
+	var prefetched bool
+	fs := pflag.NewFlagSet("copper-node wait", pflag.ContinueOnError)
+	mount := fs.String("mount", "", "mount directory of the node (required)")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	fs.BoolVar(&prefetched, "prefetched", false, "also wait until the node's prefetch has finished, and print its summary")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	if *mount == "" {
+		return errors.New("--mount is required")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	if err := waitReady(ctx, *mount); err != nil {
+		return err
+	}
+	if !prefetched {
+		return nil
+	}
+	return waitPrefetched(ctx, *mount, os.Stdout)
+}
+
+func waitReady(ctx context.Context, mount string) error {
 	// The node may not have created its socket yet.
 	for {
 		err := control.Call(ctx, mount, control.Request{Cmd: "wait"}, nil)
@@ -77,6 +94,32 @@ func wait(args []string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// waitPrefetched blocks until the node's prefetch has finished and
+// prints its summary; a prefetch that could not complete (manifest
+// unreadable, node stopped) is an error. A node without a prefetch
+// manifest has nothing to wait for.
+func waitPrefetched(ctx context.Context, mount string, w io.Writer) error {
+	args := map[string]string{"wait": "true"}
+	if dl, ok := ctx.Deadline(); ok {
+		args["timeout"] = time.Until(dl).String()
+	}
+	var res service.PrefetchResult
+	if err := control.Call(ctx, mount, control.Request{Cmd: "prefetch", Args: args}, &res); err != nil {
+		return err
+	}
+	if !res.Enabled || res.Stats == nil {
+		_, err := fmt.Fprintln(w, "prefetch: off (no prefetch manifest)")
+		return err
+	}
+	if _, err := fmt.Fprintln(w, res.Stats.Summary()); err != nil {
+		return err
+	}
+	if res.Stats.Error != "" {
+		return fmt.Errorf("mount %s: prefetch did not complete: %s", mount, res.Stats.Error)
+	}
+	return nil
 }
 
 func stop(args []string) error {
@@ -161,6 +204,9 @@ func printStatus(w io.Writer, st service.Status) {
 	c := n.Cache
 	fmt.Fprintf(w, "\nnegative (ENOENT) TTL: stores %d, serves %d, expires %d, clears %d; forward errors %d, failovers %d\n",
 		c.NegativeStores, c.NegativeServes, c.NegativeExpires, c.NegativeClears, n.ForwardErrors, n.Failovers)
+	if p := st.Prefetch; p != nil {
+		fmt.Fprintf(w, "\n%s\n", p.Summary())
+	}
 	if len(st.Profile) > 0 {
 		fmt.Fprintln(w)
 		printProfile(w, st.Profile)
