@@ -34,6 +34,7 @@ type Command struct {
 	Foreground bool
 	DryRun     bool
 	JSON       bool          // stats --json
+	Prefetched bool          // wait --prefetched
 	Timeout    time.Duration // wait and stop
 
 	// Args is the command line as given (without the program name): a
@@ -72,6 +73,7 @@ func Parse(args []string, help func(string)) (Command, error) {
 	fs.BoolVar(&c.Foreground, "foreground", false, "start: replace this process with copper-node in the foreground (for srun ... &)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "start: resolve identity, address map and cores, print the copper-node command, start nothing")
 	fs.BoolVar(&c.JSON, "json", false, "stats: print JSON (one object per rank)")
+	fs.BoolVar(&c.Prefetched, "prefetched", false, "wait: also wait until the node has finished its prefetch manifest")
 	fs.DurationVar(&c.Timeout, "timeout", 2*time.Minute, "wait, stop, stats: give up after this long")
 	c.Settings.RegisterFlags(fs)
 	c.Settings.RegisterLegacyShortFlags(fs)
@@ -102,7 +104,7 @@ func Parse(args []string, help func(string)) (Command, error) {
 func (c *Command) check(fs *pflag.FlagSet) error {
 	only := map[string][]string{
 		"foreground": {"start"}, "dry-run": {"start"}, "bootstrap": {"start"},
-		"size": {"start"}, "nodefile": {"start"}, "json": {"stats"},
+		"size": {"start"}, "nodefile": {"start"}, "json": {"stats"}, "prefetched": {"wait"},
 		"timeout": {"wait", "stop", "stats"},
 	}
 	for flag, cmds := range only {
@@ -228,7 +230,7 @@ const Usage = `copper-launch: start copper, one launcher per node of a job.
       its parent is, so when the MPI launch returns the whole tree can serve.
   copper-launch --local N [flags]
       Run N nodes on this host without MPI (mount must contain {rank}).
-  copper-launch wait  [--site S] [--mount DIR] [--rank R | --local N] [--timeout D]
+  copper-launch wait  [--site S] [--mount DIR] [--rank R | --local N] [--timeout D] [--prefetched]
   copper-launch stop  [--site S] [--mount DIR] [--rank R | --local N] [--timeout D]
   copper-launch stats [--site S] [--mount DIR] [--rank R | --local N] [--json]
       Block until the node is tree-ready / stop it and unmount / show its

@@ -88,7 +88,11 @@ func controlNodes(ctx context.Context, c Command, env Env, log *slog.Logger) int
 	for i, m := range mounts {
 		wg.Go(func() {
 			if c.Name == "wait" {
-				errs[i] = runTool(ctx, bin, []string{"wait", "--mount", m.mount, "--timeout", timeout}, env)
+				args := []string{"wait", "--mount", m.mount, "--timeout", timeout}
+				if c.Prefetched {
+					args = append(args, "--prefetched")
+				}
+				errs[i] = runTool(ctx, bin, args, env)
 			} else {
 				sctx, cancel := context.WithTimeout(ctx, c.Timeout)
 				defer cancel()
