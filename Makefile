@@ -4,7 +4,7 @@ GOFLAGS  ?= -buildvcs=false
 BIN      := bin
 TIMEOUT  ?= 30m
 
-.PHONY: all build test vet fmt-check deps demo bench bench-quick clean
+.PHONY: all build test test-slurm vet fmt-check deps demo bench bench-quick clean
 
 all: build
 
@@ -21,10 +21,16 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# Everything, including real FUSE mounts, real copper-node processes and MPI.
+# Everything, including real FUSE mounts, real copper-node processes, MPI
+# (MPICH) and a private single-host Slurm (slurmtest: installs slurm-wlm and
+# munge, runs its own daemons under /tmp/copper-slurm, stops them after).
 test: deps fmt-check vet build
 	$(GO) test $(GOFLAGS) -count=1 -timeout $(TIMEOUT) ./...
-	$(GO) test $(GOFLAGS) -count=1 -race -timeout $(TIMEOUT) $$($(GO) list ./... | grep -v -e /e2e -e /cmd/)
+	$(GO) test $(GOFLAGS) -count=1 -race -timeout $(TIMEOUT) $$($(GO) list ./... | grep -v -e /e2e -e /cmd/ -e /slurmtest -e /bench/)
+
+# Only the real-Slurm test of copper-launch.
+test-slurm: deps build
+	$(GO) test $(GOFLAGS) -count=1 -v -timeout 5m ./slurmtest/
 
 demo: deps build
 	@scripts/demo.sh

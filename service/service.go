@@ -67,6 +67,7 @@ type Service struct {
 	prefetch       *prefetch.Prefetcher
 	prefetchCancel context.CancelFunc
 	stopReq        chan struct{}
+	serving        chan struct{} // closed once the view is mounted; nil without Options.Mount
 	stopOnce       sync.Once
 	stopErr        error
 	stopped        sync.Once
@@ -102,6 +103,9 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	}
 	log := o.Logger.With("rank", id.Rank)
 	svc := &Service{Settings: s, Position: pos, log: log, stopReq: make(chan struct{})}
+	if o.Mount {
+		svc.serving = make(chan struct{})
+	}
 	defer func() {
 		if err != nil {
 			_ = svc.Stop(context.Background())
@@ -182,6 +186,7 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 		if err := svc.mount(s, id.Rank, guard); err != nil {
 			return nil, err
 		}
+		close(svc.serving)
 	}
 	if svc.profOn {
 		svc.startSnapshots(time.Duration(s.ProfileSnapshotInterval) * time.Second)
@@ -502,9 +507,7 @@ func (svc *Service) handleControl(ctx context.Context, req control.Request) (any
 	case "ready":
 		return map[string]bool{"tree_ready": svc.node.TreeReady()}, nil
 	case "wait":
-		wctx, cancel := context.WithTimeout(ctx, svc.Settings.ReadyTimeout())
-		defer cancel()
-		if err := svc.node.WaitTreeReady(wctx); err != nil {
+		if err := svc.waitServing(ctx); err != nil {
 			return nil, err
 		}
 		return map[string]bool{"tree_ready": true}, nil
@@ -524,4 +527,27 @@ func (svc *Service) handleControl(ctx context.Context, req control.Request) (any
 		return SnapshotResult{Profiling: svc.prof.ProfilingDir(tag), Tables: svc.prof.TablesDir(tag)}, nil
 	}
 	return nil, fmt.Errorf("unknown command %q (want stats, ready, wait, prefetch, stop or snapshot)", req.Cmd)
+}
+
+// waitServing blocks until the node serves: tree-ready and, when it
+// mounts, mounted (the control socket is up before either), within the
+// readiness budget (ready_timeout_s = 0: no limit).
+func (svc *Service) waitServing(ctx context.Context) error {
+	if d := svc.Settings.ReadyTimeout(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	if err := svc.node.WaitTreeReady(ctx); err != nil {
+		return err
+	}
+	if svc.serving == nil {
+		return nil
+	}
+	select {
+	case <-svc.serving:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rank %d tree-ready but not mounted yet: %w", svc.node.Stats().Rank, ctx.Err())
+	}
 }
