@@ -242,7 +242,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		large = DirectFiles{Target: target}
 	}
 	return &filesystem{
-		src:          src,
+		src:          uninterruptible{src},
 		mount:        mount,
 		target:       target,
 		maxCacheable: opts.MaxCacheable,
@@ -266,4 +266,17 @@ func (f *filesystem) observe(ctx context.Context, name, path string, start time.
 			slog.String("op", name), slog.String("path", path), slog.String("errno", errno.Error()))
 	}
 	return errno
+}
+
+// uninterruptible keeps kernel interrupts away from the Source. The kernel
+// interrupts a FUSE request whenever the calling thread gets any signal,
+// and Go programs get SIGURG all the time (goroutine preemption); honoring
+// that would hand applications spurious EINTR from stat and open, which
+// most C code and many tools do not retry. Every Source call ends on its
+// own (answer, rpc_timeout_s, or failover), and a fatal signal still ends
+// the caller in the kernel.
+type uninterruptible struct{ src Source }
+
+func (u uninterruptible) Get(ctx context.Context, o op.Op, path string) op.Result {
+	return u.src.Get(context.WithoutCancel(ctx), o, path)
 }
