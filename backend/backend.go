@@ -111,7 +111,7 @@ func (b *Backend) Do(ctx context.Context, o op.Op, view string) op.Result {
 
 func lstat(host string) op.Result {
 	var st syscall.Stat_t
-	if err := syscall.Lstat(host, &st); err != nil {
+	if err := retryEINTR(func() error { return syscall.Lstat(host, &st) }); err != nil {
 		return op.Fail(Errno(err))
 	}
 	return op.Result{Attr: op.AttrFromStat(&st)}
@@ -120,7 +120,8 @@ func lstat(host string) op.Result {
 func readlink(host string) op.Result {
 	for size := 256; size <= op.MaxPathLen*2; size *= 2 {
 		buf := make([]byte, size)
-		n, err := unix.Readlink(host, buf)
+		var n int
+		err := retryEINTR(func() (err error) { n, err = unix.Readlink(host, buf); return err })
 		if err != nil {
 			return op.Fail(Errno(err))
 		}
@@ -132,7 +133,11 @@ func readlink(host string) op.Result {
 }
 
 func readdir(host string) op.Result {
-	fd, err := unix.Open(host, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	var fd int
+	err := retryEINTR(func() (err error) {
+		fd, err = unix.Open(host, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		return err
+	})
 	if err != nil {
 		return op.Fail(Errno(err))
 	}
@@ -140,7 +145,8 @@ func readdir(host string) op.Result {
 	var entries []op.DirEntry
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := unix.Getdents(fd, buf)
+		var n int
+		err := retryEINTR(func() (err error) { n, err = unix.Getdents(fd, buf); return err })
 		if err != nil {
 			return op.Fail(Errno(err))
 		}
@@ -156,7 +162,7 @@ func readdir(host string) op.Result {
 	for i := range entries {
 		if entries[i].Mode == 0 {
 			var st syscall.Stat_t
-			if err := syscall.Lstat(host+"/"+entries[i].Name, &st); err == nil {
+			if err := retryEINTR(func() error { return syscall.Lstat(host+"/"+entries[i].Name, &st) }); err == nil {
 				entries[i].Mode = st.Mode & syscall.S_IFMT
 			}
 		}
@@ -245,7 +251,7 @@ func readOnce(host string, limit int64) (op.Result, bool) {
 	}
 	defer f.Close()
 	var before syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &before); err != nil {
+	if err := retryEINTR(func() error { return syscall.Fstat(int(f.Fd()), &before) }); err != nil {
 		return op.Fail(Errno(err)), true
 	}
 	if before.Mode&syscall.S_IFMT == syscall.S_IFDIR {
@@ -264,7 +270,7 @@ func readOnce(host string, limit int64) (op.Result, bool) {
 		return op.Fail(Errno(err)), true
 	}
 	var after syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &after); err != nil {
+	if err := retryEINTR(func() error { return syscall.Fstat(int(f.Fd()), &after) }); err != nil {
 		return op.Fail(Errno(err)), true
 	}
 	if int64(n) != before.Size || after.Size != before.Size ||
@@ -282,4 +288,17 @@ func Errno(err error) syscall.Errno {
 		return errno
 	}
 	return syscall.EIO
+}
+
+// retryEINTR repeats a system call the kernel interrupted. The Go runtime
+// signals its own threads (SIGURG for preemption); when the backing
+// filesystem is itself a network or FUSE filesystem, such a signal can
+// interrupt a stat or getdents, and an EINTR answer would travel the tree
+// as if the file were broken. (os.File reads retry on their own.)
+func retryEINTR(call func() error) error {
+	for {
+		if err := call(); !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
 }
