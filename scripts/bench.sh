@@ -41,6 +41,11 @@ progress "64-node in-process cluster, cold read of 2,000 files (x$clusterx)"
 cl_cmd="go test ./service -run '^\$' -bench ClusterColdRead64 -benchtime 1x -count $clusterx"
 cl_raw=$(go test ./service -run '^$' -bench ClusterColdRead64 -benchtime 1x -count "$clusterx" -timeout 20m 2>&1 | grep '^Benchmark' || true)
 
+progress "job startup on the emulated parallel filesystem (scripts/pfsbench.sh $mode)"
+pfs_out="$work/pfs"
+scripts/pfsbench.sh "$mode" "$pfs_out" >&2
+cp "$pfs_out/pfsbench.svg" docs/pfsbench.svg
+
 progress "cache lookups"
 ca_cmd="go test ./cache -run '^\$' -bench . -count $count"
 ca_raw=$(go test ./cache -run '^$' -bench . -count "$count" 2>&1 | grep '^Benchmark')
@@ -107,6 +112,8 @@ Cache:
 
     $ca_cmd
 $(sed 's/^/    /' <<<"$ca_raw")
+
+$(sed 's/^## /## /; s/^### /### /' "$pfs_out/bench-results.md")
 EOT
 } >"$out"
 progress "wrote $out"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what copper's tests, demo and benchmarks need on a Debian machine:
 # FUSE 3 (fusermount3, /dev/fuse), Python 3 with numpy (a real C extension to
-# import through a mount), MPICH (mpiexec for the launcher tests).
+# import through a mount), MPICH (mpiexec for the launcher tests), strace
+# (the benchmark records an import once to replay it).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 if ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then need+=(python3 python3-numpy); fi
 command -v mpiexec >/dev/null 2>&1 || need+=(mpich)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v strace >/dev/null 2>&1 || need+=(strace) # bench: records an import once for replay
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

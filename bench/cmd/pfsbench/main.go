@@ -1,0 +1,140 @@
+// Command pfsbench measures job startup on an emulated shared parallel
+// filesystem: a Python import, real and replayed, by N nodes × P
+// processes reading the filesystem directly, through copper, or from a
+// staged copy (see package bench/pfsbench).
+//
+//	pfsbench --quick --out DIR    # the subset, under two minutes
+//	pfsbench --full  --out DIR    # N = 1..32 for both workloads, under fifteen
+//
+// It writes DIR/results.json, results.csv, bench-results.md (a fragment
+// for docs/BENCHMARKS.md) and pfsbench.svg, prints progress lines on
+// stderr, and stops every helper and unmounts everything on exit, on
+// failure and on SIGINT/SIGTERM. It needs root (FUSE mounts), strace and
+// python3 with the imported packages: scripts/pfsbench.sh installs them,
+// builds bin/ and runs it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hpc-copper/copper/bench/pfsbench"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	// Stop helpers in order on a signal: the context ends, Run unwinds.
+	// Later signals are swallowed so that cleanup is not cut short.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if len(args) > 0 && args[0] == pfsbench.WorkerCommand {
+		if err := pfsbench.ReplayWorker(ctx, args[1:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "pfsbench %s: %v\n", pfsbench.WorkerCommand, err)
+			return 1
+		}
+		return 0
+	}
+
+	fs := pflag.NewFlagSet("pfsbench", pflag.ContinueOnError)
+	fs.SortFlags = false
+	quick := fs.Bool("quick", false, "the quick subset (default)")
+	full := fs.Bool("full", false, "the full matrix")
+	out := fs.String("out", "", "results directory (required)")
+	work := fs.String("work", "", "scratch directory for trees and mounts (default: a new one under /tmp, removed at the end)")
+	bin := fs.String("bin", "", "directory with copper-node and slowpfs (default: this binary's directory)")
+	modes := fs.String("modes", "", "comma-separated modes (default: local,direct,copper,staging,copper+prefetch)")
+	workloads := fs.String("workloads", "replay,import", "comma-separated workloads: replay, import")
+	replayNodes := fs.IntSlice("replay-nodes", nil, "node counts for the replay workload (default: the set's)")
+	importNodes := fs.IntSlice("import-nodes", nil, "node counts for the real import (default: the set's)")
+	procs := fs.Int("procs", 0, "processes per node (default 4)")
+	imports := fs.String("import", "", "modules to import, comma-separated (default numpy)")
+	directClients := fs.String("direct-clients", "", "direct mode: one PFS client per 'node' (default) or per 'process'")
+	python := fs.String("python", "", "python3 to run (default /usr/bin/python3)")
+	service := fs.Duration("metadata-service", 0, "emulated metadata service time (default 300µs)")
+	slots := fs.Int("slots", 0, "emulated metadata slots (default 8)")
+	bandwidth := fs.Int64("bandwidth", 0, "emulated data bandwidth in bytes/s (default 1 GiB/s)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "pfsbench: %v\n", err)
+		return 2
+	}
+	if *quick && *full {
+		fmt.Fprintln(os.Stderr, "pfsbench: --quick and --full exclude each other")
+		return 2
+	}
+	if *out == "" {
+		fmt.Fprintln(os.Stderr, "pfsbench: --out is required")
+		return 2
+	}
+	cfg := pfsbench.Quick()
+	if *full {
+		cfg = pfsbench.Full()
+	}
+	cfg.Out, cfg.Work, cfg.Bin, cfg.Progress = *out, *work, *bin, os.Stderr
+	if *modes != "" {
+		cfg.Modes = strings.Split(*modes, ",")
+	}
+	if fs.Changed("replay-nodes") {
+		cfg.ReplayNodes = *replayNodes
+	}
+	if fs.Changed("import-nodes") {
+		cfg.ImportNodes = *importNodes
+	}
+	for _, w := range strings.Split(*workloads, ",") {
+		if w != pfsbench.WorkReplay && w != pfsbench.WorkImport {
+			fmt.Fprintf(os.Stderr, "pfsbench: unknown workload %q (replay, import)\n", w)
+			return 2
+		}
+	}
+	if !strings.Contains(*workloads, pfsbench.WorkReplay) {
+		cfg.ReplayNodes = nil
+	}
+	if !strings.Contains(*workloads, pfsbench.WorkImport) {
+		cfg.ImportNodes = nil
+	}
+	if *procs > 0 {
+		cfg.Procs = *procs
+	}
+	if *imports != "" {
+		cfg.Import = *imports
+	}
+	if *directClients != "" {
+		cfg.DirectClients = *directClients
+	}
+	if *python != "" {
+		cfg.Python = *python
+	}
+	if *service > 0 {
+		cfg.Params.MetadataService = *service
+	}
+	if *slots > 0 {
+		cfg.Params.Slots = *slots
+	}
+	if *bandwidth > 0 {
+		cfg.Params.Bandwidth = *bandwidth
+	}
+	command := "pfsbench " + strings.Join(args, " ")
+	res, err := pfsbench.Run(ctx, cfg, command)
+	if res != nil {
+		for _, t := range res.Targets {
+			fmt.Fprintf(os.Stderr, "target: %s: %s (%s) — %s\n", t.Name, t.Result, t.Goal, t.Verdict)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pfsbench: %v\n", err)
+		return 1
+	}
+	return 0
+}

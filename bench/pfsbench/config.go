@@ -1,0 +1,166 @@
+// Package pfsbench measures job startup on an emulated shared parallel
+// filesystem: the same Python import, really run and replayed from a
+// trace, by N nodes × P processes, with every process reading the
+// filesystem directly, through copper, or from a staged local copy, all
+// side by side on one emulated server (package bench/slowpfs) whose
+// counters say how often each path was fetched.
+//
+// Run drives everything; it starts its helpers (slowpfs, copper-node
+// daemons, replay workers, python processes) as child processes and
+// removes every one of them, and every mount, before it returns —
+// including when it fails or its context is cancelled by a signal.
+package pfsbench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/hpc-copper/copper/bench/slowpfs"
+)
+
+// Mode names, in report order.
+const (
+	ModeLocal    = "local"           // reference: the tree on this node's disk, no emulator
+	ModeDirect   = "direct"          // every process reads the emulated PFS
+	ModeCopper   = "copper"          // every process reads its node's copper mount; the root reads the PFS
+	ModeStaging  = "staging"         // tar the tree from the PFS, untar on each node, read locally
+	ModePrefetch = "copper+prefetch" // LATER: copper with the tree prefetched before the processes start
+)
+
+// Workload names.
+const (
+	WorkReplay = "replay" // the recorded import's file operations, replayed by Go clients
+	WorkImport = "import" // the real python3 import
+)
+
+// Config is one benchmark run.
+type Config struct {
+	Label string // "quick" or "full", for reports
+
+	Out  string // results directory (created)
+	Work string // scratch directory for trees and mounts; "" = a new one under /tmp, removed at the end
+
+	Bin    string // directory holding copper-node and slowpfs
+	Self   string // pfsbench binary, run as "pfsbench replay-worker"; "" = this executable
+	Python string // python3 with the packages to import
+	Strace string // strace, to record the import once
+
+	// Import is the comma-separated list of modules the workload
+	// imports ("numpy" runs python3 -c "import numpy").
+	Import string
+	// Packages are the directories (or single-file modules) copied into
+	// the emulated filesystem's site/ directory; empty = the top-level
+	// packages the import loads from Python's dist-packages.
+	Packages []string
+
+	Modes       []string // from the Mode constants; local is a reference line
+	ReplayNodes []int    // node counts for the replay workload
+	ImportNodes []int    // node counts for the real import (CPU-bound on this machine)
+	Procs       int      // processes per node
+
+	Params        slowpfs.Params
+	ClientCache   time.Duration // each PFS client's kernel cache lifetime
+	DirectClients string        // "node": one PFS client per node (Lustre); "process": one per process
+
+	CopperFlags []string // extra copper-node flags
+
+	WarmImportRounds int           // alternations for the warm import vs local disk target
+	StepTimeout      time.Duration // bound on one step (start, one run, stop)
+
+	Progress io.Writer // progress lines; nil = discard
+}
+
+// Quick is the subset that runs in under two minutes.
+func Quick() Config {
+	c := base("quick")
+	c.ReplayNodes = []int{1, 4, 32}
+	c.ImportNodes = []int{1, 4}
+	c.WarmImportRounds = 5
+	return c
+}
+
+// Full is the whole matrix, under fifteen minutes.
+func Full() Config {
+	c := base("full")
+	c.ReplayNodes = []int{1, 2, 4, 8, 16, 32}
+	c.ImportNodes = []int{1, 2, 4, 8, 16, 32}
+	c.WarmImportRounds = 9
+	return c
+}
+
+func base(label string) Config {
+	return Config{
+		Label:         label,
+		Python:        "/usr/bin/python3",
+		Strace:        "strace",
+		Import:        "numpy",
+		Modes:         []string{ModeLocal, ModeDirect, ModeCopper, ModeStaging, ModePrefetch},
+		Procs:         4,
+		Params:        slowpfs.DefaultParams(),
+		ClientCache:   time.Hour,
+		DirectClients: "node",
+		StepTimeout:   3 * time.Minute,
+	}
+}
+
+// knownModes lists every mode the driver understands.
+var knownModes = []string{ModeLocal, ModeDirect, ModeCopper, ModeStaging, ModePrefetch}
+
+func (c *Config) check() error {
+	var errs []error
+	if c.Out == "" {
+		errs = append(errs, errors.New("no output directory"))
+	}
+	if c.Procs < 1 || c.Procs > 64 {
+		errs = append(errs, fmt.Errorf("processes per node %d outside [1, 64]", c.Procs))
+	}
+	for _, n := range append(append([]int{}, c.ReplayNodes...), c.ImportNodes...) {
+		if n < 1 || n > 256 {
+			errs = append(errs, fmt.Errorf("node count %d outside [1, 256]", n))
+		}
+	}
+	for _, m := range c.Modes {
+		if !slices.Contains(knownModes, m) {
+			errs = append(errs, fmt.Errorf("unknown mode %q (known: %v)", m, knownModes))
+		}
+	}
+	if c.DirectClients != "node" && c.DirectClients != "process" {
+		errs = append(errs, fmt.Errorf("direct clients %q: want node or process", c.DirectClients))
+	}
+	if c.Import == "" {
+		errs = append(errs, errors.New("nothing to import"))
+	}
+	if c.WarmImportRounds < 1 {
+		c.WarmImportRounds = 1
+	}
+	if c.StepTimeout <= 0 {
+		c.StepTimeout = 3 * time.Minute
+	}
+	if err := c.Params.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Self == "" {
+		self, err := os.Executable()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("own executable: %w", err))
+		}
+		c.Self = self
+	}
+	if c.Bin == "" {
+		c.Bin = filepath.Dir(c.Self)
+	}
+	for _, tool := range []string{"copper-node", "slowpfs"} {
+		if _, err := os.Stat(filepath.Join(c.Bin, tool)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w (build it: go build -o bin/ ./cmd/... ./bench/cmd/...)", tool, err))
+		}
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return errors.Join(errs...)
+}

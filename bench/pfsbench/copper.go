@@ -1,0 +1,213 @@
+package pfsbench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// copperTree is N running copper-node daemons on loopback.
+type copperTree struct {
+	r      *runner
+	mounts []string
+	pids   []int
+	ready  time.Duration // from starting all nodes to the last one returning tree-ready
+}
+
+var readyLine = regexp.MustCompile(`copper-node: ready rank=(\d+) mount=(\S+) tree_ready_ms=\d+ pid=(\d+)`)
+
+func (r *runner) copperEnv() []string {
+	return environ("XDG_RUNTIME_DIR="+r.runtimeDir, "COPPER_NODE_DAEMON=")
+}
+
+// freeEndpoints returns n loopback endpoints that were free a moment ago.
+func freeEndpoints(n int) ([]string, error) {
+	out := make([]string, n)
+	// Hold every listener until all ports are chosen, or the kernel
+	// hands out the same port twice.
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for i := range out {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free loopback port: %w", err)
+		}
+		lns = append(lns, ln)
+		out[i] = ln.Addr().String()
+	}
+	return out, nil
+}
+
+// startCopper starts n nodes at once, as a job launcher does (children
+// start before their parents serve and wait for them), serving target,
+// and returns when every one is mounted and tree-ready.
+func (r *runner) startCopper(ctx context.Context, n int, target, job string) (*copperTree, error) {
+	eps, err := freeEndpoints(n)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for _, ep := range eps {
+		fmt.Fprintf(&b, "localhost %s\n", ep)
+	}
+	book := filepath.Join(r.work, "book-"+job)
+	if err := os.WriteFile(book, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	t := &copperTree{r: r, mounts: make([]string, n), pids: make([]int, n)}
+	for i := range n {
+		t.mounts[i] = filepath.Join(r.copperMounts, strconv.Itoa(i))
+		if err := os.MkdirAll(t.mounts[i], 0o755); err != nil {
+			return nil, err
+		}
+	}
+	r.cleanup.push("stop copper nodes", t.stop)
+	args := func(rank int) []string {
+		a := []string{"--book", book, "--rank", strconv.Itoa(rank), "--mount", t.mounts[rank],
+			"--target", target, "--log-dir", r.logDir, "--job-id", job, "--log-level", "2",
+			"--cache-memory-bytes", strconv.Itoa(512 << 20),
+			"--ready-timeout-s", "60", "--rpc-timeout-s", "60", "--stop-timeout", "10s"}
+		return append(a, r.cfg.CopperFlags...)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for rank := range n {
+		wg.Go(func() {
+			out, err := runBounded(ctx, r.cfg.StepTimeout, r.copperEnv(), filepath.Join(r.cfg.Bin, "copper-node"), args(rank)...)
+			if err != nil {
+				errs[rank] = fmt.Errorf("rank %d: %w", rank, err)
+				return
+			}
+			m := readyLine.FindStringSubmatch(out.stdout)
+			if m == nil {
+				errs[rank] = fmt.Errorf("rank %d: no ready line in %q", rank, out.stdout)
+				return
+			}
+			t.pids[rank], _ = strconv.Atoi(m[3])
+		})
+	}
+	wg.Wait()
+	t.ready = time.Since(start)
+	if err := firstErrors(errs, 2); err != nil {
+		return nil, fmt.Errorf("start %d copper nodes: %w", n, err)
+	}
+	return t, nil
+}
+
+// firstErrors joins the first k errors and counts the rest: when every
+// rank fails the same way, one message says it.
+func firstErrors(errs []error, k int) error {
+	var kept []error
+	more := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case len(kept) < k:
+			kept = append(kept, err)
+		default:
+			more++
+		}
+	}
+	if more > 0 {
+		kept = append(kept, fmt.Errorf("and %d more", more))
+	}
+	return errors.Join(kept...)
+}
+
+// nodeStatus is the part of `copper-node stats --json` the benchmark
+// reads.
+type nodeStatus struct {
+	PID  int `json:"pid"`
+	Node struct {
+		Rank  int  `json:"rank"`
+		Root  bool `json:"root"`
+		Cache struct {
+			Bytes       int64 `json:"Bytes"`
+			BudgetBytes int64 `json:"BudgetBytes"`
+		} `json:"cache"`
+		Ops []struct {
+			Op         string `json:"op"`
+			Hits       int64  `json:"hits"`
+			Misses     int64  `json:"misses"`
+			Coalesced  int64  `json:"coalesced_waits"`
+			Forwarded  int64  `json:"forwarded"`
+			BackendOps int64  `json:"backend_ops"`
+		} `json:"ops"`
+	} `json:"node"`
+}
+
+// NodeMemory is one copper node's memory against its cache.
+type NodeMemory struct {
+	Rank       int   `json:"rank"`
+	RSSBytes   int64 `json:"rss_bytes"`
+	CacheBytes int64 `json:"cache_bytes"`
+	// LimitBytes is the target: cache bytes × 1.2 + 40 MiB.
+	LimitBytes int64 `json:"limit_bytes"`
+}
+
+// memoryLimit is the per-node memory target for a cache of this size.
+func memoryLimit(cacheBytes int64) int64 { return cacheBytes*12/10 + 40<<20 }
+
+// memory reads every node's RSS and cache size.
+func (t *copperTree) memory(ctx context.Context) ([]NodeMemory, error) {
+	out := make([]NodeMemory, len(t.mounts))
+	for rank, m := range t.mounts {
+		res, err := runBounded(ctx, 30*time.Second, t.r.copperEnv(), filepath.Join(t.r.cfg.Bin, "copper-node"), "stats", "--mount", m, "--json")
+		if err != nil {
+			return nil, err
+		}
+		var st nodeStatus
+		if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
+			return nil, fmt.Errorf("copper-node stats --mount %s --json: %w", m, err)
+		}
+		rss, err := rssBytes(st.PID)
+		if err != nil {
+			return nil, fmt.Errorf("rank %d pid %d: %w", rank, st.PID, err)
+		}
+		out[rank] = NodeMemory{Rank: rank, RSSBytes: rss, CacheBytes: st.Node.Cache.Bytes, LimitBytes: memoryLimit(st.Node.Cache.Bytes)}
+	}
+	return out, nil
+}
+
+// stop stops every node (they unmount and exit), kills any that remain
+// and detaches what they left mounted.
+func (t *copperTree) stop() error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(t.mounts))
+	for rank, m := range t.mounts {
+		wg.Go(func() {
+			_, err := runBounded(context.Background(), 30*time.Second, t.r.copperEnv(),
+				filepath.Join(t.r.cfg.Bin, "copper-node"), "stop", "--mount", m, "--timeout", "20s")
+			if t.pids[rank] != 0 { // a rank that never reported ready may not be running
+				errs[rank] = err
+			}
+		})
+	}
+	wg.Wait()
+	for rank, pid := range t.pids {
+		if pid != 0 && !waitGone(pid, t.r.work, 5*time.Second) {
+			errs = append(errs, fmt.Errorf("rank %d pid %d still alive after stop; killed", rank, pid))
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			waitGone(pid, t.r.work, 5*time.Second)
+		}
+	}
+	if err := detachAll(t.r.copperMounts); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,137 @@
+package pfsbench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// tinyPackage writes a small Python package: a module, a subpackage, a
+// file that is never imported (so listings matter) and a probe for a
+// missing module.
+func tinyPackage(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tinypkg")
+	files := map[string]string{
+		"__init__.py":      "from . import sub\nfrom .data import VALUE\ntry:\n    import tinypkg._absent\nexcept ImportError:\n    pass\n",
+		"sub.py":           "X = 1\n",
+		"unused.py":        "Y = 2\n",
+		"data/__init__.py": "VALUE = 42\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	}
+	return dir
+}
+
+// requireTools fails (never skips) when the machine lacks what the
+// benchmark needs.
+func requireTools(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("the benchmark mounts FUSE directly: run as root (euid %d)", os.Geteuid())
+	}
+	for _, tool := range []string{"strace", "tar", "/usr/bin/python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s: %v: run scripts/pfsbench.sh (or scripts/setup-test-deps.sh and apt-get install strace)", tool, err)
+		}
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Fatalf("/dev/fuse: %v", err)
+	}
+}
+
+// TestRunEndToEnd runs every mode at N=2 × P=2 on a tiny package,
+// through real slowpfs, copper-node, replay workers and python, and
+// checks the results and that nothing is left running or mounted.
+func TestRunEndToEnd(t *testing.T) {
+	requireTools(t)
+	require.NotEmpty(t, binDir)
+	work, err := os.MkdirTemp("", "pfsbench-e2e-")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		// Run must already have left nothing; this only keeps a failed
+		// run from leaking into other tests.
+		_ = detachAll(work)
+		_ = os.RemoveAll(work)
+	})
+	out := t.TempDir()
+	var progress bytes.Buffer
+	cfg := Quick()
+	cfg.Out, cfg.Work, cfg.Bin, cfg.Self = out, work, binDir, filepath.Join(binDir, "pfsbench")
+	cfg.Import = "tinypkg"
+	cfg.Packages = []string{tinyPackage(t)}
+	cfg.ReplayNodes, cfg.ImportNodes, cfg.Procs = []int{1, 2}, []int{2}, 2
+	cfg.WarmImportRounds = 1
+	cfg.StepTimeout = 40 * time.Second
+	cfg.Progress = &progress
+
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
+	defer cancel()
+	res, err := Run(ctx, cfg, "pfsbench (test)")
+	require.NoError(t, err, "progress:\n%s", progress.String())
+
+	mounts, err := mountsUnder(work)
+	require.NoError(t, err)
+	assert.Empty(t, mounts, "everything is unmounted")
+	assert.Empty(t, processesMentioning(work), "every helper is gone")
+
+	for _, work := range []string{WorkReplay, WorkImport} {
+		for _, mode := range []string{ModeLocal, ModeDirect, ModeCopper, ModeStaging} {
+			for _, phase := range []string{"cold", "warm"} {
+				row := res.find(work, mode, 2, phase)
+				require.NotNil(t, row, "%s %s N=2 %s", work, mode, phase)
+				assert.Positive(t, row.RunS)
+				assert.Zero(t, row.Divergences, "%s %s %s", work, mode, phase)
+				assert.Positive(t, row.CPUClientsS+row.CPUDaemonsS+row.CPUEmulatorS)
+			}
+		}
+	}
+	assert.Contains(t, res.Skipped[0], ModePrefetch)
+
+	copper := res.find(WorkReplay, ModeCopper, 2, "cold")
+	assert.InDelta(t, 1.0, copper.Backend.Fetches.PerKey, 1e-9, "copper fetches each (path, kind) once")
+	assert.InDelta(t, 1.0, copper.Backend.Fetches.DataRatio, 1e-9)
+	assert.Positive(t, copper.SetupS, "tree-ready time is the setup")
+	assert.Zero(t, res.find(WorkReplay, ModeCopper, 2, "warm").Backend.MetadataOps, "warm copper never asks the filesystem")
+	direct := res.find(WorkReplay, ModeDirect, 2, "cold")
+	assert.Greater(t, direct.Backend.Fetches.PerKey, 1.5, "two nodes' clients fetch separately")
+	assert.Len(t, res.find(WorkReplay, ModeCopper, 2, "warm").Memory, 2)
+	staging := res.find(WorkReplay, ModeStaging, 2, "cold")
+	require.NotNil(t, staging.SetupBackend)
+	assert.Positive(t, staging.SetupBackend.Ops["open"], "the tar and the extractions read through the emulator")
+	require.NotNil(t, res.WarmImport)
+	assert.Len(t, res.WarmImport.MountS, 1)
+
+	assert.Len(t, res.Targets, 6)
+	for _, tg := range res.Targets {
+		assert.True(t, tg.Measured, "target %q: %s", tg.Name, tg.Result)
+	}
+
+	for _, f := range []string{"results.json", "results.csv", FragmentFile, PlotFile, "import.strace"} {
+		info, err := os.Stat(filepath.Join(out, f))
+		require.NoError(t, err)
+		assert.Positive(t, info.Size(), f)
+	}
+	var decoded Results
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &decoded))
+	assert.Equal(t, len(res.Runs), len(decoded.Runs))
+	md, err := os.ReadFile(filepath.Join(out, FragmentFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "| copper | 2 |")
+	assert.Contains(t, progress.String(), "copper N=2 replay cold")
+	assert.True(t, strings.HasPrefix(string(md), "## "), "a fragment to include under the document's title")
+}

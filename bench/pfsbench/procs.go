@@ -1,0 +1,191 @@
+package pfsbench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// cappedBuffer keeps the first limit bytes written to it: enough of a
+// child's stderr to explain a failure, never unbounded.
+type cappedBuffer struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	limit int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.limit - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *cappedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimSpace(b.buf.String())
+}
+
+// prepare puts cmd in its own process group, so a terminal's Ctrl-C
+// reaches only the driver, which then stops helpers in order (copper
+// nodes before the filesystem they read), and so a whole group can be
+// killed.
+func prepare(cmd *exec.Cmd) *cappedBuffer {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second
+	stderr := &cappedBuffer{limit: 16 << 10}
+	if cmd.Stderr == nil {
+		cmd.Stderr = stderr
+	}
+	return stderr
+}
+
+// killGroup kills cmd's process group.
+func killGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// output is a finished short-lived command.
+type output struct {
+	stdout, stderr string
+}
+
+// runBounded runs name with args and env, returning its output; it kills
+// the process group when timeout passes or ctx ends. A non-zero exit is
+// an error that quotes stderr.
+func runBounded(ctx context.Context, timeout time.Duration, env []string, name string, args ...string) (output, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr := prepare(cmd)
+	if err := cmd.Start(); err != nil {
+		return output{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		killGroup(cmd)
+		<-done
+		err = fmt.Errorf("killed: %w", ctx.Err())
+	}
+	out := output{stdout: stdout.String(), stderr: stderr.String()}
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out.stderr)
+	}
+	return out, nil
+}
+
+// environ is os.Environ with the given variables replaced.
+func environ(set ...string) []string {
+	env := make([]string, 0, len(os.Environ())+len(set))
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for _, s := range set {
+			if strings.HasPrefix(s, name+"=") {
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			env = append(env, kv)
+		}
+	}
+	return append(env, set...)
+}
+
+// processAlive reports whether pid is a live (not zombie) process whose
+// command line mentions marker, so a recycled pid is never taken for
+// one of ours.
+func processAlive(pid int, marker string) bool {
+	if pid <= 0 {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && bytes.Contains(cmdline, []byte(marker))
+}
+
+// waitGone waits up to d for pid to stop being a live process of ours.
+func waitGone(pid int, marker string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for processAlive(pid, marker) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// rssBytes reads VmRSS of pid from /proc/<pid>/status.
+func rssBytes(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				return 0, fmt.Errorf("pid %d VmRSS %q: %w", pid, rest, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmRSS line")
+}
+
+// userHz is the kernel's clock tick for /proc times: USER_HZ, 100 on
+// every Linux architecture Go supports.
+const userHz = 100
+
+// cpuTime sums user and system time of the live processes among pids,
+// from /proc/<pid>/stat (fields 14 and 15).
+func cpuTime(pids []int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		// After the command: state is field 3, utime 14, stime 15.
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * time.Second / userHz
+}

@@ -1,0 +1,338 @@
+package pfsbench
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hpc-copper/copper/bench/slowpfs"
+)
+
+// Results is everything one benchmark run measured.
+type Results struct {
+	Label    string    `json:"label"`
+	Command  string    `json:"command"`
+	Started  time.Time `json:"started"`
+	Elapsed  float64   `json:"elapsed_s"`
+	Machine  Machine   `json:"machine"`
+	Settings Settings  `json:"settings"`
+
+	Tree  TreeInfo  `json:"tree"`
+	Trace TraceInfo `json:"trace"`
+
+	Runs       []Row       `json:"runs"`
+	Skipped    []string    `json:"skipped,omitempty"` // modes not run, with why
+	WarmImport *WarmImport `json:"warm_import,omitempty"`
+	Targets    []Target    `json:"targets"`
+	Errors     []string    `json:"errors,omitempty"`
+}
+
+// Machine describes where the numbers come from.
+type Machine struct {
+	Cores   int    `json:"cores"`
+	MemGiB  int    `json:"mem_gib"`
+	Kernel  string `json:"kernel"`
+	Go      string `json:"go"`
+	Python  string `json:"python"`
+	Commit  string `json:"commit"`
+	LoadAvg string `json:"load_avg"`
+}
+
+// Settings are the parameters of the run that shape the numbers.
+type Settings struct {
+	Params         slowpfs.Params `json:"params"`
+	MetadataOpsSec float64        `json:"metadata_ops_per_s"`
+	ClientCacheS   float64        `json:"client_cache_s"`
+	DirectClients  string         `json:"direct_clients"`
+	Import         string         `json:"import"`
+	Procs          int            `json:"procs_per_node"`
+	ReplayNodes    []int          `json:"replay_nodes"`
+	ImportNodes    []int          `json:"import_nodes"`
+	EmulatorCmd    string         `json:"emulator_command"`
+	CopperCmd      string         `json:"copper_command"`
+	ReplayCmd      string         `json:"replay_command"`
+	ImportCmd      string         `json:"import_command"`
+}
+
+// Row is one phase of one workload in one mode at one scale.
+type Row struct {
+	Workload string `json:"workload"`
+	Mode     string `json:"mode"`
+	Nodes    int    `json:"nodes"`
+	Procs    int    `json:"procs_per_node"`
+	Phase    string `json:"phase"` // cold or warm
+
+	SetupS      float64 `json:"setup_s"` // cold only: copper's tree-ready wait, staging's copies
+	RunS        float64 `json:"run_s"`   // from releasing the processes to the last one done
+	TotalS      float64 `json:"total_s"` // SetupS + RunS
+	ProcMedianS float64 `json:"proc_median_s"`
+	ProcMaxS    float64 `json:"proc_max_s"`
+	Divergences int     `json:"divergences,omitempty"` // replay outcomes unlike the trace
+
+	// CPU seconds spent during the run by the client processes (replay
+	// workers or pythons, start-up included), the copper daemons and the
+	// emulator; CPUFloorS is their sum over the cores: with all N nodes
+	// on one machine, no run can be shorter.
+	CPUClientsS  float64 `json:"cpu_clients_s"`
+	CPUDaemonsS  float64 `json:"cpu_daemons_s"`
+	CPUEmulatorS float64 `json:"cpu_emulator_s"`
+	CPUFloorS    float64 `json:"cpu_floor_s"`
+
+	Backend      *Backend     `json:"backend,omitempty"`       // the emulator's counters for this phase
+	SetupBackend *Backend     `json:"setup_backend,omitempty"` // and for the setup
+	Memory       []NodeMemory `json:"memory,omitempty"`        // copper nodes, after the warm phase
+	Command      string       `json:"command"`
+	Error        string       `json:"error,omitempty"`
+}
+
+// Backend summarises the emulator's counters for one phase.
+type Backend struct {
+	Ops            map[string]int64     `json:"ops"` // by operation type
+	Errors         int64                `json:"errors"`
+	MetadataOps    int64                `json:"metadata_ops"`
+	DataBytes      int64                `json:"data_bytes"`
+	Fetches        slowpfs.FetchSummary `json:"fetches"` // below /site
+	MeanQueueUs    float64              `json:"mean_queue_us"`
+	MaxQueueMs     float64              `json:"max_queue_ms"`
+	MeanLatenessUs float64              `json:"mean_timer_lateness_us"`
+}
+
+func backendOf(s slowpfs.Snapshot) *Backend {
+	b := &Backend{Ops: map[string]int64{}, MetadataOps: s.Model.MetadataOps, DataBytes: s.Model.DataBytes,
+		Fetches: s.Counters.Fetches("/site"), MaxQueueMs: ms(s.Model.MetadataMaxWait)}
+	for op, c := range s.Counters.Ops {
+		b.Ops[op] = c.Ops
+		b.Errors += c.Errors
+	}
+	if s.Model.MetadataOps > 0 {
+		b.MeanQueueUs = float64(s.Model.MetadataWait) / float64(s.Model.MetadataOps) / 1e3
+	}
+	if s.Timer.Wakeups > 0 {
+		b.MeanLatenessUs = float64(s.Timer.Lateness) / float64(s.Timer.Wakeups) / 1e3
+	}
+	return b
+}
+
+func ms(d time.Duration) float64   { return float64(d) / 1e6 }
+func secs(d time.Duration) float64 { return d.Seconds() }
+
+// WarmImport compares a warm import through a non-root copper mount with
+// the same import from local disk, alternating rounds.
+type WarmImport struct {
+	Rounds    int       `json:"rounds"`
+	LocalS    []float64 `json:"local_s"`
+	MountS    []float64 `json:"mount_s"`
+	LocalMedS float64   `json:"local_median_s"`
+	MountMedS float64   `json:"mount_median_s"`
+	Ratio     float64   `json:"ratio"`
+	Command   string    `json:"command"`
+}
+
+// Target is one of issue 5's targets with what was measured.
+type Target struct {
+	Name     string  `json:"name"`
+	Result   string  `json:"result"`
+	Goal     string  `json:"goal"`
+	Value    float64 `json:"value"`
+	Limit    float64 `json:"limit"`
+	Met      bool    `json:"met"`
+	Measured bool    `json:"measured"`
+	Verdict  string  `json:"verdict"`
+}
+
+// find returns the run of workload/mode/nodes/phase, if any.
+func (res *Results) find(workload, mode string, nodes int, phase string) *Row {
+	for i := range res.Runs {
+		r := &res.Runs[i]
+		if r.Workload == workload && r.Mode == mode && r.Nodes == nodes && r.Phase == phase && r.Error == "" {
+			return r
+		}
+	}
+	return nil
+}
+
+// verdict fills Met and Verdict for "value ≤ limit" (atMost) or
+// "value ≥ limit".
+func (t *Target) judge(atMost bool) {
+	t.Measured = true
+	if atMost {
+		t.Met = t.Value <= t.Limit
+	} else {
+		t.Met = t.Value >= t.Limit
+	}
+	switch {
+	case t.Met:
+		t.Verdict = "met"
+	case atMost:
+		t.Verdict = fmt.Sprintf("missed by %.0f%%", (t.Value/t.Limit-1)*100)
+	default:
+		t.Verdict = fmt.Sprintf("missed by %.0f%%", (1-t.Value/t.Limit)*100)
+	}
+}
+
+func notMeasured(name, goal, why string) Target {
+	return Target{Name: name, Goal: goal, Result: why, Verdict: "not measured"}
+}
+
+// computeTargets evaluates the issue's targets at the largest replay
+// scale (32 in the quick and full sets).
+func (res *Results) computeTargets() {
+	maxN := 0
+	for _, n := range res.Settings.ReplayNodes {
+		maxN = max(maxN, n)
+	}
+	p := res.Settings.Procs
+	var ts []Target
+
+	name := fmt.Sprintf("server fetches per (path, kind) under copper, cold replay, N=%d", maxN)
+	goal := "= 1.00 (direct ≈ N×P)"
+	if c := res.find(WorkReplay, ModeCopper, maxN, "cold"); c != nil && c.Backend != nil {
+		t := Target{Name: name, Goal: goal, Value: c.Backend.Fetches.PerKey, Limit: 1.005}
+		direct := "direct not run"
+		if d := res.find(WorkReplay, ModeDirect, maxN, "cold"); d != nil && d.Backend != nil {
+			direct = fmt.Sprintf("direct %.2f (N×P = %d)", d.Backend.Fetches.PerKey, maxN*p)
+		}
+		t.Result = fmt.Sprintf("%.2f (data read %.2f× the distinct bytes); %s", t.Value, c.Backend.Fetches.DataRatio, direct)
+		t.judge(true)
+		ts = append(ts, t)
+	} else {
+		ts = append(ts, notMeasured(name, goal, "copper cold replay not run"))
+	}
+
+	name = fmt.Sprintf("cold replay, copper N=%d vs copper N=1", maxN)
+	goal = "≤ 1.5×"
+	c1, cN := res.find(WorkReplay, ModeCopper, 1, "cold"), res.find(WorkReplay, ModeCopper, maxN, "cold")
+	if c1 != nil && cN != nil && c1.RunS > 0 {
+		t := Target{Name: name, Goal: goal, Value: cN.RunS / c1.RunS, Limit: 1.5}
+		t.Result = fmt.Sprintf("%.2f× (%.3f s vs %.3f s)", t.Value, cN.RunS, c1.RunS)
+		t.judge(true)
+		ts = append(ts, t)
+	} else {
+		ts = append(ts, notMeasured(name, goal, "copper cold replay at N=1 or N=max not run"))
+	}
+
+	name = fmt.Sprintf("cold replay at N=%d, direct vs copper", maxN)
+	goal = "≥ 5× faster"
+	d := res.find(WorkReplay, ModeDirect, maxN, "cold")
+	if d != nil && cN != nil && cN.RunS > 0 {
+		t := Target{Name: name, Goal: goal, Value: d.RunS / cN.RunS, Limit: 5}
+		t.Result = fmt.Sprintf("%.2f× (direct %.3f s, copper %.3f s)", t.Value, d.RunS, cN.RunS)
+		t.judge(false)
+		ts = append(ts, t)
+	} else {
+		ts = append(ts, notMeasured(name, goal, "direct or copper cold replay not run"))
+	}
+
+	name = "warm real import through a non-root mount vs local disk"
+	goal = "≤ 1.10×"
+	if w := res.WarmImport; w != nil && w.LocalMedS > 0 {
+		t := Target{Name: name, Goal: goal, Value: w.Ratio, Limit: 1.10}
+		t.Result = fmt.Sprintf("%.2f× (%.1f ms vs %.1f ms, medians of %d)", w.Ratio, w.MountMedS*1e3, w.LocalMedS*1e3, w.Rounds)
+		t.judge(true)
+		ts = append(ts, t)
+	} else {
+		ts = append(ts, notMeasured(name, goal, "not run"))
+	}
+
+	name = fmt.Sprintf("%d local copper nodes tree-ready", maxN)
+	goal = "≤ 2 s"
+	ready := math.NaN()
+	for _, r := range res.Runs {
+		if r.Mode == ModeCopper && r.Nodes == maxN && r.Phase == "cold" && r.Error == "" {
+			ready = math.Max(nanTo(ready, 0), r.SetupS)
+		}
+	}
+	if !math.IsNaN(ready) {
+		t := Target{Name: name, Goal: goal, Value: ready, Limit: 2}
+		t.Result = fmt.Sprintf("%.2f s (slowest of the N=%d starts)", ready, maxN)
+		t.judge(true)
+		ts = append(ts, t)
+	} else {
+		ts = append(ts, notMeasured(name, goal, "no copper run at that scale"))
+	}
+
+	name = "per-node memory vs cached bytes × 1.2 + 40 MiB"
+	goal = "RSS ≤ limit on every node"
+	var worst *NodeMemory
+	for _, r := range res.Runs {
+		for i := range r.Memory {
+			m := &r.Memory[i]
+			if worst == nil || float64(m.RSSBytes)/float64(m.LimitBytes) > float64(worst.RSSBytes)/float64(worst.LimitBytes) {
+				worst = m
+			}
+		}
+	}
+	if worst != nil {
+		t := Target{Name: name, Goal: goal, Value: float64(worst.RSSBytes) / float64(worst.LimitBytes), Limit: 1}
+		t.Result = fmt.Sprintf("worst node: RSS %.1f MiB, cache %.1f MiB, limit %.1f MiB (%.2f of it)",
+			mib(worst.RSSBytes), mib(worst.CacheBytes), mib(worst.LimitBytes), t.Value)
+		t.judge(true)
+		ts = append(ts, t)
+	} else {
+		ts = append(ts, notMeasured(name, goal, "no copper node measured"))
+	}
+	res.Targets = ts
+}
+
+func nanTo(v, alt float64) float64 {
+	if math.IsNaN(v) {
+		return alt
+	}
+	return v
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// writeJSON writes results.json.
+func (res *Results) writeJSON(dir string) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644)
+}
+
+// csvHeader is results.csv's first line.
+var csvHeader = []string{"workload", "mode", "nodes", "procs_per_node", "phase", "setup_s", "run_s", "total_s",
+	"proc_median_s", "proc_max_s", "backend_metadata_ops", "backend_data_bytes", "fetches_per_key",
+	"data_ratio", "paths", "lookup", "getattr", "open", "opendir", "readdir", "readlink", "read",
+	"divergences", "cpu_clients_s", "cpu_daemons_s", "cpu_emulator_s", "cpu_floor_s", "error", "command"}
+
+// writeCSV writes results.csv, one row per run.
+func (res *Results) writeCSV(dir string) error {
+	f, err := os.Create(filepath.Join(dir, "results.csv"))
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write(csvHeader)
+	num := func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
+	for _, r := range res.Runs {
+		row := []string{r.Workload, r.Mode, strconv.Itoa(r.Nodes), strconv.Itoa(r.Procs), r.Phase,
+			num(r.SetupS), num(r.RunS), num(r.TotalS), num(r.ProcMedianS), num(r.ProcMaxS)}
+		if b := r.Backend; b != nil {
+			row = append(row, strconv.FormatInt(b.MetadataOps, 10), strconv.FormatInt(b.DataBytes, 10),
+				num(b.Fetches.PerKey), num(b.Fetches.DataRatio), strconv.Itoa(b.Fetches.Paths))
+			for _, op := range []string{slowpfs.OpLookup, slowpfs.OpGetattr, slowpfs.OpOpen, slowpfs.OpOpendir,
+				slowpfs.OpReaddir, slowpfs.OpReadlink, slowpfs.OpRead} {
+				row = append(row, strconv.FormatInt(b.Ops[op], 10))
+			}
+		} else {
+			row = append(row, make([]string, 12)...)
+		}
+		row = append(row, strconv.Itoa(r.Divergences), num(r.CPUClientsS), num(r.CPUDaemonsS), num(r.CPUEmulatorS),
+			num(r.CPUFloorS), r.Error, r.Command)
+		_ = w.Write(row)
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

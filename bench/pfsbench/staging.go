@@ -1,0 +1,54 @@
+package pfsbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// stagingTar is where the staging mode's tarball lives on the emulated
+// filesystem, beside (not inside) the package tree.
+const stagingTar = "_staging/site.tar"
+
+// stage is the staging mode's preparation, timed: tar the tree once
+// through PFS client 0, then on every node at once extract the tarball,
+// read through that node's PFS client, into a node-local directory.
+// Writing the tarball to the PFS is not charged (the emulator models
+// reads); reading the tree for it and every node's read of it are.
+func (r *runner) stage(ctx context.Context, em *emulator, n int) (time.Duration, []string, error) {
+	tarball := filepath.Join(r.backing, stagingTar)
+	if err := os.MkdirAll(filepath.Dir(tarball), 0o755); err != nil {
+		return 0, nil, err
+	}
+	r.cleanup.push("remove staged copies", func() error {
+		return errors.Join(os.RemoveAll(filepath.Dir(tarball)), os.RemoveAll(r.localDir))
+	})
+	start := time.Now()
+	if _, err := runBounded(ctx, r.cfg.StepTimeout, nil, "tar", "-cf", tarball, "-C", em.clients[0], "site"); err != nil {
+		return 0, nil, fmt.Errorf("staging: tar the tree: %w", err)
+	}
+	locals := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		locals[i] = filepath.Join(r.localDir, strconv.Itoa(i))
+		client := em.clients[i%len(em.clients)]
+		wg.Go(func() {
+			if err := os.MkdirAll(locals[i], 0o755); err != nil {
+				errs[i] = err
+				return
+			}
+			_, errs[i] = runBounded(ctx, r.cfg.StepTimeout, nil, "tar", "-xf", filepath.Join(client, stagingTar), "-C", locals[i])
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, nil, fmt.Errorf("staging: extract on %d nodes: %w", n, err)
+	}
+	return time.Since(start), locals, nil
+}
