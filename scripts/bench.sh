@@ -113,7 +113,7 @@ Cache:
     $ca_cmd
 $(sed 's/^/    /' <<<"$ca_raw")
 
-$(sed 's/^## /## /; s/^### /### /' "$pfs_out/bench-results.md")
+$(cat "$pfs_out/bench-results.md")
 EOT
 } >"$out"
 progress "wrote $out"
