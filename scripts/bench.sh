@@ -37,18 +37,24 @@ progress "parent-child round trip vs bare netpoll echo (count=$count)"
 rt_cmd="go test ./net -run '^\$' -bench 'RoundTrip|NetpollEcho' -count $count"
 rt_raw=$(go test ./net -run '^$' -bench 'RoundTrip|NetpollEcho' -count "$count" 2>&1 | grep '^Benchmark')
 
-progress "64-node in-process cluster, cold read of 2,000 files (x$clusterx)"
 cl_cmd="go test ./service -run '^\$' -bench ClusterColdRead64 -benchtime 1x -count $clusterx"
-cl_raw=$(go test ./service -run '^$' -bench ClusterColdRead64 -benchtime 1x -count "$clusterx" -timeout 20m 2>&1 | grep '^Benchmark' || true)
+cl_raw="(full mode only)"
+if [ "$mode" = full ]; then
+  progress "64-node in-process cluster, cold read of 2,000 files (x$clusterx)"
+  cl_raw=$(go test ./service -run '^$' -bench ClusterColdRead64 -benchtime 1x -count "$clusterx" -timeout 20m 2>&1 | grep '^Benchmark' || true)
+fi
 
 progress "job startup on the emulated parallel filesystem (scripts/pfsbench.sh $mode)"
 pfs_out="$work/pfs"
 scripts/pfsbench.sh "$mode" "$pfs_out" >&2
 cp "$pfs_out/pfsbench.svg" docs/pfsbench.svg
 
-progress "cache lookups"
 ca_cmd="go test ./cache -run '^\$' -bench . -count $count"
-ca_raw=$(go test ./cache -run '^$' -bench . -count "$count" 2>&1 | grep '^Benchmark')
+ca_raw="(full mode only)"
+if [ "$mode" = full ]; then
+  progress "cache lookups"
+  ca_raw=$(go test ./cache -run '^$' -bench . -count "$count" 2>&1 | grep '^Benchmark')
+fi
 
 # median ns/op of the benchmark lines matching $1
 med() {
@@ -88,6 +94,28 @@ so compare ratios, not absolute times, across runs.
 The netpoll echo sends the payload both ways while a copper call carries it one way, so the
 echo baseline moves twice the bytes; the ratio is still the fair "cost of our protocol over the
 bare transport" at the same answer size.
+
+## Reading the misses
+
+* **Warm stat** (issue #2). During the timed loop no request reaches copper-node (its getattr
+  counters do not move; checked by hand with \`copper-node stats\` around \`statloop\`): the kernel
+  answers from its entry and attribute caches. What remains is the kernel's own FUSE path walk
+  (the mount adds path components, and each cached FUSE dentry is revalidated against its
+  timeout). The ratio moves between about 1.1x and 1.5x with the machine's load from run to
+  run; on a quiet machine go-fuse's own benchmark gives about 1.1x.
+* **Cold replay flatness and direct vs copper at N=32** (issue #5). All N "nodes" share this
+  machine's 2 cores. The CPU-floor table below shows copper's cold time at N=32 sitting on its
+  floor: 32 FUSE daemons plus 128 clients are CPU-bound here, while the emulated server is not
+  the bottleneck at 300 us per operation (slot queue ~0 us). The server-side saving is exact and
+  independent of cores: copper sends the filesystem each (path, kind) once per tree (1.00) where
+  direct sends it about N x P / 2 times. With a slower server (\`pfsbench --metadata-service 2ms\`)
+  direct becomes server-bound while copper stays at its CPU floor. On a real machine every node
+  has its own cores and the per-node CPU does not add up.
+* **Warm real import** (issue #5): medians of 5 alternating runs; the ratio ranged 1.08-1.36 over
+  six runs on this shared machine, so the 1.10x target is inside the noise here. Run alone, a
+  warm import through copper costs the same CPU as from local disk.
+* **Levers not yet pulled**: FUSE no-open support (a warm open and release would not reach the
+  daemon at all), passthrough for files over max_cacheable_bytes (kernel >= 6.9), splice reads.
 
 ## Commands and raw output
 
