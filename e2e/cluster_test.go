@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/internal/testkit"
 )
 
 // Bounds on child processes. A node starts in milliseconds; these are
@@ -28,37 +26,13 @@ const (
 	serveTimeout = 45 * time.Second
 	stopTimeout  = 20 * time.Second
 	walkTimeout  = 50 * time.Second
-	killGrace    = 10 * time.Second
 )
-
-const fuseConnections = "/sys/fs/fuse/connections"
 
 // requireFuse fails (never skips) when the machine cannot run these tests.
 func requireFuse(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("fusermount3"); err != nil {
-		t.Fatalf("fusermount3 not found (%v): install the test dependencies with `make test` or scripts/setup-test-deps.sh", err)
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Fatalf("/dev/fuse: %v: this test needs FUSE; run `make test` or scripts/setup-test-deps.sh", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Fatalf("e2e tests mount, unmount and abort FUSE connections: run them as root (euid %d)", os.Geteuid())
-	}
+	testkit.RequireFuse(t)
 	require.NotEmpty(t, copperNode, "TestMain did not build copper-node")
-}
-
-// freePorts returns n loopback endpoints that were free a moment ago.
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	addrs := make([]string, n)
-	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addrs[i] = ln.Addr().String()
-		require.NoError(t, ln.Close())
-	}
-	return addrs
 }
 
 // clusterConfig describes the nodes of one test.
@@ -70,43 +44,38 @@ type clusterConfig struct {
 }
 
 // cluster is the copper nodes of one test, all on this host, with their
-// book, mounts, logs and control sockets under one directory. Its cleanup
-// leaves no process, mount or socket behind, even when the test fails.
+// book, mounts, logs and control sockets under one scratch directory.
+// Its cleanup leaves no process, mount or socket behind, even when the
+// test fails: it stops the nodes, and the scratch directory's cleanup
+// kills, detaches and aborts what is left.
 type cluster struct {
 	t          *testing.T
 	cfg        clusterConfig
-	dir        string
+	scratch    *testkit.Scratch
+	dir        string // scratch.Dir
 	runtimeDir string // XDG_RUNTIME_DIR of every copper-node run
 	logDir     string
 	jobID      string
 	book       string
 	endpoints  []string
-
-	mu    sync.Mutex
-	pids  map[int]bool    // every daemon pid ever reported
-	conns map[uint32]bool // FUSE connection ids of our mounts
 }
 
 func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 	t.Helper()
 	requireFuse(t)
-	// Not t.TempDir: its removal would descend into a mount left behind;
-	// teardown removes the directory only once nothing is mounted in it.
-	dir, err := os.MkdirTemp("", "copper-e2e-")
-	require.NoError(t, err)
+	scratch := testkit.NewScratch(t, "copper-e2e-")
+	dir := scratch.Dir
 	c := &cluster{
-		t: t, cfg: cfg, dir: dir,
+		t: t, cfg: cfg, scratch: scratch, dir: dir,
 		runtimeDir: filepath.Join(dir, "run"),
 		logDir:     filepath.Join(dir, "logs"),
 		jobID:      "e2e",
 		book:       filepath.Join(dir, "book"),
-		pids:       map[int]bool{},
-		conns:      map[uint32]bool{},
 	}
-	t.Cleanup(c.teardown)
+	t.Cleanup(c.stopAll) // before the scratch directory's cleanup
 	require.NoError(t, os.MkdirAll(c.runtimeDir, 0o700))
 	if cfg.nodes > 0 {
-		c.endpoints = freePorts(t, cfg.nodes)
+		c.endpoints = testkit.FreeAddrs(t, cfg.nodes)
 		var b strings.Builder
 		for _, ep := range c.endpoints {
 			fmt.Fprintf(&b, "localhost %s\n", ep)
@@ -146,14 +115,15 @@ func (c *cluster) serveArgs(rank int) []string {
 	return append(args, c.cfg.flags...)
 }
 
-// result is one finished child process.
+// result is one finished child process (testkit.Result in the field
+// names e2e_test.go uses).
 type result struct {
 	stdout, stderr string
 	code           int
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	return testkit.Result{Stdout: r.stdout, Stderr: r.stderr, Code: r.code}.String()
 }
 
 // run runs copper-node with the cluster's environment.
@@ -163,41 +133,10 @@ func (c *cluster) run(timeout time.Duration, args ...string) (result, error) {
 	return runBounded(cmd, timeout)
 }
 
-// runBounded runs cmd in its own process group and kills the group after
-// timeout. A child stuck in a dead FUSE mount may not even die; then it
-// is left to teardown (which aborts the connection) and an error says so.
+// runBounded is testkit.RunBounded returning a result.
 func runBounded(cmd *exec.Cmd, timeout time.Duration) (result, error) {
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
-		return result{code: -1}, fmt.Errorf("start %s: %w", cmd.Path, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	finish := func(err error) (result, error) {
-		r := result{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			err = nil // a non-zero exit is a result, not a failure to run
-		}
-		return r, err
-	}
-	select {
-	case err := <-done:
-		return finish(err)
-	case <-time.After(timeout):
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case err := <-done:
-		r, _ := finish(err)
-		return r, fmt.Errorf("%s %q: killed after %v", cmd.Path, cmd.Args[1:], timeout)
-	case <-time.After(killGrace):
-		return result{code: -1}, fmt.Errorf("%s %q: still not gone %v after SIGKILL (stuck in a FUSE mount?)",
-			cmd.Path, cmd.Args[1:], killGrace)
-	}
+	r, err := testkit.RunBounded(cmd, timeout)
+	return result{stdout: r.Stdout, stderr: r.Stderr, code: r.Code}, err
 }
 
 // started is what a successful `copper-node serve` reported.
@@ -231,13 +170,10 @@ func (c *cluster) tryStart(rank int) (started, error) {
 		return started{out: r}, fmt.Errorf("start rank %d: no ready line: %s", rank, r)
 	}
 	pid, _ := strconv.Atoi(m[3])
-	c.mu.Lock()
-	c.pids[pid] = true
-	c.mu.Unlock()
 	if m[1] != strconv.Itoa(rank) || m[2] != c.mount(rank) {
 		return started{out: r}, fmt.Errorf("start rank %d: ready line names rank %s mount %s, want mount %s", rank, m[1], m[2], c.mount(rank))
 	}
-	c.noteConnections()
+	c.scratch.NoteConnections()
 	return started{rank: rank, pid: pid, log: m[4], out: r}, nil
 }
 
@@ -245,11 +181,17 @@ func (c *cluster) tryStart(rank int) (started, error) {
 // start before their parents serve and must wait for them.
 func (c *cluster) startAll() []started {
 	c.t.Helper()
-	out := make([]started, c.cfg.nodes)
+	return everyRank(c, c.tryStart)
+}
+
+// everyRank runs f for every rank at once and requires all to succeed.
+func everyRank[T any](c *cluster, f func(rank int) (T, error)) []T {
+	c.t.Helper()
+	out := make([]T, c.cfg.nodes)
 	errs := make([]error, c.cfg.nodes)
 	var wg sync.WaitGroup
 	for r := range c.cfg.nodes {
-		wg.Go(func() { out[r], errs[r] = c.tryStart(r) })
+		wg.Go(func() { out[r], errs[r] = f(r) })
 	}
 	wg.Wait()
 	require.NoError(c.t, errors.Join(errs...))
@@ -328,64 +270,22 @@ func (c *cluster) walk(rank int) (manifest, error) {
 // walkAll walks every mount at once.
 func (c *cluster) walkAll() []manifest {
 	c.t.Helper()
-	out := make([]manifest, c.cfg.nodes)
-	errs := make([]error, c.cfg.nodes)
-	var wg sync.WaitGroup
-	for r := range c.cfg.nodes {
-		wg.Go(func() { out[r], errs[r] = c.walk(r) })
-	}
-	wg.Wait()
-	require.NoError(c.t, errors.Join(errs...))
-	return out
+	return everyRank(c, c.walk)
 }
 
-// within runs f, which touches a mount from this process, and fails the
-// test if it does not return in time: a dead FUSE server would otherwise
-// hang the test forever. A stuck f is released by teardown's abort.
+// within runs f, which touches a mount from this process, bounded by d.
 func within(t *testing.T, d time.Duration, what string, f func() error) error {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		t.Fatalf("%s: no answer after %v (FUSE server hung or dead?)", what, d)
-		return nil
-	}
+	return testkit.Within(t, d, what, f)
 }
 
 // processAlive reports whether pid is a running (not zombie) process
 // whose command line mentions dir, so a recycled pid is never taken for
 // one of ours.
-func processAlive(pid int, dir string) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(cmdline, []byte(dir))
-}
+func processAlive(pid int, dir string) bool { return testkit.ProcessMentions(pid, dir) }
 
 // processesMentioning lists live processes whose command line names dir.
-func processesMentioning(dir string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if processAlive(pid, dir) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+func processesMentioning(dir string) []int { return testkit.ProcessesMentioning(dir) }
 
 // waitGone waits until pid is no longer a live process of this cluster.
 func (c *cluster) waitGone(pid int, d time.Duration) bool {
@@ -399,91 +299,24 @@ func (c *cluster) waitGone(pid int, d time.Duration) bool {
 	return true
 }
 
-// mountEntry is one line of /proc/self/mountinfo.
-type mountEntry struct {
-	minor  uint32 // for FUSE: the fusectl connection id
-	point  string
-	fstype string
-}
-
-func readMountinfo(t *testing.T) []mountEntry {
+// mountsUnder lists the mounts at or below dir, in mountinfo order.
+func mountsUnder(t *testing.T, dir string) []testkit.Mount {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := testkit.MountsUnder(dir)
 	require.NoError(t, err)
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 6 || sep < 0 || sep+1 >= len(fields) {
-			continue
-		}
-		_, minorText, _ := strings.Cut(fields[2], ":")
-		minor, _ := strconv.ParseUint(minorText, 10, 32)
-		out = append(out, mountEntry{minor: uint32(minor), point: unescapeOctal(fields[4]), fstype: fields[sep+1]})
-	}
-	require.NoError(t, sc.Err())
-	return out
-}
-
-// unescapeOctal undoes mountinfo's \040-style escapes.
-func unescapeOctal(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// mountsUnder lists the mounts at or below dir, outermost last.
-func mountsUnder(t *testing.T, dir string) []mountEntry {
-	t.Helper()
-	var out []mountEntry
-	for _, m := range readMountinfo(t) {
-		if m.point == dir || strings.HasPrefix(m.point, dir+"/") {
-			out = append(out, m)
-		}
-	}
-	return out
+	return ms
 }
 
 // mountsAt counts the mounts stacked at exactly dir.
 func mountsAt(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
-	for _, m := range readMountinfo(t) {
-		if m.point == dir {
+	for _, m := range mountsUnder(t, dir) {
+		if m.Point == dir {
 			n++
 		}
 	}
 	return n
-}
-
-// noteConnections records the FUSE connection ids of our mounts while
-// they are still listed, so teardown can abort them after unmounting.
-func (c *cluster) noteConnections() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range mountsUnder(c.t, c.dir) {
-		if strings.HasPrefix(m.fstype, "fuse") {
-			c.conns[m.minor] = true
-		}
-	}
 }
 
 // sockets lists the control sockets in the cluster's runtime directory.
@@ -492,86 +325,18 @@ func (c *cluster) sockets() []string {
 	return socks
 }
 
-// teardown stops every node, kills what is left, unmounts what is left
-// and aborts FUSE connections still holding requests, then removes the
-// cluster directory if nothing is mounted in it any more.
-func (c *cluster) teardown() {
-	t := c.t
-	c.noteConnections()
+// stopAll stops every node still mounted, at once; the scratch
+// directory's cleanup then kills, detaches and aborts what is left.
+func (c *cluster) stopAll() {
+	c.scratch.NoteConnections()
 	var wg sync.WaitGroup
 	for r := range c.cfg.nodes {
-		if mountsAt(t, c.mount(r)) == 0 {
+		if mountsAt(c.t, c.mount(r)) == 0 {
 			continue
 		}
 		wg.Go(func() { _, _ = c.stop(r) })
 	}
 	wg.Wait()
-
-	c.mu.Lock()
-	pids := make([]int, 0, len(c.pids))
-	for pid := range c.pids {
-		pids = append(pids, pid)
-	}
-	c.mu.Unlock()
-	pids = append(pids, processesMentioning(c.dir)...)
-	for _, pid := range pids {
-		if processAlive(pid, c.dir) {
-			t.Logf("teardown: SIGKILL pid %d, still alive after stop", pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			c.waitGone(pid, 5*time.Second)
-		}
-	}
-
-	for range 8 {
-		left := mountsUnder(t, c.dir)
-		if len(left) == 0 {
-			break
-		}
-		for i := len(left) - 1; i >= 0; i-- {
-			if err := syscall.Unmount(left[i].point, syscall.MNT_DETACH); err != nil {
-				t.Logf("teardown: umount -l %s: %v", left[i].point, err)
-			}
-		}
-	}
-
-	c.abortStuckConnections()
-
-	if left := mountsUnder(t, c.dir); len(left) > 0 {
-		t.Errorf("teardown: %d mounts left under %s; not removing it", len(left), c.dir)
-		return
-	}
-	if err := os.RemoveAll(c.dir); err != nil {
-		t.Errorf("teardown: %v", err)
-	}
-}
-
-// abortStuckConnections aborts those of our FUSE connections that still
-// have requests waiting: their server is dead or hung, and whoever waits
-// on them would sleep uninterruptibly.
-func (c *cluster) abortStuckConnections() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.conns) == 0 {
-		return
-	}
-	if ents, err := os.ReadDir(fuseConnections); err == nil && len(ents) == 0 {
-		if err := syscall.Mount("fusectl", fuseConnections, "fusectl", 0, ""); err != nil {
-			c.t.Logf("teardown: mount fusectl at %s: %v", fuseConnections, err)
-		}
-	}
-	for id := range c.conns {
-		dir := filepath.Join(fuseConnections, strconv.FormatUint(uint64(id), 10))
-		waiting, err := os.ReadFile(filepath.Join(dir, "waiting"))
-		if err != nil {
-			continue // gone: nothing waits on it
-		}
-		if n, _ := strconv.Atoi(strings.TrimSpace(string(waiting))); n > 0 {
-			c.t.Logf("teardown: aborting FUSE connection %d (%d requests waiting)", id, n)
-			if err := os.WriteFile(filepath.Join(dir, "abort"), []byte("1"), 0); err != nil {
-				c.t.Logf("teardown: abort FUSE connection %d: %v", id, err)
-			}
-		}
-	}
 }
 
 // readLog returns a node's log file.

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/hpc-copper/copper/backend"
 	"github.com/hpc-copper/copper/config"
+	"github.com/hpc-copper/copper/internal/testkit"
 	cnet "github.com/hpc-copper/copper/net"
 	"github.com/hpc-copper/copper/node"
 	"github.com/hpc-copper/copper/op"
@@ -59,47 +59,23 @@ func clusterSettings(tb testing.TB, target string) config.Settings {
 	return s
 }
 
-// loopbackBook returns n address-book entries on free loopback ports. All
-// listeners are held open until every port is chosen, so the ports differ.
+// loopbackBook returns n address-book entries on distinct free loopback
+// ports.
 func loopbackBook(tb testing.TB, n int) []tree.Entry {
 	tb.Helper()
 	book := make([]tree.Entry, n)
-	listeners := make([]net.Listener, n)
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(tb, err, "rank %d: pick a free port", i)
-		listeners[i] = ln
-		book[i] = tree.Entry{Host: "localhost", Endpoint: ln.Addr().String()}
-	}
-	for _, ln := range listeners {
-		require.NoError(tb, ln.Close())
+	for i, addr := range testkit.FreeAddrs(tb, n) {
+		book[i] = tree.Entry{Host: "localhost", Endpoint: addr}
 	}
 	return book
-}
-
-// logSink collects every node's warnings and errors, shown only when a
-// test fails. Writing to t.Log directly could outlive the test.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // cluster is a set of running nodes; rank r is nodes[r].
 type cluster struct {
 	nodes []*service.Service
-	logs  *logSink
+	// logs collects every node's warnings and errors, shown only when a
+	// test fails: writing to t.Log directly could outlive the test.
+	logs *testkit.SyncBuffer
 }
 
 // startCluster starts n nodes of one job, rank r with token(r), and
@@ -108,7 +84,7 @@ type cluster struct {
 func startCluster(ctx context.Context, tb testing.TB, s config.Settings, n int, token func(rank int) []byte) *cluster {
 	tb.Helper()
 	book := loopbackBook(tb, n)
-	c := &cluster{nodes: make([]*service.Service, n), logs: &logSink{}}
+	c := &cluster{nodes: make([]*service.Service, n), logs: &testkit.SyncBuffer{}}
 	logger := slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for r := range n {
 		svc, err := service.Start(ctx, s, service.Identity{Rank: r, Book: book, Token: token(r)},

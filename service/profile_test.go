@@ -9,13 +9,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/profile"
 	"github.com/hpc-copper/copper/service"
 	"github.com/hpc-copper/copper/tree"
@@ -41,23 +40,12 @@ type profiledNode struct {
 	target string
 }
 
-// requireMountable fails (never skips) when this machine cannot mount.
-func requireMountable(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Fatalf("/dev/fuse: %v: these tests mount FUSE; run scripts/setup-test-deps.sh", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Fatalf("these tests mount FUSE directly: run them as root (euid %d)", os.Geteuid())
-	}
-}
-
 // startProfiledNode mounts target through a one-node job with profiling
 // on (edit may change that) and stops it, unmounting lazily if need be,
 // at cleanup.
 func startProfiledNode(t *testing.T, target string, edit func(*config.Settings)) *profiledNode {
 	t.Helper()
-	requireMountable(t)
+	testkit.RequireFuse(t)
 	dir := t.TempDir()
 	s, err := config.Load("local")
 	require.NoError(t, err)
@@ -87,24 +75,15 @@ func (p *profiledNode) stop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	assert.NoError(t, p.svc.Stop(ctx))
-	if err := syscall.Unmount(p.mnt, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
-		t.Logf("lazy unmount of %s: %v", p.mnt, err)
+	if err := testkit.DetachMountsUnder(p.mnt); err != nil {
+		t.Errorf("after stop: %v", err)
 	}
 }
 
-// within runs f, which touches the mount, and fails the test if it
-// does not return in time.
+// within runs f, which touches the mount, bounded in time.
 func within(t *testing.T, what string, f func() error) error {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(mountTimeout):
-		t.Fatalf("%s: no answer after %v (FUSE server hung?)", what, mountTimeout)
-		return nil
-	}
+	return testkit.Within(t, mountTimeout, what, f)
 }
 
 // csvFile reads a profiling CSV and checks its header.

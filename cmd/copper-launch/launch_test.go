@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hpc-copper/copper/book"
+	"github.com/hpc-copper/copper/internal/testkit"
 )
 
 // firstCPU is a CPU this process may run on, for service_cores.
@@ -60,9 +61,9 @@ type nodeStatus struct {
 func (j *job) statsJSON(args ...string) []nodeStatus {
 	j.t.Helper()
 	r := j.launch(append([]string{"stats", "--json", "--mount", j.mountTemplate()}, args...)...)
-	require.Equal(j.t, 0, r.code, "stats: %s", r)
+	require.Equal(j.t, 0, r.Code, "stats: %s", r)
 	var out []nodeStatus
-	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec := json.NewDecoder(strings.NewReader(r.Stdout))
 	for dec.More() {
 		var st nodeStatus
 		require.NoError(j.t, dec.Decode(&st))
@@ -76,10 +77,10 @@ func TestLocalFourServeAndStop(t *testing.T) {
 	cpu := firstCPU(t)
 	args := append(j.common(), "--local", "4", "--job-id", "local4", "--service-cores", fmt.Sprintf("%d,4000", cpu))
 	r := j.launch(args...)
-	require.Equal(t, 0, r.code, "launch: %s", r)
-	assert.Contains(t, r.stdout, "4 local ranks tree-ready, job local4")
-	assert.Contains(t, r.stderr, "service_cores not available on this node, skipped", "CPU 4000 does not exist")
-	pids := readyPIDs(t, r.stdout)
+	require.Equal(t, 0, r.Code, "launch: %s", r)
+	assert.Contains(t, r.Stdout, "4 local ranks tree-ready, job local4")
+	assert.Contains(t, r.Stderr, "service_cores not available on this node, skipped", "CPU 4000 does not exist")
+	pids := readyPIDs(t, r.Stdout)
 	require.Len(t, pids, 4, "one ready line per rank: %s", r)
 
 	logs := filepath.Join(j.logDir, "local4", "logs")
@@ -110,16 +111,16 @@ func TestLocalFourServeAndStop(t *testing.T) {
 		assert.Equal(t, pids[rk], st.PID)
 	}
 	w := j.launch("wait", "--mount", j.mountTemplate(), "--rank", "3", "--timeout", "20s")
-	require.Equal(t, 0, w.code, "wait: %s", w)
+	require.Equal(t, 0, w.Code, "wait: %s", w)
 
 	s := j.run(stopTimeout+10*time.Second, launcher(), "stop", "--mount", j.mountTemplate(), "--local", "4", "--timeout", "20s")
-	require.Equal(t, 0, s.code, "stop: %s", s)
+	require.Equal(t, 0, s.Code, "stop: %s", s)
 	j.requireNothingLeft()
 	socks, _ := filepath.Glob(filepath.Join(j.runtimeDir, "copper", "*.sock"))
 	assert.Empty(t, socks, "control sockets left")
 
 	again := j.launch("stop", "--mount", j.mountTemplate(), "--local", "4")
-	assert.Equal(t, 0, again.code, "stopping nothing is not an error: %s", again)
+	assert.Equal(t, 0, again.Code, "stopping nothing is not an error: %s", again)
 }
 
 // TestMPI runs the launcher the way a job does: one process per rank
@@ -131,12 +132,12 @@ func TestMPI(t *testing.T) {
 	}
 	j := newJob(t)
 	args := append([]string{"-n", "4", launcher()}, j.common()...)
-	args = append(args, "--bootstrap", freeAddr(t), "--interface", "lo")
+	args = append(args, "--bootstrap", testkit.FreeAddr(t), "--interface", "lo")
 	r := j.run(launchTimeout, mpiexec, args...)
-	require.Equal(t, 0, r.code, "mpiexec copper-launch: %s", r)
-	require.Len(t, readyPIDs(t, r.stdout), 4, "%s", r)
+	require.Equal(t, 0, r.Code, "mpiexec copper-launch: %s", r)
+	require.Len(t, readyPIDs(t, r.Stdout), 4, "%s", r)
 	for rk := range 4 {
-		assert.Contains(t, r.stderr, fmt.Sprintf("identity\" rank=%d size=4 source=PMI_RANK/PMI_SIZE", rk))
+		assert.Contains(t, r.Stderr, fmt.Sprintf("identity\" rank=%d size=4 source=PMI_RANK/PMI_SIZE", rk))
 	}
 
 	jobDirs, err := filepath.Glob(filepath.Join(j.logDir, "copper-*"))
@@ -153,10 +154,10 @@ func TestMPI(t *testing.T) {
 		assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(rk), "sub", "hello.txt")), "rank %d", rk)
 	}
 	w := j.run(launchTimeout, mpiexec, "-n", "4", launcher(), "wait", "--mount", j.mountTemplate(), "--timeout", "20s")
-	require.Equal(t, 0, w.code, "mpiexec copper-launch wait: %s", w)
+	require.Equal(t, 0, w.Code, "mpiexec copper-launch wait: %s", w)
 
 	s := j.run(launchTimeout, mpiexec, "-n", "4", launcher(), "stop", "--mount", j.mountTemplate(), "--timeout", "20s")
-	require.Equal(t, 0, s.code, "mpiexec copper-launch stop: %s", s)
+	require.Equal(t, 0, s.Code, "mpiexec copper-launch stop: %s", s)
 	j.requireNothingLeft()
 }
 
@@ -165,24 +166,24 @@ func TestMPI(t *testing.T) {
 // mounted and started nothing.
 func TestMissingRankFailsEveryStartedRank(t *testing.T) {
 	j := newJob(t)
-	addr := freeAddr(t)
-	results := make([]result, 2)
+	addr := testkit.FreeAddr(t)
+	results := make([]testkit.Result, 2)
 	done := make(chan int, 2)
 	for rk := range 2 {
 		go func() {
 			cmd := exec.Command(launcher(), append(j.common(), "--rank", strconv.Itoa(rk), "--size", "3",
 				"--bootstrap", addr, "--bootstrap-timeout-s", "2", "--interface", "lo")...)
 			cmd.Env = j.env()
-			results[rk], _ = runBounded(cmd, launchTimeout)
+			results[rk], _ = testkit.RunBounded(cmd, launchTimeout)
 			done <- rk
 		}()
 	}
 	<-done
 	<-done
 	for rk, r := range results {
-		assert.NotEqual(t, 0, r.code, "rank %d: %s", rk, r)
-		assert.Contains(t, r.stderr, fmt.Sprintf("copper-launch rank %d: ", rk))
-		assert.Contains(t, r.stderr, "missing rank 2 of 3", "rank %d: %s", rk, r)
+		assert.NotEqual(t, 0, r.Code, "rank %d: %s", rk, r)
+		assert.Contains(t, r.Stderr, fmt.Sprintf("copper-launch rank %d: ", rk))
+		assert.Contains(t, r.Stderr, "missing rank 2 of 3", "rank %d: %s", rk, r)
 	}
 	j.requireNothingLeft()
 	_, err := os.Stat(j.logDir)
@@ -195,9 +196,9 @@ func TestLocalRankFailureStopsTheOthers(t *testing.T) {
 	j := newJob(t)
 	require.NoError(t, os.WriteFile(j.mount(1), []byte("a file where a mount directory should be"), 0o644))
 	r := j.launch(append(j.common(), "--local", "2", "--ready-timeout-s", "20")...)
-	require.NotEqual(t, 0, r.code, "%s", r)
-	assert.Contains(t, r.stderr, "--local 2: failed: rank 1; stopping the others")
-	assert.Contains(t, r.stderr, "copper-node rank 1")
+	require.NotEqual(t, 0, r.Code, "%s", r)
+	assert.Contains(t, r.Stderr, "--local 2: failed: rank 1; stopping the others")
+	assert.Contains(t, r.Stderr, "copper-node rank 1")
 	j.requireNothingLeft()
 }
 
@@ -208,8 +209,8 @@ func TestLocalRootFailureEndsWaitingRanks(t *testing.T) {
 	j := newJob(t)
 	require.NoError(t, os.WriteFile(j.mount(0), []byte("a file where a mount directory should be"), 0o644))
 	r := j.launch(append(j.common(), "--local", "3", "--ready-timeout-s", "600")...)
-	require.NotEqual(t, 0, r.code, "%s", r)
-	assert.Contains(t, r.stderr, "--local 3: failed: rank 0; stopping the others")
+	require.NotEqual(t, 0, r.Code, "%s", r)
+	assert.Contains(t, r.Stderr, "--local 3: failed: rank 0; stopping the others")
 	j.requireNothingLeft()
 }
 
@@ -217,7 +218,7 @@ func TestLocalRootFailureEndsWaitingRanks(t *testing.T) {
 // pid, so srun's step stays attached) and that stop ends it cleanly.
 func TestForegroundExecs(t *testing.T) {
 	j := newJob(t)
-	cmd := exec.Command(launcher(), append(j.common(), "--rank", "0", "--size", "1", "--bootstrap", freeAddr(t),
+	cmd := exec.Command(launcher(), append(j.common(), "--rank", "0", "--size", "1", "--bootstrap", testkit.FreeAddr(t),
 		"--interface", "lo", "--job-id", "fg", "--foreground")...)
 	cmd.Env = j.env()
 	var out strings.Builder
@@ -234,12 +235,12 @@ func TestForegroundExecs(t *testing.T) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		select {
 		case <-gone:
-		case <-time.After(killGrace):
+		case <-time.After(testkit.KillGrace):
 		}
 	})
 
 	w := j.launch("wait", "--mount", j.mountTemplate(), "--rank", "0", "--timeout", "30s")
-	require.Equal(t, 0, w.code, "wait: %s\nlauncher output:\n%s", w, out.String())
+	require.Equal(t, 0, w.Code, "wait: %s\nlauncher output:\n%s", w, out.String())
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
 	require.NoError(t, err)
 	argv := strings.Split(string(cmdline), "\x00")
@@ -249,7 +250,7 @@ func TestForegroundExecs(t *testing.T) {
 	assert.Len(t, j.privateLeftovers(), 2, "a foreground node keeps its book and token copies until stop")
 
 	s := j.launch("stop", "--mount", j.mountTemplate(), "--rank", "0", "--timeout", "20s")
-	require.Equal(t, 0, s.code, "stop: %s", s)
+	require.Equal(t, 0, s.Code, "stop: %s", s)
 	select {
 	case err := <-exited:
 		require.NoError(t, err, "copper-node --foreground exits 0 after stop:\n%s", out.String())
@@ -267,13 +268,13 @@ func TestPreparedLocal(t *testing.T) {
 	host, err := os.Hostname()
 	require.NoError(t, err)
 	bookPath := filepath.Join(j.dir, "job.book")
-	require.NoError(t, os.WriteFile(bookPath, []byte(fmt.Sprintf("%s %s\n%s %s\n", host, freeAddr(t), host, freeAddr(t))), 0o644))
+	require.NoError(t, os.WriteFile(bookPath, []byte(fmt.Sprintf("%s %s\n%s %s\n", host, testkit.FreeAddr(t), host, testkit.FreeAddr(t))), 0o644))
 	require.NoError(t, os.WriteFile(bookPath+".token", []byte("prepared-token-0123456789\n"), 0o600))
 
 	// The command word after the flags must reach the ranks as given.
 	r := j.launch(append(j.common(), "start", "--local", "2", "-a", "prepared", "-F", bookPath, "--job-id", "prep")...)
-	require.Equal(t, 0, r.code, "%s", r)
-	assert.NotContains(t, r.stderr, "without peer authentication")
+	require.Equal(t, 0, r.Code, "%s", r)
+	assert.NotContains(t, r.Stderr, "without peer authentication")
 	for rk := range 2 {
 		assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(rk), "sub", "hello.txt")))
 	}
@@ -284,7 +285,7 @@ func TestPreparedLocal(t *testing.T) {
 	assert.Equal(t, want, got)
 
 	s := j.launch("stop", "--mount", j.mountTemplate(), "--local", "2")
-	require.Equal(t, 0, s.code, "stop: %s", s)
+	require.Equal(t, 0, s.Code, "stop: %s", s)
 	assert.FileExists(t, bookPath+".token", "the prepared token is not the launcher's to remove")
 	j.requireNothingLeft()
 }
@@ -306,34 +307,34 @@ func TestDryRunFacility(t *testing.T) {
 	nodefile := filepath.Join(dir, "nodes")
 	require.NoError(t, os.WriteFile(nodefile, []byte(host+"\n"+host+"\nother07\n"), 0o644))
 
-	run := func(args ...string) result {
+	run := func(args ...string) testkit.Result {
 		cmd := exec.Command(launcher(), append([]string{"--site", "aurora", "--log-dir", filepath.Join(dir, "logs"),
 			"-a", "facility", "-F", facility, "--nodefile", nodefile, "--job-id", "dry", "--dry-run", "-l", "3", "-b", strconv.Itoa(firstCPU(t))}, args...)...)
 		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(dir, "run"))
-		r, err := runBounded(cmd, launchTimeout)
+		r, err := testkit.RunBounded(cmd, launchTimeout)
 		require.NoError(t, err)
 		return r
 	}
 
 	r := run("--rank", "0", "--size", "2")
-	require.Equal(t, 0, r.code, "%s", r)
-	assert.Contains(t, r.stdout, fmt.Sprintf("# 0 %s.example.gov 10.0.1.1:7000\n# 1 other07.example.gov 10.0.0.7:7000\n", host))
-	assert.Contains(t, r.stdout, "rank 0: "+filepath.Join(binDir, "copper-node")+" serve --book <book> --rank 0 --job-id=dry")
-	assert.Contains(t, r.stdout, "--site=aurora")
-	assert.Contains(t, r.stderr, "no token file beside the address book")
+	require.Equal(t, 0, r.Code, "%s", r)
+	assert.Contains(t, r.Stdout, fmt.Sprintf("# 0 %s.example.gov 10.0.1.1:7000\n# 1 other07.example.gov 10.0.0.7:7000\n", host))
+	assert.Contains(t, r.Stdout, "rank 0: "+filepath.Join(binDir, "copper-node")+" serve --book <book> --rank 0 --job-id=dry")
+	assert.Contains(t, r.Stdout, "--site=aurora")
+	assert.Contains(t, r.Stderr, "no token file beside the address book")
 
 	r = run("--rank", "1", "--size", "2")
-	assert.NotEqual(t, 0, r.code)
-	assert.Contains(t, r.stderr, fmt.Sprintf("rank 1 runs on host %s but the address map gives rank 1 to other07.example.gov", host))
+	assert.NotEqual(t, 0, r.Code)
+	assert.Contains(t, r.Stderr, fmt.Sprintf("rank 1 runs on host %s but the address map gives rank 1 to other07.example.gov", host))
 
 	r = run("--rank", "0", "--size", "3")
-	assert.NotEqual(t, 0, r.code)
-	assert.Contains(t, r.stderr, "2 nodes but the job has 3 ranks")
+	assert.NotEqual(t, 0, r.Code)
+	assert.Contains(t, r.Stderr, "2 nodes but the job has 3 ranks")
 
 	require.NoError(t, os.WriteFile(nodefile, []byte(host+"\nghost-a\nother01\nghost-b\n"), 0o644))
 	r = run("--rank", "0", "--size", "4")
-	assert.NotEqual(t, 0, r.code)
-	assert.Contains(t, r.stderr, "2 of 4 allocation hosts are not in the address book: ghost-a, ghost-b")
+	assert.NotEqual(t, 0, r.Code)
+	assert.Contains(t, r.Stderr, "2 of 4 allocation hosts are not in the address book: ghost-a, ghost-b")
 
 	_, err = os.Stat(filepath.Join(dir, "logs"))
 	assert.ErrorIs(t, err, os.ErrNotExist, "a dry run writes nothing")
@@ -341,26 +342,26 @@ func TestDryRunFacility(t *testing.T) {
 
 func TestUsageAndIdentityErrors(t *testing.T) {
 	cmd := exec.Command(launcher(), "--help")
-	r, err := runBounded(cmd, launchTimeout)
+	r, err := testkit.RunBounded(cmd, launchTimeout)
 	require.NoError(t, err)
-	require.Equal(t, 0, r.code)
-	assert.Contains(t, r.stdout, "copper-launch --local N")
+	require.Equal(t, 0, r.Code)
+	assert.Contains(t, r.Stdout, "copper-launch --local N")
 
 	cmd = exec.Command(launcher(), "--site", "local")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	r, err = runBounded(cmd, launchTimeout)
+	r, err = testkit.RunBounded(cmd, launchTimeout)
 	require.NoError(t, err)
-	require.Equal(t, 1, r.code, "%s", r)
-	assert.Contains(t, r.stderr, "PMI_RANK, PALS_RANKID, PMIX_RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID")
+	require.Equal(t, 1, r.Code, "%s", r)
+	assert.Contains(t, r.Stderr, "PMI_RANK, PALS_RANKID, PMIX_RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID")
 
 	cmd = exec.Command(launcher(), "--local", "2", "--mount", "/tmp/no-rank-here")
-	r, err = runBounded(cmd, launchTimeout)
+	r, err = testkit.RunBounded(cmd, launchTimeout)
 	require.NoError(t, err)
-	require.Equal(t, 1, r.code, "%s", r)
-	assert.Contains(t, r.stderr, "must contain {rank}")
+	require.Equal(t, 1, r.Code, "%s", r)
+	assert.Contains(t, r.Stderr, "must contain {rank}")
 
 	cmd = exec.Command(launcher(), "--bogus")
-	r, err = runBounded(cmd, launchTimeout)
+	r, err = testkit.RunBounded(cmd, launchTimeout)
 	require.NoError(t, err)
-	require.Equal(t, 2, r.code, "%s", r)
+	require.Equal(t, 2, r.Code, "%s", r)
 }

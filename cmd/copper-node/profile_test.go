@@ -5,11 +5,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/profile"
 )
 
@@ -48,53 +46,31 @@ type daemon struct {
 	pid                       int
 }
 
-func requireMountable(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Fatalf("/dev/fuse: %v: these tests mount FUSE; run scripts/setup-test-deps.sh", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Fatalf("these tests mount FUSE directly: run them as root (euid %d)", os.Geteuid())
-	}
-}
-
 // copperNode runs the copper-node in this test binary, bounded in time.
 func (d *daemon) copperNode(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	self, err := os.Executable()
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, self, args...)
+	cmd := exec.Command(self, args...)
 	cmd.Env = append(os.Environ(), asMainEnv+"=1", "XDG_RUNTIME_DIR="+d.runtime)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	cmd.WaitDelay = time.Second
-	err = cmd.Run()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatalf("copper-node %v: %v (stderr %s)", args, err, errOut.String())
-	}
-	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+	r, err := testkit.RunBounded(cmd, cmdTimeout)
+	require.NoError(t, err, "copper-node %v: %s", args, r)
+	return r.Stdout, r.Stderr, r.Code
 }
 
 // startDaemon starts a one-node job serving target with profiling and
-// the extra flags. Cleanup kills what is left and detaches the mount.
+// the extra flags. Cleanup stops it, or kills it, and the scratch
+// directory's cleanup detaches the mount a killed node leaves behind.
 func startDaemon(t *testing.T, target string, flags ...string) *daemon {
 	t.Helper()
-	requireMountable(t)
-	dir, err := os.MkdirTemp("", "copper-node-test-") // not t.TempDir: removed only once unmounted
-	require.NoError(t, err)
+	testkit.RequireFuse(t)
+	dir := testkit.NewScratch(t, "copper-node-test-").Dir
 	d := &daemon{dir: dir, mnt: filepath.Join(dir, "mnt"), jobDir: filepath.Join(dir, "logs", "job"), runtime: filepath.Join(dir, "run")}
 	require.NoError(t, os.MkdirAll(d.runtime, 0o700))
-	t.Cleanup(func() { d.cleanup(t) })
+	t.Cleanup(func() { d.stop(t) }) // before the scratch directory's cleanup
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	endpoint := ln.Addr().String()
-	require.NoError(t, ln.Close())
 	book := filepath.Join(dir, "book")
-	require.NoError(t, os.WriteFile(book, []byte("localhost "+endpoint+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(book, []byte("localhost "+testkit.FreeAddr(t)+"\n"), 0o644))
 
 	args := append([]string{"serve", "--book", book, "--rank", "0", "--target", target, "--mount", d.mnt,
 		"--log-dir", filepath.Join(dir, "logs"), "--job-id", "job", "--log-level", "4",
@@ -110,34 +86,18 @@ func startDaemon(t *testing.T, target string, flags ...string) *daemon {
 // alive reports whether the daemon still runs.
 func (d *daemon) alive() bool { return alive(d.pid) }
 
-func (d *daemon) cleanup(t *testing.T) {
+func (d *daemon) stop(t *testing.T) {
 	if d.pid > 0 && d.alive() {
 		if _, _, code := d.copperNode(t, "stop", "--mount", d.mnt, "--timeout", "15s"); code != 0 && d.alive() {
 			_ = syscall.Kill(d.pid, syscall.SIGKILL)
 		}
-	}
-	// A killed node leaves its mount behind; its connection died with it.
-	if err := syscall.Unmount(d.mnt, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
-		t.Errorf("detach %s: %v", d.mnt, err)
-		return
-	}
-	if err := os.RemoveAll(d.dir); err != nil {
-		t.Errorf("remove %s: %v", d.dir, err)
 	}
 }
 
 // within runs f, which touches the live mount, bounded in time.
 func within(t *testing.T, what string, f func() error) error {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(mountTimeout):
-		t.Fatalf("%s: no answer after %v", what, mountTimeout)
-		return nil
-	}
+	return testkit.Within(t, mountTimeout, what, f)
 }
 
 // checkComplete parses every profiling file in dir and fails on a
