@@ -29,7 +29,7 @@ const (
 	ModeDirect   = "direct"          // every process reads the emulated PFS
 	ModeCopper   = "copper"          // every process reads its node's copper mount; the root reads the PFS
 	ModeStaging  = "staging"         // tar the tree from the PFS, untar on each node, read locally
-	ModePrefetch = "copper+prefetch" // LATER: copper with the tree prefetched before the processes start
+	ModePrefetch = "copper+prefetch" // copper with the trace's paths prefetched on every node before the processes start
 )
 
 // Workload names.

@@ -54,8 +54,9 @@ func freeEndpoints(n int) ([]string, error) {
 
 // startCopper starts n nodes at once, as a job launcher does (children
 // start before their parents serve and wait for them), serving target,
-// and returns when every one is mounted and tree-ready.
-func (r *runner) startCopper(ctx context.Context, n int, target, job string) (*copperTree, error) {
+// and returns when every one is mounted and tree-ready. extra are more
+// copper-node flags for every node.
+func (r *runner) startCopper(ctx context.Context, n int, target, job string, extra ...string) (*copperTree, error) {
 	eps, err := freeEndpoints(n)
 	if err != nil {
 		return nil, err
@@ -81,7 +82,7 @@ func (r *runner) startCopper(ctx context.Context, n int, target, job string) (*c
 			"--target", target, "--log-dir", r.logDir, "--job-id", job, "--log-level", "2",
 			"--cache-memory-bytes", strconv.Itoa(512 << 20),
 			"--ready-timeout-s", "60", "--rpc-timeout-s", "60", "--stop-timeout", "10s"}
-		return append(a, r.cfg.CopperFlags...)
+		return append(append(a, extra...), r.cfg.CopperFlags...)
 	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup

@@ -85,9 +85,14 @@ func (r *runner) startEmulator(ctx context.Context, clients int) (*emulator, err
 		return nil, fmt.Errorf("slowpfs with %d clients: %w: %s", clients, err, e.stderr.String())
 	}
 	for i := range clients {
-		e.clients = append(e.clients, filepath.Join(r.pfsMounts, strconv.Itoa(i)))
+		e.clients = append(e.clients, r.pfsClient(i))
 	}
 	return e, nil
+}
+
+// pfsClient is the mount directory of slowpfs client i.
+func (r *runner) pfsClient(i int) string {
+	return filepath.Join(r.pfsMounts, strconv.Itoa(i))
 }
 
 // reset returns the counters since the last reset and zeroes them.

@@ -52,7 +52,7 @@ func requireTools(t *testing.T) {
 	}
 }
 
-// TestRunEndToEnd runs every mode at N=2 × P=2 on a tiny package,
+// TestRunEndToEnd runs every mode at N=1,2 × P=2 on a tiny package,
 // through real slowpfs, copper-node, replay workers and python, and
 // checks the results and that nothing is left running or mounted.
 func TestRunEndToEnd(t *testing.T) {
@@ -76,6 +76,10 @@ func TestRunEndToEnd(t *testing.T) {
 	cfg.WarmImportRounds = 1
 	cfg.StepTimeout = 40 * time.Second
 	cfg.Progress = &progress
+	// Cached misses outlive the whole run, so that what the warm and the
+	// prefetched cold runs ask of the filesystem does not depend on how
+	// long this machine takes between phases (the default is 2 s).
+	cfg.CopperFlags = []string{"--md-enoent-ttl-ms", "600000"}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
 	defer cancel()
@@ -88,7 +92,7 @@ func TestRunEndToEnd(t *testing.T) {
 	assert.Empty(t, processesMentioning(work), "every helper is gone")
 
 	for _, work := range []string{WorkReplay, WorkImport} {
-		for _, mode := range []string{ModeLocal, ModeDirect, ModeCopper, ModeStaging} {
+		for _, mode := range []string{ModeLocal, ModeDirect, ModeCopper, ModeStaging, ModePrefetch} {
 			for _, phase := range []string{"cold", "warm"} {
 				row := res.find(work, mode, 2, phase)
 				require.NotNil(t, row, "%s %s N=2 %s", work, mode, phase)
@@ -98,7 +102,7 @@ func TestRunEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	assert.Contains(t, res.Skipped[0], ModePrefetch)
+	assert.Empty(t, res.Skipped, "every mode runs")
 
 	copper := res.find(WorkReplay, ModeCopper, 2, "cold")
 	assert.InDelta(t, 1.0, copper.Backend.Fetches.PerKey, 1e-9, "copper fetches each (path, kind) once")
@@ -111,6 +115,21 @@ func TestRunEndToEnd(t *testing.T) {
 	staging := res.find(WorkReplay, ModeStaging, 2, "cold")
 	require.NotNil(t, staging.SetupBackend)
 	assert.Positive(t, staging.SetupBackend.Ops["open"], "the tar and the extractions read through the emulator")
+	for _, n := range []int{1, 2} {
+		pre := res.find(WorkReplay, ModePrefetch, n, "cold")
+		require.NotNil(t, pre, "copper+prefetch N=%d", n)
+		require.NotNil(t, pre.SetupBackend)
+		assert.Positive(t, pre.PrefetchS)
+		assert.Greater(t, pre.SetupS, pre.PrefetchS, "setup is tree-ready plus the prefetch")
+		require.Len(t, pre.Prefetch, n, "one summary per node")
+		for _, sum := range pre.Prefetch {
+			assert.Contains(t, sum, ": done,")
+		}
+		assert.Positive(t, pre.SetupBackend.Ops["open"], "the prefetch reads the files during setup")
+		assert.InDelta(t, 1.0, pre.SetupBackend.Fetches.PerKey, 1e-9, "every node's prefetch shares one fetch per (path, kind)")
+		assert.Zero(t, pre.Backend.MetadataOps, "the cold run finds everything prefetched")
+		assert.Zero(t, pre.Backend.DataBytes)
+	}
 	require.NotNil(t, res.WarmImport)
 	assert.Len(t, res.WarmImport.MountS, 1)
 
@@ -132,6 +151,8 @@ func TestRunEndToEnd(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(out, FragmentFile))
 	require.NoError(t, err)
 	assert.Contains(t, string(md), "| copper | 2 |")
+	assert.Contains(t, string(md), "| copper+prefetch | 2 |")
+	assert.Contains(t, string(md), "| copper+prefetch setup | 2 |")
 	assert.Contains(t, progress.String(), "copper N=2 replay cold")
 	assert.True(t, strings.HasPrefix(string(md), "## "), "a fragment to include under the document's title")
 }

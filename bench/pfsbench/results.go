@@ -55,6 +55,7 @@ type Settings struct {
 	ImportNodes    []int          `json:"import_nodes"`
 	EmulatorCmd    string         `json:"emulator_command"`
 	CopperCmd      string         `json:"copper_command"`
+	PrefetchCmd    string         `json:"prefetch_command"`
 	ReplayCmd      string         `json:"replay_command"`
 	ImportCmd      string         `json:"import_command"`
 }
@@ -67,7 +68,7 @@ type Row struct {
 	Procs    int    `json:"procs_per_node"`
 	Phase    string `json:"phase"` // cold or warm
 
-	SetupS      float64 `json:"setup_s"` // cold only: copper's tree-ready wait, staging's copies
+	SetupS      float64 `json:"setup_s"` // cold only: copper's tree-ready wait (+ the prefetch), staging's copies
 	RunS        float64 `json:"run_s"`   // from releasing the processes to the last one done
 	TotalS      float64 `json:"total_s"` // SetupS + RunS
 	ProcMedianS float64 `json:"proc_median_s"`
@@ -86,8 +87,12 @@ type Row struct {
 	Backend      *Backend     `json:"backend,omitempty"`       // the emulator's counters for this phase
 	SetupBackend *Backend     `json:"setup_backend,omitempty"` // and for the setup
 	Memory       []NodeMemory `json:"memory,omitempty"`        // copper nodes, after the warm phase
-	Command      string       `json:"command"`
-	Error        string       `json:"error,omitempty"`
+	// copper+prefetch, cold only: the part of SetupS spent waiting for
+	// every node's prefetch after tree-ready, and each node's summary.
+	PrefetchS float64  `json:"prefetch_s,omitempty"`
+	Prefetch  []string `json:"prefetch,omitempty"`
+	Command   string   `json:"command"`
+	Error     string   `json:"error,omitempty"`
 }
 
 // Backend summarises the emulator's counters for one phase.

@@ -35,6 +35,7 @@ type runner struct {
 
 	trace     *replay.Trace
 	traceInfo TraceInfo
+	manifest  string // copper+prefetch manifest, written on first use
 	res       *Results
 }
 
@@ -80,10 +81,6 @@ func Run(ctx context.Context, cfg Config, command string) (res *Results, err err
 			for _, mode := range cfg.Modes {
 				if ctx.Err() != nil {
 					return r.res, r.save(ctx.Err())
-				}
-				if mode == ModePrefetch {
-					r.skip(mode, "prefetch is not built yet (LATER); prefetchHook is where it goes")
-					continue
 				}
 				r.runMode(ctx, work, mode, n)
 			}
@@ -206,16 +203,6 @@ func (r *runner) skip(mode, why string) {
 	}
 }
 
-// prefetchHook will warm a copper tree before the processes start
-// (copper+prefetch mode). Prefetch is not built yet: when it is, start
-// the copper tree as in runMode's copper case, call the prefetch here,
-// count its time as setup, and drop the skip in Run.
-var _ = prefetchHook
-
-func prefetchHook(ctx context.Context, t *copperTree, paths []string) error {
-	return errors.New("prefetch: not built yet")
-}
-
 // env is one mode's setup at one scale.
 type env struct {
 	em     *emulator
@@ -223,6 +210,10 @@ type env struct {
 	roots  [][]string // per node, per process
 	setup  time.Duration
 	setupB *Backend
+	// copper+prefetch: the wait for every node's prefetch (part of
+	// setup) and each node's summary.
+	prefetch          time.Duration
+	prefetchSummaries []string
 }
 
 // startEnv brings up a mode at n nodes.
@@ -256,15 +247,31 @@ func (r *runner) startEnv(ctx context.Context, mode string, n int) (*env, error)
 			}
 			return e.em.clients[i]
 		})
-	case ModeCopper:
+	case ModeCopper, ModePrefetch:
+		var extra []string
+		if mode == ModePrefetch {
+			manifest, err := r.prefetchManifest()
+			if err != nil {
+				return nil, err
+			}
+			extra = []string{"--prefetch", manifest}
+		}
 		if e.em, err = r.startEmulator(ctx, 1); err != nil {
 			return nil, err
 		}
 		job := fmt.Sprintf("pfsbench-n%d-%d", n, time.Now().UnixNano())
-		if e.tree, err = r.startCopper(ctx, n, e.em.clients[0], job); err != nil {
+		if e.tree, err = r.startCopper(ctx, n, e.em.clients[0], job, extra...); err != nil {
 			return nil, err
 		}
 		e.setup = e.tree.ready
+		if mode == ModePrefetch {
+			// The nodes prefetch in the background from tree-ready on;
+			// the job waits for all of them before its processes start.
+			if e.prefetch, e.prefetchSummaries, err = e.tree.waitPrefetched(ctx, r.cfg.StepTimeout); err != nil {
+				return nil, err
+			}
+			e.setup += e.prefetch
+		}
 		each(func(i, _ int) string { return e.tree.mounts[i] })
 	case ModeStaging:
 		if e.em, err = r.startEmulator(ctx, n); err != nil {
@@ -317,7 +324,8 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 		return
 	}
 	rows[0].SetupS = secs(e.setup)
-	if mode == ModeStaging || mode == ModeCopper {
+	rows[0].PrefetchS, rows[0].Prefetch = secs(e.prefetch), e.prefetchSummaries
+	if mode == ModeStaging || mode == ModeCopper || mode == ModePrefetch {
 		rows[0].SetupBackend = e.setupB
 	}
 	var daemons []int
@@ -375,10 +383,11 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 // runCommand is how a run's processes were started, for the report.
 func (r *runner) runCommand(work, mode string) string {
 	root := map[string]string{
-		ModeLocal:   "<pfs backing dir>",
-		ModeDirect:  "<pfs client of the node>",
-		ModeCopper:  "<copper mount of the node>",
-		ModeStaging: "<node-local copy>",
+		ModeLocal:    "<pfs backing dir>",
+		ModeDirect:   "<pfs client of the node>",
+		ModeCopper:   "<copper mount of the node>",
+		ModePrefetch: "<copper mount of the node>",
+		ModeStaging:  "<node-local copy>",
 	}[mode]
 	if work == WorkReplay {
 		return fmt.Sprintf("per node: pfsbench %s --trace import.strace --prefix <pfs backing dir> %s",
@@ -402,6 +411,8 @@ func (r *runner) settings() Settings {
 		CopperCmd: "copper-node --book <book> --rank R --mount <dir> --target <pfs client 0> --log-dir <dir> --job-id <job> " +
 			"--log-level 2 --cache-memory-bytes 536870912 --ready-timeout-s 60 --rpc-timeout-s 60 --stop-timeout 10s " +
 			strings.Join(r.cfg.CopperFlags, " "),
+		PrefetchCmd: "copper-node ... (as copper) --prefetch <manifest: every path the trace touches and the directories above, under <pfs client 0>>; " +
+			"then on every node at once: copper-node wait --mount <dir> --prefetched --timeout " + r.cfg.StepTimeout.String(),
 		ReplayCmd: r.runCommand(WorkReplay, ModeCopper),
 		ImportCmd: fmt.Sprintf("PYTHONPATH=<root>/site PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 OPENBLAS_NUM_THREADS=1 %s -c %s",
 			r.cfg.Python, quoteArgs([]string{r.importScript()})[0]),
