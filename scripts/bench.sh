@@ -101,8 +101,9 @@ bare transport" at the same answer size.
   counters do not move; checked by hand with \`copper-node stats\` around \`statloop\`): the kernel
   answers from its entry and attribute caches. What remains is the kernel's own FUSE path walk
   (the mount adds path components, and each cached FUSE dentry is revalidated against its
-  timeout). The ratio moves between about 1.1x and 1.5x with the machine's load from run to
-  run; on a quiet machine go-fuse's own benchmark gives about 1.1x.
+  timeout). The ratio moved between 1.21x and 1.38x over this session's runs as the load of
+  other sessions on this shared machine changed (load average up to 86); the issue's own
+  measurement on a quieter machine was about 1.2 us against 1.05 us native (1.14x).
 * **Cold replay flatness and direct vs copper at N=32** (issue #5). All N "nodes" share this
   machine's 2 cores. The CPU-floor table below shows copper's cold time at N=32 sitting on its
   floor: 32 FUSE daemons plus 128 clients are CPU-bound here, while the emulated server is not
@@ -111,8 +112,8 @@ bare transport" at the same answer size.
   direct sends it about N x P / 2 times. With a slower server (\`pfsbench --metadata-service 2ms\`)
   direct becomes server-bound while copper stays at its CPU floor. On a real machine every node
   has its own cores and the per-node CPU does not add up.
-* **Warm real import** (issue #5): medians of 5 alternating runs; the ratio ranged 1.08-1.36 over
-  six runs on this shared machine, so the 1.10x target is inside the noise here. Run alone, a
+* **Warm real import** (issue #5): medians of alternating runs; the ratio ranged 1.08-1.36 over
+  this session's runs on this shared machine, so the 1.10x target is inside the noise here. Run alone, a
   warm import through copper costs the same CPU as from local disk.
 * **Levers not yet pulled**: FUSE no-open support (a warm open and release would not reach the
   daemon at all), passthrough for files over max_cacheable_bytes (kernel >= 6.9), splice reads.
