@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,7 +123,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 		c.fail(ctx.Err())
 		return nil, fmt.Errorf("cnet: dial %s: handshake: %w", addr, ctx.Err())
 	case <-timer.C:
-		err := fmt.Errorf("handshake timed out after %v", cfg.DialTimeout)
+		err := fmt.Errorf("handshake timed out after %v: %w", cfg.DialTimeout, os.ErrDeadlineExceeded)
 		c.fail(err)
 		return nil, fmt.Errorf("cnet: dial %s: %w", addr, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -197,7 +198,11 @@ func (n *Node) AwaitParent(ctx context.Context) error {
 			n.log.Debug("parent ready", "probes", attempt)
 			return nil
 		case err != nil:
-			lastErr = err
+			// A probe cut short by a deadline says less than the refusal
+			// before it (say, "authentication failed"): keep the latter.
+			if lastErr == nil || !isTimeout(err) {
+				lastErr = err
+			}
 		default:
 			lastErr = errors.New("parent is up but not yet tree-ready")
 		}
@@ -327,4 +332,9 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, d)
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, os.ErrDeadlineExceeded)
 }

@@ -251,3 +251,26 @@ func TestCancelledAskerGetsEINTR(t *testing.T) {
 	}, 5*time.Second, time.Millisecond)
 	assert.EqualValues(t, 1, up.calls.Load())
 }
+
+// errSeq is a Parent whose probes fail with the given errors in turn, the
+// last one repeating.
+type errSeq struct {
+	errs []error
+	i    int
+}
+
+func (e *errSeq) Call(context.Context, op.Op, string) (op.Result, error) {
+	err := e.errs[min(e.i, len(e.errs)-1)]
+	e.i++
+	return op.Result{}, err
+}
+
+// A probe cut short by the deadline must not hide why earlier probes were
+// refused.
+func TestAwaitParentKeepsTheTellingError(t *testing.T) {
+	p := &errSeq{errs: []error{errors.New("authentication failed"), context.DeadlineExceeded}}
+	child, err := New(Config{Rank: 3, Cache: newCache(), Parent: p, ReadyProbeInitial: time.Millisecond, ReadyProbeMax: 2 * time.Millisecond, ReadyTimeout: 30 * time.Millisecond})
+	require.NoError(t, err)
+	err = child.AwaitParent(context.Background())
+	require.ErrorContains(t, err, "authentication failed")
+}
