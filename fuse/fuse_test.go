@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -472,22 +473,7 @@ func TestUnmountBusyFallsBackToLazy(t *testing.T) {
 }
 
 // syncBuffer collects log output written from server goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 func TestFailuresAreLoggedAtDebug(t *testing.T) {
 	root := makeTree(t)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 	"github.com/hpc-copper/copper/prefetch"
 	"github.com/hpc-copper/copper/service"
@@ -67,23 +68,8 @@ func loopbackBook(t *testing.T, n int) []tree.Entry {
 	return book
 }
 
-// syncBuffer collects the nodes' logs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects log output written from server goroutines.
+type syncBuffer = testkit.SyncBuffer
 
 // mountedCluster is n mounted nodes of one tree, rank r in nodes[r].
 type mountedCluster struct {
