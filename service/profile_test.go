@@ -260,6 +260,7 @@ func TestProfileCountsThroughMount(t *testing.T) {
 	defer cancel()
 	var st service.Status
 	require.NoError(t, control.Call(ctx, p.mnt, control.Request{Cmd: "stats"}, &st))
+	assert.Positive(t, st.UptimeSec, "stats reports the node's uptime")
 	require.NotEmpty(t, st.Profile)
 	for _, r := range st.Profile {
 		if r.Op == "lookup" {

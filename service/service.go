@@ -53,6 +53,7 @@ type Service struct {
 	Position tree.Position
 
 	log      *slog.Logger
+	started  time.Time
 	node     *node.Node
 	cache    *cache.Cache
 	prof     *profile.Collector
@@ -102,7 +103,7 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 		return nil, err
 	}
 	log := o.Logger.With("rank", id.Rank)
-	svc := &Service{Settings: s, Position: pos, log: log, stopReq: make(chan struct{})}
+	svc := &Service{Settings: s, Position: pos, log: log, started: o.Started, stopReq: make(chan struct{})}
 	if o.Mount {
 		svc.serving = make(chan struct{})
 	}
@@ -441,15 +442,16 @@ type SnapshotResult struct {
 
 func (svc *Service) status() Status {
 	st := Status{
-		Mount:    svc.Settings.Mount,
-		Target:   svc.Settings.Target,
-		Endpoint: svc.server.Addr(),
-		Parent:   svc.Position.Parent,
-		Children: svc.Position.Children,
-		Depth:    svc.Position.Depth,
-		Tree:     svc.Position.Tree,
-		PID:      os.Getpid(),
-		Node:     svc.node.Stats(),
+		Mount:     svc.Settings.Mount,
+		Target:    svc.Settings.Target,
+		Endpoint:  svc.server.Addr(),
+		Parent:    svc.Position.Parent,
+		Children:  svc.Position.Children,
+		Depth:     svc.Position.Depth,
+		Tree:      svc.Position.Tree,
+		PID:       os.Getpid(),
+		UptimeSec: time.Since(svc.started).Seconds(),
+		Node:      svc.node.Stats(),
 	}
 	if svc.upstream != nil {
 		st.Upstream = svc.upstream.Current()
