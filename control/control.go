@@ -13,31 +13,27 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sys/unix"
 )
-
-// RuntimeDir is where control sockets live: $XDG_RUNTIME_DIR/copper, or
-// /tmp/copper-<uid>/run.
-func RuntimeDir() string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "copper")
-	}
-	return filepath.Join(os.TempDir(), "copper-"+strconv.Itoa(os.Getuid()), "run")
-}
 
 // SocketPath names the socket of the node serving mount. The mount path is
 // hashed (xxhash) because unix socket paths are limited to 108 bytes.
 func SocketPath(mount string) (string, error) {
+	return runtimePath(mount, ".sock")
+}
+
+// runtimePath names a file of mount in the runtime directory.
+func runtimePath(mount, ext string) (string, error) {
 	abs, err := filepath.Abs(mount)
 	if err != nil {
 		return "", fmt.Errorf("mount %q: %w", mount, err)
 	}
-	return filepath.Join(RuntimeDir(), fmt.Sprintf("ctl-%016x.sock", xxhash.Sum64String(filepath.Clean(abs)))), nil
+	return filepath.Join(RuntimeDir(), fmt.Sprintf("ctl-%016x%s", xxhash.Sum64String(filepath.Clean(abs)), ext)), nil
 }
 
 // Request is one command.
@@ -74,8 +70,8 @@ func Listen(mount string, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("control directory: %w", err)
+	if _, err := MakeRuntimeDir(); err != nil {
+		return nil, err
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
@@ -149,16 +145,40 @@ var ErrNoNode = errors.New("no copper node serves this mount")
 // Call sends one request to the node serving mount and decodes its data
 // into out (which may be nil).
 func Call(ctx context.Context, mount string, req Request, out any) error {
+	_, err := CallPID(ctx, mount, req, out)
+	return err
+}
+
+// CallPID is Call that also returns the pid of the process serving the
+// socket, as the kernel tells it (SO_PEERCRED), not as the answer claims.
+// A socket served by another user is refused, as is a runtime directory
+// that another user could have prepared.
+func CallPID(ctx context.Context, mount string, req Request, out any) (int, error) {
 	path, err := SocketPath(mount)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if err := CheckRuntimeDir(); err != nil {
+		return 0, err
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return fmt.Errorf("mount %s: %w (control socket %s: %v)", mount, ErrNoNode, path, err)
+		return 0, fmt.Errorf("mount %s: %w (control socket %s: %v)", mount, ErrNoNode, path, err)
 	}
 	defer c.Close()
+	cred, err := peerCred(c)
+	if err != nil {
+		return 0, fmt.Errorf("mount %s: control socket %s: %w", mount, path, err)
+	}
+	if int(cred.Uid) != os.Geteuid() {
+		return 0, fmt.Errorf("mount %s: control socket %s is served by uid %d (pid %d), not by you: refusing it", mount, path, cred.Uid, cred.Pid)
+	}
+	return int(cred.Pid), exchange(ctx, c, mount, req, out)
+}
+
+// exchange sends req on c and decodes the answer into out.
+func exchange(ctx context.Context, c net.Conn, mount string, req Request, out any) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
@@ -176,6 +196,29 @@ func Call(ctx context.Context, mount string, req Request, out any) error {
 		return json.Unmarshal(resp.Data, out)
 	}
 	return nil
+}
+
+// peerCred asks the kernel who serves the other end of a unix socket.
+func peerCred(c net.Conn) (*unix.Ucred, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return nil, fmt.Errorf("not a unix socket: %T", c)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	if credErr != nil {
+		return nil, fmt.Errorf("peer credentials: %w", credErr)
+	}
+	return cred, nil
 }
 
 type limited struct {

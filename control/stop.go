@@ -1,0 +1,64 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+// pollEvery is how often AwaitStopped looks again.
+const pollEvery = 20 * time.Millisecond
+
+// AwaitStopped waits, bounded by ctx, until pid (the process that served
+// mount's control socket and was asked to stop) is gone and, unless the
+// caller holds the mount's lock itself, no process holds that lock any
+// more: only then has no node been left serving mount. The error names
+// the pid that still runs.
+func AwaitStopped(ctx context.Context, mount string, pid int, ownLock bool) error {
+	for ProcessRuns(pid) {
+		select {
+		case <-ctx.Done():
+			msg := fmt.Sprintf("mount %s: node pid %d still running after stop", mount, pid)
+			if holder, held, _ := Holder(mount); !ownLock && held && holder != pid {
+				msg += fmt.Sprintf("; the mount is claimed by pid %d", holder)
+			}
+			return fmt.Errorf("%s: %w", msg, context.Cause(ctx))
+		case <-time.After(pollEvery):
+		}
+	}
+	if ownLock {
+		return nil
+	}
+	for {
+		holder, held, err := Holder(mount)
+		if err != nil || !held {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("mount %s: pid %d, which answered its control socket, is gone, but pid %d still claims the mount (a node still runs): %w",
+				mount, pid, holder, context.Cause(ctx))
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// ProcessRuns reports whether pid runs. A zombie has finished: a daemon's
+// parent is init, which may reap it only later.
+func ProcessRuns(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name, which may hold spaces.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
