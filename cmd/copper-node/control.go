@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -129,22 +127,18 @@ func stop(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var st service.Status
-	if err := control.Call(ctx, mount, control.Request{Cmd: "stats"}, &st); err != nil {
+	// The pid is the kernel's word for who serves the socket, not the
+	// answer's.
+	pid, err := control.CallPID(ctx, mount, control.Request{Cmd: "stats"}, nil)
+	if err != nil {
 		return err
 	}
 	if err := control.Call(ctx, mount, control.Request{Cmd: "stop"}, nil); err != nil {
 		return err
 	}
-	// Return once the process is gone, so the mount is free for the next job.
-	for alive(st.PID) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("node pid %d serving %s still running after %v", st.PID, mount, timeout)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return nil
+	// Return once the process is gone and the mount unclaimed, so the
+	// mount is free for the next job.
+	return control.AwaitStopped(ctx, mount, pid, false)
 }
 
 // snapshot asks the node serving --mount to write a profiling snapshot.
@@ -236,21 +230,4 @@ func human(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// alive reports whether pid runs. A zombie has finished: a daemon's parent
-// is init, which may reap it only later.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name, which may contain spaces.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
 }

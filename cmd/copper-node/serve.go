@@ -18,6 +18,7 @@ import (
 
 	"github.com/hpc-copper/copper/book"
 	"github.com/hpc-copper/copper/config"
+	"github.com/hpc-copper/copper/control"
 	"github.com/hpc-copper/copper/logging"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/service"
@@ -96,14 +97,26 @@ func serve(args []string) int {
 		fmt.Fprintf(os.Stderr, "copper-node: %v\n", err)
 		return 2
 	}
-	if !a.foreground && os.Getenv(daemonEnv) != "1" {
-		return daemonize(a)
-	}
 	var report io.WriteCloser
 	if os.Getenv(daemonEnv) == "1" {
 		report = os.NewFile(3, "ready-pipe")
 	}
-	if err := runNode(a, report); err != nil {
+	// The mount's claim comes first: a mount that another node serves is
+	// refused before this one daemonizes, listens or logs anything.
+	lock, err := claimMount(a)
+	if err != nil {
+		if report != nil {
+			fmt.Fprintln(report, "error: "+err.Error())
+			report.Close()
+		}
+		fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
+		return 1
+	}
+	defer lock.Close() // after the node has stopped and unmounted
+	if !a.foreground && report == nil {
+		return daemonize(a, lock)
+	}
+	if err := runNode(a, report, lock); err != nil {
 		fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
 		return 1
 	}
@@ -134,7 +147,21 @@ func (a serveArgs) jobDirectory(s config.Settings) string {
 	return filepath.Join(s.LogDir, id)
 }
 
-func runNode(a serveArgs, report io.WriteCloser) (err error) {
+// claimMount takes the mount's lock, or adopts the one handed down by
+// copper-launch or by the waiting half of this program.
+func claimMount(a serveArgs) (*control.Lock, error) {
+	s, err := a.expanded()
+	if err != nil {
+		return nil, err
+	}
+	l, inherited, err := control.LockFromEnv(s.Mount)
+	if err != nil || inherited {
+		return l, err
+	}
+	return control.LockMount(s.Mount)
+}
+
+func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error) {
 	started := time.Now()
 	say := func(msg string) {
 		if report != nil {
@@ -152,6 +179,10 @@ func runNode(a serveArgs, report io.WriteCloser) (err error) {
 
 	s, err := a.expanded()
 	if err != nil {
+		return err
+	}
+	// This process serves the mount: those who find it taken are told so.
+	if err := lock.Claim(); err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
@@ -234,7 +265,7 @@ func readToken(path string) ([]byte, error) {
 // daemonize starts this program again in its own session and waits for it
 // to report that it is mounted and tree-ready, so that a job script's next
 // line can use the mount.
-func daemonize(a serveArgs) int {
+func daemonize(a serveArgs, lock *control.Lock) int {
 	r, w, err := os.Pipe()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "copper-node: pipe: %v\n", err)
@@ -246,8 +277,10 @@ func daemonize(a serveArgs) int {
 		return 1
 	}
 	cmd := exec.Command(self, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), daemonEnv+"=1")
-	cmd.ExtraFiles = []*os.File{w}
+	// fd 3 is the ready pipe, fd 4 the mount's lock, which the daemon
+	// holds from here to its exit.
+	cmd.Env = append(control.WithLockFD(os.Environ(), 4), daemonEnv+"=1")
+	cmd.ExtraFiles = []*os.File{w, lock.File()}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// No inherited stdio: a daemon holding mpiexec's or srun's pipes would
 	// keep them from returning. Its stderr (a crash, a panic) goes to a file
