@@ -113,8 +113,8 @@ func (c *Command) check(fs *pflag.FlagSet) error {
 		}
 	}
 	switch {
-	case c.Local < 0:
-		return fmt.Errorf("--local %d: want a number of ranks ≥ 1", c.Local)
+	case fs.Changed("local") && c.Local < 1:
+		return fmt.Errorf("--local %d: must be at least 1 (the number of ranks to run on this host)", c.Local)
 	case c.Local > 0 && fs.Changed("size") && c.Size != c.Local:
 		return fmt.Errorf("--size %d contradicts --local %d", c.Size, c.Local)
 	case c.Local > 0 && c.Rank >= c.Local:

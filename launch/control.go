@@ -1,7 +1,6 @@
 package launch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,8 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	ctl "github.com/hpc-copper/copper/control"
 	cfuse "github.com/hpc-copper/copper/fuse"
@@ -96,7 +93,7 @@ func controlNodes(ctx context.Context, c Command, env Env, log *slog.Logger) int
 			} else {
 				sctx, cancel := context.WithTimeout(ctx, c.Timeout)
 				defer cancel()
-				errs[i] = stopMount(sctx, m.mount, env, log)
+				errs[i] = stopMount(sctx, m.mount, false, env, log)
 			}
 		})
 	}
@@ -112,11 +109,23 @@ func controlNodes(ctx context.Context, c Command, env Env, log *slog.Logger) int
 
 // stopMount stops the node serving mount. With no node there, a dead
 // copper mount left behind is detached and the stop succeeds: after it,
-// nothing is served or mounted at mount either way.
-func stopMount(ctx context.Context, mount string, env Env, log *slog.Logger) error {
-	stopped, err := stopNode(ctx, mount)
+// nothing is served or mounted at mount either way. ownLock says the
+// caller holds the mount's lock (a failed launch cleaning up after
+// itself): then any node serving mount is the caller's own.
+func stopMount(ctx context.Context, mount string, ownLock bool, env Env, log *slog.Logger) error {
+	stopped, err := stopNode(ctx, mount, ownLock)
 	if err != nil || stopped {
 		return err
+	}
+	if !ownLock {
+		// No socket answers, yet something may hold the mount: a start in
+		// progress, or a node whose socket was removed. Not stopped.
+		switch pid, held, err := ctl.Holder(mount); {
+		case err != nil:
+			return err
+		case held:
+			return fmt.Errorf("mount %s: no node answers on its control socket, but pid %d claims the mount (still starting, or its socket was removed); not stopped", mount, pid)
+		}
 	}
 	cleaned, err := cfuse.CleanStale(mount, log)
 	switch {
@@ -133,51 +142,29 @@ func stopMount(ctx context.Context, mount string, env Env, log *slog.Logger) err
 }
 
 // stopNode asks the node serving mount to stop and waits until its
-// process is gone (it unmounts before exiting), then removes the book and
-// token copies a foreground node leaves. stopped is false when no node
-// answers at mount.
-func stopNode(ctx context.Context, mount string) (stopped bool, err error) {
-	var st struct {
-		PID int `json:"pid"`
-	}
-	err = ctl.Call(ctx, mount, ctl.Request{Cmd: "stats"}, &st)
+// process is gone (it unmounts before exiting) and, unless ownLock, the
+// mount is no longer claimed; then it removes the book and token copies
+// a foreground node leaves. The pid waited for is the one the kernel
+// names for the socket (a stranger on it cannot fake one that is gone).
+// stopped is false when no node answers at mount.
+func stopNode(ctx context.Context, mount string, ownLock bool) (stopped bool, err error) {
+	pid, err := ctl.CallPID(ctx, mount, ctl.Request{Cmd: "stats"}, nil)
 	if errors.Is(err, ctl.ErrNoNode) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	leftovers := privateFilesOf(st.PID)
+	leftovers := privateFilesOf(pid)
 	// A node already on its way out may close its socket in between.
 	if err := ctl.Call(ctx, mount, ctl.Request{Cmd: "stop"}, nil); err != nil && !errors.Is(err, ctl.ErrNoNode) {
 		return false, err
 	}
-	for processRuns(st.PID) {
-		select {
-		case <-ctx.Done():
-			return false, fmt.Errorf("node pid %d serving %s still running: %w", st.PID, mount, context.Cause(ctx))
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := ctl.AwaitStopped(ctx, mount, pid, ownLock); err != nil {
+		return false, err
 	}
 	leftovers.Remove()
 	return true, nil
-}
-
-// processRuns reports whether pid runs. A zombie has finished: a daemon's
-// parent is init, which may reap it only later.
-func processRuns(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name, which may hold spaces.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
 }
 
 // privateFilesOf finds the book and token copies a node started with

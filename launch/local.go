@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 
+	ctl "github.com/hpc-copper/copper/control"
 	"github.com/hpc-copper/copper/rank"
 )
 
@@ -26,6 +28,29 @@ func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	n := c.Local
 	if n > 1 && !strings.Contains(c.Settings.Mount, "{rank}") {
 		return fail(env.Stderr, -1, fmt.Errorf("--local %d: mount %q must contain {rank}, or the ranks would share one mount", n, c.Settings.Mount))
+	}
+	// Before anything starts: every rank's target, then every rank's
+	// mount claimed, all or none. The ranks inherit their claims, so
+	// while this process holds them every node on these mounts is this
+	// launch's own, and a failure stops only those.
+	mounts := make([]string, n)
+	for r := range n {
+		s := c.Settings
+		if err := s.Expand(r); err != nil {
+			return fail(env.Stderr, r, err)
+		}
+		if err := checkTarget(s.Target); err != nil {
+			return fail(env.Stderr, r, err)
+		}
+		mounts[r] = s.Mount
+	}
+	var locks []*ctl.Lock
+	if !c.DryRun {
+		var err error
+		if locks, err = claimAll(mounts); err != nil {
+			return fail(env.Stderr, -1, err)
+		}
+		defer closeLocks(locks)
 	}
 	jobID := c.Settings.JobID
 	if jobID == "" {
@@ -64,6 +89,10 @@ func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		}
 		cmd := exec.Command(env.Self, args...)
 		cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
+		if locks != nil {
+			cmd.ExtraFiles = []*os.File{locks[r].File()}
+			cmd.Env = ctl.WithLockFD(os.Environ(), 3)
+		}
 		if err := cmd.Start(); err != nil {
 			codes[r] = fail(env.Stderr, r, fmt.Errorf("start %s: %w", env.Self, err))
 			mu.Lock()
@@ -101,12 +130,28 @@ func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		first = []string{"none (interrupted)"}
 	}
 	fmt.Fprintf(env.Stderr, "copper-launch: --local %d: failed: rank %s; stopping the others\n", n, strings.Join(first, ","))
-	stopC := c
-	stopC.Name = "stop"
-	if code := controlNodes(context.WithoutCancel(ctx), stopC, env, log); code != 0 {
-		fmt.Fprintf(env.Stderr, "copper-launch: --local %d: stopping after the failure also failed\n", n)
+	if err := stopOwn(context.WithoutCancel(ctx), mounts, c, env, log); err != nil {
+		fmt.Fprintf(env.Stderr, "copper-launch: --local %d: stopping after the failure also failed: %v\n", n, err)
 	}
 	return exitFail
+}
+
+// stopOwn stops the nodes this launch started on mounts, whose locks it
+// holds: no other job's node can be serving them.
+func stopOwn(ctx context.Context, mounts []string, c Command, env Env, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	errs := make([]error, len(mounts))
+	var wg sync.WaitGroup
+	for r, m := range mounts {
+		wg.Go(func() {
+			if err := stopMount(ctx, m, true, env, log); err != nil {
+				errs[r] = fmt.Errorf("rank %d: %w", r, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // waitChild waits for one local rank, passing an interruption on to it.

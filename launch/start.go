@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	ctl "github.com/hpc-copper/copper/control"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/tree"
@@ -48,6 +50,24 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	nodeBin, err := findNode(env.Self)
 	if err != nil {
 		return fail(env.Stderr, id.Rank, err)
+	}
+	// The target and the mount are checked, and the mount claimed, before
+	// the all-gather and before any file is written: a rank that cannot
+	// start must not have touched anything, least of all another job's
+	// node serving the same mount.
+	s := c.Settings
+	if err := s.Expand(id.Rank); err != nil {
+		return fail(env.Stderr, id.Rank, err)
+	}
+	if err := checkTarget(s.Target); err != nil {
+		return fail(env.Stderr, id.Rank, err)
+	}
+	var lock *ctl.Lock
+	if !c.DryRun {
+		if lock, err = claimMount(s.Mount); err != nil {
+			return fail(env.Stderr, id.Rank, err)
+		}
+		defer lock.Close() // the node holds its own copy once started
 	}
 	p, err := resolve(ctx, c, env, id, log)
 	defer p.hold.Release()
@@ -94,11 +114,18 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		// node reads them after this process is gone.
 		p.hold.Release()
 		argv := append([]string{nodeBin}, args...)
-		err := syscall.Exec(nodeBin, argv, os.Environ())
+		// The lock's descriptor survives the exec: this pid goes on
+		// holding the mount as copper-node.
+		fd := int(lock.File().Fd())
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			files.Remove()
+			return fail(env.Stderr, id.Rank, fmt.Errorf("mount %s: keeping its lock across exec: %w", p.mount, err))
+		}
+		err := syscall.Exec(nodeBin, argv, ctl.WithLockFD(os.Environ(), fd))
 		files.Remove()
 		return fail(env.Stderr, id.Rank, fmt.Errorf("exec %s: %w", nodeBin, err))
 	}
-	code := runNode(ctx, nodeBin, args, p, env, log)
+	code := runNode(ctx, nodeBin, args, p, lock, env, log)
 	files.Remove() // read by the node before it reported ready (or failed)
 	return code
 }
@@ -283,9 +310,13 @@ func nodeArgs(c Command, p plan, files privateFiles) []string {
 
 // runNode starts copper-node, which daemonizes and exits once its node is
 // mounted and tree-ready (or failed), and returns its exit status.
-func runNode(ctx context.Context, bin string, args []string, p plan, env Env, log *slog.Logger) int {
+func runNode(ctx context.Context, bin string, args []string, p plan, lock *ctl.Lock, env Env, log *slog.Logger) int {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
+	// copper-node adopts the mount's lock as its fd 3 and hands it to its
+	// daemon, which holds it until it exits.
+	cmd.ExtraFiles = []*os.File{lock.File()}
+	cmd.Env = ctl.WithLockFD(os.Environ(), 3)
 	// Its own process group: a terminal's Ctrl-C reaches the launcher,
 	// which winds the start down, instead of killing copper-node's waiting
 	// half and leaving its daemon to finish starting unsupervised.
@@ -332,7 +363,8 @@ func abandon(mount string, parent int, exited <-chan error, log *slog.Logger) {
 		select {
 		case err := <-exited:
 			if err == nil { // it reported ready: stop it
-				if _, err := stopNode(ctx, mount); err != nil {
+				// This launch holds the mount's lock: whatever serves it is ours.
+				if _, err := stopNode(ctx, mount, true); err != nil {
 					log.Warn("copper-launch: stopping the node after the interruption", "mount", mount, "err", err)
 				}
 			}
@@ -341,13 +373,10 @@ func abandon(mount string, parent int, exited <-chan error, log *slog.Logger) {
 			if signalled {
 				continue
 			}
-			var st struct {
-				PID int `json:"pid"`
-			}
-			// Only our daemon, a child of our copper-node: a node of an
-			// earlier job at the same mount is not ours to end.
-			if ctl.Call(ctx, mount, ctl.Request{Cmd: "stats"}, &st) == nil && parentOf(st.PID) == parent {
-				signalled = syscall.Kill(st.PID, syscall.SIGTERM) == nil
+			// Only our daemon, a child of our copper-node (the lock we hold
+			// already keeps other jobs' nodes off this mount).
+			if pid, err := ctl.CallPID(ctx, mount, ctl.Request{Cmd: "stats"}, nil); err == nil && parentOf(pid) == parent {
+				signalled = syscall.Kill(pid, syscall.SIGTERM) == nil
 			}
 		case <-ctx.Done():
 			log.Warn("copper-launch: the node being started did not wind down; it may still come up", "mount", mount, "bound", abandonBound)
