@@ -94,6 +94,16 @@ func TestSecondLaunchLeavesFirstServing(t *testing.T) {
 	j.requireNoJobDir("third")
 	j.requireServing(pids)
 
+	// So is copper-node started by hand, before it daemonizes or logs.
+	r4 := j.run(launchTimeout, filepath.Join(binDir, "copper-node"), "serve",
+		"--book", filepath.Join(j.logDir, "first", "logs", "copper_address_book.txt"), "--rank", "1",
+		"--site", "local", "--target", j.target, "--mount", j.mountTemplate(), "--log-dir", j.logDir, "--job-id", "byhand")
+	require.NotEqual(t, 0, r4.Code, "%s", r4)
+	assert.Contains(t, r4.Stderr, j.mount(1))
+	assert.Contains(t, r4.Stderr, fmt.Sprintf("pid %d", pids[1]))
+	j.requireNoJobDir("byhand")
+	j.requireServing(pids)
+
 	s := j.launch("stop", "--mount", j.mountTemplate(), "--local", "3", "--timeout", "20s")
 	require.Equal(t, 0, s.Code, "stop: %s", s)
 	j.requireNothingLeft()
