@@ -242,8 +242,16 @@ func TestStopVerifiesThePID(t *testing.T) {
 	assert.True(t, testkit.ProcessAlive(pids[0]))
 	assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(0), "sub", "hello.txt")))
 
-	// With the stranger gone, the node is stopped for real.
+	// With no socket at all, the node's claim on the mount still shows.
 	require.NoError(t, ln.Close())
+	_, err = os.Stat(sock)
+	require.ErrorIs(t, err, os.ErrNotExist)
+	s = j.launch("stop", "--mount", j.mountTemplate(), "--local", "1", "--timeout", "2s")
+	require.NotEqual(t, 0, s.Code, "stop must not succeed while the node runs: %s", s)
+	assert.Contains(t, s.Stderr, fmt.Sprintf("pid %d claims the mount", pids[0]))
+	assert.True(t, testkit.ProcessAlive(pids[0]))
+
+	// The node is stopped for real by its signal.
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	require.NoError(t, interruptAndWait(ctx, pids[0]))
