@@ -234,7 +234,7 @@ func TestTargetMustBeADirectory(t *testing.T) {
 	}
 }
 
-// After Close the backend answers EIO and touches nothing.
+// After Close the target fd is gone and every operation answers EIO.
 func TestDoAfterClose(t *testing.T) {
 	target, _ := escapeTree(t)
 	b, err := New(Config{Target: target, Parallel: 1, MaxCacheable: 1 << 20})
@@ -258,5 +258,34 @@ func TestReadRefusesSpecialFiles(t *testing.T) {
 		for _, p := range []string{"/fifo", "/null"} {
 			assert.Equal(t, syscall.EINVAL, b.Do(context.Background(), op.Read, p).Errno, "%s, %s", p, b.Resolver())
 		}
+	}
+}
+
+// Sites mount software trees below a target: the backend crosses mount
+// points (no RESOLVE_NO_XDEV), with openat2 and with the walk alike.
+func TestCrossesMountsBelowTarget(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test mounts a tmpfs below the target: run it as root (euid %d)", os.Geteuid())
+	}
+	target := t.TempDir()
+	sw := filepath.Join(target, "sw")
+	require.NoError(t, os.Mkdir(sw, 0o755))
+	require.NoError(t, syscall.Mount("copper-test", sw, "tmpfs", 0, "size=1m"))
+	t.Cleanup(func() { assert.NoError(t, syscall.Unmount(sw, syscall.MNT_DETACH)) })
+	require.NoError(t, os.MkdirAll(filepath.Join(sw, "gcc/bin"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(sw, "gcc/bin/cc"), []byte("#!/bin/sh\n"), 0o755))
+	for _, walk := range []bool{false, true} {
+		b := newTest(t, Config{Target: target, Parallel: 1, MaxCacheable: 1 << 20, ForceWalk: walk})
+		ctx := context.Background()
+		r := b.Do(ctx, op.Read, "/sw/gcc/bin/cc")
+		require.Zero(t, r.Errno, "read across the mount, %s", b.Resolver())
+		assert.Equal(t, "#!/bin/sh\n", string(r.Data))
+		r = b.Do(ctx, op.Readdir, "/sw")
+		require.Zero(t, r.Errno, "readdir of the mount root, %s", b.Resolver())
+		require.Len(t, r.Entries, 1)
+		assert.Equal(t, "gcc", r.Entries[0].Name)
+		r = b.Do(ctx, op.Getattr, "/sw/gcc")
+		require.Zero(t, r.Errno, "getattr across the mount, %s", b.Resolver())
+		assert.True(t, r.Attr.IsDir())
 	}
 }
