@@ -150,6 +150,7 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 		if err != nil {
 			return nil, fmt.Errorf("rank %d: %w", id.Rank, err)
 		}
+		log.Debug("backend", "target", s.Target, "resolve", svc.backend.Resolver())
 		ncfg.Backend = svc.backend
 	} else {
 		addrs := make([]string, len(pos.Ancestors))
