@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,4 +70,79 @@ func TestMountFollowsLinksRootDoesNot(t *testing.T) {
 		assert.Equal(t, syscall.ELOOP, be.Do(ctx, o, "/etclink/somefile").Errno, "backend.Do %s", o)
 	}
 	assert.Equal(t, syscall.ELOOP, root.Get(ctx, op.Readdir, "/etclink").Errno)
+}
+
+// gatedSource answers getattr of "/slow" only once released, so that a
+// backend whose target is this mount has an operation in flight.
+type gatedSource struct {
+	asked   chan struct{} // closed when "/slow" is first asked
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *gatedSource) Get(ctx context.Context, o op.Op, p string) op.Result {
+	if o != op.Getattr {
+		return op.Fail(syscall.ENOSYS)
+	}
+	switch p {
+	case "/":
+		return op.Result{Attr: op.Attr{Mode: syscall.S_IFDIR | 0o755, Nlink: 2}}
+	case "/slow":
+		s.once.Do(func() { close(s.asked) })
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return op.Fail(syscall.EINTR)
+		}
+		return op.Result{Attr: op.Attr{Mode: syscall.S_IFREG | 0o644, Nlink: 1, Size: 7}}
+	}
+	return op.Fail(syscall.ENOENT)
+}
+
+// Close while an operation runs: the target fd stays open until the
+// operation ends (its number is never freed, so never reused, under
+// it), the operation succeeds, and Close does not wait for it.
+func TestCloseDuringAnOperation(t *testing.T) {
+	testkit.RequireFuse(t)
+	sc := testkit.NewScratch(t, "copper-beneath-*")
+	mnt := filepath.Join(sc.Dir, "mnt")
+	require.NoError(t, os.Mkdir(mnt, 0o755))
+	src := &gatedSource{asked: make(chan struct{}), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(src.release) }) }
+	m, err := cfuse.Mount(src, cfuse.Options{Mount: mnt, Target: filepath.Join(sc.Dir, "unused"), MaxCacheable: 1 << 20})
+	require.NoError(t, err)
+	sc.NoteConnections()
+	t.Cleanup(func() { release(); assert.NoError(t, m.Unmount()) })
+
+	be, err := backend.New(backend.Config{Target: mnt, Parallel: 1, MaxCacheable: 1 << 20})
+	require.NoError(t, err)
+	fds := openFdsTo(t, mnt)
+	require.Len(t, fds, 1, "the backend holds one fd on its target")
+
+	done := make(chan op.Result, 1)
+	go func() { done <- be.Do(context.Background(), op.Getattr, "/slow") }()
+	<-src.asked // the operation is inside the kernel, on the target fd
+	require.NoError(t, be.Close(), "Close returns while the operation runs")
+	assert.Equal(t, fds, openFdsTo(t, mnt), "the target fd stays open under the running operation")
+	release()
+	r := <-done
+	require.Zero(t, r.Errno)
+	assert.EqualValues(t, 7, r.Attr.Size)
+	assert.Empty(t, openFdsTo(t, mnt), "the target fd is closed once the operation ended")
+	assert.Equal(t, syscall.EIO, be.Do(context.Background(), op.Getattr, "/slow").Errno)
+}
+
+// openFdsTo lists this process's fds open on path.
+func openFdsTo(t *testing.T, path string) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	var fds []string
+	for _, e := range ents {
+		if to, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && to == path {
+			fds = append(fds, e.Name())
+		}
+	}
+	return fds
 }
