@@ -7,8 +7,9 @@ package backend
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -17,13 +18,23 @@ import (
 	"github.com/hpc-copper/copper/op"
 )
 
-// Backend reads Target on this host.
+// Backend reads Target on this host. It resolves every view path
+// beneath a directory fd opened once, and never follows a symlink there:
+// peers ask for paths, and a followed link would serve any host file
+// with the daemon's rights. The view still shows links as links; the
+// kernel of each client follows them with the caller's own rights.
 type Backend struct {
 	target       string
 	guard        []string
 	maxCacheable int64
 	slots        chan struct{}
 	ops          [len(op.All) + 1]atomic.Int64
+	res          resolver
+	// root is Target, O_PATH|O_DIRECTORY. Its RawConn's Control holds a
+	// reference for the length of one operation, so Close never frees
+	// (and the kernel never reuses) the fd number under a running one.
+	root     *os.File
+	rootConn syscall.RawConn
 }
 
 // Config describes a backend.
@@ -32,19 +43,62 @@ type Config struct {
 	Parallel     int      // concurrent backend operations (>= 1)
 	MaxCacheable int64    // Read of a larger file answers EFBIG
 	Guard        []string // host path prefixes answered ENOENT (copper mounts: never recurse into them)
+	// ForceWalk resolves paths by the openat walk that kernels without
+	// openat2 (before 5.6) get automatically; for tests.
+	ForceWalk bool
 }
 
-// New returns a backend for cfg.
-func New(cfg Config) *Backend {
+// New opens cfg.Target and returns a backend for it. A target that is
+// not a directory (a file, a symlink to one, a missing path) is an error
+// naming it. Close releases the target.
+func New(cfg Config) (*Backend, error) { return newBackend(cfg, unix.Openat2) }
+
+func newBackend(cfg Config, openat2 openat2Func) (*Backend, error) {
 	if cfg.Parallel < 1 {
 		cfg.Parallel = 1
+	}
+	fd, err := openTarget(cfg.Target)
+	if err != nil {
+		return nil, err
+	}
+	var res resolver
+	if !cfg.ForceWalk {
+		has, err := probeOpenat2(fd, openat2, cfg.Target)
+		if err != nil {
+			_ = unix.Close(fd)
+			return nil, err
+		}
+		if has {
+			res.openat2 = openat2
+		}
+	}
+	root := os.NewFile(uintptr(fd), cfg.Target)
+	rc, err := root.SyscallConn()
+	if err != nil {
+		_ = root.Close()
+		return nil, fmt.Errorf("target %s: %w", cfg.Target, err)
 	}
 	return &Backend{
 		target:       cfg.Target,
 		guard:        cfg.Guard,
 		maxCacheable: cfg.MaxCacheable,
 		slots:        make(chan struct{}, cfg.Parallel),
+		res:          res,
+		root:         root,
+		rootConn:     rc,
+	}, nil
+}
+
+// Close releases the target directory once running operations end;
+// later ones answer EIO.
+func (b *Backend) Close() error { return b.root.Close() }
+
+// Resolver names how paths are resolved: "openat2" or "openat walk".
+func (b *Backend) Resolver() string {
+	if b.res.openat2 != nil {
+		return "openat2"
 	}
+	return "openat walk"
 }
 
 // HostPath maps a view path to the backing path.
@@ -78,14 +132,18 @@ func (b *Backend) Ops(o op.Op) int64 {
 
 // Do performs one operation on the backing filesystem. Read of a file
 // larger than MaxCacheable answers EFBIG: the caller reads such files
-// itself (Copper 1.0 semantics).
+// itself (Copper 1.0 semantics). A path through a symlink answers ELOOP:
+// a kernel resolves links itself, so only a peer that is not a plain
+// client asks for one; Read and Readdir of a symlink answer ELOOP too.
 func (b *Backend) Do(ctx context.Context, o op.Op, view string) op.Result {
 	if errno := op.CheckPath(view); errno != 0 {
 		return op.Fail(errno)
 	}
-	host := HostPath(b.target, view)
-	if Guarded(host, b.guard) {
+	if len(b.guard) > 0 && Guarded(HostPath(b.target, view), b.guard) {
 		return op.Fail(syscall.ENOENT)
+	}
+	if !o.Valid() || o == op.IsReady {
+		return op.Fail(syscall.ENOSYS)
 	}
 	select {
 	case b.slots <- struct{}{}:
@@ -93,35 +151,103 @@ func (b *Backend) Do(ctx context.Context, o op.Op, view string) op.Result {
 		return op.Fail(syscall.EINTR)
 	}
 	defer func() { <-b.slots }()
-	if o.Valid() {
-		b.ops[o].Add(1)
+	b.ops[o].Add(1)
+	var r op.Result
+	if err := b.rootConn.Control(func(fd uintptr) { r = b.do(int(fd), o, view) }); err != nil {
+		return op.Fail(syscall.EIO) // closed: the node is stopping
 	}
+	return r
+}
+
+func (b *Backend) do(root int, o op.Op, view string) op.Result {
 	switch o {
 	case op.Getattr:
-		return lstat(host)
+		return b.getattr(root, view)
 	case op.Readdir:
-		return readdir(host)
+		return b.readdir(root, view)
 	case op.Readlink:
-		return readlink(host)
+		return b.readlink(root, view)
 	case op.Read:
-		return readWhole(host, b.maxCacheable)
+		return b.readWhole(root, view)
 	}
 	return op.Fail(syscall.ENOSYS)
 }
 
-func lstat(host string) op.Result {
-	var st syscall.Stat_t
-	if err := retryEINTR(func() error { return syscall.Lstat(host, &st) }); err != nil {
-		return op.Fail(Errno(err))
+// relative turns a checked view path into one relative to the target.
+func relative(view string) string {
+	if view == "/" {
+		return "."
 	}
-	return op.Result{Attr: op.AttrFromStat(&st)}
+	return view[1:]
 }
 
-func readlink(host string) op.Result {
+// parent opens the directory that holds view's last name (view != "/").
+// done closes it; for a name at the top it is root itself, not closed.
+func (b *Backend) parent(root int, view string) (dir int, name string, done func(), err error) {
+	i := strings.LastIndexByte(view, '/')
+	name = view[i+1:]
+	if i == 0 {
+		return root, name, func() {}, nil
+	}
+	dir, err = b.res.open(root, view[1:i], unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return -1, "", nil, err
+	}
+	return dir, name, func() { _ = unix.Close(dir) }, nil
+}
+
+func (b *Backend) getattr(root int, view string) op.Result {
+	var st unix.Stat_t
+	if view == "/" {
+		if err := retryEINTR(func() error { return unix.Fstat(root, &st) }); err != nil {
+			return op.Fail(Errno(err))
+		}
+		return op.Result{Attr: attrOf(&st)}
+	}
+	dir, name, done, err := b.parent(root, view)
+	if err != nil {
+		return op.Fail(Errno(err))
+	}
+	defer done()
+	if err := retryEINTR(func() error { return unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return op.Fail(Errno(err))
+	}
+	return op.Result{Attr: attrOf(&st)}
+}
+
+// attrOf converts a stat result of the unix package (which has fstatat
+// on every platform) as op.AttrFromStat converts syscall's.
+func attrOf(st *unix.Stat_t) op.Attr {
+	return op.Attr{
+		Dev:     st.Dev,
+		Ino:     st.Ino,
+		Mode:    st.Mode,
+		Nlink:   uint32(st.Nlink),
+		Uid:     st.Uid,
+		Gid:     st.Gid,
+		Rdev:    st.Rdev,
+		Size:    st.Size,
+		Blocks:  st.Blocks,
+		Blksize: int32(st.Blksize),
+		AtimeNs: st.Atim.Nano(),
+		MtimeNs: st.Mtim.Nano(),
+		CtimeNs: st.Ctim.Nano(),
+	}
+}
+
+func (b *Backend) readlink(root int, view string) op.Result {
+	if view == "/" {
+		return op.Fail(syscall.EINVAL) // the target is a directory
+	}
+	dir, name, done, err := b.parent(root, view)
+	if err != nil {
+		return op.Fail(Errno(err))
+	}
+	defer done()
 	for size := 256; size <= op.MaxPathLen*2; size *= 2 {
 		buf := make([]byte, size)
 		var n int
-		err := retryEINTR(func() (err error) { n, err = unix.Readlink(host, buf); return err })
+		err := retryEINTR(func() (err error) { n, err = unix.Readlinkat(dir, name, buf); return err })
 		if err != nil {
 			return op.Fail(Errno(err))
 		}
@@ -132,12 +258,8 @@ func readlink(host string) op.Result {
 	return op.Fail(syscall.ENAMETOOLONG)
 }
 
-func readdir(host string) op.Result {
-	var fd int
-	err := retryEINTR(func() (err error) {
-		fd, err = unix.Open(host, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-		return err
-	})
+func (b *Backend) readdir(root int, view string) op.Result {
+	fd, err := b.res.open(root, relative(view), unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return op.Fail(Errno(err))
 	}
@@ -161,8 +283,10 @@ func readdir(host string) op.Result {
 	// Some filesystems (and Lustre under some settings) report DT_UNKNOWN.
 	for i := range entries {
 		if entries[i].Mode == 0 {
-			var st syscall.Stat_t
-			if err := retryEINTR(func() error { return syscall.Lstat(host+"/"+entries[i].Name, &st) }); err == nil {
+			var st unix.Stat_t
+			if err := retryEINTR(func() error {
+				return unix.Fstatat(fd, entries[i].Name, &st, unix.AT_SYMLINK_NOFOLLOW)
+			}); err == nil {
 				entries[i].Mode = st.Mode & syscall.S_IFMT
 			}
 		}
@@ -234,9 +358,17 @@ const maxReadAttempts = 5
 // readWhole reads a regular file completely. If the file's size or times
 // change between the stat before and after the read, it reads again: a
 // torn copy would be cached by the whole tree.
-func readWhole(host string, limit int64) op.Result {
+func (b *Backend) readWhole(root int, view string) op.Result {
+	if view == "/" {
+		return op.Fail(syscall.EISDIR)
+	}
+	dir, name, done, err := b.parent(root, view)
+	if err != nil {
+		return op.Fail(Errno(err))
+	}
+	defer done()
 	for attempt := 0; attempt < maxReadAttempts; attempt++ {
-		r, stable := readOnce(host, limit)
+		r, stable := readOnce(dir, name, b.maxCacheable)
 		if stable {
 			return r
 		}
@@ -244,40 +376,84 @@ func readWhole(host string, limit int64) op.Result {
 	return op.Fail(syscall.EIO)
 }
 
-func readOnce(host string, limit int64) (op.Result, bool) {
-	f, err := os.OpenFile(host, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+// readable answers the errno for a file that must not be opened: a
+// symlink (ELOOP, as openat2 answers), a directory, anything not regular
+// (a FIFO would block the open, opening a device can act on it), or a
+// file over the limit.
+func readable(st *unix.Stat_t, limit int64) syscall.Errno {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFLNK:
+		return syscall.ELOOP
+	case unix.S_IFDIR:
+		return syscall.EISDIR
+	default:
+		return syscall.EINVAL
+	}
+	if st.Size > limit {
+		return syscall.EFBIG
+	}
+	return 0
+}
+
+func readOnce(dir int, name string, limit int64) (op.Result, bool) {
+	var before unix.Stat_t
+	if err := retryEINTR(func() error { return unix.Fstatat(dir, name, &before, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return op.Fail(Errno(err)), true
+	}
+	if errno := readable(&before, limit); errno != 0 {
+		return op.Fail(errno), true
+	}
+	// O_NONBLOCK and O_NOCTTY: if a FIFO or device replaced the file since
+	// the stat, the open neither blocks nor acquires it.
+	fd, err := openNoFollow(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err != nil {
 		return op.Fail(Errno(err)), true
 	}
-	defer f.Close()
-	var before syscall.Stat_t
-	if err := retryEINTR(func() error { return syscall.Fstat(int(f.Fd()), &before) }); err != nil {
+	defer unix.Close(fd)
+	if err := retryEINTR(func() error { return unix.Fstat(fd, &before) }); err != nil {
 		return op.Fail(Errno(err)), true
 	}
-	if before.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-		return op.Fail(syscall.EISDIR), true
+	if errno := readable(&before, limit); errno != 0 {
+		return op.Fail(errno), true
 	}
-	if before.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return op.Fail(syscall.EINVAL), true
-	}
-	if before.Size > limit {
-		return op.Fail(syscall.EFBIG), true
+	// Reads of a regular file ignore O_NONBLOCK on local filesystems; a
+	// network or FUSE backing filesystem might not.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
+		return op.Fail(Errno(err)), true
 	}
 	// One byte more than the size tells a file that grew.
 	data := make([]byte, before.Size+1)
-	n, err := io.ReadFull(f, data)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	n, err := readFull(fd, data)
+	if err != nil {
 		return op.Fail(Errno(err)), true
 	}
-	var after syscall.Stat_t
-	if err := retryEINTR(func() error { return syscall.Fstat(int(f.Fd()), &after) }); err != nil {
+	var after unix.Stat_t
+	if err := retryEINTR(func() error { return unix.Fstat(fd, &after) }); err != nil {
 		return op.Fail(Errno(err)), true
 	}
 	if int64(n) != before.Size || after.Size != before.Size ||
 		after.Mtim != before.Mtim || after.Ctim != before.Ctim {
 		return op.Result{}, false
 	}
-	return op.Result{Attr: op.AttrFromStat(&after), Data: data[:n:n]}, true
+	return op.Result{Attr: attrOf(&after), Data: data[:n:n]}, true
+}
+
+// readFull reads until buf is full or end of file.
+func readFull(fd int, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		var m int
+		err := retryEINTR(func() (err error) { m, err = unix.Read(fd, buf[n:]); return err })
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // Errno extracts the errno from an error of the os or syscall packages;

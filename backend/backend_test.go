@@ -30,9 +30,18 @@ func newTree(t *testing.T) string {
 	return root
 }
 
+// newTest returns a backend closed when the test ends.
+func newTest(t testing.TB, cfg Config) *Backend {
+	t.Helper()
+	b, err := New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, b.Close()) })
+	return b
+}
+
 func TestDo(t *testing.T) {
 	root := newTree(t)
-	b := New(Config{Target: root, Parallel: 2, MaxCacheable: 1024, Guard: []string{filepath.Join(root, "empty")}})
+	b := newTest(t, Config{Target: root, Parallel: 2, MaxCacheable: 1024, Guard: []string{filepath.Join(root, "empty")}})
 	ctx := context.Background()
 	cases := []struct {
 		name  string
@@ -102,7 +111,7 @@ func TestReadNeverTorn(t *testing.T) {
 	versions := [][]byte{bytes.Repeat([]byte("a"), 100_000), bytes.Repeat([]byte("b"), 150_000), bytes.Repeat([]byte("c"), 70_000)}
 	// Versions of different sizes and contents, rewritten in place.
 	require.NoError(t, os.WriteFile(p, versions[0], 0o644))
-	b := New(Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20})
+	b := newTest(t, Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20})
 
 	var wg sync.WaitGroup
 	stop := make(chan struct{})

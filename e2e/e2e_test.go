@@ -224,6 +224,11 @@ func TestBadInputsFailClearly(t *testing.T) {
 		{"log level 9", func(t *testing.T, c *cluster) ([]string, []string) {
 			return replaceFlag(c.serveArgs(0), "--log-level", "9"), []string{"log_level", "9", "0..5"}
 		}},
+		{"target is a file", func(t *testing.T, c *cluster) ([]string, []string) {
+			file := filepath.Join(c.dir, "target-file")
+			require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
+			return replaceFlag(c.serveArgs(0), "--target", file), []string{"target " + file + ": not a directory"}
+		}},
 		{"port in use", func(t *testing.T, c *cluster) ([]string, []string) {
 			ln, err := net.Listen("tcp", c.endpoints[0])
 			require.NoError(t, err, "hold rank 0's port")

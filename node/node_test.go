@@ -25,7 +25,10 @@ func newCache() *cache.Cache {
 
 func newRoot(t *testing.T, dir string) *Node {
 	t.Helper()
-	n, err := New(Config{Rank: 0, Cache: newCache(), Backend: backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20})})
+	be, err := backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = be.Close() })
+	n, err := New(Config{Rank: 0, Cache: newCache(), Backend: be})
 	require.NoError(t, err)
 	n.MarkRegistered()
 	return n
@@ -153,7 +156,10 @@ func TestChainCachesAtEveryHop(t *testing.T) {
 }
 
 func TestAwaitParentWaitsForRegistration(t *testing.T) {
-	rootNode, err := New(Config{Cache: newCache(), Backend: backend.New(backend.Config{Target: t.TempDir(), Parallel: 1})})
+	be, err := backend.New(backend.Config{Target: t.TempDir(), Parallel: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = be.Close() })
+	rootNode, err := New(Config{Cache: newCache(), Backend: be})
 	require.NoError(t, err)
 	child, err := New(Config{Rank: 1, Cache: newCache(), Parent: &direct{n: rootNode}, ReadyProbeInitial: time.Millisecond, ReadyProbeMax: 4 * time.Millisecond, ReadyTimeout: 10 * time.Second})
 	require.NoError(t, err)

@@ -34,8 +34,10 @@ func (o *observations) all() []Observation {
 
 func TestObserveReportsEveryOutcome(t *testing.T) {
 	var obs observations
-	n, err := New(Config{Cache: newCache(), Observe: obs.add,
-		Backend: backend.New(backend.Config{Target: sourceDir(t), Parallel: 4, MaxCacheable: 1 << 20})})
+	be, err := backend.New(backend.Config{Target: sourceDir(t), Parallel: 4, MaxCacheable: 1 << 20})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = be.Close() })
+	n, err := New(Config{Cache: newCache(), Observe: obs.add, Backend: be})
 	require.NoError(t, err)
 	n.MarkRegistered()
 	ctx := context.Background()

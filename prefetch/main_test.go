@@ -78,9 +78,14 @@ func runUnprivileged(job unprivilegedJob) (prefetch.Stats, error) {
 	if err := syscall.Setuid(nobody); err != nil {
 		return prefetch.Stats{}, fmt.Errorf("setuid: %w", err)
 	}
+	be, err := backend.New(backend.Config{Target: job.Target, Parallel: 4, MaxCacheable: 1 << 20})
+	if err != nil {
+		return prefetch.Stats{}, err
+	}
+	defer be.Close()
 	n, err := node.New(node.Config{
 		Cache:   cache.New(cache.Config{BudgetBytes: 64 << 20, NegativeTTL: time.Hour}),
-		Backend: backend.New(backend.Config{Target: job.Target, Parallel: 4, MaxCacheable: 1 << 20}),
+		Backend: be,
 	})
 	if err != nil {
 		return prefetch.Stats{}, err

@@ -32,7 +32,9 @@ const unitMaxCacheable = 4096
 // rootNode is a tree's root serving target from this process.
 func rootNode(t *testing.T, target string) (*node.Node, *backend.Backend) {
 	t.Helper()
-	be := backend.New(backend.Config{Target: target, Parallel: 4, MaxCacheable: unitMaxCacheable})
+	be, err := backend.New(backend.Config{Target: target, Parallel: 4, MaxCacheable: unitMaxCacheable})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = be.Close() })
 	n, err := node.New(node.Config{
 		Cache:   cache.New(cache.Config{BudgetBytes: 64 << 20, NegativeTTL: time.Hour}),
 		Backend: be,

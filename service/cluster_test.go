@@ -227,7 +227,9 @@ type request struct {
 // Read from os.ReadFile with the file's Getattr.
 func (st sourceTree) expected(tb testing.TB) map[request]op.Result {
 	tb.Helper()
-	b := backend.New(backend.Config{Target: st.root, Parallel: 1, MaxCacheable: 10 << 20})
+	b, err := backend.New(backend.Config{Target: st.root, Parallel: 1, MaxCacheable: 10 << 20})
+	require.NoError(tb, err)
+	defer b.Close()
 	want := make(map[request]op.Result)
 	do := func(o op.Op, p string) op.Result {
 		r := b.Do(context.Background(), o, p)

@@ -61,6 +61,7 @@ type Service struct {
 	profStop chan struct{} // ends the snapshot timer
 	profDone chan struct{} // closed when the snapshot timer has ended
 	server   *cnet.Server
+	backend  *backend.Backend // on a tree's root
 	upstream *node.Upstream
 	mounted  *cfuse.Mounted
 	ctl      *control.Server
@@ -139,12 +140,18 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	}
 	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log}
 	if pos.Parent < 0 {
-		ncfg.Backend = backend.New(backend.Config{
+		// Refuses a target that is not a directory, naming it.
+		svc.backend, err = backend.New(backend.Config{
 			Target:       s.Target,
 			Parallel:     s.BackendParallel,
 			MaxCacheable: s.MaxCacheableBytes,
 			Guard:        guard,
 		})
+		if err != nil {
+			return nil, fmt.Errorf("rank %d: %w", id.Rank, err)
+		}
+		log.Debug("backend", "target", s.Target, "resolve", svc.backend.Resolver())
+		ncfg.Backend = svc.backend
 	} else {
 		addrs := make([]string, len(pos.Ancestors))
 		for i, r := range pos.Ancestors {
@@ -393,6 +400,11 @@ func (svc *Service) Stop(ctx context.Context) error {
 		}
 		if svc.upstream != nil {
 			_ = svc.upstream.Close()
+		}
+		if svc.backend != nil {
+			// After the server: an answer still running keeps the
+			// target open until it ends.
+			_ = svc.backend.Close()
 		}
 		if svc.ctl != nil {
 			_ = svc.ctl.Close()
