@@ -1,29 +1,8 @@
 package launch
 
 import (
-	"errors"
-	"fmt"
-	"os"
-
 	ctl "github.com/hpc-copper/copper/control"
 )
-
-// checkTarget refuses a target that is not a directory, naming it, before
-// the launch touches anything: every node of the job would fail on it.
-func checkTarget(target string) error {
-	fi, err := os.Stat(target)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("target %s: %w", target, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("target %s: not a directory (the target is the directory the mount shows)", target)
-	}
-	return nil
-}
 
 // claimMount takes mount's lock for this rank, or adopts the one that a
 // `copper-launch --local` parent took and handed down. It is held from

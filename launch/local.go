@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/hpc-copper/copper/backend"
 	ctl "github.com/hpc-copper/copper/control"
 	"github.com/hpc-copper/copper/rank"
 )
@@ -39,7 +40,7 @@ func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		if err := s.Expand(r); err != nil {
 			return fail(env.Stderr, r, err)
 		}
-		if err := checkTarget(s.Target); err != nil {
+		if err := backend.CheckTarget(s.Target); err != nil {
 			return fail(env.Stderr, r, err)
 		}
 		mounts[r] = s.Mount

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hpc-copper/copper/backend"
 	ctl "github.com/hpc-copper/copper/control"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/tree"
@@ -59,7 +60,7 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	if err := s.Expand(id.Rank); err != nil {
 		return fail(env.Stderr, id.Rank, err)
 	}
-	if err := checkTarget(s.Target); err != nil {
+	if err := backend.CheckTarget(s.Target); err != nil {
 		return fail(env.Stderr, id.Rank, err)
 	}
 	var lock *ctl.Lock
