@@ -184,9 +184,12 @@ func resolve(ctx context.Context, c Command, env Env, id rank.Identity, log *slo
 		if err != nil {
 			return p, err
 		}
-		if ok {
+		switch {
+		case ok:
 			p.tokenFile = tokenFile
-		} else {
+		case c.DryRun: // writes nothing, so it does not create the key either
+			p.token = []byte("<derived from key_file>")
+		default:
 			key, err := jobKey(s.KeyFile, log)
 			if err != nil {
 				return p, err
