@@ -180,6 +180,10 @@ type gather struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	pending map[net.Conn]struct{} // connections still reading their hello
+	// Hellos refused for a bad tag, for the failure message: a node with
+	// another key_file shows up as a missing rank, and this says why.
+	badTags    int
+	lastBadTag string
 }
 
 // table is the registration state; only the run goroutine touches it.
@@ -301,7 +305,13 @@ func (g *gather) missing(t *table) string {
 			ranks = append(ranks, r)
 		}
 	}
-	return fmt.Sprintf("missing %s %s of %d (%d joined)", rankWord(len(ranks)), formatRanks(ranks), g.size, t.joined)
+	msg := fmt.Sprintf("missing %s %s of %d (%d joined)", rankWord(len(ranks)), formatRanks(ranks), g.size, t.joined)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.badTags > 0 {
+		msg += fmt.Sprintf("; %d hello(s) refused for a bad tag, the last from %s: does it hold another key_file?", g.badTags, g.lastBadTag)
+	}
+	return msg
 }
 
 // decide builds the result once every rank has joined: book and job id
@@ -463,6 +473,12 @@ func (g *gather) handle(c net.Conn) {
 		default:
 		}
 		g.log.Error("bootstrap: dropped connection", "addr", g.addr, "peer", peer, "err", err)
+		if errors.Is(err, errBadTag) {
+			g.mu.Lock()
+			g.badTags++
+			g.lastBadTag = peer
+			g.mu.Unlock()
+		}
 		g.reply(c, fmt.Sprintf("rank 0 at %s dropped this connection: %v", g.addr, err))
 		return
 	}

@@ -292,6 +292,7 @@ func TestGatherWrongKey(t *testing.T) {
 	assert.Contains(t, err.Error(), "does not hold this job's key")
 	<-done
 	require.ErrorContains(t, rank0.err, "missing rank 1 of 2")
+	require.ErrorContains(t, rank0.err, "1 hello(s) refused for a bad tag, the last from 127.0.0.1:")
 }
 
 func TestGatherMissingRank(t *testing.T) {
