@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // KeyLen is the length of a key copper-launch creates, and the shortest
@@ -97,7 +98,16 @@ func LoadOrCreateKey(path string) (key []byte, created bool, err error) {
 		syncDir(dir)
 		return fresh, true, nil
 	case errors.Is(err, os.ErrExist):
-		// Another rank won the race; its file was complete before the link.
+		// Another rank won the race; its file was complete before the
+		// link. An NFS client may still hold a cached "no such file" for
+		// the name for a moment after the server said it exists.
+		for range 50 {
+			key, err := ReadKey(path)
+			if !errors.Is(err, os.ErrNotExist) {
+				return key, false, err
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		key, err := ReadKey(path)
 		return key, false, err
 	default:
