@@ -395,3 +395,48 @@ func TestLaunchRefusesBadKey(t *testing.T) {
 	assert.Contains(t, r.Stderr, "key file "+key+" has mode 0644")
 	j.requireNothingLeft()
 }
+
+// TestKeygenConcurrentProcesses: 64 launcher processes started at once
+// with no key file all succeed; exactly one creates the key and the
+// others find it, as thousands of ranks on a shared home would.
+func TestKeygenConcurrentProcesses(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "home", ".copper", "key")
+	const procs = 64
+	cmds := make([]*exec.Cmd, procs)
+	outs := make([]*bytes.Buffer, procs)
+	for i := range cmds {
+		cmds[i] = exec.Command(launcher(), "keygen", "--key-file", key)
+		cmds[i].Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Join(dir, "home")}
+		outs[i] = &bytes.Buffer{}
+		cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
+	}
+	for i, cmd := range cmds {
+		require.NoError(t, cmd.Start(), "start %d", i)
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	}
+	created := 0
+	for i, cmd := range cmds {
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			require.NoError(t, err, "keygen %d: %s", i, outs[i])
+		case <-time.After(launchTimeout):
+			t.Fatalf("keygen %d still running", i)
+		}
+		if strings.Contains(outs[i].String(), "created key file") {
+			created++
+		} else {
+			assert.Contains(t, outs[i].String(), "exists and is usable", "keygen %d", i)
+		}
+	}
+	assert.Equal(t, 1, created, "processes that created the key")
+	fi, err := os.Stat(key)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	assert.EqualValues(t, 32, fi.Size())
+	leftovers, err := filepath.Glob(filepath.Join(filepath.Dir(key), ".key.tmp-*"))
+	require.NoError(t, err)
+	assert.Empty(t, leftovers)
+}
