@@ -1,12 +1,17 @@
 package bootstrap
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +101,9 @@ func listen(t testing.TB) net.Listener {
 	return ln
 }
 
+// testKey is the job key of every gather in these tests.
+var testKey = bytes.Repeat([]byte("k3y!"), 8)
+
 func hello(rank, size int) Hello {
 	return Hello{
 		Rank: rank, Size: size,
@@ -156,7 +164,7 @@ func TestGather(t *testing.T) {
 	for _, size := range []int{1, 4, 2000} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			ln := listen(t)
-			opts := Options{Addr: ln.Addr().String(), Timeout: testBound}
+			opts := Options{Key: testKey, Addr: ln.Addr().String(), Timeout: testBound}
 			served := startServe(t, ln, size, opts)
 			hellos := make([]Hello, size)
 			for r := range hellos {
@@ -171,32 +179,23 @@ func TestGather(t *testing.T) {
 				want[r] = tree.Entry{Host: h.Host, Endpoint: h.Endpoint}
 			}
 			assert.Equal(t, want, srv.res.Book)
-			assert.Equal(t, hellos, srv.res.Seen)
+			nonces := map[string]bool{}
+			for r, h := range srv.res.Seen {
+				require.Len(t, h.Nonce, NonceLen, "rank %d nonce", r)
+				nonces[string(h.Nonce)] = true
+				h.Nonce = nil
+				assert.Equal(t, hellos[r], h, "rank %d hello", r)
+			}
+			assert.Len(t, nonces, size, "every hello has its own nonce")
 			assert.Equal(t, "4242", srv.res.JobID)
-			require.Len(t, srv.res.Token, TokenLen)
 			for r, j := range joined {
 				require.NoError(t, j.err, "rank %d", r)
 				require.Equal(t, want, j.res.Book, "rank %d", r)
-				require.Equal(t, srv.res.Token, j.res.Token, "rank %d token", r)
 				require.Equal(t, "4242", j.res.JobID, "rank %d", r)
 				require.Nil(t, j.res.Seen, "rank %d", r)
 			}
 		})
 	}
-}
-
-func TestGatherTokensDiffer(t *testing.T) {
-	var tokens [][]byte
-	for range 2 {
-		ln := listen(t)
-		opts := Options{Addr: ln.Addr().String()}
-		served := startServe(t, ln, 1, opts)
-		j := joinAll(t, []Hello{hello(0, 1)}, opts)[0]
-		require.NoError(t, j.err)
-		require.NoError(t, await(t, served).err)
-		tokens = append(tokens, j.res.Token)
-	}
-	assert.NotEqual(t, tokens[0], tokens[1])
 }
 
 func TestGatherJobID(t *testing.T) {
@@ -212,7 +211,7 @@ func TestGatherJobID(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ln := listen(t)
-			opts := Options{Addr: ln.Addr().String()}
+			opts := Options{Key: testKey, Addr: ln.Addr().String()}
 			served := startServe(t, ln, len(tt.proposals), opts)
 			hellos := make([]Hello, len(tt.proposals))
 			for r, p := range tt.proposals {
@@ -237,7 +236,7 @@ func TestGatherJobID(t *testing.T) {
 
 func TestGatherMissingRanks(t *testing.T) {
 	ln := listen(t)
-	opts := Options{Addr: ln.Addr().String(), Timeout: 500 * time.Millisecond}
+	opts := Options{Key: testKey, Addr: ln.Addr().String(), Timeout: 500 * time.Millisecond}
 	const size = 16
 	served := startServe(t, ln, size, opts)
 	var hellos []Hello
@@ -265,7 +264,7 @@ func TestGatherMissingRanks(t *testing.T) {
 func TestGatherDuplicateRank(t *testing.T) {
 	ln := listen(t)
 	sink := newLogSink()
-	opts := Options{Addr: ln.Addr().String(), Logger: slog.New(sink)}
+	opts := Options{Key: testKey, Addr: ln.Addr().String(), Logger: slog.New(sink)}
 	served := startServe(t, ln, 3, opts)
 
 	first := make(chan serveOutcome, 1)
@@ -294,7 +293,7 @@ func TestGatherDuplicateRank(t *testing.T) {
 func TestGatherSizeMismatch(t *testing.T) {
 	ln := listen(t)
 	sink := newLogSink()
-	opts := Options{Addr: ln.Addr().String(), Logger: slog.New(sink)}
+	opts := Options{Key: testKey, Addr: ln.Addr().String(), Logger: slog.New(sink)}
 	served := startServe(t, ln, 4, opts)
 
 	waiting := make(chan serveOutcome, 1)
@@ -313,7 +312,7 @@ func TestGatherSizeMismatch(t *testing.T) {
 
 func TestGatherDuplicateEndpoint(t *testing.T) {
 	ln := listen(t)
-	opts := Options{Addr: ln.Addr().String()}
+	opts := Options{Key: testKey, Addr: ln.Addr().String()}
 	served := startServe(t, ln, 2, opts)
 	a, b := hello(0, 2), hello(1, 2)
 	b.Endpoint = a.Endpoint
@@ -334,11 +333,16 @@ func rawFrame(magic string, version, k byte, length uint32, payload []byte) []by
 func TestGatherSurvivesGarbage(t *testing.T) {
 	ln := listen(t)
 	sink := newLogSink()
-	opts := Options{Addr: ln.Addr().String(), Logger: slog.New(sink)}
+	opts := Options{Key: testKey, Addr: ln.Addr().String(), Logger: slog.New(sink)}
 	served := startServe(t, ln, 2, opts)
 
-	validHello, err := encodeHello(hello(0, 2))
+	h0 := hello(0, 2)
+	h0.Nonce = make([]byte, NonceLen)
+	validHello, err := encodeHello(h0, testKey)
 	require.NoError(t, err)
+	// tagged gives a JSON body a valid tag, to reach the checks after it.
+	tagged := func(body string) []byte { return append([]byte(body), helloTag(testKey, []byte(body))...) }
+	nonce := `"nonce":"` + base64.StdEncoding.EncodeToString(make([]byte, NonceLen)) + `"`
 	garbage := []struct {
 		name  string
 		bytes []byte
@@ -349,10 +353,11 @@ func TestGatherSurvivesGarbage(t *testing.T) {
 		{"other version", rawFrame("CB", Version+1, byte(kindHello), uint32(len(validHello)), validHello), "version"},
 		{"wrong kind", encodeFrame(kindResult, []byte("{}")), "expected a hello frame"},
 		{"unknown kind", rawFrame("CB", Version, 99, 0, nil), "unknown frame kind"},
-		{"bad json", encodeFrame(kindHello, []byte("{rank")), "hello:"},
-		{"unknown field", encodeFrame(kindHello, []byte(`{"rank":1,"size":2,"host":"h","endpoint":"e","x":1}`)), "unknown field"},
-		{"trailing data", encodeFrame(kindHello, []byte(`{"rank":1,"size":2,"host":"h","endpoint":"e"}{}`)), "trailing data"},
-		{"invalid hello", encodeFrame(kindHello, []byte(`{"rank":5,"size":2,"host":"h"}`)), "rank 5 outside"},
+		{"bad json", encodeFrame(kindHello, tagged("{rank")), "hello:"},
+		{"unknown field", encodeFrame(kindHello, tagged(`{"rank":1,"size":2,"host":"h","endpoint":"e",`+nonce+`,"x":1}`)), "unknown field"},
+		{"trailing data", encodeFrame(kindHello, tagged(`{"rank":1,"size":2,"host":"h","endpoint":"e",`+nonce+`}{}`)), "trailing data"},
+		{"invalid hello", encodeFrame(kindHello, tagged(`{"rank":5,"size":2,"host":"h",`+nonce+`}`)), "rank 5 outside"},
+		{"no nonce", encodeFrame(kindHello, tagged(`{"rank":1,"size":2,"host":"h","endpoint":"e"}`)), "nonce of 0 bytes"},
 		{"truncated", rawFrame("CB", Version, byte(kindHello), 100, []byte("{")), "payload"},
 	}
 	for _, g := range garbage {
@@ -384,7 +389,7 @@ func TestGatherSurvivesGarbage(t *testing.T) {
 	require.NoError(t, srv.err)
 	for _, j := range joined {
 		require.NoError(t, j.err)
-		assert.Equal(t, srv.res.Token, j.res.Token)
+		assert.Equal(t, srv.res.Book, j.res.Book)
 	}
 	assert.Equal(t, len(garbage), sink.count("dropped connection"))
 }
@@ -392,10 +397,12 @@ func TestGatherSurvivesGarbage(t *testing.T) {
 func TestGatherRankRejoinsAfterHangingUp(t *testing.T) {
 	ln := listen(t)
 	sink := newLogSink()
-	opts := Options{Addr: ln.Addr().String(), Logger: slog.New(sink)}
+	opts := Options{Key: testKey, Addr: ln.Addr().String(), Logger: slog.New(sink)}
 	served := startServe(t, ln, 2, opts)
 
-	payload, err := encodeHello(hello(1, 2))
+	h1 := hello(1, 2)
+	h1.Nonce = make([]byte, NonceLen)
+	payload, err := encodeHello(h1, testKey)
 	require.NoError(t, err)
 	c, err := net.Dial("tcp", opts.Addr)
 	require.NoError(t, err)
@@ -418,7 +425,7 @@ func TestJoinUnreachable(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nobody listens there now
 
-	opts := Options{Addr: addr, Timeout: 300 * time.Millisecond, RetryInitial: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
+	opts := Options{Key: testKey, Addr: addr, Timeout: 300 * time.Millisecond, RetryInitial: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
 	_, err = Join(context.Background(), hello(3, 4), opts)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "rank 0 at "+addr+" unreachable from rank 3")
@@ -432,7 +439,7 @@ func TestJoinWaitsForLateRankZero(t *testing.T) {
 	ln.Close()
 
 	sink := newLogSink()
-	opts := Options{Addr: addr, RetryInitial: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, Logger: slog.New(sink)}
+	opts := Options{Key: testKey, Addr: addr, RetryInitial: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, Logger: slog.New(sink)}
 	joined := make(chan serveOutcome, 1)
 	go func() {
 		res, err := Join(context.Background(), hello(0, 1), opts)
@@ -463,14 +470,15 @@ func TestJoinRejectsInvalidHello(t *testing.T) {
 			h := hello(1, 4)
 			tt.edit(&h)
 			// No address: the hello must be refused before any dialing.
-			_, err := Join(context.Background(), h, Options{Addr: "192.0.2.1:1"})
+			_, err := Join(context.Background(), h, Options{Key: testKey, Addr: "192.0.2.1:1"})
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
 }
 
-// fakeRankZero answers one connection with the given frame.
-func fakeRankZero(t *testing.T, frame []byte) string {
+// fakeRankZero answers one connection with the frame made for its hello
+// (which it does not verify).
+func fakeRankZero(t *testing.T, frame func(h Hello) []byte) string {
 	t.Helper()
 	ln := listen(t)
 	go func() {
@@ -479,47 +487,142 @@ func fakeRankZero(t *testing.T, frame []byte) string {
 			return
 		}
 		defer c.Close()
-		if _, _, err := readFrame(c, MaxHelloFrame); err == nil {
-			c.Write(frame)
+		_, p, err := readFrame(c, MaxHelloFrame)
+		if err != nil || len(p) < TagLen {
+			return
+		}
+		var h Hello
+		if json.Unmarshal(p[:len(p)-TagLen], &h) == nil {
+			c.Write(frame(h))
 		}
 	}()
 	return ln.Addr().String()
 }
 
+// resultFrame tags payload for nonce with key.
+func resultFrame(key, nonce, payload []byte) []byte {
+	return encodeFrame(kindResult, append(slices.Clip(payload), resultTag(key, nonce, sha256.Sum256(payload))...))
+}
+
 func TestJoinChecksResult(t *testing.T) {
-	token := make([]byte, TokenLen)
 	me := hello(1, 2)
 	other := hello(0, 2)
-	mustResult := func(book []tree.Entry) []byte {
-		p, err := encodeResult(book, "j", token)
+	good := []tree.Entry{{Host: other.Host, Endpoint: other.Endpoint}, {Host: me.Host, Endpoint: me.Endpoint}}
+	payload := func(book []tree.Entry) []byte {
+		p, err := encodeResult(book, "j")
 		require.NoError(t, err)
-		return encodeFrame(kindResult, p)
+		return p
 	}
+	tagged := func(book []tree.Entry) func(Hello) []byte {
+		return func(h Hello) []byte { return resultFrame(testKey, h.Nonce, payload(book)) }
+	}
+	fixed := func(frame []byte) func(Hello) []byte { return func(Hello) []byte { return frame } }
+	otherKey := bytes.Repeat([]byte("othr"), 8)
 	tests := []struct {
 		name  string
-		frame []byte
+		frame func(Hello) []byte
 		want  string
 	}{
-		{"wrong size", mustResult([]tree.Entry{{Host: "a", Endpoint: "b"}}), "book of 1 ranks, rank 1 expects 2"},
-		{"not me", mustResult([]tree.Entry{{Host: other.Host, Endpoint: other.Endpoint}, {Host: "x", Endpoint: "y"}}),
+		{"wrong size", tagged([]tree.Entry{{Host: "a", Endpoint: "b"}}), "book of 1 ranks, rank 1 expects 2"},
+		{"not me", tagged([]tree.Entry{{Host: other.Host, Endpoint: other.Endpoint}, {Host: "x", Endpoint: "y"}}),
 			"lists rank 1 as x y"},
-		{"hello back", encodeFrame(kindHello, []byte("{}")), "sent a hello frame"},
-		{"error", encodeFrame(kindError, []byte("because")), "failed the gather: because"},
-		{"corrupt", encodeFrame(kindResult, []byte("not deflate")), "inflating"},
+		{"hello back", fixed(encodeFrame(kindHello, []byte("{}"))), "sent a hello frame"},
+		{"error", fixed(encodeFrame(kindError, []byte("because"))), "failed the gather: because"},
+		{"corrupt but tagged", func(h Hello) []byte { return resultFrame(testKey, h.Nonce, []byte("not deflate")) }, "inflating"},
+		// Forgeries: nothing in them is used.
+		{"untagged (v1 style)", fixed(encodeFrame(kindResult, payload(good)[:TagLen-1])), "has no tag"},
+		{"tag made with another key", func(h Hello) []byte { return resultFrame(otherKey, h.Nonce, payload(good)) }, "rank 1: the result from rank 0 at"},
+		{"replayed: tag for another nonce", func(Hello) []byte { return resultFrame(testKey, make([]byte, NonceLen), payload(good)) }, "forged, replayed"},
+		{"book swapped under a valid tag", func(h Hello) []byte {
+			f := resultFrame(testKey, h.Nonce, payload(good))
+			forged := payload([]tree.Entry{good[0], {Host: me.Host, Endpoint: me.Endpoint + "0"}})
+			return encodeFrame(kindResult, append(forged, f[len(f)-TagLen:]...))
+		}, "does not verify"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := fakeRankZero(t, tt.frame)
-			_, err := Join(context.Background(), me, Options{Addr: addr, Timeout: testBound})
+			_, err := Join(context.Background(), me, Options{Key: testKey, Addr: addr, Timeout: testBound})
 			require.ErrorContains(t, err, tt.want)
+			assert.ErrorContains(t, err, addr)
 		})
+	}
+	// The genuine article passes, so the checks above are what refuse.
+	addr := fakeRankZero(t, tagged(good))
+	res, err := Join(context.Background(), me, Options{Key: testKey, Addr: addr, Timeout: testBound})
+	require.NoError(t, err)
+	assert.Equal(t, good, res.Book)
+}
+
+// TestGatherRefusesImpostors: hellos without the job key's tag, or with a
+// tag made with another key, are refused (logged with the peer address),
+// never register their rank and never receive a book; the real ranks
+// then gather normally.
+func TestGatherRefusesImpostors(t *testing.T) {
+	ln := listen(t)
+	sink := newLogSink()
+	opts := Options{Key: testKey, Addr: ln.Addr().String(), Logger: slog.New(sink)}
+	served := startServe(t, ln, 2, opts)
+
+	h1 := hello(1, 2)
+	h1.Nonce = make([]byte, NonceLen)
+	body, err := json.Marshal(h1)
+	require.NoError(t, err)
+	otherKey := bytes.Repeat([]byte("othr"), 8)
+	impostors := []struct {
+		name    string
+		payload []byte
+		log     string
+	}{
+		{"no tag (version 1 hello)", body[:TagLen-1], "has no 32-byte tag"},
+		{"untagged JSON", body, "does not hold this job's key"},
+		{"zero tag", append(slices.Clip(body), make([]byte, TagLen)...), "does not hold this job's key"},
+		{"tag made with another key", append(slices.Clip(body), helloTag(otherKey, body)...), "does not hold this job's key"},
+		{"tag of another body", append([]byte(strings.Replace(string(body), "node00001", "node00009", 1)), helloTag(testKey, body)...), "does not hold this job's key"},
+	}
+	for _, im := range impostors {
+		t.Run(im.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", opts.Addr)
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = c.Write(encodeFrame(kindHello, im.payload))
+			require.NoError(t, err)
+			sink.waitFor(t, "dropped connection", "peer="+c.LocalAddr().String(), im.log)
+			c.SetReadDeadline(time.Now().Add(testBound))
+			all, err := io.ReadAll(c)
+			require.NoError(t, err)
+			k, reason, err := readFrame(bytes.NewReader(all), MaxHelloFrame)
+			require.NoError(t, err)
+			assert.Equal(t, kindError, k, "an impostor gets a refusal, nothing else")
+			assert.Contains(t, string(reason), im.log)
+			assert.Len(t, all, headerLen+len(reason), "no bytes after the refusal")
+		})
+	}
+	assert.Zero(t, sink.count("rank joined"), "no impostor registered a rank")
+
+	// Rank 1, claimed by every impostor, joins as if they never came.
+	joined := joinAll(t, []Hello{hello(0, 2), hello(1, 2)}, opts)
+	srv := await(t, served)
+	require.NoError(t, srv.err)
+	for _, j := range joined {
+		require.NoError(t, j.err)
+		assert.Equal(t, "node00001", j.res.Book[1].Host)
+	}
+}
+
+func TestKeyRequired(t *testing.T) {
+	for _, key := range [][]byte{nil, make([]byte, MinKeyLen-1)} {
+		_, err := Serve(context.Background(), listen(t), 1, Options{Key: key})
+		require.ErrorContains(t, err, fmt.Sprintf("job key of %d bytes: want at least %d (key_file)", len(key), MinKeyLen))
+		_, err = Join(context.Background(), hello(0, 1), Options{Key: key, Addr: "192.0.2.1:1"})
+		require.ErrorContains(t, err, fmt.Sprintf("job key of %d bytes: want at least %d (key_file)", len(key), MinKeyLen))
 	}
 }
 
 func TestServeCancelled(t *testing.T) {
 	ln := listen(t)
 	sink := newLogSink()
-	opts := Options{Addr: ln.Addr().String(), Logger: slog.New(sink)}
+	opts := Options{Key: testKey, Addr: ln.Addr().String(), Logger: slog.New(sink)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	served := make(chan error, 1)
@@ -545,7 +648,7 @@ func TestJoinCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := Join(ctx, hello(0, 2), Options{Addr: ln.Addr().String()})
+		_, err := Join(ctx, hello(0, 2), Options{Key: testKey, Addr: ln.Addr().String()})
 		done <- err
 	}()
 	cancel()
@@ -554,7 +657,7 @@ func TestJoinCancelled(t *testing.T) {
 
 func TestServeRejectsBadSize(t *testing.T) {
 	for _, size := range []int{0, -1, MaxRanks + 1} {
-		_, err := Serve(context.Background(), listen(t), size, Options{})
+		_, err := Serve(context.Background(), listen(t), size, Options{Key: testKey})
 		require.ErrorContains(t, err, fmt.Sprintf("job size %d", size))
 	}
 }
@@ -568,7 +671,7 @@ func BenchmarkGather(b *testing.B) {
 			}
 			for b.Loop() {
 				ln := listen(b)
-				opts := Options{Addr: ln.Addr().String(), Timeout: testBound}
+				opts := Options{Key: testKey, Addr: ln.Addr().String(), Timeout: testBound}
 				served := startServe(b, ln, size, opts)
 				for r, j := range joinAll(b, hellos, opts) {
 					if j.err != nil {
@@ -591,14 +694,16 @@ func BenchmarkServe(b *testing.B) {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			frames := make([][]byte, size)
 			for r := range frames {
-				p, err := encodeHello(hello(r, size))
+				h := hello(r, size)
+				h.Nonce = make([]byte, NonceLen)
+				p, err := encodeHello(h, testKey)
 				require.NoError(b, err)
 				frames[r] = encodeFrame(kindHello, p)
 			}
 			for b.Loop() {
 				ln := listen(b)
 				addr := ln.Addr().String()
-				served := startServe(b, ln, size, Options{Addr: addr, Timeout: testBound})
+				served := startServe(b, ln, size, Options{Key: testKey, Addr: addr, Timeout: testBound})
 				var wg sync.WaitGroup
 				for r := range frames {
 					wg.Go(func() {

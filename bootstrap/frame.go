@@ -3,6 +3,8 @@ package bootstrap
 import (
 	"bytes"
 	"compress/flate"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -17,17 +19,32 @@ import (
 //
 //	magic "CB" | version u8 | kind u8 | payload length u32 (big endian)
 //
-// hello:  JSON Hello                      (rank → rank 0, at most MaxHelloFrame)
-// result: DEFLATE of the binary result    (rank 0 → rank, at most MaxResultFrame)
-// error:  UTF-8 text, the reason          (rank 0 → rank, at most MaxHelloFrame)
+// hello:  JSON Hello || tag                          (rank → rank 0, at most MaxHelloFrame)
+// result: DEFLATE of the binary result || tag        (rank 0 → rank, at most MaxResultFrame)
+// error:  UTF-8 text, the reason                     (rank 0 → rank, at most MaxHelloFrame)
 //
-// The result is one byte string, identical for every rank: rank 0 encodes
-// and compresses it once and writes the same bytes N times. Compression
-// matters because rank 0 sends N copies of an N-entry book; host names
-// compress several-fold.
+// Tags are HMAC-SHA256 with the job key (key_file), TagLen bytes:
+//
+//	hello tag  = HMAC(key, "copper bootstrap hello v2" || JSON)
+//	result tag = HMAC(key, "copper bootstrap result v2" || nonce || SHA-256(DEFLATE bytes))
+//
+// where nonce is the receiving rank's hello nonce, so a result is bound to
+// the one connection that asked for it. The DEFLATE bytes are identical
+// for every rank: rank 0 encodes and compresses them once and only the tag
+// differs per rank. Compression matters because rank 0 sends N copies of
+// an N-entry book; host names compress several-fold. Error frames carry
+// no tag: a forged one can only make a rank fail, as dropping its
+// connection could.
 const (
-	Version   = 1
+	Version   = 2
 	headerLen = 8
+
+	// TagLen is the HMAC-SHA256 tag ending hello and result payloads.
+	TagLen = 32
+	// NonceLen is the length of a hello's fresh random nonce.
+	NonceLen = 32
+	// MinKeyLen is the shortest job key Serve and Join accept.
+	MinKeyLen = 32
 
 	// MaxHelloFrame caps what rank 0 reads from anyone who connects.
 	MaxHelloFrame = 64 << 10
@@ -38,8 +55,6 @@ const (
 
 	// MaxRanks bounds the job size the gather accepts.
 	MaxRanks = 1 << 20
-	// TokenLen is the length of the job token rank 0 draws.
-	TokenLen = 32
 
 	maxHostLen     = 255
 	maxEndpointLen = 512
@@ -120,6 +135,9 @@ type Hello struct {
 	Endpoint   string   `json:"endpoint"`             // host:port its copper-node listens on
 	Interfaces []string `json:"interfaces,omitempty"` // provenance, e.g. "hsn0=10.1.2.3"
 	JobID      string   `json:"job_id,omitempty"`     // this rank's proposal, usually from the scheduler
+	// Nonce is fresh for every connection (Join draws it): rank 0's
+	// result for this rank is tagged with it, so it cannot be replayed.
+	Nonce []byte `json:"nonce"`
 }
 
 // Validate checks a hello's fields; rank 0 and Join apply the same rules.
@@ -137,6 +155,8 @@ func (h Hello) Validate() error {
 		return fmt.Errorf("hello from rank %d: job id of %d bytes (max %d, UTF-8)", h.Rank, len(h.JobID), maxJobIDLen)
 	case len(h.Interfaces) > maxInterfaces:
 		return fmt.Errorf("hello from rank %d: %d interfaces (max %d)", h.Rank, len(h.Interfaces), maxInterfaces)
+	case len(h.Nonce) != NonceLen:
+		return fmt.Errorf("hello from rank %d: nonce of %d bytes (want %d)", h.Rank, len(h.Nonce), NonceLen)
 	}
 	for _, s := range h.Interfaces {
 		if len(s) > maxIfaceLen || !utf8.ValidString(s) {
@@ -146,7 +166,32 @@ func (h Hello) Validate() error {
 	return nil
 }
 
-func encodeHello(h Hello) ([]byte, error) {
+// Labels keep the tags of different messages apart.
+const (
+	helloLabel  = "copper bootstrap hello v2"
+	resultLabel = "copper bootstrap result v2"
+)
+
+// helloTag is HMAC(key, helloLabel || body).
+func helloTag(key, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(helloLabel))
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// resultTag is HMAC(key, resultLabel || nonce || digest), digest being
+// SHA-256 of the result's DEFLATE bytes (computed once for all ranks).
+func resultTag(key, nonce []byte, digest [sha256.Size]byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(resultLabel))
+	m.Write(nonce)
+	m.Write(digest[:])
+	return m.Sum(nil)
+}
+
+// encodeHello returns the hello payload: JSON, then its tag.
+func encodeHello(h Hello, key []byte) ([]byte, error) {
 	if err := h.Validate(); err != nil {
 		return nil, err
 	}
@@ -154,15 +199,27 @@ func encodeHello(h Hello) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hello from rank %d: %w", h.Rank, err)
 	}
-	if len(b) > MaxHelloFrame {
-		return nil, fmt.Errorf("hello from rank %d: %d bytes exceeds the cap of %d", h.Rank, len(b), MaxHelloFrame)
+	if len(b)+TagLen > MaxHelloFrame {
+		return nil, fmt.Errorf("hello from rank %d: %d bytes exceeds the cap of %d", h.Rank, len(b)+TagLen, MaxHelloFrame)
 	}
-	return b, nil
+	return append(b, helloTag(key, b)...), nil
 }
 
-func decodeHello(payload []byte) (Hello, error) {
+// errBadTag marks a message that does not verify with this job's key.
+var errBadTag = errors.New("tag does not verify")
+
+// decodeHello checks the tag before looking at anything else: bytes from
+// someone without the key are never parsed.
+func decodeHello(payload, key []byte) (Hello, error) {
+	if len(payload) < TagLen {
+		return Hello{}, fmt.Errorf("hello of %d bytes has no %d-byte tag: the sender does not speak copper bootstrap v%d with a job key", len(payload), TagLen, Version)
+	}
+	body, tag := payload[:len(payload)-TagLen], payload[len(payload)-TagLen:]
+	if !hmac.Equal(tag, helloTag(key, body)) {
+		return Hello{}, fmt.Errorf("hello %w: the sender does not hold this job's key (is key_file the same file on every node?)", errBadTag)
+	}
 	var h Hello
-	if err := decodeStrict(payload, &h); err != nil {
+	if err := decodeStrict(body, &h); err != nil {
 		return Hello{}, fmt.Errorf("hello: %w", err)
 	}
 	if err := h.Validate(); err != nil {
@@ -192,25 +249,25 @@ func decodeStrict(b []byte, v any) error {
 // one step every rank does over the whole book, so it avoids reflection.
 //
 //	uvarint n | n × (uvarint len | host | uvarint len | endpoint) |
-//	uvarint len | job id | token (TokenLen bytes)
+//	uvarint len | job id
+//
+// It carries no secret: the job's peer token is derived from the key and
+// the job id by every rank, never sent.
 
-// encodeResult builds the one result payload every rank receives.
-func encodeResult(book []tree.Entry, jobID string, token []byte) ([]byte, error) {
-	if len(token) != TokenLen {
-		return nil, fmt.Errorf("result: token of %d bytes (want %d)", len(token), TokenLen)
-	}
+// encodeResult builds the one compressed result every rank receives
+// (before its per-rank tag).
+func encodeResult(book []tree.Entry, jobID string) ([]byte, error) {
 	size := binary.MaxVarintLen64 * (2*len(book) + 2)
 	for _, e := range book {
 		size += len(e.Host) + len(e.Endpoint)
 	}
-	raw := make([]byte, 0, size+len(jobID)+len(token))
+	raw := make([]byte, 0, size+len(jobID))
 	raw = binary.AppendUvarint(raw, uint64(len(book)))
 	for _, e := range book {
 		raw = appendString(raw, e.Host)
 		raw = appendString(raw, e.Endpoint)
 	}
 	raw = appendString(raw, jobID)
-	raw = append(raw, token...)
 
 	var buf bytes.Buffer
 	zw, err := flate.NewWriter(&buf, flate.DefaultCompression)
@@ -223,8 +280,8 @@ func encodeResult(book []tree.Entry, jobID string, token []byte) ([]byte, error)
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("compressing result: %w", err)
 	}
-	if buf.Len() > MaxResultFrame {
-		return nil, fmt.Errorf("result of %d compressed bytes exceeds the cap of %d", buf.Len(), MaxResultFrame)
+	if buf.Len()+TagLen > MaxResultFrame {
+		return nil, fmt.Errorf("result of %d compressed bytes exceeds the cap of %d", buf.Len()+TagLen, MaxResultFrame)
 	}
 	return buf.Bytes(), nil
 }
@@ -276,7 +333,6 @@ func parseResult(raw []byte) (Result, error) {
 		}
 	}
 	r.JobID = d.str("job id", maxJobIDLen)
-	r.Token = []byte(d.take("token", TokenLen))
 	switch {
 	case d.err != nil:
 		return Result{}, fmt.Errorf("result: %w", d.err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,10 +35,11 @@ func TestReadFrameErrors(t *testing.T) {
 		{"empty", nil, "reading frame header"},
 		{"short header", []byte("CB\x01"), "reading frame header"},
 		{"bad magic", []byte("XX\x01\x01\x00\x00\x00\x00"), "not a copper bootstrap frame"},
-		{"version", []byte("CB\x02\x01\x00\x00\x00\x00"), "frame version 2"},
-		{"kind zero", []byte("CB\x01\x00\x00\x00\x00\x00"), "unknown frame kind 0"},
-		{"over cap", []byte("CB\x01\x01\x00\x01\x00\x01"), "exceeds the cap of 65536"},
-		{"short payload", []byte("CB\x01\x01\x00\x00\x00\x05abc"), "reading 5-byte hello payload"},
+		{"version 1 (untagged)", []byte("CB\x01\x01\x00\x00\x00\x00"), "frame version 1"},
+		{"version 3", []byte("CB\x03\x01\x00\x00\x00\x00"), "frame version 3"},
+		{"kind zero", []byte("CB\x02\x00\x00\x00\x00\x00"), "unknown frame kind 0"},
+		{"over cap", []byte("CB\x02\x01\x00\x01\x00\x01"), "exceeds the cap of 65536"},
+		{"short payload", []byte("CB\x02\x01\x00\x00\x00\x05abc"), "reading 5-byte hello payload"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,12 +47,19 @@ func TestReadFrameErrors(t *testing.T) {
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
-	_, _, err := readFrame(bytes.NewReader([]byte("CB\x02\x01\x00\x00\x00\x00")), MaxHelloFrame)
+	_, _, err := readFrame(bytes.NewReader([]byte("CB\x01\x01\x00\x00\x00\x00")), MaxHelloFrame)
 	assert.ErrorIs(t, err, errVersion)
 }
 
+// nonced is hello(rank, size) with a nonce, as Join sends it.
+func nonced(rank, size int) Hello {
+	h := hello(rank, size)
+	h.Nonce = bytes.Repeat([]byte{byte(rank)}, NonceLen)
+	return h
+}
+
 func TestHelloValidate(t *testing.T) {
-	ok := hello(2, 4)
+	ok := nonced(2, 4)
 	require.NoError(t, ok.Validate())
 	tests := []struct {
 		name string
@@ -64,10 +74,12 @@ func TestHelloValidate(t *testing.T) {
 		{"long endpoint", func(h *Hello) { h.Endpoint = strings.Repeat("e", 513) }, "endpoint"},
 		{"many interfaces", func(h *Hello) { h.Interfaces = make([]string, 257) }, "257 interfaces"},
 		{"long interface", func(h *Hello) { h.Interfaces = []string{strings.Repeat("i", 513)} }, "interface entry"},
+		{"no nonce", func(h *Hello) { h.Nonce = nil }, "nonce of 0 bytes (want 32)"},
+		{"short nonce", func(h *Hello) { h.Nonce = h.Nonce[:16] }, "nonce of 16 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := hello(2, 4)
+			h := nonced(2, 4)
 			tt.edit(&h)
 			require.ErrorContains(t, h.Validate(), tt.want)
 		})
@@ -76,15 +88,49 @@ func TestHelloValidate(t *testing.T) {
 
 func TestResultRoundTrip(t *testing.T) {
 	book := []tree.Entry{{Host: "a", Endpoint: "1.2.3.4:5"}, {Host: "x4000c0s0b0n0", Endpoint: "[fe80::1]:7000"}}
-	token := bytes.Repeat([]byte{7}, TokenLen)
-	payload, err := encodeResult(book, "job-1", token)
+	payload, err := encodeResult(book, "job-1")
 	require.NoError(t, err)
 	got, err := decodeResult(payload, maxResultRaw)
 	require.NoError(t, err)
-	assert.Equal(t, Result{Book: book, JobID: "job-1", Token: token}, got)
+	assert.Equal(t, Result{Book: book, JobID: "job-1"}, got)
+}
 
-	_, err = encodeResult(book, "j", token[:5])
-	require.ErrorContains(t, err, "token of 5 bytes")
+func TestHelloTag(t *testing.T) {
+	h := nonced(1, 2)
+	p, err := encodeHello(h, testKey)
+	require.NoError(t, err)
+	got, err := decodeHello(p, testKey)
+	require.NoError(t, err)
+	assert.Equal(t, h, got)
+
+	_, err = decodeHello(p, bytes.Repeat([]byte("othr"), 8))
+	require.ErrorIs(t, err, errBadTag)
+	flipped := bytes.Clone(p)
+	flipped[10] ^= 1
+	_, err = decodeHello(flipped, testKey)
+	require.ErrorIs(t, err, errBadTag)
+	_, err = decodeHello(p[:TagLen-1], testKey)
+	require.ErrorContains(t, err, "has no 32-byte tag")
+}
+
+func TestOpenResult(t *testing.T) {
+	body := []byte("compressed result bytes")
+	nonce := bytes.Repeat([]byte{5}, NonceLen)
+	frame := resultFrame(testKey, nonce, body)
+	payload := frame[headerLen:]
+	got, err := openResult(payload, testKey, nonce)
+	require.NoError(t, err)
+	assert.Equal(t, body, got)
+	for name, tc := range map[string]struct{ payload, key, nonce []byte }{
+		"other nonce":  {payload, testKey, bytes.Repeat([]byte{6}, NonceLen)},
+		"other key":    {payload, bytes.Repeat([]byte("othr"), 8), nonce},
+		"body changed": {append([]byte("C"), payload[1:]...), testKey, nonce},
+	} {
+		_, err := openResult(tc.payload, tc.key, tc.nonce)
+		require.ErrorIs(t, err, errBadTag, name)
+	}
+	_, err = openResult(payload[:TagLen-1], testKey, nonce)
+	require.ErrorContains(t, err, "has no tag")
 }
 
 // deflated compresses raw result bytes, to hand-craft bad payloads.
@@ -100,7 +146,6 @@ func deflated(t *testing.T, raw []byte) []byte {
 }
 
 func TestDecodeResultErrors(t *testing.T) {
-	token := string(bytes.Repeat([]byte{1}, TokenLen))
 	entry := "\x01h\x01e"
 	tests := []struct {
 		name string
@@ -112,11 +157,11 @@ func TestDecodeResultErrors(t *testing.T) {
 		{"too many entries", string(binary.AppendUvarint(nil, MaxRanks+1)), "book of 1048577 entries"},
 		{"more entries than bytes", "\x7f" + entry, "book of 127 entries in 5 bytes"},
 		{"truncated entry", "\x01\x05ab", "book entry 0"},
-		{"empty host", "\x01\x00\x01e\x01j" + token, "empty host or endpoint"},
+		{"empty host", "\x01\x00\x01e\x01j", "empty host or endpoint"},
 		{"long host", "\x01" + string(binary.AppendUvarint(nil, 300)), "host of 300 bytes"},
-		{"no job id", "\x01" + entry + "\x00" + token, "empty job id"},
-		{"short token", "\x01" + entry + "\x01j" + token[:31], "token: 32 bytes wanted, 31 left"},
-		{"trailing", "\x01" + entry + "\x01j" + token + "!", "1 bytes of trailing data"},
+		{"no job id", "\x01" + entry + "\x00", "empty job id"},
+		{"short job id", "\x01" + entry + "\x03j", "job id: 3 bytes wanted, 1 left"},
+		{"trailing (a v1 token)", "\x01" + entry + "\x01j" + strings.Repeat("t", 32), "32 bytes of trailing data"},
 		{"overlong varint", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", "overlong"},
 	}
 	for _, tt := range tests {
@@ -154,19 +199,22 @@ func TestFormatRanks(t *testing.T) {
 }
 
 // FuzzFrame feeds arbitrary bytes to everything that parses what arrives on
-// a bootstrap connection: the frame reader, then the hello or result decoder.
+// a bootstrap connection: the frame reader, then the hello or result
+// checks. Random bytes stop at the tags; FuzzHelloBody and
+// FuzzResultPayload reach the decoders behind them.
 func FuzzFrame(f *testing.F) {
-	h, err := encodeHello(hello(1, 2))
+	h, err := encodeHello(nonced(1, 2), testKey)
 	require.NoError(f, err)
-	res, err := encodeResult([]tree.Entry{{Host: "a", Endpoint: "b:1"}}, "j", make([]byte, TokenLen))
+	res, err := encodeResult([]tree.Entry{{Host: "a", Endpoint: "b:1"}}, "j")
 	require.NoError(f, err)
+	nonce := bytes.Repeat([]byte{1}, NonceLen)
 	for _, seed := range [][]byte{
 		encodeFrame(kindHello, h),
-		encodeFrame(kindResult, res),
+		resultFrame(testKey, nonce, res),
 		encodeFrame(kindError, []byte("missing ranks 3,7-9 of 16")),
 		encodeFrame(kindHello, []byte(`{"rank":0,"size":1,"host":"h","endpoint":"e","x":1}`)),
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
-		[]byte("CB\x01\x01\xff\xff\xff\xff"),
+		[]byte("CB\x02\x01\xff\xff\xff\xff"),
 		nil,
 	} {
 		f.Add(seed)
@@ -180,24 +228,27 @@ func FuzzFrame(f *testing.F) {
 		require.Equal(t, data[headerLen:headerLen+len(payload)], payload)
 		switch k {
 		case kindHello:
-			h, err := decodeHello(payload)
+			h, err := decodeHello(payload, testKey)
 			if err != nil {
 				return
 			}
 			require.NoError(t, h.Validate())
-			again, err := encodeHello(h)
+			again, err := encodeHello(h, testKey)
 			require.NoError(t, err)
-			h2, err := decodeHello(again)
+			h2, err := decodeHello(again, testKey)
 			require.NoError(t, err)
 			require.Equal(t, h, h2)
 		case kindResult:
-			r, err := decodeResult(payload, 1<<20)
+			body, err := openResult(payload, testKey, nonce)
 			if err != nil {
 				return
 			}
-			require.Len(t, r.Token, TokenLen)
+			r, err := decodeResult(body, 1<<20)
+			if err != nil {
+				return
+			}
 			require.NotEmpty(t, r.Book)
-			again, err := encodeResult(r.Book, r.JobID, r.Token)
+			again, err := encodeResult(r.Book, r.JobID)
 			require.NoError(t, err)
 			r2, err := decodeResult(again, 1<<20)
 			require.NoError(t, err)
@@ -206,13 +257,36 @@ func FuzzFrame(f *testing.F) {
 	})
 }
 
+// FuzzHelloBody fuzzes the hello's JSON behind a valid tag: what a rank
+// holding the key could send.
+func FuzzHelloBody(f *testing.F) {
+	for _, h := range []Hello{nonced(0, 1), nonced(3, 9), hello(1, 2)} {
+		b, err := json.Marshal(h)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"rank":0,"size":1,"host":"h","endpoint":"e","x":1}`))
+	f.Add([]byte(`{"rank":0}{}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		h, err := decodeHello(append(slices.Clip(body), helloTag(testKey, body)...), testKey)
+		if err != nil {
+			return
+		}
+		require.NoError(t, h.Validate())
+		again, err := encodeHello(h, testKey)
+		require.NoError(t, err)
+		h2, err := decodeHello(again, testKey)
+		require.NoError(t, err)
+		require.Equal(t, h, h2)
+	})
+}
+
 // FuzzResultPayload fuzzes the inflated result decoder directly: random
 // bytes rarely survive inflation, so FuzzFrame alone would seldom reach it.
 func FuzzResultPayload(f *testing.F) {
-	token := string(bytes.Repeat([]byte{1}, TokenLen))
 	for _, seed := range []string{
-		"\x01\x01h\x01e\x01j" + token,
-		"\x02\x01a\x03b:1\x01c\x03d:2\x05job-1" + token,
+		"\x01\x01h\x01e\x01j",
+		"\x02\x01a\x03b:1\x01c\x03d:2\x05job-1",
 		"\x00", "\x7f\x01h\x01e", "\xff\xff\xff",
 	} {
 		f.Add([]byte(seed))
@@ -224,12 +298,11 @@ func FuzzResultPayload(f *testing.F) {
 		}
 		require.NotEmpty(t, r.Book)
 		require.NotEmpty(t, r.JobID)
-		require.Len(t, r.Token, TokenLen)
 		for _, e := range r.Book {
 			require.NotEmpty(t, e.Host)
 			require.NotEmpty(t, e.Endpoint)
 		}
-		again, err := encodeResult(r.Book, r.JobID, r.Token)
+		again, err := encodeResult(r.Book, r.JobID)
 		require.NoError(t, err)
 		r2, err := decodeResult(again, int64(len(raw)))
 		require.NoError(t, err)
@@ -248,7 +321,7 @@ func TestLocalInterfaces(t *testing.T) {
 		assert.NotContains(t, []string{"127.0.0.1", "::1"}, addr, "loopback listed: %s", s)
 	}
 	// Whatever it lists must fit in a hello.
-	h := hello(0, 1)
+	h := nonced(0, 1)
 	h.Interfaces = ifaces
 	require.NoError(t, h.Validate())
 }

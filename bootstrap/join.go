@@ -2,9 +2,12 @@ package bootstrap
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"net"
 	"time"
 )
@@ -27,21 +30,25 @@ func (e *RemoteError) Error() string {
 // quarter, so that rank 0, whose own deadline is Timeout from a start no
 // later than this connection, always speaks first. A connection lost
 // before the verdict is redialled while the dial deadline lasts (rank 0
-// forgets a rank whose connection closed). The returned Result has no
-// Seen: provenance stays at rank 0.
+// forgets a rank whose connection closed). Each attempt sends h with a
+// fresh nonce (h.Nonce is ignored), tagged with opts.Key, and accepts only
+// a result tagged for that nonce. The returned Result has no Seen:
+// provenance stays at rank 0.
 func Join(ctx context.Context, h Hello, opts Options) (Result, error) {
 	opts = opts.withDefaults()
-	payload, err := encodeHello(h)
-	if err != nil {
+	if err := checkKey(opts.Key); err != nil {
+		return Result{}, err
+	}
+	h.Nonce = make([]byte, NonceLen)
+	if _, err := encodeHello(h, opts.Key); err != nil { // fail early on a bad hello
 		return Result{}, fmt.Errorf("bootstrap: %w", err)
 	}
-	frame := encodeFrame(kindHello, payload)
 	dialDeadline := time.Now().Add(opts.Timeout)
 	backoff := opts.RetryInitial
 	attempts := 0
 	for {
 		attempts++
-		res, retry, err := joinOnce(ctx, frame, h, opts)
+		res, retry, err := joinOnce(ctx, h, opts)
 		if err == nil || !retry {
 			return res, err
 		}
@@ -49,7 +56,7 @@ func Join(ctx context.Context, h Hello, opts Options) (Result, error) {
 			return Result{}, fmt.Errorf("bootstrap: joining rank 0 at %s as rank %d: %w (last error: %v)",
 				opts.Addr, h.Rank, context.Cause(ctx), err)
 		}
-		wait := backoff/2 + rand.N(backoff/2+1) // jitter spreads 10,000 redials
+		wait := backoff/2 + mrand.N(backoff/2+1) // jitter spreads 10,000 redials
 		if time.Now().Add(wait).After(dialDeadline) {
 			return Result{}, fmt.Errorf("bootstrap: rank 0 at %s unreachable from rank %d after %s (%d attempts): %w",
 				opts.Addr, h.Rank, opts.Timeout, attempts, err)
@@ -65,7 +72,14 @@ func Join(ctx context.Context, h Hello, opts Options) (Result, error) {
 
 // joinOnce makes one attempt. retry reports whether the failure was in the
 // transport (worth redialling) rather than a verdict or a bad result.
-func joinOnce(ctx context.Context, frame []byte, h Hello, opts Options) (Result, bool, error) {
+func joinOnce(ctx context.Context, h Hello, opts Options) (Result, bool, error) {
+	h.Nonce = make([]byte, NonceLen)
+	rand.Read(h.Nonce) // crypto/rand.Read never fails (Go ≥ 1.24)
+	payload, err := encodeHello(h, opts.Key)
+	if err != nil {
+		return Result{}, false, fmt.Errorf("bootstrap: %w", err)
+	}
+	frame := encodeFrame(kindHello, payload)
 	d := net.Dialer{Timeout: min(opts.Timeout, 10*time.Second)}
 	c, err := d.DialContext(ctx, "tcp", opts.Addr)
 	if err != nil {
@@ -95,7 +109,11 @@ func joinOnce(ctx context.Context, frame []byte, h Hello, opts Options) (Result,
 	default:
 		return Result{}, false, fmt.Errorf("bootstrap: rank 0 at %s sent a %s frame instead of a verdict", opts.Addr, k)
 	}
-	res, err := decodeResult(payload, maxResultRaw)
+	body, err := openResult(payload, opts.Key, h.Nonce)
+	if err != nil {
+		return Result{}, false, fmt.Errorf("bootstrap: rank %d: the result from rank 0 at %s %w", h.Rank, opts.Addr, err)
+	}
+	res, err := decodeResult(body, maxResultRaw)
 	if err != nil {
 		return Result{}, false, fmt.Errorf("bootstrap: from rank 0 at %s: %w", opts.Addr, err)
 	}
@@ -109,4 +127,19 @@ func joinOnce(ctx context.Context, frame []byte, h Hello, opts Options) (Result,
 			opts.Addr, h.Rank, e.Host, e.Endpoint, h.Host, h.Endpoint)
 	}
 	return res, false, nil
+}
+
+// openResult checks a result payload's tag for this connection's nonce and
+// returns the compressed body. Nothing from the result is used before its
+// tag verifies: not even inflated, so a stranger cannot make a rank
+// decompress a bomb.
+func openResult(payload, key, nonce []byte) ([]byte, error) {
+	if len(payload) < TagLen {
+		return nil, fmt.Errorf("has no tag (%d bytes): not a copper bootstrap v%d rank 0", len(payload), Version)
+	}
+	body, tag := payload[:len(payload)-TagLen], payload[len(payload)-TagLen:]
+	if !hmac.Equal(tag, resultTag(key, nonce, sha256.Sum256(body))) {
+		return nil, fmt.Errorf("%w: forged, replayed, or rank 0 holds another key_file (is it the same file on every node?)", errBadTag)
+	}
+	return body, nil
 }

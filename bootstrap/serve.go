@@ -1,32 +1,44 @@
 // Package bootstrap is copper-launch's discover mode: a TCP all-gather in
 // which every rank tells rank 0 its host and endpoint, and rank 0 answers
-// every rank with the whole address book, the job id and a fresh job token.
+// every rank with the whole address book and the job id.
 //
 // Rank 0 runs Serve on the bootstrap listener; every rank, rank 0
-// included, runs Join. Rules the launcher can rely on:
+// included, runs Join. Both hold the job key (key_file), a secret only the
+// job's user can read. Rules the launcher can rely on:
 //
+//   - Every hello carries a fresh nonce and an HMAC tag made with the key.
+//     Rank 0 verifies the tag before it parses anything; a hello without a
+//     tag or with a wrong one costs only that connection (logged with the
+//     peer's address) and never registers a rank. A process without the
+//     key can neither join nor learn the book.
+//   - The result carries no secret. Rank 0 tags it for each rank with that
+//     rank's hello nonce, and Join verifies the tag before using anything:
+//     a forged result, or one replayed from another connection or job,
+//     fails the rank with a clear error. The job's peer token is derived
+//     from the key and the job id on every rank (see package launch); it
+//     is never sent.
 //   - A rank is registered while its connection is open. If that connection
 //     drops before the verdict, the rank is unregistered and may join again
 //     (Join reconnects while its dial deadline lasts).
 //   - A second hello for a rank whose connection is still open fails the
-//     job: the first registration is never replaced (a process claiming a
-//     rank cannot displace the real one), and both are named in the error.
+//     job: the first registration is never replaced, and both are named in
+//     the error. A replayed hello (the network sees hellos in clear) can
+//     only collide like this: it makes the gather fail, never succeed with
+//     a forged entry, and its sender cannot read the tagged result.
 //   - A size that differs from rank 0's fails the job, naming both.
-//   - Bytes that are not a hello (wrong magic, version or kind, oversized,
-//     bad JSON, invalid fields) cost only that connection: it is dropped
-//     with a logged error and the gather continues.
+//   - Bytes that are not a valid hello (wrong magic, version or kind,
+//     oversized, bad tag, bad JSON, invalid fields) cost only that
+//     connection: it is dropped with a logged error and the gather continues.
 //   - On any failure every waiting rank receives rank 0's reason, so every
-//     launcher exits non-zero saying the same thing.
-//
-// The bootstrap port trusts its network, as MPI launchers' do: the token it
-// hands out is only as secret as that network. Impersonating a rank makes
-// the gather fail rather than succeed with a forged entry, because the real
-// rank's hello then collides with it.
+//     launcher exits non-zero saying the same thing. Error frames are not
+//     tagged: a forged one can only fail a rank, as a dropped connection can.
 package bootstrap
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,7 +56,6 @@ import (
 type Result struct {
 	Book  []tree.Entry // Book[r] is rank r's host and endpoint
 	JobID string       // rank 0's choice (see Serve)
-	Token []byte       // TokenLen random bytes drawn by rank 0
 	// Seen is every hello in rank order, for provenance. Only Serve fills
 	// it: broadcasting it would make rank 0 send N² interface lists.
 	Seen []Hello
@@ -57,6 +68,9 @@ type Options struct {
 	RetryInitial time.Duration // Join's first dial backoff (default 50 ms), doubling...
 	RetryMax     time.Duration // ...up to this (default 2 s), with jitter
 	Logger       *slog.Logger  // default: discard
+	// Key is the job key (at least MinKeyLen bytes) that tags hellos and
+	// results; Serve and Join refuse to run without it.
+	Key []byte
 }
 
 const (
@@ -98,6 +112,9 @@ func (o Options) withDefaults() Options {
 func Serve(ctx context.Context, ln net.Listener, size int, opts Options) (Result, error) {
 	defer ln.Close()
 	opts = opts.withDefaults()
+	if err := checkKey(opts.Key); err != nil {
+		return Result{}, err
+	}
 	if size < 1 || size > MaxRanks {
 		return Result{}, fmt.Errorf("bootstrap: job size %d outside 1..%d", size, MaxRanks)
 	}
@@ -163,6 +180,10 @@ type gather struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	pending map[net.Conn]struct{} // connections still reading their hello
+	// Hellos refused for a bad tag, for the failure message: a node with
+	// another key_file shows up as a missing rank, and this says why.
+	badTags    int
+	lastBadTag string
 }
 
 // table is the registration state; only the run goroutine touches it.
@@ -182,15 +203,31 @@ func (g *gather) run(ctx context.Context) (Result, error) {
 	t := &table{hellos: make([]Hello, g.size), conns: make([]net.Conn, g.size), peers: make([]string, g.size)}
 	failure := g.collect(ctx, t)
 	var res Result
-	var frame []byte
+	var frame func(rank int) net.Buffers // what rank (-1: unregistered) receives
+	var frameBytes int
 	if failure == "" {
-		var err error
-		if res, frame, err = g.decide(t.hellos); err != nil {
+		payload, err := g.decide(t.hellos, &res)
+		if err != nil {
 			failure = err.Error()
+		} else {
+			// One compressed payload for all; only the tag is per rank.
+			head := make([]byte, headerLen)
+			copy(head, encodeFrame(kindResult, nil))
+			binary.BigEndian.PutUint32(head[4:8], uint32(len(payload)+TagLen))
+			digest := sha256.Sum256(payload)
+			frame = func(r int) net.Buffers {
+				if r < 0 { // unregistered connections exist only on failure; be safe
+					return net.Buffers{encodeFrame(kindError, []byte("the gather completed without this connection"))}
+				}
+				return net.Buffers{head, payload, resultTag(g.opts.Key, t.hellos[r].Nonce, digest)}
+			}
+			frameBytes = headerLen + len(payload) + TagLen
 		}
 	}
 	if failure != "" {
-		frame = encodeFrame(kindError, []byte(truncate(failure, MaxHelloFrame)))
+		errFrame := encodeFrame(kindError, []byte(truncate(failure, MaxHelloFrame)))
+		frame = func(int) net.Buffers { return net.Buffers{errFrame} }
+		frameBytes = len(errFrame)
 	}
 	g.failure = failure
 	close(g.done)
@@ -218,7 +255,7 @@ func (g *gather) run(ctx context.Context) (Result, error) {
 			rankWord(len(undelivered)), formatRanks(undelivered), g.size, firstErr)
 	}
 	g.log.Info("bootstrap: gather complete", "ranks", g.size, "job_id", res.JobID,
-		"elapsed", time.Since(start), "result_bytes", len(frame))
+		"elapsed", time.Since(start), "result_bytes", frameBytes)
 	return res, nil
 }
 
@@ -268,32 +305,35 @@ func (g *gather) missing(t *table) string {
 			ranks = append(ranks, r)
 		}
 	}
-	return fmt.Sprintf("missing %s %s of %d (%d joined)", rankWord(len(ranks)), formatRanks(ranks), g.size, t.joined)
+	msg := fmt.Sprintf("missing %s %s of %d (%d joined)", rankWord(len(ranks)), formatRanks(ranks), g.size, t.joined)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.badTags > 0 {
+		msg += fmt.Sprintf("; %d hello(s) refused for a bad tag, the last from %s: does it hold another key_file?", g.badTags, g.lastBadTag)
+	}
+	return msg
 }
 
-// decide builds the result once every rank has joined: book, job id, token,
-// and the one frame every rank will receive.
-func (g *gather) decide(hellos []Hello) (Result, []byte, error) {
+// decide builds the result once every rank has joined: book and job id
+// in *res, and the compressed payload every rank will receive.
+func (g *gather) decide(hellos []Hello, res *Result) ([]byte, error) {
 	book := make([]tree.Entry, len(hellos))
 	for r, h := range hellos {
 		book[r] = tree.Entry{Host: h.Host, Endpoint: h.Endpoint}
 	}
 	if err := tree.ValidateBook(book); err != nil {
-		return Result{}, nil, err
+		return nil, err
 	}
 	jobID, err := g.chooseJobID(hellos)
 	if err != nil {
-		return Result{}, nil, err
+		return nil, err
 	}
-	token := make([]byte, TokenLen)
-	if _, err := rand.Read(token); err != nil {
-		return Result{}, nil, fmt.Errorf("drawing the job token: %w", err)
-	}
-	payload, err := encodeResult(book, jobID, token)
+	payload, err := encodeResult(book, jobID)
 	if err != nil {
-		return Result{}, nil, err
+		return nil, err
 	}
-	return Result{Book: book, JobID: jobID, Token: token, Seen: hellos}, encodeFrame(kindResult, payload), nil
+	*res = Result{Book: book, JobID: jobID, Seen: hellos}
+	return payload, nil
 }
 
 func (g *gather) chooseJobID(hellos []Hello) (string, error) {
@@ -328,10 +368,10 @@ type recipient struct {
 	conn net.Conn
 }
 
-// broadcast writes frame to every recipient with a bounded pool, closing
-// each connection after its write. It returns the registered ranks whose
-// write failed, ascending, and the first such error.
-func (g *gather) broadcast(frame []byte, to []recipient) ([]int, error) {
+// broadcast writes frame(rank) to every recipient with a bounded pool,
+// closing each connection after its write. It returns the registered
+// ranks whose write failed, ascending, and the first such error.
+func (g *gather) broadcast(frame func(rank int) net.Buffers, to []recipient) ([]int, error) {
 	var (
 		mu     sync.Mutex
 		failed = make([]bool, g.size)
@@ -344,7 +384,8 @@ func (g *gather) broadcast(frame []byte, to []recipient) ([]int, error) {
 		wg.Go(func() {
 			for rc := range next {
 				rc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-				_, err := rc.conn.Write(frame)
+				bufs := frame(rc.rank)
+				_, err := bufs.WriteTo(rc.conn)
 				rc.conn.Close()
 				if err != nil && rc.rank >= 0 {
 					mu.Lock()
@@ -423,7 +464,7 @@ func (g *gather) handle(c net.Conn) {
 
 	g.setPending(c, true)
 	c.SetReadDeadline(time.Now().Add(min(maxHelloWait, g.opts.Timeout)))
-	h, err := readHello(c)
+	h, err := readHello(c, g.opts.Key)
 	g.setPending(c, false)
 	if err != nil {
 		select {
@@ -432,6 +473,12 @@ func (g *gather) handle(c net.Conn) {
 		default:
 		}
 		g.log.Error("bootstrap: dropped connection", "addr", g.addr, "peer", peer, "err", err)
+		if errors.Is(err, errBadTag) {
+			g.mu.Lock()
+			g.badTags++
+			g.lastBadTag = peer
+			g.mu.Unlock()
+		}
 		g.reply(c, fmt.Sprintf("rank 0 at %s dropped this connection: %v", g.addr, err))
 		return
 	}
@@ -463,7 +510,7 @@ func (g *gather) handle(c net.Conn) {
 	}
 }
 
-func readHello(c net.Conn) (Hello, error) {
+func readHello(c net.Conn, key []byte) (Hello, error) {
 	k, payload, err := readFrame(c, MaxHelloFrame)
 	if err != nil {
 		return Hello{}, err
@@ -471,7 +518,15 @@ func readHello(c net.Conn) (Hello, error) {
 	if k != kindHello {
 		return Hello{}, fmt.Errorf("expected a hello frame, got %s", k)
 	}
-	return decodeHello(payload)
+	return decodeHello(payload, key)
+}
+
+// checkKey refuses to gather without a usable job key.
+func checkKey(key []byte) error {
+	if len(key) < MinKeyLen {
+		return fmt.Errorf("bootstrap: job key of %d bytes: want at least %d (key_file)", len(key), MinKeyLen)
+	}
+	return nil
 }
 
 // reply sends a best-effort error frame on a connection about to close,

@@ -18,7 +18,7 @@ import (
 type Lookup func(name string) (string, bool)
 
 // Expand rewrites the path keys (target, mount, log_dir, address_book,
-// prefetch)
+// prefetch, key_file)
 // for this process: see ExpandWith. USER and HOME fall back to the user
 // database when unset, as in batch jobs with a scrubbed environment.
 func (s *Settings) Expand(rank int) error { return s.ExpandWith(rank, processEnv) }

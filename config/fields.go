@@ -64,6 +64,7 @@ var specs = map[string]spec{
 	"bootstrap_port":      {doc: "rank 0's all-gather port for address discovery", rule: intRange{lo: 0, hi: 65535, bounded: true}},
 	"bootstrap_timeout_s": {doc: "how long address discovery may take, in seconds; 0 = forever", rule: floatMin{0}},
 	"service_cores":       {doc: "CPUs copper-node is pinned to, e.g. 48,49; empty = no pinning", rule: cpuList{}},
+	"key_file":            {doc: "the job key (a secret only you can read): peers and the all-gather authenticate with it; created if missing; must be the same file on every node (a shared home)", rule: nonEmpty{}, path: true},
 
 	"profile_metrics":             {doc: "collect aggregate operation profiling"},
 	"profile_top_n":               {doc: "keep the N hottest paths; > 0 implies profile_metrics", rule: intRange{lo: 0}},

@@ -53,6 +53,9 @@ type Settings struct {
 	BootstrapPort     int     `toml:"bootstrap_port"`      // rank 0's all-gather port
 	BootstrapTimeoutS float64 `toml:"bootstrap_timeout_s"`
 	ServiceCores      []int   `toml:"service_cores"` // CPUs copper-node is pinned to; empty = no pinning
+	// KeyFile holds the job key: peers and the all-gather authenticate
+	// with it. Created (0600, in a 0700 dir) by copper-launch if missing.
+	KeyFile string `toml:"key_file"`
 
 	// Profiling (Copper 1.0's -profile_*).
 	ProfileMetrics          bool `toml:"profile_metrics"`

@@ -49,6 +49,7 @@ func Default() Settings {
 		Port:              0,
 		BootstrapPort:     47000,
 		BootstrapTimeoutS: 60,
+		KeyFile:           "~/.copper/key",
 	}
 }
 

@@ -28,6 +28,9 @@ const (
 	walkTimeout  = 50 * time.Second
 )
 
+// e2eToken is the job token of every test cluster.
+const e2eToken = "e2e-cluster-job-token"
+
 // requireFuse fails (never skips) when the machine cannot run these tests.
 func requireFuse(t *testing.T) {
 	t.Helper()
@@ -57,6 +60,7 @@ type cluster struct {
 	logDir     string
 	jobID      string
 	book       string
+	token      string // the job token file every node gets (0600)
 	endpoints  []string
 }
 
@@ -71,9 +75,11 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 		logDir:     filepath.Join(dir, "logs"),
 		jobID:      "e2e",
 		book:       filepath.Join(dir, "book"),
+		token:      filepath.Join(dir, "token"),
 	}
 	t.Cleanup(c.stopAll) // before the scratch directory's cleanup
 	require.NoError(t, os.MkdirAll(c.runtimeDir, 0o700))
+	require.NoError(t, os.WriteFile(c.token, []byte(e2eToken+"\n"), 0o600))
 	if cfg.nodes > 0 {
 		c.endpoints = testkit.FreeAddrs(t, cfg.nodes)
 		var b strings.Builder
@@ -101,7 +107,7 @@ func (c *cluster) env() []string {
 // serveArgs are the flags every node of the cluster gets.
 func (c *cluster) serveArgs(rank int) []string {
 	args := []string{
-		"--book", c.book, "--rank", strconv.Itoa(rank),
+		"--book", c.book, "--rank", strconv.Itoa(rank), "--token-file", c.token,
 		"--mount", filepath.Join(c.dir, "mnt{rank}"),
 		"--log-dir", c.logDir, "--job-id", c.jobID, "--log-level", "4",
 		"--fanout", strconv.Itoa(c.cfg.fanout),

@@ -16,7 +16,7 @@ import (
 
 // Command is a parsed copper-launch command line.
 type Command struct {
-	Name string // start, wait, stop or stats
+	Name string // start, wait, stop, stats or keygen
 	Site string // --site as given ("" = local)
 
 	// Settings are the site's settings with flags applied and Finish run,
@@ -45,7 +45,7 @@ type Command struct {
 }
 
 // commands lists the command words; start is the default.
-var commands = []string{"start", "wait", "stop", "stats"}
+var commands = []string{"start", "wait", "stop", "stats", "keygen"}
 
 // Parse reads a copper-launch command line (without the program name).
 // It returns pflag.ErrHelp, after writing the usage to help, for -h.
@@ -105,7 +105,8 @@ func (c *Command) check(fs *pflag.FlagSet) error {
 	only := map[string][]string{
 		"foreground": {"start"}, "dry-run": {"start"}, "bootstrap": {"start"},
 		"size": {"start"}, "nodefile": {"start"}, "json": {"stats"}, "prefetched": {"wait"},
-		"timeout": {"wait", "stop", "stats"},
+		"timeout": {"wait", "stop", "stats"}, "rank": {"start", "wait", "stop", "stats"},
+		"local": {"start", "wait", "stop", "stats"},
 	}
 	for flag, cmds := range only {
 		if fs.Changed(flag) && !slices.Contains(cmds, c.Name) {
@@ -236,12 +237,21 @@ const Usage = `copper-launch: start copper, one launcher per node of a job.
       Block until the node is tree-ready / stop it and unmount / show its
       cache. The mount is resolved as for start; {rank} needs --rank, the MPI
       environment, or --local N (all N ranks).
+  copper-launch keygen [--site S] [--key-file F]
+      Create the job key (key_file, default ~/.copper/key) if it does not
+      exist, or check the one that does. start creates it too when missing.
 
 Addresses (address_book_source): discover gathers them at start (rank 0
 serves the all-gather at --bootstrap, default first node:bootstrap_port);
 facility picks the allocation's hosts from the site's book (-F); prepared
 reads a job-local book as is. Copper 1.0's short options (-l -t -d -T -M -E
 -P -N -A -I -s -b -F -a -n -v) are accepted.
+
+Authentication: the all-gather and every peer connection are authenticated
+with key_file (mode 0600, yours, at least 32 bytes, the same file on every
+node of the job: keep it in a shared home, or let the site distribute it).
+A prepared or facility book's <book>.token, if present, is the peer token
+instead.
 
 Job output: <log_dir>/<job_id>/{logs,tables,profiling}; rank 0 writes
 logs/copper_address_book.txt, logs/copper_address_book_full_output.txt and

@@ -120,7 +120,7 @@ func TestBookToken(t *testing.T) {
 
 	_, ok, err := bookToken(bookPath)
 	require.NoError(t, err)
-	assert.False(t, ok, "no token file: run without authentication")
+	assert.False(t, ok, "no token file: the peer token derived from key_file is used")
 
 	require.NoError(t, os.WriteFile(bookPath+".token", []byte("0123456789abcdef0123\n"), 0o600))
 	path, ok, err := bookToken(bookPath)

@@ -198,13 +198,14 @@ func checkRankZeroHost(addr, hostname string, explicit bool) error {
 	return nil
 }
 
-// gather runs the all-gather: every rank joins; rank 0 also serves. It
-// returns the result and, at rank 0, every hello for the provenance file.
-func gather(ctx context.Context, h bootstrap.Hello, addr string, timeout time.Duration, log *slog.Logger) (bootstrap.Result, []bootstrap.Hello, error) {
+// gather runs the all-gather, authenticated with the job key: every rank
+// joins; rank 0 also serves. It returns the result and, at rank 0, every
+// hello for the provenance file.
+func gather(ctx context.Context, h bootstrap.Hello, addr string, timeout time.Duration, key []byte, log *slog.Logger) (bootstrap.Result, []bootstrap.Hello, error) {
 	if timeout <= 0 {
 		timeout = forever
 	}
-	opts := bootstrap.Options{Addr: addr, Timeout: timeout, Logger: log}
+	opts := bootstrap.Options{Addr: addr, Timeout: timeout, Key: key, Logger: log}
 	if h.Rank != 0 {
 		res, err := bootstrap.Join(ctx, h, opts)
 		return res, nil, err

@@ -1,8 +1,12 @@
 package launch
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -22,6 +26,9 @@ import (
 const testBound = 30 * time.Second
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// testKey is the job key of the gathers in these tests.
+var testKey = bytes.Repeat([]byte("launch-test-key!"), 2)
 
 func TestPreferredIP(t *testing.T) {
 	ips := func(s ...string) []net.IP {
@@ -148,7 +155,7 @@ func runGather(t *testing.T, addr string, size int, ranks []int, timeout time.Du
 	for i, r := range ranks {
 		wg.Go(func() {
 			h := helloFor(r, size, "host"+strconv.Itoa(r), fmt.Sprintf("127.0.0.1:%d", 20000+r), "", quiet())
-			out[i].res, out[i].seen, out[i].err = gather(ctx, h, addr, timeout, quiet())
+			out[i].res, out[i].seen, out[i].err = gather(ctx, h, addr, timeout, testKey, quiet())
 		})
 	}
 	wg.Wait()
@@ -162,11 +169,130 @@ func TestGather(t *testing.T) {
 		require.Len(t, o.res.Book, 3)
 		assert.Equal(t, out[0].res.Book, o.res.Book)
 		assert.Equal(t, out[0].res.JobID, o.res.JobID)
-		assert.Equal(t, out[0].res.Token, o.res.Token)
 	}
 	assert.Equal(t, "host1", out[0].res.Book[1].Host)
 	assert.Len(t, out[1].seen, 3, "rank 0 keeps every hello")
 	assert.Nil(t, out[0].seen)
+}
+
+// recorder is a TCP proxy on loopback that keeps every byte it relays,
+// both ways, as a network observer would see them.
+type recorder struct {
+	ln  net.Listener
+	mu  sync.Mutex
+	buf bytes.Buffer
+	wg  sync.WaitGroup
+}
+
+func startRecorder(t *testing.T, target string) *recorder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	r := &recorder{ln: ln}
+	t.Cleanup(func() { ln.Close(); r.wg.Wait() })
+	r.wg.Go(func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			pipe := func(dst, src net.Conn) {
+				_, _ = io.Copy(io.MultiWriter(dst, r), src)
+				if tc, ok := dst.(*net.TCPConn); ok {
+					tc.CloseWrite()
+				}
+			}
+			var both sync.WaitGroup
+			both.Go(func() { pipe(out, in) })
+			both.Go(func() { pipe(in, out) })
+			r.wg.Go(func() { both.Wait(); in.Close(); out.Close() })
+		}
+	})
+	return r
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.Write(p)
+}
+
+func (r *recorder) bytes() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.buf.Bytes())
+}
+
+// TestGatherSendsNoSecret: a rank that joins with the right key gets the
+// book and job id, but neither the key nor the peer token ever crosses the
+// wire, in either direction, compressed or not; both ranks derive the
+// same token.
+func TestGatherSendsNoSecret(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testBound)
+	defer cancel()
+	var rank0 gatherOut
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h := helloFor(0, 2, "host0", "127.0.0.1:20000", "job-77", quiet())
+		rank0.res, rank0.seen, rank0.err = gather(ctx, h, addr, testBound, testKey, quiet())
+	}()
+	proxy := startRecorder(t, addr)
+	h := helloFor(1, 2, "host1", "127.0.0.1:20001", "", quiet())
+	// Rank 1 reaches rank 0 only through the recorder (it retries until
+	// rank 0 listens).
+	res, _, err := gather(ctx, h, proxy.ln.Addr().String(), testBound, testKey, quiet())
+	require.NoError(t, err)
+	<-done
+	require.NoError(t, rank0.err)
+	assert.Equal(t, "job-77", res.JobID)
+	assert.Equal(t, rank0.res.Book, res.Book)
+
+	wire := proxy.bytes()
+	require.NotEmpty(t, wire)
+	assert.Contains(t, string(wire), "host1", "the recorder saw the hello")
+	token := PeerToken(testKey, res.JobID)
+	raw, err := hex.DecodeString(string(token))
+	require.NoError(t, err)
+	// Everything rank 0 sent, inflated as well as could be.
+	i := bytes.Index(wire, []byte{'C', 'B', bootstrap.Version, 2}) // the result frame's header
+	require.GreaterOrEqual(t, i, 0, "no result frame on the wire")
+	require.Greater(t, len(wire), i+8+bootstrap.TagLen)
+	inflated, err := io.ReadAll(flate.NewReader(bytes.NewReader(wire[i+8 : len(wire)-bootstrap.TagLen])))
+	require.NoError(t, err)
+	assert.Contains(t, string(inflated), "job-77", "the result was found and inflated")
+	for name, secret := range map[string][]byte{"key": testKey, "peer token": token, "raw peer token": raw, "half key": testKey[:16]} {
+		assert.False(t, bytes.Contains(wire, secret), "%s on the wire", name)
+		assert.False(t, bytes.Contains(inflated, secret), "%s in the inflated result", name)
+	}
+}
+
+// TestGatherWrongKey: a rank holding another key cannot join; it is told
+// why and the gather, missing it, fails naming it.
+func TestGatherWrongKey(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testBound)
+	defer cancel()
+	var rank0 gatherOut
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h := helloFor(0, 2, "host0", "127.0.0.1:20000", "", quiet())
+		rank0.res, rank0.seen, rank0.err = gather(ctx, h, addr, 2*time.Second, testKey, quiet())
+	}()
+	h := helloFor(1, 2, "host1", "127.0.0.1:20001", "", quiet())
+	_, _, err := gather(ctx, h, addr, 2*time.Second, bytes.Repeat([]byte("another-users-k"), 3), quiet())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "does not hold this job's key")
+	<-done
+	require.ErrorContains(t, rank0.err, "missing rank 1 of 2")
+	require.ErrorContains(t, rank0.err, "1 hello(s) refused for a bad tag, the last from 127.0.0.1:")
 }
 
 func TestGatherMissingRank(t *testing.T) {

@@ -76,6 +76,8 @@ func Main(ctx context.Context, env Env, args []string) int {
 		return startRank(ctx, c, env, log)
 	case "wait", "stop", "stats":
 		return controlNodes(ctx, c, env, log)
+	case "keygen":
+		return keygen(c, env)
 	}
 	fmt.Fprintf(env.Stderr, "copper-launch: unknown command %q\n", c.Name)
 	return exitUsage

@@ -3,7 +3,6 @@ package launch
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,8 +29,8 @@ type plan struct {
 	jobID      string
 	jobDir     string // "" when log_dir is empty: no job records
 	entries    []tree.Entry
-	token      []byte // discover: the bootstrap's secret (hex); nil otherwise
-	tokenFile  string // prepared/facility: <book>.token, if there is one
+	token      []byte // the peer token derived from key_file, unless tokenFile is set
+	tokenFile  string // prepared/facility: <book>.token, the site's secret, if there is one
 	prov       provenance
 	hold       *portHold // discover with port 0: the reserved port
 	cores      []int
@@ -177,9 +176,14 @@ func resolve(ctx context.Context, c Command, env Env, id rank.Identity, log *slo
 	p.prov.source = src
 	switch src {
 	case "discover":
-		if err := p.discover(ctx, c, env, s.Interface, s.Port, s.BootstrapPort, s.BootstrapTimeout(), nodes, nodesErr, jobID, log); err != nil {
+		key, err := jobKey(s.KeyFile, log)
+		if err != nil {
 			return p, err
 		}
+		if err := p.discover(ctx, c, env, s.Interface, s.Port, s.BootstrapPort, s.BootstrapTimeout(), nodes, nodesErr, jobID, key, log); err != nil {
+			return p, err
+		}
+		p.token = PeerToken(key, p.jobID)
 	case "facility", "prepared":
 		if c.Local > 0 && src == "facility" {
 			return p, errors.New("--local runs every rank on this host, which a facility book lists once: use address_book_source discover or prepared")
@@ -208,13 +212,19 @@ func resolve(ctx context.Context, c Command, env Env, id rank.Identity, log *slo
 		if err != nil {
 			return p, err
 		}
-		if ok {
+		switch {
+		case ok:
 			p.tokenFile = tokenFile
-		} else {
-			// Without an all-gather there is no channel for rank 0 to hand
-			// out a secret, so nodes accept any peer (as Copper 1.0 did).
-			log.Warn("copper-launch: no token file beside the address book; nodes run without peer authentication",
-				"looked_for", s.AddressBook+".token")
+		case c.DryRun: // writes nothing, so it does not create the key either
+			p.token = []byte("<derived from key_file>")
+		default:
+			key, err := jobKey(s.KeyFile, log)
+			if err != nil {
+				return p, err
+			}
+			p.token = PeerToken(key, p.jobID)
+			log.Info("copper-launch: no token file beside the address book; peers authenticate with the token derived from key_file",
+				"looked_for", s.AddressBook+".token", "key_file", s.KeyFile)
 		}
 	}
 	p.prov.jobID = p.jobID
@@ -228,7 +238,7 @@ func resolve(ctx context.Context, c Command, env Env, id rank.Identity, log *slo
 
 // discover builds the map through the all-gather.
 func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, port, bootstrapPort int,
-	timeout time.Duration, nodes []string, nodesErr error, jobID string, log *slog.Logger) error {
+	timeout time.Duration, nodes []string, nodesErr error, jobID string, key []byte, log *slog.Logger) error {
 	addr, err := bootstrapAddr(c.Bootstrap, nodes, nodesErr, bootstrapPort)
 	if err != nil {
 		return err
@@ -252,7 +262,7 @@ func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, p
 	}
 	endpoint := net.JoinHostPort(ip.String(), strconv.Itoa(port))
 	log.Info("copper-launch: endpoint", "endpoint", endpoint, "from", how, "bootstrap", addr)
-	res, seen, err := gather(ctx, helloFor(p.rank, p.size, env.Hostname, endpoint, jobID, log), addr, timeout, log)
+	res, seen, err := gather(ctx, helloFor(p.rank, p.size, env.Hostname, endpoint, jobID, log), addr, timeout, key, log)
 	if err != nil {
 		return err
 	}
@@ -260,9 +270,17 @@ func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, p
 		log.Warn("copper-launch: rank 0 chose another job id", "mine", jobID, "job_id", res.JobID)
 	}
 	p.jobID, p.entries, p.prov.seen = res.JobID, res.Book, seen
-	p.token = []byte(hex.EncodeToString(res.Token))
 	p.prov.detail = append(p.prov.detail, "all-gather at "+addr)
 	return nil
+}
+
+// jobKey loads key_file, creating it if missing.
+func jobKey(path string, log *slog.Logger) ([]byte, error) {
+	key, created, err := LoadOrCreateKey(path)
+	if created {
+		log.Info("copper-launch: created the job key", "key_file", path)
+	}
+	return key, err
 }
 
 // writeJobFiles creates the job directory and, at rank 0, the records.

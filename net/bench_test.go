@@ -30,10 +30,10 @@ func benchmarkRoundTrip(b *testing.B, size int) {
 	answer := op.Result{Attr: op.Attr{Size: int64(size)}, Data: data}
 	s, err := Listen(context.Background(), "127.0.0.1:0", func(context.Context, op.Op, string) op.Result {
 		return answer
-	}, Config{})
+	}, tok(Config{}))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	c, err := Dial(context.Background(), s.Addr(), Config{})
+	c, err := Dial(context.Background(), s.Addr(), tok(Config{}))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = c.Close() })
 

@@ -2,6 +2,8 @@ package net
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -25,6 +27,8 @@ type Client struct {
 	conn       netpoll.Connection
 	ready      chan struct{} // closed on auth-ok
 	stage      atomic.Int32  // handshake progress, read by Dial to explain a failure
+	nonceS     []byte        // the server's hello nonce; set and read by onRequest only
+	nonceC     [NonceSize]byte
 
 	wmu sync.Mutex // one writer at a time: netpoll's writer is not concurrent
 
@@ -58,9 +62,10 @@ var (
 	errPeerClosed     = errors.New("closed by peer")
 )
 
-// Dial connects to addr and authenticates with cfg.Token, within
-// cfg.DialTimeout and ctx. A server that rejects the token makes it fail
-// with an error wrapping ErrAuthFailed.
+// Dial connects to addr and authenticates with cfg.Token both ways, within
+// cfg.DialTimeout and ctx. A server that rejects the token, or that cannot
+// prove it knows the token, makes it fail with an error wrapping
+// ErrAuthFailed; no request has been sent to it.
 func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -239,14 +244,19 @@ func (c *Client) onRequest(_ context.Context, conn netpoll.Connection) error {
 func (c *Client) handle(h Header, payload []byte) error {
 	switch stage := c.stage.Load(); {
 	case stage == stageHello && h.Kind == KindHello:
-		var mac []byte
-		if c.cfg.Token != nil {
-			mac = authMAC(c.cfg.Token, payload)
-		}
-		frame := AppendHeader(make([]byte, 0, HeaderSize+len(mac)), Header{Kind: KindAuth, Length: uint32(len(mac))})
+		c.nonceS = payload
+		rand.Read(c.nonceC[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+		frame := AppendHeader(make([]byte, 0, HeaderSize+NonceSize+MACSize), Header{Kind: KindAuth, Length: NonceSize + MACSize})
+		frame = append(frame, c.nonceC[:]...)
+		frame = append(frame, handshakeMAC(c.cfg.Token, clientLabel, c.nonceS, c.nonceC[:])...)
 		c.stage.Store(stageAuth)
-		return c.send(context.Background(), append(frame, mac...))
+		return c.send(context.Background(), frame)
 	case stage == stageAuth && h.Kind == KindAuthOK:
+		// The server must prove it knows the token before any request
+		// goes out: an impostor parent must not serve forged files.
+		if !hmac.Equal(payload, handshakeMAC(c.cfg.Token, serverLabel, c.nonceS, c.nonceC[:])) {
+			return fmt.Errorf("%w: the server at %s does not know the job token (its auth-ok does not verify): not a peer of this job", ErrAuthFailed, c.addr)
+		}
 		c.stage.Store(stageActive)
 		close(c.ready)
 		return nil

@@ -14,9 +14,9 @@ import (
 // Frame constants; see the package documentation for the layout.
 const (
 	HeaderSize = 20 // bytes before every payload
-	Version    = 1  // the only protocol version this package speaks
-	NonceSize  = 32 // hello payload
-	MACSize    = 32 // HMAC-SHA256 in an auth payload
+	Version    = 2  // the only protocol version this package speaks
+	NonceSize  = 32 // a handshake nonce (hello; first half of auth)
+	MACSize    = 32 // HMAC-SHA256 in auth and auth-ok payloads
 	AttrSize   = 84 // encoded op.Attr
 
 	magic0, magic1 = 'C', 0xCE
@@ -31,25 +31,41 @@ var ErrProtocol = errors.New("protocol violation")
 type Kind uint8
 
 const (
-	KindHello    Kind = 1 // server→client: nonce
-	KindAuth     Kind = 2 // client→server: HMAC of the nonce, or empty
-	KindAuthOK   Kind = 3 // server→client: authenticated
+	KindHello    Kind = 1 // server→client: server nonce
+	KindAuth     Kind = 2 // client→server: client nonce and client MAC
+	KindAuthOK   Kind = 3 // server→client: server MAC
 	KindRequest  Kind = 4 // client→server: op and path
 	KindResponse Kind = 5 // server→client: op.Result
 )
 
-func (k Kind) String() string {
+// kindInfo is what DecodeHeader checks per kind.
+type kindInfo struct {
+	name      string
+	handshake bool // op and id must be zero
+	size      int  // exact payload size; -1: any (up to MaxFrame)
+}
+
+// info is the one table of frame kinds: a new kind is one case here
+// (plus its handling in server.go and client.go).
+func (k Kind) info() (kindInfo, bool) {
 	switch k {
 	case KindHello:
-		return "hello"
+		return kindInfo{name: "hello", handshake: true, size: NonceSize}, true
 	case KindAuth:
-		return "auth"
+		return kindInfo{name: "auth", handshake: true, size: NonceSize + MACSize}, true
 	case KindAuthOK:
-		return "auth-ok"
+		return kindInfo{name: "auth-ok", handshake: true, size: MACSize}, true
 	case KindRequest:
-		return "request"
+		return kindInfo{name: "request", size: -1}, true
 	case KindResponse:
-		return "response"
+		return kindInfo{name: "response", size: -1}, true
+	}
+	return kindInfo{}, false
+}
+
+func (k Kind) String() string {
+	if info, ok := k.info(); ok {
+		return info.name
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -91,23 +107,16 @@ func DecodeHeader(b []byte) (Header, error) {
 		ID:     binary.BigEndian.Uint64(b[8:16]),
 		Length: binary.BigEndian.Uint32(b[16:20]),
 	}
-	switch h.Kind {
-	case KindHello, KindAuth, KindAuthOK:
-		if h.Op != 0 || h.ID != 0 {
-			return Header{}, fmt.Errorf("%w: %v frame with op %d and id %d, want 0 and 0", ErrProtocol, h.Kind, h.Op, h.ID)
-		}
-	case KindRequest, KindResponse:
-		if !h.Op.Valid() {
-			return Header{}, fmt.Errorf("%w: %v frame with unknown %v", ErrProtocol, h.Kind, h.Op)
-		}
-	default:
-		return Header{}, fmt.Errorf("%w: unknown frame %v", ErrProtocol, h.Kind)
-	}
+	info, ok := h.Kind.info()
 	switch {
-	case h.Kind == KindHello && h.Length != NonceSize,
-		h.Kind == KindAuth && h.Length != 0 && h.Length != MACSize,
-		h.Kind == KindAuthOK && h.Length != 0:
-		return Header{}, fmt.Errorf("%w: %v frame with %d payload bytes", ErrProtocol, h.Kind, h.Length)
+	case !ok:
+		return Header{}, fmt.Errorf("%w: unknown frame %v", ErrProtocol, h.Kind)
+	case info.handshake && (h.Op != 0 || h.ID != 0):
+		return Header{}, fmt.Errorf("%w: %v frame with op %d and id %d, want 0 and 0", ErrProtocol, h.Kind, h.Op, h.ID)
+	case !info.handshake && !h.Op.Valid():
+		return Header{}, fmt.Errorf("%w: %v frame with unknown %v", ErrProtocol, h.Kind, h.Op)
+	case info.size >= 0 && h.Length != uint32(info.size):
+		return Header{}, fmt.Errorf("%w: %v frame with %d payload bytes, want %d", ErrProtocol, h.Kind, h.Length, info.size)
 	}
 	return h, nil
 }

@@ -113,7 +113,7 @@ func TestRequestRoundTrip(t *testing.T) {
 
 func TestHeaderLayout(t *testing.T) {
 	got := AppendHeader(nil, Header{Kind: KindResponse, Op: op.Read, ID: 0x0102030405060708, Length: 0x0a0b0c0d})
-	want := []byte{'C', 0xCE, 1, 5, 5, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d}
+	want := []byte{'C', 0xCE, 2, 5, 5, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d}
 	assert.Equal(t, want, got)
 }
 
@@ -235,7 +235,8 @@ func TestDecodeHeaderRejects(t *testing.T) {
 		{"bad magic", edit(0, 'X'), "bad magic"},
 		{"bad magic second byte", edit(1, 0xCF), "bad magic"},
 		{"version 0", edit(2, 0), "unsupported version 0"},
-		{"version 2", edit(2, 2), "unsupported version 2"},
+		{"version 1 (no server proof)", edit(2, 1), "unsupported version 1"},
+		{"version 3", edit(2, 3), "unsupported version 3"},
 		{"kind 0", edit(3, 0), "unknown frame kind(0)"},
 		{"kind 6", edit(3, 6), "unknown frame kind(6)"},
 		{"op 0 in request", edit(4, 0), "unknown op(0)"},
@@ -247,7 +248,10 @@ func TestDecodeHeaderRejects(t *testing.T) {
 		{"auth with id", handshake(KindAuth, 0, 3, 0), "auth frame with op 0 and id 3"},
 		{"short nonce", handshake(KindHello, 0, 0, NonceSize-1), "hello frame with 31 payload bytes"},
 		{"odd auth size", handshake(KindAuth, 0, 0, 5), "auth frame with 5 payload bytes"},
-		{"auth-ok with payload", handshake(KindAuthOK, 0, 0, 1), "auth-ok frame with 1 payload bytes"},
+		{"v1 auth size", handshake(KindAuth, 0, 0, MACSize), "auth frame with 32 payload bytes, want 64"},
+		{"empty auth", handshake(KindAuth, 0, 0, 0), "auth frame with 0 payload bytes, want 64"},
+		{"empty auth-ok", handshake(KindAuthOK, 0, 0, 0), "auth-ok frame with 0 payload bytes, want 32"},
+		{"auth-ok with a byte", handshake(KindAuthOK, 0, 0, 1), "auth-ok frame with 1 payload bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,8 +318,8 @@ func seedFrames(t testing.TB) [][]byte {
 	frames := [][]byte{
 		append(AppendHeader(nil, Header{Kind: KindHello, Length: NonceSize}), make([]byte, NonceSize)...),
 		AppendHeader(nil, Header{Kind: KindAuth}),
-		append(AppendHeader(nil, Header{Kind: KindAuth, Length: MACSize}), bytes.Repeat([]byte{7}, MACSize)...),
-		AppendHeader(nil, Header{Kind: KindAuthOK}),
+		append(AppendHeader(nil, Header{Kind: KindAuth, Length: NonceSize + MACSize}), bytes.Repeat([]byte{7}, NonceSize+MACSize)...),
+		append(AppendHeader(nil, Header{Kind: KindAuthOK, Length: MACSize}), bytes.Repeat([]byte{9}, MACSize)...),
 		AppendRequest(nil, 1, op.Getattr, "/a/b"),
 	}
 	for i, tc := range successCases() {

@@ -25,7 +25,7 @@ const (
 )
 
 // ErrAuthFailed is wrapped by Dial's error when the server rejected the
-// client's token.
+// client's token, or when the server could not prove it knows the token.
 var ErrAuthFailed = errors.New("authentication failed")
 
 // ErrClosed is wrapped by every Call error after the client's connection
@@ -35,7 +35,7 @@ var ErrClosed = errors.New("connection closed")
 // Config is shared by Server and Client.
 type Config struct {
 	MaxFrame    int64         // payload cap in bytes, both ways; 0 → DefaultMaxFrame
-	Token       []byte        // shared job secret; nil = no authentication
+	Token       []byte        // shared job secret, at least MinTokenLen bytes (required)
 	Logger      *slog.Logger  // nil → discard
 	DialTimeout time.Duration // connect plus handshake; the server's wait for auth; 0 → DefaultDialTimeout
 }
@@ -50,6 +50,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxFrame = DefaultMaxFrame
 	case c.MaxFrame < MinMaxFrame || c.MaxFrame > math.MaxUint32:
 		return c, fmt.Errorf("cnet: MaxFrame %d outside %d..%d", c.MaxFrame, MinMaxFrame, uint64(math.MaxUint32))
+	}
+	if err := checkToken(c.Token); err != nil {
+		return c, err
 	}
 	if c.DialTimeout < 0 {
 		return c, fmt.Errorf("cnet: negative DialTimeout %v", c.DialTimeout)

@@ -13,7 +13,7 @@
 //
 //	offset size field
 //	0      2    magic "C\xCE"
-//	2      1    version (1)
+//	2      1    version (2)
 //	3      1    kind
 //	4      1    op (op.Op for request/response, 0 otherwise)
 //	5      3    reserved, zero
@@ -25,9 +25,12 @@
 //
 // Kinds:
 //
-//	1 hello     server→client on connect; payload: 32-byte random nonce
-//	2 auth      client→server; payload: HMAC-SHA256(token, nonce), or empty without a token
-//	3 auth-ok   server→client; empty payload; requests may follow
+//	1 hello     server→client on connect; payload: nonce_s (32 random bytes)
+//	2 auth      client→server; payload: nonce_c (32 random bytes) ||
+//	            HMAC-SHA256(token, "copper client v2" || nonce_s || nonce_c)
+//	3 auth-ok   server→client; payload:
+//	            HMAC-SHA256(token, "copper server v2" || nonce_s || nonce_c);
+//	            requests may follow
 //	4 request   client→server; payload: the view path bytes
 //	5 response  server→client; same op and id as the request; payload below
 //
@@ -48,10 +51,17 @@
 // or ".."; link targets are at most op.MaxPathLen bytes without NUL.
 // Trailing bytes after a payload are an error.
 //
-// With a token set, the server closes a connection whose auth frame does
-// not carry the right HMAC (compared in constant time); without one it
-// accepts any well-formed auth frame. A connection that has not
-// authenticated within Config.DialTimeout is closed.
+// Authentication is mutual and required: Listen and Dial refuse a token
+// shorter than MinTokenLen. The server closes a connection whose auth MAC
+// is wrong; the client checks the auth-ok MAC before it sends any request,
+// and a wrong one fails Dial with ErrAuthFailed naming the server's address
+// (so a node fails over instead of taking answers from an impostor parent).
+// MACs are compared in constant time; the labels keep the two directions
+// apart and the two nonces bind each proof to one connection. A connection
+// that has not authenticated within Config.DialTimeout is closed.
+//
+// The handshake authenticates the endpoints; frames after it are neither
+// encrypted nor individually MAC'd (paths and file bytes travel in clear).
 //
 // A request whose path fails op.CheckPath is answered with that errno. Bad
 // magic, an unknown version, kind or op, non-zero reserved bytes, a frame

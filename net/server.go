@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -190,7 +189,7 @@ func (s *Server) onConnect(ctx context.Context, conn netpoll.Connection) context
 		s.mu.Unlock()
 		return nil
 	})
-	rand.Read(sc.nonce[:])
+	rand.Read(sc.nonce[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
 	frame := AppendHeader(make([]byte, 0, HeaderSize+NonceSize), Header{Kind: KindHello, Length: NonceSize})
 	if err := sc.write(append(frame, sc.nonce[:]...)); err != nil {
 		s.cfg.Logger.Debug("cnet: sending hello failed", "remote", sc.remote, "err", err)
@@ -218,12 +217,16 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 	}
 	switch {
 	case !sc.authed.Load() && h.Kind == KindAuth:
-		if !s.authentic(sc, payload) {
-			s.cfg.Logger.Warn("cnet: closing connection: authentication failed", "remote", sc.remote)
+		nonceC, mac := payload[:NonceSize], payload[NonceSize:]
+		if !hmac.Equal(mac, handshakeMAC(s.cfg.Token, clientLabel, sc.nonce[:], nonceC)) {
+			s.cfg.Logger.Warn("cnet: closing connection: authentication failed (the client does not know the job token)", "remote", sc.remote)
 			return conn.Close()
 		}
 		sc.authed.Store(true)
-		return sc.write(AppendHeader(make([]byte, 0, HeaderSize), Header{Kind: KindAuthOK}))
+		// Prove we know the token too: a child must not take answers
+		// from an impostor parent.
+		frame := AppendHeader(make([]byte, 0, HeaderSize+MACSize), Header{Kind: KindAuthOK, Length: MACSize})
+		return sc.write(append(frame, handshakeMAC(s.cfg.Token, serverLabel, sc.nonce[:], nonceC)...))
 	case sc.authed.Load() && h.Kind == KindRequest:
 		s.dispatch(sc, h, string(payload))
 		return nil
@@ -232,21 +235,6 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 			"err", fmt.Errorf("%w: unexpected %v frame (authenticated: %t)", ErrProtocol, h.Kind, sc.authed.Load()))
 		return conn.Close()
 	}
-}
-
-// authentic checks an auth payload in constant time. Without a token any
-// well-formed auth frame is accepted.
-func (s *Server) authentic(sc *serverConn, mac []byte) bool {
-	if s.cfg.Token == nil {
-		return true
-	}
-	return hmac.Equal(mac, authMAC(s.cfg.Token, sc.nonce[:]))
-}
-
-func authMAC(token, nonce []byte) []byte {
-	m := hmac.New(sha256.New, token)
-	m.Write(nonce)
-	return m.Sum(nil)
 }
 
 // dispatch answers one request in its own goroutine: handlers block on

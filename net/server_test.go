@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -94,9 +96,21 @@ func testLogger(t *testing.T) (*slog.Logger, *logBuffer) {
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
 }
 
+// testToken is the job token of every test server and client that does
+// not test authentication itself.
+var testToken = []byte("net-test-job-token-0123456789")
+
+// tok gives cfg the test token unless it has one.
+func tok(cfg Config) Config {
+	if cfg.Token == nil {
+		cfg.Token = testToken
+	}
+	return cfg
+}
+
 func startServer(t *testing.T, h Handler, cfg Config) *Server {
 	t.Helper()
-	s, err := Listen(context.Background(), "127.0.0.1:0", h, cfg)
+	s, err := Listen(context.Background(), "127.0.0.1:0", h, tok(cfg))
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
@@ -110,7 +124,7 @@ func dial(t *testing.T, addr string, cfg Config) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	c, err := Dial(ctx, addr, cfg)
+	c, err := Dial(ctx, addr, tok(cfg))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -184,7 +198,7 @@ func TestBadPathAnsweredWithCheckPathErrno(t *testing.T) {
 		require.NotZero(t, want.Errno)
 
 		// The server answers a bad path itself, as the client does locally.
-		raw := rawDial(t, s.Addr(), nil)
+		raw := rawDial(t, s.Addr(), testToken)
 		raw.send(t, AppendRequest(nil, 77, op.Getattr, path))
 		h, p := raw.recv(t)
 		assert.Equal(t, Header{Kind: KindResponse, Op: op.Getattr, ID: 77, Length: 4}, h)
@@ -393,7 +407,7 @@ func TestShutdownWaitsForInFlight(t *testing.T) {
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
-		late, err := Dial(ctx, s.Addr(), Config{})
+		late, err := Dial(ctx, s.Addr(), tok(Config{}))
 		if err == nil {
 			_ = late.Close()
 		}
@@ -427,12 +441,9 @@ func TestAuthentication(t *testing.T) {
 		client       []byte
 		wantAuthFail bool
 	}{
-		{name: "matching token", server: []byte("job-4711-secret"), client: []byte("job-4711-secret")},
-		{name: "no tokens", server: nil, client: nil},
-		{name: "server without token ignores client token", server: nil, client: []byte("x")},
-		{name: "wrong token", server: []byte("job-4711-secret"), client: []byte("job-4712-secret"), wantAuthFail: true},
-		{name: "missing token", server: []byte("job-4711-secret"), client: nil, wantAuthFail: true},
-		{name: "empty but set token", server: []byte("job-4711-secret"), client: []byte{}, wantAuthFail: true},
+		{name: "matching token", server: []byte("job-4711-secret-x"), client: []byte("job-4711-secret-x")},
+		{name: "wrong token", server: []byte("job-4711-secret-x"), client: []byte("job-4712-secret-x"), wantAuthFail: true},
+		{name: "token prefix", server: []byte("job-4711-secret-xy"), client: []byte("job-4711-secret-x"), wantAuthFail: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -457,13 +468,116 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
+// There is no unauthenticated mode: both ends refuse to run without a
+// token of MinTokenLen bytes.
+func TestTokenRequired(t *testing.T) {
+	for _, token := range [][]byte{nil, {}, []byte("fifteen bytes..")} {
+		_, err := Listen(context.Background(), "127.0.0.1:0", echo, Config{Token: token})
+		require.ErrorContains(t, err, fmt.Sprintf("job token of %d bytes: want at least %d", len(token), MinTokenLen))
+		_, err = Dial(callCtx(t), "127.0.0.1:1", Config{Token: token})
+		require.ErrorContains(t, err, fmt.Sprintf("job token of %d bytes: want at least %d", len(token), MinTokenLen))
+	}
+}
+
+// impostor is a hand-written server that speaks the handshake but cannot
+// prove the job token, then pushes a forged answer. It records every
+// frame the client sends after its auth frame.
+type impostor struct {
+	ln       stdnet.Listener
+	mu       sync.Mutex
+	received []Kind
+}
+
+func startImpostor(t *testing.T, authOK func(nonceS, auth []byte) []byte) *impostor {
+	t.Helper()
+	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	im := &impostor{ln: ln}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(hangGuard))
+		nonceS := bytes.Repeat([]byte{7}, NonceSize)
+		if _, err := conn.Write(append(AppendHeader(nil, Header{Kind: KindHello, Length: NonceSize}), nonceS...)); err != nil {
+			return
+		}
+		auth := make([]byte, HeaderSize+NonceSize+MACSize)
+		if _, err := io.ReadFull(conn, auth); err != nil {
+			return
+		}
+		mac := authOK(nonceS, auth[HeaderSize:])
+		frame := append(AppendHeader(nil, Header{Kind: KindAuthOK, Length: uint32(len(mac))}), mac...)
+		// The forged file content, ready for request 1.
+		frame, _ = AppendResponse(frame, 1, op.Read, op.Result{Data: []byte("forged")})
+		if _, err := conn.Write(frame); err != nil {
+			return
+		}
+		for {
+			hb := make([]byte, HeaderSize)
+			if _, err := io.ReadFull(conn, hb); err != nil {
+				return
+			}
+			im.mu.Lock()
+			im.received = append(im.received, Kind(hb[3]))
+			im.mu.Unlock()
+		}
+	})
+	return im
+}
+
+// TestClientRefusesImpostorServer: a server that cannot prove the job
+// token is refused before any request is sent, so a child never takes
+// answers from an impostor parent.
+func TestClientRefusesImpostorServer(t *testing.T) {
+	other := []byte("another-jobs-token-0123")
+	tests := []struct {
+		name   string
+		authOK func(nonceS, auth []byte) []byte
+	}{
+		{name: "another job's token", authOK: func(nonceS, auth []byte) []byte {
+			return handshakeMAC(other, serverLabel, nonceS, auth[:NonceSize])
+		}},
+		{name: "zero MAC", authOK: func([]byte, []byte) []byte { return make([]byte, MACSize) }},
+		{name: "empty auth-ok (version 1 style)", authOK: func([]byte, []byte) []byte { return nil }},
+		{name: "reflects the client's MAC", authOK: func(_, auth []byte) []byte { return auth[NonceSize:] }},
+		{name: "right MAC for another nonce", authOK: func(nonceS, _ []byte) []byte {
+			return handshakeMAC(testToken, serverLabel, nonceS, make([]byte, NonceSize))
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			im := startImpostor(t, tc.authOK)
+			addr := im.ln.Addr().String()
+			c, err := Dial(callCtx(t), addr, Config{Token: testToken})
+			if c != nil {
+				res, cerr := c.Call(callCtx(t), op.Read, "/etc/passwd")
+				t.Fatalf("dial succeeded; a call returned %q, %v", res.Data, cerr)
+			}
+			require.Error(t, err)
+			assert.ErrorContains(t, err, addr)
+			if !strings.Contains(tc.name, "empty") { // that one fails as a malformed frame
+				require.ErrorIs(t, err, ErrAuthFailed)
+				assert.ErrorContains(t, err, "does not know the job token")
+			}
+			im.mu.Lock()
+			defer im.mu.Unlock()
+			assert.Empty(t, im.received, "the client sent frames after its auth")
+		})
+	}
+}
+
 func TestDialFailures(t *testing.T) {
 	// A port nobody listens on.
 	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	closedAddr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	_, err = Dial(callCtx(t), closedAddr, Config{})
+	_, err = Dial(callCtx(t), closedAddr, tok(Config{}))
 	require.Error(t, err)
 	assert.ErrorContains(t, err, closedAddr)
 
@@ -480,19 +594,19 @@ func TestDialFailures(t *testing.T) {
 			t.Cleanup(func() { _ = conn.Close() })
 		}
 	}()
-	_, err = Dial(callCtx(t), silent.Addr().String(), Config{DialTimeout: 50 * time.Millisecond})
+	_, err = Dial(callCtx(t), silent.Addr().String(), tok(Config{DialTimeout: 50 * time.Millisecond}))
 	require.ErrorContains(t, err, "handshake timed out")
 
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = Dial(cancelled, silent.Addr().String(), Config{})
+	_, err = Dial(cancelled, silent.Addr().String(), tok(Config{}))
 	require.ErrorIs(t, err, context.Canceled)
 
 	for _, max := range []int64{-1, MinMaxFrame - 1, 1 << 32} {
-		_, err = Dial(callCtx(t), silent.Addr().String(), Config{MaxFrame: max})
+		_, err = Dial(callCtx(t), silent.Addr().String(), tok(Config{MaxFrame: max}))
 		require.ErrorContains(t, err, "MaxFrame")
 	}
-	_, err = Dial(callCtx(t), silent.Addr().String(), Config{DialTimeout: -time.Second})
+	_, err = Dial(callCtx(t), silent.Addr().String(), tok(Config{DialTimeout: -time.Second}))
 	require.ErrorContains(t, err, "DialTimeout")
 }
 
@@ -516,19 +630,32 @@ func rawConnect(t *testing.T, addr string) *rawConn {
 	return rc
 }
 
-// rawDial connects and authenticates by the documented rule:
-// HMAC-SHA256(token, nonce), or an empty auth frame without a token.
+// rawDial connects and authenticates by the documented rule: auth =
+// nonce_c || HMAC-SHA256(token, "copper client v2" || nonce_s || nonce_c),
+// and checks the server's auth-ok = HMAC-SHA256(token, "copper server v2"
+// || nonce_s || nonce_c).
 func rawDial(t *testing.T, addr string, token []byte) *rawConn {
 	t.Helper()
 	rc := rawConnect(t, addr)
-	var mac []byte
-	if token != nil {
-		mac = authMAC(token, rc.nonce)
-	}
-	rc.send(t, append(AppendHeader(nil, Header{Kind: KindAuth, Length: uint32(len(mac))}), mac...))
-	h, _ := rc.recv(t)
-	require.Equal(t, Header{Kind: KindAuthOK}, h)
+	rc.send(t, rawAuth(token, rc.nonce, bytes.Repeat([]byte{3}, NonceSize)))
+	h, p := rc.recv(t)
+	require.Equal(t, Header{Kind: KindAuthOK, Length: MACSize}, h)
+	m := hmac.New(sha256.New, token)
+	m.Write([]byte("copper server v2"))
+	m.Write(rc.nonce)
+	m.Write(bytes.Repeat([]byte{3}, NonceSize))
+	require.Equal(t, m.Sum(nil), p, "auth-ok proves the server knows the token")
 	return rc
+}
+
+// rawAuth is an auth frame computed independently of handshakeMAC.
+func rawAuth(token, nonceS, nonceC []byte) []byte {
+	m := hmac.New(sha256.New, token)
+	m.Write([]byte("copper client v2"))
+	m.Write(nonceS)
+	m.Write(nonceC)
+	frame := AppendHeader(nil, Header{Kind: KindAuth, Length: NonceSize + MACSize})
+	return append(append(frame, nonceC...), m.Sum(nil)...)
 }
 
 func (rc *rawConn) send(t *testing.T, b []byte) {
@@ -560,7 +687,7 @@ func (rc *rawConn) requireClosedByServer(t *testing.T) {
 }
 
 func TestServerClosesMisbehavingConnection(t *testing.T) {
-	token := []byte("secret")
+	token := []byte("secret-of-this-test")
 	header := func(kind Kind, o op.Op, length uint32) []byte {
 		return AppendHeader(nil, Header{Kind: kind, Op: o, ID: 1, Length: length})
 	}
@@ -584,8 +711,10 @@ func TestServerClosesMisbehavingConnection(t *testing.T) {
 		{name: "truncated payload", send: append(header(KindRequest, op.Getattr, 100), "/abc"...), halfClose: true, wantLog: "truncated request payload"},
 		{name: "request before auth", skipAuth: true, send: AppendRequest(nil, 1, op.Getattr, "/a"), wantLog: "unexpected request frame (authenticated: false)"},
 		{name: "bad auth size", skipAuth: true, send: append(AppendHeader(nil, Header{Kind: KindAuth, Length: 5}), "12345"...), wantLog: "auth frame with 5 payload bytes"},
-		{name: "wrong mac", skipAuth: true, send: append(AppendHeader(nil, Header{Kind: KindAuth, Length: MACSize}), make([]byte, MACSize)...), wantLog: "authentication failed"},
-		{name: "second auth", send: AppendHeader(nil, Header{Kind: KindAuth}), wantLog: "unexpected auth frame (authenticated: true)"},
+		{name: "v1 auth (MAC only)", skipAuth: true, send: append(AppendHeader(nil, Header{Kind: KindAuth, Length: MACSize}), make([]byte, MACSize)...), wantLog: "auth frame with 32 payload bytes, want 64"},
+		{name: "wrong mac", skipAuth: true, send: append(AppendHeader(nil, Header{Kind: KindAuth, Length: NonceSize + MACSize}), make([]byte, NonceSize+MACSize)...), wantLog: "authentication failed"},
+		{name: "mac for another token", skipAuth: true, send: rawAuth([]byte("another-token-0123456"), make([]byte, NonceSize), make([]byte, NonceSize)), wantLog: "authentication failed"},
+		{name: "second auth", send: append(AppendHeader(nil, Header{Kind: KindAuth, Length: NonceSize + MACSize}), make([]byte, NonceSize+MACSize)...), wantLog: "unexpected auth frame (authenticated: true)"},
 		{name: "response from client", send: append(header(KindResponse, op.Getattr, 4), 0, 0, 0, 0), wantLog: "unexpected response frame"},
 	}
 	logger, logs := testLogger(t)
@@ -618,7 +747,7 @@ func TestServerClosesMisbehavingConnection(t *testing.T) {
 
 func TestServerClosesUnauthenticatedConnection(t *testing.T) {
 	logger, logs := testLogger(t)
-	s := startServer(t, echo, Config{Token: []byte("t"), DialTimeout: 50 * time.Millisecond, Logger: logger})
+	s := startServer(t, echo, Config{DialTimeout: 50 * time.Millisecond, Logger: logger})
 	rc := rawConnect(t, s.Addr()) // says nothing after the hello
 	rc.requireClosedByServer(t)
 	require.Eventually(t, func() bool {
@@ -626,7 +755,7 @@ func TestServerClosesUnauthenticatedConnection(t *testing.T) {
 	}, hangGuard, 5*time.Millisecond)
 
 	// An authenticated connection outlives the timeout.
-	c := dial(t, s.Addr(), Config{Token: []byte("t")})
+	c := dial(t, s.Addr(), Config{})
 	<-time.After(100 * time.Millisecond)
 	res, err := c.Call(callCtx(t), op.IsReady, "/")
 	require.NoError(t, err)
@@ -672,12 +801,15 @@ func fakeServer(t *testing.T, afterAuth func(conn stdnet.Conn, req Header)) stri
 		}
 		defer conn.Close()
 		_ = conn.SetDeadline(time.Now().Add(hangGuard))
-		conn.Write(append(AppendHeader(nil, Header{Kind: KindHello, Length: NonceSize}), make([]byte, NonceSize)...))
-		hb := make([]byte, HeaderSize)
-		if _, err := io.ReadFull(conn, hb); err != nil {
+		nonceS := make([]byte, NonceSize)
+		conn.Write(append(AppendHeader(nil, Header{Kind: KindHello, Length: NonceSize}), nonceS...))
+		auth := make([]byte, HeaderSize+NonceSize+MACSize)
+		if _, err := io.ReadFull(conn, auth); err != nil {
 			return
 		}
-		conn.Write(AppendHeader(nil, Header{Kind: KindAuthOK}))
+		mac := handshakeMAC(testToken, serverLabel, nonceS, auth[HeaderSize:HeaderSize+NonceSize])
+		conn.Write(append(AppendHeader(nil, Header{Kind: KindAuthOK, Length: MACSize}), mac...))
+		hb := make([]byte, HeaderSize)
 		if _, err := io.ReadFull(conn, hb); err != nil {
 			return
 		}
@@ -735,12 +867,12 @@ func TestClientClosesOnBadResponse(t *testing.T) {
 }
 
 func TestListenErrors(t *testing.T) {
-	_, err := Listen(context.Background(), "127.0.0.1:0", nil, Config{})
+	_, err := Listen(context.Background(), "127.0.0.1:0", nil, tok(Config{}))
 	require.ErrorContains(t, err, "nil handler")
-	_, err = Listen(context.Background(), "127.0.0.1:0", echo, Config{MaxFrame: 1 << 33})
+	_, err = Listen(context.Background(), "127.0.0.1:0", echo, tok(Config{MaxFrame: 1 << 33}))
 	require.ErrorContains(t, err, "MaxFrame")
 	s := startServer(t, echo, Config{})
-	_, err = Listen(context.Background(), s.Addr(), echo, Config{})
+	_, err = Listen(context.Background(), s.Addr(), echo, tok(Config{}))
 	require.ErrorContains(t, err, s.Addr())
 }
 
@@ -754,10 +886,10 @@ func TestCallUnknownOp(t *testing.T) {
 func TestShutdownRightAfterListen(t *testing.T) {
 	// The event loop may not have registered its listener yet.
 	for range 20 {
-		s, err := Listen(context.Background(), "127.0.0.1:0", echo, Config{})
+		s, err := Listen(context.Background(), "127.0.0.1:0", echo, tok(Config{}))
 		require.NoError(t, err)
 		require.NoError(t, s.Shutdown(callCtx(t)))
-		_, err = Dial(callCtx(t), s.Addr(), Config{})
+		_, err = Dial(callCtx(t), s.Addr(), tok(Config{}))
 		require.Error(t, err, "nothing listens after Shutdown")
 	}
 }

@@ -56,7 +56,8 @@ func TestLaunchLocalPassesPrefetch(t *testing.T) {
 	// copper-node resolves it in the directory copper-launch ran in.
 	require.NoError(t, os.WriteFile(filepath.Join(work, "manifest.txt"), []byte(strings.Join(lines, "\n")+"\n"), 0o644))
 
-	env := append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir())
+	// HOME: the default key_file (~/.copper/key) is created there.
+	env := append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir(), "HOME="+t.TempDir())
 	tmpl := filepath.Join(work, "m{rank}")
 	run := func(name string, args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

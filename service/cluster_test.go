@@ -9,13 +9,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	stdnet "net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -450,7 +453,6 @@ func TestClusterRejectsWrongToken(t *testing.T) {
 	}{
 		{name: "same token", childToken: jobToken},
 		{name: "different token", childToken: []byte("another job's secret"), wantAuth: true},
-		{name: "no token", childToken: nil, wantAuth: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -478,6 +480,159 @@ func TestClusterRejectsWrongToken(t *testing.T) {
 			assert.ErrorContains(t, err, "rank 1")
 			assert.NotErrorIs(t, ctx.Err(), context.DeadlineExceeded, "ready_timeout_s, not the test's deadline, must end the wait")
 			assert.False(t, c.nodes[1].Node().TreeReady())
+		})
+	}
+}
+
+// TestStartRequiresToken: a node refuses to start without a job token of
+// cnet.MinTokenLen bytes, naming its rank; nothing listens.
+func TestStartRequiresToken(t *testing.T) {
+	for _, token := range [][]byte{nil, []byte("fifteen bytes..")} {
+		s := clusterSettings(t, t.TempDir())
+		book := loopbackBook(t, 2)
+		svc, err := service.Start(t.Context(), s, service.Identity{Rank: 1, Book: book, Token: token}, service.Options{})
+		if svc != nil {
+			_ = svc.Stop(t.Context())
+		}
+		require.ErrorContains(t, err, fmt.Sprintf("rank 1: job token of %d bytes: want at least %d", len(token), cnet.MinTokenLen))
+	}
+}
+
+// forgedContent is what impostor parents serve.
+var forgedContent = []byte("forged content\n")
+
+// impostorServer holds addr and serves forged answers. With a token it is
+// a real copper server of another job; without one it is hand-written and
+// skips checking the client's proof, answering auth-ok with a guess, as
+// an attacker's server would. calls counts requests it received.
+func impostorServer(t *testing.T, addr string, token []byte, calls *atomic.Int64) {
+	t.Helper()
+	forge := func(o op.Op) op.Result {
+		calls.Add(1)
+		if o == op.IsReady {
+			return op.Result{Ready: true}
+		}
+		return op.Result{Attr: op.Attr{Mode: syscall.S_IFREG | 0o644, Size: int64(len(forgedContent))}, Data: forgedContent}
+	}
+	if token != nil {
+		srv, err := cnet.Listen(t.Context(), addr, func(_ context.Context, o op.Op, _ string) op.Result { return forge(o) },
+			cnet.Config{Token: token})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+		return
+	}
+	ln, err := stdnet.Listen("tcp", addr)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+				hello := cnet.AppendHeader(nil, cnet.Header{Kind: cnet.KindHello, Length: cnet.NonceSize})
+				if _, err := conn.Write(append(hello, make([]byte, cnet.NonceSize)...)); err != nil {
+					return
+				}
+				if _, err := io.ReadFull(conn, make([]byte, cnet.HeaderSize+cnet.NonceSize+cnet.MACSize)); err != nil {
+					return
+				}
+				ok := cnet.AppendHeader(nil, cnet.Header{Kind: cnet.KindAuthOK, Length: cnet.MACSize})
+				if _, err := conn.Write(append(ok, make([]byte, cnet.MACSize)...)); err != nil {
+					return
+				}
+				for {
+					hb := make([]byte, cnet.HeaderSize)
+					if _, err := io.ReadFull(conn, hb); err != nil {
+						return
+					}
+					h, err := cnet.DecodeHeader(hb)
+					if err != nil {
+						return
+					}
+					if _, err := io.CopyN(io.Discard, conn, int64(h.Length)); err != nil {
+						return
+					}
+					resp, _ := cnet.AppendResponse(nil, h.ID, h.Op, forge(h.Op))
+					if _, err := conn.Write(resp); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+}
+
+// TestClusterRefusesImpostorParent: rank 1's endpoint is held by an
+// impostor that answers every request with forged content. Its child,
+// rank 3, must never take an answer from it: it never becomes tree-ready,
+// says why naming the impostor's address, and never serves the forged
+// bytes, while the root serves the real file.
+func TestClusterRefusesImpostorParent(t *testing.T) {
+	tests := []struct {
+		name  string
+		token []byte // the impostor's; nil: hand-written, accepts any client
+		want  string
+	}{
+		{name: "copper server of another job", token: []byte("not the job's secret, a guess"), want: "server closed the connection after the auth frame"},
+		{name: "server that accepts anyone", want: "does not know the job token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(src, "lib.py"), []byte("real content\n"), 0o644))
+			s := clusterSettings(t, src)
+			s.Fanout = 2 // 0 → 1,2; 1 → 3
+			s.ReadyTimeoutS = 1
+			jobToken := []byte("the job's real secret")
+			book := loopbackBook(t, 4)
+			var calls atomic.Int64
+			impostorServer(t, book[1].Endpoint, tt.token, &calls)
+
+			logs := &testkit.SyncBuffer{}
+			logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			var nodes []*service.Service
+			t.Cleanup(func() {
+				for _, svc := range nodes {
+					assert.NoError(t, svc.Stop(context.Background()))
+				}
+				if t.Failed() {
+					t.Logf("node logs:\n%s", logs.String())
+				}
+			})
+			start := func(r int) *service.Service {
+				svc, err := service.Start(t.Context(), s, service.Identity{Rank: r, Book: book, Token: jobToken}, service.Options{Logger: logger})
+				require.NoError(t, err, "rank %d", r)
+				nodes = append(nodes, svc)
+				return svc
+			}
+			root, child := start(0), start(3)
+			require.Equal(t, []int{1, 0}, child.Position.Ancestors)
+
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			require.NoError(t, root.AwaitTreeReady(ctx))
+			err := child.AwaitTreeReady(ctx)
+			require.ErrorIs(t, err, cnet.ErrAuthFailed)
+			assert.ErrorContains(t, err, book[1].Endpoint)
+			assert.ErrorContains(t, err, tt.want)
+
+			// A node that is not tree-ready forwards nothing: its requests
+			// wait (here until a short deadline) and fail.
+			for _, o := range []op.Op{op.Read, op.Getattr} {
+				short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				got := child.Node().Get(short, o, "/lib.py")
+				cancel()
+				assert.NotEqual(t, forgedContent, got.Data, "rank 3 served the impostor's bytes")
+				assert.NotZero(t, got.Errno, "rank 3 %v: no trusted parent, no answer", o)
+			}
+			got := root.Node().Get(ctx, op.Read, "/lib.py")
+			assert.Equal(t, "real content\n", string(got.Data))
+			assert.Zero(t, calls.Load(), "requests that reached the impostor")
 		})
 	}
 }

@@ -63,7 +63,7 @@ func startProfiledNode(t *testing.T, target string, edit func(*config.Settings))
 	}
 	p := &profiledNode{mnt: s.Mount, jobDir: filepath.Join(dir, "logs", "job"), target: target}
 	book := []tree.Entry{{Host: "localhost", Endpoint: "127.0.0.1:0"}}
-	p.svc, err = service.Start(t.Context(), s, service.Identity{Rank: 0, Book: book},
+	p.svc, err = service.Start(t.Context(), s, service.Identity{Rank: 0, Book: book, Token: []byte("profile-test-job-token")},
 		service.Options{Mount: true, Control: true, JobDir: p.jobDir})
 	require.NoError(t, err)
 	t.Cleanup(func() { p.stop(t) })
@@ -417,7 +417,7 @@ func TestProfilingNeedsJobDir(t *testing.T) {
 	s.Mount = filepath.Join(t.TempDir(), "mnt")
 	s.CacheMemoryBytes = 1 << 20
 	s.ProfileMetrics = true
-	_, err = service.Start(t.Context(), s, service.Identity{Book: []tree.Entry{{Host: "localhost", Endpoint: "127.0.0.1:0"}}},
+	_, err = service.Start(t.Context(), s, service.Identity{Book: []tree.Entry{{Host: "localhost", Endpoint: "127.0.0.1:0"}}, Token: []byte("profile-test-job-token")},
 		service.Options{})
 	assert.ErrorContains(t, err, "job directory")
 }

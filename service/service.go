@@ -31,7 +31,7 @@ import (
 type Identity struct {
 	Rank  int
 	Book  []tree.Entry // rank r's endpoint is Book[r]
-	Token []byte       // job secret for peer authentication; nil = none
+	Token []byte       // job secret peers authenticate with; at least cnet.MinTokenLen bytes
 }
 
 // Options select what a Start brings up.
@@ -89,6 +89,12 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	}
 	if err := tree.ValidateBook(id.Book); err != nil {
 		return nil, err
+	}
+	// Peers authenticate both ways with the job token; a node without one
+	// could neither prove itself nor tell an impostor parent from its own.
+	if len(id.Token) < cnet.MinTokenLen {
+		return nil, fmt.Errorf("rank %d: job token of %d bytes: want at least %d (copper-node --token-file; copper-launch writes it)",
+			id.Rank, len(id.Token), cnet.MinTokenLen)
 	}
 	s := tmpl
 	if err := s.Expand(id.Rank); err != nil {

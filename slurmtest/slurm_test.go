@@ -286,9 +286,12 @@ func (j *job) writeTarget() map[string]string {
 
 // env is the environment of every command: the test's, less anything an
 // enclosing launcher or job set (srun would join that job), plus the
-// private cluster's config and the job's runtime directory.
+// private cluster's config, the job's runtime directory and a HOME in the
+// job's directory (the default key_file, ~/.copper/key, is created there;
+// the last HOME in the list wins).
 func (j *job) env() []string {
-	return append(scrubbedEnv(), "SLURM_CONF="+cluster.slurmConf, "XDG_RUNTIME_DIR="+j.runtimeDir)
+	return append(scrubbedEnv(), "SLURM_CONF="+cluster.slurmConf, "XDG_RUNTIME_DIR="+j.runtimeDir,
+		"HOME="+filepath.Join(j.dir, "home"))
 }
 
 func scrubbedEnv() []string {

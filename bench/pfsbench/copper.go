@@ -2,6 +2,8 @@ package pfsbench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +71,13 @@ func (r *runner) startCopper(ctx context.Context, n int, target, job string, ext
 	if err := os.WriteFile(book, []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
+	// Peers authenticate with a job token (copper-node requires one).
+	token := filepath.Join(r.work, "token-"+job)
+	secret := make([]byte, 32)
+	rand.Read(secret) // crypto/rand.Read never fails (Go ≥ 1.24)
+	if err := os.WriteFile(token, []byte(hex.EncodeToString(secret)), 0o600); err != nil {
+		return nil, err
+	}
 	t := &copperTree{r: r, mounts: make([]string, n), pids: make([]int, n)}
 	for i := range n {
 		t.mounts[i] = filepath.Join(r.copperMounts, strconv.Itoa(i))
@@ -78,7 +87,7 @@ func (r *runner) startCopper(ctx context.Context, n int, target, job string, ext
 	}
 	r.cleanup.push("stop copper nodes", t.stop)
 	args := func(rank int) []string {
-		a := []string{"--book", book, "--rank", strconv.Itoa(rank), "--mount", t.mounts[rank],
+		a := []string{"--book", book, "--rank", strconv.Itoa(rank), "--token-file", token, "--mount", t.mounts[rank],
 			"--target", target, "--log-dir", r.logDir, "--job-id", job, "--log-level", "2",
 			"--cache-memory-bytes", strconv.Itoa(512 << 20),
 			"--ready-timeout-s", "60", "--rpc-timeout-s", "60", "--stop-timeout", "10s"}

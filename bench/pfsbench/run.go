@@ -408,7 +408,7 @@ func (r *runner) settings() Settings {
 		ReplayNodes:    r.cfg.ReplayNodes,
 		ImportNodes:    r.cfg.ImportNodes,
 		EmulatorCmd:    "slowpfs " + strings.Join(quoteArgs(r.emulatorArgs(1)), " "),
-		CopperCmd: "copper-node --book <book> --rank R --mount <dir> --target <pfs client 0> --log-dir <dir> --job-id <job> " +
+		CopperCmd: "copper-node --book <book> --rank R --token-file <token> --mount <dir> --target <pfs client 0> --log-dir <dir> --job-id <job> " +
 			"--log-level 2 --cache-memory-bytes 536870912 --ready-timeout-s 60 --rpc-timeout-s 60 --stop-timeout 10s " +
 			strings.Join(r.cfg.CopperFlags, " "),
 		PrefetchCmd: "copper-node ... (as copper) --prefetch <manifest: every path the trace touches and the directories above, under <pfs client 0>>; " +

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -82,6 +83,14 @@ func TestLocalFourServeAndStop(t *testing.T) {
 	assert.Contains(t, r.Stderr, "service_cores not available on this node, skipped", "CPU 4000 does not exist")
 	pids := readyPIDs(t, r.Stdout)
 	require.Len(t, pids, 4, "one ready line per rank: %s", r)
+	// The four ranks raced to create the default key; one file, private.
+	fi, err := os.Stat(filepath.Join(j.home(), ".copper", "key"))
+	require.NoError(t, err, "key_file created at ~/.copper/key")
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	assert.EqualValues(t, 32, fi.Size())
+	di, err := os.Stat(filepath.Join(j.home(), ".copper"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), di.Mode().Perm())
 
 	logs := filepath.Join(j.logDir, "local4", "logs")
 	entries, err := book.Read(filepath.Join(logs, "copper_address_book.txt"))
@@ -310,7 +319,7 @@ func TestDryRunFacility(t *testing.T) {
 	run := func(args ...string) testkit.Result {
 		cmd := exec.Command(launcher(), append([]string{"--site", "aurora", "--log-dir", filepath.Join(dir, "logs"),
 			"-a", "facility", "-F", facility, "--nodefile", nodefile, "--job-id", "dry", "--dry-run", "-l", "3", "-b", strconv.Itoa(firstCPU(t))}, args...)...)
-		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(dir, "run"))
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(dir, "run"), "HOME="+filepath.Join(dir, "home"))
 		r, err := testkit.RunBounded(cmd, launchTimeout)
 		require.NoError(t, err)
 		return r
@@ -321,7 +330,7 @@ func TestDryRunFacility(t *testing.T) {
 	assert.Contains(t, r.Stdout, fmt.Sprintf("# 0 %s.example.gov 10.0.1.1:7000\n# 1 other07.example.gov 10.0.0.7:7000\n", host))
 	assert.Contains(t, r.Stdout, "rank 0: "+filepath.Join(binDir, "copper-node")+" serve --book <book> --rank 0 --job-id=dry")
 	assert.Contains(t, r.Stdout, "--site=aurora")
-	assert.Contains(t, r.Stderr, "no token file beside the address book")
+	assert.Contains(t, r.Stdout, "--token-file <token>", "no <book>.token: the token derived from key_file")
 
 	r = run("--rank", "1", "--size", "2")
 	assert.NotEqual(t, 0, r.Code)
@@ -338,6 +347,8 @@ func TestDryRunFacility(t *testing.T) {
 
 	_, err = os.Stat(filepath.Join(dir, "logs"))
 	assert.ErrorIs(t, err, os.ErrNotExist, "a dry run writes nothing")
+	_, err = os.Stat(filepath.Join(dir, "home"))
+	assert.ErrorIs(t, err, os.ErrNotExist, "a dry run does not create the key")
 }
 
 func TestUsageAndIdentityErrors(t *testing.T) {
@@ -355,6 +366,7 @@ func TestUsageAndIdentityErrors(t *testing.T) {
 	assert.Contains(t, r.Stderr, "PMI_RANK, PALS_RANKID, PMIX_RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID")
 
 	cmd = exec.Command(launcher(), "--local", "2", "--mount", "/tmp/no-rank-here")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	r, err = testkit.RunBounded(cmd, launchTimeout)
 	require.NoError(t, err)
 	require.Equal(t, 1, r.Code, "%s", r)
@@ -364,4 +376,67 @@ func TestUsageAndIdentityErrors(t *testing.T) {
 	r, err = testkit.RunBounded(cmd, launchTimeout)
 	require.NoError(t, err)
 	require.Equal(t, 2, r.Code, "%s", r)
+}
+
+// TestLaunchRefusesBadKey: a key file others can read stops every rank
+// before anything starts, naming the file; keygen then cannot fix it
+// silently either.
+func TestLaunchRefusesBadKey(t *testing.T) {
+	j := newJob(t)
+	key := filepath.Join(j.dir, "key")
+	require.NoError(t, os.WriteFile(key, bytes.Repeat([]byte{7}, 32), 0o600))
+	require.NoError(t, os.Chmod(key, 0o644))
+	r := j.launch(append(j.common(), "--local", "2", "--key-file", key)...)
+	require.NotEqual(t, 0, r.Code, "%s", r)
+	assert.Contains(t, r.Stderr, "key file "+key+" has mode 0644")
+	assert.Empty(t, j.scratch.Mounts())
+	r = j.launch("keygen", "--key-file", key)
+	assert.Equal(t, 1, r.Code, "%s", r)
+	assert.Contains(t, r.Stderr, "key file "+key+" has mode 0644")
+	j.requireNothingLeft()
+}
+
+// TestKeygenConcurrentProcesses: 64 launcher processes started at once
+// with no key file all succeed; exactly one creates the key and the
+// others find it, as thousands of ranks on a shared home would.
+func TestKeygenConcurrentProcesses(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "home", ".copper", "key")
+	const procs = 64
+	cmds := make([]*exec.Cmd, procs)
+	outs := make([]*bytes.Buffer, procs)
+	for i := range cmds {
+		cmds[i] = exec.Command(launcher(), "keygen", "--key-file", key)
+		cmds[i].Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Join(dir, "home")}
+		outs[i] = &bytes.Buffer{}
+		cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
+	}
+	for i, cmd := range cmds {
+		require.NoError(t, cmd.Start(), "start %d", i)
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	}
+	created := 0
+	for i, cmd := range cmds {
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			require.NoError(t, err, "keygen %d: %s", i, outs[i])
+		case <-time.After(launchTimeout):
+			t.Fatalf("keygen %d still running", i)
+		}
+		if strings.Contains(outs[i].String(), "created key file") {
+			created++
+		} else {
+			assert.Contains(t, outs[i].String(), "exists and is usable", "keygen %d", i)
+		}
+	}
+	assert.Equal(t, 1, created, "processes that created the key")
+	fi, err := os.Stat(key)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	assert.EqualValues(t, 32, fi.Size())
+	leftovers, err := filepath.Glob(filepath.Join(filepath.Dir(key), ".key.tmp-*"))
+	require.NoError(t, err)
+	assert.Empty(t, leftovers)
 }

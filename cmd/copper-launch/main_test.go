@@ -65,12 +65,16 @@ func (j *job) common() []string {
 	return []string{"--site", "local", "--target", j.target, "--mount", j.mountTemplate(), "--log-dir", j.logDir, "--log-level", "4"}
 }
 
+// home is the job's HOME: the default key_file, ~/.copper/key, is created
+// there, never in the real home.
+func (j *job) home() string { return filepath.Join(j.dir, "home") }
+
 func (j *job) env() []string {
-	env := []string{"XDG_RUNTIME_DIR=" + j.runtimeDir}
+	env := []string{"XDG_RUNTIME_DIR=" + j.runtimeDir, "HOME=" + j.home()}
 	for _, kv := range os.Environ() {
 		// A rank or job from an enclosing launcher must not leak in.
 		switch name, _, _ := strings.Cut(kv, "="); {
-		case name == "XDG_RUNTIME_DIR", name == "COPPER_NODE_DAEMON", strings.HasPrefix(name, "PMI_"),
+		case name == "XDG_RUNTIME_DIR", name == "HOME", name == "COPPER_NODE_DAEMON", strings.HasPrefix(name, "PMI_"),
 			strings.HasPrefix(name, "SLURM_"), strings.HasPrefix(name, "PBS_"), strings.HasPrefix(name, "PALS_"),
 			strings.HasPrefix(name, "OMPI_"), strings.HasPrefix(name, "PMIX_"), name == "COPPER_JOB_ID":
 			continue

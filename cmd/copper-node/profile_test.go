@@ -72,8 +72,10 @@ func startDaemon(t *testing.T, target string, flags ...string) *daemon {
 
 	book := filepath.Join(dir, "book")
 	require.NoError(t, os.WriteFile(book, []byte("localhost "+testkit.FreeAddr(t)+"\n"), 0o644))
+	token := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(token, []byte("copper-node-test-token\n"), 0o600))
 
-	args := append([]string{"serve", "--book", book, "--rank", "0", "--target", target, "--mount", d.mnt,
+	args := append([]string{"serve", "--book", book, "--rank", "0", "--token-file", token, "--target", target, "--mount", d.mnt,
 		"--log-dir", filepath.Join(dir, "logs"), "--job-id", "job", "--log-level", "4",
 		"--cache-memory-bytes", strconv.Itoa(64 << 20), "--ready-timeout-s", "10", "--stop-timeout", "10s"}, flags...)
 	stdout, stderr, code := d.copperNode(t, args...)

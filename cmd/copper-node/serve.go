@@ -20,6 +20,7 @@ import (
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/control"
 	"github.com/hpc-copper/copper/logging"
+	cnet "github.com/hpc-copper/copper/net"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/service"
 )
@@ -50,7 +51,7 @@ func parseServe(args []string) (serveArgs, error) {
 	fs.StringVar(&a.site, "site", a.site, "site name (local, aurora, frontier) or TOML file")
 	fs.StringVar(&a.bookPath, "book", "", "the job's address map: one 'hostname host:port' line per rank, rank order (required; copper-launch writes it)")
 	fs.IntVar(&a.rank, "rank", -1, "this node's rank: its line in the address book (required)")
-	fs.StringVar(&a.tokenFile, "token-file", "", "file holding the job secret peers authenticate with (mode 0600)")
+	fs.StringVar(&a.tokenFile, "token-file", "", "file holding the job token peers authenticate with (mode 0600, at least 16 bytes; required; copper-launch writes it)")
 	fs.BoolVar(&a.foreground, "foreground", false, "stay attached instead of daemonizing")
 	fs.StringVar(&a.jobDir, "job-dir", "", "job output directory (default <log_dir>/<job_id>)")
 	fs.DurationVar(&a.stopTimeout, "stop-timeout", 30*time.Second, "how long a stop waits for in-flight requests")
@@ -69,6 +70,10 @@ func parseServe(args []string) (serveArgs, error) {
 	}
 	if a.bookPath == "" || a.rank < 0 {
 		return a, errors.New("--book and --rank are required (copper-launch passes them)")
+	}
+	// Checked before daemonizing, so the error reaches the caller's stderr.
+	if a.tokenFile == "" {
+		return a, errors.New("--token-file is required: peers authenticate with the job token (copper-launch writes one)")
 	}
 	a.settings = s
 	return a, nil
@@ -204,11 +209,9 @@ func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error)
 	if a.rank >= len(entries) {
 		return fmt.Errorf("rank %d outside address book %s (%d ranks)", a.rank, a.bookPath, len(entries))
 	}
-	var token []byte
-	if a.tokenFile != "" {
-		if token, err = readToken(a.tokenFile); err != nil {
-			return err
-		}
+	token, err := readToken(a.tokenFile)
+	if err != nil {
+		return err
 	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -243,6 +246,8 @@ func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error)
 	return nil
 }
 
+// readToken reads the job token: a file only its owner can read, holding
+// at least cnet.MinTokenLen bytes once surrounding white space is trimmed.
 func readToken(path string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -256,8 +261,8 @@ func readToken(path string) ([]byte, error) {
 		return nil, fmt.Errorf("token file: %w", err)
 	}
 	b = []byte(strings.TrimSpace(string(b)))
-	if len(b) < 16 {
-		return nil, fmt.Errorf("token file %s: token shorter than 16 bytes", path)
+	if len(b) < cnet.MinTokenLen {
+		return nil, fmt.Errorf("token file %s: token of %d bytes, want at least %d", path, len(b), cnet.MinTokenLen)
 	}
 	return b, nil
 }
