@@ -33,7 +33,7 @@ func TestStartRefusesTargetThatIsNotADirectory(t *testing.T) {
 			s.Mount = filepath.Join(t.TempDir(), "mnt")
 			s.CacheMemoryBytes = 1 << 20
 			svc, err := service.Start(t.Context(), s,
-				service.Identity{Book: []tree.Entry{{Host: "localhost", Endpoint: "127.0.0.1:0"}}}, service.Options{})
+				service.Identity{Book: []tree.Entry{{Host: "localhost", Endpoint: "127.0.0.1:0"}}, Token: []byte("a job token of 32 bytes, for tests")}, service.Options{})
 			if svc != nil {
 				_ = svc.Stop(t.Context())
 			}
