@@ -95,7 +95,9 @@ func TestSecondLaunchLeavesFirstServing(t *testing.T) {
 	j.requireServing(pids)
 
 	// So is copper-node started by hand, before it daemonizes or logs.
-	r4 := j.run(launchTimeout, filepath.Join(binDir, "copper-node"), "serve",
+	tokenFile := filepath.Join(j.dir, "byhand.token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("a job token of 32 bytes, by hand"), 0o600))
+	r4 := j.run(launchTimeout, filepath.Join(binDir, "copper-node"), "serve", "--token-file", tokenFile,
 		"--book", filepath.Join(j.logDir, "first", "logs", "copper_address_book.txt"), "--rank", "1",
 		"--site", "local", "--target", j.target, "--mount", j.mountTemplate(), "--log-dir", j.logDir, "--job-id", "byhand")
 	require.NotEqual(t, 0, r4.Code, "%s", r4)
