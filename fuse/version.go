@@ -1,0 +1,201 @@
+package fuse
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/hpc-copper/copper/op"
+)
+
+// version is one state of a file's content as its stat shows it. Two
+// stats with the same version have the same bytes, as far as any stat
+// can tell: a write moves mtime and ctime, a rename over or a delete and
+// re-create changes ino or ctime, and ctime cannot be set back by a user
+// (mtime can, with utimes). A metadata-only change (chmod, a new or
+// removed hard link) also moves ctime: it makes a new version although
+// the bytes are the same, which costs one refetch and never a wrong byte.
+type version struct {
+	dev, ino               uint64
+	size, mtimeNs, ctimeNs int64
+}
+
+func versionOf(a op.Attr) version {
+	return version{dev: a.Dev, ino: a.Ino, size: a.Size, mtimeNs: a.MtimeNs, ctimeNs: a.CtimeNs}
+}
+
+func versionOfStat(st *syscall.Stat_t) version { return versionOf(op.AttrFromStat(st)) }
+
+// sameHostFile compares versions read on different hosts: st_dev is
+// numbered per mount and per host (a parallel file system can have
+// another number on every node), so it is left out; the rest comes from
+// the file system itself.
+func (v version) sameHostFile(w version) bool {
+	return v.ino == w.ino && v.size == w.size && v.mtimeNs == w.mtimeNs && v.ctimeNs == w.ctimeNs
+}
+
+func (v version) String() string {
+	return fmt.Sprintf("dev=%d ino=%d size=%d mtime=%s ctime=%s", v.dev, v.ino, v.size,
+		time.Unix(0, v.mtimeNs).UTC().Format(time.RFC3339Nano), time.Unix(0, v.ctimeNs).UTC().Format(time.RFC3339Nano))
+}
+
+// stableAttrFor is the identity of the view inode for a at viewPath.
+//
+// Ino, the number stat shows, stays the source's (dev, ino) hash: hard
+// links share it, as on the source, and listings can number entries
+// without a stat. Gen makes the identity: go-fuse keeps one Inode, and
+// the kernel one inode, per (Mode, Ino, Gen). For files, symlinks and
+// the rest it hashes the view path and the version, so a changed or
+// replaced file, a reused inode number and each name of a hard link are
+// inodes of their own; the kernel never serves one's cached pages or
+// attributes for another. Directories hash the path only: their mtime
+// moves whenever an entry changes, and a new directory inode would make
+// the kernel drop the dentries of everything below it and strand the
+// working directories inside it. A directory replaced by another one has
+// a new ino and so a new identity anyway.
+func stableAttrFor(a op.Attr, viewPath string) fs.StableAttr {
+	mode := a.Mode & syscall.S_IFMT
+	h := xxhash.New()
+	_, _ = h.WriteString(viewPath)
+	if mode != syscall.S_IFDIR {
+		v := versionOf(a)
+		var b [40]byte
+		binary.LittleEndian.PutUint64(b[0:], v.dev)
+		binary.LittleEndian.PutUint64(b[8:], v.ino)
+		binary.LittleEndian.PutUint64(b[16:], uint64(v.size))
+		binary.LittleEndian.PutUint64(b[24:], uint64(v.mtimeNs))
+		binary.LittleEndian.PutUint64(b[32:], uint64(v.ctimeNs))
+		_, _ = h.Write(b[:])
+	}
+	return fs.StableAttr{Mode: mode, Ino: inodeFor(a, viewPath), Gen: h.Sum64()}
+}
+
+// staleLogInterval bounds the version-change log to one line per
+// interval per mount: a job that replaces a tree under a live view
+// would otherwise log once per file and process.
+const staleLogInterval = time.Second
+
+// dropper is what a caching Source offers to forget one path (node.Node
+// does); Sources without a cache need not.
+type dropper interface{ Drop(path string) }
+
+// staleAt says where a version change was found and what it costs.
+type staleAt struct {
+	where string
+	level slog.Level // Warn where a read fails, Info where the kernel retries unseen
+	// drop: the Source's cached entries for the path disagree with the
+	// file (an old stat, or bytes of another version than the stat).
+	drop bool
+}
+
+var (
+	atGetattr    = staleAt{where: opGetattr, level: slog.LevelInfo}
+	atOpen       = staleAt{where: opOpen, level: slog.LevelInfo}
+	atOpenDirect = staleAt{where: "open (direct read)", level: slog.LevelInfo, drop: true}
+	atRead       = staleAt{where: opRead, level: slog.LevelWarn, drop: true}
+)
+
+// stale handles a view inode whose file is no longer the version the
+// inode was made for: what was found instead is got (nil: unknown, or
+// the errno in gotErrno). It logs (rate-limited), drops the Source's
+// cached entries for the path when they disagree with the file, so the
+// next lookup sees one whole version, and asks the kernel,
+// asynchronously, to forget the name, so that the next lookup makes a
+// new inode. The caller answers its request with EIO or ESTALE.
+func (f *filesystem) stale(ctx context.Context, n *node, at staleAt, got *version, gotErrno syscall.Errno) {
+	f.logStale(ctx, n, at, got, gotErrno)
+	if at.drop && f.drop != nil {
+		f.drop.Drop(n.path)
+	}
+	if !n.invalidated.CompareAndSwap(false, true) {
+		return
+	}
+	name, parent := n.Parent()
+	if parent == nil {
+		return // the name already leads elsewhere (or nowhere)
+	}
+	// Never from the request's own goroutine: the kernel takes the
+	// directory's lock for the invalidation, and a request that holds it
+	// (a lookup) waits for this very answer.
+	f.notifyMu.Lock()
+	defer f.notifyMu.Unlock()
+	if f.notifyClosed {
+		return // unmounting: the kernel drops its entries anyway
+	}
+	f.notifies.Add(1)
+	go func() {
+		defer f.notifies.Done()
+		if errno := parent.NotifyEntry(name); errno != 0 && errno != syscall.ENOENT {
+			f.logger.Debug("invalidating a changed file's entry failed", "path", n.path, "errno", errno.Error())
+		}
+	}()
+}
+
+func (f *filesystem) logStale(ctx context.Context, n *node, at staleAt, got *version, gotErrno syscall.Errno) {
+	if !f.logger.Enabled(ctx, at.level) {
+		return
+	}
+	limit := &f.staleInfoLog
+	if at.level >= slog.LevelWarn {
+		limit = &f.staleWarnLog
+	}
+	suppressed, ok := limit.allow(time.Now())
+	if !ok {
+		return
+	}
+
+	found := "unknown"
+	switch {
+	case got != nil:
+		found = got.String()
+	case gotErrno != 0:
+		found = "errno " + gotErrno.Error()
+	}
+	msg := "file changed on the backing file system: the view serves no other version's bytes"
+	if at.level >= slog.LevelWarn {
+		msg += "; the read fails with EIO and the next open sees the new version"
+	}
+	f.logger.LogAttrs(ctx, at.level, msg,
+		slog.String("path", n.path), slog.String("at", at.where),
+		slog.String("view_version", versionOf(n.attr).String()), slog.String("found", found),
+		slog.Uint64("suppressed_since_last", suppressed))
+}
+
+// goneErrno reports whether a Source's errno for a file the view holds
+// means the file at that path is not the one the view holds anymore.
+func goneErrno(errno syscall.Errno) bool {
+	switch errno {
+	case syscall.ENOENT, syscall.ENOTDIR, syscall.ELOOP, syscall.EISDIR, syscall.ESTALE:
+		return true
+	}
+	return false
+}
+
+// logLimit lets one log line through per staleLogInterval and counts
+// the ones it holds back.
+type logLimit struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed uint64
+}
+
+// allow reports whether a line may be logged at now and how many were
+// held back since the last one.
+func (l *logLimit) allow(now time.Time) (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < staleLogInterval {
+		l.suppressed++
+		return 0, false
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return n, true
+}
