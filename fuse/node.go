@@ -140,7 +140,13 @@ func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.Entry
 	fillAttr(&out.Attr, r.Attr, id.Ino)
 	c := &node{fs: n.fs, path: child, attr: r.Attr}
 	c.noteDev(r.Attr.Dev)
-	return n.NewInode(ctx, c, id), 0
+	ch := n.NewInode(ctx, c, id)
+	if got, ok := ch.Operations().(*node); ok && got != c {
+		// A known node is named again (after a passing error): its
+		// next change must invalidate the name again.
+		got.invalidated.Store(false)
+	}
+	return ch, 0
 }
 
 // versioned reports whether n stands for one version of a file, that is

@@ -280,6 +280,20 @@ func TestChangedFileIsOneVersion(t *testing.T) {
 						assert.Contains(t, logs, "at=read")
 						assert.Contains(t, logs, fmt.Sprintf("view_version=\"dev=%d ino=", fileDev(t, target)))
 						assert.Contains(t, logs, "found=")
+
+						// The kernel was told to forget the name: a stat
+						// looks it up again and shows the file as it is.
+						v.m.fsys.notifies.Wait()
+						var view, now syscall.Stat_t
+						err := syscall.Stat(v.at("f.bin"), &view)
+						if v2 == nil {
+							require.ErrorIs(t, err, syscall.ENOENT)
+						} else {
+							require.NoError(t, err)
+							require.NoError(t, syscall.Stat(host, &now))
+							assert.Equal(t, now.Size, view.Size, "size after the invalidation")
+							assert.Equal(t, now.Mtim, view.Mtim, "mtime after the invalidation")
+						}
 					}
 
 					got, err = readWhole(v.at("f.bin"))
