@@ -258,8 +258,9 @@ func (n *node) open(ctx context.Context, flags uint32) (*openFile, syscall.Errno
 
 // openContent fetches a small file whole through the Source and hands a
 // large one to the large-file provider, both only if they are n's
-// version; otherwise the read fails with EIO (see filesystem.stale).
-func (f *filesystem) openContent(ctx context.Context, n *node) (Content, syscall.Errno) {
+// version. Otherwise it reports stale, after filesystem.stale: the read
+// fails with EIO, and so does every later read of the handle.
+func (f *filesystem) openContent(ctx context.Context, n *node) (_ Content, _ syscall.Errno, stale bool) {
 	want := versionOf(n.attr)
 	if n.attr.Size <= f.maxCacheable {
 		r := f.src.Get(ctx, op.Read, n.path)
@@ -267,26 +268,26 @@ func (f *filesystem) openContent(ctx context.Context, n *node) (Content, syscall
 		case r.Errno == 0:
 			if got := versionOf(r.Attr); got != want || int64(len(r.Data)) != want.size {
 				f.stale(ctx, n, atRead, &got, 0)
-				return nil, syscall.EIO
+				return nil, syscall.EIO, true
 			}
-			return memoryContent{data: r.Data}, 0
+			return memoryContent{data: r.Data}, 0, false
 		case r.Errno == syscall.EFBIG:
 			// The Source will not carry it whole: it grew past the limit
 			// (the provider finds the new version and refuses), or the
 			// Source's limit is below ours (the provider serves it).
 		case goneErrno(r.Errno):
 			f.stale(ctx, n, atRead, nil, r.Errno)
-			return nil, syscall.EIO
+			return nil, syscall.EIO, true
 		default:
-			return nil, r.Errno
+			return nil, r.Errno, false
 		}
 	}
 	content, errno := f.large.Open(ctx, n.path, n.attr)
 	if errno == syscall.ESTALE {
 		f.stale(ctx, n, atRead, nil, errno)
-		return nil, syscall.EIO
+		return nil, syscall.EIO, true
 	}
-	return content, errno
+	return content, errno, false
 }
 
 // openFile is the handle of one open regular file. A small file's
@@ -297,6 +298,10 @@ type openFile struct {
 
 	mu      sync.Mutex
 	content Content
+	// stale is set once the file turned out to be another version: the
+	// kernel sends several READs per open (readahead), and none of them
+	// needs to fetch the file again to learn that.
+	stale bool
 }
 
 func (h *openFile) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
@@ -318,9 +323,13 @@ func (h *openFile) Read(ctx context.Context, dest []byte, off int64) (gofuse.Rea
 func (h *openFile) ensureContent(ctx context.Context) (Content, syscall.Errno) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.stale {
+		return nil, syscall.EIO
+	}
 	if h.content == nil {
-		content, errno := h.n.fs.openContent(ctx, h.n)
+		content, errno, stale := h.n.fs.openContent(ctx, h.n)
 		if errno != 0 {
+			h.stale = stale
 			return nil, errno
 		}
 		h.content = content

@@ -544,3 +544,26 @@ func TestLogLimit(t *testing.T) {
 		assert.Equal(t, st.suppressed, n, "step %d", i)
 	}
 }
+
+// TestStaleHandleFetchesOnce: once a handle found its file changed, the
+// other READs of that open (the kernel sends several, for readahead)
+// fail without fetching the whole file again.
+func TestStaleHandleFetchesOnce(t *testing.T) {
+	target := t.TempDir()
+	host := filepath.Join(target, "f.bin")
+	v1 := pattern(1, versionSize)
+	require.NoError(t, os.WriteFile(host, v1, 0o644))
+	m, src := mountView(t, target, versionSmallMax, func(o *Options) { o.MaxReadahead = viewReadahead })
+
+	f, err := os.Open(filepath.Join(m.Mountpoint(), "f.bin"))
+	require.NoError(t, err)
+	defer f.Close()
+	writeInPlace(t, host, pattern(2, versionSize), 0)
+	for range 2 {
+		_, err = io.ReadAll(f)
+		require.ErrorIs(t, err, syscall.EIO)
+		_, err = f.Seek(0, io.SeekStart)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, src.count(op.Read, "/f.bin"), "fetches of the changed file")
+}
