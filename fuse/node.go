@@ -31,6 +31,10 @@ type node struct {
 	// name (see filesystem.stale).
 	invalidated atomic.Bool
 
+	// direct is the content of a file over MaxCacheable, shared by the
+	// node's open handles (see openDirect).
+	direct directShare
+
 	// dev is the host device the Source reported for this node; the
 	// entries of its listing are numbered with it (see dirHandle.load).
 	dev      atomic.Uint64
@@ -241,7 +245,7 @@ func (n *node) open(ctx context.Context, flags uint32) (*openFile, syscall.Errno
 	if n.attr.Size > n.fs.maxCacheable {
 		// Opened now rather than at the first read: the descriptor pins
 		// the version this open saw, whatever later happens to the name.
-		content, errno := n.fs.large.Open(ctx, n.path, n.attr)
+		content, errno := n.openDirect(ctx)
 		if errno == syscall.ESTALE {
 			// The node's stat (the Source's cache) is older than the
 			// file: drop it, so the kernel's retry finds the new one.
@@ -251,9 +255,53 @@ func (n *node) open(ctx context.Context, flags uint32) (*openFile, syscall.Errno
 		if errno != 0 {
 			return nil, errno
 		}
-		h.content = content
+		h.content, h.shared = content, true
 	}
 	return h, 0
+}
+
+// directShare is one node's large-file content and how many handles use
+// it.
+type directShare struct {
+	mu      sync.Mutex
+	content Content
+	refs    int
+}
+
+// openDirect returns the node's large-file content, opening it for the
+// first handle. Every handle of a node reads the same version, so one
+// descriptor serves them all: the processes of a node that map one large
+// library cost the backing file system one open while any of them holds
+// it, not one each. Concurrent first opens wait for one another.
+func (n *node) openDirect(ctx context.Context) (Content, syscall.Errno) {
+	d := &n.direct
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.refs == 0 {
+		content, errno := n.fs.large.Open(ctx, n.path, n.attr)
+		if errno != 0 {
+			return nil, errno
+		}
+		d.content = content
+	}
+	d.refs++
+	return d.content, 0
+}
+
+// releaseDirect drops one handle's use of the large-file content and
+// releases it with the last.
+func (n *node) releaseDirect() syscall.Errno {
+	d := &n.direct
+	d.mu.Lock()
+	d.refs--
+	if d.refs > 0 {
+		d.mu.Unlock()
+		return 0
+	}
+	content := d.content
+	d.content = nil
+	d.mu.Unlock()
+	return content.Release()
 }
 
 // openContent fetches a small file whole through the Source and hands a
@@ -292,12 +340,14 @@ func (f *filesystem) openContent(ctx context.Context, n *node) (_ Content, _ sys
 
 // openFile is the handle of one open regular file. A small file's
 // content is fetched on the first READ: a warm open is served from the
-// page cache and never needs it. A large file's is opened at open.
+// page cache and never needs it. A large file's is opened at open, or
+// shared with the node's other open handles.
 type openFile struct {
 	n *node
 
 	mu      sync.Mutex
 	content Content
+	shared  bool // content is the node's large-file content (openDirect)
 	// stale is set once the file turned out to be another version: the
 	// kernel sends several READs per open (readahead), and none of them
 	// needs to fetch the file again to learn that.
@@ -342,10 +392,13 @@ func (h *openFile) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var errno syscall.Errno
-	if h.content != nil {
+	switch {
+	case h.shared:
+		errno = h.n.releaseDirect()
+	case h.content != nil:
 		errno = h.content.Release()
-		h.content = nil
 	}
+	h.content, h.shared = nil, false
 	return h.n.fs.observe(ctx, opRelease, h.n.path, start, errno)
 }
 
