@@ -51,7 +51,7 @@ func (d DirectFiles) Open(_ context.Context, viewPath string, attr op.Attr) (Con
 		return nil, errnoOf(err)
 	}
 	want := versionOf(attr)
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || !versionOfStat(&st).sameHostFile(want) {
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || !versionOfStat(&st).sameBytes(want) {
 		_ = syscall.Close(fd)
 		return nil, syscall.ESTALE
 	}
@@ -100,7 +100,7 @@ func (c directContent) Read(_ context.Context, dest []byte, off int64) (gofuse.R
 	if st.Nlink != c.nlink {
 		now.ctimeNs = c.want.ctimeNs
 	}
-	if !now.sameHostFile(c.want) {
+	if !now.sameBytes(c.want) {
 		return nil, syscall.ESTALE
 	}
 	return gofuse.ReadResultData(dest[:n]), 0

@@ -168,7 +168,7 @@ func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *gofuse.AttrOut
 	r := n.fs.src.Get(ctx, op.Getattr, n.path)
 	attr, errno := r.Attr, r.Errno
 	if n.versioned() && (errno == 0 || goneErrno(errno)) {
-		if errno != 0 || versionOf(attr) != versionOf(n.attr) {
+		if errno != 0 || !versionOf(attr).sameBytes(versionOf(n.attr)) {
 			n.fs.stale(ctx, n, atGetattr, foundVersion(r), errno)
 			attr, errno = n.attr, 0
 		}
@@ -233,7 +233,7 @@ func (n *node) open(ctx context.Context, flags uint32) (*openFile, syscall.Errno
 		return nil, syscall.ESTALE
 	case r.Errno != 0:
 		return nil, r.Errno
-	case n.versioned() && versionOf(r.Attr) != versionOf(n.attr):
+	case n.versioned() && !versionOf(r.Attr).sameBytes(versionOf(n.attr)):
 		n.fs.stale(ctx, n, atOpen, foundVersion(r), 0)
 		return nil, syscall.ESTALE
 	case r.Attr.IsDir():
@@ -314,7 +314,7 @@ func (f *filesystem) openContent(ctx context.Context, n *node) (_ Content, _ sys
 		r := f.src.Get(ctx, op.Read, n.path)
 		switch {
 		case r.Errno == 0:
-			if got := versionOf(r.Attr); got != want || int64(len(r.Data)) != want.size {
+			if got := versionOf(r.Attr); !got.sameBytes(want) || int64(len(r.Data)) != want.size {
 				f.stale(ctx, n, atRead, &got, 0)
 				return nil, syscall.EIO, true
 			}

@@ -598,3 +598,26 @@ func TestLargeFileDescriptorIsShared(t *testing.T) {
 		require.NoError(t, f.Close())
 	}
 }
+
+func TestSameBytes(t *testing.T) {
+	v := version{dev: 5, ino: 42, size: 100, mtimeNs: 7, ctimeNs: 8}
+	tests := []struct {
+		name string
+		edit func(*version)
+		same bool
+	}{
+		{"equal", func(*version) {}, true},
+		{"another host's st_dev", func(w *version) { w.dev = 77 }, true},
+		{"ino", func(w *version) { w.ino++ }, false},
+		{"size", func(w *version) { w.size++ }, false},
+		{"mtime", func(w *version) { w.mtimeNs++ }, false},
+		{"ctime", func(w *version) { w.ctimeNs++ }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := v
+			tt.edit(&w)
+			assert.Equal(t, tt.same, v.sameBytes(w))
+		})
+	}
+}
