@@ -35,9 +35,9 @@ func versionOfStat(st *syscall.Stat_t) version { return versionOf(op.AttrFromSta
 
 // sameBytes reports whether two stats show the same content. st_dev is
 // left out: it numbers a mount on one host (a parallel file system can
-// have another number on every node, and a read after failover may come
-// from another tree root), while the rest comes from the file system
-// itself. st_dev still separates view inodes (stableAttrFor).
+// have another number on every node, which matters for direct reads),
+// while the rest comes from the file system itself. st_dev still
+// separates view inodes (stableAttrFor).
 func (v version) sameBytes(w version) bool {
 	return v.ino == w.ino && v.size == w.size && v.mtimeNs == w.mtimeNs && v.ctimeNs == w.ctimeNs
 }
