@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -156,6 +157,8 @@ func (f *filesystem) logStale(ctx context.Context, n *node, at staleAt, got *ver
 	switch {
 	case got != nil:
 		found = got.String()
+	case gotErrno == syscall.ESTALE:
+		found = f.hostVersion(n.path)
 	case gotErrno != 0:
 		found = "errno " + gotErrno.Error()
 	}
@@ -199,4 +202,19 @@ func (l *logLimit) allow(now time.Time) (uint64, bool) {
 	n := l.suppressed
 	l.last, l.suppressed = now, 0
 	return n, true
+}
+
+// hostVersion describes the file at viewPath on this host, for the log
+// line of a direct read that found another version (the provider says
+// only ESTALE). It costs an lstat of the backing file system, at most
+// once per log line.
+func (f *filesystem) hostVersion(viewPath string) string {
+	if _, direct := f.large.(DirectFiles); !direct {
+		return "another version (large-file provider)"
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(f.target, viewPath), &st); err != nil {
+		return "on this host: " + err.Error()
+	}
+	return "on this host: " + versionOfStat(&st).String()
 }

@@ -394,6 +394,15 @@ func TestOpenFileKeepsItsVersion(t *testing.T) {
 			}
 			if err == nil {
 				require.True(t, bytes.Equal(v1, got), "the open file reads its version whole or fails (%s)", describeMix(got, v1, v2))
+				return
+			}
+			require.ErrorIs(t, err, syscall.EIO)
+			logs := v.logs.String()
+			assert.Contains(t, logs, "path=/f.bin at=read view_version=")
+			if tt.maxCacheable < versionSize {
+				assert.Contains(t, logs, `found="on this host: dev=`, "a direct read names the version it found")
+			} else {
+				assert.Contains(t, logs, `found="dev=`)
 			}
 		})
 	}
