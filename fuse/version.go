@@ -88,21 +88,40 @@ const staleLogInterval = time.Second
 // does); Sources without a cache need not.
 type dropper interface{ Drop(path string) }
 
-// staleAt says where a version change was found and what it costs.
-type staleAt struct {
-	where string
-	level slog.Level // Warn where a read fails, Info where the kernel retries unseen
-	// drop: the Source's cached entries for the path disagree with the
-	// file (an old stat, or bytes of another version than the stat).
-	drop bool
+// staleAt says where a version change was found.
+type staleAt uint8
+
+const (
+	atGetattr    staleAt = iota + 1 // the path shows another file; the inode keeps its stat
+	atOpen                          // the same, at open: ESTALE, the kernel retries unseen
+	atOpenDirect                    // the host file is newer than the Source's stat: ESTALE
+	atRead                          // fetched bytes are of another version: EIO
+)
+
+func (at staleAt) String() string {
+	switch at {
+	case atGetattr:
+		return opGetattr
+	case atOpen:
+		return opOpen
+	case atOpenDirect:
+		return "open (direct read)"
+	}
+	return opRead
 }
 
-var (
-	atGetattr    = staleAt{where: opGetattr, level: slog.LevelInfo}
-	atOpen       = staleAt{where: opOpen, level: slog.LevelInfo}
-	atOpenDirect = staleAt{where: "open (direct read)", level: slog.LevelInfo, drop: true}
-	atRead       = staleAt{where: opRead, level: slog.LevelWarn, drop: true}
-)
+// level is Warn where a read fails, Info where nothing fails or the
+// kernel retries unseen.
+func (at staleAt) level() slog.Level {
+	if at == atRead {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+// drop reports whether the Source's cached entries for the path disagree
+// with the file (an old stat, or bytes of another version than the stat).
+func (at staleAt) drop() bool { return at == atOpenDirect || at == atRead }
 
 // stale handles a view inode whose file is no longer the version the
 // inode was made for: what was found instead is got (nil: unknown, or
@@ -113,7 +132,7 @@ var (
 // new inode. The caller answers its request with EIO or ESTALE.
 func (f *filesystem) stale(ctx context.Context, n *node, at staleAt, got *version, gotErrno syscall.Errno) {
 	f.logStale(ctx, n, at, got, gotErrno)
-	if at.drop && f.drop != nil {
+	if at.drop() && f.drop != nil {
 		f.drop.Drop(n.path)
 	}
 	if !n.invalidated.CompareAndSwap(false, true) {
@@ -141,11 +160,11 @@ func (f *filesystem) stale(ctx context.Context, n *node, at staleAt, got *versio
 }
 
 func (f *filesystem) logStale(ctx context.Context, n *node, at staleAt, got *version, gotErrno syscall.Errno) {
-	if !f.logger.Enabled(ctx, at.level) {
+	if !f.logger.Enabled(ctx, at.level()) {
 		return
 	}
 	limit := &f.staleInfoLog
-	if at.level >= slog.LevelWarn {
+	if at.level() >= slog.LevelWarn {
 		limit = &f.staleWarnLog
 	}
 	suppressed, ok := limit.allow(time.Now())
@@ -163,11 +182,11 @@ func (f *filesystem) logStale(ctx context.Context, n *node, at staleAt, got *ver
 		found = "errno " + gotErrno.Error()
 	}
 	msg := "file changed on the backing file system: the view serves no other version's bytes"
-	if at.level >= slog.LevelWarn {
+	if at.level() >= slog.LevelWarn {
 		msg += "; the read fails with EIO and the next open sees the new version"
 	}
-	f.logger.LogAttrs(ctx, at.level, msg,
-		slog.String("path", n.path), slog.String("at", at.where),
+	f.logger.LogAttrs(ctx, at.level(), msg,
+		slog.String("path", n.path), slog.String("at", at.String()),
 		slog.String("view_version", versionOf(n.attr).String()), slog.String("found", found),
 		slog.Uint64("suppressed_since_last", suppressed))
 }

@@ -151,33 +151,36 @@ type change struct {
 	apply func(t *testing.T, path string, old []byte) []byte
 }
 
-var changes = []change{
-	{"overwrite in place, same size", func(t *testing.T, path string, old []byte) []byte {
-		v2 := pattern(2, len(old))
-		writeInPlace(t, path, v2, 0)
-		return v2
-	}},
-	{"overwrite in place, other size", func(t *testing.T, path string, old []byte) []byte {
-		v2 := pattern(3, len(old)+5000)
-		writeInPlace(t, path, v2, os.O_TRUNC)
-		return v2
-	}},
-	{"append", func(t *testing.T, path string, old []byte) []byte {
-		extra := pattern(4, 3000)
-		writeInPlace(t, path, extra, os.O_APPEND)
-		return append(bytes.Clone(old), extra...)
-	}},
-	{"replace by rename", func(t *testing.T, path string, old []byte) []byte {
-		v2 := pattern(5, len(old)-777)
-		tmp := path + ".tmp"
-		require.NoError(t, os.WriteFile(tmp, v2, 0o644))
-		require.NoError(t, os.Rename(tmp, path))
-		return v2
-	}},
-	{"delete", func(t *testing.T, path string, _ []byte) []byte {
-		require.NoError(t, os.Remove(path))
-		return nil
-	}},
+// changeTable lists the ways a file changes.
+func changeTable() []change {
+	return []change{
+		{"overwrite in place, same size", func(t *testing.T, path string, old []byte) []byte {
+			v2 := pattern(2, len(old))
+			writeInPlace(t, path, v2, 0)
+			return v2
+		}},
+		{"overwrite in place, other size", func(t *testing.T, path string, old []byte) []byte {
+			v2 := pattern(3, len(old)+5000)
+			writeInPlace(t, path, v2, os.O_TRUNC)
+			return v2
+		}},
+		{"append", func(t *testing.T, path string, old []byte) []byte {
+			extra := pattern(4, 3000)
+			writeInPlace(t, path, extra, os.O_APPEND)
+			return append(bytes.Clone(old), extra...)
+		}},
+		{"replace by rename", func(t *testing.T, path string, old []byte) []byte {
+			v2 := pattern(5, len(old)-777)
+			tmp := path + ".tmp"
+			require.NoError(t, os.WriteFile(tmp, v2, 0o644))
+			require.NoError(t, os.Rename(tmp, path))
+			return v2
+		}},
+		{"delete", func(t *testing.T, path string, _ []byte) []byte {
+			require.NoError(t, os.Remove(path))
+			return nil
+		}},
+	}
 }
 
 // refetch is how a test makes the view fetch a file again while the
@@ -193,13 +196,16 @@ type refetch struct {
 	staleParent bool
 }
 
-var refetches = []refetch{
-	// The budget holds metadata but no file data: every open fetches the
-	// data again while the node still knows the old stat.
-	{name: "root, data not cached", budget: 64 << 10},
-	{name: "root, cache cleared", budget: 64 << 20, clear: true},
-	{name: "child, cache cleared", budget: 64 << 20, child: true, clear: true},
-	{name: "child, data not cached", budget: 64 << 10, child: true, staleParent: true},
+// refetchTable lists the ways a view fetches a file again.
+func refetchTable() []refetch {
+	return []refetch{
+		// The budget holds metadata but no file data: every open fetches the
+		// data again while the node still knows the old stat.
+		{name: "root, data not cached", budget: 64 << 10},
+		{name: "root, cache cleared", budget: 64 << 20, clear: true},
+		{name: "child, cache cleared", budget: 64 << 20, child: true, clear: true},
+		{name: "child, data not cached", budget: 64 << 10, child: true, staleParent: true},
+	}
 }
 
 // readWhole reads a view file through a fresh open.
@@ -250,8 +256,8 @@ func TestChangedFileIsOneVersion(t *testing.T) {
 		{"over max_cacheable", versionLargeMax},
 	}
 	for _, size := range sizes {
-		for _, rf := range refetches {
-			for _, ch := range changes {
+		for _, rf := range refetchTable() {
+			for _, ch := range changeTable() {
 				t.Run(size.name+"/"+rf.name+"/"+ch.name, func(t *testing.T) {
 					target := t.TempDir()
 					host := filepath.Join(target, "f.bin")
@@ -378,7 +384,7 @@ func TestOpenFileKeepsItsVersion(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, v1[:prefixSize], buf)
 			}
-			v2 := changes[tt.change].apply(t, host, v1)
+			v2 := changeTable()[tt.change].apply(t, host, v1)
 			v.clear()
 
 			got := make([]byte, len(v1)+len(v2))
