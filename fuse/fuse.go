@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -226,6 +227,12 @@ type filesystem struct {
 	notifyMu     sync.Mutex
 	notifyClosed bool
 	notifies     sync.WaitGroup
+
+	// hostNewer maps view paths to hostView: files read directly whose
+	// stat on this host is newer than the tree's. hostNewerCount spares
+	// the lookups a map access while it is empty, as it nearly always is.
+	hostNewer      sync.Map
+	hostNewerCount atomic.Int64
 
 	// The version-change log, rate-limited apart for failed reads and
 	// for changes the kernel's retry hides.

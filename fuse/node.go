@@ -136,7 +136,7 @@ func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.Entry
 	if n.fs.guarded(child) {
 		return nil, syscall.ENOENT
 	}
-	r := n.fs.src.Get(ctx, op.Getattr, child)
+	r := n.fs.hostAdjusted(child, n.fs.src.Get(ctx, op.Getattr, child))
 	if r.Errno != 0 {
 		return nil, r.Errno
 	}
@@ -165,7 +165,7 @@ func (n *node) versioned() bool {
 // for it. Its name is handed to a new node at the next lookup.
 func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *gofuse.AttrOut) syscall.Errno {
 	start := time.Now()
-	r := n.fs.src.Get(ctx, op.Getattr, n.path)
+	r := n.fs.hostAdjusted(n.path, n.fs.src.Get(ctx, op.Getattr, n.path))
 	attr, errno := r.Attr, r.Errno
 	if n.versioned() && (errno == 0 || goneErrno(errno)) {
 		if errno != 0 || !versionOf(attr).sameBytes(versionOf(n.attr)) {
@@ -226,7 +226,7 @@ func (n *node) open(ctx context.Context, flags uint32) (*openFile, syscall.Errno
 	// A path that no longer shows n's version answers ESTALE: the kernel
 	// then looks the whole path up again (LOOKUP_REVAL) and retries the
 	// open once, on the node of the version the path shows now.
-	r := n.fs.src.Get(ctx, op.Getattr, n.path)
+	r := n.fs.hostAdjusted(n.path, n.fs.src.Get(ctx, op.Getattr, n.path))
 	switch {
 	case r.Errno != 0 && n.versioned() && goneErrno(r.Errno):
 		n.fs.stale(ctx, n, atOpen, nil, r.Errno)
@@ -332,7 +332,7 @@ func (f *filesystem) openContent(ctx context.Context, n *node) (_ Content, _ sys
 	}
 	content, errno := f.large.Open(ctx, n.path, n.attr)
 	if errno == syscall.ESTALE {
-		f.stale(ctx, n, atRead, nil, errno)
+		f.stale(ctx, n, atReadDirect, nil, errno)
 		return nil, syscall.EIO, true
 	}
 	return content, errno, false
@@ -364,7 +364,7 @@ func (h *openFile) Read(ctx context.Context, dest []byte, off int64) (gofuse.Rea
 	rr, errno := content.Read(ctx, dest, off)
 	if errno == syscall.ESTALE {
 		// The host file changed under an open descriptor.
-		f.stale(ctx, h.n, atRead, nil, errno)
+		f.stale(ctx, h.n, atReadDirect, nil, errno)
 		rr, errno = nil, syscall.EIO
 	}
 	return rr, f.observe(ctx, opRead, h.n.path, start, errno)

@@ -96,6 +96,7 @@ const (
 	atOpen                          // the same, at open: ESTALE, the kernel retries unseen
 	atOpenDirect                    // the host file is newer than the Source's stat: ESTALE
 	atRead                          // fetched bytes are of another version: EIO
+	atReadDirect                    // the same, found by the large-file provider: EIO
 )
 
 func (at staleAt) String() string {
@@ -105,7 +106,9 @@ func (at staleAt) String() string {
 	case atOpen:
 		return opOpen
 	case atOpenDirect:
-		return "open (direct read)"
+		return "open_direct"
+	case atReadDirect:
+		return "read_direct"
 	}
 	return opRead
 }
@@ -113,7 +116,7 @@ func (at staleAt) String() string {
 // level is Warn where a read fails, Info where nothing fails or the
 // kernel retries unseen.
 func (at staleAt) level() slog.Level {
-	if at == atRead {
+	if at == atRead || at == atReadDirect {
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo
@@ -121,7 +124,11 @@ func (at staleAt) level() slog.Level {
 
 // drop reports whether the Source's cached entries for the path disagree
 // with the file (an old stat, or bytes of another version than the stat).
-func (at staleAt) drop() bool { return at == atOpenDirect || at == atRead }
+func (at staleAt) drop() bool { return at != atGetattr && at != atOpen }
+
+// direct reports whether the large-file provider found the change: the
+// file on this host is another version than the Source's stat.
+func (at staleAt) direct() bool { return at == atOpenDirect || at == atReadDirect }
 
 // stale handles a view inode whose file is no longer the version the
 // inode was made for: what was found instead is got (nil: unknown, or
@@ -134,6 +141,9 @@ func (f *filesystem) stale(ctx context.Context, n *node, at staleAt, got *versio
 	f.logStale(ctx, n, at, got, gotErrno)
 	if at.drop() && f.drop != nil {
 		f.drop.Drop(n.path)
+	}
+	if at.direct() {
+		f.noteHostNewer(n)
 	}
 	if !n.invalidated.CompareAndSwap(false, true) {
 		return
@@ -236,4 +246,61 @@ func (f *filesystem) hostVersion(viewPath string) string {
 		return "on this host: " + err.Error()
 	}
 	return "on this host: " + versionOfStat(&st).String()
+}
+
+// hostView is this host's stat of a file read directly (over
+// MaxCacheable) that stands in for the tree's older stat of it.
+type hostView struct {
+	tree  version       // the tree's stat it replaces
+	attr  op.Attr       // this host's stat, with the tree's st_dev
+	errno syscall.Errno // or: the file is gone here
+}
+
+// noteHostNewer records this host's stat of n's path after the
+// large-file provider found the file newer than n's (the tree's) stat.
+// The bytes of such a file come from this host, so its stat is the one
+// to show: below the root, the nodes above may keep the old stat for the
+// whole job, and the file could not be opened at all. The record holds
+// while the tree still reports the stat it replaces.
+func (f *filesystem) noteHostNewer(n *node) {
+	if _, direct := f.large.(DirectFiles); !direct {
+		return
+	}
+	hv := hostView{tree: versionOf(n.attr)}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(f.target, n.path), &st); err != nil {
+		if hv.errno = errnoOf(err); !goneErrno(hv.errno) {
+			return
+		}
+	} else {
+		hv.attr = op.AttrFromStat(&st)
+		hv.attr.Dev = n.attr.Dev // keeps the view's inode numbers those of the tree
+	}
+	if _, known := f.hostNewer.Swap(n.path, hv); !known {
+		f.hostNewerCount.Add(1)
+	}
+}
+
+// hostAdjusted returns the Source's Getattr answer r for path, or this
+// host's stat where noteHostNewer recorded one for r's stat.
+func (f *filesystem) hostAdjusted(path string, r op.Result) op.Result {
+	if r.Errno != 0 || f.hostNewerCount.Load() == 0 {
+		return r
+	}
+	v, ok := f.hostNewer.Load(path)
+	if !ok {
+		return r
+	}
+	hv := v.(hostView)
+	if !versionOf(r.Attr).sameBytes(hv.tree) {
+		// The tree moved on and knows better now.
+		if f.hostNewer.CompareAndDelete(path, v) {
+			f.hostNewerCount.Add(-1)
+		}
+		return r
+	}
+	if hv.errno != 0 {
+		return op.Fail(hv.errno)
+	}
+	return op.Result{Attr: hv.attr}
 }
