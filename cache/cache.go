@@ -272,6 +272,20 @@ func (c *Cache) Clear() {
 	c.total = 0
 }
 
+// Drop forgets everything cached for one path, in every table, the
+// negative one included, so that the next request for it is fetched
+// again. The view calls it when a file's bytes turned out to belong to
+// another version than its stat (see package fuse). Counters are kept;
+// dropped entries are not counted as evictions. Other paths, a
+// directory's children included, are untouched.
+func (c *Cache) Drop(path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.all {
+		t.remove(path)
+	}
+}
+
 // OpCounts counts events per operation, indexed by op.Op.
 type OpCounts [len(op.All) + 1]uint64
 

@@ -626,3 +626,46 @@ func TestConcurrentStoreLookup(t *testing.T) {
 	assert.Equal(t, total, s.Hits.Total()+s.Misses.Total(), "every lookup counted once")
 	assert.NotZero(t, s.Hits.Total())
 }
+
+func TestDropForgetsOnePath(t *testing.T) {
+	tests := []struct {
+		name  string
+		store func(c *Cache, path string)
+	}{
+		{"getattr", func(c *Cache, p string) { c.Store(op.Getattr, p, successFor(op.Getattr)) }},
+		{"readdir", func(c *Cache, p string) { c.Store(op.Readdir, p, successFor(op.Readdir)) }},
+		{"readlink", func(c *Cache, p string) { c.Store(op.Readlink, p, successFor(op.Readlink)) }},
+		{"read, with its metadata", func(c *Cache, p string) { c.Store(op.Read, p, readResult(100)) }},
+		{"negative", func(c *Cache, p string) { c.Store(op.Getattr, p, op.Fail(syscall.ENOENT)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := newTestCache(t, 1<<20, time.Hour)
+			tt.store(c, "/a/f")
+			tt.store(c, "/a/other")
+			tt.store(c, "/a/f/child")
+			before := c.Stats()
+
+			c.Drop("/a/f")
+			for _, o := range []op.Op{op.Getattr, op.Readdir, op.Readlink, op.Read} {
+				_, ok := c.Lookup(o, "/a/f")
+				assert.False(t, ok, "%v of the dropped path", o)
+			}
+			for _, p := range []string{"/a/other", "/a/f/child"} {
+				hit := false
+				for _, o := range []op.Op{op.Getattr, op.Readdir, op.Readlink, op.Read} {
+					_, ok := c.Lookup(o, p)
+					hit = hit || ok
+				}
+				assert.True(t, hit, "%s is kept", p)
+			}
+			s := c.Stats()
+			for i, ts := range s.Tables() {
+				assert.Equal(t, before.Tables()[i].Evictions, ts.Evictions, "drops are no evictions (%s)", ts.Name)
+			}
+			checkInvariants(t, c)
+			c.Drop("/never/stored")
+			checkInvariants(t, c)
+		})
+	}
+}

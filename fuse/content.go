@@ -19,7 +19,11 @@ type Content interface {
 }
 
 // ContentProvider opens the content of a regular file of the view.
-// attr is the file's attributes as the Source reported them.
+// attr is the file's attributes as the Source reported them: the version
+// the view's inode stands for. Open answers ESTALE when the file it
+// finds is another version, and the Content's Read answers ESTALE when
+// the bytes it would return are not of the version it opened; the view
+// never serves them (see filesystem.stale).
 type ContentProvider interface {
 	Open(ctx context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno)
 }
@@ -28,32 +32,78 @@ type ContentProvider interface {
 // Copper 1.0 does for files too large to cache.
 type DirectFiles struct{ Target string }
 
-// Open opens the host file read-only. O_NOFOLLOW: the view saw a regular
-// file at this path, so a symlink there now is a race, not a file.
-func (d DirectFiles) Open(_ context.Context, viewPath string, _ op.Attr) (Content, syscall.Errno) {
+// Open opens the host file read-only and keeps the descriptor, so the
+// content stays the version it opened even if another file is renamed
+// over the path. O_NOFOLLOW: the view saw a regular file at this path,
+// so a symlink there now is a change, not a file.
+func (d DirectFiles) Open(_ context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno) {
 	host := filepath.Join(d.Target, viewPath)
 	fd, err := syscall.Open(host, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, errnoOf(err)
+		if errno := errnoOf(err); !goneErrno(errno) {
+			return nil, errno
+		}
+		return nil, syscall.ESTALE // the file the view holds is gone
 	}
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
 		_ = syscall.Close(fd)
 		return nil, errnoOf(err)
 	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+	want := versionOf(attr)
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || !versionOfStat(&st).sameBytes(want) {
 		_ = syscall.Close(fd)
-		return nil, syscall.EIO // the host path changed type under the view
+		return nil, syscall.ESTALE
 	}
-	return directContent{fd: fd}, 0
+	return directContent{fd: fd, want: want, nlink: st.Nlink}, 0
 }
 
-type directContent struct{ fd int }
+// directContent reads one version of a host file through the descriptor
+// opened for it.
+type directContent struct {
+	fd    int
+	want  version
+	nlink uint64 // at open
+}
 
-// Read lets go-fuse splice from the host file when it can, so large
-// reads are not copied through this process.
+// Read reads into dest and then checks, with fstat, that the file is
+// still the version opened: a write in place after the open moves its
+// mtime and ctime, and those bytes are never served. A rename over the
+// name or a removed link moves ctime too, but also the link count, and
+// leaves the bytes alone: ctime counts only while the link count is the
+// one seen at open. The check costs the zero-copy splice go-fuse could
+// do from the descriptor, and one fstat per read. The read is whole up
+// to the end of the file: the kernel takes a short read for the end.
 func (c directContent) Read(_ context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
-	return gofuse.ReadResultFd(uintptr(c.fd), off, len(dest)), 0
+	if off < 0 {
+		return nil, syscall.EINVAL
+	}
+	n := 0
+	for n < len(dest) {
+		m, err := syscall.Pread(c.fd, dest[n:], off+int64(n))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, errnoOf(err)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(c.fd, &st); err != nil {
+		return nil, errnoOf(err)
+	}
+	now := versionOfStat(&st)
+	if st.Nlink != c.nlink {
+		now.ctimeNs = c.want.ctimeNs
+	}
+	if !now.sameBytes(c.want) {
+		return nil, syscall.ESTALE
+	}
+	return gofuse.ReadResultData(dest[:n]), 0
 }
 
 func (c directContent) Release() syscall.Errno { return errnoOf(syscall.Close(c.fd)) }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,6 +77,7 @@ const maxBackground = 64
 // Mounted is a live mount.
 type Mounted struct {
 	server     *gofuse.Server
+	fsys       *filesystem
 	mountpoint string
 	logger     *slog.Logger
 
@@ -115,9 +117,10 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 			MaxWrite:          opts.MaxRead, // go-fuse derives max_read and MaxPages from it
 			MaxReadAhead:      opts.MaxReadahead,
 			MaxBackground:     maxBackground,
-			// The content never changes during a job: let the kernel
-			// keep symlink targets and pages instead of invalidating
-			// them on every attribute refresh.
+			// A view inode never changes: a changed file is a new inode
+			// (see stableAttrFor). Let the kernel keep symlink targets
+			// and pages instead of invalidating them on every attribute
+			// refresh.
 			EnableSymlinkCaching:     true,
 			ExplicitDataCacheControl: true,
 			// READDIRPLUS would turn every listing into one Getattr per
@@ -150,7 +153,7 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 	}
 	fsys.logger.Info("copper view mounted", "mount", mountpoint, "target", fsys.target,
 		"guarded", fsys.guards, "direct_mount", root)
-	return &Mounted{server: server, mountpoint: mountpoint, logger: fsys.logger}, nil
+	return &Mounted{server: server, fsys: fsys, mountpoint: mountpoint, logger: fsys.logger}, nil
 }
 
 // checkMountpoint gives a precise error for the usual failures before
@@ -185,6 +188,12 @@ func (m *Mounted) Unmount() error {
 	if m.unmounted {
 		return nil
 	}
+	// Invalidations are quick kernel calls; let them finish while the
+	// connection is still up, and start no more.
+	m.fsys.notifyMu.Lock()
+	m.fsys.notifyClosed = true
+	m.fsys.notifyMu.Unlock()
+	m.fsys.notifies.Wait()
 	err := m.server.Unmount()
 	if err == nil {
 		m.unmounted = true
@@ -209,6 +218,25 @@ type filesystem struct {
 	logger       *slog.Logger
 	onIoctl      func(cmd uint32, viewPath string)
 	onOp         func(name string, errno syscall.Errno, d time.Duration)
+
+	drop dropper // the Source's cache, if it has one
+
+	// Kernel invalidations in flight (see stale). notifyMu orders their
+	// start before Unmount's wait: requests reach us through the kernel,
+	// which gives the Go memory model no edge to Unmount's goroutine.
+	notifyMu     sync.Mutex
+	notifyClosed bool
+	notifies     sync.WaitGroup
+
+	// hostNewer maps view paths to hostView: files read directly whose
+	// stat on this host is newer than the tree's. hostNewerCount spares
+	// the lookups a map access while it is empty, as it nearly always is.
+	hostNewer      sync.Map
+	hostNewerCount atomic.Int64
+
+	// The version-change log, rate-limited apart for failed reads and
+	// for changes the kernel's retry hides.
+	staleWarnLog, staleInfoLog logLimit
 }
 
 func newFilesystem(src Source, opts Options) (*filesystem, error) {
@@ -237,6 +265,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	drop, _ := src.(dropper)
 	large := opts.LargeFiles
 	if large == nil {
 		large = DirectFiles{Target: target}
@@ -251,6 +280,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		logger:       logger,
 		onIoctl:      opts.OnIoctl,
 		onOp:         opts.OnOp,
+		drop:         drop,
 	}, nil
 }
 

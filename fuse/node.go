@@ -16,14 +16,24 @@ import (
 	"github.com/hpc-copper/copper/op"
 )
 
-// node is one inode of the view. Its view path is fixed at lookup: the
-// view is read-only and nothing renames. A file reached through two
-// paths (hard links) shares one node and reads through the first path
-// seen, which has the same content.
+// node is one inode of the view: one view path and, for everything but
+// directories, one version of the file there (see stableAttrFor). Each
+// name of a hard link is a node of its own. attr is the Source's stat at
+// the lookup that made the node (zero for the root); every byte the node
+// serves is checked against its version.
 type node struct {
 	fs.Inode
 	fs   *filesystem
 	path string
+	attr op.Attr
+
+	// invalidated is set once the kernel was asked to forget this node's
+	// name (see filesystem.stale).
+	invalidated atomic.Bool
+
+	// direct is the content of a file over MaxCacheable, shared by the
+	// node's open handles (see openDirect).
+	direct directShare
 
 	// dev is the host device the Source reported for this node; the
 	// entries of its listing are numbered with it (see dirHandle.load).
@@ -126,25 +136,57 @@ func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.Entry
 	if n.fs.guarded(child) {
 		return nil, syscall.ENOENT
 	}
-	r := n.fs.src.Get(ctx, op.Getattr, child)
+	r := n.fs.hostAdjusted(child, n.fs.src.Get(ctx, op.Getattr, child))
 	if r.Errno != 0 {
 		return nil, r.Errno
 	}
-	ino := inodeFor(r.Attr, child)
-	fillAttr(&out.Attr, r.Attr, ino)
-	c := &node{fs: n.fs, path: child}
+	id := stableAttrFor(r.Attr, child)
+	fillAttr(&out.Attr, r.Attr, id.Ino)
+	c := &node{fs: n.fs, path: child, attr: r.Attr}
 	c.noteDev(r.Attr.Dev)
-	return n.NewInode(ctx, c, fs.StableAttr{Mode: r.Attr.Mode & syscall.S_IFMT, Ino: ino}), 0
+	ch := n.NewInode(ctx, c, id)
+	if got, ok := ch.Operations().(*node); ok && got != c {
+		// A known node is named again (after a passing error): its
+		// next change must invalidate the name again.
+		got.invalidated.Store(false)
+	}
+	return ch, 0
 }
 
+// versioned reports whether n stands for one version of a file, that is
+// anything but a directory (and the root).
+func (n *node) versioned() bool {
+	return n.attr.Mode&syscall.S_IFMT != 0 && !n.attr.IsDir()
+}
+
+// Getattr answers with the Source's stat while it shows n's version. Once
+// the path shows another file (or none), n keeps answering with its own
+// stat: its size and times must stay those of the pages the kernel holds
+// for it. Its name is handed to a new node at the next lookup.
 func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *gofuse.AttrOut) syscall.Errno {
 	start := time.Now()
-	r := n.fs.src.Get(ctx, op.Getattr, n.path)
-	if r.Errno == 0 {
-		fillAttr(&out.Attr, r.Attr, n.StableAttr().Ino)
-		n.noteDev(r.Attr.Dev)
+	r := n.fs.hostAdjusted(n.path, n.fs.src.Get(ctx, op.Getattr, n.path))
+	attr, errno := r.Attr, r.Errno
+	if n.versioned() && (errno == 0 || goneErrno(errno)) {
+		if errno != 0 || !versionOf(attr).sameBytes(versionOf(n.attr)) {
+			n.fs.stale(ctx, n, atGetattr, foundVersion(r), errno)
+			attr, errno = n.attr, 0
+		}
 	}
-	return n.fs.observe(ctx, opGetattr, n.path, start, r.Errno)
+	if errno == 0 {
+		fillAttr(&out.Attr, attr, n.StableAttr().Ino)
+		n.noteDev(attr.Dev)
+	}
+	return n.fs.observe(ctx, opGetattr, n.path, start, errno)
+}
+
+// foundVersion is the version in a successful result, nil otherwise.
+func foundVersion(r op.Result) *version {
+	if r.Errno != 0 {
+		return nil
+	}
+	v := versionOf(r.Attr)
+	return &v
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
@@ -158,8 +200,9 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 // Open refuses every write intent and opens regular files. The kernel
-// keeps their pages across opens (FOPEN_KEEP_CACHE): the view never
-// changes under it. FOPEN_NOFLUSH spares every close() a round trip.
+// keeps their pages across opens (FOPEN_KEEP_CACHE): every byte a node
+// serves is of its one version. FOPEN_NOFLUSH spares every close() a
+// round trip.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	start := time.Now()
 	fh, errno := n.open(ctx, flags)
@@ -180,63 +223,163 @@ func (n *node) open(ctx context.Context, flags uint32) (*openFile, syscall.Errno
 	if flags&writeFlags != 0 {
 		return nil, syscall.EROFS
 	}
-	r := n.fs.src.Get(ctx, op.Getattr, n.path)
+	// A path that no longer shows n's version answers ESTALE: the kernel
+	// then looks the whole path up again (LOOKUP_REVAL) and retries the
+	// open once, on the node of the version the path shows now.
+	r := n.fs.hostAdjusted(n.path, n.fs.src.Get(ctx, op.Getattr, n.path))
 	switch {
+	case r.Errno != 0 && n.versioned() && goneErrno(r.Errno):
+		n.fs.stale(ctx, n, atOpen, nil, r.Errno)
+		return nil, syscall.ESTALE
 	case r.Errno != 0:
 		return nil, r.Errno
+	case n.versioned() && !versionOf(r.Attr).sameBytes(versionOf(n.attr)):
+		n.fs.stale(ctx, n, atOpen, foundVersion(r), 0)
+		return nil, syscall.ESTALE
 	case r.Attr.IsDir():
 		return nil, syscall.EISDIR
 	case !r.Attr.IsRegular():
 		return nil, syscall.EINVAL // devices and fifos are opened by the kernel, never by us
 	}
-	return &openFile{fs: n.fs, path: n.path, attr: r.Attr}, 0
+	h := &openFile{n: n}
+	if n.attr.Size > n.fs.maxCacheable {
+		// Opened now rather than at the first read: the descriptor pins
+		// the version this open saw, whatever later happens to the name.
+		content, errno := n.openDirect(ctx)
+		if errno == syscall.ESTALE {
+			// The node's stat (the Source's cache) is older than the
+			// file: drop it, so the kernel's retry finds the new one.
+			n.fs.stale(ctx, n, atOpenDirect, nil, errno)
+			return nil, syscall.ESTALE
+		}
+		if errno != 0 {
+			return nil, errno
+		}
+		h.content, h.shared = content, true
+	}
+	return h, 0
+}
+
+// directShare is one node's large-file content and how many handles use
+// it.
+type directShare struct {
+	mu      sync.Mutex
+	content Content
+	refs    int
+}
+
+// openDirect returns the node's large-file content, opening it for the
+// first handle. Every handle of a node reads the same version, so one
+// descriptor serves them all: the processes of a node that map one large
+// library cost the backing file system one open while any of them holds
+// it, not one each. Concurrent first opens wait for one another.
+func (n *node) openDirect(ctx context.Context) (Content, syscall.Errno) {
+	d := &n.direct
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.refs == 0 {
+		content, errno := n.fs.large.Open(ctx, n.path, n.attr)
+		if errno != 0 {
+			return nil, errno
+		}
+		d.content = content
+	}
+	d.refs++
+	return d.content, 0
+}
+
+// releaseDirect drops one handle's use of the large-file content and
+// releases it with the last.
+func (n *node) releaseDirect() syscall.Errno {
+	d := &n.direct
+	d.mu.Lock()
+	d.refs--
+	if d.refs > 0 {
+		d.mu.Unlock()
+		return 0
+	}
+	content := d.content
+	d.content = nil
+	d.mu.Unlock()
+	return content.Release()
 }
 
 // openContent fetches a small file whole through the Source and hands a
-// large one to the large-file provider.
-func (f *filesystem) openContent(ctx context.Context, path string, attr op.Attr) (Content, syscall.Errno) {
-	if attr.Size <= f.maxCacheable {
-		r := f.src.Get(ctx, op.Read, path)
-		switch r.Errno {
-		case 0:
-			return memoryContent{data: r.Data}, 0
-		case syscall.EFBIG:
-			// It grew past the limit since its stat: read it as large.
+// large one to the large-file provider, both only if they are n's
+// version. Otherwise it reports stale, after filesystem.stale: the read
+// fails with EIO, and so does every later read of the handle.
+func (f *filesystem) openContent(ctx context.Context, n *node) (_ Content, _ syscall.Errno, stale bool) {
+	want := versionOf(n.attr)
+	if n.attr.Size <= f.maxCacheable {
+		r := f.src.Get(ctx, op.Read, n.path)
+		switch {
+		case r.Errno == 0:
+			if got := versionOf(r.Attr); !got.sameBytes(want) || int64(len(r.Data)) != want.size {
+				f.stale(ctx, n, atRead, &got, 0)
+				return nil, syscall.EIO, true
+			}
+			return memoryContent{data: r.Data}, 0, false
+		case r.Errno == syscall.EFBIG:
+			// The Source will not carry it whole: it grew past the limit
+			// (the provider finds the new version and refuses), or the
+			// Source's limit is below ours (the provider serves it).
+		case goneErrno(r.Errno):
+			f.stale(ctx, n, atRead, nil, r.Errno)
+			return nil, syscall.EIO, true
 		default:
-			return nil, r.Errno
+			return nil, r.Errno, false
 		}
 	}
-	return f.large.Open(ctx, path, attr)
+	content, errno := f.large.Open(ctx, n.path, n.attr)
+	if errno == syscall.ESTALE {
+		f.stale(ctx, n, atReadDirect, nil, errno)
+		return nil, syscall.EIO, true
+	}
+	return content, errno, false
 }
 
-// openFile is the handle of one open regular file. Its content is
-// opened on the first READ: a warm open is served from the page cache
-// and never needs it.
+// openFile is the handle of one open regular file. A small file's
+// content is fetched on the first READ: a warm open is served from the
+// page cache and never needs it. A large file's is opened at open, or
+// shared with the node's other open handles.
 type openFile struct {
-	fs   *filesystem
-	path string
-	attr op.Attr // as stat'ed at open; decides small or large
+	n *node
 
 	mu      sync.Mutex
 	content Content
+	shared  bool // content is the node's large-file content (openDirect)
+	// stale is set once the file turned out to be another version: the
+	// kernel sends several READs per open (readahead), and none of them
+	// needs to fetch the file again to learn that.
+	stale bool
 }
 
 func (h *openFile) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
 	start := time.Now()
+	f := h.n.fs
 	content, errno := h.ensureContent(ctx)
 	if errno != 0 {
-		return nil, h.fs.observe(ctx, opRead, h.path, start, errno)
+		return nil, f.observe(ctx, opRead, h.n.path, start, errno)
 	}
 	rr, errno := content.Read(ctx, dest, off)
-	return rr, h.fs.observe(ctx, opRead, h.path, start, errno)
+	if errno == syscall.ESTALE {
+		// The host file changed under an open descriptor.
+		f.stale(ctx, h.n, atReadDirect, nil, errno)
+		rr, errno = nil, syscall.EIO
+	}
+	return rr, f.observe(ctx, opRead, h.n.path, start, errno)
 }
 
 func (h *openFile) ensureContent(ctx context.Context) (Content, syscall.Errno) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.stale {
+		return nil, syscall.EIO
+	}
 	if h.content == nil {
-		content, errno := h.fs.openContent(ctx, h.path, h.attr)
+		content, errno, stale := h.n.fs.openContent(ctx, h.n)
 		if errno != 0 {
+			h.stale = stale
 			return nil, errno
 		}
 		h.content = content
@@ -249,11 +392,14 @@ func (h *openFile) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var errno syscall.Errno
-	if h.content != nil {
+	switch {
+	case h.shared:
+		errno = h.n.releaseDirect()
+	case h.content != nil:
 		errno = h.content.Release()
-		h.content = nil
 	}
-	return h.fs.observe(ctx, opRelease, h.path, start, errno)
+	h.content, h.shared = nil, false
+	return h.n.fs.observe(ctx, opRelease, h.n.path, start, errno)
 }
 
 // OpendirHandle returns a handle that lists the directory on first
@@ -495,7 +641,7 @@ func splitNs(ns int64) (uint64, uint32) {
 	return uint64(t.Unix()), uint32(t.Nanosecond())
 }
 
-// inodeFor numbers a file from its host identity, so it has the same
+// inodeFor numbers a file (st_ino) from its host identity, so it has the same
 // number on every node (all nodes see the root's stat) and numbers from
 // different devices do not collide in practice. Without an identity the
 // view path is hashed instead.

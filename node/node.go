@@ -338,3 +338,9 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, os.ErrDeadlineExceeded)
 }
+
+// Drop forgets what this node's cache holds for path, so the next request
+// for it is fetched from the parent or the backend again. The view calls
+// it when the bytes it fetched for a file belong to another version than
+// the file's stat; a parent's copy is not touched.
+func (n *Node) Drop(path string) { n.cfg.Cache.Drop(path) }
