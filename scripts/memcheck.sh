@@ -81,9 +81,9 @@ cmp -s "$work/want" "$work/got" || { echo "memcheck: data read through the leaf 
 progress "read in ${read_ms} ms; settling ${settle} s"
 sleep "$settle"
 
-limit_mib=$(awk -v b="$budget_mib" 'BEGIN { printf "%.1f", 1.2 * b + 40 }')
+target_mib=$(awk -v b="$budget_mib" 'BEGIN { printf "%.1f", 1.2 * b + 40 }')
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-verdict() { awk -v r="$1" -v l="$limit_mib" 'BEGIN { if (r <= l) print "met"; else printf "missed (%.2f of the limit)", r / l }'; }
+verdict() { awk -v r="$1" -v l="$target_mib" 'BEGIN { if (r <= l) print "met"; else printf "missed (%.2f × the target)", r / l }'; }
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit+dirty"
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -92,7 +92,7 @@ for i in 0 1; do
   role=$([ "$i" = 0 ] && echo root || echo leaf)
   hwm=$(status_kib "${pids[$i]}" VmHWM) rss=$(status_kib "${pids[$i]}" VmRSS)
   cb=$(cache_bytes "${mounts[$i]}")
-  rows+=("| $when | \`$commit\` | ${label:--} | $role | $budget_mib | $(mib "$hwm") | $(mib "$rss") | $(mib $((cb >> 10))) | $limit_mib | $(verdict "$(mib "$hwm")") / $(verdict "$(mib "$rss")") |")
+  rows+=("| $when | \`$commit\` | ${label:--} | $role | $budget_mib | $(mib "$hwm") | $(mib "$rss") | $(mib $((cb >> 10))) | $target_mib | $(verdict "$(mib "$hwm")") / $(verdict "$(mib "$rss")") |")
   raw+=("$role pid=${pids[$i]} start_rss_kib=${start_kib[$i]} vmhwm_kib=$hwm vmrss_kib=$rss cache_bytes=$cb budget_bytes=$budget")
 done
 stop_local_nodes
@@ -101,7 +101,7 @@ cmd="make memcheck  # scripts/memcheck.sh, MEMCHECK_BUDGET_MIB=$budget_mib MEMCH
 frag=$work/memory.md
 {
   echo "<!-- memcheck:begin (written by scripts/memcheck.sh; rows are kept across runs) -->"
-  echo "| run | commit | label | node | budget MiB | peak RSS MiB (VmHWM) | settled RSS MiB (VmRSS) | cache MiB | limit MiB (1.2 × budget + 40) | verdict peak / settled |"
+  echo "| run | commit | label | node | budget MiB | peak RSS MiB (VmHWM) | settled RSS MiB (VmRSS) | cache MiB | target MiB (1.2 × budget + 40) | verdict peak / settled |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
   if [ "$out" != - ] && [ -f "$out" ]; then
     sed -n '/^<!-- memcheck:begin/,/^<!-- memcheck:end/p' "$out" | grep '^| [0-9]' || true
