@@ -10,6 +10,7 @@
 # run before a fix and one after it stand side by side).
 #
 # Knobs (environment): MEMCHECK_BUDGET_MIB (64), MEMCHECK_FACTOR (10),
+# MEMCHECK_MIN_KIB and MEMCHECK_MAX_KIB (file sizes, 64 and 1024),
 # MEMCHECK_SETTLE_S (10), MEMCHECK_LABEL (a word for the table row),
 # MEMCHECK_OUT (docs/BENCHMARKS.md; "-" = stdout only), MEMCHECK_NODE_ENV
 # (extra environment for the nodes, e.g. GOMEMLIMIT=off to measure without
@@ -20,6 +21,8 @@ BIN=$PWD/bin
 budget_mib=${MEMCHECK_BUDGET_MIB:-64}
 factor=${MEMCHECK_FACTOR:-10}
 settle=${MEMCHECK_SETTLE_S:-10}
+min_kib=${MEMCHECK_MIN_KIB:-64}
+max_kib=${MEMCHECK_MAX_KIB:-1024}
 label=${MEMCHECK_LABEL:-}
 out=${MEMCHECK_OUT:-docs/BENCHMARKS.md}
 node_env=${MEMCHECK_NODE_ENV:-}
@@ -42,17 +45,23 @@ cleanup() { stop_local_nodes; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-progress "generating $((total >> 20)) MiB of files of 64 KiB-1 MiB in $work/data"
-mkdir -p "$work/data"
-RANDOM=8 # a fixed size sequence: runs read the same tree
-made=0 nfiles=0
-while [ "$made" -lt "$total" ]; do
-  size=$(((64 + (RANDOM * 32768 + RANDOM) % 961) << 10)) # 64..1024 KiB
-  dir=$work/data/d$((nfiles / 100))
-  [ -d "$dir" ] || mkdir "$dir"
-  head -c "$size" /dev/urandom >"$dir/f$nfiles"
-  made=$((made + size)) nfiles=$((nfiles + 1))
-done
+progress "generating $((total >> 20)) MiB of files of $min_kib-$max_kib KiB in $work/data"
+# One python3 process (a fork per file is slow for small files); a fixed
+# seed, so runs read the same sizes. Prints "files bytes".
+read -r nfiles made < <(python3 - "$work/data" "$total" "$min_kib" "$max_kib" <<'PY'
+import os, random, sys
+root, total, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng, made, n = random.Random(8), 0, 0
+while made < total:
+    size = rng.randint(lo, hi) << 10
+    d = os.path.join(root, "d%d" % (n // 100))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%d" % n), "wb") as f:
+        f.write(os.urandom(size))
+    made, n = made + size, n + 1
+print(n, made)
+PY
+)
 
 progress "starting copper-launch --local 2 --cache-memory-bytes $budget ${node_env:+(node env: $node_env)}"
 local_n=2 tmpl="$work/m{rank}" mounts=("$work/m0" "$work/m1") # for cleanup, should the start fail half way
@@ -84,6 +93,7 @@ sleep "$settle"
 target_mib=$(awk -v b="$budget_mib" 'BEGIN { printf "%.1f", 1.2 * b + 40 }')
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 verdict() { awk -v r="$1" -v l="$target_mib" 'BEGIN { if (r <= l) print "met"; else printf "missed (%.2f × the target)", r / l }'; }
+if [ "$min_kib-$max_kib" != 64-1024 ]; then label="${label:+$label, }$min_kib-$max_kib KiB files"; fi
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit+dirty"
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -97,7 +107,7 @@ for i in 0 1; do
 done
 stop_local_nodes
 
-cmd="make memcheck  # scripts/memcheck.sh, MEMCHECK_BUDGET_MIB=$budget_mib MEMCHECK_FACTOR=$factor MEMCHECK_SETTLE_S=$settle${node_env:+ MEMCHECK_NODE_ENV='$node_env'}"
+cmd="make memcheck  # scripts/memcheck.sh, MEMCHECK_BUDGET_MIB=$budget_mib MEMCHECK_FACTOR=$factor MEMCHECK_MIN_KIB=$min_kib MEMCHECK_MAX_KIB=$max_kib MEMCHECK_SETTLE_S=$settle${node_env:+ MEMCHECK_NODE_ENV='$node_env'}"
 frag=$work/memory.md
 {
   echo "<!-- memcheck:begin (written by scripts/memcheck.sh; rows are kept across runs) -->"
@@ -108,7 +118,7 @@ frag=$work/memory.md
   fi
   printf '%s\n' "${rows[@]}"
   echo
-  echo "Latest run: $when, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $nfiles files, $((made >> 20)) MiB read through the leaf in $read_ms ms, then ${settle} s idle before VmRSS:"
+  echo "Latest run: $when, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $nfiles files of $min_kib-$max_kib KiB, $((made >> 20)) MiB read through the leaf in $read_ms ms, then ${settle} s idle before VmRSS:"
   echo
   echo "    $cmd"
   printf '    %s\n' "${raw[@]}"
