@@ -95,7 +95,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 verdict() { awk -v r="$1" -v l="$target_mib" 'BEGIN { if (r <= l) print "met"; else printf "missed (%.2f × the target)", r / l }'; }
 if [ "$min_kib-$max_kib" != 64-1024 ]; then label="${label:+$label, }$min_kib-$max_kib KiB files"; fi
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD -- . ':!' 2>/dev/null || commit="$commit+dirty" # this run's own output does not count
+git diff --quiet HEAD -- . ":!$out" 2>/dev/null || commit="$commit+dirty" # this run's own output does not count
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
 rows=() raw=()
 for i in 0 1; do
