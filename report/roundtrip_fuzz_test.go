@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -14,25 +15,36 @@ import (
 // FuzzProfileRoundTrip: profile writes the files a node leaves behind and
 // report reads them after the job; they are two ends of one format. Any
 // path and counts profile writes, report reads back unchanged (paths in
-// encoding/csv's form: \r\n inside a field reads as \n).
+// encoding/csv's form: \r\n inside a field reads as \n), and so does the
+// aggregate's host name.
 func FuzzProfileRoundTrip(f *testing.F) {
 	for _, p := range []string{"/a", `/odd, "quoted"`, "/new\nline", "/cr\r\n", "/\x00nul", "/ünï|cödé", "", " /lead", "#/x"} {
-		f.Add(p, int64(3), int64(2), int64(1), uint32(7))
+		f.Add(p, int64(3), int64(2), int64(1), uint32(7), "x1000c0s0b0n0", uint32(4101))
 	}
-	f.Fuzz(func(t *testing.T, path string, events, hits, enoent int64, entries uint32) {
+	f.Add("/a", int64(0), int64(0), int64(0), uint32(0), "host,with \"quotes\"\r\n", uint32(1))
+	f.Fuzz(func(t *testing.T, path string, events, hits, enoent int64, entries uint32, host string, pid uint32) {
 		if op.CheckPath(path) != 0 {
 			return // a node records only view paths the kernel can send
 		}
 		events, hits, enoent = abs(events), abs(hits), abs(enoent)
 		counts := profile.PathCounts{Events: events, Hits: hits, Misses: events / 2, Negative: enoent, TTLStores: 1}
 		r := profile.Report{
+			Host: host, PID: int(pid), Rank: 1, Tag: "final", Time: time.Unix(1_767_225_600, 0),
 			TopPaths:  []profile.CategoryPaths{{Category: profile.CategoryData, Paths: []profile.PathCount{{Path: path, PathCounts: counts}}}},
 			FullPaths: []profile.FullPath{{Path: path, Read: events, Hits: hits, Misses: events / 2, ENOENT: enoent}},
-			Cache:     cache.Stats{Data: cache.TableStat{Name: "data", Entries: int(entries), Bytes: int64(entries) << 10}},
+			Cache:     cache.Stats{Bytes: int64(entries) << 10, Data: cache.TableStat{Name: "data", Entries: int(entries), Bytes: int64(entries) << 10}},
 		}
 		want := fieldForm(path)
 
 		var buf bytes.Buffer
+		require.NoError(t, profile.WriteAggregate(&buf, r))
+		m, err := ParseNodeMetrics(&buf, "n-1-profiling_aggregate.csv")
+		require.NoError(t, err, "profile wrote an aggregate file report cannot read")
+		require.Equal(t, fieldForm(host), m.Hostname)
+		require.Equal(t, [2]int64{int64(pid), 1}, [2]int64{m.PID, m.Rank})
+		require.Equal(t, uint64(entries)<<10, m.Counts["cache_bytes"])
+
+		buf.Reset()
 		require.NoError(t, profile.WriteTopPaths(&buf, r))
 		top, err := ParseTopPaths(&buf, "n-1-profiling_top_paths.csv")
 		require.NoError(t, err, "profile wrote a top-paths file report cannot read")
