@@ -66,7 +66,7 @@ PY
 progress "starting copper-launch --local 2 --cache-memory-bytes $budget ${node_env:+(node env: $node_env)}"
 local_n=2 tmpl="$work/m{rank}" mounts=("$work/m0" "$work/m1") # for cleanup, should the start fail half way
 (
-  # shellcheck disable=SC2086 # node_env is a list of VAR=value words
+  # shellcheck disable=SC2086,SC2163 # node_env is a list of VAR=value words to export
   [ -z "$node_env" ] || export $node_env
   start_local_nodes 2 --target "$work/data" --cache-memory-bytes "$budget" --log-level 2 >/dev/null
 )
@@ -107,6 +107,7 @@ for i in 0 1; do
 done
 stop_local_nodes
 
+# shellcheck disable=SC2016 # the quotes are literal text; node_env expands
 cmd="make memcheck  # scripts/memcheck.sh, MEMCHECK_BUDGET_MIB=$budget_mib MEMCHECK_FACTOR=$factor MEMCHECK_MIN_KIB=$min_kib MEMCHECK_MAX_KIB=$max_kib MEMCHECK_SETTLE_S=$settle${node_env:+ MEMCHECK_NODE_ENV='$node_env'}"
 frag=$work/memory.md
 {
