@@ -4,7 +4,7 @@ GOFLAGS  ?= -buildvcs=false
 BIN      := bin
 TIMEOUT  ?= 30m
 
-.PHONY: all build test test-slurm vet fmt-check deps demo bench bench-quick clean
+.PHONY: all build test test-slurm vet fmt-check deps demo bench bench-quick memcheck fuzz clean
 
 all: build
 
@@ -40,6 +40,17 @@ bench: deps build
 
 bench-quick: deps build
 	@scripts/bench.sh quick
+
+# RSS of a real 2-node tree against its cache budget (issue #8); updates
+# docs/BENCHMARKS.md's Memory section. MEMCHECK_* knobs: scripts/memcheck.sh.
+memcheck: deps build
+	@scripts/memcheck.sh
+
+# Every fuzz target of the repository (found by grep), FUZZTIME each;
+# fails when one finds a crasher.
+FUZZTIME ?= 15s
+fuzz:
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 clean:
 	rm -rf $(BIN)

@@ -34,8 +34,9 @@ import (
 
 // Config sets up a Cache.
 type Config struct {
-	// BudgetBytes bounds the estimated bytes (op.Result.Size() plus the
-	// path) held across all tables. Zero or less caches nothing.
+	// BudgetBytes bounds the bytes held across all tables, each entry
+	// charged its allocations and bookkeeping as size.go estimates them.
+	// Zero or less caches nothing.
 	BudgetBytes int64
 	// NegativeTTL is how long an exact-path ENOENT is served from the cache
 	// (md_enoent_ttl_ms). Zero or less: ENOENT is not cached.
@@ -161,20 +162,21 @@ func (c *Cache) Store(o op.Op, path string, r op.Result) {
 
 func (c *Cache) storePositive(o op.Op, path string, r op.Result) {
 	// Sizes are computed before locking: a large listing takes a while.
-	size := func(kept op.Result) int64 { return int64(len(path)) + kept.Size() }
-	attrSize := size(op.Result{Attr: r.Attr})
+	// They are taken before the slices are clipped (clipping keeps the
+	// allocation alive all the same).
+	attrSize := metadataBytes(path)
 	var entries []op.DirEntry
 	var data []byte
 	var opSize int64
 	switch o {
 	case op.Readdir:
+		opSize = treeBytes(path, r.Entries)
 		entries = r.Entries[:len(r.Entries):len(r.Entries)]
-		opSize = size(op.Result{Entries: entries})
 	case op.Readlink:
-		opSize = size(op.Result{Target: r.Target})
+		opSize = linkBytes(path, r.Target)
 	case op.Read:
+		opSize = dataBytes(path, r.Data)
 		data = r.Data[:len(r.Data):len(r.Data)]
-		opSize = size(op.Result{Attr: r.Attr, Data: data})
 	}
 	now := c.now()
 
@@ -206,7 +208,7 @@ func (c *Cache) storeNegative(path string) {
 	if c.ttl <= 0 {
 		return
 	}
-	if put(c, c.negative, path, now.Add(c.ttl), int64(len(path))+op.Fail(syscall.ENOENT).Size()) {
+	if put(c, c.negative, path, now.Add(c.ttl), negativeBytes(path)) {
 		c.count.negStores++
 	}
 	c.evict(now)

@@ -41,10 +41,10 @@ func newTestCache(t testing.TB, budget int64, ttl time.Duration) (*Cache, *fakeC
 }
 
 // metaSize, dataSize and negSize are the estimates the cache charges.
-func metaSize(path string) int64 { return int64(len(path)) + op.Result{}.Size() }
-func negSize(path string) int64  { return int64(len(path)) + op.Fail(syscall.ENOENT).Size() }
+func metaSize(path string) int64 { return metadataBytes(path) }
+func negSize(path string) int64  { return negativeBytes(path) }
 func dataSize(path string, n int) int64 {
-	return int64(len(path)) + op.Result{Data: make([]byte, n)}.Size()
+	return dataBytes(path, make([]byte, n))
 }
 
 func fileAttr(size int64) op.Attr {
@@ -377,8 +377,8 @@ func TestEvictsOtherTablesOldestFirstOnceDataIsEmpty(t *testing.T) {
 	c, _ := newTestCache(t, budget, testTTL)
 	c.Store(op.Getattr, "/m1", op.Result{Attr: fileAttr(1)})
 	c.Store(op.Getattr, "/m2", op.Result{Attr: fileAttr(1)})
-	c.Store(op.Getattr, "/n1", op.Fail(syscall.ENOENT)) // same size as a metadata entry
-	require.Equal(t, negSize("/n1"), metaSize("/m1"))
+	c.Store(op.Getattr, "/n1", op.Fail(syscall.ENOENT)) // no larger than a metadata entry
+	require.LessOrEqual(t, negSize("/n1"), metaSize("/m1"))
 	_, ok := c.Lookup(op.Getattr, "/m1") // /m2 is now the oldest
 	require.True(t, ok)
 
@@ -419,7 +419,8 @@ func TestExpiredNegativeEvictedBeforeData(t *testing.T) {
 			c.Store(op.Read, "/d1", readResult(n))
 			c.Store(op.Getattr, "/m1", op.Result{Attr: fileAttr(1)})
 			clock.Advance(tt.advance)
-			c.Store(op.Getattr, "/m2", op.Result{Attr: fileAttr(1)})
+			// Exactly the room the expired /n1 leaves.
+			c.Store(op.Getattr, "/n2", op.Fail(syscall.ENOENT))
 			checkInvariants(t, c)
 			_, ok := c.Lookup(op.Read, "/d1")
 			assert.Equal(t, tt.wantDataHit, ok)
@@ -431,7 +432,7 @@ func TestExpiredNegativeEvictedBeforeData(t *testing.T) {
 }
 
 func TestOversizedResultRejected(t *testing.T) {
-	c, _ := newTestCache(t, 500, testTTL)
+	c, _ := newTestCache(t, dataSize("/f", 10)+metaSize("/f")+100, testTTL)
 	c.Store(op.Read, "/f", readResult(10))
 	_, ok := c.Lookup(op.Read, "/f")
 	require.True(t, ok)

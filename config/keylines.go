@@ -13,8 +13,9 @@ import (
 func keyLines(src string) map[string]int {
 	k := keyScanner{src: src}
 	lines := make(map[string]int)
-	record := func(name string, at int) {
-		if _, seen := lines[name]; !seen && name != "" {
+	record := func(name string, found bool, at int) {
+		// "" is a valid (quoted) key: found, not the name, says there was one.
+		if _, seen := lines[name]; !seen && found {
 			lines[name] = 1 + strings.Count(src[:at], "\n")
 		}
 	}
@@ -30,14 +31,15 @@ func keyLines(src string) map[string]int {
 			if k.peek() == '[' {
 				k.pos++
 			}
-			record(k.keyPart(), at)
+			name, found := k.keyPart()
+			record(name, found, at)
 			inTable = true
 			k.skipLine() // a header cannot span lines
 			continue
 		}
-		name := k.keyPart()
+		name, found := k.keyPart()
 		if !inTable {
-			record(name, at)
+			record(name, found, at)
 		}
 		k.skipValue()
 	}
@@ -81,7 +83,7 @@ func (k *keyScanner) skipLine() {
 }
 
 // keyPart reads one simple key (bare or quoted) after optional blanks.
-func (k *keyScanner) keyPart() string {
+func (k *keyScanner) keyPart() (name string, found bool) {
 	for k.peek() == ' ' || k.peek() == '\t' {
 		k.pos++
 	}
@@ -90,19 +92,19 @@ func (k *keyScanner) keyPart() string {
 		start := k.pos
 		k.skipBasicString()
 		if name, err := strconv.Unquote(k.src[start:k.pos]); err == nil {
-			return name
+			return name, true
 		}
-		return strings.Trim(k.src[start:k.pos], `"`) // TOML-only escapes; close enough
+		return strings.Trim(k.src[start:k.pos], `"`), true // TOML-only escapes; close enough
 	case '\'':
 		start := k.pos + 1
 		k.skipLiteralString()
-		return strings.TrimSuffix(k.src[start:k.pos], "'")
+		return strings.TrimSuffix(k.src[start:k.pos], "'"), true
 	}
 	start := k.pos
 	for k.pos < len(k.src) && isBareKeyChar(k.src[k.pos]) {
 		k.pos++
 	}
-	return k.src[start:k.pos]
+	return k.src[start:k.pos], k.pos > start
 }
 
 func isBareKeyChar(c byte) bool {

@@ -56,6 +56,10 @@ if [ "$mode" = full ]; then
   ca_raw=$(go test ./cache -run '^$' -bench . -count "$count" 2>&1 | grep '^Benchmark')
 fi
 
+# The Memory section belongs to scripts/memcheck.sh (its rows are kept
+# across runs): carry it over, and in full mode add a run to it below.
+mem_section=$(sed -n '/^## Memory/,/^<!-- memcheck:end/p' "$out" 2>/dev/null || true)
+
 # median ns/op of the benchmark lines matching $1
 med() {
   local v
@@ -143,7 +147,13 @@ Cache:
 $(sed 's/^/    /' <<<"$ca_raw")
 
 $(cat "$pfs_out/bench-results.md")
+${mem_section:+
+$mem_section}
 EOT
 } >"$out"
+if [ "$mode" = full ]; then
+  progress "memory against the cache budget (scripts/memcheck.sh)"
+  MEMCHECK_LABEL="bench full" scripts/memcheck.sh >/dev/null
+fi
 progress "wrote $out"
 cat "$out"

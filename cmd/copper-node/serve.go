@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -202,6 +205,10 @@ func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error)
 	}
 	defer closeLog()
 
+	if err := limitMemory(s, log); err != nil {
+		return err
+	}
+
 	entries, err := book.Read(a.bookPath)
 	if err != nil {
 		return err
@@ -244,6 +251,40 @@ func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error)
 		log.Info("stop requested, stopping")
 	}
 	return nil
+}
+
+// limitMemory sets the Go memory limit from the cache budget unless
+// GOMEMLIMIT is set. The budget bounds the cache's bytes, not the process:
+// without a limit the GC lets the heap grow to twice the live heap
+// (GOGC=100), so a node whose full cache keeps turning over settled at
+// 2.5-3x its budget (docs/BENCHMARKS.md, Memory). With the limit the GC
+// collects before that; below it GOGC still paces a small heap. The limit
+// is soft: a live heap above it costs GC time, never a failure.
+func limitMemory(s config.Settings, log *slog.Logger) error {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		log.Info("go memory limit from GOMEMLIMIT", "GOMEMLIMIT", v)
+		return nil
+	}
+	budget, err := s.CacheBudget()
+	if err != nil {
+		return err
+	}
+	limit := memoryLimit(budget)
+	debug.SetMemoryLimit(limit)
+	log.Info("go memory limit", "bytes", limit, "cache_budget_bytes", budget)
+	return nil
+}
+
+// memoryLimit is the budget plus room for what is not cached: an eighth
+// for allocation rounding and entries in flight, and a fixed part for
+// go-fuse's and netpoll's buffers, requests in flight and the runtime
+// (about 20-25 MiB measured on a leaf; docs/BENCHMARKS.md, Memory).
+func memoryLimit(budget int64) int64 {
+	const fixed = 28 << 20
+	if budget > (math.MaxInt64-fixed)/9*8 {
+		return math.MaxInt64
+	}
+	return budget + budget/8 + fixed
 }
 
 // readToken reads the job token: a file only its owner can read, holding
