@@ -50,6 +50,10 @@ func (k Kind) String() string {
 		return "request"
 	case KindResponse:
 		return "response"
+	case KindPing:
+		return "ping"
+	case KindPong:
+		return "pong"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -99,6 +103,10 @@ func DecodeHeader(b []byte) (Header, error) {
 	case KindRequest, KindResponse:
 		if !h.Op.Valid() {
 			return Header{}, fmt.Errorf("%w: %v frame with unknown %v", ErrProtocol, h.Kind, h.Op)
+		}
+	case KindPing, KindPong:
+		if err := checkHeartbeatHeader(h); err != nil {
+			return Header{}, err
 		}
 	default:
 		return Header{}, fmt.Errorf("%w: unknown frame %v", ErrProtocol, h.Kind)
