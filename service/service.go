@@ -137,23 +137,26 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if svc.profOn {
 		ncfg.Observe = svc.prof.Observe
 	}
-	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log}
+	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log, HeartbeatTimeout: s.HeartbeatTimeout()}
+	bcfg := backend.Config{
+		Target:       s.Target,
+		Parallel:     s.BackendParallel,
+		MaxCacheable: s.MaxCacheableBytes,
+		Guard:        guard,
+	}
 	if pos.Parent < 0 {
-		ncfg.Backend = backend.New(backend.Config{
-			Target:       s.Target,
-			Parallel:     s.BackendParallel,
-			MaxCacheable: s.MaxCacheableBytes,
-			Guard:        guard,
-		})
+		ncfg.Backend = backend.New(bcfg)
 	} else {
-		addrs := make([]string, len(pos.Ancestors))
-		for i, r := range pos.Ancestors {
-			addrs[i] = id.Book[r].Endpoint
-		}
 		dial := func(ctx context.Context, addr string) (node.Conn, error) {
 			return cnet.Dial(ctx, addr, netCfg)
 		}
-		svc.upstream, err = node.NewUpstream(addrs, dial, 30*time.Second, log)
+		svc.upstream, err = node.NewUpstreamHops(node.UpstreamConfig{
+			Hops:         failoverHops(s, pos, id.Book, bcfg, log),
+			Dial:         dial,
+			RetryPrimary: 30 * time.Second,
+			DialTimeout:  dialTimeout(s),
+			Logger:       log,
+		})
 		if err != nil {
 			return nil, err
 		}
