@@ -532,7 +532,7 @@ func (r *soakReport) markdown() string {
 	p("| wrong bytes (sha256 mismatch) | **%d** |\n", r.wrong)
 	p("| application-visible errors on healthy mounts | **%d** %s |\n", r.otherErrors, kinds(r.errorKinds))
 	p("| errors on a faulted node's own mount (by design) | %d |\n", r.ownErrors)
-	p("| paced reads not started (all 8 of a reader's slots blocked; the stopped node's own readers) | %d |\n", r.skipped)
+	p("| paced reads not started (all 8 of a reader's slots blocked; per mount below) | %d |\n", r.skipped)
 	p("| read latency, median of per-mount p50 / worst per-mount p99 | %v / %v |\n", r.p50.Round(10*time.Microsecond), r.p99.Round(time.Millisecond))
 	p("| longest stall on a healthy mount | %v (%s) |\n", r.longestStall.Round(time.Millisecond), orNone(r.longestStallAt))
 	p("| node log files (log level 4), total | %s in %d files |\n\n", kib(r.logBytes), r.logFiles)
@@ -544,13 +544,18 @@ func (r *soakReport) markdown() string {
 			row.ownErrors, row.ownLongest.Round(time.Millisecond))
 	}
 	p("\nPer node at the end (RSS is the peak resident set, VmHWM):\n\n")
-	p("| rank | state | peak RSS | cache budget | failovers | filesystem ops | asks |\n|---|---|---|---|---|---|---|\n")
+	p("| rank | state | reads (errors) | reads not started | peak RSS | cache budget | failovers | filesystem ops | asks |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, n := range r.nodes {
+		res := r.results[n.rank]
+		var errs int64
+		for _, k := range res.Errors {
+			errs += k
+		}
 		if !n.alive {
-			p("| %d | killed | – | %s | – | – | – |\n", n.rank, mib(r.plan.cacheBytes))
+			p("| %d | killed | %d (%d) | %d | – | %s | – | – | – |\n", n.rank, res.Reads, errs, res.Skipped, mib(r.plan.cacheBytes))
 			continue
 		}
-		p("| %d | alive | %s | %s | %d | %d | %s |\n", n.rank, mib(n.rss), mib(r.plan.cacheBytes), n.failovers, n.backend, n.upstream)
+		p("| %d | alive | %d (%d) | %d | %s | %s | %d | %d | %s |\n", n.rank, res.Reads, errs, res.Skipped, mib(n.rss), mib(r.plan.cacheBytes), n.failovers, n.backend, n.upstream)
 	}
 	p("\n## What the numbers say\n\n")
 	if r.wrong == 0 {
