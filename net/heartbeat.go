@@ -42,6 +42,37 @@ func (sc *serverConn) answerPing(h Header) error {
 // heard records that a frame arrived: the server is alive.
 func (c *Client) heard() { c.lastHeard.Store(time.Now().UnixNano()) }
 
+// quiet decides, tick by tick, whether a connection with calls
+// outstanding is silent. It counts at most one ping interval per tick, so
+// a stall of this process (GC, an overloaded host: the watcher and the
+// reader were not running) is not taken for silence of the peer.
+type quiet struct {
+	interval, timeout time.Duration
+	lastTick          time.Time
+	lastHeard         int64 // the heard timestamp at the previous tick
+	silent            time.Duration
+}
+
+// tick is called every interval: heard is the last frame's time (unix
+// ns), outstanding whether calls wait. ping: send one; dead: give up.
+func (q *quiet) tick(now time.Time, heard int64, outstanding bool) (ping, dead bool) {
+	gap := now.Sub(q.lastTick)
+	q.lastTick = now
+	switch {
+	case !outstanding:
+		q.silent = 0
+	case heard != q.lastHeard:
+		q.silent = min(max(now.Sub(time.Unix(0, heard)), 0), q.interval)
+	default:
+		q.silent += min(gap, q.interval)
+	}
+	q.lastHeard = heard
+	if !outstanding {
+		return false, false
+	}
+	return q.silent >= q.interval, q.silent >= q.timeout
+}
+
 // watch is the client's heartbeat loop, running from the end of the
 // handshake until the connection is gone. Silence is measured only while
 // calls are outstanding: an idle connection is never declared dead.
@@ -49,25 +80,24 @@ func (c *Client) watch(timeout time.Duration) {
 	interval := max(timeout/4, time.Millisecond)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	q := quiet{interval: interval, timeout: timeout, lastTick: time.Now(), lastHeard: c.lastHeard.Load()}
 	var seq uint64
 	for {
+		var now time.Time
 		select {
 		case <-c.done:
 			return
-		case <-tick.C:
+		case now = <-tick.C:
 		}
 		c.mu.Lock()
 		outstanding := len(c.pending)
 		c.mu.Unlock()
-		if outstanding == 0 {
-			continue
-		}
-		silent := time.Since(time.Unix(0, c.lastHeard.Load()))
+		ping, dead := q.tick(now, c.lastHeard.Load(), outstanding > 0)
 		switch {
-		case silent >= timeout:
-			c.fail(fmt.Errorf("%w: no frame for %v with %d calls outstanding", ErrHeartbeat, silent.Round(time.Millisecond), outstanding))
+		case dead:
+			c.fail(fmt.Errorf("%w: no frame for %v with %d calls outstanding", ErrHeartbeat, q.silent.Round(time.Millisecond), outstanding))
 			return
-		case silent >= interval:
+		case ping:
 			seq++
 			// A peer that stopped reading must not hold the loop: the
 			// write is bounded by the ping interval.

@@ -184,3 +184,42 @@ func TestHeartbeatFramesOutOfTurnCloseTheConnection(t *testing.T) {
 		})
 	}
 }
+
+// The silence count: ticks of real silence add up to the timeout; a
+// frame resets it; a long gap between ticks (this process was not
+// running) counts as one interval only; idle time never counts.
+func TestQuietTicks(t *testing.T) {
+	const iv = 250 * time.Millisecond
+	t0 := time.Unix(1000, 0)
+	type tk struct {
+		at          time.Duration // tick time after t0
+		heard       time.Duration // last frame after t0
+		outstanding bool
+		ping, dead  bool
+	}
+	tests := []struct {
+		name  string
+		ticks []tk
+	}{
+		{"silence adds up to the timeout", []tk{
+			{iv, 0, true, true, false}, {2 * iv, 0, true, true, false}, {3 * iv, 0, true, true, false}, {4 * iv, 0, true, true, true}}},
+		{"a frame resets the count", []tk{
+			{iv, 0, true, true, false}, {2 * iv, 0, true, true, false}, {3 * iv, 3*iv - time.Millisecond, true, false, false},
+			{4 * iv, 3*iv - time.Millisecond, true, true, false}, {5 * iv, 3*iv - time.Millisecond, true, true, false}}},
+		{"a stall of this process counts one interval", []tk{
+			{iv, 0, true, true, false}, {iv + 10*time.Second, 0, true, true, false}, {2*iv + 10*time.Second, 0, true, true, false},
+			{3*iv + 10*time.Second, 0, true, true, true}}},
+		{"idle never counts", []tk{
+			{iv, 0, false, false, false}, {time.Hour, 0, false, false, false}, {time.Hour + iv, time.Hour + iv/2, true, false, false}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := quiet{interval: iv, timeout: 4 * iv, lastTick: t0, lastHeard: t0.UnixNano()}
+			for i, k := range tc.ticks {
+				ping, dead := q.tick(t0.Add(k.at), t0.Add(k.heard).UnixNano(), k.outstanding)
+				assert.Equal(t, k.ping, ping, "tick %d ping", i)
+				assert.Equal(t, k.dead, dead, "tick %d dead", i)
+			}
+		})
+	}
+}
