@@ -130,7 +130,7 @@ func TestHeartbeatFailsCallsToAFrozenServer(t *testing.T) {
 // A handler that takes many heartbeat timeouts does not cost its
 // connection: the server's reader answers pings while the handler works.
 func TestHeartbeatKeepsSlowCallsAlive(t *testing.T) {
-	const timeout = 100 * time.Millisecond
+	const timeout = 250 * time.Millisecond
 	b := newBlocker()
 	s := startServer(t, b.handle, Config{})
 	c := dial(t, s.Addr(), Config{HeartbeatTimeout: timeout})
@@ -146,7 +146,9 @@ func TestHeartbeatKeepsSlowCallsAlive(t *testing.T) {
 
 // An idle connection is never declared dead, however long it is quiet.
 func TestHeartbeatIgnoresIdleConnections(t *testing.T) {
-	const timeout = 50 * time.Millisecond
+	// Long enough that a loaded host's scheduling delays after the idle
+	// spell are not silence.
+	const timeout = 500 * time.Millisecond
 	s := startServer(t, echo, Config{})
 	fr := newFreezer(t, s.Addr())
 	c := dial(t, fr.addr(), Config{HeartbeatTimeout: timeout})
