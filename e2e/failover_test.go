@@ -22,6 +22,9 @@ const failoverBound = 15 * time.Second
 type failoverStatus struct {
 	Upstream string `json:"upstream"`
 	Node     struct {
+		Cache struct {
+			Bytes int64 `json:"Bytes"`
+		} `json:"cache"`
 		Failovers     int64 `json:"failovers"`
 		ForwardErrors int64 `json:"forward_errors"`
 		Ops           []struct {
