@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -365,7 +366,7 @@ func TestSoak(t *testing.T) {
 	}
 
 	rep := soakReport{plan: plan, files: files, bytes: totalBytes, faults: faults, results: results,
-		logBytes: logTotal, logFiles: len(logs)}
+		logBytes: logTotal, logFiles: len(logs), events: failoverEvents(t, logs, start)}
 	for r, e := range ends {
 		rep.nodes = append(rep.nodes, soakNodeRow{rank: r, alive: e.alive, rss: e.rss, failovers: e.failovers,
 			backend: e.backend, cached: e.cached, upstream: e.upstream})
@@ -406,6 +407,7 @@ type soakReport struct {
 	nodes    []soakNodeRow
 	logBytes int64
 	logFiles int
+	events   []soakLogEvent
 
 	reads, ok, wrong, otherErrors, ownErrors, skipped int64
 	errorKinds                                        map[string]int64
@@ -557,6 +559,11 @@ func (r *soakReport) markdown() string {
 		}
 		p("| %d | alive | %d (%d) | %d | %s | %s | %s | %d | %d | %s |\n", n.rank, res.Reads, errs, res.Skipped, mib(n.rss), mib(n.cached), mib(r.plan.cacheBytes), n.failovers, n.backend, n.upstream)
 	}
+	p("\nFailover events from the nodes' logs (every switch is logged once):\n\n")
+	p("| t | rank | event | from | to | cause |\n|---|---|---|---|---|---|\n")
+	for _, e := range r.events {
+		p("| %.1fs | %s | %s | %s | %s | %s |\n", e.at.Seconds(), e.rank, e.what, e.from, e.to, e.cause)
+	}
 	p("\n## What the numbers say\n\n")
 	if r.wrong == 0 {
 		p("* **No wrong byte**: every one of the %d successful reads matched its sha256, through kills, a takeover and a stop.\n", r.ok)
@@ -586,7 +593,7 @@ func (r *soakReport) markdown() string {
 			p("* Rank %d stopped for %v: its child's reads waited for the heartbeat (1 s of silence) and went to the grandparent; %s ",
 				row.fault.rank, row.fault.until-row.fault.at, heldUp(row))
 			p("Its own mount froze for the whole stop (longest own read %v; those readers' unstarted reads are in the table) and served again after SIGCONT; ", row.ownLongest.Round(time.Millisecond))
-			p("the child went back to it at its next background retry of the parent (every 30 s).\n")
+			p("the child went back to it at its next background retry of the parent (every 10 s).\n")
 		}
 	}
 	var worst float64
@@ -599,6 +606,69 @@ func (r *soakReport) markdown() string {
 	p("peak RSS is at most %.2f× what its cache holds (the rest: Go runtime and GC headroom, FUSE and network buffers).\n", worst)
 	p("* Logs: %s for %d nodes over the whole run; warnings and errors are rate-limited per message (10 per 10 s, then a \"suppressed K similar messages\" line).\n", kib(r.logBytes), r.logFiles)
 	return b.String()
+}
+
+// soakLogEvent is one failover-related line of a node's log.
+type soakLogEvent struct {
+	at                          time.Duration
+	rank, what, from, to, cause string
+}
+
+var logAttr = regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S+)`)
+
+// failoverEvents collects the switches the nodes logged, in time order.
+func failoverEvents(t *testing.T, logs []string, start time.Time) []soakLogEvent {
+	var out []soakLogEvent
+	for _, path := range logs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Logf("soak: %v", err)
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if !strings.Contains(line, "failing over") && !strings.Contains(line, "going back to it") {
+				continue
+			}
+			kv := map[string]string{}
+			for _, m := range logAttr.FindAllStringSubmatch(line, -1) {
+				v := m[2]
+				if uq, err := strconv.Unquote(v); err == nil {
+					v = uq
+				}
+				kv[m[1]] = v
+			}
+			at, err := time.Parse(time.RFC3339Nano, kv["time"])
+			if err != nil {
+				continue
+			}
+			e := soakLogEvent{at: at.Sub(start), rank: kv["rank"], what: kv["msg"], from: kv["from"], to: kv["to"]}
+			if e.what == "parent answers again, going back to it" {
+				e.what, e.to = "back to the parent", kv["parent"]
+			} else {
+				e.what = "failover"
+			}
+			e.cause = soakCause(kv["err"])
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].at < out[j].at })
+	return out
+}
+
+// soakCause shortens a transport error to its telling part.
+func soakCause(err string) string {
+	for _, k := range []string{"heartbeat timeout", "closed by peer", "connection refused", "connection reset", "deadline exceeded"} {
+		if i := strings.Index(err, k); i >= 0 {
+			if k == "heartbeat timeout" {
+				return err[i:]
+			}
+			return k
+		}
+	}
+	if len(err) > 80 {
+		return err[:80] + "…"
+	}
+	return err
 }
 
 // heldUp says what a fault did to reads on other mounts.

@@ -68,9 +68,10 @@ type Upstream struct {
 // slot is the connection state of one hop. Dials happen outside the
 // lock, one per hop at a time; dialing is closed when the dial ends.
 type slot struct {
-	conn    Conn
-	dialing chan struct{}
-	dialErr error
+	conn     Conn
+	dialing  chan struct{}
+	dialErr  error
+	failedAt time.Time // last failure; such a hop is not switched to for RetryPrimary
 }
 
 var errUpstreamClosed = errors.New("upstream closed")
@@ -127,11 +128,8 @@ func (u *Upstream) Probe(ctx context.Context) (op.Result, error) {
 // (a dead, refusing or — by heartbeat — hung hop). Each hop is tried at
 // most once per call.
 func (u *Upstream) Call(ctx context.Context, o op.Op, path string) (op.Result, error) {
-	start := u.start()
-	n := len(u.cfg.Hops)
 	var errs []error
-	for i := range n {
-		idx := (start + i) % n
+	for _, idx := range u.order(u.start()) {
 		hop := u.cfg.Hops[idx]
 		if hop.Local != nil {
 			r, err := hop.Local.Call(ctx, o, path)
@@ -148,6 +146,9 @@ func (u *Upstream) Call(ctx context.Context, o op.Op, path string) (op.Result, e
 		if err == nil {
 			var r op.Result
 			if r, err = c.Call(ctx, o, path); err == nil {
+				if len(errs) > 0 {
+					u.settle(idx)
+				}
 				return r, nil
 			}
 		}
@@ -163,6 +164,35 @@ func (u *Upstream) Call(ctx context.Context, o op.Op, path string) (op.Result, e
 		}
 	}
 	return op.Result{}, fmt.Errorf("no ancestor answered %s %s: %w", o, path, errors.Join(errs...))
+}
+
+// order is the sequence of hops a call starting at start tries: the
+// endpoints from start on, then those before it (a parent left on a
+// false alarm beats reading the filesystem), then the local hops. A call
+// already on a local hop stays there: the parent comes back through the
+// background retry, not by dialing hung hops on a request's path.
+func (u *Upstream) order(start int) []int {
+	n := len(u.cfg.Hops)
+	out := make([]int, 0, n)
+	if u.cfg.Hops[start].Local != nil {
+		for i := start; i < n; i++ {
+			if u.cfg.Hops[i].Local != nil {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	for i := range n {
+		if idx := (start + i) % n; u.cfg.Hops[idx].Local == nil {
+			out = append(out, idx)
+		}
+	}
+	for i, h := range u.cfg.Hops {
+		if h.Local != nil {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // Failovers counts switches away from a hop that failed or hung.
@@ -314,15 +344,45 @@ func (u *Upstream) failed(idx int, c Conn, err error) {
 		_ = c.Close()
 		u.slots[idx].conn = nil
 	}
+	u.slots[idx].failedAt = time.Now()
 	if u.cur != idx || u.closed {
 		return
 	}
-	next := (idx + 1) % len(u.cfg.Hops)
+	next := u.nextAfter(idx)
 	u.cur = next
 	u.failovers++
 	u.lastRetry = time.Now()
 	u.log.Warn("upstream failed, failing over", "from", u.cfg.Hops[idx].name(), "to", u.cfg.Hops[next].name(),
 		"failovers", u.failovers, "err", err)
+}
+
+// settle makes idx the hop in use: it answered a call after the hops
+// before it failed, so later calls start there.
+func (u *Upstream) settle(idx int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.cur = idx
+}
+
+// nextAfter picks the hop to switch to when hop idx failed: the next in
+// order that has not failed within RetryPrimary, else the first local
+// hop, else simply the next. Called with u.mu held.
+func (u *Upstream) nextAfter(idx int) int {
+	ord := u.order(idx)[1:]
+	for _, i := range ord {
+		if f := u.slots[i].failedAt; f.IsZero() || time.Since(f) > u.cfg.RetryPrimary {
+			return i
+		}
+	}
+	for _, i := range ord {
+		if u.cfg.Hops[i].Local != nil {
+			return i
+		}
+	}
+	if len(ord) > 0 {
+		return ord[0]
+	}
+	return idx
 }
 
 // discard closes hop idx's connection without switching (a failed probe).

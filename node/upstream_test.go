@@ -222,3 +222,48 @@ func TestLimiterWaitEndsWithContext(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, l.Wait(ctx), context.Canceled)
 }
+
+// A parent left on a false alarm is preferred over reading the
+// filesystem when the grandparent then dies.
+func TestUpstreamPrefersAnEarlierHopOverLocal(t *testing.T) {
+	root := newRoot(t, sourceDir(t))
+	parent, grand := &direct{n: root}, &direct{n: root}
+	local := &direct{n: root}
+	refusedOnce := true
+	var mu sync.Mutex
+	u, err := NewUpstreamHops(UpstreamConfig{
+		Hops: []Hop{{Addr: "parent:1"}, {Addr: "grand:1"}, {Local: local, Name: "direct"}},
+		Dial: func(_ context.Context, addr string) (Conn, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if addr == "parent:1" && refusedOnce {
+				refusedOnce = false
+				return nil, errors.New("connection refused")
+			}
+			if addr == "grand:1" {
+				if grand.fail.Load() {
+					return nil, errors.New("connection refused")
+				}
+				return grand, nil
+			}
+			return parent, nil
+		},
+		RetryPrimary: time.Hour, // no background return: the order alone is under test
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = u.Close() })
+
+	_, err = u.Call(t.Context(), op.Getattr, "/pkg")
+	require.NoError(t, err)
+	require.Equal(t, "grand:1", u.Current())
+
+	grand.fail.Store(true)
+	for i := range 3 {
+		r, err := u.Call(t.Context(), op.Getattr, "/pkg")
+		require.NoError(t, err, "call %d", i)
+		require.Zero(t, r.Errno)
+	}
+	assert.Equal(t, "parent:1", u.Current())
+	assert.Zero(t, local.calls.Load(), "the filesystem was not read directly")
+	assert.EqualValues(t, 2, u.Failovers(), "parent → grand, grand → onwards")
+}

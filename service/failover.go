@@ -41,6 +41,12 @@ func failoverHops(s config.Settings, pos tree.Position, book []tree.Entry, bcfg 
 	return hops
 }
 
+// parentRetry is how often a node away from its parent re-dials and
+// probes it in the background: cheap (never on a request's path), and a
+// parent left on a false alarm (a heartbeat missed on an overloaded host)
+// gets its subtree back soon.
+const parentRetry = 10 * time.Second
+
 // dialTimeout bounds one dial of an ancestor: with heartbeats on, a
 // stopped process (whose kernel still accepts the connection but never
 // says hello) is given up within two heartbeat timeouts.

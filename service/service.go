@@ -153,7 +153,7 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 		svc.upstream, err = node.NewUpstreamHops(node.UpstreamConfig{
 			Hops:         failoverHops(s, pos, id.Book, bcfg, log),
 			Dial:         dial,
-			RetryPrimary: 30 * time.Second,
+			RetryPrimary: parentRetry,
 			DialTimeout:  dialTimeout(s),
 			Logger:       log,
 		})
