@@ -4,7 +4,7 @@ GOFLAGS  ?= -buildvcs=false
 BIN      := bin
 TIMEOUT  ?= 30m
 
-.PHONY: all build test test-slurm vet fmt-check deps demo bench bench-quick memcheck fuzz clean
+.PHONY: all build test test-slurm vet fmt-check deps demo bench bench-quick memcheck fuzz soak clean
 
 all: build
 
@@ -51,6 +51,14 @@ memcheck: deps build
 FUZZTIME ?= 15s
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
+
+# Faults under load (not part of make test): 8 real copper-node processes,
+# readers checking sha256 on every mount, SIGKILL of an interior node and of
+# the root, SIGSTOP of another; writes docs/RELIABILITY.md. SOAK=short for
+# a quicker run (about 2 minutes instead of 5).
+SOAK ?= full
+soak: deps build
+	COPPER_SOAK=$(SOAK) $(GO) test $(GOFLAGS) -count=1 -timeout 15m -run '^TestSoak$$' -v ./e2e/
 
 clean:
 	rm -rf $(BIN)

@@ -181,6 +181,9 @@ func (s *Settings) NegativeTimeout() time.Duration { return seconds(s.NegativeTi
 // RPCTimeout is the deadline of one request to a parent; 0 = none.
 func (s *Settings) RPCTimeout() time.Duration { return seconds(s.RPCTimeoutS) }
 
+// HeartbeatTimeout is how long a silent parent is trusted; 0 = off.
+func (s *Settings) HeartbeatTimeout() time.Duration { return millis(s.HeartbeatTimeoutMs) }
+
 // ReadyTimeout bounds the wait for tree readiness; 0 = forever.
 func (s *Settings) ReadyTimeout() time.Duration { return seconds(s.ReadyTimeoutS) }
 

@@ -56,6 +56,9 @@ var specs = map[string]spec{
 	"ready_probe_initial_ms": {doc: "first delay between readiness probes, doubling up to ready_probe_max_ms", rule: intRange{lo: 1}},
 	"ready_probe_max_ms":     {doc: "longest delay between readiness probes", rule: intRange{lo: 1}},
 	"ready_timeout_s":        {doc: "how long a node waits for its tree to become ready, in seconds; 0 = forever", rule: floatMin{0}},
+	"heartbeat_timeout_ms":   {doc: "a parent that sends nothing for this long while requests wait on it is taken as hung and failed over; 0 = off (then only rpc_timeout_s)", rule: intRange{lo: 0}},
+	"root_failover":          {doc: "when the root is gone: successor (the root's first child takes over from its own backend; once per tree) or direct (a node none of whose ancestors answers reads the filesystem itself, under direct_ops_per_s)", rule: oneOf{"successor", "direct"}},
+	"direct_ops_per_s":       {doc: "per-node cap on the node's own filesystem operations once no ancestor (nor, with successor, the successor) answers; 0 = never read directly (EIO)", rule: intRange{lo: 0}},
 
 	"address_book_source": {doc: "where node addresses come from: discover (all-gather at start), facility (site book) or prepared (job book)", rule: oneOf{"discover", "facility", "prepared"}},
 	"address_book":        {doc: "address book file for facility or prepared", path: true},

@@ -44,6 +44,11 @@ type Settings struct {
 	ReadyProbeStartMs int64   `toml:"ready_probe_initial_ms"`
 	ReadyProbeMaxMs   int64   `toml:"ready_probe_max_ms"`
 	ReadyTimeoutS     float64 `toml:"ready_timeout_s"`
+	// Failover (node.Upstream): hung-parent detection and what a node
+	// does when the root is gone.
+	HeartbeatTimeoutMs int64  `toml:"heartbeat_timeout_ms"`
+	RootFailover       string `toml:"root_failover"` // successor | direct
+	DirectOpsPerS      int    `toml:"direct_ops_per_s"`
 
 	// Launcher.
 	AddressBookSource string  `toml:"address_book_source"` // discover | facility | prepared

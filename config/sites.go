@@ -45,6 +45,10 @@ func Default() Settings {
 		ReadyProbeMaxMs:   1000,
 		ReadyTimeoutS:     120,
 
+		HeartbeatTimeoutMs: 1000,
+		RootFailover:       "successor",
+		DirectOpsPerS:      100,
+
 		AddressBookSource: "discover",
 		Port:              0,
 		BootstrapPort:     47000,

@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(walkEnv); dir != "" {
 		os.Exit(walkMain(dir))
 	}
+	if spec := os.Getenv(soakReaderEnv); spec != "" {
+		os.Exit(soakReaderMain(spec))
+	}
 	os.Exit(testkit.RunWithBinaries(m, func(dir string) { copperNode = filepath.Join(dir, "copper-node") },
 		"./cmd/copper-node"))
 }

@@ -84,7 +84,13 @@ func New(o Options) (*slog.Logger, func() error, error) {
 			return a
 		},
 	})
-	return slog.New(h).With(attrsToAny(o.Attrs)...), closeFn, nil
+	// Warnings and errors repeat when a parent is gone; cap them.
+	limited, flush := RateLimit(h, LimitConfig{MinLevel: slog.LevelWarn})
+	closeAll := func() error {
+		flush()
+		return closeFn()
+	}
+	return slog.New(limited).With(attrsToAny(o.Attrs)...), closeAll, nil
 }
 
 func attrsToAny(attrs []slog.Attr) []any {

@@ -29,6 +29,7 @@ type Client struct {
 	stage      atomic.Int32  // handshake progress, read by Dial to explain a failure
 	nonceS     []byte        // the server's hello nonce; set and read by onRequest only
 	nonceC     [NonceSize]byte
+	lastHeard  atomic.Int64 // unix ns of the last frame, or of the first call after a quiet spell
 
 	wmu sync.Mutex // one writer at a time: netpoll's writer is not concurrent
 
@@ -113,6 +114,9 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	defer timer.Stop()
 	select {
 	case <-c.ready:
+		if cfg.HeartbeatTimeout > 0 {
+			go c.watch(cfg.HeartbeatTimeout)
+		}
 		return c, nil
 	case <-c.done:
 		select {
@@ -157,6 +161,9 @@ func (c *Client) Call(ctx context.Context, o op.Op, path string) (op.Result, err
 		err := c.err
 		c.mu.Unlock()
 		return op.Result{}, fmt.Errorf("cnet: call %v %q: %w", o, path, err)
+	}
+	if len(c.pending) == 0 {
+		c.heard() // silence counts only while calls are outstanding
 	}
 	c.nextID++
 	id := c.nextID
@@ -227,6 +234,7 @@ func (c *Client) onRequest(_ context.Context, conn netpoll.Connection) error {
 	h, payload, err := readFrame(r, c.maxPayload)
 	_ = r.Release() // the payload is a copy
 	if err == nil {
+		c.heard()
 		err = c.handle(h, payload)
 	}
 	if err != nil {
@@ -262,6 +270,8 @@ func (c *Client) handle(h Header, payload []byte) error {
 		return nil
 	case stage == stageActive && h.Kind == KindResponse:
 		return c.deliver(h, payload)
+	case stage == stageActive && h.Kind == KindPong:
+		return nil // heard() already noted it
 	default:
 		return fmt.Errorf("%w: unexpected %v frame in handshake stage %d", ErrProtocol, h.Kind, stage)
 	}

@@ -42,6 +42,7 @@ const (
 type kindInfo struct {
 	name      string
 	handshake bool // op and id must be zero
+	heartbeat bool // ping or pong: op zero, empty (checkHeartbeatHeader)
 	size      int  // exact payload size; -1: any (up to MaxFrame)
 }
 
@@ -59,6 +60,10 @@ func (k Kind) info() (kindInfo, bool) {
 		return kindInfo{name: "request", size: -1}, true
 	case KindResponse:
 		return kindInfo{name: "response", size: -1}, true
+	case KindPing:
+		return kindInfo{name: "ping", heartbeat: true, size: -1}, true
+	case KindPong:
+		return kindInfo{name: "pong", heartbeat: true, size: -1}, true
 	}
 	return kindInfo{}, false
 }
@@ -111,6 +116,10 @@ func DecodeHeader(b []byte) (Header, error) {
 	switch {
 	case !ok:
 		return Header{}, fmt.Errorf("%w: unknown frame %v", ErrProtocol, h.Kind)
+	case info.heartbeat:
+		if err := checkHeartbeatHeader(h); err != nil {
+			return Header{}, err
+		}
 	case info.handshake && (h.Op != 0 || h.ID != 0):
 		return Header{}, fmt.Errorf("%w: %v frame with op %d and id %d, want 0 and 0", ErrProtocol, h.Kind, h.Op, h.ID)
 	case !info.handshake && !h.Op.Valid():

@@ -238,7 +238,7 @@ func TestDecodeHeaderRejects(t *testing.T) {
 		{"version 1 (no server proof)", edit(2, 1), "unsupported version 1"},
 		{"version 3", edit(2, 3), "unsupported version 3"},
 		{"kind 0", edit(3, 0), "unknown frame kind(0)"},
-		{"kind 6", edit(3, 6), "unknown frame kind(6)"},
+		{"kind 8", edit(3, 8), "unknown frame kind(8)"},
 		{"op 0 in request", edit(4, 0), "unknown op(0)"},
 		{"op 6 in request", edit(4, 6), "unknown op(6)"},
 		{"op 6 in response", handshake(KindResponse, op.Op(6), 1, 4), "unknown op(6)"},
@@ -252,6 +252,9 @@ func TestDecodeHeaderRejects(t *testing.T) {
 		{"empty auth", handshake(KindAuth, 0, 0, 0), "auth frame with 0 payload bytes, want 64"},
 		{"empty auth-ok", handshake(KindAuthOK, 0, 0, 0), "auth-ok frame with 0 payload bytes, want 32"},
 		{"auth-ok with a byte", handshake(KindAuthOK, 0, 0, 1), "auth-ok frame with 1 payload bytes"},
+		{"ping with op", handshake(KindPing, op.Read, 1, 0), "ping frame with op 5 and 0 payload bytes"},
+		{"ping with payload", handshake(KindPing, 0, 1, 4), "ping frame with op 0 and 4 payload bytes"},
+		{"pong with payload", handshake(KindPong, 0, 1, 1), "pong frame with op 0 and 1 payload bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -321,6 +324,8 @@ func seedFrames(t testing.TB) [][]byte {
 		append(AppendHeader(nil, Header{Kind: KindAuth, Length: NonceSize + MACSize}), bytes.Repeat([]byte{7}, NonceSize+MACSize)...),
 		append(AppendHeader(nil, Header{Kind: KindAuthOK, Length: MACSize}), bytes.Repeat([]byte{9}, MACSize)...),
 		AppendRequest(nil, 1, op.Getattr, "/a/b"),
+		AppendPing(nil, 7),
+		AppendHeader(nil, Header{Kind: KindPong, ID: 7}),
 	}
 	for i, tc := range successCases() {
 		if len(tc.res.Data) > 4096 {

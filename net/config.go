@@ -38,6 +38,10 @@ type Config struct {
 	Token       []byte        // shared job secret, at least MinTokenLen bytes (required)
 	Logger      *slog.Logger  // nil → discard
 	DialTimeout time.Duration // connect plus handshake; the server's wait for auth; 0 → DefaultDialTimeout
+	// HeartbeatTimeout: a client whose calls have heard no frame for this
+	// long fails them with ErrHeartbeat (pinging after a quarter of it);
+	// 0 = off.
+	HeartbeatTimeout time.Duration
 }
 
 // Handler answers one request. It runs in its own goroutine; ctx ends when
@@ -56,6 +60,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DialTimeout < 0 {
 		return c, fmt.Errorf("cnet: negative DialTimeout %v", c.DialTimeout)
+	}
+	if c.HeartbeatTimeout < 0 {
+		return c, fmt.Errorf("cnet: negative HeartbeatTimeout %v", c.HeartbeatTimeout)
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout

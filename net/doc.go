@@ -33,6 +33,15 @@
 //	            requests may follow
 //	4 request   client→server; payload: the view path bytes
 //	5 response  server→client; same op and id as the request; payload below
+//	6 ping      client→server after auth-ok; op 0, empty; id = ping sequence
+//	7 pong      server→client; answers a ping with its id, from the reader
+//	            (never queued behind handlers)
+//
+// Heartbeat: a client with calls outstanding that has heard no frame for a
+// quarter of Config.HeartbeatTimeout sends a ping; after the whole timeout
+// without any frame it fails its calls with ErrHeartbeat (and ErrClosed),
+// so a hung server is left within about the timeout, not at a call's
+// deadline. An idle connection is never pinged.
 //
 // Response payload: errno u32; when it is non-zero nothing follows (the
 // real errno travels unchanged, it is never collapsed to EIO). On success:

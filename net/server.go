@@ -230,6 +230,8 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 	case sc.authed.Load() && h.Kind == KindRequest:
 		s.dispatch(sc, h, string(payload))
 		return nil
+	case sc.authed.Load() && h.Kind == KindPing:
+		return sc.answerPing(h)
 	default:
 		s.cfg.Logger.Error("cnet: closing connection", "remote", sc.remote,
 			"err", fmt.Errorf("%w: unexpected %v frame (authenticated: %t)", ErrProtocol, h.Kind, sc.authed.Load()))

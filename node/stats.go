@@ -40,6 +40,8 @@ func (n *Node) Stats() Stats {
 	if u, ok := n.cfg.Parent.(interface{ Failovers() int64 }); ok {
 		s.Failovers = u.Failovers()
 	}
+	// A non-root's filesystem operations: successor takeover, direct reads.
+	local, _ := n.cfg.Parent.(interface{ BackendOps(op.Op) int64 })
 	for _, o := range op.All {
 		if o == op.IsReady {
 			continue
@@ -53,6 +55,8 @@ func (n *Node) Stats() Stats {
 		}
 		if n.cfg.Backend != nil {
 			st.BackendOps = n.cfg.Backend.Ops(o)
+		} else if local != nil {
+			st.BackendOps = local.BackendOps(o)
 		}
 		s.Ops = append(s.Ops, st)
 	}

@@ -59,6 +59,10 @@ func clusterSettings(tb testing.TB, target string) config.Settings {
 	s.ReadyProbeMaxMs = 100
 	s.ReadyTimeoutS = 30
 	s.RPCTimeoutS = 30
+	// Up to 64 nodes share this one process (and the race detector) on a
+	// loaded host: a parent's reader can be unscheduled for a second. The
+	// heartbeat's own tests (net, e2e) use the default.
+	s.HeartbeatTimeoutMs = 5000
 	return s
 }
 

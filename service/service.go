@@ -144,29 +144,32 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if svc.profOn {
 		ncfg.Observe = svc.prof.Observe
 	}
-	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log}
+	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log, HeartbeatTimeout: s.HeartbeatTimeout()}
+	bcfg := backend.Config{
+		Target:       s.Target,
+		Parallel:     s.BackendParallel,
+		MaxCacheable: s.MaxCacheableBytes,
+		Guard:        guard,
+	}
 	if pos.Parent < 0 {
 		// Refuses a target that is not a directory, naming it.
-		svc.backend, err = backend.New(backend.Config{
-			Target:       s.Target,
-			Parallel:     s.BackendParallel,
-			MaxCacheable: s.MaxCacheableBytes,
-			Guard:        guard,
-		})
+		svc.backend, err = backend.New(bcfg)
 		if err != nil {
 			return nil, fmt.Errorf("rank %d: %w", id.Rank, err)
 		}
 		log.Debug("backend", "target", s.Target, "resolve", svc.backend.Resolver())
 		ncfg.Backend = svc.backend
 	} else {
-		addrs := make([]string, len(pos.Ancestors))
-		for i, r := range pos.Ancestors {
-			addrs[i] = id.Book[r].Endpoint
-		}
 		dial := func(ctx context.Context, addr string) (node.Conn, error) {
 			return cnet.Dial(ctx, addr, netCfg)
 		}
-		svc.upstream, err = node.NewUpstream(addrs, dial, 30*time.Second, log)
+		svc.upstream, err = node.NewUpstreamHops(node.UpstreamConfig{
+			Hops:         failoverHops(s, pos, id.Book, bcfg, log),
+			Dial:         dial,
+			RetryPrimary: parentRetry,
+			DialTimeout:  dialTimeout(s),
+			Logger:       log,
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,142 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hpc-copper/copper/backend"
+	"github.com/hpc-copper/copper/op"
+)
+
+// LocalBackend is a non-root node's own access to the backing filesystem,
+// which every host sees: the successor root's takeover when the root is
+// gone, or a node's last-resort direct reads. The backend is created on
+// first use only, so a healthy tree never opens it below the root.
+type LocalBackend struct {
+	cfg   backend.Config
+	what  string // for the log line when it is first used
+	log   *slog.Logger
+	limit *Limiter // nil: unlimited (takeover)
+
+	once sync.Once
+	b    atomic.Pointer[backend.Backend]
+	err  error // set once, by once: this host cannot open the target
+}
+
+// NewLocalBackend returns a lazily created backend for cfg; opsPerSec > 0
+// limits its operations (a burst of one second's worth).
+func NewLocalBackend(cfg backend.Config, opsPerSec float64, what string, log *slog.Logger) *LocalBackend {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l := &LocalBackend{cfg: cfg, what: what, log: log}
+	if opsPerSec > 0 {
+		l.limit = NewLimiter(opsPerSec, max(1, opsPerSec))
+	}
+	return l
+}
+
+// Call answers from the filesystem. Its only error is a rate-limit wait
+// cut short by ctx.
+func (l *LocalBackend) Call(ctx context.Context, o op.Op, path string) (op.Result, error) {
+	if l.limit != nil {
+		if err := l.limit.Wait(ctx); err != nil {
+			return op.Result{}, fmt.Errorf("%s: rate limit: %w", l.what, err)
+		}
+	}
+	l.once.Do(func() {
+		b, err := backend.New(l.cfg)
+		if err != nil {
+			l.err = fmt.Errorf("%s: %w", l.what, err)
+			l.log.Error("cannot read the backing filesystem from this node", "as", l.what, "err", err)
+			return
+		}
+		l.b.Store(b)
+		l.log.Warn("reading the backing filesystem from this node", "as", l.what, "target", l.cfg.Target)
+	})
+	if l.err != nil {
+		return op.Result{}, l.err
+	}
+	return l.b.Load().Do(ctx, o, path), nil
+}
+
+// Close releases the backend's target descriptor, if it was ever opened.
+// Operations still running keep it until they end (backend.Close).
+func (l *LocalBackend) Close() error {
+	if b := l.b.Load(); b != nil {
+		return b.Close()
+	}
+	return nil
+}
+
+// Ops counts the backend operations of type o done here.
+func (l *LocalBackend) Ops(o op.Op) int64 {
+	if b := l.b.Load(); b != nil {
+		return b.Ops(o)
+	}
+	return 0
+}
+
+// Used reports whether the backend was ever created.
+func (l *LocalBackend) Used() bool { return l.b.Load() != nil }
+
+// Limiter is a token bucket: rate tokens per second, at most burst saved.
+type Limiter struct {
+	rate, burst float64
+	now         func() time.Time
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+// NewLimiter returns a full bucket.
+func NewLimiter(rate, burst float64) *Limiter {
+	return &Limiter{rate: rate, burst: burst, tokens: burst, now: time.Now}
+}
+
+// reserve takes one token and returns how long the caller must wait for
+// it (0 when one was saved). Tokens go negative: later callers queue
+// behind earlier ones.
+func (l *Limiter) reserve() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if !l.last.IsZero() {
+		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	l.tokens--
+	if l.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-l.tokens / l.rate * float64(time.Second))
+}
+
+// cancel returns a reserved token that was not used.
+func (l *Limiter) cancel() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tokens = min(l.burst, l.tokens+1)
+}
+
+// Wait blocks until a token is available or ctx ends.
+func (l *Limiter) Wait(ctx context.Context) error {
+	d := l.reserve()
+	if d == 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		l.cancel()
+		return ctx.Err()
+	}
+}
