@@ -133,11 +133,14 @@ func TestLocalFourServeAndStop(t *testing.T) {
 }
 
 // TestMPI runs the launcher the way a job does: one process per rank
-// under MPICH's mpiexec, which sets PMI_RANK and PMI_SIZE.
+// under MPICH's mpiexec, which sets PMI_RANK and PMI_SIZE. It names
+// MPICH's own command, not `mpiexec`: with Open MPI installed too, the
+// machine's alternatives may point `mpiexec` at Open MPI (which refuses
+// root), and those alternatives are the machine owner's, not ours.
 func TestMPI(t *testing.T) {
-	mpiexec, err := exec.LookPath("mpiexec")
+	mpiexec, err := exec.LookPath("mpiexec.mpich")
 	if err != nil {
-		t.Fatalf("mpiexec not found (%v): run scripts/setup-test-deps.sh (Debian package mpich)", err)
+		t.Fatalf("mpiexec.mpich not found (%v): run scripts/setup-test-deps.sh (Debian package mpich)", err)
 	}
 	j := newJob(t)
 	args := append([]string{"-n", "4", launcher()}, j.common()...)
