@@ -40,19 +40,7 @@ func TestClusterRootGone(t *testing.T) {
 			require.NoError(t, c.nodes[0].Stop(t.Context()))
 			rest := &cluster{nodes: c.nodes[1:], logs: c.logs}
 
-			var stats, more []request
-			for _, p := range src.paths {
-				stats = append(stats, request{op.Getattr, p})
-			}
-			for _, p := range src.dirs {
-				more = append(more, request{op.Readdir, p})
-			}
-			for _, p := range src.links {
-				more = append(more, request{op.Readlink, p})
-			}
-			for _, p := range src.files {
-				more = append(more, request{op.Read, p})
-			}
+			stats, more := src.requests()
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			// Getattr on its own first: a Read also fills the metadata
