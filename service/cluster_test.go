@@ -9,10 +9,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	stdnet "net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -516,67 +514,23 @@ var forgedContent = []byte("forged content\n")
 // impostorServer holds addr and serves forged answers. With a token it is
 // a real copper server of another job; without one it is hand-written and
 // skips checking the client's proof, answering auth-ok with a guess, as
-// an attacker's server would. calls counts requests it received.
-func impostorServer(t *testing.T, addr string, token []byte, calls *atomic.Int64) {
+// an attacker's server would. It returns the count of requests it received.
+func impostorServer(t *testing.T, addr string, token []byte) *atomic.Int64 {
 	t.Helper()
-	forge := func(o op.Op) op.Result {
+	if token == nil {
+		return testkit.AcceptAnyone(t, addr, forgedContent)
+	}
+	var calls atomic.Int64
+	srv, err := cnet.Listen(t.Context(), addr, func(_ context.Context, o op.Op, _ string) op.Result {
 		calls.Add(1)
 		if o == op.IsReady {
 			return op.Result{Ready: true}
 		}
 		return op.Result{Attr: op.Attr{Mode: syscall.S_IFREG | 0o644, Size: int64(len(forgedContent))}, Data: forgedContent}
-	}
-	if token != nil {
-		srv, err := cnet.Listen(t.Context(), addr, func(_ context.Context, o op.Op, _ string) op.Result { return forge(o) },
-			cnet.Config{Token: token})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-		return
-	}
-	ln, err := stdnet.Listen("tcp", addr)
+	}, cnet.Config{Token: token})
 	require.NoError(t, err)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-				hello := cnet.AppendHeader(nil, cnet.Header{Kind: cnet.KindHello, Length: cnet.NonceSize})
-				if _, err := conn.Write(append(hello, make([]byte, cnet.NonceSize)...)); err != nil {
-					return
-				}
-				if _, err := io.ReadFull(conn, make([]byte, cnet.HeaderSize+cnet.NonceSize+cnet.MACSize)); err != nil {
-					return
-				}
-				ok := cnet.AppendHeader(nil, cnet.Header{Kind: cnet.KindAuthOK, Length: cnet.MACSize})
-				if _, err := conn.Write(append(ok, make([]byte, cnet.MACSize)...)); err != nil {
-					return
-				}
-				for {
-					hb := make([]byte, cnet.HeaderSize)
-					if _, err := io.ReadFull(conn, hb); err != nil {
-						return
-					}
-					h, err := cnet.DecodeHeader(hb)
-					if err != nil {
-						return
-					}
-					if _, err := io.CopyN(io.Discard, conn, int64(h.Length)); err != nil {
-						return
-					}
-					resp, _ := cnet.AppendResponse(nil, h.ID, h.Op, forge(h.Op))
-					if _, err := conn.Write(resp); err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return &calls
 }
 
 // TestClusterRefusesImpostorParent: rank 1's endpoint is held by an
@@ -602,8 +556,7 @@ func TestClusterRefusesImpostorParent(t *testing.T) {
 			s.ReadyTimeoutS = 1
 			jobToken := []byte("the job's real secret")
 			book := loopbackBook(t, 4)
-			var calls atomic.Int64
-			impostorServer(t, book[1].Endpoint, tt.token, &calls)
+			calls := impostorServer(t, book[1].Endpoint, tt.token)
 
 			logs := &testkit.SyncBuffer{}
 			logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
