@@ -64,6 +64,18 @@ type Options struct {
 	// LargeFiles serves files larger than MaxCacheable; nil means
 	// DirectFiles{Target}. A block cache can slot in here.
 	LargeFiles ContentProvider
+
+	// HandleOpens keeps open(2) and opendir reaching the view, as they
+	// did before warm hits: every open checks the file's version (a
+	// changed file answers ESTALE and the kernel retries unseen), and a
+	// descriptor keeps its whole copy of a small file after its first
+	// read. It costs an OPEN and a RELEASE per open file and directory.
+	// Off (the default), the view answers the kernel's first OPEN and
+	// OPENDIR with ENOSYS and the kernel answers every later open alone
+	// (no-open): a warm open, read and close never reach the daemon.
+	// The kernel sets no-open for the whole connection, so this is a
+	// choice per mount. README "Consistency" says what each guarantees.
+	HandleOpens bool
 }
 
 // rootIno is the inode number of the view root on every node. Children
@@ -147,8 +159,14 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 		fsOpts.NegativeTimeout = &negative
 	}
 
-	server, err := fs.Mount(mountpoint, &node{fs: fsys, path: "/"}, fsOpts)
+	// fs.Mount, with the bridge wrapped (see rawView).
+	raw := &rawView{RawFileSystem: fs.NewNodeFS(&node{fs: fsys, path: "/"}, fsOpts), fs: fsys}
+	server, err := gofuse.NewServer(raw, mountpoint, &fsOpts.MountOptions)
 	if err != nil {
+		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
 	}
 	fsys.logger.Info("copper view mounted", "mount", mountpoint, "target", fsys.target,
@@ -218,6 +236,7 @@ type filesystem struct {
 	logger       *slog.Logger
 	onIoctl      func(cmd uint32, viewPath string)
 	onOp         func(name string, errno syscall.Errno, d time.Duration)
+	handleOpens  bool // Options.HandleOpens
 
 	drop dropper // the Source's cache, if it has one
 
@@ -280,6 +299,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		logger:       logger,
 		onIoctl:      opts.OnIoctl,
 		onOp:         opts.OnOp,
+		handleOpens:  opts.HandleOpens,
 		drop:         drop,
 	}, nil
 }

@@ -239,24 +239,34 @@ func TestKernelCachesAnswers(t *testing.T) {
 }
 
 func TestCloseSendsNoFlush(t *testing.T) {
-	root := makeTree(t)
-	var mu sync.Mutex
-	ops := map[string]int{}
-	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) {
-		o.OnOp = func(name string, _ syscall.Errno, _ time.Duration) {
+	for _, mode := range openModes {
+		t.Run(mode.name, func(t *testing.T) {
+			root := makeTree(t)
+			var mu sync.Mutex
+			ops := map[string]int{}
+			m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) {
+				o.HandleOpens = mode.handleOpens
+				o.OnOp = func(name string, _ syscall.Errno, _ time.Duration) {
+					mu.Lock()
+					defer mu.Unlock()
+					ops[name]++
+				}
+			})
+			for range 5 {
+				_, err := os.ReadFile(filepath.Join(m.Mountpoint(), "a/small.txt"))
+				require.NoError(t, err)
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			ops[name]++
-		}
-	})
-	for range 5 {
-		_, err := os.ReadFile(filepath.Join(m.Mountpoint(), "a/small.txt"))
-		require.NoError(t, err)
+			if mode.handleOpens {
+				assert.Equal(t, 5, ops[opOpen])
+			} else {
+				assert.Equal(t, 1, ops[opOpen], "the first OPEN's ENOSYS ends OPEN for the mount")
+				assert.Zero(t, ops[opRelease])
+			}
+			assert.LessOrEqual(t, ops[opFlush], 1, "close() must not cost a FLUSH each time")
+		})
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, 5, ops[opOpen])
-	assert.LessOrEqual(t, ops[opFlush], 1, "close() must not cost a FLUSH each time")
 }
 
 // recordingProvider stands in for a future block cache.

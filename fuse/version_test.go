@@ -72,8 +72,8 @@ func (v versionView) clear() {
 
 // mountVersionView mounts target through a root node (child false) or
 // through a child node of that root (child true). budget bounds every
-// node's cache.
-func mountVersionView(t *testing.T, target string, maxCacheable, budget int64, child bool) versionView {
+// node's cache; handleOpens is Options.HandleOpens.
+func mountVersionView(t *testing.T, target string, maxCacheable, budget int64, child, handleOpens bool) versionView {
 	t.Helper()
 	requireFuse(t)
 	logs := &testkit.SyncBuffer{}
@@ -110,6 +110,7 @@ func mountVersionView(t *testing.T, target string, maxCacheable, budget int64, c
 		NegativeTimeout: time.Hour,
 		MaxReadahead:    viewReadahead,
 		Logger:          logger,
+		HandleOpens:     handleOpens,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -255,68 +256,79 @@ func TestChangedFileIsOneVersion(t *testing.T) {
 		{"through the node", versionSmallMax},
 		{"over max_cacheable", versionLargeMax},
 	}
-	for _, size := range sizes {
-		for _, rf := range refetchTable() {
-			for _, ch := range changeTable() {
-				t.Run(size.name+"/"+rf.name+"/"+ch.name, func(t *testing.T) {
-					target := t.TempDir()
-					host := filepath.Join(target, "f.bin")
-					v1 := pattern(1, versionSize)
-					require.NoError(t, os.WriteFile(host, v1, 0o644))
-					v := mountVersionView(t, target, size.maxCacheable, rf.budget, rf.child)
+	for _, mode := range openModes {
+		for _, size := range sizes {
+			for _, rf := range refetchTable() {
+				for _, ch := range changeTable() {
+					t.Run(mode.name+"/"+size.name+"/"+rf.name+"/"+ch.name, func(t *testing.T) {
+						target := t.TempDir()
+						host := filepath.Join(target, "f.bin")
+						v1 := pattern(1, versionSize)
+						require.NoError(t, os.WriteFile(host, v1, 0o644))
+						v := mountVersionView(t, target, size.maxCacheable, rf.budget, rf.child, mode.handleOpens)
 
-					readPrefix(t, v.at("f.bin"), v1)
-					v2 := ch.apply(t, host, v1)
-					if rf.clear {
-						v.clear()
-					}
-
-					got, err := readWhole(v.at("f.bin"))
-					requireOneVersion(t, "first read after the change", got, err, v1, v2)
-					if err != nil {
-						t.Logf("first read after the change: %v", err)
-						var errno syscall.Errno
-						require.ErrorAs(t, err, &errno)
-						require.Contains(t, []syscall.Errno{syscall.EIO, syscall.ENOENT, syscall.ESTALE}, errno)
-					}
-					if errors.Is(err, syscall.EIO) {
-						// One line names the path and both versions.
-						logs := v.logs.String()
-						assert.Contains(t, logs, "path=/f.bin")
-						assert.Contains(t, logs, "at=read")
-						assert.Contains(t, logs, fmt.Sprintf("view_version=\"dev=%d ino=", fileDev(t, target)))
-						assert.Contains(t, logs, "found=")
-
-						// The kernel was told to forget the name: a stat
-						// looks it up again and shows the file as it is.
-						v.m.fsys.notifies.Wait()
-						var view, now syscall.Stat_t
-						err := syscall.Stat(v.at("f.bin"), &view)
-						switch {
-						case v2 == nil:
-							require.ErrorIs(t, err, syscall.ENOENT)
-						default:
-							require.NoError(t, err)
-							require.NoError(t, syscall.Stat(host, &now))
-							assert.Equal(t, now.Size, view.Size, "size after the invalidation")
-							assert.Equal(t, now.Mtim, view.Mtim, "mtime after the invalidation")
+						readPrefix(t, v.at("f.bin"), v1)
+						v2 := ch.apply(t, host, v1)
+						if rf.clear {
+							v.clear()
 						}
-					}
 
-					got, err = readWhole(v.at("f.bin"))
-					if v2 == nil {
-						require.ErrorIs(t, err, syscall.ENOENT, "the deleted file is gone at the next open")
-						return
-					}
-					require.NoError(t, err, "the next open reads the new version")
-					require.True(t, bytes.Equal(v2, got), "the next open reads the new version whole (%s)", describeMix(got, v1, v2))
-					fi, err := os.Stat(v.at("f.bin"))
-					require.NoError(t, err)
-					assert.Equal(t, int64(len(v2)), fi.Size(), "stat shows the new version's size")
-				})
+						got, err := readWhole(v.at("f.bin"))
+						requireOneVersion(t, "first read after the change", got, err, v1, v2)
+						if err != nil {
+							t.Logf("first read after the change: %v", err)
+							var errno syscall.Errno
+							require.ErrorAs(t, err, &errno)
+							require.Contains(t, []syscall.Errno{syscall.EIO, syscall.ENOENT, syscall.ESTALE}, errno)
+						}
+						if errors.Is(err, syscall.EIO) {
+							// One line names the path and both versions.
+							logs := v.logs.String()
+							assert.Contains(t, logs, "path=/f.bin")
+							assert.Contains(t, logs, "at=read")
+							assert.Contains(t, logs, fmt.Sprintf("view_version=\"dev=%d ino=", fileDev(t, target)))
+							assert.Contains(t, logs, "found=")
+
+							// The kernel was told to forget the name: a stat
+							// looks it up again and shows the file as it is.
+							v.m.fsys.notifies.Wait()
+							var view, now syscall.Stat_t
+							err := syscall.Stat(v.at("f.bin"), &view)
+							switch {
+							case v2 == nil:
+								require.ErrorIs(t, err, syscall.ENOENT)
+							default:
+								require.NoError(t, err)
+								require.NoError(t, syscall.Stat(host, &now))
+								assert.Equal(t, now.Size, view.Size, "size after the invalidation")
+								assert.Equal(t, now.Mtim, view.Mtim, "mtime after the invalidation")
+							}
+						}
+
+						got, err = readWhole(v.at("f.bin"))
+						if v2 == nil {
+							require.ErrorIs(t, err, syscall.ENOENT, "the deleted file is gone at the next open")
+							return
+						}
+						require.NoError(t, err, "the next open reads the new version")
+						require.True(t, bytes.Equal(v2, got), "the next open reads the new version whole (%s)", describeMix(got, v1, v2))
+						fi, err := os.Stat(v.at("f.bin"))
+						require.NoError(t, err)
+						assert.Equal(t, int64(len(v2)), fi.Size(), "stat shows the new version's size")
+					})
+				}
 			}
 		}
 	}
+}
+
+// openModes are the two ways a mount meets open(2) (Options.HandleOpens).
+var openModes = []struct {
+	name        string
+	handleOpens bool
+}{
+	{"no-open", false},
+	{"handled opens", true},
 }
 
 // fileDev is the device of the file system under dir.
@@ -352,60 +364,67 @@ func TestOpenFileKeepsItsVersion(t *testing.T) {
 		readFirst    bool // read a prefix before the change
 		change       int  // index in changes
 		mustSucceed  bool // the old version is still there to read
+		// A handle keeps its whole copy of a small file after its first
+		// read; with no handle, nothing does (the kernel cannot tell this
+		// descriptor's next read from a later open's first).
+		handledOnly bool
 	}{
-		{"through the node, renamed over", versionSmallMax, false, 3, false},
-		{"through the node, renamed over after a read", versionSmallMax, true, 3, true},
-		{"through the node, overwritten", versionSmallMax, false, 0, false},
-		{"over max_cacheable, renamed over", versionLargeMax, false, 3, true},
-		{"over max_cacheable, renamed over after a read", versionLargeMax, true, 3, true},
-		{"over max_cacheable, overwritten", versionLargeMax, false, 0, false},
-		{"over max_cacheable, overwritten after a read", versionLargeMax, true, 0, false},
+		{"through the node, renamed over", versionSmallMax, false, 3, false, false},
+		{"through the node, renamed over after a read", versionSmallMax, true, 3, true, true},
+		{"through the node, overwritten", versionSmallMax, false, 0, false, false},
+		{"over max_cacheable, renamed over", versionLargeMax, false, 3, true, false},
+		{"over max_cacheable, renamed over after a read", versionLargeMax, true, 3, true, false},
+		{"over max_cacheable, overwritten", versionLargeMax, false, 0, false, false},
+		{"over max_cacheable, overwritten after a read", versionLargeMax, true, 0, false, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			target := t.TempDir()
-			host := filepath.Join(target, "f.bin")
-			v1 := pattern(1, versionSize)
-			require.NoError(t, os.WriteFile(host, v1, 0o644))
-			v := mountVersionView(t, target, tt.maxCacheable, 64<<10, false)
+	for _, mode := range openModes {
+		for _, tt := range tests {
+			t.Run(mode.name+"/"+tt.name, func(t *testing.T) {
+				target := t.TempDir()
+				host := filepath.Join(target, "f.bin")
+				v1 := pattern(1, versionSize)
+				require.NoError(t, os.WriteFile(host, v1, 0o644))
+				v := mountVersionView(t, target, tt.maxCacheable, 64<<10, false, mode.handleOpens)
+				mustSucceed := tt.mustSucceed && (mode.handleOpens || !tt.handledOnly)
 
-			f, err := os.Open(v.at("f.bin"))
-			require.NoError(t, err)
-			defer f.Close()
-			if tt.readFirst {
-				buf := make([]byte, prefixSize)
-				_, err := io.ReadFull(f, buf)
+				f, err := os.Open(v.at("f.bin"))
 				require.NoError(t, err)
-				require.Equal(t, v1[:prefixSize], buf)
-			}
-			v2 := changeTable()[tt.change].apply(t, host, v1)
-			v.clear()
+				defer f.Close()
+				if tt.readFirst {
+					buf := make([]byte, prefixSize)
+					_, err := io.ReadFull(f, buf)
+					require.NoError(t, err)
+					require.Equal(t, v1[:prefixSize], buf)
+				}
+				v2 := changeTable()[tt.change].apply(t, host, v1)
+				v.clear()
 
-			got := make([]byte, len(v1)+len(v2))
-			n, err := f.ReadAt(got, 0)
-			if errors.Is(err, io.EOF) {
-				err = nil
-			}
-			got = got[:n]
-			if tt.mustSucceed {
-				require.NoError(t, err)
-				require.True(t, bytes.Equal(v1, got), "the open file reads its version whole (%s)", describeMix(got, v1, v2))
-				return
-			}
-			if err == nil {
-				require.True(t, bytes.Equal(v1, got), "the open file reads its version whole or fails (%s)", describeMix(got, v1, v2))
-				return
-			}
-			require.ErrorIs(t, err, syscall.EIO)
-			logs := v.logs.String()
-			assert.Contains(t, logs, "path=/f.bin at=read") // read or read_direct
-			assert.Contains(t, logs, "view_version=")
-			if tt.maxCacheable < versionSize {
-				assert.Contains(t, logs, `found="on this host: dev=`, "a direct read names the version it found")
-			} else {
-				assert.Contains(t, logs, `found="dev=`)
-			}
-		})
+				got := make([]byte, len(v1)+len(v2))
+				n, err := f.ReadAt(got, 0)
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				got = got[:n]
+				if mustSucceed {
+					require.NoError(t, err)
+					require.True(t, bytes.Equal(v1, got), "the open file reads its version whole (%s)", describeMix(got, v1, v2))
+					return
+				}
+				if err == nil {
+					require.True(t, bytes.Equal(v1, got), "the open file reads its version whole or fails (%s)", describeMix(got, v1, v2))
+					return
+				}
+				require.ErrorIs(t, err, syscall.EIO)
+				logs := v.logs.String()
+				assert.Contains(t, logs, "path=/f.bin at=read") // read or read_direct
+				assert.Contains(t, logs, "view_version=")
+				if tt.maxCacheable < versionSize {
+					assert.Contains(t, logs, `found="on this host: dev=`, "a direct read names the version it found")
+				} else {
+					assert.Contains(t, logs, `found="dev=`)
+				}
+			})
+		}
 	}
 }
 
@@ -420,7 +439,7 @@ func TestInodeReuseIsANewFile(t *testing.T) {
 			require.NoError(t, os.WriteFile(secret, []byte("SECRET-A\n"), 0o644))
 			var st syscall.Stat_t
 			require.NoError(t, syscall.Stat(secret, &st))
-			v := mountVersionView(t, target, versionSmallMax, 64<<20, child)
+			v := mountVersionView(t, target, versionSmallMax, 64<<20, child, false)
 
 			got, err := os.ReadFile(v.at("a.txt"))
 			require.NoError(t, err)
@@ -475,7 +494,7 @@ func TestHardLinksAreSeparateFiles(t *testing.T) {
 			content := []byte("one file, two names\n")
 			require.NoError(t, os.WriteFile(filepath.Join(target, "x.txt"), content, 0o644))
 			require.NoError(t, os.Link(filepath.Join(target, "x.txt"), filepath.Join(target, "y.txt")))
-			v := mountVersionView(t, target, versionSmallMax, 64<<20, tt.child)
+			v := mountVersionView(t, target, versionSmallMax, 64<<20, tt.child, false)
 
 			var xs, ys syscall.Stat_t
 			for _, name := range []string{"x.txt", "y.txt"} {
@@ -583,11 +602,12 @@ func TestStaleHandleFetchesOnce(t *testing.T) {
 
 // TestLargeFileDescriptorIsShared: the open handles of one view inode
 // over max_cacheable share one host descriptor, as the processes of a
-// node that map one large library do.
+// node that map one large library do. (A no-open mount pins one per
+// inode at lookup, and checks the host file at every lookup.)
 func TestLargeFileDescriptorIsShared(t *testing.T) {
 	root := makeTree(t)
 	provider := &recordingProvider{next: DirectFiles{Target: root}}
-	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider })
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider; o.HandleOpens = true })
 	want, err := os.ReadFile(filepath.Join(root, "big.bin"))
 	require.NoError(t, err)
 
