@@ -538,6 +538,9 @@ func TestMountOptionsReachTheKernel(t *testing.T) {
 	fields := strings.Fields(line)
 	require.GreaterOrEqual(t, len(fields), 6, line)
 	assert.Contains(t, strings.Split(fields[5], ","), "ro", "mount flags: %s", line)
+	// The superblock too: on a read-write superblock every read marks
+	// atime stale, and the next stat sends GETATTR despite attr_timeout_s.
+	assert.Contains(t, strings.Split(fields[len(fields)-1], ","), "ro", "superblock flags: %s", line)
 	assert.Contains(t, line, " - fuse.copper copper ")
 	assert.Contains(t, line, "max_read=262144")
 	assert.Contains(t, line, "default_permissions")
