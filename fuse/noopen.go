@@ -119,21 +119,25 @@ func (n *node) pin(c Content) {
 func (n *node) acquirePinned(ctx context.Context) (*heldContent, syscall.Errno) {
 	p := &n.pinned
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.held == nil {
 		c, errno := n.fs.large.Open(ctx, n.path, n.attr)
-		if errno == syscall.ESTALE {
-			n.fs.stale(ctx, n, atReadDirect, nil, errno)
-			n.readStale.Store(true)
-			return nil, syscall.EIO
-		}
 		if errno != 0 {
+			p.mu.Unlock()
+			if errno == syscall.ESTALE {
+				// Unlocked: a lookup of the name pins under p.mu, and
+				// stale waits for the kernel's directory lock.
+				n.fs.stale(ctx, n, atReadDirect, nil, errno)
+				n.readStale.Store(true)
+				return nil, syscall.EIO
+			}
 			return nil, errno
 		}
 		p.held = &heldContent{content: c, refs: 1}
 	}
 	p.held.refs++
-	return p.held, 0
+	h := p.held
+	p.mu.Unlock()
+	return h, 0
 }
 
 func (n *node) unpin(h *heldContent) {
