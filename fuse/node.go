@@ -157,7 +157,12 @@ func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.Entry
 	}
 	var content Content
 	if n.fs.pinsAtLookup(r.Attr) {
-		r, content = n.fs.pinLarge(ctx, child, r)
+		held := false
+		if known := n.GetChild(name); known != nil && known.StableAttr() == stableAttrFor(r.Attr, child) {
+			kn, ok := known.Operations().(*node)
+			held = ok && kn.holdsPinned()
+		}
+		r, content = n.fs.pinLarge(ctx, child, r, held)
 		if r.Errno != 0 {
 			return nil, r.Errno
 		}

@@ -151,6 +151,15 @@ func (n *node) unpin(h *heldContent) {
 	}
 }
 
+// holdsPinned reports whether a lookup of n's version would find content
+// pinned already.
+func (n *node) holdsPinned() bool {
+	p := &n.pinned
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held != nil
+}
+
 // OnForget releases the pinned content: the kernel has forgotten the
 // node, so no descriptor of the view can read it anymore.
 func (n *node) OnForget() {
@@ -177,9 +186,16 @@ func (f *filesystem) pinsAtLookup(a op.Attr) bool {
 // handled open's ESTALE: the lookup answers with this host's stat
 // instead (noteHostNewer), so the kernel gets the new version's inode.
 // Other errors leave the node unpinned; its first read opens the file
-// and reports them.
-func (f *filesystem) pinLarge(ctx context.Context, child string, r op.Result) (op.Result, Content) {
-	content, errno := f.large.Open(ctx, child, r.Attr)
+// and reports them. When the inode the lookup leads to already holds
+// content (held), a VersionChecker provider is asked instead of opening.
+func (f *filesystem) pinLarge(ctx context.Context, child string, r op.Result, held bool) (op.Result, Content) {
+	var content Content
+	var errno syscall.Errno
+	if checker, ok := f.large.(VersionChecker); ok && held {
+		errno = checker.Check(ctx, child, r.Attr)
+	} else {
+		content, errno = f.large.Open(ctx, child, r.Attr)
+	}
 	if errno != syscall.ESTALE {
 		if errno != 0 {
 			return r, nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -650,4 +651,41 @@ func TestSameBytes(t *testing.T) {
 			assert.Equal(t, tt.same, v.sameBytes(w))
 		})
 	}
+}
+
+// checkingProvider is a recordingProvider that also checks versions, as
+// DirectFiles does.
+type checkingProvider struct {
+	*recordingProvider
+	mu     sync.Mutex
+	checks int
+}
+
+func (p *checkingProvider) Check(ctx context.Context, viewPath string, attr op.Attr) syscall.Errno {
+	p.mu.Lock()
+	p.checks++
+	p.mu.Unlock()
+	return p.next.(VersionChecker).Check(ctx, viewPath, attr)
+}
+
+// TestLargeFilePinnedOncePerInode: on a no-open mount, a view inode over
+// max_cacheable holds one host descriptor, opened at its first lookup;
+// every later path walk to it is a lookup that checks the host file
+// without opening it.
+func TestLargeFilePinnedOncePerInode(t *testing.T) {
+	root := makeTree(t)
+	provider := &checkingProvider{recordingProvider: &recordingProvider{next: DirectFiles{Target: root}}}
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider })
+	want, err := os.ReadFile(filepath.Join(root, "big.bin"))
+	require.NoError(t, err)
+
+	for i := range 3 {
+		got, err := os.ReadFile(filepath.Join(m.Mountpoint(), "big.bin"))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(want, got), "read %d", i)
+	}
+	assert.Equal(t, []string{"/big.bin"}, provider.paths(), "one host open for the view inode")
+	provider.mu.Lock()
+	defer provider.mu.Unlock()
+	assert.GreaterOrEqual(t, provider.checks, 2, "the later path walks check the host file")
 }
