@@ -375,6 +375,11 @@ func TestLocksIoctlXattrStatfs(t *testing.T) {
 		defer mu.Unlock()
 		assert.Contains(t, ioctls, ioctlCall{100, "/a/small.txt"})
 		assert.Contains(t, ioctls, ioctlCall{100, "/a"})
+		// Terminal requests are answered before OnIoctl: every isatty()
+		// sends one, and they are no Copper 1.0 command.
+		for _, c := range ioctls {
+			assert.NotEqual(t, uint32(syscall.TCGETS), c.cmd, "OnIoctl saw TCGETS on %s", c.path)
+		}
 	})
 
 	t.Run("xattr", func(t *testing.T) {
