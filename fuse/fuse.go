@@ -118,7 +118,9 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 			AllowOther: opts.AllowOther,
 			// "ro" makes the kernel refuse mutations before they reach
 			// us (the node methods still answer EROFS, defence in
-			// depth); default_permissions makes the kernel check mode
+			// depth) and makes the superblock read-only, without which
+			// every read marks atime stale and the next stat sends a
+			// GETATTR despite AttrTimeout; default_permissions makes the kernel check mode
 			// bits from cached attributes instead of asking us, and
 			// keeps allow_other from exposing 0600 files.
 			Options: []string{"ro", "default_permissions"},
@@ -135,9 +137,11 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 			// refresh.
 			EnableSymlinkCaching:     true,
 			ExplicitDataCacheControl: true,
-			// READDIRPLUS would turn every listing into one Getattr per
-			// entry; Python lists directories far more than it stats
-			// all of their entries.
+			// READDIRPLUS would turn every cold listing into one Source
+			// Getattr per entry, one after another (the bridge looks each
+			// entry up); Python lists directories far more than it stats
+			// all of their entries. Warm listings and stats never reach
+			// us without it (TestWarmPassStaysInTheKernel).
 			DisableReadDirPlus: true,
 			// Without EnableLocks the kernel keeps flock/fcntl locks
 			// locally: they succeed and still exclude each other
