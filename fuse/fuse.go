@@ -90,6 +90,7 @@ const maxBackground = 64
 type Mounted struct {
 	server     *gofuse.Server
 	fsys       *filesystem
+	root       *node
 	mountpoint string
 	logger     *slog.Logger
 
@@ -108,7 +109,7 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 	if err := checkMountpoint(mountpoint); err != nil {
 		return nil, err
 	}
-	root := os.Geteuid() == 0
+	asRoot := os.Geteuid() == 0
 
 	entry, attr := max(opts.EntryTimeout, 0), max(opts.AttrTimeout, 0)
 	fsOpts := &fs.Options{
@@ -126,7 +127,7 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 			Options: []string{"ro", "default_permissions"},
 			// As root, mount(2) directly and keep its errno; others
 			// go through fusermount3.
-			DirectMountStrict: root,
+			DirectMountStrict: asRoot,
 			DirectMountFlags:  syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
 			MaxWrite:          opts.MaxRead, // go-fuse derives max_read and MaxPages from it
 			MaxReadAhead:      opts.MaxReadahead,
@@ -164,7 +165,8 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 	}
 
 	// fs.Mount, with the bridge wrapped (see rawView).
-	raw := &rawView{RawFileSystem: fs.NewNodeFS(&node{fs: fsys, path: "/"}, fsOpts), fs: fsys}
+	root := &node{fs: fsys, path: "/"}
+	raw := &rawView{RawFileSystem: fs.NewNodeFS(root, fsOpts), fs: fsys}
 	server, err := gofuse.NewServer(raw, mountpoint, &fsOpts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
@@ -174,8 +176,8 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
 	}
 	fsys.logger.Info("copper view mounted", "mount", mountpoint, "target", fsys.target,
-		"guarded", fsys.guards, "direct_mount", root)
-	return &Mounted{server: server, fsys: fsys, mountpoint: mountpoint, logger: fsys.logger}, nil
+		"guarded", fsys.guards, "direct_mount", asRoot)
+	return &Mounted{server: server, fsys: fsys, root: root, mountpoint: mountpoint, logger: fsys.logger}, nil
 }
 
 // checkMountpoint gives a precise error for the usual failures before

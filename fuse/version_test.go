@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -688,4 +689,52 @@ func TestLargeFilePinnedOncePerInode(t *testing.T) {
 	provider.mu.Lock()
 	defer provider.mu.Unlock()
 	assert.GreaterOrEqual(t, provider.checks, 2, "the later path walks check the host file")
+}
+
+// releaseCounter counts the releases of the contents a provider opened.
+type releaseCounter struct {
+	next     ContentProvider
+	opened   atomic.Int64
+	released atomic.Int64
+}
+
+func (p *releaseCounter) Open(ctx context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno) {
+	c, errno := p.next.Open(ctx, viewPath, attr)
+	if errno != 0 {
+		return nil, errno
+	}
+	p.opened.Add(1)
+	return countedContent{Content: c, p: p}, 0
+}
+
+type countedContent struct {
+	Content
+	p *releaseCounter
+}
+
+func (c countedContent) Release() syscall.Errno {
+	c.p.released.Add(1)
+	return c.Content.Release()
+}
+
+// TestLargeFileReleasedWhenForgotten: a no-open view inode's pinned host
+// descriptor stays open while the kernel knows the inode and is closed
+// once the kernel forgets it.
+func TestLargeFileReleasedWhenForgotten(t *testing.T) {
+	root := makeTree(t)
+	provider := &releaseCounter{next: DirectFiles{Target: root}}
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider })
+	want, err := os.ReadFile(filepath.Join(root, "big.bin"))
+	require.NoError(t, err)
+	got, err := os.ReadFile(filepath.Join(m.Mountpoint(), "big.bin"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(want, got))
+	require.EqualValues(t, 1, provider.opened.Load())
+	require.Zero(t, provider.released.Load(), "pinned while the kernel knows the inode")
+
+	// Have the kernel drop the name, as a changed file does: nothing
+	// holds the inode then, so the kernel evicts it and sends FORGET.
+	require.Zero(t, m.root.NotifyEntry("big.bin"))
+	require.Eventually(t, func() bool { return provider.released.Load() == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the pinned descriptor is released after FORGET")
 }
