@@ -339,6 +339,14 @@ func (n *node) openDirect(ctx context.Context) (Content, syscall.Errno) {
 			return nil, errno
 		}
 		d.content = content
+	} else if checker, ok := n.fs.large.(VersionChecker); ok {
+		// The shared descriptor keeps the version an earlier open saw;
+		// this open must see the file the path shows now. (An earlier
+		// handle can outlive its close() a while: RELEASE is sent
+		// asynchronously.)
+		if errno := checker.Check(ctx, n.path, n.attr); errno != 0 {
+			return nil, errno
+		}
 	}
 	d.refs++
 	return d.content, 0

@@ -738,3 +738,29 @@ func TestLargeFileReleasedWhenForgotten(t *testing.T) {
 	require.Eventually(t, func() bool { return provider.released.Load() == 1 }, 10*time.Second, 10*time.Millisecond,
 		"the pinned descriptor is released after FORGET")
 }
+
+// TestHandledOpenChecksTheSharedDescriptor: with handled opens, a large
+// file's open handles share one host descriptor; an open while another
+// handle is still open must still see the file the path shows now, not
+// the shared descriptor's version.
+func TestHandledOpenChecksTheSharedDescriptor(t *testing.T) {
+	target := t.TempDir()
+	host := filepath.Join(target, "f.bin")
+	v1 := pattern(1, versionSize)
+	require.NoError(t, os.WriteFile(host, v1, 0o644))
+	// The root node keeps its stat of the file: only the host tells.
+	v := mountVersionView(t, target, versionLargeMax, 64<<20, false, true)
+
+	first, err := os.Open(v.at("f.bin"))
+	require.NoError(t, err)
+	defer first.Close()
+	v2 := changeTable()[3].apply(t, host, v1) // replace by rename
+
+	got, err := os.ReadFile(v.at("f.bin"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(v2, got), "a new open reads the new version (%s)", describeMix(got, v1, v2))
+	got = make([]byte, len(v1))
+	_, err = first.ReadAt(got, 0)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(v1, got), "the first handle keeps its version (%s)", describeMix(got, v1, v2))
+}
