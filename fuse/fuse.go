@@ -259,6 +259,9 @@ type filesystem struct {
 	hostNewer      sync.Map
 	hostNewerCount atomic.Int64
 
+	// pins bounds the large-file descriptors a no-open mount keeps.
+	pins pinList
+
 	// The version-change log, rate-limited apart for failed reads and
 	// for changes the kernel's retry hides.
 	staleWarnLog, staleInfoLog logLimit
@@ -295,7 +298,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 	if large == nil {
 		large = DirectFiles{Target: target}
 	}
-	return &filesystem{
+	fsys := &filesystem{
 		src:          uninterruptible{src},
 		mount:        mount,
 		target:       target,
@@ -307,7 +310,9 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		onOp:         opts.OnOp,
 		handleOpens:  opts.HandleOpens,
 		drop:         drop,
-	}, nil
+	}
+	fsys.pins.max = maxPinned
+	return fsys, nil
 }
 
 // observe reports one finished operation to the metrics hook and, when

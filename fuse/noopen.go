@@ -1,6 +1,7 @@
 package fuse
 
 import (
+	"container/list"
 	"context"
 	"sync"
 	"syscall"
@@ -89,10 +90,63 @@ func (n *node) readPinned(ctx context.Context, dest []byte, off int64) (gofuse.R
 
 // pinnedContent is a no-open node's large-file content: opened at the
 // lookup that made or named the node, released when the kernel forgets
-// the node, and never while a read uses it.
+// the node or when maxPinned others were used since, and never while a
+// read uses it.
 type pinnedContent struct {
 	mu   sync.Mutex
 	held *heldContent
+
+	elem *list.Element // in filesystem.pins, under its lock
+}
+
+// maxPinned bounds the host descriptors a mount keeps pinned: the kernel
+// can keep a view inode for the whole job, and a node should not hold a
+// descriptor of every large file a job ever looked up. Beyond it, the
+// least recently used one is closed; its inode's next read opens the
+// file again (and fails with EIO if the file changed meanwhile).
+const maxPinned = 1024
+
+// pinList orders a mount's pinned nodes by use, most recent first.
+type pinList struct {
+	mu   sync.Mutex
+	list list.List
+	max  int // maxPinned; tests lower it
+}
+
+// used notes that n's pinned content was just used or installed, and
+// releases the least recently used ones over the bound. Never called
+// under a node's pinnedContent.mu: the victims' are taken here.
+func (f *filesystem) used(n *node) {
+	l := &f.pins
+	l.mu.Lock()
+	if n.pinned.elem != nil {
+		l.list.MoveToFront(n.pinned.elem)
+	} else {
+		n.pinned.elem = l.list.PushFront(n)
+	}
+	var victims []*node
+	for l.list.Len() > max(l.max, 1) {
+		e := l.list.Back()
+		v := e.Value.(*node)
+		l.list.Remove(e)
+		v.pinned.elem = nil
+		victims = append(victims, v)
+	}
+	l.mu.Unlock()
+	for _, v := range victims {
+		v.dropPinned()
+	}
+}
+
+// unlisted takes n off the mount's pinned list.
+func (f *filesystem) unlisted(n *node) {
+	l := &f.pins
+	l.mu.Lock()
+	if n.pinned.elem != nil {
+		l.list.Remove(n.pinned.elem)
+		n.pinned.elem = nil
+	}
+	l.mu.Unlock()
 }
 
 type heldContent struct {
@@ -108,6 +162,7 @@ func (n *node) pin(c Content) {
 	if p.held == nil {
 		p.held = &heldContent{content: c, refs: 1}
 		p.mu.Unlock()
+		n.fs.used(n)
 		return
 	}
 	p.mu.Unlock()
@@ -137,6 +192,7 @@ func (n *node) acquirePinned(ctx context.Context) (*heldContent, syscall.Errno) 
 	p.held.refs++
 	h := p.held
 	p.mu.Unlock()
+	n.fs.used(n)
 	return h, 0
 }
 
@@ -163,6 +219,13 @@ func (n *node) holdsPinned() bool {
 // OnForget releases the pinned content: the kernel has forgotten the
 // node, so no descriptor of the view can read it anymore.
 func (n *node) OnForget() {
+	n.fs.unlisted(n)
+	n.dropPinned()
+}
+
+// dropPinned releases the node's hold on its pinned content; reads in
+// flight keep it until they return.
+func (n *node) dropPinned() {
 	p := &n.pinned
 	p.mu.Lock()
 	h := p.held

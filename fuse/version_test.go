@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/hpc-copper/copper/backend"
 	"github.com/hpc-copper/copper/cache"
@@ -763,4 +764,49 @@ func TestHandledOpenChecksTheSharedDescriptor(t *testing.T) {
 	_, err = first.ReadAt(got, 0)
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(v1, got), "the first handle keeps its version (%s)", describeMix(got, v1, v2))
+}
+
+// TestPinnedDescriptorsAreBounded: past the bound, the least recently
+// used pinned descriptor is closed; the file is opened again when it is
+// looked up or read again.
+func TestPinnedDescriptorsAreBounded(t *testing.T) {
+	root := makeTree(t)
+	big, err := os.ReadFile(filepath.Join(root, "big.bin"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "big2.bin"), big, 0o644))
+	provider := &releaseCounter{next: DirectFiles{Target: root}}
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider })
+	m.fsys.pins.mu.Lock()
+	m.fsys.pins.max = 1
+	m.fsys.pins.mu.Unlock()
+
+	for _, name := range []string{"big.bin", "big2.bin"} {
+		got, err := os.ReadFile(filepath.Join(m.Mountpoint(), name))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(big, got), name)
+	}
+	assert.EqualValues(t, 2, provider.opened.Load(), "host opens")
+	assert.EqualValues(t, 1, provider.released.Load(), "big.bin's descriptor was closed for big2.bin's")
+
+	// The next path walk to big.bin pins it again, closing big2.bin's.
+	got, err := os.ReadFile(filepath.Join(m.Mountpoint(), "big.bin"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(big, got))
+	assert.EqualValues(t, 3, provider.opened.Load(), "host opens")
+	assert.EqualValues(t, 2, provider.released.Load(), "host closes")
+
+	// A descriptor whose inode lost its pin while open: the next read
+	// that misses the kernel's pages opens the file again.
+	f, err := os.Open(filepath.Join(m.Mountpoint(), "big2.bin")) // pins big2.bin
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = os.ReadFile(filepath.Join(m.Mountpoint(), "big.bin")) // pins big.bin, closes big2.bin's
+	require.NoError(t, err)
+	require.NoError(t, unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED), "drop big2.bin's pages")
+	opened := provider.opened.Load()
+	got = make([]byte, len(big))
+	_, err = f.ReadAt(got, 0)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(big, got))
+	assert.Equal(t, opened+1, provider.opened.Load(), "the read opened big2.bin again")
 }
