@@ -28,9 +28,35 @@ type ContentProvider interface {
 	Open(ctx context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno)
 }
 
+// VersionChecker is what a ContentProvider can offer to tell, more
+// cheaply than an Open, whether viewPath still holds attr's version:
+// 0 if it does, ESTALE if it holds another file or none, or the errno
+// that kept it from looking. A no-open mount asks it at every lookup of
+// a large file whose view inode already holds content (see pinLarge).
+type VersionChecker interface {
+	Check(ctx context.Context, viewPath string, attr op.Attr) syscall.Errno
+}
+
 // DirectFiles reads files straight from Target+path on this node, as
 // Copper 1.0 does for files too large to cache.
 type DirectFiles struct{ Target string }
+
+// Check lstats the host file: what an Open would find, without opening
+// it (on a parallel file system, an open and a close are two metadata
+// requests, a stat one at most).
+func (d DirectFiles) Check(_ context.Context, viewPath string, attr op.Attr) syscall.Errno {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(d.Target, viewPath), &st); err != nil {
+		if errno := errnoOf(err); !goneErrno(errno) {
+			return errno
+		}
+		return syscall.ESTALE
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || !versionOfStat(&st).sameBytes(versionOf(attr)) {
+		return syscall.ESTALE
+	}
+	return 0
+}
 
 // Open opens the host file read-only and keeps the descriptor, so the
 // content stays the version it opened even if another file is renamed

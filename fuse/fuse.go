@@ -64,6 +64,18 @@ type Options struct {
 	// LargeFiles serves files larger than MaxCacheable; nil means
 	// DirectFiles{Target}. A block cache can slot in here.
 	LargeFiles ContentProvider
+
+	// HandleOpens keeps open(2) and opendir reaching the view, as they
+	// did before warm hits: every open checks the file's version (a
+	// changed file answers ESTALE and the kernel retries unseen), and a
+	// descriptor keeps its whole copy of a small file after its first
+	// read. It costs an OPEN and a RELEASE per open file and directory.
+	// Off (the default), the view answers the kernel's first OPEN and
+	// OPENDIR with ENOSYS and the kernel answers every later open alone
+	// (no-open): a warm open, read and close never reach the daemon.
+	// The kernel sets no-open for the whole connection, so this is a
+	// choice per mount. README "Consistency" says what each guarantees.
+	HandleOpens bool
 }
 
 // rootIno is the inode number of the view root on every node. Children
@@ -78,6 +90,7 @@ const maxBackground = 64
 type Mounted struct {
 	server     *gofuse.Server
 	fsys       *filesystem
+	root       *node
 	mountpoint string
 	logger     *slog.Logger
 
@@ -96,7 +109,7 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 	if err := checkMountpoint(mountpoint); err != nil {
 		return nil, err
 	}
-	root := os.Geteuid() == 0
+	asRoot := os.Geteuid() == 0
 
 	entry, attr := max(opts.EntryTimeout, 0), max(opts.AttrTimeout, 0)
 	fsOpts := &fs.Options{
@@ -106,13 +119,15 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 			AllowOther: opts.AllowOther,
 			// "ro" makes the kernel refuse mutations before they reach
 			// us (the node methods still answer EROFS, defence in
-			// depth); default_permissions makes the kernel check mode
+			// depth) and makes the superblock read-only, without which
+			// every read marks atime stale and the next stat sends a
+			// GETATTR despite AttrTimeout; default_permissions makes the kernel check mode
 			// bits from cached attributes instead of asking us, and
 			// keeps allow_other from exposing 0600 files.
 			Options: []string{"ro", "default_permissions"},
 			// As root, mount(2) directly and keep its errno; others
 			// go through fusermount3.
-			DirectMountStrict: root,
+			DirectMountStrict: asRoot,
 			DirectMountFlags:  syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
 			MaxWrite:          opts.MaxRead, // go-fuse derives max_read and MaxPages from it
 			MaxReadAhead:      opts.MaxReadahead,
@@ -123,9 +138,11 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 			// refresh.
 			EnableSymlinkCaching:     true,
 			ExplicitDataCacheControl: true,
-			// READDIRPLUS would turn every listing into one Getattr per
-			// entry; Python lists directories far more than it stats
-			// all of their entries.
+			// READDIRPLUS would turn every cold listing into one Source
+			// Getattr per entry, one after another (the bridge looks each
+			// entry up); Python lists directories far more than it stats
+			// all of their entries. Warm listings and stats never reach
+			// us without it (TestWarmPassStaysInTheKernel).
 			DisableReadDirPlus: true,
 			// Without EnableLocks the kernel keeps flock/fcntl locks
 			// locally: they succeed and still exclude each other
@@ -147,13 +164,20 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 		fsOpts.NegativeTimeout = &negative
 	}
 
-	server, err := fs.Mount(mountpoint, &node{fs: fsys, path: "/"}, fsOpts)
+	// fs.Mount, with the bridge wrapped (see rawView).
+	root := &node{fs: fsys, path: "/"}
+	raw := &rawView{RawFileSystem: fs.NewNodeFS(root, fsOpts), fs: fsys}
+	server, err := gofuse.NewServer(raw, mountpoint, &fsOpts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
 	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
+	}
 	fsys.logger.Info("copper view mounted", "mount", mountpoint, "target", fsys.target,
-		"guarded", fsys.guards, "direct_mount", root)
-	return &Mounted{server: server, fsys: fsys, mountpoint: mountpoint, logger: fsys.logger}, nil
+		"guarded", fsys.guards, "direct_mount", asRoot)
+	return &Mounted{server: server, fsys: fsys, root: root, mountpoint: mountpoint, logger: fsys.logger}, nil
 }
 
 // checkMountpoint gives a precise error for the usual failures before
@@ -218,6 +242,7 @@ type filesystem struct {
 	logger       *slog.Logger
 	onIoctl      func(cmd uint32, viewPath string)
 	onOp         func(name string, errno syscall.Errno, d time.Duration)
+	handleOpens  bool // Options.HandleOpens
 
 	drop dropper // the Source's cache, if it has one
 
@@ -233,6 +258,9 @@ type filesystem struct {
 	// the lookups a map access while it is empty, as it nearly always is.
 	hostNewer      sync.Map
 	hostNewerCount atomic.Int64
+
+	// pins bounds the large-file descriptors a no-open mount keeps.
+	pins pinList
 
 	// The version-change log, rate-limited apart for failed reads and
 	// for changes the kernel's retry hides.
@@ -270,7 +298,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 	if large == nil {
 		large = DirectFiles{Target: target}
 	}
-	return &filesystem{
+	fsys := &filesystem{
 		src:          uninterruptible{src},
 		mount:        mount,
 		target:       target,
@@ -280,8 +308,11 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		logger:       logger,
 		onIoctl:      opts.OnIoctl,
 		onOp:         opts.OnOp,
+		handleOpens:  opts.HandleOpens,
 		drop:         drop,
-	}, nil
+	}
+	fsys.pins.max = maxPinned
+	return fsys, nil
 }
 
 // observe reports one finished operation to the metrics hook and, when

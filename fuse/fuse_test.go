@@ -239,24 +239,34 @@ func TestKernelCachesAnswers(t *testing.T) {
 }
 
 func TestCloseSendsNoFlush(t *testing.T) {
-	root := makeTree(t)
-	var mu sync.Mutex
-	ops := map[string]int{}
-	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) {
-		o.OnOp = func(name string, _ syscall.Errno, _ time.Duration) {
+	for _, mode := range openModes {
+		t.Run(mode.name, func(t *testing.T) {
+			root := makeTree(t)
+			var mu sync.Mutex
+			ops := map[string]int{}
+			m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) {
+				o.HandleOpens = mode.handleOpens
+				o.OnOp = func(name string, _ syscall.Errno, _ time.Duration) {
+					mu.Lock()
+					defer mu.Unlock()
+					ops[name]++
+				}
+			})
+			for range 5 {
+				_, err := os.ReadFile(filepath.Join(m.Mountpoint(), "a/small.txt"))
+				require.NoError(t, err)
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			ops[name]++
-		}
-	})
-	for range 5 {
-		_, err := os.ReadFile(filepath.Join(m.Mountpoint(), "a/small.txt"))
-		require.NoError(t, err)
+			if mode.handleOpens {
+				assert.Equal(t, 5, ops[opOpen])
+			} else {
+				assert.Equal(t, 1, ops[opOpen], "the first OPEN's ENOSYS ends OPEN for the mount")
+				assert.Zero(t, ops[opRelease])
+			}
+			assert.LessOrEqual(t, ops[opFlush], 1, "close() must not cost a FLUSH each time")
+		})
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, 5, ops[opOpen])
-	assert.LessOrEqual(t, ops[opFlush], 1, "close() must not cost a FLUSH each time")
 }
 
 // recordingProvider stands in for a future block cache.
@@ -365,6 +375,11 @@ func TestLocksIoctlXattrStatfs(t *testing.T) {
 		defer mu.Unlock()
 		assert.Contains(t, ioctls, ioctlCall{100, "/a/small.txt"})
 		assert.Contains(t, ioctls, ioctlCall{100, "/a"})
+		// Terminal requests are answered before OnIoctl: every isatty()
+		// sends one, and they are no Copper 1.0 command.
+		for _, c := range ioctls {
+			assert.NotEqual(t, uint32(syscall.TCGETS), c.cmd, "OnIoctl saw TCGETS on %s", c.path)
+		}
 	})
 
 	t.Run("xattr", func(t *testing.T) {
@@ -528,6 +543,9 @@ func TestMountOptionsReachTheKernel(t *testing.T) {
 	fields := strings.Fields(line)
 	require.GreaterOrEqual(t, len(fields), 6, line)
 	assert.Contains(t, strings.Split(fields[5], ","), "ro", "mount flags: %s", line)
+	// The superblock too: on a read-write superblock every read marks
+	// atime stale, and the next stat sends GETATTR despite attr_timeout_s.
+	assert.Contains(t, strings.Split(fields[len(fields)-1], ","), "ro", "superblock flags: %s", line)
 	assert.Contains(t, line, " - fuse.copper copper ")
 	assert.Contains(t, line, "max_read=262144")
 	assert.Contains(t, line, "default_permissions")

@@ -35,6 +35,19 @@ type node struct {
 	// node's open handles (see openDirect).
 	direct directShare
 
+	// No-open mounts (Options.HandleOpens off) read with no handle, so
+	// what a handle kept is kept by the node: pinned is the large-file
+	// content opened at lookup, and readStale is set once the node's
+	// version turned out to be gone (every later read fails at once).
+	pinned    pinnedContent
+	readStale atomic.Bool
+	fetchMu   sync.Mutex // one no-open fetch of a small file at a time
+
+	// listing is a no-open directory's listing while the kernel reads
+	// it: each READDIR has a handle of its own (see rawView), and those
+	// that go on where another stopped continue its listing.
+	listing atomic.Pointer[[]gofuse.DirEntry]
+
 	// dev is the host device the Source reported for this node; the
 	// entries of its listing are numbered with it (see dirHandle.load).
 	dev      atomic.Uint64
@@ -54,6 +67,8 @@ var (
 	_ fs.NodeIoctler        = (*node)(nil)
 	_ fs.NodeFsyncer        = (*node)(nil)
 	_ fs.NodeFlusher        = (*node)(nil)
+	_ fs.NodeReader         = (*node)(nil)
+	_ fs.NodeOnForgetter    = (*node)(nil)
 	_ fs.FileReader         = (*openFile)(nil)
 	_ fs.FileReleaser       = (*openFile)(nil)
 	_ fs.FileReaddirenter   = (*dirHandle)(nil)
@@ -140,15 +155,35 @@ func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.Entry
 	if r.Errno != 0 {
 		return nil, r.Errno
 	}
+	var content Content
+	if n.fs.pinsAtLookup(r.Attr) {
+		held := false
+		if known := n.GetChild(name); known != nil && known.StableAttr() == stableAttrFor(r.Attr, child) {
+			kn, ok := known.Operations().(*node)
+			held = ok && kn.holdsPinned()
+		}
+		r, content = n.fs.pinLarge(ctx, child, r, held)
+		if r.Errno != 0 {
+			return nil, r.Errno
+		}
+	}
 	id := stableAttrFor(r.Attr, child)
 	fillAttr(&out.Attr, r.Attr, id.Ino)
 	c := &node{fs: n.fs, path: child, attr: r.Attr}
 	c.noteDev(r.Attr.Dev)
 	ch := n.NewInode(ctx, c, id)
-	if got, ok := ch.Operations().(*node); ok && got != c {
+	got, ok := ch.Operations().(*node)
+	if ok && got != c {
 		// A known node is named again (after a passing error): its
 		// next change must invalidate the name again.
 		got.invalidated.Store(false)
+	}
+	if content != nil {
+		if ok {
+			got.pin(content)
+		} else {
+			_ = content.Release()
+		}
 	}
 	return ch, 0
 }
@@ -203,8 +238,20 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // keeps their pages across opens (FOPEN_KEEP_CACHE): every byte a node
 // serves is of its one version. FOPEN_NOFLUSH spares every close() a
 // round trip.
+//
+// On a no-open mount (Options.HandleOpens off) the first read-only open
+// is checked as any open is, then answered ENOSYS: the kernel takes that
+// as success and from then on opens every file of the mount itself,
+// keeping pages across opens, with no OPEN or RELEASE reaching us.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	start := time.Now()
+	if !n.fs.handleOpens && flags&writeFlags == 0 {
+		errno := n.checkOpen(ctx)
+		if errno == 0 {
+			errno = syscall.ENOSYS
+		}
+		return nil, 0, n.fs.observe(ctx, opOpen, n.path, start, errno)
+	}
 	fh, errno := n.open(ctx, flags)
 	if errno = n.fs.observe(ctx, opOpen, n.path, start, errno); errno != 0 {
 		return nil, 0, errno
@@ -223,23 +270,8 @@ func (n *node) open(ctx context.Context, flags uint32) (*openFile, syscall.Errno
 	if flags&writeFlags != 0 {
 		return nil, syscall.EROFS
 	}
-	// A path that no longer shows n's version answers ESTALE: the kernel
-	// then looks the whole path up again (LOOKUP_REVAL) and retries the
-	// open once, on the node of the version the path shows now.
-	r := n.fs.hostAdjusted(n.path, n.fs.src.Get(ctx, op.Getattr, n.path))
-	switch {
-	case r.Errno != 0 && n.versioned() && goneErrno(r.Errno):
-		n.fs.stale(ctx, n, atOpen, nil, r.Errno)
-		return nil, syscall.ESTALE
-	case r.Errno != 0:
-		return nil, r.Errno
-	case n.versioned() && !versionOf(r.Attr).sameBytes(versionOf(n.attr)):
-		n.fs.stale(ctx, n, atOpen, foundVersion(r), 0)
-		return nil, syscall.ESTALE
-	case r.Attr.IsDir():
-		return nil, syscall.EISDIR
-	case !r.Attr.IsRegular():
-		return nil, syscall.EINVAL // devices and fifos are opened by the kernel, never by us
+	if errno := n.checkOpen(ctx); errno != 0 {
+		return nil, errno
 	}
 	h := &openFile{n: n}
 	if n.attr.Size > n.fs.maxCacheable {
@@ -258,6 +290,30 @@ func (n *node) open(ctx context.Context, flags uint32) (*openFile, syscall.Errno
 		h.content, h.shared = content, true
 	}
 	return h, 0
+}
+
+// checkOpen answers whether n can be opened: 0 for a regular file whose
+// path still shows n's version.
+func (n *node) checkOpen(ctx context.Context) syscall.Errno {
+	// A path that no longer shows n's version answers ESTALE: the kernel
+	// then looks the whole path up again (LOOKUP_REVAL) and retries the
+	// open once, on the node of the version the path shows now.
+	r := n.fs.hostAdjusted(n.path, n.fs.src.Get(ctx, op.Getattr, n.path))
+	switch {
+	case r.Errno != 0 && n.versioned() && goneErrno(r.Errno):
+		n.fs.stale(ctx, n, atOpen, nil, r.Errno)
+		return syscall.ESTALE
+	case r.Errno != 0:
+		return r.Errno
+	case n.versioned() && !versionOf(r.Attr).sameBytes(versionOf(n.attr)):
+		n.fs.stale(ctx, n, atOpen, foundVersion(r), 0)
+		return syscall.ESTALE
+	case r.Attr.IsDir():
+		return syscall.EISDIR
+	case !r.Attr.IsRegular():
+		return syscall.EINVAL // devices and fifos are opened by the kernel, never by us
+	}
+	return 0
 }
 
 // directShare is one node's large-file content and how many handles use
@@ -283,6 +339,14 @@ func (n *node) openDirect(ctx context.Context) (Content, syscall.Errno) {
 			return nil, errno
 		}
 		d.content = content
+	} else if checker, ok := n.fs.large.(VersionChecker); ok {
+		// The shared descriptor keeps the version an earlier open saw;
+		// this open must see the file the path shows now. (An earlier
+		// handle can outlive its close() a while: RELEASE is sent
+		// asynchronously.)
+		if errno := checker.Check(ctx, n.path, n.attr); errno != 0 {
+			return nil, errno
+		}
 	}
 	d.refs++
 	return d.content, 0
@@ -404,10 +468,13 @@ func (h *openFile) Release(ctx context.Context) syscall.Errno {
 
 // OpendirHandle returns a handle that lists the directory on first
 // read. FOPEN_CACHE_DIR|FOPEN_KEEP_CACHE let the kernel keep listings,
-// so a warm listdir costs one OPENDIR and never reaches the Source.
+// so a warm listdir costs one OPENDIR and never reaches the Source. On a
+// no-open mount the kernel never sends OPENDIR (rawView answers it), and
+// the handles are rawView's, one per READDIR: they are not reported.
 func (n *node) OpendirHandle(ctx context.Context, _ uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	start := time.Now()
-	n.fs.observe(ctx, opOpendir, n.path, start, 0)
+	if n.fs.handleOpens {
+		n.fs.observe(ctx, opOpendir, n.path, time.Now(), 0)
+	}
 	return &dirHandle{n: n}, gofuse.FOPEN_CACHE_DIR | gofuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -418,6 +485,8 @@ type dirHandle struct {
 	loaded  bool
 	entries []gofuse.DirEntry
 	next    int
+	kept    *[]gofuse.DirEntry // entries, as kept in n.listing (no-open)
+	emitted bool
 }
 
 // load lists the directory once: ".", "..", then the Source's entries
@@ -461,6 +530,10 @@ func (d *dirHandle) load(ctx context.Context) syscall.Errno {
 		})
 	}
 	d.entries, d.loaded = entries, true
+	if !n.fs.handleOpens {
+		d.kept = &entries
+		n.listing.Store(d.kept)
+	}
 	n.fs.observe(ctx, opReaddir, n.path, start, 0)
 	return 0
 }
@@ -491,14 +564,24 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*gofuse.DirEntry, syscall.E
 		return nil, errno
 	}
 	if d.next >= len(d.entries) {
+		if d.kept != nil && !d.emitted {
+			// The kernel reads on until a READDIR brings nothing:
+			// it has the whole listing, let the copy go.
+			d.n.listing.CompareAndSwap(d.kept, nil)
+		}
 		return nil, 0
 	}
+	d.emitted = true
 	e := d.entries[d.next]
 	d.next++
 	return &e, 0
 }
 
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if kept := d.n.listing.Load(); !d.loaded && off > 0 && kept != nil {
+		// A no-open READDIR going on where another one stopped.
+		d.entries, d.loaded, d.kept = *kept, true, kept
+	}
 	if errno := d.load(ctx); errno != 0 {
 		return errno
 	}
@@ -507,7 +590,9 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 }
 
 func (d *dirHandle) Releasedir(ctx context.Context, _ uint32) {
-	d.n.fs.observe(ctx, opReleasedir, d.n.path, time.Now(), 0)
+	if d.n.fs.handleOpens {
+		d.n.fs.observe(ctx, opReleasedir, d.n.path, time.Now(), 0)
+	}
 }
 
 // Statfs reports the target's file system, or neutral constants when it
@@ -534,17 +619,18 @@ func (n *node) Listxattr(ctx context.Context, _ []byte) (uint32, syscall.Errno) 
 }
 
 // Ioctl hands every command to OnIoctl and succeeds, as Copper 1.0 does,
-// except terminal requests: isatty() on a file must stay false.
+// except terminal requests: isatty() on a file must stay false. Those
+// are answered first and never reach OnIoctl: every isatty() on a file
+// of the mount sends one (Python's open() does, per file).
 func (n *node) Ioctl(ctx context.Context, _ fs.FileHandle, cmd uint32, _ uint64, _ []byte, _ []byte) (int32, syscall.Errno) {
 	start := time.Now()
+	if isTerminalIoctl(cmd) {
+		return 0, n.fs.observe(ctx, opIoctl, n.path, start, syscall.ENOTTY)
+	}
 	if n.fs.onIoctl != nil {
 		n.fs.onIoctl(cmd, n.path)
 	}
-	var errno syscall.Errno
-	if isTerminalIoctl(cmd) {
-		errno = syscall.ENOTTY
-	}
-	return 0, n.fs.observe(ctx, opIoctl, n.path, start, errno)
+	return 0, n.fs.observe(ctx, opIoctl, n.path, start, 0)
 }
 
 // isTerminalIoctl matches the legacy tty requests (TCGETS, TIOCGWINSZ,

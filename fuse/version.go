@@ -134,9 +134,18 @@ func (at staleAt) direct() bool { return at == atOpenDirect || at == atReadDirec
 // inode was made for: what was found instead is got (nil: unknown, or
 // the errno in gotErrno). It logs (rate-limited), drops the Source's
 // cached entries for the path when they disagree with the file, so the
-// next lookup sees one whole version, and asks the kernel,
-// asynchronously, to forget the name, so that the next lookup makes a
-// new inode. The caller answers its request with EIO or ESTALE.
+// next lookup sees one whole version, and asks the kernel to forget the
+// name, so that the next lookup makes a new inode. The caller answers
+// its request with EIO or ESTALE.
+//
+// A failed read (at.level() Warn) has the kernel forget the name before
+// the read returns: on a no-open mount nothing else would stop the
+// application's next open() from finding the same inode, whose reads
+// fail. Only READ handlers find those, and none holds a lock a lookup
+// in the directory could wait for. Every other case asks from another
+// goroutine: the kernel takes the directory's lock for the
+// invalidation, and a request that holds it (a lookup) may wait for
+// this very answer.
 func (f *filesystem) stale(ctx context.Context, n *node, at staleAt, got *version, gotErrno syscall.Errno) {
 	f.logStale(ctx, n, at, got, gotErrno)
 	if at.drop() && f.drop != nil {
@@ -152,21 +161,24 @@ func (f *filesystem) stale(ctx context.Context, n *node, at staleAt, got *versio
 	if parent == nil {
 		return // the name already leads elsewhere (or nowhere)
 	}
-	// Never from the request's own goroutine: the kernel takes the
-	// directory's lock for the invalidation, and a request that holds it
-	// (a lookup) waits for this very answer.
 	f.notifyMu.Lock()
-	defer f.notifyMu.Unlock()
 	if f.notifyClosed {
+		f.notifyMu.Unlock()
 		return // unmounting: the kernel drops its entries anyway
 	}
 	f.notifies.Add(1)
-	go func() {
+	f.notifyMu.Unlock()
+	notify := func() {
 		defer f.notifies.Done()
 		if errno := parent.NotifyEntry(name); errno != 0 && errno != syscall.ENOENT {
 			f.logger.Debug("invalidating a changed file's entry failed", "path", n.path, "errno", errno.Error())
 		}
-	}()
+	}
+	if at.level() >= slog.LevelWarn {
+		notify()
+		return
+	}
+	go notify()
 }
 
 func (f *filesystem) logStale(ctx context.Context, n *node, at staleAt, got *version, gotErrno syscall.Errno) {

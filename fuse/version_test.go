@@ -11,12 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/hpc-copper/copper/backend"
 	"github.com/hpc-copper/copper/cache"
@@ -72,8 +75,8 @@ func (v versionView) clear() {
 
 // mountVersionView mounts target through a root node (child false) or
 // through a child node of that root (child true). budget bounds every
-// node's cache.
-func mountVersionView(t *testing.T, target string, maxCacheable, budget int64, child bool) versionView {
+// node's cache; handleOpens is Options.HandleOpens.
+func mountVersionView(t *testing.T, target string, maxCacheable, budget int64, child, handleOpens bool) versionView {
 	t.Helper()
 	requireFuse(t)
 	logs := &testkit.SyncBuffer{}
@@ -110,6 +113,7 @@ func mountVersionView(t *testing.T, target string, maxCacheable, budget int64, c
 		NegativeTimeout: time.Hour,
 		MaxReadahead:    viewReadahead,
 		Logger:          logger,
+		HandleOpens:     handleOpens,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -255,68 +259,79 @@ func TestChangedFileIsOneVersion(t *testing.T) {
 		{"through the node", versionSmallMax},
 		{"over max_cacheable", versionLargeMax},
 	}
-	for _, size := range sizes {
-		for _, rf := range refetchTable() {
-			for _, ch := range changeTable() {
-				t.Run(size.name+"/"+rf.name+"/"+ch.name, func(t *testing.T) {
-					target := t.TempDir()
-					host := filepath.Join(target, "f.bin")
-					v1 := pattern(1, versionSize)
-					require.NoError(t, os.WriteFile(host, v1, 0o644))
-					v := mountVersionView(t, target, size.maxCacheable, rf.budget, rf.child)
+	for _, mode := range openModes {
+		for _, size := range sizes {
+			for _, rf := range refetchTable() {
+				for _, ch := range changeTable() {
+					t.Run(mode.name+"/"+size.name+"/"+rf.name+"/"+ch.name, func(t *testing.T) {
+						target := t.TempDir()
+						host := filepath.Join(target, "f.bin")
+						v1 := pattern(1, versionSize)
+						require.NoError(t, os.WriteFile(host, v1, 0o644))
+						v := mountVersionView(t, target, size.maxCacheable, rf.budget, rf.child, mode.handleOpens)
 
-					readPrefix(t, v.at("f.bin"), v1)
-					v2 := ch.apply(t, host, v1)
-					if rf.clear {
-						v.clear()
-					}
-
-					got, err := readWhole(v.at("f.bin"))
-					requireOneVersion(t, "first read after the change", got, err, v1, v2)
-					if err != nil {
-						t.Logf("first read after the change: %v", err)
-						var errno syscall.Errno
-						require.ErrorAs(t, err, &errno)
-						require.Contains(t, []syscall.Errno{syscall.EIO, syscall.ENOENT, syscall.ESTALE}, errno)
-					}
-					if errors.Is(err, syscall.EIO) {
-						// One line names the path and both versions.
-						logs := v.logs.String()
-						assert.Contains(t, logs, "path=/f.bin")
-						assert.Contains(t, logs, "at=read")
-						assert.Contains(t, logs, fmt.Sprintf("view_version=\"dev=%d ino=", fileDev(t, target)))
-						assert.Contains(t, logs, "found=")
-
-						// The kernel was told to forget the name: a stat
-						// looks it up again and shows the file as it is.
-						v.m.fsys.notifies.Wait()
-						var view, now syscall.Stat_t
-						err := syscall.Stat(v.at("f.bin"), &view)
-						switch {
-						case v2 == nil:
-							require.ErrorIs(t, err, syscall.ENOENT)
-						default:
-							require.NoError(t, err)
-							require.NoError(t, syscall.Stat(host, &now))
-							assert.Equal(t, now.Size, view.Size, "size after the invalidation")
-							assert.Equal(t, now.Mtim, view.Mtim, "mtime after the invalidation")
+						readPrefix(t, v.at("f.bin"), v1)
+						v2 := ch.apply(t, host, v1)
+						if rf.clear {
+							v.clear()
 						}
-					}
 
-					got, err = readWhole(v.at("f.bin"))
-					if v2 == nil {
-						require.ErrorIs(t, err, syscall.ENOENT, "the deleted file is gone at the next open")
-						return
-					}
-					require.NoError(t, err, "the next open reads the new version")
-					require.True(t, bytes.Equal(v2, got), "the next open reads the new version whole (%s)", describeMix(got, v1, v2))
-					fi, err := os.Stat(v.at("f.bin"))
-					require.NoError(t, err)
-					assert.Equal(t, int64(len(v2)), fi.Size(), "stat shows the new version's size")
-				})
+						got, err := readWhole(v.at("f.bin"))
+						requireOneVersion(t, "first read after the change", got, err, v1, v2)
+						if err != nil {
+							t.Logf("first read after the change: %v", err)
+							var errno syscall.Errno
+							require.ErrorAs(t, err, &errno)
+							require.Contains(t, []syscall.Errno{syscall.EIO, syscall.ENOENT, syscall.ESTALE}, errno)
+						}
+						if errors.Is(err, syscall.EIO) {
+							// One line names the path and both versions.
+							logs := v.logs.String()
+							assert.Contains(t, logs, "path=/f.bin")
+							assert.Contains(t, logs, "at=read")
+							assert.Contains(t, logs, fmt.Sprintf("view_version=\"dev=%d ino=", fileDev(t, target)))
+							assert.Contains(t, logs, "found=")
+
+							// The kernel was told to forget the name: a stat
+							// looks it up again and shows the file as it is.
+							v.m.fsys.notifies.Wait()
+							var view, now syscall.Stat_t
+							err := syscall.Stat(v.at("f.bin"), &view)
+							switch {
+							case v2 == nil:
+								require.ErrorIs(t, err, syscall.ENOENT)
+							default:
+								require.NoError(t, err)
+								require.NoError(t, syscall.Stat(host, &now))
+								assert.Equal(t, now.Size, view.Size, "size after the invalidation")
+								assert.Equal(t, now.Mtim, view.Mtim, "mtime after the invalidation")
+							}
+						}
+
+						got, err = readWhole(v.at("f.bin"))
+						if v2 == nil {
+							require.ErrorIs(t, err, syscall.ENOENT, "the deleted file is gone at the next open")
+							return
+						}
+						require.NoError(t, err, "the next open reads the new version")
+						require.True(t, bytes.Equal(v2, got), "the next open reads the new version whole (%s)", describeMix(got, v1, v2))
+						fi, err := os.Stat(v.at("f.bin"))
+						require.NoError(t, err)
+						assert.Equal(t, int64(len(v2)), fi.Size(), "stat shows the new version's size")
+					})
+				}
 			}
 		}
 	}
+}
+
+// openModes are the two ways a mount meets open(2) (Options.HandleOpens).
+var openModes = []struct {
+	name        string
+	handleOpens bool
+}{
+	{"no-open", false},
+	{"handled opens", true},
 }
 
 // fileDev is the device of the file system under dir.
@@ -352,60 +367,67 @@ func TestOpenFileKeepsItsVersion(t *testing.T) {
 		readFirst    bool // read a prefix before the change
 		change       int  // index in changes
 		mustSucceed  bool // the old version is still there to read
+		// A handle keeps its whole copy of a small file after its first
+		// read; with no handle, nothing does (the kernel cannot tell this
+		// descriptor's next read from a later open's first).
+		handledOnly bool
 	}{
-		{"through the node, renamed over", versionSmallMax, false, 3, false},
-		{"through the node, renamed over after a read", versionSmallMax, true, 3, true},
-		{"through the node, overwritten", versionSmallMax, false, 0, false},
-		{"over max_cacheable, renamed over", versionLargeMax, false, 3, true},
-		{"over max_cacheable, renamed over after a read", versionLargeMax, true, 3, true},
-		{"over max_cacheable, overwritten", versionLargeMax, false, 0, false},
-		{"over max_cacheable, overwritten after a read", versionLargeMax, true, 0, false},
+		{"through the node, renamed over", versionSmallMax, false, 3, false, false},
+		{"through the node, renamed over after a read", versionSmallMax, true, 3, true, true},
+		{"through the node, overwritten", versionSmallMax, false, 0, false, false},
+		{"over max_cacheable, renamed over", versionLargeMax, false, 3, true, false},
+		{"over max_cacheable, renamed over after a read", versionLargeMax, true, 3, true, false},
+		{"over max_cacheable, overwritten", versionLargeMax, false, 0, false, false},
+		{"over max_cacheable, overwritten after a read", versionLargeMax, true, 0, false, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			target := t.TempDir()
-			host := filepath.Join(target, "f.bin")
-			v1 := pattern(1, versionSize)
-			require.NoError(t, os.WriteFile(host, v1, 0o644))
-			v := mountVersionView(t, target, tt.maxCacheable, 64<<10, false)
+	for _, mode := range openModes {
+		for _, tt := range tests {
+			t.Run(mode.name+"/"+tt.name, func(t *testing.T) {
+				target := t.TempDir()
+				host := filepath.Join(target, "f.bin")
+				v1 := pattern(1, versionSize)
+				require.NoError(t, os.WriteFile(host, v1, 0o644))
+				v := mountVersionView(t, target, tt.maxCacheable, 64<<10, false, mode.handleOpens)
+				mustSucceed := tt.mustSucceed && (mode.handleOpens || !tt.handledOnly)
 
-			f, err := os.Open(v.at("f.bin"))
-			require.NoError(t, err)
-			defer f.Close()
-			if tt.readFirst {
-				buf := make([]byte, prefixSize)
-				_, err := io.ReadFull(f, buf)
+				f, err := os.Open(v.at("f.bin"))
 				require.NoError(t, err)
-				require.Equal(t, v1[:prefixSize], buf)
-			}
-			v2 := changeTable()[tt.change].apply(t, host, v1)
-			v.clear()
+				defer f.Close()
+				if tt.readFirst {
+					buf := make([]byte, prefixSize)
+					_, err := io.ReadFull(f, buf)
+					require.NoError(t, err)
+					require.Equal(t, v1[:prefixSize], buf)
+				}
+				v2 := changeTable()[tt.change].apply(t, host, v1)
+				v.clear()
 
-			got := make([]byte, len(v1)+len(v2))
-			n, err := f.ReadAt(got, 0)
-			if errors.Is(err, io.EOF) {
-				err = nil
-			}
-			got = got[:n]
-			if tt.mustSucceed {
-				require.NoError(t, err)
-				require.True(t, bytes.Equal(v1, got), "the open file reads its version whole (%s)", describeMix(got, v1, v2))
-				return
-			}
-			if err == nil {
-				require.True(t, bytes.Equal(v1, got), "the open file reads its version whole or fails (%s)", describeMix(got, v1, v2))
-				return
-			}
-			require.ErrorIs(t, err, syscall.EIO)
-			logs := v.logs.String()
-			assert.Contains(t, logs, "path=/f.bin at=read") // read or read_direct
-			assert.Contains(t, logs, "view_version=")
-			if tt.maxCacheable < versionSize {
-				assert.Contains(t, logs, `found="on this host: dev=`, "a direct read names the version it found")
-			} else {
-				assert.Contains(t, logs, `found="dev=`)
-			}
-		})
+				got := make([]byte, len(v1)+len(v2))
+				n, err := f.ReadAt(got, 0)
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				got = got[:n]
+				if mustSucceed {
+					require.NoError(t, err)
+					require.True(t, bytes.Equal(v1, got), "the open file reads its version whole (%s)", describeMix(got, v1, v2))
+					return
+				}
+				if err == nil {
+					require.True(t, bytes.Equal(v1, got), "the open file reads its version whole or fails (%s)", describeMix(got, v1, v2))
+					return
+				}
+				require.ErrorIs(t, err, syscall.EIO)
+				logs := v.logs.String()
+				assert.Contains(t, logs, "path=/f.bin at=read") // read or read_direct
+				assert.Contains(t, logs, "view_version=")
+				if tt.maxCacheable < versionSize {
+					assert.Contains(t, logs, `found="on this host: dev=`, "a direct read names the version it found")
+				} else {
+					assert.Contains(t, logs, `found="dev=`)
+				}
+			})
+		}
 	}
 }
 
@@ -420,7 +442,7 @@ func TestInodeReuseIsANewFile(t *testing.T) {
 			require.NoError(t, os.WriteFile(secret, []byte("SECRET-A\n"), 0o644))
 			var st syscall.Stat_t
 			require.NoError(t, syscall.Stat(secret, &st))
-			v := mountVersionView(t, target, versionSmallMax, 64<<20, child)
+			v := mountVersionView(t, target, versionSmallMax, 64<<20, child, false)
 
 			got, err := os.ReadFile(v.at("a.txt"))
 			require.NoError(t, err)
@@ -475,7 +497,7 @@ func TestHardLinksAreSeparateFiles(t *testing.T) {
 			content := []byte("one file, two names\n")
 			require.NoError(t, os.WriteFile(filepath.Join(target, "x.txt"), content, 0o644))
 			require.NoError(t, os.Link(filepath.Join(target, "x.txt"), filepath.Join(target, "y.txt")))
-			v := mountVersionView(t, target, versionSmallMax, 64<<20, tt.child)
+			v := mountVersionView(t, target, versionSmallMax, 64<<20, tt.child, false)
 
 			var xs, ys syscall.Stat_t
 			for _, name := range []string{"x.txt", "y.txt"} {
@@ -583,11 +605,12 @@ func TestStaleHandleFetchesOnce(t *testing.T) {
 
 // TestLargeFileDescriptorIsShared: the open handles of one view inode
 // over max_cacheable share one host descriptor, as the processes of a
-// node that map one large library do.
+// node that map one large library do. (A no-open mount pins one per
+// inode at lookup, and checks the host file at every lookup.)
 func TestLargeFileDescriptorIsShared(t *testing.T) {
 	root := makeTree(t)
 	provider := &recordingProvider{next: DirectFiles{Target: root}}
-	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider })
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider; o.HandleOpens = true })
 	want, err := os.ReadFile(filepath.Join(root, "big.bin"))
 	require.NoError(t, err)
 
@@ -630,4 +653,160 @@ func TestSameBytes(t *testing.T) {
 			assert.Equal(t, tt.same, v.sameBytes(w))
 		})
 	}
+}
+
+// checkingProvider is a recordingProvider that also checks versions, as
+// DirectFiles does.
+type checkingProvider struct {
+	*recordingProvider
+	mu     sync.Mutex
+	checks int
+}
+
+func (p *checkingProvider) Check(ctx context.Context, viewPath string, attr op.Attr) syscall.Errno {
+	p.mu.Lock()
+	p.checks++
+	p.mu.Unlock()
+	return p.next.(VersionChecker).Check(ctx, viewPath, attr)
+}
+
+// TestLargeFilePinnedOncePerInode: on a no-open mount, a view inode over
+// max_cacheable holds one host descriptor, opened at its first lookup;
+// every later path walk to it is a lookup that checks the host file
+// without opening it.
+func TestLargeFilePinnedOncePerInode(t *testing.T) {
+	root := makeTree(t)
+	provider := &checkingProvider{recordingProvider: &recordingProvider{next: DirectFiles{Target: root}}}
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider })
+	want, err := os.ReadFile(filepath.Join(root, "big.bin"))
+	require.NoError(t, err)
+
+	for i := range 3 {
+		got, err := os.ReadFile(filepath.Join(m.Mountpoint(), "big.bin"))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(want, got), "read %d", i)
+	}
+	assert.Equal(t, []string{"/big.bin"}, provider.paths(), "one host open for the view inode")
+	provider.mu.Lock()
+	defer provider.mu.Unlock()
+	assert.GreaterOrEqual(t, provider.checks, 2, "the later path walks check the host file")
+}
+
+// releaseCounter counts the releases of the contents a provider opened.
+type releaseCounter struct {
+	next     ContentProvider
+	opened   atomic.Int64
+	released atomic.Int64
+}
+
+func (p *releaseCounter) Open(ctx context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno) {
+	c, errno := p.next.Open(ctx, viewPath, attr)
+	if errno != 0 {
+		return nil, errno
+	}
+	p.opened.Add(1)
+	return countedContent{Content: c, p: p}, 0
+}
+
+type countedContent struct {
+	Content
+	p *releaseCounter
+}
+
+func (c countedContent) Release() syscall.Errno {
+	c.p.released.Add(1)
+	return c.Content.Release()
+}
+
+// TestLargeFileReleasedWhenForgotten: a no-open view inode's pinned host
+// descriptor stays open while the kernel knows the inode and is closed
+// once the kernel forgets it.
+func TestLargeFileReleasedWhenForgotten(t *testing.T) {
+	root := makeTree(t)
+	provider := &releaseCounter{next: DirectFiles{Target: root}}
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider })
+	want, err := os.ReadFile(filepath.Join(root, "big.bin"))
+	require.NoError(t, err)
+	got, err := os.ReadFile(filepath.Join(m.Mountpoint(), "big.bin"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(want, got))
+	require.EqualValues(t, 1, provider.opened.Load())
+	require.Zero(t, provider.released.Load(), "pinned while the kernel knows the inode")
+
+	// Have the kernel drop the name, as a changed file does: nothing
+	// holds the inode then, so the kernel evicts it and sends FORGET.
+	require.Zero(t, m.root.NotifyEntry("big.bin"))
+	require.Eventually(t, func() bool { return provider.released.Load() == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the pinned descriptor is released after FORGET")
+}
+
+// TestHandledOpenChecksTheSharedDescriptor: with handled opens, a large
+// file's open handles share one host descriptor; an open while another
+// handle is still open must still see the file the path shows now, not
+// the shared descriptor's version.
+func TestHandledOpenChecksTheSharedDescriptor(t *testing.T) {
+	target := t.TempDir()
+	host := filepath.Join(target, "f.bin")
+	v1 := pattern(1, versionSize)
+	require.NoError(t, os.WriteFile(host, v1, 0o644))
+	// The root node keeps its stat of the file: only the host tells.
+	v := mountVersionView(t, target, versionLargeMax, 64<<20, false, true)
+
+	first, err := os.Open(v.at("f.bin"))
+	require.NoError(t, err)
+	defer first.Close()
+	v2 := changeTable()[3].apply(t, host, v1) // replace by rename
+
+	got, err := os.ReadFile(v.at("f.bin"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(v2, got), "a new open reads the new version (%s)", describeMix(got, v1, v2))
+	got = make([]byte, len(v1))
+	_, err = first.ReadAt(got, 0)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(v1, got), "the first handle keeps its version (%s)", describeMix(got, v1, v2))
+}
+
+// TestPinnedDescriptorsAreBounded: past the bound, the least recently
+// used pinned descriptor is closed; the file is opened again when it is
+// looked up or read again.
+func TestPinnedDescriptorsAreBounded(t *testing.T) {
+	root := makeTree(t)
+	big, err := os.ReadFile(filepath.Join(root, "big.bin"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "big2.bin"), big, 0o644))
+	provider := &releaseCounter{next: DirectFiles{Target: root}}
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider })
+	m.fsys.pins.mu.Lock()
+	m.fsys.pins.max = 1
+	m.fsys.pins.mu.Unlock()
+
+	for _, name := range []string{"big.bin", "big2.bin"} {
+		got, err := os.ReadFile(filepath.Join(m.Mountpoint(), name))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(big, got), name)
+	}
+	assert.EqualValues(t, 2, provider.opened.Load(), "host opens")
+	assert.EqualValues(t, 1, provider.released.Load(), "big.bin's descriptor was closed for big2.bin's")
+
+	// The next path walk to big.bin pins it again, closing big2.bin's.
+	got, err := os.ReadFile(filepath.Join(m.Mountpoint(), "big.bin"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(big, got))
+	assert.EqualValues(t, 3, provider.opened.Load(), "host opens")
+	assert.EqualValues(t, 2, provider.released.Load(), "host closes")
+
+	// A descriptor whose inode lost its pin while open: the next read
+	// that misses the kernel's pages opens the file again.
+	f, err := os.Open(filepath.Join(m.Mountpoint(), "big2.bin")) // pins big2.bin
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = os.ReadFile(filepath.Join(m.Mountpoint(), "big.bin")) // pins big.bin, closes big2.bin's
+	require.NoError(t, err)
+	require.NoError(t, unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED), "drop big2.bin's pages")
+	opened := provider.opened.Load()
+	got = make([]byte, len(big))
+	_, err = f.ReadAt(got, 0)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(big, got))
+	assert.Equal(t, opened+1, provider.opened.Load(), "the read opened big2.bin again")
 }
