@@ -110,7 +110,26 @@ func (s *Scratch) abortStuckConnections() {
 	if err := EnsureFusectl(); err != nil {
 		s.t.Logf("teardown: %v", err)
 	}
+	// A connection's number is its superblock's device minor, which the
+	// kernel hands to a new mount once the old superblock is gone. Ours
+	// are detached by now, so a number that is mounted anywhere belongs
+	// to another test running in parallel (go test runs packages at
+	// once): aborting it would break that test's live mount.
+	live := map[uint32]bool{}
+	all, err := Mounts()
+	if err != nil {
+		s.t.Logf("teardown: not aborting FUSE connections: %v", err)
+		return
+	}
+	for _, m := range all {
+		if m.IsFUSE() {
+			live[m.Minor] = true
+		}
+	}
 	for id := range s.conns {
+		if live[id] {
+			continue
+		}
 		switch waiting, err := AbortIfStuck(id); {
 		case err != nil:
 			s.t.Logf("teardown: %v", err)
