@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/internal/testkit"
 )
 
 // Bounds on child processes: the point at which a hang is a failure, not
@@ -42,8 +44,6 @@ const (
 
 // ranks is the number of copper nodes, all on this host.
 const ranks = 4
-
-const fuseConnections = "/sys/fs/fuse/connections"
 
 // cluster is what TestMain prepared; written once, before any test runs.
 var cluster struct {
@@ -684,32 +684,5 @@ func (j *job) teardown() {
 func (j *job) abortStuckConnections() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if len(j.conns) == 0 {
-		return
-	}
-	if !fusectlMounted(j.t) {
-		if err := syscall.Mount("fusectl", fuseConnections, "fusectl", 0, ""); err != nil {
-			j.t.Logf("teardown: mount fusectl at %s: %v", fuseConnections, err)
-		}
-	}
-	for id := range j.conns {
-		dir := filepath.Join(fuseConnections, strconv.FormatUint(uint64(id), 10))
-		waiting, err := os.ReadFile(filepath.Join(dir, "waiting"))
-		if err != nil {
-			continue
-		}
-		if n, _ := strconv.Atoi(strings.TrimSpace(string(waiting))); n > 0 {
-			j.t.Logf("teardown: aborting FUSE connection %d (%d requests waiting)", id, n)
-			_ = os.WriteFile(filepath.Join(dir, "abort"), []byte("1"), 0)
-		}
-	}
-}
-
-func fusectlMounted(t *testing.T) bool {
-	for _, m := range readMountinfo(t) {
-		if m.point == fuseConnections && m.fstype == "fusectl" {
-			return true
-		}
-	}
-	return false
+	testkit.AbortStuckConnections(j.t, j.conns)
 }

@@ -104,11 +104,18 @@ func (s *Scratch) cleanup() {
 func (s *Scratch) abortStuckConnections() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.conns) == 0 {
+	AbortStuckConnections(s.t, s.conns)
+}
+
+// AbortStuckConnections aborts those of conns (FUSE connection numbers
+// of mounts already detached) on which requests still wait, logging what
+// it did.
+func AbortStuckConnections(t testing.TB, conns map[uint32]bool) {
+	if len(conns) == 0 {
 		return
 	}
 	if err := EnsureFusectl(); err != nil {
-		s.t.Logf("teardown: %v", err)
+		t.Logf("teardown: %v", err)
 	}
 	// A connection's number is its superblock's device minor, which the
 	// kernel hands to a new mount once the old superblock is gone. Ours
@@ -118,7 +125,7 @@ func (s *Scratch) abortStuckConnections() {
 	live := map[uint32]bool{}
 	all, err := Mounts()
 	if err != nil {
-		s.t.Logf("teardown: not aborting FUSE connections: %v", err)
+		t.Logf("teardown: not aborting FUSE connections: %v", err)
 		return
 	}
 	for _, m := range all {
@@ -126,15 +133,15 @@ func (s *Scratch) abortStuckConnections() {
 			live[m.Minor] = true
 		}
 	}
-	for id := range s.conns {
+	for id := range conns {
 		if live[id] {
 			continue
 		}
 		switch waiting, err := AbortIfStuck(id); {
 		case err != nil:
-			s.t.Logf("teardown: %v", err)
+			t.Logf("teardown: %v", err)
 		case waiting > 0:
-			s.t.Logf("teardown: aborted FUSE connection %d (%d requests waiting)", id, waiting)
+			t.Logf("teardown: aborted FUSE connection %d (%d requests waiting)", id, waiting)
 		}
 	}
 }
