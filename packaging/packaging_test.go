@@ -137,6 +137,22 @@ func TestMakeInstall(t *testing.T) {
 		}
 	}
 
+	// README.md documents every long flag the man pages list (the
+	// settings flags are also checked by config's README test).
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	require.NoError(t, err)
+	flagRE := regexp.MustCompile(`\\-\\-([a-z0-9]+(?:\\-[a-z0-9]+)*)`)
+	for _, p := range programs {
+		roff, err := os.ReadFile(filepath.Join(prefix, "share/man/man1", p+".1"))
+		require.NoError(t, err)
+		flags := flagRE.FindAllStringSubmatch(string(roff), -1)
+		require.NotEmpty(t, flags, "%s.1 lists no flag", p)
+		for _, m := range flags {
+			flag := "--" + strings.ReplaceAll(m[1], `\-`, "-")
+			assert.True(t, strings.Contains(string(readme), flag), "README.md lacks %s's flag %s", p, flag)
+		}
+	}
+
 	// The module file, loaded by the real Lmod: PATH and MANPATH lead to
 	// this install, and man's own path is still searched.
 	out := inLmod(t, fmt.Sprintf(`module use %s/share/modulefiles
