@@ -97,9 +97,11 @@ vet:
 # Everything, including real FUSE mounts, real copper-node processes, MPI
 # (MPICH) and a private single-host Slurm (slurmtest: installs slurm-wlm and
 # munge, runs its own daemons under /tmp/copper-slurm, stops them after).
+# The -race pass leaves out packaging: its tests run make, Lmod and man on
+# what make install and make dist produce, no Go code the race detector sees.
 test: deps fmt-check vet build
 	$(GO) test $(GOFLAGS) -count=1 -timeout $(TIMEOUT) ./...
-	$(GO) test $(GOFLAGS) -count=1 -race -timeout $(TIMEOUT) $$($(GO) list ./... | grep -v -e /e2e -e /cmd/ -e /slurmtest -e /bench/)
+	$(GO) test $(GOFLAGS) -count=1 -race -timeout $(TIMEOUT) $$($(GO) list ./... | grep -v -e /e2e -e /cmd/ -e /slurmtest -e /bench/ -e /packaging)
 
 # Only the real-Slurm test of copper-launch.
 test-slurm: deps build
