@@ -46,10 +46,24 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) st
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(cleanEnv(), env...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s %s:\n%s", name, strings.Join(args, " "), out)
 	return string(out)
+}
+
+// cleanEnv is this process's environment without what an enclosing
+// `make test` passes down (its variables and jobserver), so the make the
+// tests run behaves as a user's would.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name != "MAKEFLAGS" && name != "MFLAGS" && name != "MAKELEVEL" && name != "MAKEOVERRIDES" {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // makeInstall runs the real `make install` into prefix, building into a
@@ -191,6 +205,7 @@ func TestMakeRefusesBadInput(t *testing.T) {
 		dest := t.TempDir()
 		cmd := exec.Command("make", "--no-print-directory", "install", c.arg, "DESTDIR="+dest, "BIN="+filepath.Join(dest, "bin"))
 		cmd.Dir = root
+		cmd.Env = cleanEnv()
 		out, err := cmd.CombinedOutput()
 		require.Error(t, err, "make install %s succeeded:\n%s", c.arg, out)
 		assert.Contains(t, string(out), c.want, "make install %s", c.arg)
