@@ -259,6 +259,7 @@ const Usage = `copper-launch: start copper, one launcher per node of a job.
   copper-launch keygen [--site S] [--key-file F]
       Create the job key (key_file, default ~/.copper/key) if it does not
       exist, or check the one that does. start creates it too when missing.
+  copper-launch --version   (or: version) version, commit and Go version
 
 Addresses (address_book_source): discover gathers them at start (rank 0
 serves the all-gather at --bootstrap, default first node:bootstrap_port);

@@ -77,6 +77,7 @@ const usage = `copper-node: one node of copper's read-only cooperative cache.
   copper-node stop  --mount DIR [--timeout D]   stop it cleanly (unmount, exit)
   copper-node snapshot --mount DIR [--tag T]   write profiling/<T>/ and tables/<T>/ in the
       node's job directory now (default tag ioctl-snapshot); prints the directories
+  copper-node --version   (or: version) version, commit and Go version
 
 Run 'copper-node serve --help' for every settings flag.
 `

@@ -41,6 +41,7 @@ const usage = `copper-report: cluster reports from a copper job directory (<log_
       writes six files into D (default <jobdir>/profiling/cluster/paths).
   copper-report cache <jobdir> [--source final|<tag>]
       Sum tables/<source>/*-cache_tables.csv into profiling/cluster/cache_usage_summary.{txt,csv}.
+  copper-report --version   (or: version) version, commit and Go version
 
 Snapshot tags: runtime-snapshot, pre-destroy, ioctl-snapshot, pre-reset.
 Run 'copper-report <command> --help' for a command's flags.
