@@ -61,22 +61,7 @@ func Parse(args []string, help func(string)) (Command, error) {
 	}
 	c.SiteSettings, c.Settings = site, site
 
-	fs := pflag.NewFlagSet("copper-launch "+c.Name, pflag.ContinueOnError)
-	fs.SortFlags = false
-	fs.SetOutput(discard{})
-	fs.StringVar(&c.Site, "site", c.Site, "site name (local, aurora, frontier) or TOML file; its values are the defaults of every flag below")
-	fs.IntVar(&c.Rank, "rank", -1, "this node's rank (default: from the MPI or Slurm environment)")
-	fs.IntVar(&c.Size, "size", -1, "number of ranks (default: from the MPI or Slurm environment)")
-	fs.IntVar(&c.Local, "local", 0, "run N ranks on this host without MPI (with --rank: be rank R of such a job)")
-	fs.StringVar(&c.Nodefile, "nodefile", "", "the job's node file, one host per line (default: PBS_NODEFILE or the Slurm node list)")
-	fs.StringVar(&c.Bootstrap, "bootstrap", "", "discover mode: rank 0's all-gather address HOST:PORT (default: first node at bootstrap_port)")
-	fs.BoolVar(&c.Foreground, "foreground", false, "start: replace this process with copper-node in the foreground (for srun ... &)")
-	fs.BoolVar(&c.DryRun, "dry-run", false, "start: resolve identity, address map and cores, print the copper-node command, start nothing")
-	fs.BoolVar(&c.JSON, "json", false, "stats: print JSON (one object per rank)")
-	fs.BoolVar(&c.Prefetched, "prefetched", false, "wait: also wait until the node has finished its prefetch manifest")
-	fs.DurationVar(&c.Timeout, "timeout", 2*time.Minute, "wait, stop, stats: give up after this long")
-	c.Settings.RegisterFlags(fs)
-	c.Settings.RegisterLegacyShortFlags(fs)
+	fs := c.flagSet()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) && help != nil {
 			help(Usage + "\nFlags:\n" + fs.FlagUsages())
@@ -98,6 +83,40 @@ func Parse(args []string, help func(string)) (Command, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// flagSet defines every copper-launch flag, bound to c, with c's settings
+// as the defaults of the settings flags.
+func (c *Command) flagSet() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("copper-launch "+c.Name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(discard{})
+	fs.StringVar(&c.Site, "site", c.Site, "site name (local, aurora, frontier) or TOML file; its values are the defaults of every flag below")
+	fs.IntVar(&c.Rank, "rank", -1, "this node's rank (default: from the MPI or Slurm environment)")
+	fs.IntVar(&c.Size, "size", -1, "number of ranks (default: from the MPI or Slurm environment)")
+	fs.IntVar(&c.Local, "local", 0, "run N ranks on this host without MPI (with --rank: be rank R of such a job)")
+	fs.StringVar(&c.Nodefile, "nodefile", "", "the job's node file, one host per line (default: PBS_NODEFILE or the Slurm node list)")
+	fs.StringVar(&c.Bootstrap, "bootstrap", "", "discover mode: rank 0's all-gather address HOST:PORT (default: first node at bootstrap_port)")
+	fs.BoolVar(&c.Foreground, "foreground", false, "start: replace this process with copper-node in the foreground (for srun ... &)")
+	fs.BoolVar(&c.DryRun, "dry-run", false, "start: resolve identity, address map and cores, print the copper-node command, start nothing")
+	fs.BoolVar(&c.JSON, "json", false, "stats: print JSON (one object per rank)")
+	fs.BoolVar(&c.Prefetched, "prefetched", false, "wait: also wait until the node has finished its prefetch manifest")
+	fs.DurationVar(&c.Timeout, "timeout", 2*time.Minute, "wait, stop, stats: give up after this long")
+	c.Settings.RegisterFlags(fs)
+	c.Settings.RegisterLegacyShortFlags(fs)
+	return fs
+}
+
+// Flags returns copper-launch's flags with the built-in defaults, for its
+// man page.
+func Flags() (*pflag.FlagSet, error) {
+	c := Command{Name: "start", Rank: -1, Size: -1}
+	site, err := config.Load("")
+	if err != nil {
+		return nil, err
+	}
+	c.Settings = site
+	return c.flagSet(), nil
 }
 
 // check rejects flag combinations that cannot mean anything.
@@ -240,6 +259,7 @@ const Usage = `copper-launch: start copper, one launcher per node of a job.
   copper-launch keygen [--site S] [--key-file F]
       Create the job key (key_file, default ~/.copper/key) if it does not
       exist, or check the one that does. start creates it too when missing.
+  copper-launch --version   (or: version) version, commit and Go version
 
 Addresses (address_book_source): discover gathers them at start (rank 0
 serves the all-gather at --bootstrap, default first node:bootstrap_port);

@@ -2,7 +2,8 @@
 # Installs what copper's tests, demo and benchmarks need on a Debian machine:
 # FUSE 3 (fusermount3, /dev/fuse), Python 3 with numpy (a real C extension to
 # import through a mount), MPICH (mpiexec for the launcher tests), strace
-# (the benchmark records an import once to replay it).
+# (the benchmark records an import once to replay it), Lmod and man-db
+# (packaging tests: `module load copper` and `man -w` on a make install).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ if ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then need+=(python3 pyt
 command -v mpiexec.mpich >/dev/null 2>&1 || need+=(mpich)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v strace >/dev/null 2>&1 || need+=(strace) # bench: records an import once for replay
+[ -r /usr/share/lmod/lmod/init/bash ] || need+=(lmod) # packaging: module use / module load
+command -v man >/dev/null 2>&1 || need+=(man-db)      # packaging: man -w finds the pages
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -12,6 +12,10 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/hpc-copper/copper/config"
+	"github.com/hpc-copper/copper/internal/manpage"
+	"github.com/hpc-copper/copper/internal/version"
 )
 
 func main() {
@@ -19,6 +23,17 @@ func main() {
 }
 
 func run(args []string) int {
+	if version.IsVersionArgs(args) {
+		fmt.Print(version.Get().Format("copper-node"))
+		return 0
+	}
+	if len(args) == 2 && args[0] == "help" && args[1] == "man" { // hidden: make install writes the man page with it
+		if err := writeMan(); err != nil {
+			fmt.Fprintf(os.Stderr, "copper-node help man: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
@@ -62,6 +77,24 @@ const usage = `copper-node: one node of copper's read-only cooperative cache.
   copper-node stop  --mount DIR [--timeout D]   stop it cleanly (unmount, exit)
   copper-node snapshot --mount DIR [--tag T]   write profiling/<T>/ and tables/<T>/ in the
       node's job directory now (default tag ioctl-snapshot); prints the directories
+  copper-node --version   (or: version) version, commit and Go version
 
 Run 'copper-node serve --help' for every settings flag.
 `
+
+// writeMan writes copper-node(1) to stdout from serve's own flags and the
+// settings table.
+func writeMan() error {
+	var a serveArgs
+	s := config.Default()
+	fs := serveFlags(&a, &s)
+	return manpage.Write(os.Stdout, manpage.Page{
+		Name:     "copper-node",
+		Summary:  "one node of copper's read-only cooperative cache",
+		Version:  version.Get().Version,
+		Synopsis: usage,
+		Flags:    fs,
+		Settings: s.Describe(),
+		SeeAlso:  []string{"copper-launch(1)", "copper-report(1)"},
+	})
+}

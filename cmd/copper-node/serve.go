@@ -49,16 +49,7 @@ func parseServe(args []string) (serveArgs, error) {
 	if err != nil {
 		return a, err
 	}
-	fs := pflag.NewFlagSet("copper-node serve", pflag.ContinueOnError)
-	fs.SortFlags = false
-	fs.StringVar(&a.site, "site", a.site, "site name (local, aurora, frontier) or TOML file")
-	fs.StringVar(&a.bookPath, "book", "", "the job's address map: one 'hostname host:port' line per rank, rank order (required; copper-launch writes it)")
-	fs.IntVar(&a.rank, "rank", -1, "this node's rank: its line in the address book (required)")
-	fs.StringVar(&a.tokenFile, "token-file", "", "file holding the job token peers authenticate with (mode 0600, at least 16 bytes; required; copper-launch writes it)")
-	fs.BoolVar(&a.foreground, "foreground", false, "stay attached instead of daemonizing")
-	fs.StringVar(&a.jobDir, "job-dir", "", "job output directory (default <log_dir>/<job_id>)")
-	fs.DurationVar(&a.stopTimeout, "stop-timeout", 30*time.Second, "how long a stop waits for in-flight requests")
-	s.RegisterFlags(fs)
+	fs := serveFlags(&a, &s)
 	if err := fs.Parse(args); err != nil {
 		return a, err
 	}
@@ -80,6 +71,22 @@ func parseServe(args []string) (serveArgs, error) {
 	}
 	a.settings = s
 	return a, nil
+}
+
+// serveFlags defines serve's flags, bound to a and s, with s's values as
+// the defaults of the settings flags.
+func serveFlags(a *serveArgs, s *config.Settings) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("copper-node serve", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.StringVar(&a.site, "site", a.site, "site name (local, aurora, frontier) or TOML file")
+	fs.StringVar(&a.bookPath, "book", "", "the job's address map: one 'hostname host:port' line per rank, rank order (required; copper-launch writes it)")
+	fs.IntVar(&a.rank, "rank", -1, "this node's rank: its line in the address book (required)")
+	fs.StringVar(&a.tokenFile, "token-file", "", "file holding the job token peers authenticate with (mode 0600, at least 16 bytes; required; copper-launch writes it)")
+	fs.BoolVar(&a.foreground, "foreground", false, "stay attached instead of daemonizing")
+	fs.StringVar(&a.jobDir, "job-dir", "", "job output directory (default <log_dir>/<job_id>)")
+	fs.DurationVar(&a.stopTimeout, "stop-timeout", 30*time.Second, "how long a stop waits for in-flight requests")
+	s.RegisterFlags(fs)
+	return fs
 }
 
 // siteArg finds --site before flags are registered: the site's file gives

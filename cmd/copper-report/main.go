@@ -13,10 +13,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
 
+	"github.com/hpc-copper/copper/internal/manpage"
+	"github.com/hpc-copper/copper/internal/version"
 	"github.com/hpc-copper/copper/report"
 )
 
@@ -38,6 +41,7 @@ const usage = `copper-report: cluster reports from a copper job directory (<log_
       writes six files into D (default <jobdir>/profiling/cluster/paths).
   copper-report cache <jobdir> [--source final|<tag>]
       Sum tables/<source>/*-cache_tables.csv into profiling/cluster/cache_usage_summary.{txt,csv}.
+  copper-report --version   (or: version) version, commit and Go version
 
 Snapshot tags: runtime-snapshot, pre-destroy, ioctl-snapshot, pre-reset.
 Run 'copper-report <command> --help' for a command's flags.
@@ -52,6 +56,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if version.IsVersionArgs(args) {
+		fmt.Fprint(stdout, version.Get().Format("copper-report"))
+		return 0
+	}
+	if len(args) == 2 && args[0] == "help" && args[1] == "man" { // hidden: make install writes the man page with it
+		if err := writeMan(ctx, stdout); err != nil {
+			fmt.Fprintf(stderr, "copper-report help man: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	cmd, args := args[0], args[1:]
 	var err error
@@ -163,4 +178,24 @@ func cache(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	_, err = io.WriteString(stdout, res.Text())
 	return err
+}
+
+// writeMan writes copper-report(1): the usage and each command's flags,
+// as the commands themselves print them for --help.
+func writeMan(ctx context.Context, w io.Writer) error {
+	page := manpage.Page{
+		Name:     "copper-report",
+		Summary:  "cluster reports from a copper job directory",
+		Version:  version.Get().Version,
+		Synopsis: usage,
+		SeeAlso:  []string{"copper-launch(1)", "copper-node(1)"},
+	}
+	for _, cmd := range []string{"aggregate", "paths", "cache"} {
+		var help strings.Builder
+		if code := run(ctx, []string{cmd, "--help"}, &help, &help); code != 0 {
+			return fmt.Errorf("%s --help exited %d: %s", cmd, code, help.String())
+		}
+		page.Sections = append(page.Sections, manpage.Section{Title: cmd, Text: help.String()})
+	}
+	return manpage.Write(w, page)
 }
