@@ -186,6 +186,44 @@ func (res *Results) timeTable(b *strings.Builder, work string) {
 		fmt.Fprintf(b, "\n")
 	}
 	fmt.Fprintf(b, "\n")
+	res.nodeCPUTable(b, work, modes)
+}
+
+// nodeCPUTable is wall time next to the CPU seconds each node spent:
+// its client processes and, under copper, its copper-node daemon.
+func (res *Results) nodeCPUTable(b *strings.Builder, work string, modes []string) {
+	fmt.Fprintf(b, "CPU seconds per node of the same runs, next to wall time: *clients* is the user + system time of a node's %s (rusage at exit), *copper-node* that of the node's daemon during the run (`/proc/<pid>/stat` before and after), each as mean / max over the N nodes. On a real cluster each node spends this on its own cores.\n\n",
+		map[string]string{WorkReplay: "replay worker", WorkImport: "python processes"}[work])
+	fmt.Fprintf(b, "| mode | N | cold wall s | cold clients s/node | cold copper-node s/node | warm wall s | warm clients s/node | warm copper-node s/node |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|\n")
+	for _, n := range res.nodesRun(work) {
+		for _, m := range modes {
+			fmt.Fprintf(b, "| %s | %d |", m, n)
+			for _, phase := range []string{"cold", "warm"} {
+				r := res.anyRun(work, m, n, phase)
+				if r == nil || r.Error != "" {
+					fmt.Fprintf(b, " %s | – | – |", cell(r, false))
+					continue
+				}
+				fmt.Fprintf(b, " %.2f | %s | %s |", r.RunS, meanMax(r.CPUClientPerNodeS), meanMax(r.CPUDaemonPerNodeS))
+			}
+			fmt.Fprintf(b, "\n")
+		}
+	}
+	fmt.Fprintf(b, "\n")
+}
+
+// meanMax is "mean / max" of v, or "–" for none.
+func meanMax(v []float64) string {
+	if len(v) == 0 {
+		return "–"
+	}
+	sum, hi := 0.0, v[0]
+	for _, x := range v {
+		sum += x
+		hi = max(hi, x)
+	}
+	return fmt.Sprintf("%.2f / %.2f", sum/float64(len(v)), hi)
 }
 
 // anyRun is find without skipping failed runs.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,7 +26,8 @@ func synthetic() *Results {
 		Settings: Settings{Procs: 4, ReplayNodes: []int{1, 32}, ImportNodes: []int{1}, Params: slowpfs.DefaultParams()},
 		Runs: []Row{
 			{Workload: WorkReplay, Mode: ModeCopper, Nodes: 1, Phase: "cold", RunS: 0.4, SetupS: 0.02, TotalS: 0.42, Backend: be(1, 300)},
-			{Workload: WorkReplay, Mode: ModeCopper, Nodes: 32, Phase: "cold", RunS: 0.5, SetupS: 1.5, TotalS: 2, Backend: be(1, 300)},
+			{Workload: WorkReplay, Mode: ModeCopper, Nodes: 32, Phase: "cold", RunS: 0.5, SetupS: 1.5, TotalS: 2, Backend: be(1, 300),
+				CPUClientPerNodeS: []float64{0.1, 0.3}, CPUDaemonPerNodeS: []float64{0.5, 0.25}},
 			{Workload: WorkReplay, Mode: ModeCopper, Nodes: 32, Phase: "warm", RunS: 0.1, TotalS: 0.1, Backend: be(0, 0),
 				Memory: []NodeMemory{{Rank: 0, RSSBytes: 30 << 20, CacheBytes: 10 << 20, LimitBytes: memoryLimit(10 << 20)},
 					{Rank: 1, RSSBytes: 60 << 20, CacheBytes: 10 << 20, LimitBytes: memoryLimit(10 << 20)}}},
@@ -126,6 +128,7 @@ func TestOutputsFromSyntheticResults(t *testing.T) {
 		"| copper | 32 | 300 |",
 		"![time against N per mode](pfsbench.svg)",
 		"missed by 15%",
+		"| copper | 32 | 0.50 | 0.20 / 0.30 | 0.38 / 0.50 | 0.10 | – | – |", // CPU per node next to wall time
 	} {
 		assert.Contains(t, string(md), want)
 	}
@@ -169,6 +172,28 @@ func TestHelpers(t *testing.T) {
 	env := environ("PFSBENCH_TEST_X=1", "PATH=/nowhere")
 	assert.Contains(t, env, "PATH=/nowhere")
 	assert.NotContains(t, env, "PATH="+os.Getenv("PATH"))
+}
+
+func TestStatCPU(t *testing.T) {
+	tests := []struct {
+		name string
+		stat string
+		want time.Duration
+	}{
+		{"plain", "42 (copper-node) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0", 3250 * time.Millisecond},
+		{"command with spaces and parens", "7 (a b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 0 0", 70 * time.Millisecond},
+		{"truncated", "7 (x) R 1 7", 0},
+		{"no command", "garbage", 0},
+		{"not a number", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 u s 0 0", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, statCPU([]byte(tt.stat)))
+		})
+	}
+	assert.Equal(t, []time.Duration{0}, cpuTimes([]int{-1}), "a missing process counts zero")
+	assert.Equal(t, "–", meanMax(nil))
+	assert.Equal(t, "1.50 / 2.00", meanMax([]float64{1, 2}))
 }
 
 func TestConfigCheck(t *testing.T) {

@@ -83,6 +83,11 @@ type Row struct {
 	CPUDaemonsS  float64 `json:"cpu_daemons_s"`
 	CPUEmulatorS float64 `json:"cpu_emulator_s"`
 	CPUFloorS    float64 `json:"cpu_floor_s"`
+	// Per node, in node (rank) order: the client processes' CPU seconds
+	// (their rusage at exit) and, under copper, the node's copper-node
+	// daemon's (from /proc/<pid>/stat before and after the run).
+	CPUClientPerNodeS []float64 `json:"cpu_client_per_node_s,omitempty"`
+	CPUDaemonPerNodeS []float64 `json:"cpu_daemon_per_node_s,omitempty"`
 
 	Backend      *Backend     `json:"backend,omitempty"`       // the emulator's counters for this phase
 	SetupBackend *Backend     `json:"setup_backend,omitempty"` // and for the setup
@@ -291,6 +296,15 @@ func nanTo(v, alt float64) float64 {
 	return v
 }
 
+// maxF is the largest of v, 0 for none.
+func maxF(v []float64) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}
+
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // writeJSON writes results.json.
@@ -306,7 +320,8 @@ func (res *Results) writeJSON(dir string) error {
 var csvHeader = []string{"workload", "mode", "nodes", "procs_per_node", "phase", "setup_s", "run_s", "total_s",
 	"proc_median_s", "proc_max_s", "backend_metadata_ops", "backend_data_bytes", "fetches_per_key",
 	"data_ratio", "paths", "lookup", "getattr", "open", "opendir", "readdir", "readlink", "read",
-	"divergences", "cpu_clients_s", "cpu_daemons_s", "cpu_emulator_s", "cpu_floor_s", "error", "command"}
+	"divergences", "cpu_clients_s", "cpu_daemons_s", "cpu_emulator_s", "cpu_floor_s",
+	"cpu_client_per_node_max_s", "cpu_daemon_per_node_max_s", "error", "command"}
 
 // writeCSV writes results.csv, one row per run.
 func (res *Results) writeCSV(dir string) error {
@@ -331,7 +346,7 @@ func (res *Results) writeCSV(dir string) error {
 			row = append(row, make([]string, 12)...)
 		}
 		row = append(row, strconv.Itoa(r.Divergences), num(r.CPUClientsS), num(r.CPUDaemonsS), num(r.CPUEmulatorS),
-			num(r.CPUFloorS), r.Error, r.Command)
+			num(r.CPUFloorS), num(maxF(r.CPUClientPerNodeS)), num(maxF(r.CPUDaemonPerNodeS)), r.Error, r.Command)
 		_ = w.Write(row)
 	}
 	w.Flush()

@@ -338,7 +338,7 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 	}
 	for i := range rows {
 		r.progress("%s N=%d %s %s", mode, n, work, rows[i].Phase)
-		daemonCPU, emuCPU := cpuTime(daemons), cpuTime(emuPid)
+		daemonCPU, emuCPU := cpuTimes(daemons), cpuTime(emuPid)
 		var m measure
 		if work == WorkReplay {
 			m, err = r.runReplay(ctx, e.roots)
@@ -355,7 +355,12 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 		row.ProcMedianS, row.ProcMaxS = secs(median(m.Procs)), secs(maxOf(m.Procs))
 		row.Divergences = m.Divergences
 		row.CPUClientsS = secs(m.CPU)
-		row.CPUDaemonsS = secs(cpuTime(daemons) - daemonCPU)
+		row.CPUClientPerNodeS = secondsOf(m.CPUPerNode)
+		row.CPUDaemonPerNodeS = nil
+		for k, after := range cpuTimes(daemons) {
+			row.CPUDaemonPerNodeS = append(row.CPUDaemonPerNodeS, secs(max(after-daemonCPU[k], 0)))
+			row.CPUDaemonsS += row.CPUDaemonPerNodeS[k]
+		}
 		row.CPUEmulatorS = secs(cpuTime(emuPid) - emuCPU)
 		row.CPUFloorS = (row.CPUClientsS + row.CPUDaemonsS + row.CPUEmulatorS) / float64(runtime.NumCPU())
 		if m.Divergences > 0 && mode != ModeLocal {
@@ -466,6 +471,14 @@ func (r *runner) warmImport(ctx context.Context) (*WarmImport, error) {
 	w.Command = fmt.Sprintf("alternately PYTHONPATH=<pfs backing dir>/site and PYTHONPATH=<rank 1 mount>/site %s -c %s (import time inside the process)",
 		r.cfg.Python, quoteArgs([]string{r.importScript()})[0])
 	return w, nil
+}
+
+func secondsOf(ds []time.Duration) []float64 {
+	out := make([]float64, len(ds))
+	for i, d := range ds {
+		out[i] = secs(d)
+	}
+	return out
 }
 
 func medianF(v []float64) float64 {
