@@ -58,6 +58,18 @@ type Settings struct {
 	PrefetchCmd    string         `json:"prefetch_command"`
 	ReplayCmd      string         `json:"replay_command"`
 	ImportCmd      string         `json:"import_command"`
+	Scale          *ScaleSettings `json:"scale,omitempty"` // the scale-model rows' server, if run
+}
+
+// ScaleSettings are the scale model's arithmetic and resulting server.
+type ScaleSettings struct {
+	Nodes          int            `json:"nodes"`
+	RefNodes       int            `json:"ref_nodes"`
+	RefProcs       int            `json:"ref_procs_per_node"`
+	Ratio          float64        `json:"ratio"` // RefNodes × RefProcs / (Nodes × Procs)
+	Params         slowpfs.Params `json:"params"`
+	MetadataOpsSec float64        `json:"metadata_ops_per_s"`
+	EmulatorCmd    string         `json:"emulator_command"`
 }
 
 // Row is one phase of one workload in one mode at one scale.
@@ -236,6 +248,20 @@ func (res *Results) computeTargets() {
 		ts = append(ts, t)
 	} else {
 		ts = append(ts, notMeasured(name, goal, "direct or copper cold replay not run"))
+	}
+
+	if sc := res.Settings.Scale; sc != nil {
+		name = fmt.Sprintf("cold replay at N=%d, direct vs copper, scale model (%d×%d clients per server)", sc.Nodes, sc.RefNodes, sc.RefProcs)
+		goal = "≥ 5× faster"
+		d, c := res.find(WorkScale, ModeDirect, sc.Nodes, "cold"), res.find(WorkScale, ModeCopper, sc.Nodes, "cold")
+		if d != nil && c != nil && c.RunS > 0 {
+			t := Target{Name: name, Goal: goal, Value: d.RunS / c.RunS, Limit: 5}
+			t.Result = fmt.Sprintf("%.2f× (direct %.3f s, copper %.3f s)", t.Value, d.RunS, c.RunS)
+			t.judge(false)
+			ts = append(ts, t)
+		} else {
+			ts = append(ts, notMeasured(name, goal, "direct or copper scale-model replay not run"))
+		}
 	}
 
 	name = "warm real import through a non-root mount vs local disk"

@@ -203,7 +203,7 @@ func (g *gang) cpu(perNode int) (time.Duration, []time.Duration) {
 
 // runReplay replays the trace on every node: one worker process per
 // node, one simulated process per root of that node.
-func (r *runner) runReplay(ctx context.Context, roots [][]string) (measure, error) {
+func (r *runner) runReplay(ctx context.Context, roots [][]string, timeout time.Duration) (measure, error) {
 	cmds := make([]*exec.Cmd, len(roots))
 	for i, nodeRoots := range roots {
 		args := []string{WorkerCommand, "--trace", r.traceInfo.File, "--prefix", r.backing}
@@ -218,7 +218,7 @@ func (r *runner) runReplay(ctx context.Context, roots [][]string) (measure, erro
 	if err != nil {
 		return measure{}, fmt.Errorf("replay workers: %w", err)
 	}
-	lines, wall, err := g.run(ctx, r.cfg.StepTimeout)
+	lines, wall, err := g.run(ctx, timeout)
 	if err != nil {
 		return measure{}, fmt.Errorf("replay: %w", err)
 	}
