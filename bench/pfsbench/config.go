@@ -109,7 +109,9 @@ type Config struct {
 	Progress io.Writer // progress lines; nil = discard
 }
 
-// Quick is the subset that runs in under two minutes.
+// Quick is the subset that runs in under two minutes, plus the
+// scale-model rows, which take several minutes more (direct mode is
+// server-bound there by design).
 func Quick() Config {
 	c := base("quick")
 	c.ReplayNodes = []int{1, 4, 32}

@@ -3,7 +3,7 @@
 // processes reading the filesystem directly, through copper, or from a
 // staged copy (see package bench/pfsbench).
 //
-//	pfsbench --quick --out DIR    # the subset, under two minutes
+//	pfsbench --quick --out DIR    # the subset, under two minutes + the scale-model rows
 //	pfsbench --full  --out DIR    # N = 1..32 for both workloads, under fifteen
 //
 // It writes DIR/results.json, results.csv, bench-results.md (a fragment
