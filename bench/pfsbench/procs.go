@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -201,7 +202,10 @@ func statCPU(b []byte) time.Duration {
 	}
 	u, err1 := strconv.ParseInt(f[11], 10, 64)
 	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil || u < 0 || s < 0 {
+	// Beyond maxTicks (about three years of CPU) the nanoseconds would
+	// overflow: not a real process's time.
+	const maxTicks = math.MaxInt64 / int64(time.Second)
+	if err1 != nil || err2 != nil || u < 0 || s < 0 || u > maxTicks || s > maxTicks-u {
 		return 0
 	}
 	return time.Duration(u+s) * time.Second / userHz

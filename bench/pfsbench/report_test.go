@@ -249,3 +249,17 @@ func TestConfigCheck(t *testing.T) {
 		})
 	}
 }
+
+// FuzzStatCPU: any /proc/<pid>/stat content parses without panicking to
+// a non-negative time.
+func FuzzStatCPU(f *testing.F) {
+	f.Add([]byte("42 (copper-node) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0"))
+	f.Add([]byte("7 (a b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0"))
+	f.Add([]byte(")"))
+	f.Add([]byte("1 (x) R 1 1 1 0 -1 0 0 0 0 0 -5 9223372036854775807 0"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if d := statCPU(b); d < 0 {
+			t.Fatalf("statCPU(%q) = %v, negative", b, d)
+		}
+	})
+}
