@@ -12,9 +12,11 @@ import (
 )
 
 // The RoundTrip benchmarks time one Call answered with a Read result of
-// the given size; the NetpollEcho benchmarks time a bare netpoll echo of
-// the same size on the same machine, so the two can be quoted side by
-// side. Note the echo carries the payload both ways, the Call only back.
+// the given size; the NetpollEcho benchmarks time a bare netpoll
+// exchange on the same machine that moves the same bytes each way as
+// that Call: a request frame's worth up (header and path) and a response
+// frame's worth down (header, attributes and data). Both report them as
+// up-B/op and down-B/op, so the report can show they match.
 
 func BenchmarkRoundTrip4KiB(b *testing.B)   { benchmarkRoundTrip(b, 4<<10) }
 func BenchmarkRoundTrip128KiB(b *testing.B) { benchmarkRoundTrip(b, 128<<10) }
@@ -22,12 +24,32 @@ func BenchmarkRoundTrip128KiB(b *testing.B) { benchmarkRoundTrip(b, 128<<10) }
 func BenchmarkNetpollEcho4KiB(b *testing.B)   { benchmarkNetpollEcho(b, 4<<10) }
 func BenchmarkNetpollEcho128KiB(b *testing.B) { benchmarkNetpollEcho(b, 128<<10) }
 
-func benchmarkRoundTrip(b *testing.B, size int) {
+// benchPath is the path every benchmark call asks for.
+const benchPath = "/lib/libpython3.so"
+
+// benchAnswer is the Read result of size data bytes the server returns.
+func benchAnswer(size int) op.Result {
 	data := make([]byte, size)
 	for i := range data {
 		data[i] = byte(i)
 	}
-	answer := op.Result{Attr: op.Attr{Size: int64(size)}, Data: data}
+	return op.Result{Attr: op.Attr{Size: int64(size)}, Data: data}
+}
+
+// wireSizes are the bytes of one call's request and response frames.
+func wireSizes(b *testing.B, size int) (up, down int) {
+	resp, err := AppendResponse(nil, 1, op.Read, benchAnswer(size))
+	require.NoError(b, err)
+	return len(AppendRequest(nil, 1, op.Read, benchPath)), len(resp)
+}
+
+func reportWire(b *testing.B, up, down int) {
+	b.ReportMetric(float64(up), "up-B/op")
+	b.ReportMetric(float64(down), "down-B/op")
+}
+
+func benchmarkRoundTrip(b *testing.B, size int) {
+	answer := benchAnswer(size)
 	s, err := Listen(context.Background(), "127.0.0.1:0", func(context.Context, op.Op, string) op.Result {
 		return answer
 	}, tok(Config{}))
@@ -37,30 +59,33 @@ func benchmarkRoundTrip(b *testing.B, size int) {
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = c.Close() })
 
+	up, down := wireSizes(b, size)
 	ctx := context.Background()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := c.Call(ctx, op.Read, "/lib/libpython3.so")
+		res, err := c.Call(ctx, op.Read, benchPath)
 		if err != nil || len(res.Data) != size {
 			b.Fatalf("call: %v, %d bytes", err, len(res.Data))
 		}
 	}
+	reportWire(b, up, down)
 }
 
 func benchmarkNetpollEcho(b *testing.B, size int) {
+	up, down := wireSizes(b, size)
+	reply := make([]byte, down)
 	ln, err := netpoll.CreateListener("tcp", "127.0.0.1:0")
 	require.NoError(b, err)
 	loop, err := netpoll.NewEventLoop(func(_ context.Context, conn netpoll.Connection) error {
 		r, w := conn.Reader(), conn.Writer()
-		p, err := r.Next(size)
-		if err != nil {
+		if _, err := r.Next(up); err != nil {
 			return conn.Close()
 		}
-		if _, err := w.WriteBinary(p); err != nil {
+		if _, err := w.WriteBinary(reply); err != nil {
 			return conn.Close()
 		}
-		err = w.Flush()
+		err := w.Flush()
 		_ = r.Release()
 		return err
 	})
@@ -75,16 +100,17 @@ func benchmarkNetpollEcho(b *testing.B, size int) {
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = conn.Close() })
 
-	msg := make([]byte, size)
+	msg := make([]byte, up)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := conn.Write(msg); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := conn.Reader().Next(size); err != nil {
+		if _, err := conn.Reader().Next(down); err != nil {
 			b.Fatal(err)
 		}
 		_ = conn.Reader().Release()
 	}
+	reportWire(b, up, down)
 }

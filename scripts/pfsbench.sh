@@ -2,7 +2,7 @@
 # Job startup on an emulated parallel filesystem (issue #5): installs what
 # the benchmark needs, builds it and runs it.
 #
-#   scripts/pfsbench.sh quick [OUT] [pfsbench flags...]   # < 2 min
+#   scripts/pfsbench.sh quick [OUT] [pfsbench flags...]   # < 2 min + the scale-model rows (minutes; --scale-nodes 0 drops them)
 #   scripts/pfsbench.sh full  [OUT] [pfsbench flags...]   # < 15 min
 #
 # OUT (default ${TMPDIR:-/tmp}/copper-pfsbench-<mode>) receives results.json,

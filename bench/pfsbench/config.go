@@ -36,7 +36,40 @@ const (
 const (
 	WorkReplay = "replay" // the recorded import's file operations, replayed by Go clients
 	WorkImport = "import" // the real python3 import
+	// WorkScale is the replay against the scale model's server (see
+	// ScaleModel): the same clients, a server scaled down to the share
+	// of a real one they would get among the reference machine's.
+	WorkScale = "replay-scale"
 )
+
+// ScaleModel is a row set whose emulated server has its metadata
+// capacity divided by the ratio of the reference machine's client
+// processes (RefNodes × RefProcs, all on one metadata server) to this
+// run's (Nodes × Procs): then clients per unit of server capacity at
+// Nodes match the reference machine, the regime users live in.
+type ScaleModel struct {
+	Nodes    int      // node count of the scale rows; 0 = no scale rows
+	RefNodes int      // reference machine's nodes (2,048: the Copper paper's Aurora runs)
+	RefProcs int      // its processes per node (12 Python processes per node in the paper)
+	Modes    []string // modes of the scale rows
+	// StepTimeout bounds one run of the scale rows: direct mode there is
+	// server-bound by design and takes minutes.
+	StepTimeout time.Duration
+}
+
+// Ratio is reference client processes over this run's at Nodes.
+func (s ScaleModel) Ratio(procs int) float64 {
+	if s.Nodes < 1 || procs < 1 {
+		return 0
+	}
+	return float64(s.RefNodes*s.RefProcs) / float64(s.Nodes*procs)
+}
+
+// DefaultScale is N = 32 against 2,048 nodes × 12 processes, direct
+// against copper.
+func DefaultScale() ScaleModel {
+	return ScaleModel{Nodes: 32, RefNodes: 2048, RefProcs: 12, Modes: []string{ModeDirect, ModeCopper}, StepTimeout: 15 * time.Minute}
+}
 
 // Config is one benchmark run.
 type Config struct {
@@ -64,6 +97,7 @@ type Config struct {
 	Procs       int      // processes per node
 
 	Params        slowpfs.Params
+	Scale         ScaleModel    // the scale-model rows; Nodes 0 = none
 	ClientCache   time.Duration // each PFS client's kernel cache lifetime
 	DirectClients string        // "node": one PFS client per node (Lustre); "process": one per process
 
@@ -75,11 +109,14 @@ type Config struct {
 	Progress io.Writer // progress lines; nil = discard
 }
 
-// Quick is the subset that runs in under two minutes.
+// Quick is the subset that runs in under two minutes, plus the
+// scale-model rows, which take several minutes more (direct mode is
+// server-bound there by design).
 func Quick() Config {
 	c := base("quick")
 	c.ReplayNodes = []int{1, 4, 32}
 	c.ImportNodes = []int{1, 4}
+	c.Scale = DefaultScale()
 	c.WarmImportRounds = 5
 	return c
 }
@@ -89,6 +126,7 @@ func Full() Config {
 	c := base("full")
 	c.ReplayNodes = []int{1, 2, 4, 8, 16, 32}
 	c.ImportNodes = []int{1, 2, 4, 8, 16, 32}
+	c.Scale = DefaultScale()
 	c.WarmImportRounds = 9
 	return c
 }
@@ -127,6 +165,24 @@ func (c *Config) check() error {
 	for _, m := range c.Modes {
 		if !slices.Contains(knownModes, m) {
 			errs = append(errs, fmt.Errorf("unknown mode %q (known: %v)", m, knownModes))
+		}
+	}
+	if s := &c.Scale; s.Nodes != 0 {
+		if s.Nodes < 1 || s.Nodes > 256 {
+			errs = append(errs, fmt.Errorf("scale-model node count %d outside [1, 256]", s.Nodes))
+		}
+		if s.RefNodes < 1 || s.RefProcs < 1 {
+			errs = append(errs, fmt.Errorf("scale model reference %d nodes × %d processes: want both ≥ 1", s.RefNodes, s.RefProcs))
+		} else if _, err := c.Params.ScaleCapacity(s.Ratio(max(c.Procs, 1))); err != nil {
+			errs = append(errs, fmt.Errorf("scale model: %w", err))
+		}
+		for _, m := range s.Modes {
+			if m != ModeDirect && m != ModeCopper && m != ModePrefetch {
+				errs = append(errs, fmt.Errorf("scale-model mode %q: want direct, copper or copper+prefetch", m))
+			}
+		}
+		if s.StepTimeout <= 0 {
+			s.StepTimeout = 15 * time.Minute
 		}
 	}
 	if c.DirectClients != "node" && c.DirectClients != "process" {

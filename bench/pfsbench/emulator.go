@@ -27,9 +27,8 @@ type emulator struct {
 	args      []string
 }
 
-// emulatorArgs are the slowpfs flags for the configured model.
-func (r *runner) emulatorArgs(clients int) []string {
-	p := r.cfg.Params
+// emulatorArgs are the slowpfs flags for the model p.
+func (r *runner) emulatorArgs(clients int, p slowpfs.Params) []string {
 	return []string{
 		"--backing", r.backing,
 		"--mount-base", r.pfsMounts,
@@ -44,9 +43,9 @@ func (r *runner) emulatorArgs(clients int) []string {
 }
 
 // startEmulator starts slowpfs with the given number of clients and
-// registers its stop.
-func (r *runner) startEmulator(ctx context.Context, clients int) (*emulator, error) {
-	args := r.emulatorArgs(clients)
+// model, and registers its stop.
+func (r *runner) startEmulator(ctx context.Context, clients int, p slowpfs.Params) (*emulator, error) {
+	args := r.emulatorArgs(clients, p)
 	cmd := exec.Command(filepath.Join(r.cfg.Bin, "slowpfs"), args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

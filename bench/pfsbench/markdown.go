@@ -42,7 +42,7 @@ func (res *Results) writeMarkdown(dir string) error {
 
 	w("### The emulated filesystem\n\n")
 	p := s.Params
-	w("| parameter | value | why |\n|---|---|---|\n")
+	w("| parameter | value | why (an assumption about a real filesystem, not measured here) |\n|---|---|---|\n")
 	w("| metadata service time | %v per operation (lookup, getattr, open, opendir, readdir page, readlink) | a busy Lustre MDS answers a getattr/open in 0.2–1 ms once thousands of clients contend |\n", p.MetadataService)
 	w("| metadata slots | %d (capacity %.0f ops/s) | the MDS threads that progress at once on one MDT under contention; ≈ single-MDT mdtest stat/open rates |\n", p.Slots, s.MetadataOpsSec)
 	w("| data bandwidth | %.0f MiB/s shared by all clients, first come first served | one job's share of the object servers on a busy filesystem |\n", float64(p.Bandwidth)/(1<<20))
@@ -60,7 +60,9 @@ func (res *Results) writeMarkdown(dir string) error {
 	for _, work := range []string{WorkReplay, WorkImport} {
 		res.timeTable(&b, work)
 	}
-	res.opsTable(&b)
+	res.opsTable(&b, WorkReplay)
+	res.scaleSection(&b)
+	res.readings(&b)
 
 	if len(res.Skipped) > 0 {
 		w("Not run: %s.\n\n", strings.Join(res.Skipped, "; "))
@@ -79,6 +81,9 @@ func (res *Results) writeMarkdown(dir string) error {
 	w("    %s\n", res.Command)
 	w("    # record the import once\n    %s\n", res.Trace.Command)
 	w("    # the emulated filesystem (per mode and N; clients = N, or 1 for copper)\n    %s\n", s.EmulatorCmd)
+	if sc := s.Scale; sc != nil {
+		w("    # the scale model's emulated filesystem (N=%d rows)\n    %s\n", sc.Nodes, sc.EmulatorCmd)
+	}
 	w("    # copper: every rank at once, target = PFS client 0\n    %s\n", s.CopperCmd)
 	if s.PrefetchCmd != "" {
 		w("    # copper+prefetch\n    %s\n", s.PrefetchCmd)
@@ -144,6 +149,7 @@ func (res *Results) timeTable(b *strings.Builder, work string) {
 	title := map[string]string{
 		WorkReplay: "Replay: seconds until the last of N×P processes finished",
 		WorkImport: "Real import: seconds until the last of N×P python processes finished the import",
+		WorkScale:  "Scale model, replay: seconds until the last of N×P processes finished",
 	}[work]
 	fmt.Fprintf(b, "### %s\n\n", title)
 	fmt.Fprintf(b, "Cold is the first run on fresh nodes (copper's tree-ready wait, copper+prefetch's tree-ready wait plus the wait for every node's prefetch of the traced paths, and staging's copies are its setup, shown as `setup + run`); warm is a second run in the same job. %d processes per node.\n\n", res.Settings.Procs)
@@ -186,6 +192,44 @@ func (res *Results) timeTable(b *strings.Builder, work string) {
 		fmt.Fprintf(b, "\n")
 	}
 	fmt.Fprintf(b, "\n")
+	res.nodeCPUTable(b, work, modes)
+}
+
+// nodeCPUTable is wall time next to the CPU seconds each node spent:
+// its client processes and, under copper, its copper-node daemon.
+func (res *Results) nodeCPUTable(b *strings.Builder, work string, modes []string) {
+	fmt.Fprintf(b, "CPU seconds per node of the same runs, next to wall time: *clients* is the user + system time of a node's %s (rusage at exit), *copper-node* that of the node's daemon during the run (`/proc/<pid>/stat` before and after), each as mean / max over the N nodes. On a real cluster each node spends this on its own cores.\n\n",
+		map[string]string{WorkReplay: "replay worker", WorkImport: "python processes", WorkScale: "replay worker"}[work])
+	fmt.Fprintf(b, "| mode | N | cold wall s | cold clients s/node | cold copper-node s/node | warm wall s | warm clients s/node | warm copper-node s/node |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|\n")
+	for _, n := range res.nodesRun(work) {
+		for _, m := range modes {
+			fmt.Fprintf(b, "| %s | %d |", m, n)
+			for _, phase := range []string{"cold", "warm"} {
+				r := res.anyRun(work, m, n, phase)
+				if r == nil || r.Error != "" {
+					fmt.Fprintf(b, " %s | – | – |", cell(r, false))
+					continue
+				}
+				fmt.Fprintf(b, " %.2f | %s | %s |", r.RunS, meanMax(r.CPUClientPerNodeS), meanMax(r.CPUDaemonPerNodeS))
+			}
+			fmt.Fprintf(b, "\n")
+		}
+	}
+	fmt.Fprintf(b, "\n")
+}
+
+// meanMax is "mean / max" of v, or "–" for none.
+func meanMax(v []float64) string {
+	if len(v) == 0 {
+		return "–"
+	}
+	sum, hi := 0.0, v[0]
+	for _, x := range v {
+		sum += x
+		hi = max(hi, x)
+	}
+	return fmt.Sprintf("%.2f / %.2f", sum/float64(len(v)), hi)
 }
 
 // anyRun is find without skipping failed runs.
@@ -212,20 +256,24 @@ func cell(r *Row, withSetup bool) string {
 }
 
 // opsTable is the emulator's counters per mode and N for the cold
-// replay, plus the warm replay's metadata operations.
-func (res *Results) opsTable(b *strings.Builder) {
-	fmt.Fprintf(b, "### What the filesystem served (emulator counters, replay)\n\n")
+// replay (of work: WorkReplay or WorkScale), plus the warm replay's
+// metadata operations.
+func (res *Results) opsTable(b *strings.Builder, work string) {
+	if len(res.modesRun(work)) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "### What the filesystem served (emulator counters, %s)\n\n", map[string]string{WorkReplay: "replay", WorkScale: "scale model"}[work])
 	fmt.Fprintf(b, "Cold phase unless marked. *fetches/key*: server fetches per distinct (path, kind) — kind is stat (lookup/getattr), open, list (opendir) or link (readlink) — 1.00 when every node shares one fetch. *data ×*: bytes read over distinct bytes. Queue: mean wait for a metadata slot. Staging's own setup (tar + N extractions) and copper+prefetch's (tree-ready and the prefetch, which moves the cold run's server fetches into the setup: still once per tree) are listed on their own lines.\n\n")
 	fmt.Fprintf(b, "| mode | N | metadata ops | lookup | getattr | open | opendir | readdir | readlink | data MiB | fetches/key | data × | queue µs | timer late µs | warm metadata ops |\n")
 	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, n := range res.nodesRun(WorkReplay) {
+	for _, n := range res.nodesRun(work) {
 		for _, mode := range knownModes {
-			cold := res.find(WorkReplay, mode, n, "cold")
+			cold := res.find(work, mode, n, "cold")
 			if cold == nil || cold.Backend == nil {
 				continue
 			}
 			warmOps := "–"
-			if warm := res.find(WorkReplay, mode, n, "warm"); warm != nil && warm.Backend != nil {
+			if warm := res.find(work, mode, n, "warm"); warm != nil && warm.Backend != nil {
 				warmOps = fmt.Sprint(warm.Backend.MetadataOps)
 			}
 			opsRow(b, mode, n, cold.Backend, warmOps)

@@ -74,6 +74,9 @@ func TestRunEndToEnd(t *testing.T) {
 	cfg.Packages = []string{tinyPackage(t)}
 	cfg.ReplayNodes, cfg.ImportNodes, cfg.Procs = []int{1, 2}, []int{2}, 2
 	cfg.WarmImportRounds = 1
+	// A small scale model: 4 × 2 reference processes on the server
+	// that 2 × 2 here share, so the scaled server has half the capacity.
+	cfg.Scale = ScaleModel{Nodes: 2, RefNodes: 4, RefProcs: 2, Modes: []string{ModeDirect, ModeCopper}, StepTimeout: 40 * time.Second}
 	cfg.StepTimeout = 40 * time.Second
 	cfg.Progress = &progress
 	// Cached misses outlive the whole run, so that what the warm and the
@@ -133,7 +136,23 @@ func TestRunEndToEnd(t *testing.T) {
 	require.NotNil(t, res.WarmImport)
 	assert.Len(t, res.WarmImport.MountS, 1)
 
-	assert.Len(t, res.Targets, 6)
+	for _, mode := range []string{ModeDirect, ModeCopper} {
+		for _, phase := range []string{"cold", "warm"} {
+			row := res.find(WorkScale, mode, 2, phase)
+			require.NotNil(t, row, "scale model %s N=2 %s", mode, phase)
+			assert.Positive(t, row.RunS)
+			assert.Zero(t, row.Divergences, "scale model %s %s", mode, phase)
+			assert.Len(t, row.CPUClientPerNodeS, 2, "one client CPU figure per node")
+			if mode == ModeCopper {
+				assert.Len(t, row.CPUDaemonPerNodeS, 2, "one copper-node CPU figure per node")
+			}
+		}
+	}
+	require.NotNil(t, res.Settings.Scale)
+	assert.Equal(t, 4, res.Settings.Scale.Params.Slots, "8 slots over a ratio of 2")
+	assert.InDelta(t, 1.0, res.find(WorkScale, ModeCopper, 2, "cold").Backend.Fetches.PerKey, 1e-9)
+
+	assert.Len(t, res.Targets, 7)
 	for _, tg := range res.Targets {
 		assert.True(t, tg.Measured, "target %q: %s", tg.Name, tg.Result)
 	}
@@ -153,6 +172,8 @@ func TestRunEndToEnd(t *testing.T) {
 	assert.Contains(t, string(md), "| copper | 2 |")
 	assert.Contains(t, string(md), "| copper+prefetch | 2 |")
 	assert.Contains(t, string(md), "| copper+prefetch setup | 2 |")
+	assert.Contains(t, string(md), "### Scale model: N=2 in the regime of 4 nodes × 2 processes")
+	assert.Contains(t, string(md), "### Reading the results (computed from this run)")
 	assert.Contains(t, progress.String(), "copper N=2 replay cold")
 	assert.True(t, strings.HasPrefix(string(md), "## "), "a fragment to include under the document's title")
 }

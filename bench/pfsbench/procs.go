@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -168,24 +169,44 @@ const userHz = 100
 // cpuTime sums user and system time of the live processes among pids,
 // from /proc/<pid>/stat (fields 14 and 15).
 func cpuTime(pids []int) time.Duration {
-	var ticks int64
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		// After the command: state is field 3, utime 14, stime 15.
-		if len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + s
+	var d time.Duration
+	for _, t := range cpuTimes(pids) {
+		d += t
 	}
-	return time.Duration(ticks) * time.Second / userHz
+	return d
+}
+
+// cpuTimes is user and system time of each of pids (0 for a process
+// that is gone or unreadable).
+func cpuTimes(pids []int) []time.Duration {
+	out := make([]time.Duration, len(pids))
+	for i, pid := range pids {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			out[i] = statCPU(b)
+		}
+	}
+	return out
+}
+
+// statCPU is utime + stime of one /proc/<pid>/stat line; 0 if it does
+// not parse.
+func statCPU(b []byte) time.Duration {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// After the command: state is field 3, utime 14, stime 15.
+	if len(f) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	// Beyond maxTicks (about three years of CPU) the nanoseconds would
+	// overflow: not a real process's time.
+	const maxTicks = math.MaxInt64 / int64(time.Second)
+	if err1 != nil || err2 != nil || u < 0 || s < 0 || u > maxTicks || s > maxTicks-u {
+		return 0
+	}
+	return time.Duration(u+s) * time.Second / userHz
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -15,32 +16,43 @@ import (
 
 // synthetic is a finished run with the rows the targets read.
 func synthetic() *Results {
+	scaled, err := slowpfs.DefaultParams().ScaleCapacity(192)
+	if err != nil {
+		panic(err)
+	}
 	be := func(perKey float64, metadata int64) *Backend {
 		return &Backend{Ops: map[string]int64{"lookup": metadata}, MetadataOps: metadata,
 			Fetches: slowpfs.FetchSummary{PerKey: perKey, DataRatio: perKey}}
 	}
 	return &Results{
 		Label: "quick", Command: "pfsbench --quick --out x",
-		Machine:  Machine{Cores: 2, Commit: "abc1234"},
-		Settings: Settings{Procs: 4, ReplayNodes: []int{1, 32}, ImportNodes: []int{1}, Params: slowpfs.DefaultParams()},
+		Machine: Machine{Cores: 2, Commit: "abc1234"},
+		Settings: Settings{Procs: 4, ReplayNodes: []int{1, 32}, ImportNodes: []int{1}, Params: slowpfs.DefaultParams(),
+			Scale: &ScaleSettings{Nodes: 32, RefNodes: 2048, RefProcs: 12, Ratio: 192, Params: scaled, MetadataOpsSec: scaled.MetadataOpsPerSecond()}},
 		Runs: []Row{
 			{Workload: WorkReplay, Mode: ModeCopper, Nodes: 1, Phase: "cold", RunS: 0.4, SetupS: 0.02, TotalS: 0.42, Backend: be(1, 300)},
-			{Workload: WorkReplay, Mode: ModeCopper, Nodes: 32, Phase: "cold", RunS: 0.5, SetupS: 1.5, TotalS: 2, Backend: be(1, 300)},
+			{Workload: WorkReplay, Mode: ModeCopper, Nodes: 32, Phase: "cold", RunS: 0.5, SetupS: 1.5, TotalS: 2, Backend: be(1, 300),
+				CPUClientPerNodeS: []float64{0.1, 0.3}, CPUDaemonPerNodeS: []float64{0.5, 0.25}},
 			{Workload: WorkReplay, Mode: ModeCopper, Nodes: 32, Phase: "warm", RunS: 0.1, TotalS: 0.1, Backend: be(0, 0),
 				Memory: []NodeMemory{{Rank: 0, RSSBytes: 30 << 20, CacheBytes: 10 << 20, LimitBytes: memoryLimit(10 << 20)},
 					{Rank: 1, RSSBytes: 60 << 20, CacheBytes: 10 << 20, LimitBytes: memoryLimit(10 << 20)}}},
 			{Workload: WorkReplay, Mode: ModeDirect, Nodes: 32, Phase: "cold", RunS: 5, TotalS: 5, Backend: be(60, 20000)},
 			{Workload: WorkReplay, Mode: ModeDirect, Nodes: 1, Phase: "cold", Error: "boom"},
 			{Workload: WorkImport, Mode: ModeLocal, Nodes: 1, Phase: "cold", RunS: 0.2, TotalS: 0.2},
+			{Workload: WorkScale, Mode: ModeDirect, Nodes: 32, Phase: "cold", RunS: 150, TotalS: 150, CPUFloorS: 5,
+				Backend: &Backend{MetadataOps: 20000, MeanQueueUs: 90000, Ops: map[string]int64{}}},
+			{Workload: WorkScale, Mode: ModeCopper, Nodes: 32, Phase: "cold", RunS: 3, SetupS: 1, TotalS: 4, CPUFloorS: 2.8,
+				Backend: &Backend{MetadataOps: 340, MeanQueueUs: 100, Ops: map[string]int64{}}},
 		},
-		WarmImport: &WarmImport{Rounds: 3, LocalMedS: 0.1, MountMedS: 0.105, Ratio: 1.05},
+		WarmImport: &WarmImport{Rounds: 3, LocalMedS: 0.1, MountMedS: 0.105, Ratio: 1.05,
+			LocalS: []float64{0.1, 0.1, 0.1}, MountS: []float64{0.1, 0.105, 0.12}},
 	}
 }
 
 func TestComputeTargets(t *testing.T) {
 	res := synthetic()
 	res.computeTargets()
-	require.Len(t, res.Targets, 6)
+	require.Len(t, res.Targets, 7)
 	byName := map[string]Target{}
 	for _, tg := range res.Targets {
 		byName[tg.Name] = tg
@@ -55,6 +67,7 @@ func TestComputeTargets(t *testing.T) {
 		{"server fetches per (path, kind) under copper, cold replay, N=32", true, 1, "met"},
 		{"cold replay, copper N=32 vs copper N=1", true, 1.25, "met"},
 		{"cold replay at N=32, direct vs copper", true, 10, "met"},
+		{"cold replay at N=32, direct vs copper, scale model (2048×12 clients per server)", true, 50, "met"},
 		{"warm real import through a non-root mount vs local disk", true, 1.05, "met"},
 		{"32 local copper nodes tree-ready", true, 1.5, "met"},
 		{"per-node memory vs cached bytes × 1.2 + 40 MiB", false, 60.0 / 52.0, "missed by 15%"},
@@ -126,6 +139,16 @@ func TestOutputsFromSyntheticResults(t *testing.T) {
 		"| copper | 32 | 300 |",
 		"![time against N per mode](pfsbench.svg)",
 		"missed by 15%",
+		"| copper | 32 | 0.50 | 0.20 / 0.30 | 0.38 / 0.50 | 0.10 | – | – |", // CPU per node next to wall time
+		"| ratio | 192.0 | 24576 / 128 |",
+		"| scaled capacity | 138.9 operations/s: 1 slot(s) × 7.2ms |",
+		"warm: not measured",
+		"cold: direct 150.00 s, copper 3.00 s (direct takes 50.0× copper's time)",
+		"* direct, scale model, cold replay at N=32: 150.00 s; CPU floor 5.00 s, server time 144.00 s (20000 metadata operations; mean slot queue 90000 µs) — server-bound",
+		"* copper, scale model, cold replay at N=32: 3.00 s; CPU floor 2.80 s, server time 2.45 s (340 metadata operations; mean slot queue 100 µs) — CPU-bound on this machine",
+		"* copper, today's server, cold replay at N=32: 0.50 s; CPU floor 0.00 s, server time 0.01 s (300 metadata operations; mean slot queue 0 µs) — bound by neither",
+		"| its capacity | 26667 operations/s (8 slots × 300µs) |",
+		"ranged 1.00×–1.20×",
 	} {
 		assert.Contains(t, string(md), want)
 	}
@@ -171,6 +194,28 @@ func TestHelpers(t *testing.T) {
 	assert.NotContains(t, env, "PATH="+os.Getenv("PATH"))
 }
 
+func TestStatCPU(t *testing.T) {
+	tests := []struct {
+		name string
+		stat string
+		want time.Duration
+	}{
+		{"plain", "42 (copper-node) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0", 3250 * time.Millisecond},
+		{"command with spaces and parens", "7 (a b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 0 0", 70 * time.Millisecond},
+		{"truncated", "7 (x) R 1 7", 0},
+		{"no command", "garbage", 0},
+		{"not a number", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 u s 0 0", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, statCPU([]byte(tt.stat)))
+		})
+	}
+	assert.Equal(t, []time.Duration{0}, cpuTimes([]int{-1}), "a missing process counts zero")
+	assert.Equal(t, "–", meanMax(nil))
+	assert.Equal(t, "1.50 / 2.00", meanMax([]float64{1, 2}))
+}
+
 func TestConfigCheck(t *testing.T) {
 	bin := t.TempDir()
 	for _, tool := range []string{"copper-node", "slowpfs"} {
@@ -188,6 +233,10 @@ func TestConfigCheck(t *testing.T) {
 		{"no output", func(c *Config) { c.Out = "" }, "no output directory"},
 		{"bad procs", func(c *Config) { c.Procs = 0 }, "processes per node 0"},
 		{"bad nodes", func(c *Config) { c.ReplayNodes = []int{0} }, "node count 0"},
+		{"bad scale nodes", func(c *Config) { c.Scale.Nodes = 300 }, "scale-model node count 300"},
+		{"bad scale reference", func(c *Config) { c.Scale.RefProcs = 0 }, "scale model reference"},
+		{"bad scale mode", func(c *Config) { c.Scale.Modes = []string{ModeStaging} }, "scale-model mode"},
+		{"scale beyond the model", func(c *Config) { c.Scale.RefNodes = 1 << 30 }, "scale model: capacity scaled"},
 		{"bad mode", func(c *Config) { c.Modes = []string{"teleport"} }, `unknown mode "teleport"`},
 		{"bad clients", func(c *Config) { c.DirectClients = "rack" }, `direct clients "rack"`},
 		{"missing tools", func(c *Config) { c.Bin = t.TempDir() }, "copper-node"},
@@ -199,4 +248,18 @@ func TestConfigCheck(t *testing.T) {
 			assert.ErrorContains(t, c.check(), tt.want)
 		})
 	}
+}
+
+// FuzzStatCPU: any /proc/<pid>/stat content parses without panicking to
+// a non-negative time.
+func FuzzStatCPU(f *testing.F) {
+	f.Add([]byte("42 (copper-node) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0"))
+	f.Add([]byte("7 (a b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0"))
+	f.Add([]byte(")"))
+	f.Add([]byte("1 (x) R 1 1 1 0 -1 0 0 0 0 0 -5 9223372036854775807 0"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if d := statCPU(b); d < 0 {
+			t.Fatalf("statCPU(%q) = %v, negative", b, d)
+		}
+	})
 }

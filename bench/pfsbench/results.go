@@ -58,6 +58,18 @@ type Settings struct {
 	PrefetchCmd    string         `json:"prefetch_command"`
 	ReplayCmd      string         `json:"replay_command"`
 	ImportCmd      string         `json:"import_command"`
+	Scale          *ScaleSettings `json:"scale,omitempty"` // the scale-model rows' server, if run
+}
+
+// ScaleSettings are the scale model's arithmetic and resulting server.
+type ScaleSettings struct {
+	Nodes          int            `json:"nodes"`
+	RefNodes       int            `json:"ref_nodes"`
+	RefProcs       int            `json:"ref_procs_per_node"`
+	Ratio          float64        `json:"ratio"` // RefNodes × RefProcs / (Nodes × Procs)
+	Params         slowpfs.Params `json:"params"`
+	MetadataOpsSec float64        `json:"metadata_ops_per_s"`
+	EmulatorCmd    string         `json:"emulator_command"`
 }
 
 // Row is one phase of one workload in one mode at one scale.
@@ -83,6 +95,11 @@ type Row struct {
 	CPUDaemonsS  float64 `json:"cpu_daemons_s"`
 	CPUEmulatorS float64 `json:"cpu_emulator_s"`
 	CPUFloorS    float64 `json:"cpu_floor_s"`
+	// Per node, in node (rank) order: the client processes' CPU seconds
+	// (their rusage at exit) and, under copper, the node's copper-node
+	// daemon's (from /proc/<pid>/stat before and after the run).
+	CPUClientPerNodeS []float64 `json:"cpu_client_per_node_s,omitempty"`
+	CPUDaemonPerNodeS []float64 `json:"cpu_daemon_per_node_s,omitempty"`
 
 	Backend      *Backend     `json:"backend,omitempty"`       // the emulator's counters for this phase
 	SetupBackend *Backend     `json:"setup_backend,omitempty"` // and for the setup
@@ -233,6 +250,20 @@ func (res *Results) computeTargets() {
 		ts = append(ts, notMeasured(name, goal, "direct or copper cold replay not run"))
 	}
 
+	if sc := res.Settings.Scale; sc != nil {
+		name = fmt.Sprintf("cold replay at N=%d, direct vs copper, scale model (%d×%d clients per server)", sc.Nodes, sc.RefNodes, sc.RefProcs)
+		goal = "≥ 5× faster"
+		d, c := res.find(WorkScale, ModeDirect, sc.Nodes, "cold"), res.find(WorkScale, ModeCopper, sc.Nodes, "cold")
+		if d != nil && c != nil && c.RunS > 0 {
+			t := Target{Name: name, Goal: goal, Value: d.RunS / c.RunS, Limit: 5}
+			t.Result = fmt.Sprintf("%.2f× (direct %.3f s, copper %.3f s)", t.Value, d.RunS, c.RunS)
+			t.judge(false)
+			ts = append(ts, t)
+		} else {
+			ts = append(ts, notMeasured(name, goal, "direct or copper scale-model replay not run"))
+		}
+	}
+
 	name = "warm real import through a non-root mount vs local disk"
 	goal = "≤ 1.10×"
 	if w := res.WarmImport; w != nil && w.LocalMedS > 0 {
@@ -291,6 +322,15 @@ func nanTo(v, alt float64) float64 {
 	return v
 }
 
+// maxF is the largest of v, 0 for none.
+func maxF(v []float64) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}
+
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // writeJSON writes results.json.
@@ -306,7 +346,8 @@ func (res *Results) writeJSON(dir string) error {
 var csvHeader = []string{"workload", "mode", "nodes", "procs_per_node", "phase", "setup_s", "run_s", "total_s",
 	"proc_median_s", "proc_max_s", "backend_metadata_ops", "backend_data_bytes", "fetches_per_key",
 	"data_ratio", "paths", "lookup", "getattr", "open", "opendir", "readdir", "readlink", "read",
-	"divergences", "cpu_clients_s", "cpu_daemons_s", "cpu_emulator_s", "cpu_floor_s", "error", "command"}
+	"divergences", "cpu_clients_s", "cpu_daemons_s", "cpu_emulator_s", "cpu_floor_s",
+	"cpu_client_per_node_max_s", "cpu_daemon_per_node_max_s", "error", "command"}
 
 // writeCSV writes results.csv, one row per run.
 func (res *Results) writeCSV(dir string) error {
@@ -331,7 +372,7 @@ func (res *Results) writeCSV(dir string) error {
 			row = append(row, make([]string, 12)...)
 		}
 		row = append(row, strconv.Itoa(r.Divergences), num(r.CPUClientsS), num(r.CPUDaemonsS), num(r.CPUEmulatorS),
-			num(r.CPUFloorS), r.Error, r.Command)
+			num(r.CPUFloorS), num(maxF(r.CPUClientPerNodeS)), num(maxF(r.CPUDaemonPerNodeS)), r.Error, r.Command)
 		_ = w.Write(row)
 	}
 	w.Flush()

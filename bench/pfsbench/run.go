@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hpc-copper/copper/bench/replay"
+	"github.com/hpc-copper/copper/bench/slowpfs"
 )
 
 // runner is the state of one Run.
@@ -84,6 +85,16 @@ func Run(ctx context.Context, cfg Config, command string) (res *Results, err err
 				}
 				r.runMode(ctx, work, mode, n)
 			}
+		}
+	}
+	if n := cfg.Scale.Nodes; n > 0 {
+		r.progress("scale model: server capacity divided by %.1f (%d×%d client processes vs %d×%d here)",
+			cfg.Scale.Ratio(cfg.Procs), cfg.Scale.RefNodes, cfg.Scale.RefProcs, n, cfg.Procs)
+		for _, mode := range cfg.Scale.Modes {
+			if ctx.Err() != nil {
+				return r.res, r.save(ctx.Err())
+			}
+			r.runMode(ctx, WorkScale, mode, n)
 		}
 	}
 	if slices.Contains(cfg.Modes, ModeCopper) && ctx.Err() == nil {
@@ -217,8 +228,9 @@ type env struct {
 }
 
 // startEnv brings up a mode at n nodes.
-func (r *runner) startEnv(ctx context.Context, mode string, n int) (*env, error) {
+func (r *runner) startEnv(ctx context.Context, work, mode string, n int) (*env, error) {
 	p := r.cfg.Procs
+	params := r.paramsFor(work)
 	e := &env{roots: make([][]string, n)}
 	each := func(root func(node, proc int) string) {
 		for i := range n {
@@ -238,7 +250,7 @@ func (r *runner) startEnv(ctx context.Context, mode string, n int) (*env, error)
 		if r.cfg.DirectClients == "process" {
 			clients = n * p
 		}
-		if e.em, err = r.startEmulator(ctx, clients); err != nil {
+		if e.em, err = r.startEmulator(ctx, clients, params); err != nil {
 			return nil, err
 		}
 		each(func(i, j int) string {
@@ -256,7 +268,7 @@ func (r *runner) startEnv(ctx context.Context, mode string, n int) (*env, error)
 			}
 			extra = []string{"--prefetch", manifest}
 		}
-		if e.em, err = r.startEmulator(ctx, 1); err != nil {
+		if e.em, err = r.startEmulator(ctx, 1, params); err != nil {
 			return nil, err
 		}
 		job := fmt.Sprintf("pfsbench-n%d-%d", n, time.Now().UnixNano())
@@ -274,7 +286,7 @@ func (r *runner) startEnv(ctx context.Context, mode string, n int) (*env, error)
 		}
 		each(func(i, _ int) string { return e.tree.mounts[i] })
 	case ModeStaging:
-		if e.em, err = r.startEmulator(ctx, n); err != nil {
+		if e.em, err = r.startEmulator(ctx, n, params); err != nil {
 			return nil, err
 		}
 		var locals []string
@@ -318,7 +330,7 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 	}()
 
 	r.progress("%s N=%d %s: setting up", mode, n, work)
-	e, err := r.startEnv(ctx, mode, n)
+	e, err := r.startEnv(ctx, work, mode, n)
 	if err != nil {
 		fail(err)
 		return
@@ -338,10 +350,10 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 	}
 	for i := range rows {
 		r.progress("%s N=%d %s %s", mode, n, work, rows[i].Phase)
-		daemonCPU, emuCPU := cpuTime(daemons), cpuTime(emuPid)
+		daemonCPU, emuCPU := cpuTimes(daemons), cpuTime(emuPid)
 		var m measure
-		if work == WorkReplay {
-			m, err = r.runReplay(ctx, e.roots)
+		if work != WorkImport {
+			m, err = r.runReplay(ctx, e.roots, r.timeoutFor(work))
 		} else {
 			m, err = r.runImports(ctx, e.roots)
 		}
@@ -355,7 +367,12 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 		row.ProcMedianS, row.ProcMaxS = secs(median(m.Procs)), secs(maxOf(m.Procs))
 		row.Divergences = m.Divergences
 		row.CPUClientsS = secs(m.CPU)
-		row.CPUDaemonsS = secs(cpuTime(daemons) - daemonCPU)
+		row.CPUClientPerNodeS = secondsOf(m.CPUPerNode)
+		row.CPUDaemonPerNodeS = nil
+		for k, after := range cpuTimes(daemons) {
+			row.CPUDaemonPerNodeS = append(row.CPUDaemonPerNodeS, secs(max(after-daemonCPU[k], 0)))
+			row.CPUDaemonsS += row.CPUDaemonPerNodeS[k]
+		}
 		row.CPUEmulatorS = secs(cpuTime(emuPid) - emuCPU)
 		row.CPUFloorS = (row.CPUClientsS + row.CPUDaemonsS + row.CPUEmulatorS) / float64(runtime.NumCPU())
 		if m.Divergences > 0 && mode != ModeLocal {
@@ -389,16 +406,44 @@ func (r *runner) runCommand(work, mode string) string {
 		ModePrefetch: "<copper mount of the node>",
 		ModeStaging:  "<node-local copy>",
 	}[mode]
-	if work == WorkReplay {
+	if work != WorkImport {
 		return fmt.Sprintf("per node: pfsbench %s --trace import.strace --prefix <pfs backing dir> %s",
 			WorkerCommand, strings.Repeat("--root "+root+" ", r.cfg.Procs))
 	}
 	return fmt.Sprintf("per process: PYTHONPATH=%s/site %s -c %s", root, r.cfg.Python, quoteArgs([]string{r.importScript()})[0])
 }
 
+// paramsFor is the emulated server of a workload's rows: the scale
+// model's for WorkScale, the configured one otherwise.
+func (r *runner) paramsFor(work string) slowpfs.Params {
+	if work == WorkScale {
+		// check() made sure the scaling succeeds.
+		if q, err := r.cfg.Params.ScaleCapacity(r.cfg.Scale.Ratio(r.cfg.Procs)); err == nil {
+			return q
+		}
+	}
+	return r.cfg.Params
+}
+
+// timeoutFor bounds one run of a workload's rows.
+func (r *runner) timeoutFor(work string) time.Duration {
+	if work == WorkScale {
+		return max(r.cfg.StepTimeout, r.cfg.Scale.StepTimeout)
+	}
+	return r.cfg.StepTimeout
+}
+
 func (r *runner) settings() Settings {
 	p := r.cfg.Params
+	var scale *ScaleSettings
+	if s := r.cfg.Scale; s.Nodes > 0 {
+		q := r.paramsFor(WorkScale)
+		scale = &ScaleSettings{Nodes: s.Nodes, RefNodes: s.RefNodes, RefProcs: s.RefProcs,
+			Ratio: s.Ratio(r.cfg.Procs), Params: q, MetadataOpsSec: q.MetadataOpsPerSecond(),
+			EmulatorCmd: "slowpfs " + strings.Join(quoteArgs(r.emulatorArgs(1, q)), " ")}
+	}
 	return Settings{
+		Scale:          scale,
 		Params:         p,
 		MetadataOpsSec: p.MetadataOpsPerSecond(),
 		ClientCacheS:   r.cfg.ClientCache.Seconds(),
@@ -407,7 +452,7 @@ func (r *runner) settings() Settings {
 		Procs:          r.cfg.Procs,
 		ReplayNodes:    r.cfg.ReplayNodes,
 		ImportNodes:    r.cfg.ImportNodes,
-		EmulatorCmd:    "slowpfs " + strings.Join(quoteArgs(r.emulatorArgs(1)), " "),
+		EmulatorCmd:    "slowpfs " + strings.Join(quoteArgs(r.emulatorArgs(1, p)), " "),
 		CopperCmd: "copper-node --book <book> --rank R --token-file <token> --mount <dir> --target <pfs client 0> --log-dir <dir> --job-id <job> " +
 			"--log-level 2 --cache-memory-bytes 536870912 --ready-timeout-s 60 --rpc-timeout-s 60 --stop-timeout 10s " +
 			strings.Join(r.cfg.CopperFlags, " "),
@@ -424,7 +469,7 @@ func (r *runner) settings() Settings {
 func (r *runner) warmImport(ctx context.Context) (*WarmImport, error) {
 	mark := r.cleanup.mark()
 	defer func() { _ = r.cleanup.popTo(mark) }()
-	em, err := r.startEmulator(ctx, 1)
+	em, err := r.startEmulator(ctx, 1, r.cfg.Params)
 	if err != nil {
 		return nil, err
 	}
@@ -466,6 +511,14 @@ func (r *runner) warmImport(ctx context.Context) (*WarmImport, error) {
 	w.Command = fmt.Sprintf("alternately PYTHONPATH=<pfs backing dir>/site and PYTHONPATH=<rank 1 mount>/site %s -c %s (import time inside the process)",
 		r.cfg.Python, quoteArgs([]string{r.importScript()})[0])
 	return w, nil
+}
+
+func secondsOf(ds []time.Duration) []float64 {
+	out := make([]float64, len(ds))
+	for i, d := range ds {
+		out[i] = secs(d)
+	}
+	return out
 }
 
 func medianF(v []float64) float64 {

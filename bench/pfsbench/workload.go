@@ -77,6 +77,7 @@ func ReplayWorker(ctx context.Context, args []string, stdin io.Reader, stdout io
 type measure struct {
 	Wall        time.Duration   // from "go" to the last process finishing
 	CPU         time.Duration   // user + system time of the client processes, start-up included
+	CPUPerNode  []time.Duration // the same, summed per node (node i's processes)
 	Procs       []time.Duration // per process: its own replay or import time
 	Divergences int
 	First       string
@@ -184,20 +185,25 @@ func (g *gang) wait() {
 	}
 }
 
-// cpu sums the user and system time of the finished processes.
-func (g *gang) cpu() time.Duration {
-	var d time.Duration
-	for _, c := range g.cmds {
+// cpu sums the user and system time of the finished processes (their
+// rusage at exit), in total and per node: perNode consecutive processes
+// make one node.
+func (g *gang) cpu(perNode int) (time.Duration, []time.Duration) {
+	var total time.Duration
+	nodes := make([]time.Duration, (len(g.cmds)+perNode-1)/max(perNode, 1))
+	for i, c := range g.cmds {
 		if ps := c.ProcessState; ps != nil {
-			d += ps.UserTime() + ps.SystemTime()
+			d := ps.UserTime() + ps.SystemTime()
+			total += d
+			nodes[i/perNode] += d
 		}
 	}
-	return d
+	return total, nodes
 }
 
 // runReplay replays the trace on every node: one worker process per
 // node, one simulated process per root of that node.
-func (r *runner) runReplay(ctx context.Context, roots [][]string) (measure, error) {
+func (r *runner) runReplay(ctx context.Context, roots [][]string, timeout time.Duration) (measure, error) {
 	cmds := make([]*exec.Cmd, len(roots))
 	for i, nodeRoots := range roots {
 		args := []string{WorkerCommand, "--trace", r.traceInfo.File, "--prefix", r.backing}
@@ -212,11 +218,12 @@ func (r *runner) runReplay(ctx context.Context, roots [][]string) (measure, erro
 	if err != nil {
 		return measure{}, fmt.Errorf("replay workers: %w", err)
 	}
-	lines, wall, err := g.run(ctx, r.cfg.StepTimeout)
+	lines, wall, err := g.run(ctx, timeout)
 	if err != nil {
 		return measure{}, fmt.Errorf("replay: %w", err)
 	}
-	m := measure{Wall: wall, CPU: g.cpu()}
+	m := measure{Wall: wall}
+	m.CPU, m.CPUPerNode = g.cpu(1) // one worker per node
 	for i, l := range lines {
 		var rep workerReport
 		if err := json.Unmarshal([]byte(l), &rep); err != nil {
@@ -263,7 +270,8 @@ func (r *runner) runImports(ctx context.Context, roots [][]string) (measure, err
 	if err != nil {
 		return measure{}, fmt.Errorf("python imports: %w", err)
 	}
-	m := measure{Wall: wall, CPU: g.cpu()}
+	m := measure{Wall: wall}
+	m.CPU, m.CPUPerNode = g.cpu(len(roots[0]))
 	for i, l := range lines {
 		s, err := strconv.ParseFloat(strings.TrimSpace(l), 64)
 		if err != nil {

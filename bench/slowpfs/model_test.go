@@ -186,3 +186,33 @@ func TestParamsValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestParamsScaleCapacity(t *testing.T) {
+	def := DefaultParams() // 8 slots × 300 µs
+	tests := []struct {
+		name    string
+		ratio   float64
+		slots   int
+		service time.Duration
+	}{
+		{"unchanged", 1, 8, 300 * time.Microsecond},
+		{"fewer slots, same service time", 4, 2, 300 * time.Microsecond},
+		{"below one slot: longer service", 192, 1, 7200 * time.Microsecond}, // 2,048 × 12 vs 32 × 4
+		{"more capacity", 0.5, 16, 300 * time.Microsecond},
+		{"fractional slots round down", 3, 2, 225 * time.Microsecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := def.ScaleCapacity(tt.ratio)
+			require.NoError(t, err)
+			assert.Equal(t, tt.slots, q.Slots)
+			assert.Equal(t, tt.service, q.MetadataService)
+			assert.InDelta(t, def.MetadataOpsPerSecond()/tt.ratio, q.MetadataOpsPerSecond(), 1e-6*def.MetadataOpsPerSecond())
+			assert.Equal(t, def.Bandwidth, q.Bandwidth, "data bandwidth is not scaled")
+		})
+	}
+	for _, bad := range []float64{0, -1, math.Inf(1), math.NaN(), 1e9} {
+		_, err := def.ScaleCapacity(bad)
+		assert.Error(t, err, "ratio %v", bad)
+	}
+}

@@ -26,6 +26,7 @@ package slowpfs
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -84,4 +85,30 @@ func (p Params) MetadataOpsPerSecond() float64 {
 		return 0 // unlimited
 	}
 	return float64(p.Slots) / p.MetadataService.Seconds()
+}
+
+// ScaleCapacity returns p with its metadata capacity (Slots /
+// MetadataService) divided by ratio, for a scale model: when this
+// emulator's clients stand in for ratio times as many real ones, each of
+// them must get the share of the server a real client gets. Slots shrink
+// in proportion while at least one is left; below one slot, one slot
+// serves with the service time that gives the scaled capacity, so an
+// operation on an idle server then takes longer than MetadataService.
+// Data bandwidth is left as it is. ratio must be positive.
+func (p Params) ScaleCapacity(ratio float64) (Params, error) {
+	if !(ratio > 0) || math.IsInf(ratio, 0) {
+		return p, fmt.Errorf("capacity scale ratio %v: want a positive finite number", ratio)
+	}
+	capacity := p.MetadataOpsPerSecond() / ratio
+	if capacity <= 0 {
+		return p, nil // unlimited stays unlimited
+	}
+	slots := int(math.Floor(float64(p.Slots)/ratio + 1e-9))
+	q := p
+	q.Slots = max(slots, 1)
+	q.MetadataService = time.Duration(math.Round(float64(q.Slots) / capacity * float64(time.Second)))
+	if err := q.Validate(); err != nil {
+		return p, fmt.Errorf("capacity scaled by 1/%v: %w", ratio, err)
+	}
+	return q, nil
 }

@@ -3,7 +3,7 @@
 // processes reading the filesystem directly, through copper, or from a
 // staged copy (see package bench/pfsbench).
 //
-//	pfsbench --quick --out DIR    # the subset, under two minutes
+//	pfsbench --quick --out DIR    # the subset, under two minutes + the scale-model rows
 //	pfsbench --full  --out DIR    # N = 1..32 for both workloads, under fifteen
 //
 // It writes DIR/results.json, results.csv, bench-results.md (a fragment
@@ -63,6 +63,10 @@ func run(args []string) int {
 	service := fs.Duration("metadata-service", 0, "emulated metadata service time (default 300µs)")
 	slots := fs.Int("slots", 0, "emulated metadata slots (default 8)")
 	bandwidth := fs.Int64("bandwidth", 0, "emulated data bandwidth in bytes/s (default 1 GiB/s)")
+	scaleNodes := fs.Int("scale-nodes", -1, "node count of the scale-model replay rows, 0 = none (default 32)")
+	scaleRefNodes := fs.Int("scale-ref-nodes", 0, "scale model: nodes of the reference machine sharing one metadata server (default 2048)")
+	scaleRefProcs := fs.Int("scale-ref-procs", 0, "scale model: processes per node of the reference machine (default 12)")
+	scaleModes := fs.String("scale-modes", "", "scale model: comma-separated modes (default direct,copper)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -124,6 +128,18 @@ func run(args []string) int {
 	}
 	if *bandwidth > 0 {
 		cfg.Params.Bandwidth = *bandwidth
+	}
+	if *scaleNodes >= 0 {
+		cfg.Scale.Nodes = *scaleNodes
+	}
+	if *scaleRefNodes > 0 {
+		cfg.Scale.RefNodes = *scaleRefNodes
+	}
+	if *scaleRefProcs > 0 {
+		cfg.Scale.RefProcs = *scaleRefProcs
+	}
+	if *scaleModes != "" {
+		cfg.Scale.Modes = strings.Split(*scaleModes, ",")
 	}
 	command := "pfsbench " + strings.Join(args, " ")
 	res, err := pfsbench.Run(ctx, cfg, command)
