@@ -114,6 +114,11 @@ func (c *cluster) serveArgs(rank int) []string {
 		"--max-cacheable-bytes", strconv.Itoa(testMaxCacheable),
 		"--cache-memory-bytes", strconv.Itoa(256 << 20),
 		"--ready-timeout-s", "20", "--rpc-timeout-s", "20", "--stop-timeout", "10s",
+		// Tests that count backend operations must not see a parent
+		// dropped by a heartbeat false alarm (make test runs packages
+		// at once on few cores); the failover tests and the soak pass
+		// the default, 1000, again.
+		"--heartbeat-timeout-ms", "5000",
 	}
 	if c.cfg.target != "" {
 		args = append(args, "--target", c.cfg.target)

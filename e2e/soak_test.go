@@ -280,7 +280,7 @@ func TestSoak(t *testing.T) {
 	c := newCluster(t, clusterConfig{nodes: soakNodes, fanout: 2, flags: []string{
 		"--max-cacheable-bytes", strconv.Itoa(1 << 20),
 		"--cache-memory-bytes", strconv.FormatInt(plan.cacheBytes, 10),
-		"--rpc-timeout-s", "30", "--ready-timeout-s", "30",
+		"--rpc-timeout-s", "30", "--ready-timeout-s", "30", "--heartbeat-timeout-ms", "1000",
 	}})
 	files := int(plan.rate*plan.duration.Seconds()) + 1
 	root, manifestPath, totalBytes := makeSoakTree(t, c.dir, files)

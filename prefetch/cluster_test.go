@@ -95,6 +95,9 @@ func startMountedCluster(t *testing.T, target, manifest string, n int) *mountedC
 	s.CacheMemoryBytes = 256 << 20
 	s.MaxCacheableBytes = clusterMaxCacheable
 	s.MdEnoentTTLMs = 600_000 // no ENOENT entry lapses during a test
+	// Counted backend ops must not include a successor's own reads after
+	// a heartbeat false alarm (in-process nodes share one scheduler).
+	s.HeartbeatTimeoutMs = 5000
 	s.ReadyProbeStartMs = 5
 	s.ReadyProbeMaxMs = 100
 	s.ReadyTimeoutS = 30
