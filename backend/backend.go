@@ -296,6 +296,9 @@ func (b *Backend) readdir(root int, view string) op.Result {
 			}
 		}
 	}
+	// Sorted like a dirplus, whose listing answers later readdirs: a
+	// directory lists in one order whichever operation fetched it.
+	slices.SortFunc(entries, func(a, b op.DirEntry) int { return strings.Compare(a.Name, b.Name) })
 	return op.Result{Entries: entries}
 }
 
