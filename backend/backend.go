@@ -358,7 +358,7 @@ func (b *Backend) dirPlus(root int, view string) op.Result {
 			if i >= len(list) {
 				return
 			}
-			plus[i], errs[i] = b.statEntry(fd, list[i].Name)
+			plus[i], errs[i] = b.statEntry(fd, list[i])
 		}
 	}
 	var wg sync.WaitGroup
@@ -390,21 +390,32 @@ spawn:
 	return op.Result{Plus: out}
 }
 
-// statEntry is one dirplus entry: its lstat, and a link's text.
-func (b *Backend) statEntry(dir int, name string) (op.PlusEntry, syscall.Errno) {
-	e := op.PlusEntry{Name: name}
+// statEntry is one dirplus entry: its lstat, and a link's text. A link
+// that getdents typed as one is read before its stat: reading it may move
+// its atime, and the stat should be the one a later getattr gets.
+func (b *Backend) statEntry(dir int, d op.DirEntry) (op.PlusEntry, syscall.Errno) {
+	e := op.PlusEntry{Name: d.Name}
+	readLink := func() {
+		b.ops[op.Readlink].Add(1)
+		// A link that cannot be read is still listed; Readlink asks alone.
+		if t, errno := readlinkAt(dir, d.Name); errno == 0 {
+			e.Target, e.HasTarget = t, true
+		}
+	}
+	if d.Mode == syscall.S_IFLNK {
+		readLink()
+	}
 	var st unix.Stat_t
 	b.ops[op.Getattr].Add(1)
-	if err := retryEINTR(func() error { return unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+	if err := retryEINTR(func() error { return unix.Fstatat(dir, d.Name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 		return e, Errno(err)
 	}
 	e.Attr = attrOf(&st)
-	if e.Attr.IsSymlink() {
-		b.ops[op.Readlink].Add(1)
-		// A link that cannot be read is still listed; Readlink asks alone.
-		if t, errno := readlinkAt(dir, name); errno == 0 {
-			e.Target, e.HasTarget = t, true
-		}
+	switch {
+	case !e.Attr.IsSymlink():
+		e.Target, e.HasTarget = "", false // replaced by another file since getdents
+	case d.Mode != syscall.S_IFLNK:
+		readLink() // DT_UNKNOWN, or replaced by a link since getdents
 	}
 	return e, 0
 }
