@@ -60,10 +60,12 @@
 // and, for a symlink, its text; dirplus_next (op 7) with path "/d/x" asks
 // for the page of "/d" after name "x". Entries are strictly sorted by name
 // (bytewise; a receiver binary-searches them to answer ENOENT for an absent
-// name), and more = 1 says a page follows: the receiver asks dirplus_next
-// with the last name it got. A sender cuts pages to at most node.Config.
-// PageBytes (service: a quarter of the frame cap, at most 1 MiB), always at
-// least one entry.
+// name), and more = 1 says a page follows. The server's handler answers
+// the whole listing (after the name, for dirplus_next); the server cuts it
+// to a payload of at most min(Config.MaxFrame, MaxPlusPage = 1 MiB), at
+// least one entry. Client.Call of dirplus asks dirplus_next after the last
+// name it got until more = 0 and returns the whole listing; a page that
+// does not start after that name is a protocol violation.
 //
 // Attr, 84 bytes: dev u64, ino u64, mode u32, nlink u32, uid u32, gid u32,
 // rdev u64, size i64, blocks i64, blksize i32, atime i64, mtime i64,
