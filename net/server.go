@@ -274,8 +274,8 @@ func (s *Server) dispatch(sc *serverConn, h Header, path string) {
 const MaxPlusPage = 1 << 20
 
 // cutPage keeps the entries of a dirplus answer that fit limit payload
-// bytes, at least one (a single entry is at most about 4.5 KiB; MaxFrame
-// below that answers EFBIG), and sets More when it left some out.
+// bytes, at least one (an entry is at most about 4.5 KiB, MaxFrame at
+// least 8 KiB), and sets More when it left some out.
 func cutPage(res op.Result, limit int64) op.Result {
 	if !res.OK() {
 		return res
