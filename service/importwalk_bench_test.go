@@ -90,7 +90,7 @@ func BenchmarkClusterColdImportWalk(b *testing.B) {
 	w := newImportWalk(b)
 	b.StopTimer()
 	s := clusterSettings(b, w.root)
-	var wall time.Duration
+	var wall, cpu time.Duration
 	var fwd, backendOps int64
 	for range b.N {
 		c := startCluster(context.Background(), b, s, nodes, func(int) []byte { return []byte("bench-job-secret") })
@@ -101,7 +101,7 @@ func BenchmarkClusterColdImportWalk(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		var wg sync.WaitGroup
 		var bad sync.Map
 		for r, svc := range c.nodes {
@@ -116,6 +116,7 @@ func BenchmarkClusterColdImportWalk(b *testing.B) {
 		}
 		wg.Wait()
 		wall += time.Since(start)
+		cpu += cpuTime() - cpu0
 		b.StopTimer()
 		cancel()
 		bad.Range(func(_, v any) bool { b.Error(v); return false })
@@ -133,6 +134,7 @@ func BenchmarkClusterColdImportWalk(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(wall.Milliseconds())/float64(b.N), "ms/pass")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/pass")
 	b.ReportMetric(float64(fwd)/float64(b.N)/(nodes-1), "fwd/node")
 	b.ReportMetric(float64(backendOps)/float64(b.N), "backend-ops/pass")
 	b.ReportMetric(float64(len(w.reqs)), "requests/node")
