@@ -248,13 +248,13 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 	}
 	switch o {
 	case op.DirPlus:
-		return n.getDirPlus(ctx, o, path, path, "")
+		return n.getDirPlus(ctx, o, path, "")
 	case op.DirPlusNext:
 		if path == "/" {
 			return op.Fail(syscall.EINVAL) // names no entry to continue after
 		}
 		dir, name := split(path)
-		return n.getDirPlus(ctx, o, path, dir, name)
+		return n.getDirPlus(ctx, o, dir, name)
 	}
 	if r, ok := n.cfg.Cache.Lookup(o, path); ok {
 		n.hits[o].Add(1)
@@ -365,7 +365,7 @@ func (n *Node) viaDirPlus(ctx context.Context, o op.Op, path string) (op.Result,
 // getDirPlus answers a DirPlus of dir (after == "") or a DirPlusNext of
 // dir after name: the whole listing after that name. Cutting it into
 // pages that fit a frame is the wire's business (package net).
-func (n *Node) getDirPlus(ctx context.Context, o op.Op, path, dir, after string) op.Result {
+func (n *Node) getDirPlus(ctx context.Context, o op.Op, dir, after string) op.Result {
 	r, ok := n.cfg.Cache.Lookup(op.DirPlus, dir)
 	outcome := OutcomeHit
 	switch {
@@ -389,7 +389,7 @@ func (n *Node) getDirPlus(ctx context.Context, o op.Op, path, dir, after string)
 		r.Plus = r.Plus[i:]
 	}
 	if n.cfg.Observe != nil {
-		n.observe(o, path, outcome, r)
+		n.observe(o, dir, outcome, r) // the directory, not a page's cursor
 	}
 	return r
 }

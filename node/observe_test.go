@@ -58,7 +58,7 @@ func TestObserveReportsEveryOutcome(t *testing.T) {
 		// Below an unlisted directory, the getattr fetches its dirplus.
 		{op.Getattr, "/pkg/sub/x", Observation{Op: op.Getattr, Path: "/pkg/sub/x", Outcome: OutcomeMiss, Errno: syscall.ENOENT}},
 		{op.DirPlus, "/pkg", Observation{Op: op.DirPlus, Path: "/pkg", Outcome: OutcomeMiss}},
-		{op.DirPlusNext, "/pkg/__init__.py", Observation{Op: op.DirPlusNext, Path: "/pkg/__init__.py", Outcome: OutcomeHit}},
+		{op.DirPlusNext, "/pkg/__init__.py", Observation{Op: op.DirPlusNext, Path: "/pkg", Outcome: OutcomeHit}},
 	}
 	for i, s := range steps {
 		n.Get(ctx, s.o, s.path)

@@ -69,7 +69,7 @@ func categoryOf(o op.Op) int {
 		return 0
 	case op.Read:
 		return 1
-	case op.Readdir:
+	case op.Readdir, op.DirPlus, op.DirPlusNext:
 		return 2
 	case op.Readlink:
 		return 3

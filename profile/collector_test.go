@@ -199,6 +199,9 @@ func TestObservePaths(t *testing.T) {
 		{Op: op.Getattr, Path: "/gone", Outcome: node.OutcomeMiss, Errno: syscall.ENOENT},
 		{Op: op.Readdir, Path: "/gone", Outcome: node.OutcomeNegative, Errno: syscall.ENOENT},
 		{Op: op.Readlink, Path: "/l", Outcome: node.OutcomeHit},
+		// A child's dirplus (and its pages) is a listing of the directory;
+		// an ENOENT from a held listing is a hit.
+		{Op: op.DirPlus, Path: "/gone", Outcome: node.OutcomeListed, Errno: syscall.ENOENT},
 		{Op: op.Getattr, Path: "/fourth", Outcome: node.OutcomeMiss}, // over MaxPaths
 		{Op: op.Getattr, Path: "/fifth", Outcome: node.OutcomeMiss},
 	}
@@ -208,7 +211,7 @@ func TestObservePaths(t *testing.T) {
 	r := c.Report("t")
 	assert.Equal(t, []FullPath{
 		{Path: "/a", Getattr: 2, Read: 1, Hits: 1, Misses: 2},
-		{Path: "/gone", Getattr: 1, Readdir: 1, Hits: 1, Misses: 1, ENOENT: 2},
+		{Path: "/gone", Getattr: 1, Readdir: 2, Hits: 2, Misses: 1, ENOENT: 3},
 		{Path: "/l", Readlink: 1, Hits: 1},
 	}, r.FullPaths)
 	assert.Equal(t, []string{"miss", "enoent", "hit"},
@@ -219,7 +222,7 @@ func TestObservePaths(t *testing.T) {
 	want := map[string][]PathCount{
 		CategoryMetadata:    {{Path: "/a", PathCounts: PathCounts{Events: 2, Hits: 1, Misses: 1}}},
 		CategoryData:        {{Path: "/a", PathCounts: PathCounts{Events: 1, Misses: 1}}},
-		CategoryTree:        {{Path: "/gone", PathCounts: PathCounts{Events: 1, Hits: 1, Negative: 1}}},
+		CategoryTree:        {{Path: "/gone", PathCounts: PathCounts{Events: 2, Hits: 2, Negative: 2}}},
 		CategoryLink:        {{Path: "/l", PathCounts: PathCounts{Events: 1, Hits: 1}}},
 		CategoryMetadataTTL: {{Path: "/gone", PathCounts: PathCounts{Events: 2, Hits: 1, Misses: 1, Negative: 2, TTLStores: 1, TTLServes: 1}}},
 	}
