@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -142,7 +144,8 @@ func (b *Backend) Do(ctx context.Context, o op.Op, view string) op.Result {
 	if len(b.guard) > 0 && Guarded(HostPath(b.target, view), b.guard) {
 		return op.Fail(syscall.ENOENT)
 	}
-	if !o.Valid() || o == op.IsReady {
+	// Paging a dirplus is the node's business: the backend lists whole.
+	if !o.Valid() || o == op.IsReady || o == op.DirPlusNext {
 		return op.Fail(syscall.ENOSYS)
 	}
 	select {
@@ -153,7 +156,13 @@ func (b *Backend) Do(ctx context.Context, o op.Op, view string) op.Result {
 	defer func() { <-b.slots }()
 	b.ops[o].Add(1)
 	var r op.Result
-	if err := b.rootConn.Control(func(fd uintptr) { r = b.do(int(fd), o, view) }); err != nil {
+	if err := b.rootConn.Control(func(fd uintptr) {
+		if o == op.DirPlus {
+			r = b.dirPlus(int(fd), view)
+			return
+		}
+		r = b.do(int(fd), o, view)
+	}); err != nil {
 		return op.Fail(syscall.EIO) // closed: the node is stopping
 	}
 	return r
@@ -244,18 +253,26 @@ func (b *Backend) readlink(root int, view string) op.Result {
 		return op.Fail(Errno(err))
 	}
 	defer done()
+	t, errno := readlinkAt(dir, name)
+	if errno != 0 {
+		return op.Fail(errno)
+	}
+	return op.Result{Target: t}
+}
+
+func readlinkAt(dir int, name string) (string, syscall.Errno) {
 	for size := 256; size <= op.MaxPathLen*2; size *= 2 {
 		buf := make([]byte, size)
 		var n int
 		err := retryEINTR(func() (err error) { n, err = unix.Readlinkat(dir, name, buf); return err })
 		if err != nil {
-			return op.Fail(Errno(err))
+			return "", Errno(err)
 		}
 		if n < size {
-			return op.Result{Target: string(buf[:n])}
+			return string(buf[:n]), 0
 		}
 	}
-	return op.Fail(syscall.ENAMETOOLONG)
+	return "", syscall.ENAMETOOLONG
 }
 
 func (b *Backend) readdir(root int, view string) op.Result {
@@ -264,21 +281,9 @@ func (b *Backend) readdir(root int, view string) op.Result {
 		return op.Fail(Errno(err))
 	}
 	defer unix.Close(fd)
-	var entries []op.DirEntry
-	buf := make([]byte, 32<<10)
-	for {
-		var n int
-		err := retryEINTR(func() (err error) { n, err = unix.Getdents(fd, buf); return err })
-		if err != nil {
-			return op.Fail(Errno(err))
-		}
-		if n <= 0 {
-			break
-		}
-		entries, err = ParseDirents(buf[:n], entries)
-		if err != nil {
-			return op.Fail(syscall.EIO)
-		}
+	entries, errno := listDir(fd)
+	if errno != 0 {
+		return op.Fail(errno)
 	}
 	// Some filesystems (and Lustre under some settings) report DT_UNKNOWN.
 	for i := range entries {
@@ -291,7 +296,128 @@ func (b *Backend) readdir(root int, view string) op.Result {
 			}
 		}
 	}
+	// Sorted like a dirplus, whose listing answers later readdirs: a
+	// directory lists in one order whichever operation fetched it.
+	slices.SortFunc(entries, func(a, b op.DirEntry) int { return strings.Compare(a.Name, b.Name) })
 	return op.Result{Entries: entries}
+}
+
+// listDir reads every entry of an open directory.
+func listDir(fd int) ([]op.DirEntry, syscall.Errno) {
+	var entries []op.DirEntry
+	buf := make([]byte, 32<<10)
+	for {
+		var n int
+		err := retryEINTR(func() (err error) { n, err = unix.Getdents(fd, buf); return err })
+		if err != nil {
+			return nil, Errno(err)
+		}
+		if n <= 0 {
+			return entries, 0
+		}
+		entries, err = ParseDirents(buf[:n], entries)
+		if err != nil {
+			return nil, syscall.EIO
+		}
+	}
+}
+
+// dirPlus lists a directory whole and lstats every entry (reading the text
+// of links) from the directory fd: the same fstatat(AT_SYMLINK_NOFOLLOW)
+// and readlinkat that Getattr and Readlink of each name do, so the attrs
+// are the versions those would answer. Each stat and readlink counts as a
+// Getattr or Readlink operation. The caller holds one slot; the stats also
+// use whatever other slots are free at the start, never more than
+// Parallel in all. A name gone between getdents and its stat is left out
+// (the listing then matches the directory after the delete); any other
+// stat error fails the whole dirplus, so that the asker falls back to
+// per-name operations and their real errnos (a directory readable but not
+// searchable lists but stats nothing).
+func (b *Backend) dirPlus(root int, view string) op.Result {
+	fd, err := b.res.open(root, relative(view), unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return op.Fail(Errno(err))
+	}
+	defer unix.Close(fd)
+	list, errno := listDir(fd)
+	if errno != 0 {
+		return op.Fail(errno)
+	}
+	if len(b.guard) > 0 {
+		list = slices.DeleteFunc(list, func(e op.DirEntry) bool {
+			return Guarded(HostPath(b.target, op.Join(view, e.Name)), b.guard)
+		})
+	}
+	slices.SortFunc(list, func(a, b op.DirEntry) int { return strings.Compare(a.Name, b.Name) })
+	plus := make([]op.PlusEntry, len(list))
+	errs := make([]syscall.Errno, len(list))
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(list) {
+				return
+			}
+			plus[i], errs[i] = b.statEntry(fd, list[i])
+		}
+	}
+	var wg sync.WaitGroup
+	// Extra workers only on slots free now: a busy root does not wait.
+spawn:
+	for range min(len(list)/8, cap(b.slots)-1) {
+		select {
+		case b.slots <- struct{}{}:
+			wg.Go(func() {
+				defer func() { <-b.slots }()
+				work()
+			})
+		default:
+			break spawn
+		}
+	}
+	work()
+	wg.Wait()
+	out := plus[:0]
+	for i, e := range plus {
+		switch errs[i] {
+		case 0:
+			out = append(out, e)
+		case syscall.ENOENT:
+		default:
+			return op.Fail(errs[i])
+		}
+	}
+	return op.Result{Plus: out}
+}
+
+// statEntry is one dirplus entry: its lstat, and a link's text. A link
+// that getdents typed as one is read before its stat: reading it may move
+// its atime, and the stat should be the one a later getattr gets.
+func (b *Backend) statEntry(dir int, d op.DirEntry) (op.PlusEntry, syscall.Errno) {
+	e := op.PlusEntry{Name: d.Name}
+	readLink := func() {
+		b.ops[op.Readlink].Add(1)
+		// A link that cannot be read is still listed; Readlink asks alone.
+		if t, errno := readlinkAt(dir, d.Name); errno == 0 {
+			e.Target, e.HasTarget = t, true
+		}
+	}
+	if d.Mode == syscall.S_IFLNK {
+		readLink()
+	}
+	var st unix.Stat_t
+	b.ops[op.Getattr].Add(1)
+	if err := retryEINTR(func() error { return unix.Fstatat(dir, d.Name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return e, Errno(err)
+	}
+	e.Attr = attrOf(&st)
+	switch {
+	case !e.Attr.IsSymlink():
+		e.Target, e.HasTarget = "", false // replaced by another file since getdents
+	case d.Mode != syscall.S_IFLNK:
+		readLink() // DT_UNKNOWN, or replaced by a link since getdents
+	}
+	return e, 0
 }
 
 // ParseDirents decodes linux_dirent64 records, skipping "." and "..".

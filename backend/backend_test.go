@@ -3,8 +3,10 @@ package backend
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -186,4 +188,67 @@ func FuzzParseDirents(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A dirplus answers what Getattr and Readlink of each name answer, sorted,
+// without guarded names, and counts each stat and readlink it does.
+func TestDirPlus(t *testing.T) {
+	root := newTree(t)
+	for i := range 100 {
+		require.NoError(t, os.WriteFile(filepath.Join(root, "d/sub", fmt.Sprintf("m%03d.py", 99-i)), []byte("x"), 0o644))
+	}
+	ctx := context.Background()
+	cases := []struct {
+		name  string
+		path  string
+		errno syscall.Errno
+		names []string // nil: not checked
+	}{
+		{"dir", "/d", 0, []string{"f.txt", "rel", "sub"}},
+		{"guarded left out", "/", 0, []string{"big", "d", "loop"}},
+		{"big dir", "/d/sub", 0, nil},
+		{"file", "/d/f.txt", syscall.ENOTDIR, nil},
+		{"symlink", "/d/rel", syscall.ELOOP, nil},
+		{"missing", "/nope", syscall.ENOENT, nil},
+	}
+	for _, walk := range []bool{false, true} {
+		b := newTest(t, Config{Target: root, Parallel: 4, MaxCacheable: 1024, Guard: []string{filepath.Join(root, "empty")}, ForceWalk: walk})
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("%s/walk=%v", tc.name, walk), func(t *testing.T) {
+				r := b.Do(ctx, op.DirPlus, tc.path)
+				require.Equal(t, tc.errno, r.Errno)
+				if tc.errno != 0 {
+					return
+				}
+				var names []string
+				for _, e := range r.Plus {
+					names = append(names, e.Name)
+					p := op.Join(tc.path, e.Name)
+					// atime moves when a link is read; the version does not.
+					want := b.Do(ctx, op.Getattr, p).Attr
+					want.AtimeNs, e.Attr.AtimeNs = 0, 0
+					assert.Equal(t, want, e.Attr, p)
+					if e.Attr.IsSymlink() {
+						assert.True(t, e.HasTarget)
+						assert.Equal(t, b.Do(ctx, op.Readlink, p).Target, e.Target, p)
+					} else {
+						assert.False(t, e.HasTarget)
+					}
+				}
+				assert.True(t, slices.IsSorted(names))
+				if tc.names != nil {
+					assert.Equal(t, tc.names, names)
+				} else {
+					assert.Len(t, names, 101)
+				}
+			})
+		}
+	}
+	b := newTest(t, Config{Target: root, Parallel: 2, MaxCacheable: 1024})
+	require.True(t, b.Do(ctx, op.DirPlus, "/d").OK())
+	assert.EqualValues(t, 1, b.Ops(op.DirPlus))
+	assert.EqualValues(t, 3, b.Ops(op.Getattr), "one stat per entry")
+	assert.EqualValues(t, 1, b.Ops(op.Readlink), "one readlink per link")
+	assert.EqualValues(t, 0, b.Ops(op.Readdir))
+	assert.Equal(t, syscall.ENOSYS, b.Do(ctx, op.DirPlusNext, "/d/f.txt").Errno, "paging is the node's")
 }

@@ -25,6 +25,8 @@
 package cache
 
 import (
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -74,6 +76,7 @@ type fileData struct {
 type counters struct {
 	hits, misses                               OpCounts
 	negStores, negServes, negExpires, negClear uint64
+	listingServes                              uint64
 	rejected                                   uint64
 }
 
@@ -96,9 +99,13 @@ func New(cfg Config) *Cache {
 
 // Lookup answers o on path from the cache. A live ENOENT entry answers
 // every operation with ENOENT; an expired one is dropped and the lookup
-// misses. IsReady is never cached and not counted.
+// misses. A path whose directory's listing is held and lacks its name is
+// ENOENT too, with no expiry: a listing is a complete snapshot of the
+// directory (see listed). DirPlus is answered when the listing and every
+// entry's attributes are held. IsReady and DirPlusNext (paging, the node's
+// business) are never cached and not counted.
 func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
-	if !o.Valid() || o == op.IsReady {
+	if !o.Valid() || o == op.IsReady || o == op.DirPlusNext {
 		return op.Result{}, false
 	}
 	c.mu.Lock()
@@ -129,6 +136,13 @@ func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
 		if d, ok = c.data.get(path, c.tick); ok {
 			r.Attr, r.Data = d.attr, d.data
 		}
+	case op.DirPlus:
+		r.Plus, ok = c.plus(path)
+	}
+	if !ok && c.listed(path) == absent {
+		c.count.listingServes++
+		c.count.hits[o]++
+		return op.Fail(syscall.ENOENT), true
 	}
 	if !ok {
 		c.count.misses[o]++
@@ -138,6 +152,66 @@ func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
 	return r, true
 }
 
+// Listing states of a path's name in its directory's cached listing.
+const (
+	unlisted = iota // the directory's listing is not held
+	present
+	absent
+)
+
+// listed says whether path's name is in the cached listing of its
+// directory. Listings are kept sorted by name (storePositive sorts), so
+// this is a binary search. c.mu is held.
+func (c *Cache) listed(path string) int {
+	if path == "/" {
+		return unlisted
+	}
+	i := strings.LastIndexByte(path, '/')
+	dir, name := path[:max(i, 1)], path[i+1:]
+	entries, ok := c.tree.peek(dir)
+	if !ok {
+		return unlisted
+	}
+	if _, found := slices.BinarySearchFunc(entries, name, func(e op.DirEntry, n string) int {
+		return strings.Compare(e.Name, n)
+	}); found {
+		return present
+	}
+	return absent
+}
+
+// Listed reports whether dir's listing is held, so that a miss on a name
+// in it is answered by the cache without asking anyone.
+func (c *Cache) Listed(dir string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.tree.peek(dir)
+	return ok
+}
+
+// plus assembles a DirPlus answer from the listing of dir and the
+// metadata and links of its names; it misses if any name's attributes
+// are gone (evicted or dropped). c.mu is held.
+func (c *Cache) plus(dir string) ([]op.PlusEntry, bool) {
+	entries, ok := c.tree.get(dir, c.tick)
+	if !ok {
+		return nil, false
+	}
+	out := make([]op.PlusEntry, len(entries))
+	for i, e := range entries {
+		p := op.Join(dir, e.Name)
+		attr, ok := c.metadata.get(p, c.tick)
+		if !ok {
+			return nil, false
+		}
+		out[i] = op.PlusEntry{Name: e.Name, Attr: attr}
+		if attr.IsSymlink() {
+			out[i].Target, out[i].HasTarget = c.links.get(p, c.tick)
+		}
+	}
+	return out, true
+}
+
 // Store records the answer r to o on path. Successes go to the operation's
 // table (a Read also fills the metadata table) and clear any ENOENT entry
 // for path; ENOENT goes to the negative table and drops what was known of
@@ -145,7 +219,7 @@ func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
 // Copper 1.0. A result larger than the whole budget is not stored. When
 // Store returns, the total is within budget.
 func (c *Cache) Store(o op.Op, path string, r op.Result) {
-	if !o.Valid() || o == op.IsReady {
+	if !o.Valid() || o == op.IsReady || o == op.DirPlusNext {
 		return
 	}
 	switch {
@@ -168,10 +242,15 @@ func (c *Cache) storePositive(o op.Op, path string, r op.Result) {
 	var entries []op.DirEntry
 	var data []byte
 	var opSize int64
+	var children []child
 	switch o {
 	case op.Readdir:
-		opSize = treeBytes(path, r.Entries)
-		entries = r.Entries[:len(r.Entries):len(r.Entries)]
+		entries = sortedEntries(r.Entries)
+		opSize = treeBytes(path, entries)
+		entries = entries[:len(entries):len(entries)]
+	case op.DirPlus:
+		entries, children = plusEntries(path, r.Plus)
+		opSize = treeBytes(path, entries)
 	case op.Readlink:
 		opSize = linkBytes(path, r.Target)
 	case op.Read:
@@ -193,8 +272,57 @@ func (c *Cache) storePositive(o op.Op, path string, r op.Result) {
 	case op.Read:
 		put(c, c.metadata, path, r.Attr, attrSize)
 		put(c, c.data, path, fileData{attr: r.Attr, data: data}, opSize)
+	case op.DirPlus:
+		// Each entry is what Getattr (and Readlink) of the name would
+		// store; the listing goes last, as the most recent.
+		for _, ch := range children {
+			c.clearNegative(ch.path)
+			put(c, c.metadata, ch.path, ch.attr, ch.attrSize)
+			if ch.hasTarget {
+				put(c, c.links, ch.path, ch.target, ch.linkSize)
+			}
+		}
+		put(c, c.tree, path, entries, opSize)
 	}
 	c.evict(now)
+}
+
+// child is one DirPlus entry ready to store.
+type child struct {
+	path               string
+	attr               op.Attr
+	target             string
+	hasTarget          bool
+	attrSize, linkSize int64
+}
+
+// plusEntries derives a listing and the per-name entries of a DirPlus
+// answer, sizes included, outside the lock.
+func plusEntries(dir string, plus []op.PlusEntry) ([]op.DirEntry, []child) {
+	entries := make([]op.DirEntry, len(plus))
+	children := make([]child, len(plus))
+	for i, e := range plus {
+		entries[i] = e.Entry()
+		p := op.Join(dir, e.Name)
+		children[i] = child{path: p, attr: e.Attr, target: e.Target, hasTarget: e.HasTarget, attrSize: metadataBytes(p)}
+		if e.HasTarget {
+			children[i].linkSize = linkBytes(p, e.Target)
+		}
+	}
+	return sortedEntries(entries), children
+}
+
+// sortedEntries returns entries sorted by name, sorting a copy when they
+// are not: listed binary-searches them, and the caller's slice may be
+// shared.
+func sortedEntries(entries []op.DirEntry) []op.DirEntry {
+	cmp := func(a, b op.DirEntry) int { return strings.Compare(a.Name, b.Name) }
+	if slices.IsSortedFunc(entries, cmp) {
+		return entries
+	}
+	entries = slices.Clone(entries)
+	slices.SortFunc(entries, cmp)
+	return entries
 }
 
 func (c *Cache) storeNegative(path string) {
@@ -321,7 +449,10 @@ type Stats struct {
 	NegativeServes  uint64 // lookups answered ENOENT from a live entry
 	NegativeExpires uint64 // entries found expired (on lookup or when making room)
 	NegativeClears  uint64 // entries cleared by a success or a non-ENOENT error
-	Rejected        uint64 // results larger than the whole budget, not stored
+	// ListingServes counts lookups answered ENOENT because the name is
+	// absent from the held listing of its directory (no TTL).
+	ListingServes uint64
+	Rejected      uint64 // results larger than the whole budget, not stored
 }
 
 // Tables lists the tables in a stable order: data, tree, metadata,
@@ -348,6 +479,7 @@ func (c *Cache) Stats() Stats {
 		NegativeServes:  c.count.negServes,
 		NegativeExpires: c.count.negExpires,
 		NegativeClears:  c.count.negClear,
+		ListingServes:   c.count.listingServes,
 		Rejected:        c.count.rejected,
 	}
 }

@@ -21,12 +21,20 @@ func FuzzOperations(f *testing.F) {
 		c, clock := newTestCache(t, 2000, testTTL)
 		for i := 0; i+2 < len(script); i += 3 {
 			o := op.Op((script[i]&0x0f)%uint8(len(op.All)) + 1)
+			// Paths below /pN are the names a dirplus of /pN stores.
 			path := fmt.Sprintf("/p%d", script[i+1]%16)
+			if script[i+1]&0x80 != 0 {
+				path = fmt.Sprintf("/p%d/c%02d", script[i+1]%4, script[i+1]>>4&7)
+			}
 			n := int(script[i+2]) * 8
 			switch (script[i] >> 4) % 7 {
 			case 0: // store a success
 				entries := make([]op.DirEntry, n/64)
-				c.Store(o, path, op.Result{Attr: fileAttr(int64(n)), Entries: entries, Target: path, Data: make([]byte, n)})
+				plus := make([]op.PlusEntry, n/128)
+				for j := range plus {
+					plus[j] = op.PlusEntry{Name: fmt.Sprintf("c%02d", j), Attr: fileAttr(int64(j)), Target: "t", HasTarget: j%2 == 0}
+				}
+				c.Store(o, path, op.Result{Attr: fileAttr(int64(n)), Entries: entries, Plus: plus, Target: path, Data: make([]byte, n)})
 			case 1: // store ENOENT
 				c.Store(o, path, op.Fail(syscall.ENOENT))
 			case 2, 3: // lookup

@@ -440,6 +440,10 @@ func TestInodeReuseIsANewFile(t *testing.T) {
 			target := t.TempDir()
 			secret := filepath.Join(target, "a.txt")
 			require.NoError(t, os.WriteFile(secret, []byte("SECRET-A\n"), 0o644))
+			// New names go to a directory the view has not listed yet: a
+			// listing is a snapshot, names created in it later stay absent.
+			later := filepath.Join(target, "later")
+			require.NoError(t, os.Mkdir(later, 0o755))
 			var st syscall.Stat_t
 			require.NoError(t, syscall.Stat(secret, &st))
 			v := mountVersionView(t, target, versionSmallMax, 64<<20, child, false)
@@ -453,7 +457,7 @@ func TestInodeReuseIsANewFile(t *testing.T) {
 			// at once; try a bounded number of creations.
 			reused := ""
 			for i := range 64 {
-				name := filepath.Join(target, fmt.Sprintf("c%d.txt", i))
+				name := filepath.Join(later, fmt.Sprintf("c%d.txt", i))
 				require.NoError(t, os.WriteFile(name, []byte(fmt.Sprintf("file c%d, not the secret\n", i)), 0o644))
 				var cst syscall.Stat_t
 				require.NoError(t, syscall.Stat(name, &cst))
@@ -465,9 +469,9 @@ func TestInodeReuseIsANewFile(t *testing.T) {
 			if reused == "" {
 				t.Skipf("the file system of %s did not reuse inode %d in 64 creations", target, st.Ino)
 			}
-			want, err := os.ReadFile(filepath.Join(target, reused))
+			want, err := os.ReadFile(filepath.Join(later, reused))
 			require.NoError(t, err)
-			got, err = os.ReadFile(v.at(reused))
+			got, err = os.ReadFile(v.at(filepath.Join("later", reused)))
 			require.NoError(t, err)
 			assert.Equal(t, string(want), string(got), "%s reuses a.txt's inode", reused)
 			_, err = os.Stat(v.at("a.txt"))

@@ -144,8 +144,36 @@ func (c *Client) Addr() string { return c.addr }
 // Call sends one request and waits for its answer. The error is only about
 // transport or ctx: a filesystem error is an errno in the result. When ctx
 // ends first Call returns ctx.Err() and the late answer is dropped. A path
-// that fails op.CheckPath is answered locally with that errno.
+// that fails op.CheckPath is answered locally with that errno. A DirPlus
+// answered in pages is fetched whole: Call asks for each next page
+// (DirPlusNext after the last name so far) and returns the whole listing.
 func (c *Client) Call(ctx context.Context, o op.Op, path string) (op.Result, error) {
+	res, err := c.call(ctx, o, path)
+	if err != nil || o != op.DirPlus || !res.More {
+		return res, err
+	}
+	for res.More {
+		if len(res.Plus) == 0 {
+			return op.Result{}, fmt.Errorf("cnet: dirplus %q from %s: %w: empty page with more to follow", path, c.addr, ErrProtocol)
+		}
+		last := res.Plus[len(res.Plus)-1].Name
+		page, err := c.call(ctx, op.DirPlusNext, op.Join(path, last))
+		if err != nil {
+			return op.Result{}, err
+		}
+		if !page.OK() {
+			return page, nil // the listing changed under the pages: the caller sees why
+		}
+		if len(page.Plus) > 0 && page.Plus[0].Name <= last {
+			return op.Result{}, fmt.Errorf("cnet: dirplus %q from %s: %w: page starts at %q, not after %q",
+				path, c.addr, ErrProtocol, page.Plus[0].Name, last)
+		}
+		res.Plus, res.More = append(res.Plus, page.Plus...), page.More
+	}
+	return res, nil
+}
+
+func (c *Client) call(ctx context.Context, o op.Op, path string) (op.Result, error) {
 	if !o.Valid() {
 		return op.Result{}, fmt.Errorf("cnet: call %v %q to %s: unknown operation", o, path, c.addr)
 	}

@@ -53,6 +53,17 @@ func successCases() []struct {
 		{"0-byte file", op.Read, op.Result{Attr: op.Attr{Mode: syscall.S_IFREG}, Data: []byte{}}},
 		{"small file", op.Read, op.Result{Attr: sampleAttr, Data: []byte("print('hi')\n")}},
 		{"1 MiB file", op.Read, op.Result{Attr: sampleAttr, Data: bytes.Repeat([]byte{0, 1, 0xff}, 1<<20/3)}},
+		{"empty dirplus", op.DirPlus, op.Result{Plus: []op.PlusEntry{}}},
+		{"dirplus", op.DirPlus, op.Result{Plus: []op.PlusEntry{
+			{Name: "__init__.py", Attr: sampleAttr},
+			{Name: "lib", Attr: op.Attr{Mode: syscall.S_IFLNK | 0o777, Ino: 7}, Target: "../lib64", HasTarget: true},
+			{Name: "unreadable link", Attr: op.Attr{Mode: syscall.S_IFLNK | 0o777}},
+			{Name: "日本語", Attr: op.Attr{Mode: syscall.S_IFDIR | 0o755}},
+		}}},
+		{"dirplus page with more", op.DirPlusNext, op.Result{More: true, Plus: []op.PlusEntry{
+			{Name: strings.Repeat("n", op.MaxNameLen), Attr: sampleAttr},
+			{Name: "z", Attr: op.Attr{Mode: syscall.S_IFLNK}, Target: strings.Repeat("x", op.MaxPathLen), HasTarget: true},
+		}}},
 	}
 }
 
@@ -113,7 +124,7 @@ func TestRequestRoundTrip(t *testing.T) {
 
 func TestHeaderLayout(t *testing.T) {
 	got := AppendHeader(nil, Header{Kind: KindResponse, Op: op.Read, ID: 0x0102030405060708, Length: 0x0a0b0c0d})
-	want := []byte{'C', 0xCE, 2, 5, 5, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d}
+	want := []byte{'C', 0xCE, 3, 5, 5, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d}
 	assert.Equal(t, want, got)
 }
 
@@ -124,7 +135,7 @@ func TestAppendResponseRejects(t *testing.T) {
 		res  op.Result
 		want string
 	}{
-		{"unknown op", op.Op(9), op.Result{}, "unknown"},
+		{"unknown op", op.Op(99), op.Result{}, "unknown"},
 		{"errno beyond 32 bits", op.Getattr, op.Result{Errno: syscall.Errno(1 << 40)}, "32 bits"},
 		{"empty name", op.Readdir, op.Result{Entries: []op.DirEntry{{Name: ""}}}, "invalid directory entry name"},
 		{"dot", op.Readdir, op.Result{Entries: []op.DirEntry{{Name: "."}}}, "invalid directory entry name"},
@@ -134,6 +145,10 @@ func TestAppendResponseRejects(t *testing.T) {
 		{"256-byte name", op.Readdir, op.Result{Entries: []op.DirEntry{{Name: strings.Repeat("n", 256)}}}, "exceeds 255"},
 		{"long target", op.Readlink, op.Result{Target: strings.Repeat("t", op.MaxPathLen+1)}, "exceeds 4096"},
 		{"NUL target", op.Readlink, op.Result{Target: "a\x00"}, "NUL"},
+		{"dirplus bad name", op.DirPlus, op.Result{Plus: []op.PlusEntry{{Name: ".."}}}, "invalid directory entry name"},
+		{"dirplus unsorted", op.DirPlus, op.Result{Plus: []op.PlusEntry{{Name: "b"}, {Name: "a"}}}, "not strictly sorted"},
+		{"dirplus duplicate", op.DirPlusNext, op.Result{Plus: []op.PlusEntry{{Name: "a"}, {Name: "a"}}}, "not strictly sorted"},
+		{"dirplus NUL target", op.DirPlus, op.Result{Plus: []op.PlusEntry{{Name: "l", Target: "a\x00", HasTarget: true}}}, "NUL"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,6 +213,13 @@ func TestDecodeResponseRejects(t *testing.T) {
 		{"empty entry", op.Readdir, payload(uint32(0), uint32(1), uint32(0), uint64(0), uint16(0), "abc"), "invalid directory entry name"},
 		{"256-byte entry", op.Readdir, payload(uint32(0), uint32(1), entry(strings.Repeat("n", 256))), "exceeds 255"},
 		{"dir trailing", op.Readdir, payload(uint32(0), uint32(1), entry("a"), uint8(0)), "trailing"},
+		{"dirplus more flag 2", op.DirPlus, payload(uint32(0), uint8(2), uint32(0)), "neither 0 nor 1"},
+		{"dirplus count beyond payload", op.DirPlus, payload(uint32(0), uint8(0), uint32(math.MaxUint32)), "cannot fit"},
+		{"dirplus target flag 2", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), "a", attr, uint8(2)), "neither 0 nor 1"},
+		{"dirplus dot entry", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), ".", attr, uint8(0)), "invalid directory entry name"},
+		{"dirplus unsorted", op.DirPlusNext, payload(uint32(0), uint8(0), uint32(2), uint16(1), "b", attr, uint8(0), uint16(1), "a", attr, uint8(0)), "not strictly sorted"},
+		{"dirplus target beyond payload", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), "l", attr, uint8(1), uint32(99), "x"), "truncated field"},
+		{"dirplus trailing", op.DirPlus, payload(uint32(0), uint8(0), uint32(0), uint8(0)), "trailing"},
 		{"target beyond payload", op.Readlink, payload(uint32(0), uint32(10), "abc"), "truncated field"},
 		{"NUL target", op.Readlink, payload(uint32(0), uint32(2), "a\x00"), "NUL"},
 		{"long target", op.Readlink, payload(uint32(0), uint32(op.MaxPathLen+1), strings.Repeat("t", op.MaxPathLen+1)), "exceeds 4096"},
@@ -236,12 +258,13 @@ func TestDecodeHeaderRejects(t *testing.T) {
 		{"bad magic second byte", edit(1, 0xCF), "bad magic"},
 		{"version 0", edit(2, 0), "unsupported version 0"},
 		{"version 1 (no server proof)", edit(2, 1), "unsupported version 1"},
-		{"version 3", edit(2, 3), "unsupported version 3"},
+		{"version 2 (no dirplus)", edit(2, 2), "unsupported version 2"},
+		{"version 4", edit(2, 4), "unsupported version 4"},
 		{"kind 0", edit(3, 0), "unknown frame kind(0)"},
 		{"kind 8", edit(3, 8), "unknown frame kind(8)"},
 		{"op 0 in request", edit(4, 0), "unknown op(0)"},
-		{"op 6 in request", edit(4, 6), "unknown op(6)"},
-		{"op 6 in response", handshake(KindResponse, op.Op(6), 1, 4), "unknown op(6)"},
+		{"op 8 in request", edit(4, 8), "unknown op(8)"},
+		{"op 8 in response", handshake(KindResponse, op.Op(8), 1, 4), "unknown op(8)"},
 		{"reserved byte 5", edit(5, 1), "reserved"},
 		{"reserved byte 7", edit(7, 0x80), "reserved"},
 		{"hello with op", handshake(KindHello, op.Read, 0, NonceSize), "hello frame with op"},

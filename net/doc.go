@@ -13,7 +13,7 @@
 //
 //	offset size field
 //	0      2    magic "C\xCE"
-//	2      1    version (2)
+//	2      1    version (3; 3 added dirplus, older peers are refused)
 //	3      1    kind
 //	4      1    op (op.Op for request/response, 0 otherwise)
 //	5      3    reserved, zero
@@ -51,6 +51,21 @@
 //	readdir   count u32, then per entry: mode u32, ino u64, name length u16, name
 //	readlink  target length u32, target
 //	read      attr, data length u32, data
+//	dirplus   more u8 (0 or 1), count u32, then per entry: name length u16,
+//	          name, attr, target flag u8 (0 or 1), and when 1: target
+//	          length u32, target
+//	dirplus_next  the same
+//
+// dirplus (op 6) asks for a directory's listing with every entry's lstat
+// and, for a symlink, its text; dirplus_next (op 7) with path "/d/x" asks
+// for the page of "/d" after name "x". Entries are strictly sorted by name
+// (bytewise; a receiver binary-searches them to answer ENOENT for an absent
+// name), and more = 1 says a page follows. The server's handler answers
+// the whole listing (after the name, for dirplus_next); the server cuts it
+// to a payload of at most min(Config.MaxFrame, MaxPlusPage = 1 MiB), at
+// least one entry. Client.Call of dirplus asks dirplus_next after the last
+// name it got until more = 0 and returns the whole listing; a page that
+// does not start after that name is a protocol violation.
 //
 // Attr, 84 bytes: dev u64, ino u64, mode u32, nlink u32, uid u32, gid u32,
 // rdev u64, size i64, blocks i64, blksize i32, atime i64, mtime i64,

@@ -257,11 +257,38 @@ func (s *Server) dispatch(sc *serverConn, h Header, path string) {
 		} else {
 			res = s.callHandler(sc, h.Op, path)
 		}
+		if h.Op == op.DirPlus || h.Op == op.DirPlusNext {
+			res = cutPage(res, min(int64(s.maxPayload), MaxPlusPage))
+		}
 		head, tail := s.encodeResponse(sc, h, path, res)
 		if err := sc.write(head, tail); err != nil {
 			s.cfg.Logger.Debug("cnet: response not sent", "remote", sc.remote, "op", h.Op, "path", path, "err", err)
 		}
 	}()
+}
+
+// MaxPlusPage bounds a dirplus page: about 7,000 entries of 60-byte
+// names, so nearly every directory is one page, while a huge one does not
+// cost a frame buffer of MaxFrame per response. A smaller MaxFrame cuts
+// smaller pages.
+const MaxPlusPage = 1 << 20
+
+// cutPage keeps the entries of a dirplus answer that fit limit payload
+// bytes, at least one (an entry is at most about 4.5 KiB, MaxFrame at
+// least 8 KiB), and sets More when it left some out.
+func cutPage(res op.Result, limit int64) op.Result {
+	if !res.OK() {
+		return res
+	}
+	size := int64(4 + PlusPageSize(nil))
+	for i, e := range res.Plus {
+		size += int64(PlusEntrySize(e))
+		if size > limit && i > 0 {
+			res.Plus, res.More = res.Plus[:i:i], true
+			return res
+		}
+	}
+	return res
 }
 
 // inlineData is the largest Read answer copied into the response frame;

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -60,6 +62,7 @@ const (
 	OutcomeNegative                     // ENOENT from the cache's negative (TTL) table
 	OutcomeMiss                         // not cached: this asker led the fetch (or gave up waiting)
 	OutcomeCoalesced                    // not cached: waited for another asker's fetch
+	OutcomeListed                       // ENOENT from the cache: the held listing of the directory lacks the name (no TTL)
 )
 
 func (o Outcome) String() string {
@@ -72,6 +75,8 @@ func (o Outcome) String() string {
 		return "miss"
 	case OutcomeCoalesced:
 		return "coalesced"
+	case OutcomeListed:
+		return "listed"
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
@@ -241,19 +246,34 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 	if errno := op.CheckPath(path); errno != 0 {
 		return op.Fail(errno)
 	}
+	switch o {
+	case op.DirPlus:
+		return n.getDirPlus(ctx, o, path, "")
+	case op.DirPlusNext:
+		if path == "/" {
+			return op.Fail(syscall.EINVAL) // names no entry to continue after
+		}
+		dir, name := split(path)
+		return n.getDirPlus(ctx, o, dir, name)
+	}
 	if r, ok := n.cfg.Cache.Lookup(o, path); ok {
 		n.hits[o].Add(1)
 		if n.cfg.Observe != nil {
-			// Only the negative table answers ENOENT from the cache.
-			outcome := OutcomeHit
-			if r.Errno == syscall.ENOENT {
-				outcome = OutcomeNegative
-			}
-			n.observe(o, path, outcome, r)
+			n.observe(o, path, n.hitOutcome(path, r), r)
 		}
 		return r
 	}
 	n.misses[o].Add(1)
+
+	if r, outcome, ok := n.viaDirPlus(ctx, o, path); ok {
+		if outcome == OutcomeCoalesced {
+			n.coalesced[o].Add(1)
+		}
+		if n.cfg.Observe != nil {
+			n.observe(o, path, outcome, r)
+		}
+		return r
+	}
 
 	// One request per (op, path) per node: every other asker, local or a
 	// child, waits for the leader's answer.
@@ -290,6 +310,141 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 		}
 		return r
 	}
+}
+
+// viaDirPlus answers a Getattr or Readdir miss with the whole directory:
+// a Getattr of a name whose directory's listing is not held fetches that
+// directory's dirplus, a Readdir fetches its own. Every hop on the way
+// stores the listing and each name's attributes, so the walk that usually
+// follows (Python's imports probe a dozen names per sys.path directory,
+// ls -l stats every entry) is answered locally, absent names included.
+// ok is false when the caller should ask for the path alone: the
+// listing is held but the name's attributes are not (evicted or dropped),
+// or the dirplus failed in a way the plain operation may not (EACCES on a
+// directory that is searchable but not readable, a stat error, EIO).
+func (n *Node) viaDirPlus(ctx context.Context, o op.Op, path string) (op.Result, Outcome, bool) {
+	dir, name := path, ""
+	switch {
+	case o == op.Getattr && path != "/":
+		dir, name = split(path)
+		if n.cfg.Cache.Listed(dir) {
+			return op.Result{}, 0, false
+		}
+	case o == op.Readdir:
+	default:
+		return op.Result{}, 0, false
+	}
+	r, outcome := n.dirPlusFlight(ctx, dir)
+	switch r.Errno {
+	case 0:
+	case syscall.EINTR:
+		if ctx.Err() == nil {
+			return op.Result{}, 0, false
+		}
+		return r, outcome, true
+	case syscall.ENOENT, syscall.ENOTDIR, syscall.ELOOP:
+		// The directory is missing, not one, or a link: a name in it
+		// answers the same, and so does its own listing.
+		return op.Fail(r.Errno), outcome, true
+	default:
+		return op.Result{}, 0, false
+	}
+	if o == op.Readdir {
+		entries := make([]op.DirEntry, len(r.Plus))
+		for i, e := range r.Plus {
+			entries[i] = e.Entry()
+		}
+		return op.Result{Entries: entries}, outcome, true
+	}
+	if i, found := searchPlus(r.Plus, name); found {
+		return op.Result{Attr: r.Plus[i].Attr}, outcome, true
+	}
+	return op.Fail(syscall.ENOENT), outcome, true
+}
+
+// getDirPlus answers a DirPlus of dir (after == "") or a DirPlusNext of
+// dir after name: the whole listing after that name. Cutting it into
+// pages that fit a frame is the wire's business (package net).
+func (n *Node) getDirPlus(ctx context.Context, o op.Op, dir, after string) op.Result {
+	r, ok := n.cfg.Cache.Lookup(op.DirPlus, dir)
+	outcome := OutcomeHit
+	switch {
+	case ok:
+		n.hits[o].Add(1)
+		if n.cfg.Observe != nil {
+			outcome = n.hitOutcome(dir, r)
+		}
+	default:
+		n.misses[o].Add(1)
+		r, outcome = n.dirPlusFlight(ctx, dir)
+		if outcome == OutcomeCoalesced {
+			n.coalesced[o].Add(1)
+		}
+	}
+	if r.OK() && after != "" {
+		i, found := searchPlus(r.Plus, after)
+		if found {
+			i++
+		}
+		r.Plus = r.Plus[i:]
+	}
+	if n.cfg.Observe != nil {
+		n.observe(o, dir, outcome, r) // the directory, not a page's cursor
+	}
+	return r
+}
+
+// dirPlusFlight fetches dir's dirplus, one request per directory per node
+// whatever asked for it (a Getattr in it, its Readdir, a child's DirPlus),
+// and stores it.
+func (n *Node) dirPlusFlight(ctx context.Context, dir string) (op.Result, Outcome) {
+	led := false
+	ch := n.flight.DoChan(flightKey(op.DirPlus, dir), func() (any, error) {
+		led = true
+		if r, ok := n.cfg.Cache.Lookup(op.DirPlus, dir); ok {
+			return r, nil
+		}
+		r := n.fetch(context.WithoutCancel(ctx), op.DirPlus, dir)
+		n.cfg.Cache.Store(op.DirPlus, dir, r)
+		return r, nil
+	})
+	select {
+	case res := <-ch:
+		if !led {
+			return res.Val.(op.Result), OutcomeCoalesced
+		}
+		return res.Val.(op.Result), OutcomeMiss
+	case <-ctx.Done():
+		return op.Fail(syscall.EINTR), OutcomeMiss
+	}
+}
+
+// hitOutcome tells a cached ENOENT from a held listing (which the cache
+// consults after its negative table) from one of the negative table.
+func (n *Node) hitOutcome(path string, r op.Result) Outcome {
+	switch {
+	case r.Errno != syscall.ENOENT:
+		return OutcomeHit
+	case path != "/":
+		if dir, _ := split(path); n.cfg.Cache.Listed(dir) {
+			return OutcomeListed
+		}
+	}
+	return OutcomeNegative
+}
+
+// split returns the directory and last name of a checked path other
+// than "/".
+func split(path string) (dir, name string) {
+	i := strings.LastIndexByte(path, '/')
+	return path[:max(i, 1)], path[i+1:]
+}
+
+// searchPlus finds name in a listing sorted by name.
+func searchPlus(entries []op.PlusEntry, name string) (int, bool) {
+	return slices.BinarySearchFunc(entries, name, func(e op.PlusEntry, n string) int {
+		return strings.Compare(e.Name, n)
+	})
 }
 
 func (n *Node) observe(o op.Op, path string, outcome Outcome, r op.Result) {

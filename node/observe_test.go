@@ -51,9 +51,14 @@ func TestObserveReportsEveryOutcome(t *testing.T) {
 		{op.Getattr, "/pkg", Observation{Op: op.Getattr, Path: "/pkg", Outcome: OutcomeHit}},
 		{op.Read, "/pkg/__init__.py", Observation{Op: op.Read, Path: "/pkg/__init__.py", Outcome: OutcomeMiss, Bytes: 6}},
 		{op.Read, "/pkg/__init__.py", Observation{Op: op.Read, Path: "/pkg/__init__.py", Outcome: OutcomeHit, Bytes: 6}},
-		{op.Getattr, "/gone", Observation{Op: op.Getattr, Path: "/gone", Outcome: OutcomeMiss, Errno: syscall.ENOENT}},
-		// The negative entry answers every operation on the path.
-		{op.Readdir, "/gone", Observation{Op: op.Readdir, Path: "/gone", Outcome: OutcomeNegative, Errno: syscall.ENOENT}},
+		// The getattr of /pkg fetched the listing of "/": a name absent
+		// from it is a cached negative, for every operation.
+		{op.Getattr, "/gone", Observation{Op: op.Getattr, Path: "/gone", Outcome: OutcomeListed, Errno: syscall.ENOENT}},
+		{op.Readdir, "/gone", Observation{Op: op.Readdir, Path: "/gone", Outcome: OutcomeListed, Errno: syscall.ENOENT}},
+		// Below an unlisted directory, the getattr fetches its dirplus.
+		{op.Getattr, "/pkg/sub/x", Observation{Op: op.Getattr, Path: "/pkg/sub/x", Outcome: OutcomeMiss, Errno: syscall.ENOENT}},
+		{op.DirPlus, "/pkg", Observation{Op: op.DirPlus, Path: "/pkg", Outcome: OutcomeMiss}},
+		{op.DirPlusNext, "/pkg/__init__.py", Observation{Op: op.DirPlusNext, Path: "/pkg", Outcome: OutcomeHit}},
 	}
 	for i, s := range steps {
 		n.Get(ctx, s.o, s.path)

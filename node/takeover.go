@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hpc-copper/copper/backend"
@@ -41,8 +42,13 @@ func NewLocalBackend(cfg backend.Config, opsPerSec float64, what string, log *sl
 }
 
 // Call answers from the filesystem. Its only error is a rate-limit wait
-// cut short by ctx.
+// cut short by ctx. A rate-limited one answers DirPlus ENOSYS, so the
+// node asks name by name: one token per filesystem operation, where a
+// dirplus would stat a whole directory for one.
 func (l *LocalBackend) Call(ctx context.Context, o op.Op, path string) (op.Result, error) {
+	if l.limit != nil && (o == op.DirPlus || o == op.DirPlusNext) {
+		return op.Fail(syscall.ENOSYS), nil
+	}
 	if l.limit != nil {
 		if err := l.limit.Wait(ctx); err != nil {
 			return op.Result{}, fmt.Errorf("%s: rate limit: %w", l.what, err)

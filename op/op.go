@@ -19,13 +19,20 @@ const (
 	Readdir  Op = 3 // names and types of a directory
 	Readlink Op = 4 // target of a symbolic link
 	Read     Op = 5 // whole content of a file no larger than max_cacheable_bytes
+	// DirPlus is a directory's complete listing with every entry's lstat
+	// (and link text): one request answers a cold directory walk. Its
+	// answer is paged on the wire (Result.More); DirPlusNext asks for the
+	// page after the name its path ends in: DirPlusNext "/d/x" is the
+	// listing of "/d" after "x".
+	DirPlus     Op = 6
+	DirPlusNext Op = 7
 )
 
 // All lists every operation, for tables and loops over counters.
-var All = [...]Op{IsReady, Getattr, Readdir, Readlink, Read}
+var All = [...]Op{IsReady, Getattr, Readdir, Readlink, Read, DirPlus, DirPlusNext}
 
 // Valid reports whether o is a known operation.
-func (o Op) Valid() bool { return o >= IsReady && o <= Read }
+func (o Op) Valid() bool { return o >= IsReady && o <= DirPlusNext }
 
 func (o Op) String() string {
 	switch o {
@@ -39,6 +46,10 @@ func (o Op) String() string {
 		return "readlink"
 	case Read:
 		return "read"
+	case DirPlus:
+		return "dirplus"
+	case DirPlusNext:
+		return "dirplus_next"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -92,16 +103,33 @@ type DirEntry struct {
 	Ino  uint64
 }
 
+// PlusEntry is one name of a DirPlus listing: its lstat, as Getattr of
+// the name answers it, and for a symbolic link its text (HasTarget false
+// when the link could not be read: Readlink then asks on its own).
+type PlusEntry struct {
+	Name      string
+	Attr      Attr
+	Target    string
+	HasTarget bool
+}
+
+// Entry is the DirEntry a Readdir answers for e.
+func (e PlusEntry) Entry() DirEntry {
+	return DirEntry{Name: e.Name, Mode: e.Attr.Mode & syscall.S_IFMT, Ino: e.Attr.Ino}
+}
+
 // Result is the answer to one operation. Errno is zero on success; it
 // carries the real error number (ENOENT, ENOTDIR, EACCES, ELOOP, ...) so
 // that it can travel the tree unchanged.
 type Result struct {
 	Errno   syscall.Errno
-	Attr    Attr       // Getattr; Read (the stat the data was read under)
-	Entries []DirEntry // Readdir
-	Target  string     // Readlink
-	Data    []byte     // Read
-	Ready   bool       // IsReady
+	Attr    Attr        // Getattr; Read (the stat the data was read under)
+	Entries []DirEntry  // Readdir
+	Target  string      // Readlink
+	Data    []byte      // Read
+	Ready   bool        // IsReady
+	Plus    []PlusEntry // DirPlus, DirPlusNext: sorted by name
+	More    bool        // DirPlus, DirPlusNext: a later page follows (DirPlusNext after the last name)
 }
 
 // Fail returns a result carrying only an errno.
@@ -116,6 +144,9 @@ func (r Result) Size() int64 {
 	n += int64(len(r.Data)) + int64(len(r.Target))
 	for _, e := range r.Entries {
 		n += 32 + int64(len(e.Name))
+	}
+	for _, e := range r.Plus {
+		n += 128 + int64(len(e.Name)+len(e.Target))
 	}
 	return n
 }

@@ -49,6 +49,7 @@ func TestOpNames(t *testing.T) {
 	}
 	assert.False(t, Op(0).Valid())
 	assert.Equal(t, "op(9)", Op(9).String())
+	assert.False(t, Op(len(All)+1).Valid())
 }
 
 // Every path CheckPath accepts is one a kernel could send: absolute, no

@@ -69,7 +69,7 @@ func categoryOf(o op.Op) int {
 		return 0
 	case op.Read:
 		return 1
-	case op.Readdir:
+	case op.Readdir, op.DirPlus, op.DirPlusNext:
 		return 2
 	case op.Readlink:
 		return 3
@@ -133,9 +133,18 @@ func nodeOpOf(name string) op.Op {
 		return op.Readlink
 	case "read":
 		return op.Read
+	case "dirplus":
+		return op.DirPlus
+	case "dirplus_next":
+		return op.DirPlusNext
 	}
 	return 0
 }
+
+// nodeOnlyOps are rows of distributed operations no FUSE operation maps
+// to: a node fetches a directory as a dirplus for the lookups, getattrs
+// and readdirs in it, and children ask for them. Written once counted.
+var nodeOnlyOps = [...]op.Op{op.DirPlus, op.DirPlusNext}
 
 // maxErrno bounds the errno array of an operation; Linux errnos are < 134.
 const maxErrno = 256
@@ -302,7 +311,7 @@ func (c *Collector) Observe(ob node.Observation) {
 	if c.cfg.TopN <= 0 && c.paths == nil {
 		return
 	}
-	hit := ob.Outcome == node.OutcomeHit || ob.Outcome == node.OutcomeNegative
+	hit := ob.Outcome == node.OutcomeHit || ob.Outcome == node.OutcomeNegative || ob.Outcome == node.OutcomeListed
 	enoent := ob.Errno == syscall.ENOENT
 	if c.cfg.TopN > 0 {
 		if cat := categoryOf(ob.Op); cat >= 0 {
@@ -502,6 +511,11 @@ func (c *Collector) opRows(n nodeCounters) []OpRow {
 			rows = append(rows, row(name, s))
 		}
 	}
+	for _, o := range nodeOnlyOps {
+		if n.hits[o]|n.misses[o]|n.coalesced[o]|n.forwarded[o]|n.backend[o] != 0 {
+			rows = append(rows, row(o.String(), new(opStat))) // no FUSE calls of its own
+		}
+	}
 	var extra []string
 	c.extra.Range(func(k, _ any) bool { extra = append(extra, k.(string)); return true })
 	sort.Strings(extra)
@@ -514,7 +528,16 @@ func (c *Collector) opRows(n nodeCounters) []OpRow {
 func (c *Collector) errorRows(rows []OpRow) []ErrorRow {
 	var out []ErrorRow
 	for _, r := range rows {
-		s := c.stat(r.Op)
+		// Not c.stat: that would register a row (dirplus) that has no
+		// FUSE calls as an operation called.
+		var s *opStat
+		if i := fuseSlot(r.Op); i >= 0 {
+			s = &c.ops[i]
+		} else if v, ok := c.extra.Load(r.Op); ok {
+			s = v.(*opStat)
+		} else {
+			continue
+		}
 		for e := range s.errnos {
 			if n := s.errnos[e].Load(); n > 0 {
 				out = append(out, ErrorRow{Op: r.Op, Errno: syscall.Errno(e), Count: n})

@@ -95,8 +95,8 @@ func TestOpRowsOrderAndCounts(t *testing.T) {
 
 	rows := c.Ops()
 	assert.Equal(t, []string{"getattr", "lookup", "readdir", "readlink", "open", "read", "statfs", "getxattr", "ioctl",
-		"release", "write", "mkdir", "aa_new_op", "zz_new_op"}, names(rows),
-		"fixed rows, then other operations and refused mutations once called, then unknown names sorted")
+		"release", "write", "mkdir", "dirplus", "dirplus_next", "aa_new_op", "zz_new_op"}, names(rows),
+		"fixed rows, then other operations and refused mutations once called, node-only operations once counted, then unknown names sorted")
 
 	lookup := rowOf(t, rows, "lookup")
 	assert.Equal(t, OpRow{Op: "lookup", Calls: 3, Errors: 2, Negative: 2, Timed: 3, TotalLatency: 5 * time.Millisecond,
@@ -106,7 +106,7 @@ func TestOpRowsOrderAndCounts(t *testing.T) {
 
 	read := rowOf(t, rows, "read")
 	assert.Equal(t, OpRow{Op: "read", Hits: 10, Misses: 20, Coalesced: 30, Forwarded: 40, Backend: 50, Bytes: 1000}, read)
-	for _, name := range []string{"getattr", "readdir", "readlink"} {
+	for _, name := range []string{"getattr", "readdir", "readlink", "dirplus", "dirplus_next"} {
 		r := rowOf(t, rows, name)
 		assert.Equal(t, [5]int64{10, 20, 30, 40, 50}, [5]int64{r.Hits, r.Misses, r.Coalesced, r.Forwarded, r.Backend}, name)
 	}
@@ -119,8 +119,8 @@ func TestOpRowsOrderAndCounts(t *testing.T) {
 	assert.Equal(t, TTLCounts{10, 20, 30, 40}, r.TTL)
 	tot := r.Totals()
 	assert.EqualValues(t, 9, tot.Calls)
-	assert.EqualValues(t, 40, tot.Hits)
-	assert.EqualValues(t, 200, tot.Backend)
+	assert.EqualValues(t, 60, tot.Hits)
+	assert.EqualValues(t, 300, tot.Backend)
 }
 
 func TestResetParts(t *testing.T) {
@@ -199,6 +199,9 @@ func TestObservePaths(t *testing.T) {
 		{Op: op.Getattr, Path: "/gone", Outcome: node.OutcomeMiss, Errno: syscall.ENOENT},
 		{Op: op.Readdir, Path: "/gone", Outcome: node.OutcomeNegative, Errno: syscall.ENOENT},
 		{Op: op.Readlink, Path: "/l", Outcome: node.OutcomeHit},
+		// A child's dirplus (and its pages) is a listing of the directory;
+		// an ENOENT from a held listing is a hit.
+		{Op: op.DirPlus, Path: "/gone", Outcome: node.OutcomeListed, Errno: syscall.ENOENT},
 		{Op: op.Getattr, Path: "/fourth", Outcome: node.OutcomeMiss}, // over MaxPaths
 		{Op: op.Getattr, Path: "/fifth", Outcome: node.OutcomeMiss},
 	}
@@ -208,7 +211,7 @@ func TestObservePaths(t *testing.T) {
 	r := c.Report("t")
 	assert.Equal(t, []FullPath{
 		{Path: "/a", Getattr: 2, Read: 1, Hits: 1, Misses: 2},
-		{Path: "/gone", Getattr: 1, Readdir: 1, Hits: 1, Misses: 1, ENOENT: 2},
+		{Path: "/gone", Getattr: 1, Readdir: 2, Hits: 2, Misses: 1, ENOENT: 3},
 		{Path: "/l", Readlink: 1, Hits: 1},
 	}, r.FullPaths)
 	assert.Equal(t, []string{"miss", "enoent", "hit"},
@@ -219,7 +222,7 @@ func TestObservePaths(t *testing.T) {
 	want := map[string][]PathCount{
 		CategoryMetadata:    {{Path: "/a", PathCounts: PathCounts{Events: 2, Hits: 1, Misses: 1}}},
 		CategoryData:        {{Path: "/a", PathCounts: PathCounts{Events: 1, Misses: 1}}},
-		CategoryTree:        {{Path: "/gone", PathCounts: PathCounts{Events: 1, Hits: 1, Negative: 1}}},
+		CategoryTree:        {{Path: "/gone", PathCounts: PathCounts{Events: 2, Hits: 2, Negative: 2}}},
 		CategoryLink:        {{Path: "/l", PathCounts: PathCounts{Events: 1, Hits: 1}}},
 		CategoryMetadataTTL: {{Path: "/gone", PathCounts: PathCounts{Events: 2, Hits: 1, Misses: 1, Negative: 2, TTLStores: 1, TTLServes: 1}}},
 	}

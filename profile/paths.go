@@ -76,7 +76,7 @@ func (s *pathSet) add(o op.Op, path string, hit, enoent bool) bool {
 	switch o {
 	case op.Getattr:
 		f.Getattr++
-	case op.Readdir:
+	case op.Readdir, op.DirPlus, op.DirPlusNext: // a child's listing of the directory
 		f.Readdir++
 	case op.Readlink:
 		f.Readlink++

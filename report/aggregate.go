@@ -220,7 +220,7 @@ func addPathStats(sum *PathStats, p PathStats) {
 
 // The node files' row orders; names not listed sort after, alphabetically.
 var (
-	operationOrder = []string{"getattr", "lookup", "readdir", "readlink", "open", "read", "statfs", "getxattr", "ioctl"}
+	operationOrder = []string{"getattr", "lookup", "readdir", "readlink", "open", "read", "statfs", "getxattr", "ioctl", "dirplus", "dirplus_next"}
 	categoryOrder  = []string{"metadata", "data", "tree", "link", "metadata_ttl"}
 )
 

@@ -362,7 +362,8 @@ func (c *cluster) readEverywhere(ctx context.Context, reqs []request, want map[r
 // every node reads the whole 500-path tree at once: first a Getattr storm
 // on every path, then Readdir, Readlink and Read of everything mixed with
 // warm Getattrs. Every answer must be the source's bytes, and every node
-// (root: its backend) must have fetched each (op, path) exactly once.
+// (root: its backend) must have fetched each directory (as a dirplus) and
+// each file exactly once, and never a name of a listed directory again.
 func TestCluster64(t *testing.T) {
 	const nodes, paths = 64, 500
 	require.Equal(t, 3, tree.AutoFanout(nodes), "the test is sized for fan-out 3")
@@ -401,7 +402,13 @@ func TestCluster64(t *testing.T) {
 	require.NoError(t, c.readEverywhere(ctx, stats, want, 1), "cold getattr storm")
 	require.NoError(t, c.readEverywhere(ctx, append(rest, stats...), want, 2), "cold readdir/readlink/read with warm getattr")
 
-	unique := map[op.Op]int{op.Getattr: len(src.paths), op.Readdir: len(src.dirs), op.Readlink: len(src.links), op.Read: len(src.files)}
+	// Every directory is fetched once, as a dirplus: its getdents at the
+	// root, then a stat of each entry (every path but "/") and a readlink
+	// of each link; only "/" itself is a getattr of its own. Readdirs,
+	// readlinks and every other getattr are answered from the listings.
+	backendOps := map[op.Op]int{op.DirPlus: len(src.dirs), op.Getattr: len(src.paths), op.Readdir: 0,
+		op.Readlink: len(src.links), op.Read: len(src.files)}
+	forwarded := map[op.Op]int{op.DirPlus: len(src.dirs), op.Getattr: 1, op.Readdir: 0, op.Readlink: 0, op.Read: len(src.files)}
 	for r, svc := range c.nodes {
 		st := svc.Node().Stats()
 		assert.True(t, st.TreeReady, "rank %d", r)
@@ -410,12 +417,12 @@ func TestCluster64(t *testing.T) {
 		assert.Zero(t, st.InFlight, "rank %d in flight", r)
 		assert.Zero(t, st.Cache.Data.Evictions+st.Cache.Metadata.Evictions+st.Cache.Tree.Evictions+st.Cache.Links.Evictions,
 			"rank %d evictions: the budget is meant to hold everything", r)
-		for o, n := range unique {
+		for _, o := range op.All[1:] {
 			if r == 0 {
-				assert.EqualValues(t, n, st.Op(o).BackendOps, "root backend %v: each path exactly once", o)
+				assert.EqualValues(t, backendOps[o], st.Op(o).BackendOps, "root backend %v: each path exactly once", o)
 				assert.Zero(t, st.Op(o).Forwarded, "root forwarded %v", o)
 			} else {
-				assert.EqualValues(t, n, st.Op(o).Forwarded, "rank %d forwarded %v: each path exactly once", r, o)
+				assert.EqualValues(t, forwarded[o], st.Op(o).Forwarded, "rank %d forwarded %v: each path exactly once", r, o)
 				assert.Zero(t, st.Op(o).BackendOps, "rank %d backend %v", r, o)
 			}
 		}
@@ -602,8 +609,10 @@ func TestClusterRefusesImpostorParent(t *testing.T) {
 	}
 }
 
-// TestClusterNegativeTTL: a missing path asked on a leaf is forwarded once,
-// then answered from the leaf's negative cache (for every operation) until
+// TestClusterNegativeTTL: ENOENT for a name whose directory's listing is
+// not held — here because the directory itself is missing — is forwarded
+// once (as the dirplus of that directory), then answered from the leaf's
+// negative cache (for every operation on the directory) until
 // md_enoent_ttl_ms has passed, then forwarded again.
 func TestClusterNegativeTTL(t *testing.T) {
 	const ttl = 50 * time.Millisecond
@@ -616,16 +625,24 @@ func TestClusterNegativeTTL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	enoent := op.Fail(syscall.ENOENT)
+	forwarded := func(st node.Stats) int64 {
+		var n int64
+		for _, o := range st.Ops {
+			n += o.Forwarded
+		}
+		return n
+	}
 	// The cached answer must be asked for within the TTL. On a machine so
 	// loaded that two local calls take longer, try again with a new path.
 	for attempt := range 5 {
-		path := fmt.Sprintf("/missing-%d", attempt)
+		dir := fmt.Sprintf("/missing-%d", attempt)
+		path := dir + "/x.py"
 		before, rootBefore := leaf.Stats(), root.Stats()
 		start := time.Now()
 		first := leaf.Get(ctx, op.Getattr, path)
 		stored := time.Now() // the leaf stored the ENOENT before Get returned
 		second := leaf.Get(ctx, op.Getattr, path)
-		read := leaf.Get(ctx, op.Read, path)
+		read := leaf.Get(ctx, op.Read, dir)
 		if time.Since(start) >= ttl {
 			t.Logf("attempt %d: asking took longer than the TTL; retrying", attempt)
 			continue
@@ -633,9 +650,9 @@ func TestClusterNegativeTTL(t *testing.T) {
 		mid := leaf.Stats()
 		require.Empty(t, resultDiff(enoent, first), "first ask")
 		require.Empty(t, resultDiff(enoent, second), "second ask")
-		require.Empty(t, resultDiff(enoent, read), "read of the missing path")
-		assert.EqualValues(t, 1, mid.Op(op.Getattr).Forwarded-before.Op(op.Getattr).Forwarded, "only the first ask is forwarded")
-		assert.Zero(t, mid.Op(op.Read).Forwarded-before.Op(op.Read).Forwarded, "a cached ENOENT answers every operation")
+		require.Empty(t, resultDiff(enoent, read), "read of the missing directory")
+		assert.EqualValues(t, 1, mid.Op(op.DirPlus).Forwarded-before.Op(op.DirPlus).Forwarded, "only the first ask is forwarded")
+		assert.EqualValues(t, 1, forwarded(mid)-forwarded(before), "and nothing else")
 		assert.EqualValues(t, 1, mid.Cache.NegativeStores-before.Cache.NegativeStores)
 		assert.EqualValues(t, 2, mid.Cache.NegativeServes-before.Cache.NegativeServes)
 
@@ -645,9 +662,9 @@ func TestClusterNegativeTTL(t *testing.T) {
 		third := leaf.Get(ctx, op.Getattr, path)
 		after, rootAfter := leaf.Stats(), root.Stats()
 		require.Empty(t, resultDiff(enoent, third), "ask after the TTL")
-		assert.EqualValues(t, 2, after.Op(op.Getattr).Forwarded-before.Op(op.Getattr).Forwarded, "forwarded again after the TTL")
+		assert.EqualValues(t, 2, forwarded(after)-forwarded(before), "forwarded again after the TTL")
 		assert.GreaterOrEqual(t, after.Cache.NegativeExpires-before.Cache.NegativeExpires, uint64(1))
-		assert.EqualValues(t, 2, rootAfter.Op(op.Getattr).BackendOps-rootBefore.Op(op.Getattr).BackendOps,
+		assert.EqualValues(t, 2, rootAfter.Op(op.DirPlus).BackendOps-rootBefore.Op(op.DirPlus).BackendOps,
 			"the root's backend was asked once per TTL")
 		assert.Zero(t, after.ForwardErrors)
 		return
