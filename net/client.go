@@ -164,6 +164,10 @@ func (c *Client) Call(ctx context.Context, o op.Op, path string) (op.Result, err
 		if !page.OK() {
 			return page, nil // the listing changed under the pages: the caller sees why
 		}
+		if len(page.Plus) == 0 && page.More {
+			// Asking again from the same name would loop until ctx ends.
+			return op.Result{}, fmt.Errorf("cnet: dirplus %q from %s: %w: empty page after %q with more to follow", path, c.addr, ErrProtocol, last)
+		}
 		if len(page.Plus) > 0 && page.Plus[0].Name <= last {
 			return op.Result{}, fmt.Errorf("cnet: dirplus %q from %s: %w: page starts at %q, not after %q",
 				path, c.addr, ErrProtocol, page.Plus[0].Name, last)
