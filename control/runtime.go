@@ -51,7 +51,13 @@ func CheckRuntimeDir() error {
 func MakeRuntimeDir() (string, error) {
 	dirs := ownedDirs()
 	if err := os.MkdirAll(filepath.Dir(dirs[0]), 0o700); err != nil {
-		return "", fmt.Errorf("runtime directory %s: %w", dirs[0], err)
+		// Typically an XDG_RUNTIME_DIR exported from a login node (srun
+		// passes the environment) that does not exist on this node.
+		hint := ""
+		if os.Getenv("XDG_RUNTIME_DIR") != "" {
+			hint = " (XDG_RUNTIME_DIR is set: inherited from another host? unset it or point it at a directory of yours on this node)"
+		}
+		return "", fmt.Errorf("runtime directory %s: %w%s", dirs[0], err, hint)
 	}
 	for _, d := range dirs {
 		switch err := os.Mkdir(d, 0o700); {
