@@ -23,10 +23,17 @@ type LocalBackend struct {
 	log   *slog.Logger
 	limit *Limiter // nil: unlimited (takeover)
 
-	once sync.Once
-	b    atomic.Pointer[backend.Backend]
-	err  error // set once, by once: this host cannot open the target
+	b atomic.Pointer[backend.Backend] // set once it opened
+
+	mu       sync.Mutex // serializes opening
+	failedAt time.Time  // last failed open: retried after openRetry
+	err      error      // its error, answered until then
 }
+
+// openRetry is how long a failed open of the target is answered from
+// memory before it is tried again: a filesystem hiccup at takeover must
+// not leave the successor's segment failing for the rest of the job.
+const openRetry = time.Second
 
 // NewLocalBackend returns a lazily created backend for cfg; opsPerSec > 0
 // limits its operations (a burst of one second's worth).
@@ -54,20 +61,36 @@ func (l *LocalBackend) Call(ctx context.Context, o op.Op, path string) (op.Resul
 			return op.Result{}, fmt.Errorf("%s: rate limit: %w", l.what, err)
 		}
 	}
-	l.once.Do(func() {
-		b, err := backend.New(l.cfg)
-		if err != nil {
-			l.err = fmt.Errorf("%s: %w", l.what, err)
-			l.log.Error("cannot read the backing filesystem from this node", "as", l.what, "err", err)
-			return
-		}
-		l.b.Store(b)
-		l.log.Warn("reading the backing filesystem from this node", "as", l.what, "target", l.cfg.Target)
-	})
-	if l.err != nil {
-		return op.Result{}, l.err
+	b, err := l.open()
+	if err != nil {
+		return op.Result{}, err
 	}
-	return l.b.Load().Do(ctx, o, path), nil
+	return b.Do(ctx, o, path), nil
+}
+
+// open returns the backend, opening it on first use; a failure is kept
+// for openRetry, then tried again.
+func (l *LocalBackend) open() (*backend.Backend, error) {
+	if b := l.b.Load(); b != nil {
+		return b, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.b.Load(); b != nil {
+		return b, nil
+	}
+	if l.err != nil && time.Since(l.failedAt) < openRetry {
+		return nil, l.err
+	}
+	b, err := backend.New(l.cfg)
+	if err != nil {
+		l.err, l.failedAt = fmt.Errorf("%s: %w", l.what, err), time.Now()
+		l.log.Error("cannot read the backing filesystem from this node", "as", l.what, "err", err)
+		return nil, l.err
+	}
+	l.b.Store(b)
+	l.log.Warn("reading the backing filesystem from this node", "as", l.what, "target", l.cfg.Target)
+	return b, nil
 }
 
 // Close releases the backend's target descriptor, if it was ever opened.
