@@ -42,7 +42,12 @@ type UpstreamConfig struct {
 	Dial         Dialer        // for the hops with an Addr
 	RetryPrimary time.Duration // after a switch, try the parent again this often; 0 → 30 s
 	DialTimeout  time.Duration // bound on one dial (connect and handshake); 0 = the caller's ctx only
-	Logger       *slog.Logger
+	// Heartbeats: the connections detect a hung hop themselves
+	// (ErrHeartbeat), so a call that uses up its deadline on a hop that
+	// still answers pings met a slow hop (a slow filesystem above), not a
+	// dead one, and is not a reason to switch.
+	Heartbeats bool
+	Logger     *slog.Logger
 }
 
 // Upstream is a node's way up the tree: its parent, and when the parent is
@@ -157,7 +162,13 @@ func (u *Upstream) Call(ctx context.Context, o op.Op, path string) (op.Result, e
 			break // the asker gave up: says nothing about the hop
 		}
 		// A transport error, or a call that used up its whole deadline
-		// (rpc_timeout_s) on this hop: either way it is not answering.
+		// (rpc_timeout_s) on this hop: either way it is not answering —
+		// unless heartbeats prove it alive: then it is slow, and moving
+		// its subtree elsewhere (perhaps onto the filesystem that makes
+		// it slow) would only add load.
+		if u.cfg.Heartbeats && c != nil && errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
 		u.failed(idx, c, err)
 		if ctx.Err() != nil {
 			break

@@ -93,6 +93,34 @@ func TestUpstreamDeadlineSwitchIsCounted(t *testing.T) {
 	assert.Equal(t, "parent:1", u2.Current())
 }
 
+// With heartbeats on, a hop that is alive but slow (the call used up its
+// deadline; a hung hop would have failed by ErrHeartbeat first) keeps its
+// subtree: the call fails, nothing switches.
+func TestUpstreamSlowHopIsKeptWithHeartbeats(t *testing.T) {
+	root := newRoot(t, sourceDir(t))
+	grand := &direct{n: root}
+	u, err := NewUpstreamHops(UpstreamConfig{
+		Hops: []Hop{{Addr: "parent:1"}, {Addr: "grand:1"}},
+		Dial: func(_ context.Context, addr string) (Conn, error) {
+			if addr == "parent:1" {
+				return hungConn{}, nil
+			}
+			return grand, nil
+		},
+		RetryPrimary: time.Hour,
+		Heartbeats:   true,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = u.Close() })
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	_, err = u.Call(ctx, op.Getattr, "/pkg")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Zero(t, u.Failovers())
+	assert.Equal(t, "parent:1", u.Current())
+}
+
 // A dial that hangs holds no lock: calls to the hop in use go on while
 // the parent is being re-dialed in the background.
 func TestUpstreamDialsOutsideTheLock(t *testing.T) {

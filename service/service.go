@@ -168,6 +168,7 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 			Dial:         dial,
 			RetryPrimary: parentRetry,
 			DialTimeout:  dialTimeout(s),
+			Heartbeats:   s.HeartbeatTimeout() > 0,
 			Logger:       log,
 		})
 		if err != nil {
