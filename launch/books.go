@@ -13,6 +13,7 @@ import (
 	"github.com/hpc-copper/copper/book"
 	"github.com/hpc-copper/copper/bootstrap"
 	ctl "github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/secret"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/tree"
 )
@@ -87,25 +88,19 @@ func hostIPs() []net.IP {
 }
 
 // bookToken finds the job secret beside a prepared book: <book>.token,
-// mode 0600, at least 16 bytes. ok is false when there is none.
+// a regular file of this user's, mode 0600, at least 16 bytes. ok is
+// false when there is none.
 func bookToken(bookPath string) (path string, ok bool, err error) {
 	if bookPath == "" {
 		return "", false, nil
 	}
 	path = bookPath + ".token"
-	fi, err := os.Stat(path)
+	b, err := secret.Read(path, "token file", 4096, "want 0600 (chmod 600 "+path+")")
 	if errors.Is(err, os.ErrNotExist) {
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("token file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", false, fmt.Errorf("token file %s is readable by others (mode %v): want 0600", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", false, fmt.Errorf("token file: %w", err)
+		return "", false, err
 	}
 	if len(bytes.TrimSpace(b)) < 16 {
 		return "", false, fmt.Errorf("token file %s: token shorter than 16 bytes", path)

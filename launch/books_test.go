@@ -130,7 +130,7 @@ func TestBookToken(t *testing.T) {
 
 	require.NoError(t, os.Chmod(bookPath+".token", 0o644))
 	_, _, err = bookToken(bookPath)
-	require.ErrorContains(t, err, "readable by others")
+	require.ErrorContains(t, err, "has mode 0644: others may read it")
 
 	require.NoError(t, os.WriteFile(bookPath+".token", []byte("short"), 0o600))
 	require.NoError(t, os.Chmod(bookPath+".token", 0o600))

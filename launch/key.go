@@ -7,11 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/hpc-copper/copper/internal/secret"
 )
 
 // KeyLen is the length of a key copper-launch creates, and the shortest
@@ -27,35 +27,12 @@ const maxKeyFile = 4096
 // group or other permission, or that holds fewer than KeyLen bytes: the
 // key is what keeps other users out of the job's tree.
 func ReadKey(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	key, err := secret.Read(path, "key file", maxKeyFile, "run chmod 600 "+path+" (and make a new key if it was exposed)")
 	if err != nil {
-		return nil, fmt.Errorf("key file: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat() // of the file opened, not of whatever the path names later
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("key file %s is not a regular file (%v)", path, fi.Mode().Type())
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return nil, fmt.Errorf("key file %s is owned by uid %d, not by this user (uid %d): a key someone else controls protects nothing",
-			path, st.Uid, os.Geteuid())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s has mode %04o: others may read it; run chmod 600 %s (and make a new key if it was exposed)",
-			path, perm, path)
-	}
-	key, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	switch {
-	case len(key) < KeyLen:
+	if len(key) < KeyLen {
 		return nil, fmt.Errorf("key file %s holds %d bytes: want at least %d (remove it and run copper-launch keygen)", path, len(key), KeyLen)
-	case len(key) > maxKeyFile:
-		return nil, fmt.Errorf("key file %s is larger than %d bytes: not a copper key", path, maxKeyFile)
 	}
 	return key, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/hpc-copper/copper/book"
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/secret"
 	"github.com/hpc-copper/copper/logging"
 	cnet "github.com/hpc-copper/copper/net"
 	"github.com/hpc-copper/copper/rank"
@@ -294,26 +296,24 @@ func memoryLimit(budget int64) int64 {
 	return budget + budget/8 + fixed
 }
 
-// readToken reads the job token: a file only its owner can read, holding
-// at least cnet.MinTokenLen bytes once surrounding white space is trimmed.
+// readToken reads the job token: a regular file of this user's that no
+// one else may read, holding at least cnet.MinTokenLen bytes once
+// surrounding white space is trimmed.
 func readToken(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
+	b, err := secret.Read(path, "token file", maxTokenFile, "want 0600 (chmod 600 "+path+")")
 	if err != nil {
-		return nil, fmt.Errorf("token file: %w", err)
+		return nil, err
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("token file %s is readable by others (mode %v): want 0600", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("token file: %w", err)
-	}
-	b = []byte(strings.TrimSpace(string(b)))
+	b = bytes.TrimSpace(b)
 	if len(b) < cnet.MinTokenLen {
 		return nil, fmt.Errorf("token file %s: token of %d bytes, want at least %d", path, len(b), cnet.MinTokenLen)
 	}
 	return b, nil
 }
+
+// maxTokenFile bounds what is read from a token file: a token is tens of
+// bytes, and a path pointed at something large must not be slurped.
+const maxTokenFile = 4096
 
 // daemonize starts this program again in its own session and waits for it
 // to report that it is mounted and tree-ready, so that a job script's next

@@ -34,7 +34,7 @@ func TestServeRequiresToken(t *testing.T) {
 		{name: "no token file", wantCode: 2, want: "--token-file is required"},
 		{name: "missing file", flags: []string{"--token-file", filepath.Join(dir, "absent")}, wantCode: 1, want: filepath.Join(dir, "absent")},
 		{name: "short token", flags: []string{"--token-file", short}, wantCode: 1, want: "token file " + short + ": token of 15 bytes, want at least 16"},
-		{name: "readable by others", flags: []string{"--token-file", open}, wantCode: 1, want: "token file " + open + " is readable by others"},
+		{name: "readable by others", flags: []string{"--token-file", open}, wantCode: 1, want: "token file " + open + " has mode 0644: others may read it"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
