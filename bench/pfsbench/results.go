@@ -238,30 +238,13 @@ func (res *Results) computeTargets() {
 		ts = append(ts, notMeasured(name, goal, "copper cold replay at N=1 or N=max not run"))
 	}
 
-	name = fmt.Sprintf("cold replay at N=%d, direct vs copper", maxN)
-	goal = "≥ 5× faster"
-	d := res.find(WorkReplay, ModeDirect, maxN, "cold")
-	if d != nil && cN != nil && cN.RunS > 0 {
-		t := Target{Name: name, Goal: goal, Value: d.RunS / cN.RunS, Limit: 5}
-		t.Result = fmt.Sprintf("%.2f× (direct %.3f s, copper %.3f s)", t.Value, d.RunS, cN.RunS)
-		t.judge(false)
-		ts = append(ts, t)
-	} else {
-		ts = append(ts, notMeasured(name, goal, "direct or copper cold replay not run"))
-	}
-
+	ts = append(ts, speedupTarget(fmt.Sprintf("cold replay at N=%d, direct vs copper", maxN),
+		res.find(WorkReplay, ModeDirect, maxN, "cold"), cN, "direct or copper cold replay not run"))
 	if sc := res.Settings.Scale; sc != nil {
-		name = fmt.Sprintf("cold replay at N=%d, direct vs copper, scale model (%d×%d clients per server)", sc.Nodes, sc.RefNodes, sc.RefProcs)
-		goal = "≥ 5× faster"
-		d, c := res.find(WorkScale, ModeDirect, sc.Nodes, "cold"), res.find(WorkScale, ModeCopper, sc.Nodes, "cold")
-		if d != nil && c != nil && c.RunS > 0 {
-			t := Target{Name: name, Goal: goal, Value: d.RunS / c.RunS, Limit: 5}
-			t.Result = fmt.Sprintf("%.2f× (direct %.3f s, copper %.3f s)", t.Value, d.RunS, c.RunS)
-			t.judge(false)
-			ts = append(ts, t)
-		} else {
-			ts = append(ts, notMeasured(name, goal, "direct or copper scale-model replay not run"))
-		}
+		ts = append(ts, speedupTarget(
+			fmt.Sprintf("cold replay at N=%d, direct vs copper, scale model (%d×%d clients per server)", sc.Nodes, sc.RefNodes, sc.RefProcs),
+			res.find(WorkScale, ModeDirect, sc.Nodes, "cold"), res.find(WorkScale, ModeCopper, sc.Nodes, "cold"),
+			"direct or copper scale-model replay not run"))
 	}
 
 	name = "warm real import through a non-root mount vs local disk"
@@ -381,4 +364,17 @@ func (res *Results) writeCSV(dir string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// speedupTarget judges direct's run time over copper's against the ≥ 5×
+// goal; missing says why when either row is absent.
+func speedupTarget(name string, direct, copper *Row, missing string) Target {
+	const goal = "≥ 5× faster"
+	if direct == nil || copper == nil || copper.RunS <= 0 {
+		return notMeasured(name, goal, missing)
+	}
+	t := Target{Name: name, Goal: goal, Value: direct.RunS / copper.RunS, Limit: 5}
+	t.Result = fmt.Sprintf("%.2f× (direct %.3f s, copper %.3f s)", t.Value, direct.RunS, copper.RunS)
+	t.judge(false)
+	return t
 }
