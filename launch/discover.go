@@ -2,12 +2,10 @@ package launch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -158,21 +156,6 @@ func (h *portHold) Release() {
 	}
 }
 
-// bootstrapAddr returns rank 0's all-gather address: --bootstrap, else
-// the allocation's first node at bootstrap_port.
-func bootstrapAddr(flag string, nodes []string, nodesErr error, port int) (string, error) {
-	if flag != "" {
-		return flag, nil
-	}
-	if len(nodes) == 0 {
-		return "", fmt.Errorf("discover mode needs rank 0's address: pass --bootstrap HOST:PORT, or run where the node list is known (%v)", nodesErr)
-	}
-	if port == 0 {
-		return "", errors.New("bootstrap_port is 0: pass --bootstrap HOST:PORT")
-	}
-	return net.JoinHostPort(nodes[0], strconv.Itoa(port)), nil
-}
-
 // bootstrapBind is where rank 0 listens for the gather: the address's own
 // IP when it is one, else every interface (a host name may resolve, on
 // the other nodes, to an address of any of this host's networks).
@@ -199,9 +182,10 @@ func checkRankZeroHost(addr, hostname string, explicit bool) error {
 }
 
 // gather runs the all-gather, authenticated with the job key: every rank
-// joins; rank 0 also serves. It returns the result and, at rank 0, every
-// hello for the provenance file.
-func gather(ctx context.Context, h bootstrap.Hello, addr string, timeout time.Duration, key []byte, log *slog.Logger) (bootstrap.Result, []bootstrap.Hello, error) {
+// joins; rank 0 also serves, on ln when it has already bound one (its
+// address was published through PMI), else on a listener for addr. It
+// returns the result and, at rank 0, every hello for the provenance file.
+func gather(ctx context.Context, h bootstrap.Hello, addr string, ln net.Listener, timeout time.Duration, key []byte, log *slog.Logger) (bootstrap.Result, []bootstrap.Hello, error) {
 	if timeout <= 0 {
 		timeout = forever
 	}
@@ -210,10 +194,12 @@ func gather(ctx context.Context, h bootstrap.Hello, addr string, timeout time.Du
 		res, err := bootstrap.Join(ctx, h, opts)
 		return res, nil, err
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", bootstrapBind(addr))
-	if err != nil {
-		return bootstrap.Result{}, nil, fmt.Errorf("rank 0: all-gather listener for %s: %w", addr, err)
+	if ln == nil {
+		var lc net.ListenConfig
+		var err error
+		if ln, err = lc.Listen(ctx, "tcp", bootstrapBind(addr)); err != nil {
+			return bootstrap.Result{}, nil, fmt.Errorf("rank 0: all-gather listener for %s: %w", addr, err)
+		}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

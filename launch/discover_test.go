@@ -103,22 +103,7 @@ func TestReservePort(t *testing.T) {
 	none.Release()
 }
 
-func TestBootstrapAddr(t *testing.T) {
-	got, err := bootstrapAddr("h:1", nil, nil, 47000)
-	require.NoError(t, err)
-	assert.Equal(t, "h:1", got)
-
-	got, err = bootstrapAddr("", []string{"n1", "n2"}, nil, 47000)
-	require.NoError(t, err)
-	assert.Equal(t, "n1:47000", got)
-
-	_, err = bootstrapAddr("", nil, fmt.Errorf("rank: no node list"), 47000)
-	require.ErrorContains(t, err, "--bootstrap HOST:PORT")
-	require.ErrorContains(t, err, "no node list")
-
-	_, err = bootstrapAddr("", []string{"n1"}, nil, 0)
-	require.ErrorContains(t, err, "bootstrap_port is 0")
-
+func TestBootstrapBind(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:5", bootstrapBind("127.0.0.1:5"))
 	assert.Equal(t, "[::1]:5", bootstrapBind("[::1]:5"))
 	assert.Equal(t, ":5", bootstrapBind("n1.example:5"))
@@ -155,7 +140,7 @@ func runGather(t *testing.T, addr string, size int, ranks []int, timeout time.Du
 	for i, r := range ranks {
 		wg.Go(func() {
 			h := helloFor(r, size, "host"+strconv.Itoa(r), fmt.Sprintf("127.0.0.1:%d", 20000+r), "", quiet())
-			out[i].res, out[i].seen, out[i].err = gather(ctx, h, addr, timeout, testKey, quiet())
+			out[i].res, out[i].seen, out[i].err = gather(ctx, h, addr, nil, timeout, testKey, quiet())
 		})
 	}
 	wg.Wait()
@@ -241,13 +226,13 @@ func TestGatherSendsNoSecret(t *testing.T) {
 	go func() {
 		defer close(done)
 		h := helloFor(0, 2, "host0", "127.0.0.1:20000", "job-77", quiet())
-		rank0.res, rank0.seen, rank0.err = gather(ctx, h, addr, testBound, testKey, quiet())
+		rank0.res, rank0.seen, rank0.err = gather(ctx, h, addr, nil, testBound, testKey, quiet())
 	}()
 	proxy := startRecorder(t, addr)
 	h := helloFor(1, 2, "host1", "127.0.0.1:20001", "", quiet())
 	// Rank 1 reaches rank 0 only through the recorder (it retries until
 	// rank 0 listens).
-	res, _, err := gather(ctx, h, proxy.ln.Addr().String(), testBound, testKey, quiet())
+	res, _, err := gather(ctx, h, proxy.ln.Addr().String(), nil, testBound, testKey, quiet())
 	require.NoError(t, err)
 	<-done
 	require.NoError(t, rank0.err)
@@ -284,10 +269,10 @@ func TestGatherWrongKey(t *testing.T) {
 	go func() {
 		defer close(done)
 		h := helloFor(0, 2, "host0", "127.0.0.1:20000", "", quiet())
-		rank0.res, rank0.seen, rank0.err = gather(ctx, h, addr, 2*time.Second, testKey, quiet())
+		rank0.res, rank0.seen, rank0.err = gather(ctx, h, addr, nil, 2*time.Second, testKey, quiet())
 	}()
 	h := helloFor(1, 2, "host1", "127.0.0.1:20001", "", quiet())
-	_, _, err := gather(ctx, h, addr, 2*time.Second, bytes.Repeat([]byte("another-users-k"), 3), quiet())
+	_, _, err := gather(ctx, h, addr, nil, 2*time.Second, bytes.Repeat([]byte("another-users-k"), 3), quiet())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "does not hold this job's key")
 	<-done

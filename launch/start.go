@@ -239,18 +239,21 @@ func resolve(ctx context.Context, c Command, env Env, id rank.Identity, log *slo
 // discover builds the map through the all-gather.
 func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, port, bootstrapPort int,
 	timeout time.Duration, nodes []string, nodesErr error, jobID string, key []byte, log *slog.Logger) error {
-	addr, err := bootstrapAddr(c.Bootstrap, nodes, nodesErr, bootstrapPort)
-	if err != nil {
-		return err
-	}
-	if p.rank == 0 {
-		if err := checkRankZeroHost(addr, env.Hostname, c.Bootstrap != ""); err != nil {
-			return err
-		}
-	}
 	ip, how, err := listenIP(ctx, iface, env.Hostname, c.Local > 0)
 	if err != nil {
 		return err
+	}
+	rv, err := findRendezvous(ctx, c, env, p.rank, p.size, ip, nodes, p.prov.nodeSource, nodesErr, bootstrapPort, timeout, log)
+	if err != nil {
+		return err
+	}
+	if rv.ln != nil {
+		defer rv.ln.Close() // gather's Serve closes it too; this covers the errors before
+	}
+	if p.rank == 0 {
+		if err := checkRankZeroHost(rv.addr, env.Hostname, rv.explicit); err != nil {
+			return err
+		}
 	}
 	if ip.IsLoopback() && c.Local == 0 && len(unique(nodes)) > 1 {
 		log.Warn("copper-launch: this node's address is loopback; nodes on other hosts cannot reach it (set interface)", "from", how)
@@ -261,8 +264,8 @@ func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, p
 		}
 	}
 	endpoint := net.JoinHostPort(ip.String(), strconv.Itoa(port))
-	log.Info("copper-launch: endpoint", "endpoint", endpoint, "from", how, "bootstrap", addr)
-	res, seen, err := gather(ctx, helloFor(p.rank, p.size, env.Hostname, endpoint, jobID, log), addr, timeout, key, log)
+	log.Info("copper-launch: endpoint", "endpoint", endpoint, "from", how, "bootstrap", rv.addr, "bootstrap_from", rv.how)
+	res, seen, err := gather(ctx, helloFor(p.rank, p.size, env.Hostname, endpoint, jobID, log), rv.addr, rv.ln, timeout, key, log)
 	if err != nil {
 		return err
 	}
@@ -270,7 +273,7 @@ func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, p
 		log.Warn("copper-launch: rank 0 chose another job id", "mine", jobID, "job_id", res.JobID)
 	}
 	p.jobID, p.entries, p.prov.seen = res.JobID, res.Book, seen
-	p.prov.detail = append(p.prov.detail, "all-gather at "+addr)
+	p.prov.detail = append(p.prov.detail, "all-gather at "+rv.addr+" (from "+rv.how+")")
 	return nil
 }
 

@@ -173,6 +173,63 @@ func TestMPI(t *testing.T) {
 	j.requireNothingLeft()
 }
 
+// TestMPIBootstrapThroughPMI: under MPICH's mpiexec with no node file, no
+// Slurm node list and no --bootstrap, rank 0 publishes its all-gather
+// address in Hydra's PMI key-value space and the others read it there.
+func TestMPIBootstrapThroughPMI(t *testing.T) {
+	mpiexec, err := exec.LookPath("mpiexec.mpich")
+	if err != nil {
+		t.Fatalf("mpiexec.mpich not found (%v): run scripts/setup-test-deps.sh (Debian package mpich)", err)
+	}
+	j := newJob(t)
+	args := append([]string{"-n", "3", launcher()}, j.common()...)
+	args = append(args, "--interface", "lo")
+	r := j.run(launchTimeout, mpiexec, args...)
+	require.Equal(t, 0, r.Code, "mpiexec copper-launch: %s", r)
+	require.Len(t, readyPIDs(t, r.Stdout), 3, "%s", r)
+	for rk := range 3 {
+		assert.Regexp(t, fmt.Sprintf(`rank=%d endpoint=127\.0\.0\.1:\d+ from="interface lo" bootstrap=127\.0\.0\.1:\d+ bootstrap_from="PMI \(PMI_FD=\d+, PMI-1, key copper-bootstrap\)"`, rk), r.Stderr)
+	}
+	// Finalized before exiting: Hydra reports nothing about any rank.
+	assert.NotContains(t, r.Stderr, "[mpiexec@", "%s", r)
+	assert.NotContains(t, r.Stderr, "[proxy:", "%s", r)
+
+	jobDirs, err := filepath.Glob(filepath.Join(j.logDir, "copper-*"))
+	require.NoError(t, err)
+	require.Len(t, jobDirs, 1, "rank 0 chose one job id for all")
+	entries, err := book.Read(filepath.Join(jobDirs[0], "logs", "copper_address_book.txt"))
+	require.NoError(t, err)
+	require.Len(t, entries, 3)
+	prov, err := os.ReadFile(filepath.Join(jobDirs[0], "logs", "copper_address_book_full_output.txt"))
+	require.NoError(t, err)
+	assert.Contains(t, string(prov), "(from PMI (PMI_FD=", "the record says where rank 0's address came from")
+
+	sts := j.statsJSON("--local", "3")
+	require.Len(t, sts, 3)
+	for _, st := range sts {
+		assert.True(t, st.Node.TreeReady, "rank %d", st.Node.Rank)
+	}
+	for rk := range 3 {
+		assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(rk), "sub", "hello.txt")), "rank %d", rk)
+	}
+	s := j.run(launchTimeout, mpiexec, "-n", "3", launcher(), "stop", "--mount", j.mountTemplate(), "--timeout", "20s")
+	require.Equal(t, 0, s.Code, "mpiexec copper-launch stop: %s", s)
+	j.requireNothingLeft()
+}
+
+// TestNoBootstrapAddressSaysWhichLauncher: with neither a node list, a
+// --bootstrap nor a PMI server, every rank fails at once naming what
+// would supply the address.
+func TestNoBootstrapAddressSaysWhichLauncher(t *testing.T) {
+	j := newJob(t)
+	r := j.runEnv(map[string]string{"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2"}, j.common()...)
+	require.NotEqual(t, 0, r.Code, "%s", r)
+	assert.Contains(t, r.Stderr, "copper-launch rank 1: discover mode needs rank 0's address and has no way to find it")
+	assert.Contains(t, r.Stderr, "This looks like Open MPI (PMIx), which offers no PMI-1/PMI-2 server: pass --nodefile FILE or --bootstrap HOST:PORT")
+	assert.Contains(t, r.Stderr, "MPICH's mpiexec (Hydra) and srun --mpi=pmi2 supply PMI")
+	j.requireNothingLeft()
+}
+
 // TestMissingRankFailsEveryStartedRank starts two ranks of three: both
 // must give up at the bootstrap timeout, naming the missing rank, having
 // mounted and started nothing.
