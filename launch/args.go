@@ -96,7 +96,7 @@ func (c *Command) flagSet() *pflag.FlagSet {
 	fs.IntVar(&c.Size, "size", -1, "number of ranks (default: from the MPI or Slurm environment)")
 	fs.IntVar(&c.Local, "local", 0, "run N ranks on this host without MPI (with --rank: be rank R of such a job)")
 	fs.StringVar(&c.Nodefile, "nodefile", "", "the job's node file, one host per line (default: PBS_NODEFILE or the Slurm node list)")
-	fs.StringVar(&c.Bootstrap, "bootstrap", "", "discover mode: rank 0's all-gather address HOST:PORT (default: first node at bootstrap_port)")
+	fs.StringVar(&c.Bootstrap, "bootstrap", "", "discover mode: rank 0's all-gather address HOST:PORT (default: first node at bootstrap_port, else published through the launcher's PMI)")
 	fs.BoolVar(&c.Foreground, "foreground", false, "start: replace this process with copper-node in the foreground (for srun ... &)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "start: resolve identity, address map and cores, print the copper-node command, start nothing")
 	fs.BoolVar(&c.JSON, "json", false, "stats: print JSON (one object per rank)")

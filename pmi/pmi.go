@@ -502,14 +502,14 @@ func (c *Client) bound(ctx context.Context) func() {
 }
 
 func (c *Client) ioErr(ctx context.Context, what string, err error) error {
-	// The connection's deadline is the context's, and may fire a moment
-	// before the context notices: either way the cause is the context's.
-	if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		cause := context.Cause(ctx)
-		if cause == nil {
-			cause = context.DeadlineExceeded
-		}
-		return fmt.Errorf("pmi: %s: %s: %w (%v)", c.src, what, cause, err)
+	// The connection's deadline is the context's and may fire a moment
+	// before the context's own timer: wait for it, so the error carries
+	// the context's cause.
+	if _, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) {
+		<-ctx.Done()
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("pmi: %s: %s: %w (%v)", c.src, what, context.Cause(ctx), err)
 	}
 	return fmt.Errorf("pmi: %s: %s: %w", c.src, what, err)
 }
