@@ -187,7 +187,9 @@ func startRecorder(t *testing.T, target string) *recorder {
 				continue
 			}
 			pipe := func(dst, src net.Conn) {
-				_, _ = io.Copy(io.MultiWriter(dst, r), src)
+				// Recorded before relayed: once a rank has its bytes, the
+				// test may read the record.
+				_, _ = io.Copy(io.MultiWriter(r, dst), src)
 				if tc, ok := dst.(*net.TCPConn); ok {
 					tc.CloseWrite()
 				}
