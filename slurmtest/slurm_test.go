@@ -219,6 +219,54 @@ func TestSrunForegroundWaitReadStop(t *testing.T) {
 	require.Empty(t, append(left, tokens...), "book or token copies the foreground nodes left behind")
 }
 
+// TestSrunPMI2Bootstrap: under srun --mpi=pmi2 with no node list in the
+// tasks' environment and no --bootstrap, rank 0 publishes its all-gather
+// address through Slurm's PMI server (the PMI-1 wire over PMI_FD, which
+// the mpi/pmi2 plugin serves) and the others read it there. Otherwise the
+// job script of TestSrunForegroundWaitReadStop: start in the background
+// with --foreground, wait, read, stop.
+func TestSrunPMI2Bootstrap(t *testing.T) {
+	requireCluster(t)
+	j := newJob(t)
+	files := j.writeTarget()
+	list := j.run(stepTimeout, "srun", "--mpi=list")
+	require.Contains(t, list.stdout+list.stderr, "pmi2", "this Slurm has no mpi/pmi2 plugin (Debian: slurm-wlm-basic-plugins): %s", list)
+
+	jobID := j.allocate()
+	step := append([]string{"--mpi=pmi2"}, j.srunArgs(jobID, false)...)
+	// env -u: the tasks see no node list, so only PMI can say where rank 0 is.
+	start := j.startBackground(append(step, "env", "-u", "SLURM_STEP_NODELIST", "-u", "SLURM_JOB_NODELIST", "-u", "SLURM_NODELIST",
+		j.launcher(), "--site", "local", "--target", j.target, "--mount", j.mountTemplate(), "--log-dir", j.logDir,
+		"--log-level", "4", "--interface", "lo", "--foreground")...)
+
+	overlap := j.srunArgs(jobID, true)
+	wait := j.run(stepTimeout, "srun", append(overlap, j.launcher(), "wait", "--site", "local",
+		"--mount", j.mountTemplate(), "--timeout", "45s")...)
+	require.Equal(t, 0, wait.code, "srun copper-launch wait: %s\nstart step so far: %s", wait, start.snapshot())
+	for r := range ranks {
+		for rel, want := range files {
+			require.Equal(t, want, j.readThrough(filepath.Join(j.mount(r), rel)), "rank %d: %s differs from the target", r, rel)
+		}
+	}
+	logs := filepath.Join(j.jobDir(jobID), "logs")
+	book, err := os.ReadFile(filepath.Join(logs, "copper_address_book.txt"))
+	require.NoError(t, err, "job directory named after SLURM_JOB_ID=%s", jobID)
+	require.Len(t, strings.Split(strings.TrimSpace(string(book)), "\n"), ranks, "address book:\n%s", book)
+	full, err := os.ReadFile(filepath.Join(logs, "copper_address_book_full_output.txt"))
+	require.NoError(t, err)
+	require.Contains(t, string(full), "(from PMI (PMI_FD=", "the record says rank 0's address came through PMI")
+
+	stop := j.run(stepTimeout, "srun", append(overlap, j.launcher(), "stop", "--site", "local",
+		"--mount", j.mountTemplate(), "--timeout", "30s")...)
+	require.Equal(t, 0, stop.code, "srun copper-launch stop: %s", stop)
+	res, err := start.wait(exitTimeout)
+	require.NoError(t, err, "the --foreground step did not end after stop: %s", res)
+	require.Equal(t, 0, res.code, "the --foreground step: %s", res)
+	require.Equal(t, ranks, strings.Count(res.stderr, `bootstrap_from="PMI (PMI_FD=`), "every rank found rank 0 through PMI: %s", res)
+	require.NotContains(t, res.stderr, "copper-launch: node list", "the tasks saw no node list: %s", res)
+	j.requireNothingLeft()
+}
+
 // job is one test's directory: target, mounts, logs and the runtime
 // directory (control sockets) of every process it starts, and its Slurm
 // allocation. Its cleanup leaves no allocation, process, mount or file
