@@ -24,7 +24,7 @@ type rankMount struct {
 // localMounts resolves the mounts a wait, stop or stats acts on: all N
 // of --local N, else this rank's (rank from --rank or the environment,
 // needed only when the mount contains {rank}).
-func localMounts(c Command, getenv func(string) string) ([]rankMount, error) {
+func localMounts(ctx context.Context, c Command, getenv func(string) string, log *slog.Logger) ([]rankMount, error) {
 	var ranks []int
 	switch {
 	case c.Local > 0 && c.Rank < 0:
@@ -34,7 +34,8 @@ func localMounts(c Command, getenv func(string) string) ([]rankMount, error) {
 	case c.Rank >= 0:
 		ranks = []int{c.Rank}
 	case strings.Contains(c.Settings.Mount, "{rank}"):
-		id, err := identity(c, getenv)
+		id, sess, err := identityOrPMI(ctx, c, getenv, log)
+		sess.finish(log) // only the rank was wanted
 		if err != nil {
 			return nil, fmt.Errorf("mount %s depends on the rank: %w (or pass --rank R, or --local N for all ranks on this host)", c.Settings.Mount, err)
 		}
@@ -55,7 +56,7 @@ func localMounts(c Command, getenv func(string) string) ([]rankMount, error) {
 
 // controlNodes runs wait, stop or stats through copper-node for each mount.
 func controlNodes(ctx context.Context, c Command, env Env, log *slog.Logger) int {
-	mounts, err := localMounts(c, env.Getenv)
+	mounts, err := localMounts(ctx, c, env.Getenv, log)
 	if err != nil {
 		return fail(env.Stderr, -1, err)
 	}

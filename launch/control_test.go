@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,13 +39,13 @@ func TestLocalMounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := localMounts(parse(tt.args), tt.getenv)
+			got, err := localMounts(context.Background(), parse(tt.args), tt.getenv, quiet())
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, got)
 		})
 	}
 
-	_, err := localMounts(parse("stop --mount /m/{rank}"), noEnv)
+	_, err := localMounts(context.Background(), parse("stop --mount /m/{rank}"), noEnv, quiet())
 	require.ErrorContains(t, err, "mount /m/{rank} depends on the rank")
 	require.ErrorContains(t, err, "PMI_RANK")
 	require.ErrorContains(t, err, "--rank R")

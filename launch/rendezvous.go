@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hpc-copper/copper/pmi"
+	"github.com/hpc-copper/copper/rank"
 )
 
 // pmiBootstrapKey is the key rank 0 publishes its all-gather address
@@ -37,7 +38,10 @@ type rendezvous struct {
 // (MPICH Hydra's mpiexec, srun --mpi=pmi2): rank 0 listens on an
 // ephemeral port of its own address ip and publishes it. A node list that
 // is named but unreadable is an error, not a reason to try PMI.
-func findRendezvous(ctx context.Context, c Command, env Env, rk, size int, ip net.IP, nodes []string, nodeSource string,
+//
+// early is the PMI connection opened to learn the rank, if one was; nil
+// otherwise.
+func findRendezvous(ctx context.Context, c Command, env Env, early *pmiSession, rk, size int, ip net.IP, nodes []string, nodeSource string,
 	nodesErr error, bootstrapPort int, timeout time.Duration, log *slog.Logger) (rendezvous, error) {
 	switch {
 	case c.Bootstrap != "":
@@ -57,24 +61,30 @@ func findRendezvous(ctx context.Context, c Command, env Env, rk, size int, ip ne
 	if !ok {
 		return rendezvous{}, noRendezvous(env.Getenv, nodesErr)
 	}
-	return pmiRendezvous(ctx, ep, rk, size, ip, timeout, log)
+	return pmiRendezvous(ctx, ep, early, rk, size, ip, timeout, log)
 }
 
 // pmiRendezvous publishes (rank 0) or fetches (the others) rank 0's
-// all-gather address through the launcher's PMI server, then finalizes
-// and closes the connection: nothing of it reaches copper-node.
-func pmiRendezvous(ctx context.Context, ep pmi.Endpoint, rk, size int, ip net.IP, timeout time.Duration, log *slog.Logger) (rv rendezvous, err error) {
+// all-gather address through the launcher's PMI server (on early's
+// connection when there is one), then finalizes. A connection it opened
+// it also closes; early's is closed by its owner, before copper-node
+// starts either way.
+func pmiRendezvous(ctx context.Context, ep pmi.Endpoint, early *pmiSession, rk, size int, ip net.IP, timeout time.Duration, log *slog.Logger) (rv rendezvous, err error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout,
 			fmt.Errorf("bootstrap_timeout_s (%s) passed before every rank reached the PMI barrier", timeout))
 		defer cancel()
 	}
-	client, err := pmi.Dial(ctx, ep, pmi.Wire1)
-	if err != nil {
-		return rendezvous{}, fmt.Errorf("rank 0's address through PMI: %w", err)
+	var client *pmi.Client
+	if early != nil {
+		client = early.client
+	} else {
+		if client, err = pmi.Dial(ctx, ep, pmi.Wire1); err != nil {
+			return rendezvous{}, fmt.Errorf("rank 0's address through PMI: %w", err)
+		}
+		defer client.Close()
 	}
-	defer client.Close()
 	if err := checkPMIRank(client, ep, rk, size); err != nil {
 		return rendezvous{}, err
 	}
@@ -151,4 +161,56 @@ func noRendezvous(getenv func(string) string, nodesErr error) error {
 	return errors.New("discover mode needs rank 0's address and has no way to find it (" + strings.Join(why, "; ") + "). " + hint +
 		"MPICH's mpiexec (Hydra) and srun --mpi=pmi2 supply PMI; a node file, PBS_NODEFILE or a Slurm node list gives the " +
 		"first node at bootstrap_port; --bootstrap HOST:PORT names it outright")
+}
+
+// pmiSession is a PMI connection opened before the rendezvous, to learn
+// this process's rank, and kept for it: a PMI_PORT server takes one
+// initack per PMI_ID.
+type pmiSession struct {
+	client *pmi.Client
+	done   bool
+}
+
+// finishBound bounds the finalize of a session nobody used further.
+const finishBound = 10 * time.Second
+
+// finish finalizes (if the rendezvous did not) and closes the session.
+// Safe on nil and more than once.
+func (s *pmiSession) finish(log *slog.Logger) {
+	if s == nil || s.done {
+		return
+	}
+	s.done = true
+	ctx, cancel := context.WithTimeout(context.Background(), finishBound)
+	defer cancel()
+	if err := s.client.Finalize(ctx); err != nil {
+		log.Warn("copper-launch: PMI finalize", "err", err)
+	}
+	s.client.Close()
+}
+
+// identityOrPMI is identity, except that a process with no rank variable
+// but a PMI_PORT and PMI_ID (MPICH's mpiexec -pmi-port tells the rank only
+// through PMI) asks the PMI server. The session it opens is returned for
+// the rendezvous; the caller finishes it.
+func identityOrPMI(ctx context.Context, c Command, getenv func(string) string, log *slog.Logger) (rank.Identity, *pmiSession, error) {
+	id, err := identity(c, getenv)
+	if err == nil || c.Rank >= 0 || getenv("PMI_RANK") != "" {
+		return id, nil, err
+	}
+	ep, ok, perr := pmi.EndpointFromEnv(getenv)
+	if perr != nil || !ok || ep.FD >= 0 || ep.ID < 0 {
+		return id, nil, err
+	}
+	if t := c.Settings.BootstrapTimeout(); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	client, perr := pmi.Dial(ctx, ep, pmi.Wire1)
+	if perr != nil {
+		return id, nil, fmt.Errorf("rank: no rank variable is set, and asking the PMI server at PMI_PORT (PMI_ID=%d) failed: %w", ep.ID, perr)
+	}
+	log.Debug("copper-launch: rank from the PMI server", "pmi_port", ep.Addr, "pmi_id", ep.ID)
+	return rank.Identity{Rank: client.Rank(), Size: client.Size(), Source: "PMI_PORT/PMI_ID"}, &pmiSession{client: client}, nil
 }

@@ -133,7 +133,7 @@ func TestPMIRendezvous(t *testing.T) {
 		fd := srv.conn(t)
 		wg.Go(func() {
 			ep := pmi.Endpoint{FD: fd, ID: -1, Rank: rk}
-			got[rk], errs[rk] = pmiRendezvous(ctx, ep, rk, n, net.IPv4(127, 0, 0, 1), testBound, quiet())
+			got[rk], errs[rk] = pmiRendezvous(ctx, ep, nil, rk, n, net.IPv4(127, 0, 0, 1), testBound, quiet())
 		})
 	}
 	wg.Wait()
@@ -190,21 +190,21 @@ func TestPMIRendezvousErrors(t *testing.T) {
 
 	srv := newKVSServer(1)
 	srv.get = func(string) string { return "not-an-address" }
-	_, err := pmiRendezvous(ctx, pmi.Endpoint{FD: srv.conn(t), ID: -1, Rank: 1}, 1, 2, net.IPv4(127, 0, 0, 1), testBound, quiet())
+	_, err := pmiRendezvous(ctx, pmi.Endpoint{FD: srv.conn(t), ID: -1, Rank: 1}, nil, 1, 2, net.IPv4(127, 0, 0, 1), testBound, quiet())
 	assert.ErrorContains(t, err, `PMI key copper-bootstrap holds "not-an-address", not rank 0's HOST:PORT`)
 
 	srv = newKVSServer(1)
-	_, err = pmiRendezvous(ctx, pmi.Endpoint{FD: srv.conn(t), ID: -1, Rank: 1}, 1, 2, net.IPv4(127, 0, 0, 1), testBound, quiet())
+	_, err = pmiRendezvous(ctx, pmi.Endpoint{FD: srv.conn(t), ID: -1, Rank: 1}, nil, 1, 2, net.IPv4(127, 0, 0, 1), testBound, quiet())
 	assert.ErrorContains(t, err, "rank 0's all-gather address: pmi: get key=copper-bootstrap")
 	assert.ErrorIs(t, err, pmi.ErrNotFound)
 
 	srv = newKVSServer(1)
-	_, err = pmiRendezvous(ctx, pmi.Endpoint{FD: srv.conn(t), ID: -1, Rank: 2}, 0, 3, net.IPv4(127, 0, 0, 1), testBound, quiet())
+	_, err = pmiRendezvous(ctx, pmi.Endpoint{FD: srv.conn(t), ID: -1, Rank: 2}, nil, 0, 3, net.IPv4(127, 0, 0, 1), testBound, quiet())
 	assert.ErrorContains(t, err, "this process is rank 0, but PMI_RANK says rank 2")
 
 	// A rank that never comes: the barrier ends at bootstrap_timeout_s.
 	srv = newKVSServer(2)
-	_, err = pmiRendezvous(ctx, pmi.Endpoint{FD: srv.conn(t), ID: -1, Rank: 0}, 0, 2, net.IPv4(127, 0, 0, 1), 300*time.Millisecond, quiet())
+	_, err = pmiRendezvous(ctx, pmi.Endpoint{FD: srv.conn(t), ID: -1, Rank: 0}, nil, 0, 2, net.IPv4(127, 0, 0, 1), 300*time.Millisecond, quiet())
 	assert.ErrorContains(t, err, "bootstrap_timeout_s (300ms) passed before every rank reached the PMI barrier")
 	assert.ErrorContains(t, err, "waiting for rank 0 to publish")
 }
@@ -244,7 +244,7 @@ func TestFindRendezvous(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			env := Env{Getenv: func(k string) string { return tc.env[k] }, Hostname: "n1"}
-			rv, err := findRendezvous(ctx, tc.c, env, 0, 2, lo, tc.nodes, tc.nodeSource, tc.nodesErr, tc.port, testBound, quiet())
+			rv, err := findRendezvous(ctx, tc.c, env, nil, 0, 2, lo, tc.nodes, tc.nodeSource, tc.nodesErr, tc.port, testBound, quiet())
 			if tc.err != "" {
 				assert.ErrorContains(t, err, tc.err)
 				return
@@ -255,4 +255,32 @@ func TestFindRendezvous(t *testing.T) {
 			assert.Nil(t, rv.ln)
 		})
 	}
+}
+
+func TestIdentityOrPMI(t *testing.T) {
+	ctx := context.Background()
+	c := Command{Rank: -1, Size: -1}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	id, sess, err := identityOrPMI(ctx, c, env(map[string]string{"PMI_RANK": "1", "PMI_SIZE": "2", "PMI_FD": "9"}), quiet())
+	require.NoError(t, err)
+	assert.Nil(t, sess, "a rank variable is enough: no PMI connection yet")
+	assert.Equal(t, "PMI_RANK/PMI_SIZE", id.Source)
+
+	// PMI_PORT and PMI_ID, no rank variable: the server is asked, and a
+	// server that is not there is named.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	_, sess, err = identityOrPMI(ctx, c, env(map[string]string{"PMI_PORT": addr, "PMI_ID": "0"}), quiet())
+	assert.Nil(t, sess)
+	assert.ErrorContains(t, err, "no rank variable is set, and asking the PMI server at PMI_PORT (PMI_ID=0) failed: pmi: PMI_PORT="+addr)
+
+	// Nothing at all: the rank package's own error.
+	_, _, err = identityOrPMI(ctx, c, env(nil), quiet())
+	assert.ErrorContains(t, err, "no launcher rank variable is set")
+
+	var none *pmiSession
+	none.finish(quiet())
 }

@@ -32,17 +32,19 @@ type plan struct {
 	token      []byte // the peer token derived from key_file, unless tokenFile is set
 	tokenFile  string // prepared/facility: <book>.token, the site's secret, if there is one
 	prov       provenance
-	hold       *portHold // discover with port 0: the reserved port
+	hold       *portHold   // discover with port 0: the reserved port
+	pmi        *pmiSession // the PMI connection identity opened, if it did
 	cores      []int
 	mount      string // expanded, for messages and cleanup
 }
 
 // startRank is one rank of `copper-launch start`.
 func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
-	id, err := identity(c, env.Getenv)
+	id, early, err := identityOrPMI(ctx, c, env.Getenv, log)
 	if err != nil {
 		return fail(env.Stderr, -1, fmt.Errorf("%w (or pass --rank R --size N, or --local N for ranks on this host)", err))
 	}
+	defer early.finish(log) // resolve finishes it on its way; this covers the errors before
 	log = log.With("rank", id.Rank)
 	log.Info("copper-launch: identity", "size", id.Size, "source", id.Source)
 	// Found before the all-gather: a rank that fails after it leaves the
@@ -69,7 +71,7 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		}
 		defer lock.Close() // the node holds its own copy once started
 	}
-	p, err := resolve(ctx, c, env, id, log)
+	p, err := resolve(ctx, c, env, id, early, log)
 	defer p.hold.Release()
 	if err != nil {
 		return fail(env.Stderr, id.Rank, err)
@@ -132,8 +134,12 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 
 // resolve does everything up to starting the node: settings, node list,
 // job id, address map, job directory and cores.
-func resolve(ctx context.Context, c Command, env Env, id rank.Identity, log *slog.Logger) (plan, error) {
-	p := plan{rank: id.Rank, size: id.Size}
+//
+// early, when set, is the PMI connection identity opened; it is finished
+// here, before copper-node starts.
+func resolve(ctx context.Context, c Command, env Env, id rank.Identity, early *pmiSession, log *slog.Logger) (plan, error) {
+	defer early.finish(log)
+	p := plan{rank: id.Rank, size: id.Size, pmi: early}
 	s := c.Settings
 	if err := s.Expand(id.Rank); err != nil {
 		return p, err
@@ -243,7 +249,7 @@ func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, p
 	if err != nil {
 		return err
 	}
-	rv, err := findRendezvous(ctx, c, env, p.rank, p.size, ip, nodes, p.prov.nodeSource, nodesErr, bootstrapPort, timeout, log)
+	rv, err := findRendezvous(ctx, c, env, p.pmi, p.rank, p.size, ip, nodes, p.prov.nodeSource, nodesErr, bootstrapPort, timeout, log)
 	if err != nil {
 		return err
 	}

@@ -217,6 +217,37 @@ func TestMPIBootstrapThroughPMI(t *testing.T) {
 	j.requireNothingLeft()
 }
 
+// TestMPIPMIPort: mpiexec -pmi-port gives no PMI_RANK, only PMI_PORT and
+// PMI_ID; start, wait and stop learn their rank from the PMI server, and
+// start also finds rank 0's address there.
+func TestMPIPMIPort(t *testing.T) {
+	mpiexec, err := exec.LookPath("mpiexec.mpich")
+	if err != nil {
+		t.Fatalf("mpiexec.mpich not found (%v): run scripts/setup-test-deps.sh (Debian package mpich)", err)
+	}
+	j := newJob(t)
+	args := append([]string{"-pmi-port", "-n", "3", launcher()}, j.common()...)
+	args = append(args, "--interface", "lo")
+	r := j.run(launchTimeout, mpiexec, args...)
+	require.Equal(t, 0, r.Code, "mpiexec -pmi-port copper-launch: %s", r)
+	require.Len(t, readyPIDs(t, r.Stdout), 3, "%s", r)
+	for rk := range 3 {
+		assert.Contains(t, r.Stderr, fmt.Sprintf("identity\" rank=%d size=3 source=PMI_PORT/PMI_ID", rk))
+	}
+	assert.Equal(t, 3, strings.Count(r.Stderr, `bootstrap_from="PMI (PMI_PORT=`), "%s", r)
+	assert.NotContains(t, r.Stderr, "[mpiexec@", "%s", r)
+	assert.NotContains(t, r.Stderr, "[proxy:", "%s", r)
+	for rk := range 3 {
+		assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(rk), "sub", "hello.txt")), "rank %d", rk)
+	}
+	w := j.run(launchTimeout, mpiexec, "-pmi-port", "-n", "3", launcher(), "wait", "--mount", j.mountTemplate(), "--timeout", "20s")
+	require.Equal(t, 0, w.Code, "mpiexec -pmi-port copper-launch wait: %s", w)
+	s := j.run(launchTimeout, mpiexec, "-pmi-port", "-n", "3", launcher(), "stop", "--mount", j.mountTemplate(), "--timeout", "20s")
+	require.Equal(t, 0, s.Code, "mpiexec -pmi-port copper-launch stop: %s", s)
+	assert.NotContains(t, w.Stderr+s.Stderr, "[mpiexec@", "%s\n%s", w, s)
+	j.requireNothingLeft()
+}
+
 // TestNoBootstrapAddressSaysWhichLauncher: with neither a node list, a
 // --bootstrap nor a PMI server, every rank fails at once naming what
 // would supply the address.
