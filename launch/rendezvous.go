@@ -214,3 +214,15 @@ func identityOrPMI(ctx context.Context, c Command, getenv func(string) string, l
 	log.Debug("copper-launch: rank from the PMI server", "pmi_port", ep.Addr, "pmi_id", ep.ID)
 	return rank.Identity{Rank: client.Rank(), Size: client.Size(), Source: "PMI_PORT/PMI_ID"}, &pmiSession{client: client}, nil
 }
+
+// spansHosts reports whether the launcher says the job has ranks on other
+// hosts, for when there is no node list (PMI): Hydra's MPI_LOCALNRANKS
+// below the size, or Slurm's SLURM_STEP_NUM_NODES above 1. A loopback
+// endpoint or all-gather address cannot serve such a job.
+func spansHosts(getenv func(string) string, size int) bool {
+	if n, err := strconv.Atoi(getenv("MPI_LOCALNRANKS")); err == nil && n > 0 && n < size {
+		return true
+	}
+	n, err := strconv.Atoi(getenv("SLURM_STEP_NUM_NODES"))
+	return err == nil && n > 1
+}

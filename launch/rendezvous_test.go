@@ -284,3 +284,20 @@ func TestIdentityOrPMI(t *testing.T) {
 	var none *pmiSession
 	none.finish(quiet())
 }
+
+func TestSpansHosts(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		size int
+		want bool
+	}{
+		{map[string]string{"MPI_LOCALNRANKS": "3"}, 3, false},
+		{map[string]string{"MPI_LOCALNRANKS": "2"}, 4, true},
+		{map[string]string{"SLURM_STEP_NUM_NODES": "1"}, 4, false},
+		{map[string]string{"SLURM_STEP_NUM_NODES": "2"}, 4, true},
+		{map[string]string{"MPI_LOCALNRANKS": "x"}, 4, false},
+		{nil, 4, false},
+	} {
+		assert.Equal(t, tc.want, spansHosts(func(k string) string { return tc.env[k] }, tc.size), "%v size %d", tc.env, tc.size)
+	}
+}

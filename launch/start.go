@@ -261,7 +261,7 @@ func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, p
 			return err
 		}
 	}
-	if ip.IsLoopback() && c.Local == 0 && len(unique(nodes)) > 1 {
+	if ip.IsLoopback() && c.Local == 0 && (len(unique(nodes)) > 1 || spansHosts(env.Getenv, p.size)) {
 		log.Warn("copper-launch: this node's address is loopback; nodes on other hosts cannot reach it (set interface)", "from", how)
 	}
 	if port == 0 {

@@ -117,6 +117,7 @@ func TestRealHydra(t *testing.T) {
 			}
 			assert.Equal(t, 3, strings.Count(r.Stdout, "got rank0@127.0.0.1:4000,rank1@127.0.0.1:4001,rank2@127.0.0.1:4002\n"), "%s", r)
 			assert.Empty(t, r.Stderr, "Hydra reports nothing abnormal")
+			assert.NotContains(t, r.Stdout, "BAD TERMINATION", "every rank finalized")
 		})
 	}
 }

@@ -190,7 +190,10 @@ func TestMPIBootstrapThroughPMI(t *testing.T) {
 	for rk := range 3 {
 		assert.Regexp(t, fmt.Sprintf(`rank=%d endpoint=127\.0\.0\.1:\d+ from="interface lo" bootstrap=127\.0\.0\.1:\d+ bootstrap_from="PMI \(PMI_FD=\d+, PMI-1, key copper-bootstrap\)"`, rk), r.Stderr)
 	}
-	// Finalized before exiting: Hydra reports nothing about any rank.
+	// Finalized before exiting: Hydra reports nothing about any rank (a
+	// rank that did PMI init and exits without finalize is a "BAD
+	// TERMINATION" to Hydra, which then kills the others).
+	assert.NotContains(t, r.Stdout, "BAD TERMINATION", "%s", r)
 	assert.NotContains(t, r.Stderr, "[mpiexec@", "%s", r)
 	assert.NotContains(t, r.Stderr, "[proxy:", "%s", r)
 
@@ -245,6 +248,7 @@ func TestMPIPMIPort(t *testing.T) {
 	s := j.run(launchTimeout, mpiexec, "-pmi-port", "-n", "3", launcher(), "stop", "--mount", j.mountTemplate(), "--timeout", "20s")
 	require.Equal(t, 0, s.Code, "mpiexec -pmi-port copper-launch stop: %s", s)
 	assert.NotContains(t, w.Stderr+s.Stderr, "[mpiexec@", "%s\n%s", w, s)
+	assert.NotContains(t, r.Stdout+w.Stdout+s.Stdout, "BAD TERMINATION", "%s\n%s\n%s", r, w, s)
 	j.requireNothingLeft()
 }
 
