@@ -117,13 +117,24 @@ func TestAlternativesRestore(t *testing.T) {
 		install: func(s altSandbox) { s.install("openmpi", "50") },
 		status:  "auto", value: "mpich",
 	}, {
-		name:    "manual MPICH stays manual MPICH when the install switched it",
-		before:  func(s altSandbox) { s.install("mpich", "40"); s.install("other", "60"); s.ua("--set", "mpirun", filepath.Join(s.impl, "mpirun.mpich")) },
-		install: func(s altSandbox) { s.install("openmpi", "50"); s.ua("--set", "mpirun", filepath.Join(s.impl, "mpirun.openmpi")) },
-		status:  "manual", value: "mpich",
+		name: "manual MPICH stays manual MPICH when the install switched it",
+		before: func(s altSandbox) {
+			s.install("mpich", "40")
+			s.install("other", "60")
+			s.ua("--set", "mpirun", filepath.Join(s.impl, "mpirun.mpich"))
+		},
+		install: func(s altSandbox) {
+			s.install("openmpi", "50")
+			s.ua("--set", "mpirun", filepath.Join(s.impl, "mpirun.openmpi"))
+		},
+		status: "manual", value: "mpich",
 	}, {
-		name:    "manual on a lower priority is not turned into auto",
-		before:  func(s altSandbox) { s.install("other", "60"); s.install("mpich", "40"); s.ua("--set", "mpirun", filepath.Join(s.impl, "mpirun.mpich")) },
+		name: "manual on a lower priority is not turned into auto",
+		before: func(s altSandbox) {
+			s.install("other", "60")
+			s.install("mpich", "40")
+			s.ua("--set", "mpirun", filepath.Join(s.impl, "mpirun.mpich"))
+		},
 		install: func(s altSandbox) { s.install("openmpi", "50"); s.ua("--auto", "mpirun") },
 		status:  "manual", value: "mpich",
 	}, {
