@@ -173,6 +173,70 @@ func TestMPI(t *testing.T) {
 	j.requireNothingLeft()
 }
 
+// openMPIRun is Open MPI's launcher by its own name (not `mpirun`, which
+// the machine's alternatives may point at MPICH) with what it needs here:
+// it refuses root without --allow-run-as-root, and 4 ranks on a host with
+// fewer cores need --oversubscribe.
+func openMPIRun(t *testing.T, n int) (string, []string) {
+	t.Helper()
+	mpirun, err := exec.LookPath("mpirun.openmpi")
+	if err != nil {
+		t.Fatalf("mpirun.openmpi not found (%v): run scripts/setup-test-deps.sh (Debian package openmpi-bin)", err)
+	}
+	return mpirun, []string{"--allow-run-as-root", "--oversubscribe", "-n", strconv.Itoa(n)}
+}
+
+// TestOpenMPI runs the launcher under Open MPI's mpirun, which gives each
+// rank PMIX_RANK and OMPI_COMM_WORLD_SIZE and no node list: discover mode
+// is given rank 0's address with --bootstrap.
+func TestOpenMPI(t *testing.T) {
+	mpirun, mpiArgs := openMPIRun(t, 4)
+	j := newJob(t)
+	args := append(append(mpiArgs, launcher()), j.common()...)
+	args = append(args, "--bootstrap", testkit.FreeAddr(t), "--interface", "lo")
+	r := j.run(launchTimeout, mpirun, args...)
+	require.Equal(t, 0, r.Code, "mpirun.openmpi copper-launch: %s", r)
+	require.Len(t, readyPIDs(t, r.Stdout), 4, "%s", r)
+	for rk := range 4 {
+		assert.Contains(t, r.Stderr, fmt.Sprintf("identity\" rank=%d size=4 source=PMIX_RANK/OMPI_COMM_WORLD_SIZE", rk))
+	}
+
+	jobDirs, err := filepath.Glob(filepath.Join(j.logDir, "copper-*"))
+	require.NoError(t, err)
+	require.Len(t, jobDirs, 1, "rank 0 chose one job id for all")
+	entries, err := book.Read(filepath.Join(jobDirs[0], "logs", "copper_address_book.txt"))
+	require.NoError(t, err)
+	require.Len(t, entries, 4)
+
+	mounted := map[string]bool{}
+	for _, m := range j.scratch.Mounts() {
+		mounted[m.Point] = true
+	}
+	for rk := range 4 {
+		assert.True(t, mounted[j.mount(rk)], "rank %d's mount %s is mounted", rk, j.mount(rk))
+		assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(rk), "sub", "hello.txt")), "rank %d", rk)
+	}
+	// stats and wait under Open MPI too: each rank finds its own mount.
+	st := j.run(launchTimeout, mpirun, append(append(mpiArgs, launcher()), "stats", "--json", "--mount", j.mountTemplate())...)
+	require.Equal(t, 0, st.Code, "mpirun.openmpi copper-launch stats: %s", st)
+	ranks := map[int]bool{}
+	dec := json.NewDecoder(strings.NewReader(st.Stdout))
+	for dec.More() {
+		var s nodeStatus
+		require.NoError(t, dec.Decode(&s))
+		assert.True(t, s.Node.TreeReady, "rank %d", s.Node.Rank)
+		assert.Equal(t, j.mount(s.Node.Rank), s.Mount)
+		ranks[s.Node.Rank] = true
+	}
+	assert.Len(t, ranks, 4, "one status per rank: %s", st.Stdout)
+	w := j.run(launchTimeout, mpirun, append(append(mpiArgs, launcher()), "wait", "--mount", j.mountTemplate(), "--timeout", "20s")...)
+	require.Equal(t, 0, w.Code, "mpirun.openmpi copper-launch wait: %s", w)
+
+	s := j.run(launchTimeout, mpirun, append(append(mpiArgs, launcher()), "stop", "--mount", j.mountTemplate(), "--timeout", "20s")...)
+	require.Equal(t, 0, s.Code, "mpirun.openmpi copper-launch stop: %s", s)
+	j.requireNothingLeft()
+}
+
 // TestMissingRankFailsEveryStartedRank starts two ranks of three: both
 // must give up at the bootstrap timeout, naming the missing rank, having
 // mounted and started nothing.
