@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -506,4 +507,87 @@ func TestKeygenConcurrentProcesses(t *testing.T) {
 	leftovers, err := filepath.Glob(filepath.Join(filepath.Dir(key), ".key.tmp-*"))
 	require.NoError(t, err)
 	assert.Empty(t, leftovers)
+}
+
+// TestWaitFailsFastOnFailedStart: a `copper-launch wait` running beside a
+// start (as the Slurm scripts run it beside `srun ... --foreground &`)
+// returns at once, non-zero, when the start fails, with the reason, and
+// names only log files that exist: in the foreground (whose stderr is the
+// step's output) and daemonized (whose stderr is a file), whether the
+// launcher or copper-node failed.
+func TestWaitFailsFastOnFailedStart(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		foreground bool
+		mountFile  bool   // the mount is a regular file: copper-node fails to mount
+		iface      string // for the all-gather
+		by, reason string
+		logs       []string // log files the message names, relative to the job's logs/
+	}{
+		{name: "foreground launcher", foreground: true, iface: "nosuch0", by: "copper-launch pid", reason: `interface "nosuch0"`},
+		// Its stderr is the step's; its log file (log level 4) exists.
+		{name: "foreground node", foreground: true, mountFile: true, iface: "lo", by: "copper-node pid", reason: "not a directory",
+			logs: []string{"-output.log"}},
+		{name: "daemon node", mountFile: true, iface: "lo", by: "copper-node pid", reason: "not a directory",
+			logs: []string{"-output.log", "-rank0-stderr.log"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := newJob(t)
+			jobID := "wait-" + strings.ReplaceAll(tc.name, " ", "-")
+			if tc.mountFile {
+				require.NoError(t, os.WriteFile(j.mount(0), nil, 0o644))
+			}
+			waited := make(chan testkit.Result, 1)
+			go func() {
+				cmd := exec.Command(launcher(), "wait", "--site", "local", "--mount", j.mountTemplate(), "--rank", "0",
+					"--job-id", jobID, "--timeout", "5m")
+				cmd.Env = j.env()
+				r, _ := testkit.RunBounded(cmd, launchTimeout)
+				waited <- r
+			}()
+			args := append(j.common(), "--rank", "0", "--size", "1", "--job-id", jobID,
+				"--bootstrap", testkit.FreeAddr(t), "--interface", tc.iface)
+			if tc.foreground {
+				args = append(args, "--foreground")
+			}
+			start := j.launch(args...)
+			require.NotEqual(t, 0, start.Code, "the start fails: %s", start)
+
+			w := <-waited
+			require.NotEqual(t, 0, w.Code, "wait: %s", w)
+			require.NotEqual(t, -1, w.Code, "wait returned before its bound, not killed by it: %s", w)
+			assert.Contains(t, w.Stderr, "failed to start: rank 0 on host ")
+			assert.Contains(t, w.Stderr, "job "+jobID+" ("+tc.by)
+			assert.Contains(t, w.Stderr, tc.reason)
+			named := regexp.MustCompile(`/\S+\.log`).FindAllString(w.Stderr, -1)
+			for _, p := range named {
+				assert.FileExists(t, p, "wait names only logs that exist")
+			}
+			require.Len(t, named, len(tc.logs), "%s", w.Stderr)
+			for i, suffix := range tc.logs {
+				assert.True(t, strings.HasSuffix(named[i], suffix), "%s names %s", named[i], suffix)
+				assert.Equal(t, filepath.Join(j.logDir, jobID, "logs"), filepath.Dir(named[i]))
+				b, err := os.ReadFile(named[i])
+				require.NoError(t, err)
+				assert.Contains(t, string(b), tc.reason, "the log named holds the reason")
+			}
+			if !tc.foreground {
+				assert.NotContains(t, w.Stderr, "stderr went to the output", "a daemon's stderr is its file")
+			}
+			if len(tc.logs) == 0 {
+				assert.Contains(t, w.Stderr, "its stderr went to the output of the job step that started it")
+			}
+
+			// Another job's wait on the same mount is not failed by this record.
+			other := j.launch("wait", "--site", "local", "--mount", j.mountTemplate(), "--rank", "0", "--job-id", "another-job", "--timeout", "1s")
+			assert.NotEqual(t, 0, other.Code)
+			assert.Contains(t, other.Stderr, "within the timeout, and none recorded a failure", "%s", other)
+			// The job's stop removes the record.
+			s := j.launch("stop", "--site", "local", "--mount", j.mountTemplate(), "--rank", "0")
+			require.Equal(t, 0, s.Code, "stop: %s", s)
+			again := j.launch("wait", "--site", "local", "--mount", j.mountTemplate(), "--rank", "0", "--job-id", jobID, "--timeout", "1s")
+			assert.Contains(t, again.Stderr, "none recorded a failure", "%s", again)
+			j.requireNothingLeft()
+		})
+	}
 }
