@@ -571,7 +571,7 @@ func TestSubmitExamplesSurviveCommaSplit(t *testing.T) {
 		require.NoError(t, err)
 		for _, m := range lists.FindAllStringSubmatch(string(b), -1) {
 			list := strings.TrimRight(strings.Trim(m[1], "\"'`"), ",.;:)") // prose punctuation
-			if strings.HasPrefix(list, "<") || list == "NAME=VALUE" { // a syntax line, not an example
+			if strings.HasPrefix(list, "<") || list == "NAME=VALUE" {      // a syntax line, not an example
 				continue
 			}
 			found++
