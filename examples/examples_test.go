@@ -556,8 +556,8 @@ func writeFile(t *testing.T, path, text string, perm os.FileMode) {
 // TestSubmitExamplesSurviveCommaSplit: sbatch --export and qsub -v split
 // their list at every comma, so a value holding one arrives cut
 // (CPU_BIND=map_cpu:0,1 arrives as map_cpu:0, and "1" is taken for a
-// variable name). Every such example in the READMEs and the scripts must
-// split into whole NAME or NAME=VALUE items.
+// variable name). Every such example in the READMEs' code blocks and in
+// the scripts must split into whole NAME or NAME=VALUE items.
 func TestSubmitExamplesSurviveCommaSplit(t *testing.T) {
 	files := []string{"README.md", "../README.md"}
 	for _, s := range scripts {
@@ -569,7 +569,11 @@ func TestSubmitExamplesSurviveCommaSplit(t *testing.T) {
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
-		for _, m := range lists.FindAllStringSubmatch(string(b), -1) {
+		text := string(b)
+		if strings.HasSuffix(f, ".md") {
+			text = codeBlocks(text) // the prose shows what not to do
+		}
+		for _, m := range lists.FindAllStringSubmatch(text, -1) {
 			list := strings.TrimRight(strings.Trim(m[1], "\"'`"), ",.;:)") // prose punctuation
 			if strings.HasPrefix(list, "<") || list == "NAME=VALUE" {      // a syntax line, not an example
 				continue
@@ -583,4 +587,20 @@ func TestSubmitExamplesSurviveCommaSplit(t *testing.T) {
 	assert.NotZero(t, found, "the READMEs show submissions with settings")
 	// The check itself: the friction's example is caught.
 	assert.NotRegexp(t, item, strings.Split("CPU_BIND=map_cpu:0,1", ",")[1])
+}
+
+// codeBlocks is the text of a markdown file's fenced code blocks.
+func codeBlocks(md string) string {
+	var b strings.Builder
+	in := false
+	for line := range strings.SplitSeq(md, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			in = !in
+			continue
+		}
+		if in {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
 }
