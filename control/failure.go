@@ -138,7 +138,7 @@ func (f StartFailure) Message() string {
 	if len(f.Logs) > 0 {
 		fmt.Fprintf(&b, "; more in %s", strings.Join(f.Logs, " and "))
 	} else {
-		b.WriteString("; it wrote no log file (it failed before opening one)")
+		b.WriteString("; no log file was recorded for it")
 	}
 	if !slices.ContainsFunc(f.Logs, func(p string) bool { return strings.HasSuffix(p, "-stderr.log") }) {
 		// Not daemonized (or not yet): its stderr is its caller's.

@@ -40,7 +40,7 @@ func TestStartFailureRecord(t *testing.T) {
 	f, _, err = ReadStartFailure(mount)
 	require.NoError(t, err)
 	assert.Empty(t, f.Logs)
-	assert.Contains(t, f.Message(), "it wrote no log file")
+	assert.Contains(t, f.Message(), "no log file was recorded for it")
 	assert.Contains(t, f.Message(), "its stderr went to the output of the job step that started it")
 
 	require.NoError(t, ClearStartFailure(mount))

@@ -151,8 +151,11 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		// that left no record (a crash before it knew its mount, a bad
 		// command line, an interrupted start) is recorded here.
 		if _, ok, _ := ctl.ReadStartFailure(p.mount); !ok {
-			recordFailure(p.mount, jobID, id.Rank, env.Hostname,
-				fmt.Errorf("the node did not start (%s, status %d): its reason is in the output of the step that ran copper-launch", nodeBin, code), log)
+			why := fmt.Errorf("the node did not start (%s, status %d): its reason is in the output of the step that ran copper-launch", nodeBin, code)
+			if ctx.Err() != nil {
+				why = fmt.Errorf("interrupted before the node was ready: %v", context.Cause(ctx))
+			}
+			recordFailure(p.mount, jobID, id.Rank, env.Hostname, why, log)
 		}
 	}
 	return code

@@ -591,3 +591,26 @@ func TestWaitFailsFastOnFailedStart(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalFailedStartEndsEveryWait: when one rank of --local N fails,
+// the launch stops the ranks that did start; a wait for any of the N
+// mounts then returns at once, naming the rank that failed, instead of
+// waiting out its timeout for nodes that were stopped.
+func TestLocalFailedStartEndsEveryWait(t *testing.T) {
+	j := newJob(t)
+	require.NoError(t, os.WriteFile(j.mount(1), nil, 0o644)) // rank 1 cannot mount
+	r := j.launch(append(j.common(), "--local", "3", "--job-id", "local3")...)
+	require.NotEqual(t, 0, r.Code, "launch: %s", r)
+	assert.Contains(t, r.Stderr, "failed: rank 1")
+
+	w := j.launch("wait", "--site", "local", "--mount", j.mountTemplate(), "--local", "3", "--job-id", "local3", "--timeout", "5m")
+	require.NotEqual(t, 0, w.Code, "wait: %s", w)
+	require.NotEqual(t, -1, w.Code, "wait returned before its bound: %s", w)
+	assert.Contains(t, w.Stderr, "rank 1 on host ")
+	assert.Contains(t, w.Stderr, "not a directory")
+	for _, rk := range []int{0, 2} {
+		assert.Contains(t, w.Stderr, fmt.Sprintf("rank %d on host ", rk))
+	}
+	assert.Equal(t, 2, strings.Count(w.Stderr, "stopped because the --local 3 start failed at rank 1"), "%s", w.Stderr)
+	j.requireNothingLeft()
+}
