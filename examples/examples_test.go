@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,6 +140,20 @@ func extraCases(s script) []runCase {
 				assert.NotContains(t, out, "<host>", "no file pattern that may not exist")
 				assert.NotContains(t, out, "import torch on", "nothing runs after a failed start")
 				assert.Contains(t, out, "copper: stopping", "the EXIT trap stops what did start")
+			},
+		})
+	}
+	if s.copper && s.site == "frontier" {
+		// The copper step dies before any node started (srun refused it):
+		// no node will ever fail a wait, so the script watches the step.
+		cases = append(cases, runCase{
+			name: "copper step dies",
+			env:  map[string]string{"STUB_FAIL": "start", "STUB_WAIT_HANG": "1"},
+			fail: true,
+			output: func(t *testing.T, sb sandbox, out string) {
+				assert.Contains(t, out, "copper: the copper step ended (status 1) before every node was ready")
+				assert.Contains(t, out, "copper: startup failed")
+				assert.NotContains(t, out, "import torch on")
 			},
 		})
 	}
@@ -463,6 +478,8 @@ SLURM_PROCID=0 exec "$@"
 	stub("copper-launch", `cmd=$1
 case $cmd in -*) cmd=start ;; esac
 if [ "$cmd" = "${STUB_FAIL:-}" ]; then echo "stub: copper-launch $cmd failed" >&2; exit 1; fi
+# STUB_WAIT_HANG=1: wait never returns, as for a node whose start never ran.
+if [ "$cmd" = wait ] && [ -n "${STUB_WAIT_HANG:-}" ]; then exec sleep 300; fi
 `)
 	stub("copper-report", "")
 	writeFile(t, filepath.Join(sb.stubs, "module"), "#!/bin/sh\n", 0o755)
@@ -516,6 +533,11 @@ func (sb sandbox) run(t *testing.T, s script, extra map[string]string, fail bool
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", script)
 	cmd.Dir, cmd.Env = sb.work, list
+	// At the bound, the script and every stub it left running go (a
+	// hanging stub must not hold the output open past it).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if fail {
 		var exit *exec.ExitError
