@@ -130,19 +130,15 @@ func serve(args []string) int {
 		return 1
 	}
 	defer lock.Close() // after the node has stopped and unmounted
-	if !a.foreground && report == nil {
-		// A record an earlier start left is not this start's.
+	if report == nil { // not the daemon, whose starter has done it
+		// A start-failure record an earlier start left is not this start's.
 		if err := clearFailure(a); err != nil {
 			fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
 			return 1
 		}
-		return daemonize(a, lock)
 	}
-	if report == nil { // foreground; a daemon's starter cleared it
-		if err := clearFailure(a); err != nil {
-			fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
-			return 1
-		}
+	if !a.foreground && report == nil {
+		return daemonize(a, lock)
 	}
 	if err := runNode(a, report, lock); err != nil {
 		fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
