@@ -13,10 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,7 +73,7 @@ func TestScriptsParse(t *testing.T) {
 func TestScriptsShellcheck(t *testing.T) {
 	sc, err := exec.LookPath("shellcheck")
 	if err != nil {
-		t.Skip("shellcheck not installed (apt-get install shellcheck)")
+		t.Fatalf("shellcheck not installed (%v): run scripts/setup-test-deps.sh (Debian package shellcheck)", err)
 	}
 	for _, s := range scripts {
 		t.Run(s.path, func(t *testing.T) {
@@ -101,14 +103,95 @@ func parseLaunch(args []string) (launch.Command, error) {
 type runCase struct {
 	name string
 	env  map[string]string // on top of the sandbox's
+	fail bool              // the script must exit non-zero (and skip the common checks)
 	// check looks at the parsed copper-launch calls and the other stubs' calls.
 	check func(t *testing.T, sb sandbox, launches []launch.Command, calls []call)
+	// output looks at the script's output.
+	output func(t *testing.T, sb sandbox, out string)
+}
+
+// extraCases are the runs beyond the defaults: each setting given by the
+// environment reaches what the script runs.
+func extraCases(s script) []runCase {
+	var cases []runCase
+	if s.copper {
+		cases = append(cases, runCase{
+			name: "interface",
+			env:  map[string]string{"COPPER_INTERFACE": "hsn7"},
+			check: func(t *testing.T, sb sandbox, launches []launch.Command, calls []call) {
+				start := launches[slices.IndexFunc(launches, func(c launch.Command) bool { return c.Name == "start" })]
+				assert.Equal(t, "hsn7", start.Settings.Interface, "COPPER_INTERFACE reaches the start")
+			},
+		})
+		// A start that fails: the script stops at once, says so, and
+		// names no file that does not exist.
+		failing := "start"
+		if s.site == "frontier" {
+			failing = "wait"
+		}
+		cases = append(cases, runCase{
+			name: "failed start",
+			env:  map[string]string{"STUB_FAIL": failing},
+			fail: true,
+			output: func(t *testing.T, sb sandbox, out string) {
+				assert.Contains(t, out, "stub: copper-launch "+failing+" failed")
+				assert.Contains(t, out, "copper: startup failed")
+				assert.Contains(t, out, "no "+filepath.Join(sb.jobDir(s.site), "logs")+": the start failed before any node wrote a file")
+				assert.NotContains(t, out, "<host>", "no file pattern that may not exist")
+				assert.NotContains(t, out, "import torch on", "nothing runs after a failed start")
+				assert.Contains(t, out, "copper: stopping", "the EXIT trap stops what did start")
+			},
+		})
+	}
+	if s.copper && s.site == "frontier" {
+		// The copper step dies before any node started (srun refused it):
+		// no node will ever fail a wait, so the script watches the step.
+		cases = append(cases, runCase{
+			name: "copper step dies",
+			env:  map[string]string{"STUB_FAIL": "start", "STUB_WAIT_HANG": "1"},
+			fail: true,
+			output: func(t *testing.T, sb sandbox, out string) {
+				assert.Contains(t, out, "copper: the copper step ended (status 1) before every node was ready")
+				assert.Contains(t, out, "copper: startup failed")
+				assert.NotContains(t, out, "import torch on")
+			},
+		})
+	}
+	if s.site == "aurora" {
+		// The baseline and the copper run import the same tree, SITE_PACKAGES,
+		// whatever the module's PYTHONPATH says.
+		cases = append(cases, runCase{
+			name: "site packages",
+			env:  map[string]string{"SITE_PACKAGES": "OTHER"},
+			output: func(t *testing.T, sb sandbox, out string) {
+				want := sb.otherSitePackages + "/torch/__init__.py"
+				if s.copper {
+					want = sb.mount + want
+				}
+				assert.Contains(t, out, "rank 0 imported "+want)
+			},
+		})
+	}
+	if s.site == "frontier" {
+		// A list written with ':' survives sbatch --export; one with commas
+		// from the environment is kept as it is.
+		for name, bind := range map[string]string{"colons": "map_cpu:3:5:7:9:11:13:15:17", "commas": "map_cpu:3,5,7,9,11,13,15,17"} {
+			cases = append(cases, runCase{
+				name: "CPU_BIND with " + name,
+				env:  map[string]string{"CPU_BIND": bind},
+				check: func(t *testing.T, sb sandbox, launches []launch.Command, calls []call) {
+					assert.Contains(t, appLaunch(t, calls).args, "--cpu-bind=map_cpu:3,5,7,9,11,13,15,17")
+				},
+			})
+		}
+	}
+	return cases
 }
 
 func TestScriptsRun(t *testing.T) {
 	python := realPython(t)
 	for _, s := range scripts {
-		cases := []runCase{{name: "defaults"}}
+		cases := append([]runCase{{name: "defaults"}}, extraCases(s)...)
 		if s.copper {
 			cases = append(cases, runCase{
 				name: "diagnosing",
@@ -132,9 +215,18 @@ func TestScriptsRun(t *testing.T) {
 		for _, rc := range cases {
 			t.Run(s.path+"/"+rc.name, func(t *testing.T) {
 				sb := newSandbox(t, python)
-				out := sb.run(t, s, rc.env)
+				if rc.env["SITE_PACKAGES"] == "OTHER" {
+					rc.env = map[string]string{"SITE_PACKAGES": sb.otherSitePackages}
+				}
+				out := sb.run(t, s, rc.env, rc.fail)
 				calls := sb.calls(t)
 				launches := parseLaunches(t, calls)
+				if rc.output != nil {
+					rc.output(t, sb, out)
+				}
+				if rc.fail {
+					return
+				}
 
 				// The application: every rank's cores are off copper's
 				// service cores, one core list per rank.
@@ -167,12 +259,27 @@ func TestScriptsRun(t *testing.T) {
 				start := launches[slices.Index(names, "start")]
 				assert.Equal(t, sb.logDir, start.Settings.LogDir)
 				assert.Equal(t, filepath.Base(sb.jobDir(s.site)), start.Settings.JobID)
+				if rc.env["COPPER_INTERFACE"] == "" {
+					assert.NotContains(t, start.Args, "--interface", "the site's interface unless one is given")
+					assert.Equal(t, site.Interface, start.Settings.Interface)
+				}
 				if s.site == "frontier" {
 					assert.True(t, start.Foreground, "the Slurm start runs in the foreground of a background step")
 					assert.Contains(t, names, "wait", "and is waited for")
+					wait := launches[slices.Index(names, "wait")]
+					assert.Equal(t, filepath.Base(sb.jobDir(s.site)), wait.Settings.JobID, "the wait names its job: another job's failure record is not its own")
+					i := slices.IndexFunc(calls, func(c call) bool { return c.prog == "srun" && slices.Contains(c.args, "wait") })
+					require.GreaterOrEqual(t, i, 0, "an srun runs copper-launch wait")
+					assert.Contains(t, calls[i].args, "--kill-on-bad-exit=1", "one node's failed wait ends the step")
 				} else {
 					assert.False(t, start.Foreground, "the PBS start returns once the tree is ready")
 					assert.Equal(t, "start", names[0])
+					// The launcher pins itself to the service cores: PALS must not bind it.
+					startStep := calls[slices.IndexFunc(calls, func(c call) bool {
+						return c.prog == "mpiexec" && slices.ContainsFunc(c.args, func(a string) bool { return strings.HasSuffix(a, "/copper-launch") }) &&
+							slices.Contains(c.args, "--site") && !slices.Contains(c.args, "stop")
+					})]
+					assert.Equal(t, "none", argAfter(startStep.args, "--cpu-bind"), "mpiexec %q", startStep.args)
 				}
 				if rc.check != nil {
 					rc.check(t, sb, launches, calls)
@@ -232,6 +339,14 @@ func appLaunch(t *testing.T, calls []call) call {
 		require.Equal(t, apps[0].args, a.args)
 	}
 	return apps[0]
+}
+
+// argAfter is the argument after flag, "" if none.
+func argAfter(args []string, flag string) string {
+	if i := slices.Index(args, flag); i >= 0 && i+1 < len(args) {
+		return args[i+1]
+	}
+	return ""
 }
 
 func isPython(arg string) bool { return arg == "python" || arg == "python3" }
@@ -296,6 +411,7 @@ type sandbox struct {
 	dir, stubs, log, work    string
 	lustre, mount, logDir    string
 	sitePackages, condaEnv   string
+	otherSitePackages        string // a second torch tree, for SITE_PACKAGES
 	nodefile, home, origPath string
 }
 
@@ -316,6 +432,7 @@ func newSandbox(t *testing.T, python string) sandbox {
 	}
 	sb.sitePackages = filepath.Join(sb.lustre, "frameworks", "site-packages")
 	sb.condaEnv = filepath.Join(sb.lustre, "envs", "torch")
+	sb.otherSitePackages = filepath.Join(sb.lustre, "mine", "site-packages")
 	for _, d := range []string{sb.stubs, sb.log, sb.work, sb.home, filepath.Dir(sb.mount + sb.lustre)} {
 		require.NoError(t, os.MkdirAll(d, 0o755))
 	}
@@ -323,6 +440,7 @@ func newSandbox(t *testing.T, python string) sandbox {
 	require.NoError(t, os.Symlink(sb.lustre, sb.mount+sb.lustre))
 	writeFile(t, sb.nodefile, "x1000c0s0b0n0\nx1000c0s0b0n1\n", 0o644)
 	writeFile(t, filepath.Join(sb.sitePackages, "torch", "__init__.py"), "", 0o644)
+	writeFile(t, filepath.Join(sb.otherSitePackages, "torch", "__init__.py"), "", 0o644)
 	writeFile(t, filepath.Join(sb.condaEnv, "lib", "site-packages", "torch", "__init__.py"), "", 0o644)
 	// A conda environment's python finds its site-packages from where it
 	// was run, so through the mount when activated through it.
@@ -356,7 +474,13 @@ PMI_RANK=0 PMI_SIZE=1 exec "$@"
 done
 SLURM_PROCID=0 exec "$@"
 `)
-	stub("copper-launch", "")
+	// STUB_FAIL=CMD makes that copper-launch command fail (start: no command word).
+	stub("copper-launch", `cmd=$1
+case $cmd in -*) cmd=start ;; esac
+if [ "$cmd" = "${STUB_FAIL:-}" ]; then echo "stub: copper-launch $cmd failed" >&2; exit 1; fi
+# STUB_WAIT_HANG=1: wait never returns, as for a node whose start never ran.
+if [ "$cmd" = wait ] && [ -n "${STUB_WAIT_HANG:-}" ]; then exec sleep 300; fi
+`)
 	stub("copper-report", "")
 	writeFile(t, filepath.Join(sb.stubs, "module"), "#!/bin/sh\n", 0o755)
 	// `source activate ENV` finds this in PATH, as it finds conda's.
@@ -372,8 +496,9 @@ func (sb sandbox) jobDir(site string) string {
 	return filepath.Join(sb.logDir, "4343")
 }
 
-// run runs the script in the sandbox and returns its output.
-func (sb sandbox) run(t *testing.T, s script, extra map[string]string) string {
+// run runs the script in the sandbox and returns its output; it must
+// succeed, or with fail, exit non-zero.
+func (sb sandbox) run(t *testing.T, s script, extra map[string]string, fail bool) string {
 	t.Helper()
 	env := map[string]string{
 		"PATH":             sb.stubs + ":" + sb.origPath,
@@ -408,8 +533,19 @@ func (sb sandbox) run(t *testing.T, s script, extra map[string]string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", script)
 	cmd.Dir, cmd.Env = sb.work, list
+	// At the bound, the script and every stub it left running go (a
+	// hanging stub must not hold the output open past it).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s:\n%s", s.path, out)
+	if fail {
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%s must fail:\n%s", s.path, out)
+		require.NoError(t, ctx.Err(), "%s must fail at once, not time out", s.path)
+	} else {
+		require.NoError(t, err, "%s:\n%s", s.path, out)
+	}
 	return string(out)
 }
 
@@ -437,4 +573,56 @@ func writeFile(t *testing.T, path, text string, perm os.FileMode) {
 	t.Helper()
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(t, os.WriteFile(path, []byte(text), perm))
+}
+
+// TestSubmitExamplesSurviveCommaSplit: sbatch --export and qsub -v split
+// their list at every comma, so a value holding one arrives cut
+// (CPU_BIND=map_cpu:0,1 arrives as map_cpu:0, and "1" is taken for a
+// variable name). Every such example in the READMEs' code blocks and in
+// the scripts must split into whole NAME or NAME=VALUE items.
+func TestSubmitExamplesSurviveCommaSplit(t *testing.T) {
+	files := []string{"README.md", "../README.md"}
+	for _, s := range scripts {
+		files = append(files, s.path)
+	}
+	lists := regexp.MustCompile(`(?:--export=|qsub -v )(\S+)`)
+	item := regexp.MustCompile(`^(ALL|NONE|[A-Za-z_][A-Za-z0-9_]*(=.*)?)$`)
+	found := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		text := string(b)
+		if strings.HasSuffix(f, ".md") {
+			text = codeBlocks(text) // the prose shows what not to do
+		}
+		for _, m := range lists.FindAllStringSubmatch(text, -1) {
+			list := strings.TrimRight(strings.Trim(m[1], "\"'`"), ",.;:)") // prose punctuation
+			if strings.HasPrefix(list, "<") || list == "NAME=VALUE" {      // a syntax line, not an example
+				continue
+			}
+			found++
+			for part := range strings.SplitSeq(list, ",") {
+				assert.Regexp(t, item, part, "%s: %q splits at its commas into %q, not a NAME or NAME=VALUE", f, m[0], part)
+			}
+		}
+	}
+	assert.NotZero(t, found, "the READMEs show submissions with settings")
+	// The check itself: the friction's example is caught.
+	assert.NotRegexp(t, item, strings.Split("CPU_BIND=map_cpu:0,1", ",")[1])
+}
+
+// codeBlocks is the text of a markdown file's fenced code blocks.
+func codeBlocks(md string) string {
+	var b strings.Builder
+	in := false
+	for line := range strings.SplitSeq(md, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			in = !in
+			continue
+		}
+		if in {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
 }

@@ -250,12 +250,14 @@ const Usage = `copper-launch: start copper, one launcher per node of a job.
       its parent is, so when the MPI launch returns the whole tree can serve.
   copper-launch --local N [flags]
       Run N nodes on this host without MPI (mount must contain {rank}).
-  copper-launch wait  [--site S] [--mount DIR] [--rank R | --local N] [--timeout D] [--prefetched]
+  copper-launch wait  [--site S] [--mount DIR] [--rank R | --local N] [--job-id ID] [--timeout D] [--prefetched]
   copper-launch stop  [--site S] [--mount DIR] [--rank R | --local N] [--timeout D]
   copper-launch stats [--site S] [--mount DIR] [--rank R | --local N] [--json]
       Block until the node is tree-ready / stop it and unmount / show its
       cache. The mount is resolved as for start; {rank} needs --rank, the MPI
-      environment, or --local N (all N ranks).
+      environment, or --local N (all N ranks). wait returns at once, non-zero,
+      with the reason and the logs that exist, when the start failed (a record
+      of job ID, default the batch system's, or of no job).
   copper-launch keygen [--site S] [--key-file F]
       Create the job key (key_file, default ~/.copper/key) if it does not
       exist, or check the one that does. start creates it too when missing.

@@ -13,6 +13,7 @@ import (
 
 	ctl "github.com/hpc-copper/copper/control"
 	cfuse "github.com/hpc-copper/copper/fuse"
+	"github.com/hpc-copper/copper/rank"
 )
 
 // rankMount is one node's mount on this host.
@@ -87,6 +88,11 @@ func controlNodes(ctx context.Context, c Command, env Env, log *slog.Logger) int
 		wg.Go(func() {
 			if c.Name == "wait" {
 				args := []string{"wait", "--mount", m.mount, "--timeout", timeout}
+				// A start that failed leaves a record naming its job: one left
+				// by another job on this mount does not fail this wait.
+				if jobID := jobIDOf(c, env.Getenv); jobID != "" {
+					args = append(args, "--job-id", jobID)
+				}
 				if c.Prefetched {
 					args = append(args, "--prefetched")
 				}
@@ -115,8 +121,14 @@ func controlNodes(ctx context.Context, c Command, env Env, log *slog.Logger) int
 // itself): then any node serving mount is the caller's own.
 func stopMount(ctx context.Context, mount string, ownLock bool, env Env, log *slog.Logger) error {
 	stopped, err := stopNode(ctx, mount, ownLock)
-	if err != nil || stopped {
+	if err != nil {
 		return err
+	}
+	if stopped {
+		if ownLock { // a failed launch winding down keeps its record for wait
+			return nil
+		}
+		return ctl.ClearStartFailure(mount)
 	}
 	if !ownLock {
 		// No socket answers, yet something may hold the mount: a start in
@@ -129,6 +141,10 @@ func stopMount(ctx context.Context, mount string, ownLock bool, env Env, log *sl
 		}
 	}
 	cleaned, err := cfuse.CleanStale(mount, log)
+	if err == nil && !ownLock {
+		// The job is done with the mount: a failed start's record goes too.
+		err = ctl.ClearStartFailure(mount)
+	}
 	switch {
 	case errors.Is(err, cfuse.ErrLiveMount):
 		return fmt.Errorf("a FUSE mount at %s still answers but no copper node's control socket was found (another XDG_RUNTIME_DIR?): %w", mount, err)
@@ -194,6 +210,15 @@ func privateFilesOf(pid int) privateFiles {
 		}
 	}
 	return p
+}
+
+// jobIDOf is the job a command acts for: --job-id, else the batch
+// system's.
+func jobIDOf(c Command, getenv func(string) string) string {
+	if c.Settings.JobID != "" {
+		return c.Settings.JobID
+	}
+	return rank.JobID(getenv)
 }
 
 // runTool runs a copper-node control command with the launcher's output.

@@ -134,6 +134,17 @@ func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	if err := stopOwn(context.WithoutCancel(ctx), mounts, c, env, log); err != nil {
 		fmt.Fprintf(env.Stderr, "copper-launch: --local %d: stopping after the failure also failed: %v\n", n, err)
 	}
+	// A wait for a rank that was stopped or interrupted here must not wait
+	// out its timeout either: its record names the rank that failed. (The
+	// mounts are still claimed by this launch: the records are its own.)
+	if !c.DryRun {
+		for r, m := range mounts {
+			if !slices.Contains(first, strconv.Itoa(r)) {
+				recordFailure(m, jobID, r, env.Hostname,
+					fmt.Errorf("stopped because the --local %d start failed at rank %s", n, strings.Join(first, ",")), log)
+			}
+		}
+	}
 	return exitFail
 }
 

@@ -61,20 +61,38 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	if err := s.Expand(id.Rank); err != nil {
 		return fail(env.Stderr, id.Rank, err)
 	}
-	if err := backend.CheckTarget(s.Target); err != nil {
+	// From here a failure also leaves a start-failure record, so that a
+	// `copper-launch wait` for this mount (the Slurm scripts run one beside
+	// a --foreground start) returns at once with the reason.
+	jobID := jobIDOf(c, env.Getenv)
+	failed := func(err error) int {
+		if !c.DryRun {
+			recordFailure(s.Mount, jobID, id.Rank, env.Hostname, err, log)
+		}
 		return fail(env.Stderr, id.Rank, err)
+	}
+	if err := backend.CheckTarget(s.Target); err != nil {
+		return failed(err)
 	}
 	var lock *ctl.Lock
 	if !c.DryRun {
+		// Not recorded: the mount is another start's, and so is its record.
 		if lock, err = claimMount(s.Mount); err != nil {
 			return fail(env.Stderr, id.Rank, err)
 		}
 		defer lock.Close() // the node holds its own copy once started
+		// A record an earlier start left is not this start's.
+		if err := ctl.ClearStartFailure(s.Mount); err != nil {
+			return fail(env.Stderr, id.Rank, err)
+		}
 	}
 	p, err := resolve(ctx, c, env, id, early, log)
 	defer p.hold.Release()
+	if p.jobID != "" {
+		jobID = p.jobID
+	}
 	if err != nil {
-		return fail(env.Stderr, id.Rank, err)
+		return failed(err)
 	}
 	if c.DryRun {
 		shown := privateFiles{Book: "<book>", Token: p.tokenFile}
@@ -92,11 +110,11 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		return exitOK
 	}
 	if err := writeJobFiles(p); err != nil {
-		return fail(env.Stderr, id.Rank, err)
+		return failed(err)
 	}
 	files, err := writePrivate(p.jobID, p.rank, p.entries, p.token)
 	if err != nil {
-		return fail(env.Stderr, id.Rank, err)
+		return failed(err)
 	}
 	tokenArg := files.Token // a discover token; "" otherwise
 	if p.tokenFile != "" {
@@ -106,7 +124,7 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	closeInheritedFiles()
 	if err := pinThread(p.cores); err != nil {
 		files.Remove()
-		return fail(env.Stderr, id.Rank, err)
+		return failed(err)
 	}
 	if len(p.cores) > 0 {
 		log.Info("copper-launch: pinned", "service_cores", formatCPUs(p.cores))
@@ -121,15 +139,38 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		fd := int(lock.File().Fd())
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 			files.Remove()
-			return fail(env.Stderr, id.Rank, fmt.Errorf("mount %s: keeping its lock across exec: %w", p.mount, err))
+			return failed(fmt.Errorf("mount %s: keeping its lock across exec: %w", p.mount, err))
 		}
+		// From the exec on, copper-node records its own failure.
 		err := syscall.Exec(nodeBin, argv, ctl.WithLockFD(os.Environ(), fd))
 		files.Remove()
-		return fail(env.Stderr, id.Rank, fmt.Errorf("exec %s: %w", nodeBin, err))
+		return failed(fmt.Errorf("exec %s: %w", nodeBin, err))
 	}
 	code := runNode(ctx, nodeBin, args, p, lock, env, log)
 	files.Remove() // read by the node before it reported ready (or failed)
+	if code != exitOK {
+		// copper-node records the failures it can name (with its log); one
+		// that left no record (a crash before it knew its mount, a bad
+		// command line, an interrupted start) is recorded here.
+		if _, ok, _ := ctl.ReadStartFailure(p.mount); !ok {
+			why := fmt.Errorf("the node did not start (%s, status %d): its reason is in the output of the step that ran copper-launch", nodeBin, code)
+			if ctx.Err() != nil {
+				why = fmt.Errorf("interrupted before the node was ready: %v", context.Cause(ctx))
+			}
+			recordFailure(p.mount, jobID, id.Rank, env.Hostname, why, log)
+		}
+	}
 	return code
+}
+
+// recordFailure leaves mount's start-failure record for `wait`. Failing
+// to write it is only logged: the start has failed already, and says why.
+func recordFailure(mount, jobID string, r int, host string, cause error, log *slog.Logger) {
+	err := ctl.WriteStartFailure(ctl.StartFailure{Mount: mount, JobID: jobID, Rank: r, Host: host,
+		By: "copper-launch", PID: os.Getpid(), Error: strings.TrimSpace(cause.Error())})
+	if err != nil {
+		log.Warn("copper-launch: could not leave the start-failure record for wait", "mount", mount, "err", err)
+	}
 }
 
 // resolve does everything up to starting the node: settings, node list,

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Installs what copper's tests, demo and benchmarks need on a Debian machine:
 # FUSE 3 (fusermount3, /dev/fuse), Python 3 with numpy (a real C extension to
-# import through a mount), MPICH (mpiexec for the launcher tests), strace
-# (the benchmark records an import once to replay it), Lmod and man-db
-# (packaging tests: `module load copper` and `man -w` on a make install).
+# import through a mount), MPICH and Open MPI (the launcher tests run
+# copper-launch under mpiexec.mpich and under mpirun.openmpi), strace (the
+# benchmark records an import once to replay it), Lmod and man-db (packaging
+# tests: `module load copper` and `man -w` on a make install), shellcheck
+# (the example job scripts' test).
 # Idempotent: installs only what is missing.
+#
+# The machine's alternatives are left as they were: Open MPI registers an
+# `mpirun`/`mpiexec` alternative that outranks MPICH's, so every group is
+# saved before the install and restored after it (scripts/alternatives.sh);
+# the tests name each MPI's own command (mpiexec.mpich, mpirun.openmpi).
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 
 need=()
 command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
@@ -13,6 +21,8 @@ if ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then need+=(python3 pyt
 # MPICH by its own name: another MPI's `mpiexec` (Open MPI's alternative) does not count,
 # and the alternatives stay as the machine's owner set them.
 command -v mpiexec.mpich >/dev/null 2>&1 || need+=(mpich)
+command -v mpirun.openmpi >/dev/null 2>&1 || need+=(openmpi-bin)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck) # examples: the job scripts' lint
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v strace >/dev/null 2>&1 || need+=(strace) # bench: records an import once for replay
 [ -r /usr/share/lmod/lmod/init/bash ] || need+=(lmod) # packaging: module use / module load
@@ -25,8 +35,22 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   echo "setup-test-deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  saved=$(mktemp)
+  "$here/alternatives.sh" save "$saved"
+  # Restored whether or not the install succeeded (a half install may have registered some).
+  restore() {
+    local code=$?
+    "$here/alternatives.sh" restore "$saved" || code=1
+    rm -f "$saved"
+    exit "$code"
+  }
+  trap restore EXIT
+  # Another apt on this machine (a shared test host) is waited for, not failed on.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null
+  trap - EXIT
+  "$here/alternatives.sh" restore "$saved"
+  rm -f "$saved"
 fi
 
 if [ ! -c /dev/fuse ]; then

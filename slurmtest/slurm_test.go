@@ -219,6 +219,44 @@ func TestSrunForegroundWaitReadStop(t *testing.T) {
 	require.Empty(t, append(left, tokens...), "book or token copies the foreground nodes left behind")
 }
 
+// TestSrunFailedStartEndsWait is the Slurm job script's failed start, for
+// real: the background --foreground step fails at once (an interface that
+// does not exist), and the wait step beside it returns at once, non-zero,
+// with each rank's reason, instead of waiting out its --timeout (5m here,
+// against a step bound of stepTimeout).
+func TestSrunFailedStartEndsWait(t *testing.T) {
+	requireCluster(t)
+	j := newJob(t)
+	j.writeTarget()
+
+	jobID := j.allocate()
+	step := j.srunArgs(jobID, false)
+	start := j.startBackground(append(step, j.launcher(), "--site", "local", "--target", j.target,
+		"--mount", j.mountTemplate(), "--log-dir", j.logDir, "--interface", "nosuch0",
+		"--bootstrap-port", strconv.Itoa(freePort(t)), "--foreground")...)
+
+	overlap := append(j.srunArgs(jobID, true), "--kill-on-bad-exit=1")
+	wait := j.run(stepTimeout, "srun", append(overlap, j.launcher(), "wait", "--site", "local",
+		"--mount", j.mountTemplate(), "--timeout", "5m")...)
+	require.NotEqual(t, 0, wait.code, "srun copper-launch wait: %s\nstart step: %s", wait, start.snapshot())
+	require.Contains(t, wait.stderr, "failed to start: rank ", "wait: %s", wait)
+	require.Contains(t, wait.stderr, "job "+jobID+" (copper-launch pid", "the record names the Slurm job: %s", wait)
+	require.Contains(t, wait.stderr, `interface "nosuch0"`, "wait: %s", wait)
+
+	res, err := start.wait(exitTimeout)
+	require.NoError(t, err, "the failed --foreground step did not end: %s", res)
+	require.NotEqual(t, 0, res.code, "the --foreground step failed: %s", res)
+
+	// The job's stop removes the records; nothing was started, so nothing is left.
+	stop := j.run(stepTimeout, "srun", append(j.srunArgs(jobID, true), j.launcher(), "stop", "--site", "local",
+		"--mount", j.mountTemplate(), "--timeout", "30s")...)
+	require.Equal(t, 0, stop.code, "srun copper-launch stop: %s", stop)
+	failed, err := filepath.Glob(filepath.Join(j.runtimeDir, "copper", "*.failed"))
+	require.NoError(t, err)
+	require.Empty(t, failed, "start-failure records left after the stop")
+	j.requireNothingLeft()
+}
+
 // TestSrunPMI2Bootstrap: under srun --mpi=pmi2 with no node list in the
 // tasks' environment and no --bootstrap, rank 0 publishes its all-gather
 // address through Slurm's PMI server (the PMI-1 wire over PMI_FD, which

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -170,6 +171,70 @@ func TestMPI(t *testing.T) {
 
 	s := j.run(launchTimeout, mpiexec, "-n", "4", launcher(), "stop", "--mount", j.mountTemplate(), "--timeout", "20s")
 	require.Equal(t, 0, s.Code, "mpiexec copper-launch stop: %s", s)
+	j.requireNothingLeft()
+}
+
+// openMPIRun is Open MPI's launcher by its own name (not `mpirun`, which
+// the machine's alternatives may point at MPICH) with what it needs here:
+// it refuses root without --allow-run-as-root, and 4 ranks on a host with
+// fewer cores need --oversubscribe.
+func openMPIRun(t *testing.T, n int) (string, []string) {
+	t.Helper()
+	mpirun, err := exec.LookPath("mpirun.openmpi")
+	if err != nil {
+		t.Fatalf("mpirun.openmpi not found (%v): run scripts/setup-test-deps.sh (Debian package openmpi-bin)", err)
+	}
+	return mpirun, []string{"--allow-run-as-root", "--oversubscribe", "-n", strconv.Itoa(n)}
+}
+
+// TestOpenMPI runs the launcher under Open MPI's mpirun, which gives each
+// rank PMIX_RANK and OMPI_COMM_WORLD_SIZE and no node list: discover mode
+// is given rank 0's address with --bootstrap.
+func TestOpenMPI(t *testing.T) {
+	mpirun, mpiArgs := openMPIRun(t, 4)
+	j := newJob(t)
+	args := append(append(mpiArgs, launcher()), j.common()...)
+	args = append(args, "--bootstrap", testkit.FreeAddr(t), "--interface", "lo")
+	r := j.run(launchTimeout, mpirun, args...)
+	require.Equal(t, 0, r.Code, "mpirun.openmpi copper-launch: %s", r)
+	require.Len(t, readyPIDs(t, r.Stdout), 4, "%s", r)
+	for rk := range 4 {
+		assert.Contains(t, r.Stderr, fmt.Sprintf("identity\" rank=%d size=4 source=PMIX_RANK/OMPI_COMM_WORLD_SIZE", rk))
+	}
+
+	jobDirs, err := filepath.Glob(filepath.Join(j.logDir, "copper-*"))
+	require.NoError(t, err)
+	require.Len(t, jobDirs, 1, "rank 0 chose one job id for all")
+	entries, err := book.Read(filepath.Join(jobDirs[0], "logs", "copper_address_book.txt"))
+	require.NoError(t, err)
+	require.Len(t, entries, 4)
+
+	mounted := map[string]bool{}
+	for _, m := range j.scratch.Mounts() {
+		mounted[m.Point] = true
+	}
+	for rk := range 4 {
+		assert.True(t, mounted[j.mount(rk)], "rank %d's mount %s is mounted", rk, j.mount(rk))
+		assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(rk), "sub", "hello.txt")), "rank %d", rk)
+	}
+	// stats and wait under Open MPI too: each rank finds its own mount.
+	st := j.run(launchTimeout, mpirun, append(append(mpiArgs, launcher()), "stats", "--json", "--mount", j.mountTemplate())...)
+	require.Equal(t, 0, st.Code, "mpirun.openmpi copper-launch stats: %s", st)
+	ranks := map[int]bool{}
+	dec := json.NewDecoder(strings.NewReader(st.Stdout))
+	for dec.More() {
+		var s nodeStatus
+		require.NoError(t, dec.Decode(&s))
+		assert.True(t, s.Node.TreeReady, "rank %d", s.Node.Rank)
+		assert.Equal(t, j.mount(s.Node.Rank), s.Mount)
+		ranks[s.Node.Rank] = true
+	}
+	assert.Len(t, ranks, 4, "one status per rank: %s", st.Stdout)
+	w := j.run(launchTimeout, mpirun, append(append(mpiArgs, launcher()), "wait", "--mount", j.mountTemplate(), "--timeout", "20s")...)
+	require.Equal(t, 0, w.Code, "mpirun.openmpi copper-launch wait: %s", w)
+
+	s := j.run(launchTimeout, mpirun, append(append(mpiArgs, launcher()), "stop", "--mount", j.mountTemplate(), "--timeout", "20s")...)
+	require.Equal(t, 0, s.Code, "mpirun.openmpi copper-launch stop: %s", s)
 	j.requireNothingLeft()
 }
 
@@ -534,4 +599,110 @@ func TestKeygenConcurrentProcesses(t *testing.T) {
 	leftovers, err := filepath.Glob(filepath.Join(filepath.Dir(key), ".key.tmp-*"))
 	require.NoError(t, err)
 	assert.Empty(t, leftovers)
+}
+
+// TestWaitFailsFastOnFailedStart: a `copper-launch wait` running beside a
+// start (as the Slurm scripts run it beside `srun ... --foreground &`)
+// returns at once, non-zero, when the start fails, with the reason, and
+// names only log files that exist: in the foreground (whose stderr is the
+// step's output) and daemonized (whose stderr is a file), whether the
+// launcher or copper-node failed.
+func TestWaitFailsFastOnFailedStart(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		foreground bool
+		mountFile  bool   // the mount is a regular file: copper-node fails to mount
+		iface      string // for the all-gather
+		by, reason string
+		logs       []string // log files the message names, relative to the job's logs/
+	}{
+		{name: "foreground launcher", foreground: true, iface: "nosuch0", by: "copper-launch pid", reason: `interface "nosuch0"`},
+		// Its stderr is the step's; its log file (log level 4) exists.
+		{name: "foreground node", foreground: true, mountFile: true, iface: "lo", by: "copper-node pid", reason: "not a directory",
+			logs: []string{"-output.log"}},
+		{name: "daemon node", mountFile: true, iface: "lo", by: "copper-node pid", reason: "not a directory",
+			logs: []string{"-output.log", "-rank0-stderr.log"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := newJob(t)
+			jobID := "wait-" + strings.ReplaceAll(tc.name, " ", "-")
+			if tc.mountFile {
+				require.NoError(t, os.WriteFile(j.mount(0), nil, 0o644))
+			}
+			waited := make(chan testkit.Result, 1)
+			go func() {
+				cmd := exec.Command(launcher(), "wait", "--site", "local", "--mount", j.mountTemplate(), "--rank", "0",
+					"--job-id", jobID, "--timeout", "5m")
+				cmd.Env = j.env()
+				r, _ := testkit.RunBounded(cmd, launchTimeout)
+				waited <- r
+			}()
+			args := append(j.common(), "--rank", "0", "--size", "1", "--job-id", jobID,
+				"--bootstrap", testkit.FreeAddr(t), "--interface", tc.iface)
+			if tc.foreground {
+				args = append(args, "--foreground")
+			}
+			start := j.launch(args...)
+			require.NotEqual(t, 0, start.Code, "the start fails: %s", start)
+
+			w := <-waited
+			require.NotEqual(t, 0, w.Code, "wait: %s", w)
+			require.NotEqual(t, -1, w.Code, "wait returned before its bound, not killed by it: %s", w)
+			assert.Contains(t, w.Stderr, "failed to start: rank 0 on host ")
+			assert.Contains(t, w.Stderr, "job "+jobID+" ("+tc.by)
+			assert.Contains(t, w.Stderr, tc.reason)
+			named := regexp.MustCompile(`/\S+\.log`).FindAllString(w.Stderr, -1)
+			for _, p := range named {
+				assert.FileExists(t, p, "wait names only logs that exist")
+			}
+			require.Len(t, named, len(tc.logs), "%s", w.Stderr)
+			for i, suffix := range tc.logs {
+				assert.True(t, strings.HasSuffix(named[i], suffix), "%s names %s", named[i], suffix)
+				assert.Equal(t, filepath.Join(j.logDir, jobID, "logs"), filepath.Dir(named[i]))
+				b, err := os.ReadFile(named[i])
+				require.NoError(t, err)
+				assert.Contains(t, string(b), tc.reason, "the log named holds the reason")
+			}
+			if !tc.foreground {
+				assert.NotContains(t, w.Stderr, "stderr went to the output", "a daemon's stderr is its file")
+			}
+			if len(tc.logs) == 0 {
+				assert.Contains(t, w.Stderr, "its stderr went to the output of the job step that started it")
+			}
+
+			// Another job's wait on the same mount is not failed by this record.
+			other := j.launch("wait", "--site", "local", "--mount", j.mountTemplate(), "--rank", "0", "--job-id", "another-job", "--timeout", "1s")
+			assert.NotEqual(t, 0, other.Code)
+			assert.Contains(t, other.Stderr, "within the timeout, and none recorded a failure", "%s", other)
+			// The job's stop removes the record.
+			s := j.launch("stop", "--site", "local", "--mount", j.mountTemplate(), "--rank", "0")
+			require.Equal(t, 0, s.Code, "stop: %s", s)
+			again := j.launch("wait", "--site", "local", "--mount", j.mountTemplate(), "--rank", "0", "--job-id", jobID, "--timeout", "1s")
+			assert.Contains(t, again.Stderr, "none recorded a failure", "%s", again)
+			j.requireNothingLeft()
+		})
+	}
+}
+
+// TestLocalFailedStartEndsEveryWait: when one rank of --local N fails,
+// the launch stops the ranks that did start; a wait for any of the N
+// mounts then returns at once, naming the rank that failed, instead of
+// waiting out its timeout for nodes that were stopped.
+func TestLocalFailedStartEndsEveryWait(t *testing.T) {
+	j := newJob(t)
+	require.NoError(t, os.WriteFile(j.mount(1), nil, 0o644)) // rank 1 cannot mount
+	r := j.launch(append(j.common(), "--local", "3", "--job-id", "local3")...)
+	require.NotEqual(t, 0, r.Code, "launch: %s", r)
+	assert.Contains(t, r.Stderr, "failed: rank 1")
+
+	w := j.launch("wait", "--site", "local", "--mount", j.mountTemplate(), "--local", "3", "--job-id", "local3", "--timeout", "5m")
+	require.NotEqual(t, 0, w.Code, "wait: %s", w)
+	require.NotEqual(t, -1, w.Code, "wait returned before its bound: %s", w)
+	assert.Contains(t, w.Stderr, "rank 1 on host ")
+	assert.Contains(t, w.Stderr, "not a directory")
+	for _, rk := range []int{0, 2} {
+		assert.Contains(t, w.Stderr, fmt.Sprintf("rank %d on host ", rk))
+	}
+	assert.Equal(t, 2, strings.Count(w.Stderr, "stopped because the --local 3 start failed at rank 1"), "%s", w.Stderr)
+	j.requireNothingLeft()
 }

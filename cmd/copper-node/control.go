@@ -62,6 +62,7 @@ func wait(args []string) error {
 	mount := fs.String("mount", "", "mount directory of the node (required)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	fs.BoolVar(&prefetched, "prefetched", false, "also wait until the node's prefetch has finished, and print its summary")
+	jobID := fs.String("job-id", "", "the job waited for: a failed start's record left by another job on this mount is ignored (default: any)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func wait(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := waitReady(ctx, *mount); err != nil {
+	if err := waitReady(ctx, *mount, *jobID); err != nil {
 		return err
 	}
 	if !prefetched {
@@ -79,16 +80,26 @@ func wait(args []string) error {
 	return waitPrefetched(ctx, *mount, os.Stdout)
 }
 
-func waitReady(ctx context.Context, mount string) error {
-	// The node may not have created its socket yet.
+// waitReady waits until the node serving mount is tree-ready. The node
+// may not have created its socket yet; while no node answers, a start
+// that failed (its record in the runtime directory, for job jobID) ends
+// the wait at once with its reason and the logs that exist.
+func waitReady(ctx context.Context, mount, jobID string) error {
 	for {
 		err := control.Call(ctx, mount, control.Request{Cmd: "wait"}, nil)
 		if err == nil || !errors.Is(err, control.ErrNoNode) {
 			return err
 		}
+		f, failed, ferr := control.ReadStartFailure(mount)
+		if ferr != nil {
+			return ferr
+		}
+		if failed && f.AppliesTo(jobID) {
+			return errors.New(f.Message())
+		}
 		select {
 		case <-ctx.Done():
-			return err
+			return fmt.Errorf("%w; no node started at mount %s within the timeout, and none recorded a failure (is the start step still running?)", err, mount)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -4,7 +4,7 @@
 //
 //	copper-node [serve] --book FILE --rank R [--site NAME|PATH] [--foreground] [settings flags]
 //	copper-node stats --mount DIR [--json]
-//	copper-node wait  --mount DIR [--timeout D] [--prefetched]
+//	copper-node wait  --mount DIR [--timeout D] [--prefetched] [--job-id ID]
 //	copper-node stop  --mount DIR [--timeout D]
 //	copper-node snapshot --mount DIR [--tag T]
 package main
@@ -70,10 +70,12 @@ const usage = `copper-node: one node of copper's read-only cooperative cache.
       Start the node. Without --foreground it daemonizes and returns 0 once the
       mount is up and the node is tree-ready (non-zero with the reason otherwise).
   copper-node stats --mount DIR [--json]   cache tables and counters of the node serving DIR
-  copper-node wait  --mount DIR [--timeout D] [--prefetched]
+  copper-node wait  --mount DIR [--timeout D] [--prefetched] [--job-id ID]
       Block until that node is tree-ready; with --prefetched, also until its
       prefetch (setting prefetch) has finished, then print its summary (exits
       non-zero if the manifest could not be read or the node stopped first).
+      A start on DIR that failed (for job ID, if given) ends the wait at once,
+      printing its reason and the log files that exist.
   copper-node stop  --mount DIR [--timeout D]   stop it cleanly (unmount, exit)
   copper-node snapshot --mount DIR [--tag T]   write profiling/<T>/ and tables/<T>/ in the
       node's job directory now (default tag ioctl-snapshot); prints the directories

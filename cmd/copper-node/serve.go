@@ -130,14 +130,55 @@ func serve(args []string) int {
 		return 1
 	}
 	defer lock.Close() // after the node has stopped and unmounted
+	if report == nil { // not the daemon, whose starter has done it
+		// A start-failure record an earlier start left is not this start's.
+		if err := clearFailure(a); err != nil {
+			fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
+			return 1
+		}
+	}
 	if !a.foreground && report == nil {
 		return daemonize(a, lock)
 	}
 	if err := runNode(a, report, lock); err != nil {
 		fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
+		if !errors.Is(err, errStopped) {
+			logs := []string{a.logFile()}
+			if report != nil {
+				logs = append(logs, a.daemonStderrPath())
+			}
+			recordFailure(a, os.Getpid(), err, logs)
+		}
 		return 1
 	}
 	return 0
+}
+
+// errStopped marks a failure after the node was ready: not a failed start.
+var errStopped = errors.New("node stopped with an error")
+
+// recordFailure leaves the mount's start-failure record, so that a wait
+// for it returns at once naming the reason and the logs (those of logs
+// that exist).
+func recordFailure(a serveArgs, pid int, cause error, logs []string) {
+	s, err := a.expanded()
+	if err != nil {
+		return
+	}
+	host, _ := os.Hostname()
+	err = control.WriteStartFailure(control.StartFailure{Mount: s.Mount, JobID: a.jobID(s), Rank: a.rank,
+		Host: rank.ShortHost(host), By: "copper-node", PID: pid, Error: cause.Error(), Logs: logs})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "copper-node rank %d: could not leave the start-failure record for wait: %v\n", a.rank, err)
+	}
+}
+
+func clearFailure(a serveArgs) error {
+	s, err := a.expanded()
+	if err != nil {
+		return err
+	}
+	return control.ClearStartFailure(s.Mount)
 }
 
 // expanded returns the settings for this rank, for paths the main needs
@@ -154,14 +195,33 @@ func (a serveArgs) jobDirectory(s config.Settings) string {
 	if a.jobDir != "" {
 		return a.jobDir
 	}
-	id := s.JobID
-	if id == "" {
-		id = rank.JobID(os.Getenv)
-	}
+	id := a.jobID(s)
 	if id == "" {
 		id = "local"
 	}
 	return filepath.Join(s.LogDir, id)
+}
+
+// jobID is the node's job: --job-id, else the batch system's.
+func (a serveArgs) jobID(s config.Settings) string {
+	if s.JobID != "" {
+		return s.JobID
+	}
+	return rank.JobID(os.Getenv)
+}
+
+// logFile is this process's log file (log_type file, or a daemon's).
+func (a serveArgs) logFile() string {
+	s, err := a.expanded()
+	if err != nil {
+		return ""
+	}
+	return a.logFileOf(s, os.Getpid())
+}
+
+func (a serveArgs) logFileOf(s config.Settings, pid int) string {
+	host, _ := os.Hostname()
+	return filepath.Join(a.jobDirectory(s), "logs", fmt.Sprintf("%s-%d-output.log", rank.ShortHost(host), pid))
 }
 
 // claimMount takes the mount's lock, or adopts the one handed down by
@@ -202,8 +262,7 @@ func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error)
 	if err := lock.Claim(); err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	logFile := filepath.Join(a.jobDirectory(s), "logs", fmt.Sprintf("%s-%d-output.log", rank.ShortHost(host), os.Getpid()))
+	logFile := a.logFileOf(s, os.Getpid())
 	logType := s.LogType
 	if report != nil && logType != "file" {
 		logType = "file" // a daemon's stdout is gone; keep the lines in the file
@@ -243,7 +302,7 @@ func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error)
 		defer scancel()
 		if serr := svc.Stop(sctx); serr != nil {
 			log.Error("stop", "err", serr)
-			err = errors.Join(err, serr)
+			err = errors.Join(err, fmt.Errorf("%w: %w", errStopped, serr))
 		}
 	}()
 
@@ -341,15 +400,23 @@ func daemonize(a serveArgs, lock *control.Lock) int {
 	errPath, errFile, err := daemonStderr(a)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
+		recordFailure(a, os.Getpid(), err, nil)
 		return 1
 	}
 	defer errFile.Close()
 	cmd.Stderr = errFile
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "copper-node rank %d: start daemon: %v\n", a.rank, err)
+		recordFailure(a, os.Getpid(), fmt.Errorf("start daemon: %w", err), nil)
 		return 1
 	}
 	w.Close()
+	// The daemon records the failures it reports; these are the ones it
+	// cannot (a crash, a hang).
+	daemonLogs := func() []string {
+		s, _ := a.expanded()
+		return []string{errPath, a.logFileOf(s, cmd.Process.Pid)}
+	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
@@ -378,6 +445,7 @@ func daemonize(a serveArgs, lock *control.Lock) int {
 				err := <-exited
 				fmt.Fprintf(os.Stderr, "copper-node rank %d: daemon exited during startup (%v); see %s and the log beside it\n",
 					a.rank, err, errPath)
+				recordFailure(a, cmd.Process.Pid, fmt.Errorf("daemon exited during startup (%v)", err), daemonLogs())
 				return 1
 			case strings.HasPrefix(line, "ready"):
 				fmt.Fprintf(os.Stdout, "copper-node: %s\n", line)
@@ -390,6 +458,7 @@ func daemonize(a serveArgs, lock *control.Lock) int {
 		case <-deadline:
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			fmt.Fprintf(os.Stderr, "copper-node rank %d: not ready after %v; daemon stopped\n", a.rank, budget)
+			recordFailure(a, cmd.Process.Pid, fmt.Errorf("not ready after %v; daemon stopped", budget), daemonLogs())
 			select {
 			case <-exited:
 			case <-time.After(35 * time.Second):
@@ -400,18 +469,27 @@ func daemonize(a serveArgs, lock *control.Lock) int {
 	}
 }
 
-// daemonStderr opens <jobdir>/logs/<host>-rank<R>-stderr.log for the daemon.
-func daemonStderr(a serveArgs) (string, *os.File, error) {
+// daemonStderrPath is <jobdir>/logs/<host>-rank<R>-stderr.log: a daemon's
+// stderr. Only a daemon has one; a foreground node's stderr is its
+// caller's (srun's output).
+func (a serveArgs) daemonStderrPath() string {
 	s, err := a.expanded()
 	if err != nil {
-		return "", nil, err
+		return ""
 	}
 	host, _ := os.Hostname()
-	dir := filepath.Join(a.jobDirectory(s), "logs")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	return filepath.Join(a.jobDirectory(s), "logs", fmt.Sprintf("%s-rank%d-stderr.log", rank.ShortHost(host), a.rank))
+}
+
+// daemonStderr opens the daemon's stderr file.
+func daemonStderr(a serveArgs) (string, *os.File, error) {
+	if _, err := a.expanded(); err != nil {
+		return "", nil, err
+	}
+	path := a.daemonStderrPath()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", nil, fmt.Errorf("log directory: %w", err)
 	}
-	path := filepath.Join(dir, fmt.Sprintf("%s-rank%d-stderr.log", rank.ShortHost(host), a.rank))
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return "", nil, fmt.Errorf("daemon stderr: %w", err)
