@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/hpc-copper/copper/profile/schema"
 )
 
 // FinalSource is the directory every node writes once at shutdown; the
@@ -20,12 +22,13 @@ const clusterDir = "cluster"
 
 // File name suffixes after the per-node prefix "<short hostname>-<pid>".
 const (
-	suffixOperations  = "-profiling_operations.csv"
-	suffixErrors      = "-profiling_errors.csv"
-	suffixMetrics     = "-profiling_aggregate.csv"
-	suffixTopPaths    = "-profiling_top_paths.csv"
-	suffixPathsFull   = "-profiling_paths_full.csv"
-	suffixCacheTables = "-cache_tables.csv"
+	suffixOperations  = "-" + schema.FileOperations
+	suffixErrors      = "-" + schema.FileErrors
+	suffixMetrics     = "-" + schema.FileAggregate
+	suffixTopPaths    = "-" + schema.FileTopPaths
+	suffixPathsFull   = "-" + schema.FilePathsFull
+	suffixLargeFiles  = "-" + schema.FileLargeFiles
+	suffixCacheTables = "-" + schema.FileCacheTables
 )
 
 // NodeProfile is what one node wrote into one profiling directory. A

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/profile"
 )
 
 // parseAny runs the parser of one file kind and reports the row count.
@@ -43,8 +45,8 @@ var parsers = map[string]parserFunc{
 
 const (
 	copper10OpsHeader = "operation,total_calls,cache_hits,cache_misses,negative_results,avg_latency_us,total_latency_s"
-	topHeader         = "category,path,total_events,cache_hits,cache_misses,negative_results,ttl_stores,ttl_serves,ttl_expires,ttl_clears"
-	fullHeader        = "path,getattr,readdir,readlink,read,hits,misses,enoent,result"
+	topHeader         = profile.TopPathsHeader // the writer's
+	fullHeader        = profile.PathsFullHeader
 	opsRow            = "getattr,10,9,1,2,1.500,0.000015,2,0,0,1,0,1.000,2.000,3.000,4.000"
 )
 

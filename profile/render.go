@@ -11,16 +11,19 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/profile/schema"
 )
 
-// Column headers of the files in docs/PROFILING.md.
+// Column headers of the files in docs/PROFILING.md (schema's table).
 const (
-	OperationsHeader  = "operation,total_calls,cache_hits,cache_misses,negative_results,avg_latency_us,total_latency_s,errors,coalesced_waits,forwarded,backend_ops,bytes_served,p50_us,p90_us,p99_us,max_us"
-	ErrorsHeader      = "operation,errno,name,count"
-	AggregateHeader   = "metric,value"
-	TopPathsHeader    = "category,path,total_events,cache_hits,cache_misses,negative_results,ttl_stores,ttl_serves,ttl_expires,ttl_clears"
-	PathsFullHeader   = "path,getattr,readdir,readlink,read,hits,misses,enoent,result"
-	CacheTablesHeader = "table,entries,bytes"
+	OperationsHeader  = schema.OperationsHeader
+	ErrorsHeader      = schema.ErrorsHeader
+	AggregateHeader   = schema.AggregateHeader
+	TopPathsHeader    = schema.TopPathsHeader
+	PathsFullHeader   = schema.PathsFullHeader
+	LargeFilesHeader  = schema.LargeFilesHeader
+	CacheTablesHeader = schema.CacheTablesHeader
 )
 
 // tableNames are the rows of cache_tables.csv, in cache.Stats.Tables
