@@ -57,6 +57,8 @@ type Report struct {
 	PID    int
 	Rank   int
 	Root   bool
+	Target string
+	Mount  string
 	Tag    string
 	Time   time.Time
 	Uptime time.Duration
@@ -71,6 +73,8 @@ type Report struct {
 	Errors        []ErrorRow
 	TTL           TTLCounts
 	IoctlExternal int64
+	IoctlTerminal int64 // terminal ioctls answered ENOTTY, not in Errors
+	Large         LargeReads
 	Ioctls        map[uint32]int64
 	Cache         cache.Stats
 	TopPaths      []CategoryPaths // every category, in file order
@@ -150,6 +154,7 @@ func (c *Collector) Report(tag string) Report {
 	now := c.cfg.Now()
 	r := Report{
 		Host: c.cfg.Host, PID: c.cfg.PID, Rank: c.cfg.Rank, Root: c.cfg.Root, Tag: tag,
+		Target: c.cfg.Target, Mount: c.cfg.Mount,
 		Time: now, Uptime: now.Sub(c.cfg.Started),
 		TopN: c.cfg.TopN, PathsFull: c.cfg.PathsFull, SnapshotInterval: c.cfg.SnapshotInterval,
 		MaxCacheable: c.cfg.MaxCacheable, NegativeTTL: c.cfg.NegativeTTL,
@@ -160,6 +165,7 @@ func (c *Collector) Report(tag string) Report {
 	r.Errors = c.errorRows(r.Ops)
 	c.ioctlMu.Lock()
 	r.IoctlExternal = c.ioctlExternal
+	r.IoctlTerminal = c.ioctlTerminal.Load()
 	r.Ioctls = make(map[uint32]int64, len(c.ioctls))
 	for k, v := range c.ioctls {
 		r.Ioctls[k] = v
@@ -171,6 +177,9 @@ func (c *Collector) Report(tag string) Report {
 			cp.Paths = c.sketches[i].top(c.cfg.TopN)
 		}
 		r.TopPaths = append(r.TopPaths, cp)
+	}
+	if c.cfg.LargeReads != nil {
+		r.Large = c.cfg.LargeReads()
 	}
 	if c.paths != nil {
 		r.FullPaths = c.paths.list()

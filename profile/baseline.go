@@ -108,6 +108,7 @@ func (c *Collector) Reset(p Part) {
 		c.ioctlMu.Lock()
 		clear(c.ioctls)
 		c.ioctlExternal = 0
+		c.ioctlTerminal.Store(0)
 		c.ioctlMu.Unlock()
 	}
 }

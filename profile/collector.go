@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hpc-copper/copper/node"
+	"github.com/hpc-copper/copper/op"
 )
 
 // Config sets up a Collector.
@@ -28,7 +29,9 @@ type Config struct {
 	Host   string // short hostname: <P> = <Host>-<PID>
 	PID    int
 	Rank   int
-	Root   bool // a tree's root (role "root"), else "child"
+	Root   bool   // a tree's root (role "root"), else "child"
+	Target string // host directory at the view's "/", written for copper-report
+	Mount  string // the view's mount point
 
 	TopN             int  // hottest paths kept per category; 0 = none
 	PathsFull        bool // keep every path asked
@@ -45,6 +48,24 @@ type Config struct {
 	Stats func() node.Stats
 	// ClearCache empties the node's cache (ioctl 100 and 1900); nil = no cache.
 	ClearCache func()
+	// LargeReads reads the counters of the files over MaxCacheable read
+	// straight from the host (fuse.Mounted.DirectReads); nil reads zeros.
+	LargeReads func() LargeReads
+}
+
+// LargeFile is one file over max_cacheable_bytes read straight from the
+// host: a row of profiling_large_files.csv.
+type LargeFile struct {
+	Path               string
+	Size, Opens, Bytes int64
+}
+
+// LargeReads are the files over max_cacheable_bytes this node read
+// itself, since it started (the clear commands leave them alone).
+type LargeReads struct {
+	Files, Opens, Bytes int64
+	Dropped             int64       // files counted but not listed (memory bound)
+	List                []LargeFile // by path
 }
 
 // maxErrno bounds the errno array of an operation; Linux errnos are < 134.
@@ -77,6 +98,7 @@ type Collector struct {
 	ioctlMu       sync.Mutex
 	ioctls        map[uint32]int64 // every command seen
 	ioctlExternal int64            // commands Copper 1.0 does not define
+	ioctlTerminal atomic.Int64     // isatty's TCGETS & co., answered ENOTTY by the view
 
 	baseMu sync.Mutex
 	base   nodeCounters // node counters at the last reset of each part
@@ -142,11 +164,16 @@ func (c *Collector) stat(name string) *opStat {
 	return s.(*opStat)
 }
 
-// OnOp counts one FUSE operation (fuse.Options.OnOp).
+// OnOp counts one FUSE operation (fuse.Options.OnOp). An ioctl answered
+// ENOTTY is a terminal request (isatty on every Python open), which the
+// view answers as a tty-less file system must: counted apart, not as an
+// error.
 func (c *Collector) OnOp(name string, errno syscall.Errno, d time.Duration) {
 	s := c.stat(name)
 	s.calls.Add(1)
-	if errno != 0 {
+	if errno == syscall.ENOTTY && name == op.FuseIoctl {
+		c.ioctlTerminal.Add(1)
+	} else if errno != 0 {
 		s.errors.Add(1)
 		if errno == syscall.ENOENT {
 			s.negative.Add(1)

@@ -83,6 +83,7 @@ func (c *Collector) writeReport(r Report) error {
 		{schema.FileErrors, WriteErrors},
 		{schema.FileAggregate, WriteAggregate},
 		{schema.FileTopPaths, WriteTopPaths},
+		{schema.FileLargeFiles, WriteLargeFiles},
 		{schema.FileSummary, WriteSummary},
 	}
 	if r.PathsFull {

@@ -370,7 +370,7 @@ func TestIoctlCommandsThroughMount(t *testing.T) {
 		assert.FileExists(t, out(cmd), "ioctl 2000 writes what %d writes", cmd)
 	}
 	events := csvFile(t, out(profile.IoctlLogIoctlEvents), "command,count")
-	assert.Equal(t, [][]string{{"300", "1"}, {"2000", "1"}, {"4242", "1"}, {"external", "1"}}, events)
+	assert.Equal(t, [][]string{{"300", "1"}, {"2000", "1"}, {"4242", "1"}, {"external", "1"}, {"terminal", "0"}}, events)
 	assert.Equal(t, "1", aggregate(t, p.file(profile.TagIoctl, "profiling_aggregate.csv"))["ioctl_external_count"])
 	md := csvFile(t, out(profile.IoctlMetadataCacheSize), "table,entries,bytes")
 	require.Len(t, md, 1)
