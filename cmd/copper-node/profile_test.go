@@ -142,7 +142,7 @@ func checkComplete(t *testing.T, dir string) (files int) {
 		require.Equal(t, header, strings.Join(recs[0], ","), e.Name())
 		if strings.HasSuffix(e.Name(), "aggregate.csv") {
 			assert.Len(t, recs, 1+len(profile.AggregateRows(profile.Report{})), "%s: every metric row", e.Name())
-			assert.Equal(t, []string{"profile_paths_dropped", "0"}, recs[len(recs)-1], "the last row is there")
+			assert.Equal(t, []string{"large_direct_paths_dropped", "0"}, recs[len(recs)-1], "the last row is there")
 		}
 	}
 	return files
@@ -171,7 +171,7 @@ func TestKilledNodeLeavesReadableSnapshots(t *testing.T) {
 	require.NoError(t, syscall.Kill(d.pid, syscall.SIGKILL))
 	require.Eventually(t, func() bool { return !d.alive() }, 10*time.Second, 20*time.Millisecond, "pid %d survived SIGKILL", d.pid)
 
-	assert.Equal(t, 6, checkComplete(t, snap), "all six profiling files of the runtime snapshot")
+	assert.Equal(t, 7, checkComplete(t, snap), "all seven profiling files of the runtime snapshot")
 	assert.Equal(t, 1, checkComplete(t, filepath.Join(d.jobDir, "tables", profile.TagRuntime)))
 	assert.NoDirExists(t, filepath.Join(d.jobDir, "profiling", profile.TagFinal), "a killed node writes no final outputs")
 	assert.NoDirExists(t, filepath.Join(d.jobDir, "profiling", profile.TagPreDestroy))
