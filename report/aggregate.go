@@ -71,6 +71,9 @@ func (r *AggregateResult) Text() string {
 	fmt.Fprintf(&b, "operations: %d, cache hits: %d, misses: %d (hit rate %s), negative: %d\n",
 		t.Operations, t.CacheHits, t.CacheMisses, percent(t.CacheHits, t.CacheHits+t.CacheMisses), t.NegativeResults)
 	fmt.Fprintf(&b, "measured latency: %s s, forwarded: %d, backend ops: %d\n", seconds(t.LatencyS), t.Forwarded, t.BackendOps)
+	fmt.Fprintf(&b, "read directly from the target (over max_cacheable_bytes, outside the tree): %d files, %d opens, %s\n",
+		t.LargeFiles, t.LargeOpens, humanBytes(t.LargeBytes))
+	fmt.Fprintf(&b, "terminal ioctls (isatty probes answered ENOTTY, not errors): %d\n", t.IoctlTerminal)
 	for _, k := range c.Classes {
 		if k.Name == ClassEnvironmentPrefix {
 			fmt.Fprintf(&b, "environment prefix: %s (%d of %d observed paths)\n", k.Example, k.Paths, c.ObservedPaths)
@@ -129,6 +132,9 @@ func (c *Cluster) summaryMarkdown(sourceDir string, topN int) []byte {
 	fmt.Fprintf(&b, "- Negative results: %s of operations\n", percent(t.NegativeResults, t.Operations))
 	fmt.Fprintf(&b, "- ENOENT TTL serves per store: %s\n", ratio(t.TTLServes, t.TTLStores))
 	fmt.Fprintf(&b, "- Coalesced waits per backend op: %s\n", ratio(t.CoalescedWaits, t.BackendOps))
+	fmt.Fprintf(&b, "- Read directly from the target (files over max_cacheable_bytes, each node on its own): %d files, %d opens, %s\n",
+		t.LargeFiles, t.LargeOpens, humanBytes(t.LargeBytes))
+	fmt.Fprintf(&b, "- Terminal ioctls (isatty probes answered ENOTTY; not errors): %d\n", t.IoctlTerminal)
 	if t.Operations > 0 {
 		fmt.Fprintf(&b, "- Mean measured latency: %s µs per operation\n", micros(t.LatencyS*1e6/float64(t.Operations)))
 	}

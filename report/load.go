@@ -40,6 +40,7 @@ type NodeProfile struct {
 	Errors     []ErrorCount
 	TopPaths   []PathStats
 	PathsFull  []PathUsage // only with profile_paths_full
+	LargeFiles []LargeFile // files read straight from the target
 }
 
 // rank is the node's rank, or -1 when unknown.
@@ -68,7 +69,7 @@ func LoadProfiles(ctx context.Context, jobDir, source string) (*JobProfile, erro
 		return nil, err
 	}
 	dir, files, err := nodeFiles(jobDir, "profiling", source,
-		[]string{suffixOperations, suffixErrors, suffixMetrics, suffixTopPaths, suffixPathsFull})
+		[]string{suffixOperations, suffixErrors, suffixMetrics, suffixTopPaths, suffixPathsFull, suffixLargeFiles})
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +120,8 @@ func readNodeFile(n *NodeProfile, f nodeFile) error {
 		n.TopPaths, err = ParseTopPaths(r, f.path)
 	case suffixPathsFull:
 		n.PathsFull, err = ParsePathsFull(r, f.path)
+	case suffixLargeFiles:
+		n.LargeFiles, err = ParseLargeFiles(r, f.path)
 	}
 	return err
 }

@@ -18,11 +18,15 @@ type Totals struct {
 	Forwarded       uint64
 	BackendOps      uint64
 	BytesServed     uint64
+	LargeFiles      uint64 // large_direct_files, summed: a file read on 4 nodes counts 4
+	LargeOpens      uint64
+	LargeBytes      uint64
 	TTLStores       uint64 // metadata_enoent_ttl_stores
 	TTLServes       uint64
 	TTLExpires      uint64
 	TTLClears       uint64 // metadata_enoent_ttl_clears_on_success_or_non_enoent
 	IoctlExternal   uint64
+	IoctlTerminal   uint64
 	CacheBytes      uint64
 	LatencyS        float64 // total_measured_latency_seconds
 }
@@ -37,25 +41,29 @@ func (t *Totals) countFields() []struct {
 		metric string
 		v      *uint64
 	}{
-		{"total_counted_fuse_operations", &t.Operations},
-		{"total_cache_hits", &t.CacheHits},
-		{"total_cache_misses", &t.CacheMisses},
-		{"total_negative_results", &t.NegativeResults},
-		{"total_coalesced_waits", &t.CoalescedWaits},
-		{"total_forwarded", &t.Forwarded},
-		{"total_backend_ops", &t.BackendOps},
-		{"total_bytes_served", &t.BytesServed},
-		{"metadata_enoent_ttl_stores", &t.TTLStores},
-		{"metadata_enoent_ttl_serves", &t.TTLServes},
-		{"metadata_enoent_ttl_expires", &t.TTLExpires},
-		{"metadata_enoent_ttl_clears_on_success_or_non_enoent", &t.TTLClears},
-		{"ioctl_external_count", &t.IoctlExternal},
-		{"cache_bytes", &t.CacheBytes},
+		{schema.MetricOperations, &t.Operations},
+		{schema.MetricCacheHits, &t.CacheHits},
+		{schema.MetricCacheMisses, &t.CacheMisses},
+		{schema.MetricNegative, &t.NegativeResults},
+		{schema.MetricCoalesced, &t.CoalescedWaits},
+		{schema.MetricForwarded, &t.Forwarded},
+		{schema.MetricBackendOps, &t.BackendOps},
+		{schema.MetricBytesServed, &t.BytesServed},
+		{schema.MetricLargeFiles, &t.LargeFiles},
+		{schema.MetricLargeOpens, &t.LargeOpens},
+		{schema.MetricLargeBytes, &t.LargeBytes},
+		{schema.MetricTTLStores, &t.TTLStores},
+		{schema.MetricTTLServes, &t.TTLServes},
+		{schema.MetricTTLExpires, &t.TTLExpires},
+		{schema.MetricTTLClears, &t.TTLClears},
+		{schema.MetricIoctlExternal, &t.IoctlExternal},
+		{schema.MetricIoctlTerminal, &t.IoctlTerminal},
+		{schema.MetricCacheBytes, &t.CacheBytes},
 	}
 }
 
 // metricPathsDropped counts the paths a node's paths_full left out.
-const metricPathsDropped = "profile_paths_dropped"
+const metricPathsDropped = schema.MetricPathsDropped
 
 // HotPath is a top_paths row summed over the nodes that reported it.
 type HotPath struct {
@@ -98,7 +106,7 @@ func Combine(job *JobProfile) *Cluster {
 			for _, f := range c.Totals.countFields() {
 				*f.v += n.Metrics.Counts[f.metric]
 			}
-			c.Totals.LatencyS += n.Metrics.Seconds["total_measured_latency_seconds"]
+			c.Totals.LatencyS += n.Metrics.Seconds[schema.MetricLatency]
 			if d := n.Metrics.Counts[metricPathsDropped]; d > 0 {
 				c.Warnings = append(c.Warnings, fmt.Sprintf("node %s: paths_full dropped %d paths (memory bound); its path list is incomplete", n.Prefix, d))
 			}

@@ -37,6 +37,10 @@ var parsers = map[string]parserFunc{
 		r, err := ParsePathsFull(strings.NewReader(s), "n-1-profiling_paths_full.csv")
 		return len(r), err
 	},
+	"large_files": func(s string) (int, error) {
+		r, err := ParseLargeFiles(strings.NewReader(s), "n-1-profiling_large_files.csv")
+		return len(r), err
+	},
 	"cache_tables": func(s string) (int, error) {
 		r, err := ParseCacheTables(strings.NewReader(s), "n-1-cache_tables.csv")
 		return len(r), err
@@ -92,6 +96,11 @@ func TestParsers(t *testing.T) {
 		{"top_paths", "quoted path with comma", topHeader + "\ndata,\"/a,b\",3,2,1,0,0,0,0,0\n", 1, nil},
 		{"top_paths", "bad ttl", topHeader + "\nmetadata,/a,3,2,1,0,0,0,0,x\n", 0, []string{":2: column ttl_clears:"}},
 
+		{"large_files", "good", profile.LargeFilesHeader + "\n/bin/app,220200960,4,220200960\n\"/a,b\",1,1,1\n", 2, nil},
+		{"large_files", "header only", profile.LargeFilesHeader + "\n", 0, nil},
+		{"large_files", "relative path", profile.LargeFilesHeader + "\nbin/app,1,1,1\n", 0, []string{"n-1-profiling_large_files.csv:2: column path:", "absolute"}},
+		{"large_files", "bad bytes", profile.LargeFilesHeader + "\n/a,1,1,-5\n", 0, []string{":2: column bytes_read:"}},
+		{"large_files", "renamed column", "path,size,opens,bytes_read\n", 0, []string{":1:", `expected "size_bytes"`}},
 		{"paths_full", "good", fullHeader + "\n/a,1,0,0,0,1,0,0,hit\n/b,1,0,0,0,0,0,1,enoent\n", 2, nil},
 		{"paths_full", "bad result", fullHeader + "\n/a,1,0,0,0,1,0,0,maybe\n", 0, []string{"n-1-profiling_paths_full.csv:2: column result:", `"maybe"`}},
 		{"paths_full", "missing result column", "path,getattr,readdir,readlink,read,hits,misses,enoent\n", 0, []string{":1:", `missing "result"`}},

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/hpc-copper/copper/profile/schema"
 )
 
 // PathsOptions configure Paths.
@@ -18,8 +20,8 @@ type PathsOptions struct {
 	OutputDir string // default <jobDir>/profiling/cluster/paths
 	Source    string // FinalSource (default) or a snapshot tag
 	// Target is the host directory the view's "/" shows (copper's target).
-	// Default: the nodes' "target" metric when they all report the same
-	// one, else "/".
+	// Default: the job's own record of it, the nodes' "target" metric
+	// (they must agree); an error when no node recorded one.
 	Target string
 }
 
@@ -39,11 +41,12 @@ type PathCoverage struct {
 
 // PathsResult is what Paths wrote.
 type PathsResult struct {
-	UsageRoot string
-	Target    string
-	OutputDir string
-	Files     []string
-	Coverage  PathCoverage
+	UsageRoot  string
+	Target     string
+	TargetFrom string // "--target", or the record it came from
+	OutputDir  string
+	Files      []string
+	Coverage   PathCoverage
 }
 
 // Output files of Paths.
@@ -75,9 +78,12 @@ func Paths(ctx context.Context, jobDir string, opts PathsOptions) (*PathsResult,
 	if err != nil {
 		return nil, err
 	}
-	target := opts.Target
+	target, targetFrom := opts.Target, "--target"
 	if target == "" {
-		target = reportedTarget(job.Nodes)
+		if target, err = reportedTarget(job); err != nil {
+			return nil, err
+		}
+		targetFrom = "recorded by the nodes in " + filepath.Join(job.Dir(), "*"+suffixMetrics)
 	}
 	if !filepath.IsAbs(target) {
 		return nil, fmt.Errorf("--target %q: want an absolute host path", target)
@@ -172,7 +178,7 @@ func Paths(ctx context.Context, jobDir string, opts PathsOptions) (*PathsResult,
 		fmt.Fprintf(&rootsText, "%s\t%d\t%d\t%s\n", pathLine(rc.path), rc.observed, rc.total, percent(uint64(rc.observed), uint64(rc.total)))
 	}
 
-	res := &PathsResult{UsageRoot: root, Target: target, OutputDir: out, Coverage: cov}
+	res := &PathsResult{UsageRoot: root, Target: target, TargetFrom: targetFrom, OutputDir: out, Coverage: cov}
 	files, err := writeAll(out, []outputFile{
 		{FileAllPaths, pathList(all)},
 		{FileUsedPaths, pathList(usedList)},
@@ -194,24 +200,29 @@ type rootCount struct {
 	observed, total int // paths at or below it
 }
 
-// reportedTarget is the target the nodes' aggregate files name, if they
-// agree, else "/" (copper's default).
-func reportedTarget(nodes []*NodeProfile) string {
-	target := ""
-	for _, n := range nodes {
+// reportedTarget is the target the job's own records name: the
+// "target" metric of the nodes' aggregate files, which must agree.
+func reportedTarget(job *JobProfile) (string, error) {
+	target, from := "", ""
+	for _, n := range job.Nodes {
 		if n.Metrics == nil {
 			continue
 		}
-		t := n.Metrics.Text["target"]
-		if t == "" || (target != "" && t != target) {
-			return "/"
+		t := n.Metrics.Text[schema.MetricTarget]
+		if t == "" {
+			continue // a node of an older copper, or Copper 1.0
 		}
-		target = t
+		if target != "" && t != target {
+			return "", fmt.Errorf("the nodes' records disagree on the target: %s says %s, %s says %s; pass --target",
+				from, target, n.Prefix+suffixMetrics, t)
+		}
+		target, from = t, n.Prefix+suffixMetrics
 	}
 	if target == "" {
-		return "/"
+		return "", fmt.Errorf("no --target given, and no %s in %s records the target (metric %q, written by copper-node); "+
+			"pass --target, the host directory copper exported", "*"+suffixMetrics, filepath.Join(job.JobDir, job.Dir()), schema.MetricTarget)
 	}
-	return target
+	return target, nil
 }
 
 func within(p, root string) bool {
@@ -297,6 +308,7 @@ func (r *PathsResult) Text() string {
 	c := r.Coverage
 	var b strings.Builder
 	fmt.Fprintf(&b, "summary: %s\n", filepath.Join(r.OutputDir, FilePathsSummary))
+	fmt.Fprintf(&b, "target: %s (%s)\n", r.Target, r.TargetFrom)
 	fmt.Fprintf(&b, "Observed files: %d of %d (%s)\n", c.ObservedFiles, c.Files, percent(uint64(c.ObservedFiles), uint64(c.Files)))
 	fmt.Fprintf(&b, "Observed dirs: %d of %d (%s)\n", c.ObservedDirs, c.Dirs, percent(uint64(c.ObservedDirs), uint64(c.Dirs)))
 	fmt.Fprintf(&b, "missing probes: %d, observed outside the usage root: %d\n", c.MissingProbes, c.OutsideRoot)

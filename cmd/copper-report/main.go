@@ -148,7 +148,7 @@ func paths(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&opts.UsageRoot, "usage-root", "", "host directory to measure usage against, e.g. the conda env (required)")
 	fs.StringVar(&opts.OutputDir, "output-dir", "", "where to write (default <jobdir>/profiling/cluster/paths)")
 	fs.StringVar(&opts.Source, "source", report.FinalSource, "profiling directory to read: final or a snapshot tag")
-	fs.StringVar(&opts.Target, "target", "", `host directory copper exported as the view's "/" (default: as the nodes report, else /)`)
+	fs.StringVar(&opts.Target, "target", "", `host directory copper exported as the view's "/" (default: the "target" the nodes recorded in their profiling_aggregate.csv)`)
 	jobDir, err := parse(fs, args)
 	if err != nil {
 		return err
