@@ -206,7 +206,8 @@ func (c *Collector) Observe(ob node.Observation) {
 				c.cfg.Now().UnixNano(), int64(c.cfg.NegativeTTL))
 		}
 	}
-	if c.paths != nil && !c.paths.add(ob.Op, ob.Path, hit, enoent) && c.warned.CompareAndSwap(false, true) {
+	fetched := ob.Outcome == node.OutcomeMiss && ob.Errno != syscall.EINTR
+	if c.paths != nil && !c.paths.add(ob.Op, ob.Path, hit, enoent, fetched) && c.warned.CompareAndSwap(false, true) {
 		c.log.Warn("profile_paths_full: path list full, further new paths are only counted as dropped",
 			"max_paths", c.cfg.MaxPaths)
 	}

@@ -8,6 +8,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/node"
+	"github.com/hpc-copper/copper/op"
 )
 
 // aggregateOf reads a snapshot's profiling_aggregate.csv as metric → value.
@@ -86,4 +89,40 @@ func TestAggregateCarriesSettingsAndLargeReads(t *testing.T) {
 		{"/bin/app", itoa(210 << 20), "4", itoa(210 << 20)},
 		{"/lib/libtorch_cpu.so", itoa(90 << 20), "1", itoa(90 << 20)},
 	}, rows)
+}
+
+// refetches counts a path's fetches beyond the first per operation: what
+// went upstream (on a root: to the backend) more than once.
+func TestPathsFullRefetches(t *testing.T) {
+	type obs struct {
+		o       op.Op
+		outcome node.Outcome
+		errno   syscall.Errno
+	}
+	miss := func(o op.Op) obs { return obs{o, node.OutcomeMiss, 0} }
+	for _, tc := range []struct {
+		name string
+		seen []obs
+		want int64
+	}{
+		{"fetched once", []obs{miss(op.Getattr), {op.Getattr, node.OutcomeHit, 0}}, 0},
+		{"stat then read: one fetch each", []obs{miss(op.Getattr), miss(op.Read)}, 0},
+		{"stat fetched twice (evicted)", []obs{miss(op.Getattr), {op.Getattr, node.OutcomeHit, 0}, miss(op.Getattr)}, 1},
+		{"ENOENT fetched three times (TTL ran out)", []obs{
+			{op.Getattr, node.OutcomeMiss, syscall.ENOENT}, {op.Getattr, node.OutcomeNegative, syscall.ENOENT},
+			{op.Getattr, node.OutcomeMiss, syscall.ENOENT}, {op.Getattr, node.OutcomeMiss, syscall.ENOENT}}, 2},
+		{"coalesced waits are not fetches", []obs{miss(op.Read), {op.Read, node.OutcomeCoalesced, 0}}, 0},
+		{"an interrupted wait is not a fetch", []obs{miss(op.Read), {op.Read, node.OutcomeMiss, syscall.EINTR}}, 0},
+		{"dirplus and its pages share a slot", []obs{miss(op.DirPlus), miss(op.DirPlusNext)}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newTestCollector(t, func(cfg *Config) { cfg.PathsFull = true })
+			for _, o := range tc.seen {
+				c.Observe(node.Observation{Op: o.o, Path: "/p", Outcome: o.outcome, Errno: o.errno})
+			}
+			full := c.Report("t").FullPaths
+			require.Len(t, full, 1)
+			assert.Equal(t, tc.want, full[0].Refetches)
+		})
+	}
 }

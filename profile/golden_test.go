@@ -59,7 +59,7 @@ func goldenReport() Report {
 		Large: LargeReads{Files: 2, Opens: 3, Bytes: 3 << 20, List: []LargeFile{
 			{Path: "/bin/app, big", Size: 2 << 20, Opens: 2, Bytes: 2 << 20},
 			{Path: "/lib/libtorch_cpu.so", Size: 1 << 20, Opens: 1, Bytes: 1 << 20}}},
-		Ioctls:        map[uint32]int64{2000: 1, 0x5401: 3},
+		Ioctls: map[uint32]int64{2000: 1, 0x5401: 3},
 		Cache: cache.Stats{BudgetBytes: 1 << 30, Bytes: 2048 + 4096 + 512 + 100,
 			Data:     cache.TableStat{Name: "data", Entries: 2, Bytes: 4096},
 			Tree:     cache.TableStat{Name: "tree", Entries: 1, Bytes: 512},

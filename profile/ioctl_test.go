@@ -57,7 +57,7 @@ func TestIoctlLogCommands(t *testing.T) {
 		fn.set(1)
 		c.OnOp("lookup", syscall.ENOENT, time.Millisecond)
 		c.Observe(node.Observation{Op: op.Read, Path: "/d", Outcome: node.OutcomeMiss})
-		require.NoError(t, c.Ioctl(0x5401, "/x")) // TCGETS, from isatty
+		require.NoError(t, c.Ioctl(0x5401, "/x"))         // TCGETS, from isatty
 		c.OnOp("ioctl", syscall.ENOTTY, time.Microsecond) // the view answers it first
 		for _, cmd := range []uint32{IoctlLogOpCounts, IoctlLogOpHits, IoctlLogDataEvents, IoctlLogIoctlEvents} {
 			require.NoError(t, c.Ioctl(cmd, "/x"))

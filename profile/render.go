@@ -182,7 +182,7 @@ func WritePathsFull(w io.Writer, r Report) error {
 	for _, p := range r.FullPaths {
 		rows = append(rows, []string{
 			p.Path, itoa(p.Getattr), itoa(p.Readdir), itoa(p.Readlink), itoa(p.Read),
-			itoa(p.Hits), itoa(p.Misses), itoa(p.ENOENT), p.Result(),
+			itoa(p.Hits), itoa(p.Misses), itoa(p.ENOENT), p.Result(), itoa(p.Refetches),
 		})
 	}
 	return writeCSV(w, PathsFullHeader, rows)

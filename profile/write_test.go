@@ -161,7 +161,7 @@ func FuzzPathCSVRoundTrip(f *testing.F) {
 			render func(io.Writer, Report) error
 			col    int
 			width  int
-		}{{WriteTopPaths, 1, 10}, {WritePathsFull, 0, 9}} {
+		}{{WriteTopPaths, 1, 10}, {WritePathsFull, 0, 10}} {
 			var buf bytes.Buffer
 			require.NoError(t, w.render(&buf, r))
 			recs, err := csv.NewReader(&buf).ReadAll()

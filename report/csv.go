@@ -31,7 +31,7 @@ var (
 	errorsSchema      = newSchema("profiling_errors", schema.ErrorsHeader, -1)
 	metricsSchema     = newSchema("profiling_aggregate", schema.AggregateHeader, -1)
 	topPathsSchema    = newSchema("profiling_top_paths", schema.TopPathsHeader, -1)
-	pathsFullSchema   = newSchema("profiling_paths_full", schema.PathsFullHeader, -1)
+	pathsFullSchema   = newSchema("profiling_paths_full", schema.PathsFullHeader, schema.PathsFullRequiredColumns)
 	largeFilesSchema  = newSchema("profiling_large_files", schema.LargeFilesHeader, -1)
 	cacheTablesSchema = newSchema("cache_tables", schema.CacheTablesHeader, -1)
 )

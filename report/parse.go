@@ -252,6 +252,9 @@ type PathUsage struct {
 	Misses   uint64
 	ENOENT   uint64
 	Result   string // ResultHit, ResultMiss or ResultENOENT
+	// Refetches are fetches beyond the first per operation (0 in files
+	// of writers without the column).
+	Refetches uint64
 }
 
 // Events is the number of operations on the path.
@@ -267,15 +270,16 @@ func ParsePathsFull(r io.Reader, name string) ([]PathUsage, error) {
 	for _, row := range rows {
 		f := fieldScanner{name: name, header: header, row: row}
 		u := PathUsage{
-			Path:     f.path(0),
-			Getattr:  f.count(1),
-			Readdir:  f.count(2),
-			Readlink: f.count(3),
-			Read:     f.count(4),
-			Hits:     f.count(5),
-			Misses:   f.count(6),
-			ENOENT:   f.count(7),
-			Result:   f.text(8),
+			Path:      f.path(0),
+			Getattr:   f.count(1),
+			Readdir:   f.count(2),
+			Readlink:  f.count(3),
+			Read:      f.count(4),
+			Hits:      f.count(5),
+			Misses:    f.count(6),
+			ENOENT:    f.count(7),
+			Result:    f.text(8),
+			Refetches: f.count(9),
 		}
 		switch u.Result {
 		case ResultHit, ResultMiss, ResultENOENT:

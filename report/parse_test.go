@@ -101,8 +101,10 @@ func TestParsers(t *testing.T) {
 		{"large_files", "relative path", profile.LargeFilesHeader + "\nbin/app,1,1,1\n", 0, []string{"n-1-profiling_large_files.csv:2: column path:", "absolute"}},
 		{"large_files", "bad bytes", profile.LargeFilesHeader + "\n/a,1,1,-5\n", 0, []string{":2: column bytes_read:"}},
 		{"large_files", "renamed column", "path,size,opens,bytes_read\n", 0, []string{":1:", `expected "size_bytes"`}},
-		{"paths_full", "good", fullHeader + "\n/a,1,0,0,0,1,0,0,hit\n/b,1,0,0,0,0,0,1,enoent\n", 2, nil},
-		{"paths_full", "bad result", fullHeader + "\n/a,1,0,0,0,1,0,0,maybe\n", 0, []string{"n-1-profiling_paths_full.csv:2: column result:", `"maybe"`}},
+		{"paths_full", "good", fullHeader + "\n/a,1,0,0,0,1,0,0,hit,0\n/b,1,0,0,0,0,0,1,enoent,0\n", 2, nil},
+		{"paths_full", "without refetches (older writer)", "path,getattr,readdir,readlink,read,hits,misses,enoent,result\n/a,1,0,0,0,1,0,0,hit\n", 1, nil},
+		{"paths_full", "bad refetches", fullHeader + "\n/a,1,0,0,0,1,0,0,hit,x\n", 0, []string{":2: column refetches:"}},
+		{"paths_full", "bad result", fullHeader + "\n/a,1,0,0,0,1,0,0,maybe,0\n", 0, []string{"n-1-profiling_paths_full.csv:2: column result:", `"maybe"`}},
 		{"paths_full", "missing result column", "path,getattr,readdir,readlink,read,hits,misses,enoent\n", 0, []string{":1:", `missing "result"`}},
 
 		{"cache_tables", "good", "table,entries,bytes\ndata,1,2\ntree,0,0\n", 2, nil},
@@ -149,7 +151,7 @@ func TestParseValues(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(-1), m.Rank, "absent rank")
 
-	full, err := ParsePathsFull(strings.NewReader(fullHeader+"\n/a,1,2,3,4,5,6,7,miss\n"), "x")
+	full, err := ParsePathsFull(strings.NewReader(fullHeader+"\n/a,1,2,3,4,5,6,7,miss,8\n"), "x")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(10), full[0].Events())
 }

@@ -242,10 +242,10 @@ func TestProfileCountsThroughMount(t *testing.T) {
 		rows[r[0]] = r[1:]
 	}
 	assert.Len(t, rows, 2+k+m+n)
-	assert.Equal(t, []string{"1", "0", "0", "0", "0", "1", "0", "miss"}, rows["/s/f0"])
-	assert.Equal(t, []string{"2", "0", "0", "1", "1", "2", "0", "miss"}, rows["/r/r0"], "fetched the dirplus of r; the one OPEN; read")
-	assert.Equal(t, []string{"1", "0", "0", "1", "1", "1", "0", "miss"}, rows["/r/r2"], "listed by r0's dirplus, then read")
-	assert.Equal(t, []string{"1", "0", "0", "0", "1", "0", "1", "enoent"}, rows["/s/missing3"], "answered by the listing of s")
+	assert.Equal(t, []string{"1", "0", "0", "0", "0", "1", "0", "miss", "0"}, rows["/s/f0"])
+	assert.Equal(t, []string{"2", "0", "0", "1", "1", "2", "0", "miss", "0"}, rows["/r/r0"], "fetched the dirplus of r; the one OPEN; read")
+	assert.Equal(t, []string{"1", "0", "0", "1", "1", "1", "0", "miss", "0"}, rows["/r/r2"], "listed by r0's dirplus, then read")
+	assert.Equal(t, []string{"1", "0", "0", "0", "1", "0", "1", "enoent", "0"}, rows["/s/missing3"], "answered by the listing of s")
 
 	top := csvFile(t, p.file("scripted", "profiling_top_paths.csv"), profile.TopPathsHeader)
 	var ttl, data [][]string

@@ -22,10 +22,14 @@ const (
 	ErrorsHeader      = "operation,errno,name,count"
 	AggregateHeader   = "metric,value"
 	TopPathsHeader    = "category,path,total_events,cache_hits,cache_misses,negative_results,ttl_stores,ttl_serves,ttl_expires,ttl_clears"
-	PathsFullHeader   = "path,getattr,readdir,readlink,read,hits,misses,enoent,result"
+	PathsFullHeader   = "path,getattr,readdir,readlink,read,hits,misses,enoent,result,refetches"
 	LargeFilesHeader  = "path,size_bytes,opens,bytes_read"
 	CacheTablesHeader = "table,entries,bytes"
 )
+
+// PathsFullRequiredColumns is how many leading PathsFullHeader columns
+// every copper version writes; refetches came later.
+const PathsFullRequiredColumns = 9
 
 // Copper10OperationsColumns is how many leading OperationsHeader columns
 // Copper 1.0's operations files carry.
