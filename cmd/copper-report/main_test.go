@@ -85,3 +85,34 @@ func TestRun(t *testing.T) {
 		assert.FileExists(t, filepath.Join(job, "profiling", "cluster", f))
 	}
 }
+
+// doctor's exit status says what it found: 0 nothing, 1 problems, 2 it
+// could not look.
+func TestDoctorExitStatus(t *testing.T) {
+	clean, _ := smallJob(t)
+	sick, _ := smallJob(t)
+	write(t, filepath.Join(sick, "profiling", "final", "h-7-profiling_paths_full.csv"),
+		"path,getattr,readdir,readlink,read,hits,misses,enoent,result,refetches\n/env/lib/m.py,1,0,0,1,0,2,0,miss,0\n")
+	tests := []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{"nothing found", []string{"doctor", clean}, 0, "no problems found", ""},
+		{"a problem", []string{"doctor", sick}, 1, "python-bytecode: 1 .py file read with no .pyc", ""},
+		{"fix named", []string{"doctor", sick, "--target", "/lus"}, 1, "fix: before the job, with the job's Python (the .pyc name carries its version): python -m compileall -q /lus/env/lib", ""},
+		{"no job", []string{"doctor", filepath.Join(clean, "nope")}, 2, "", "does not exist"},
+		{"no jobdir", []string{"doctor"}, 2, "", "missing <jobdir>"},
+		{"bad flag", []string{"doctor", clean, "--probe-fanout", "x"}, 2, "", "invalid argument"},
+		{"help", []string{"doctor", "--help"}, 0, "--probe-fanout", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, tt.args...)
+			assert.Equal(t, tt.code, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			assert.Contains(t, stdout, tt.stdout)
+			assert.Contains(t, stderr, tt.stderr)
+		})
+	}
+}
