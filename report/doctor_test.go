@@ -45,9 +45,11 @@ func nodeReport(rank int, paths ...profile.FullPath) profile.Report {
 		Target: "/lus/env", MaxCacheable: 64 << 20, PathsFull: true, FullPaths: paths}
 }
 
-func read(p string) profile.FullPath   { return profile.FullPath{Path: p, Read: 1, Misses: 1} }
-func stat(p string) profile.FullPath   { return profile.FullPath{Path: p, Getattr: 1, Misses: 1} }
-func absent(p string) profile.FullPath { return profile.FullPath{Path: p, Getattr: 1, Misses: 1, ENOENT: 1} }
+func read(p string) profile.FullPath { return profile.FullPath{Path: p, Read: 1, Misses: 1} }
+func stat(p string) profile.FullPath { return profile.FullPath{Path: p, Getattr: 1, Misses: 1} }
+func absent(p string) profile.FullPath {
+	return profile.FullPath{Path: p, Getattr: 1, Misses: 1, ENOENT: 1}
+}
 
 // searchPath probes name in n directories where it is missing, then
 // finds it in found.
