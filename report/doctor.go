@@ -79,10 +79,10 @@ func Doctor(ctx context.Context, jobDir string, opts DoctorOptions) (*DoctorResu
 	}
 	d := doctor{res: res, job: job, paths: mergePathViews(job.Nodes)}
 	if d.paths.from.full+d.paths.from.top == 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%s, %s: no node wrote path lists; run with profile_paths_full (-F) or profile_top_n (-N)",
+		res.Notes = append(res.Notes, fmt.Sprintf("%s, %s: no node wrote path lists; run with profile_paths_full (-A) or profile_top_n (-N)",
 			CheckPythonBytecode, CheckProbeFanout))
 	} else if d.paths.from.full == 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%s, %s: only top_paths files (the hottest %s), so the lists are partial; profile_paths_full (-F) lists every path",
+		res.Notes = append(res.Notes, fmt.Sprintf("%s, %s: only top_paths files (the hottest %s), so the lists are partial; profile_paths_full (-A) lists every path",
 			CheckPythonBytecode, CheckProbeFanout, "paths per node"))
 	}
 	d.pythonBytecode()
@@ -381,7 +381,7 @@ func (d *doctor) refetches() {
 		}
 	}
 	if roots > rootsWithPaths {
-		d.res.Notes = append(d.res.Notes, fmt.Sprintf("%s: %d of %d tree %s wrote no paths_full file; run with profile_paths_full (-F) to check them",
+		d.res.Notes = append(d.res.Notes, fmt.Sprintf("%s: %d of %d tree %s wrote no paths_full file; run with profile_paths_full (-A) to check them",
 			CheckRefetch, roots-rootsWithPaths, roots, plural(roots, "root")))
 	}
 	if len(list) == 0 {

@@ -181,7 +181,7 @@ func TestDoctorNotes(t *testing.T) {
 	writeNode(t, job, r)
 	res, err = Doctor(context.Background(), job, DoctorOptions{})
 	require.NoError(t, err)
-	assert.Contains(t, res.Text(), "no node wrote path lists; run with profile_paths_full (-F) or profile_top_n (-N)")
+	assert.Contains(t, res.Text(), "no node wrote path lists; run with profile_paths_full (-A) or profile_top_n (-N)")
 	assert.Contains(t, res.Text(), "1 of 1 tree root wrote no paths_full file")
 
 	_, err = Doctor(context.Background(), t.TempDir(), DoctorOptions{})

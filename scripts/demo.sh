@@ -50,3 +50,8 @@ echo "   stopped; copper mounts left: $left"
 echo "== copper-report aggregate (profiling written by every node at stop)"
 "$BIN/copper-report" aggregate "$work/logs/local" | sed 's/^/   /'
 sed -n '/^## Operations/,/^## [A-Z]/p' "$work"/logs/local/profiling/cluster/cluster-profiling_summary.md | sed '$d' | sed 's/^/   /' 
+
+echo "== copper-report doctor (problems the profile shows, each with its fix; exit 1 when any)"
+status=0
+"$BIN/copper-report" doctor "$work/logs/local" | sed 's/^/   /' || status=$?
+[ "$status" -le 1 ]
