@@ -88,55 +88,84 @@ type Cluster struct {
 
 // Combine merges a job's node files.
 func Combine(job *JobProfile) *Cluster {
-	c := &Cluster{Source: job.Source, Nodes: job.Nodes}
-	ops := map[string]*OperationStats{}
-	type errKey struct {
-		op    string
-		errno int64
-		name  string
-	}
-	errs := map[errKey]uint64{}
-	type pathKey struct{ category, path string }
-	hot := map[pathKey]*HotPath{}
+	m := merger{c: &Cluster{Source: job.Source, Nodes: job.Nodes},
+		ops: map[string]*OperationStats{}, errs: map[errKey]uint64{}, hot: map[pathKey]*HotPath{}}
 	for _, n := range job.Nodes {
-		if n.Metrics == nil {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("node %s: no profiling_aggregate file; its counters are missing from the totals", n.Prefix))
-		} else {
-			c.RanksWithAggregate++
-			for _, f := range c.Totals.countFields() {
-				*f.v += n.Metrics.Counts[f.metric]
-			}
-			c.Totals.LatencyS += n.Metrics.Seconds[schema.MetricLatency]
-			if d := n.Metrics.Counts[metricPathsDropped]; d > 0 {
-				c.Warnings = append(c.Warnings, fmt.Sprintf("node %s: paths_full dropped %d paths (memory bound); its path list is incomplete", n.Prefix, d))
-			}
-		}
-		if n.Operations == nil {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("node %s: no profiling_operations file", n.Prefix))
-		}
-		for _, o := range n.Operations {
-			sum := ops[o.Operation]
-			if sum == nil {
-				sum = &OperationStats{Operation: o.Operation}
-				ops[o.Operation] = sum
-			}
-			addOperation(sum, o)
-		}
-		for _, e := range n.Errors {
-			errs[errKey{e.Operation, e.Errno, e.Name}] += e.Count
-		}
-		for _, p := range n.TopPaths {
-			k := pathKey{p.Category, p.Path}
-			h := hot[k]
-			if h == nil {
-				h = &HotPath{PathStats: PathStats{Category: p.Category, Path: p.Path}}
-				hot[k] = h
-			}
-			addPathStats(&h.PathStats, p)
-			h.Nodes++
-		}
+		m.addTotals(n)
+		m.addRows(n)
 	}
-	for _, o := range ops {
+	m.finish()
+	obs, from := observePaths(job.Nodes)
+	m.c.ObservedPaths, m.c.ObservedFrom = len(obs), from.String()
+	m.c.Classes = classify(obs)
+	return m.c
+}
+
+type errKey struct {
+	op    string
+	errno int64
+	name  string
+}
+
+type pathKey struct{ category, path string }
+
+// merger sums the nodes' rows by operation, errno and path.
+type merger struct {
+	c    *Cluster
+	ops  map[string]*OperationStats
+	errs map[errKey]uint64
+	hot  map[pathKey]*HotPath
+}
+
+// addTotals adds a node's aggregate file to the cluster totals.
+func (m *merger) addTotals(n *NodeProfile) {
+	c := m.c
+	if n.Metrics == nil {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("node %s: no profiling_aggregate file; its counters are missing from the totals", n.Prefix))
+		return
+	}
+	c.RanksWithAggregate++
+	for _, f := range c.Totals.countFields() {
+		*f.v += n.Metrics.Counts[f.metric]
+	}
+	c.Totals.LatencyS += n.Metrics.Seconds[schema.MetricLatency]
+	if d := n.Metrics.Counts[metricPathsDropped]; d > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("node %s: paths_full dropped %d paths (memory bound); its path list is incomplete", n.Prefix, d))
+	}
+}
+
+// addRows adds a node's operation, error and top-path rows.
+func (m *merger) addRows(n *NodeProfile) {
+	if n.Operations == nil {
+		m.c.Warnings = append(m.c.Warnings, fmt.Sprintf("node %s: no profiling_operations file", n.Prefix))
+	}
+	for _, o := range n.Operations {
+		sum := m.ops[o.Operation]
+		if sum == nil {
+			sum = &OperationStats{Operation: o.Operation}
+			m.ops[o.Operation] = sum
+		}
+		addOperation(sum, o)
+	}
+	for _, e := range n.Errors {
+		m.errs[errKey{e.Operation, e.Errno, e.Name}] += e.Count
+	}
+	for _, p := range n.TopPaths {
+		k := pathKey{p.Category, p.Path}
+		h := m.hot[k]
+		if h == nil {
+			h = &HotPath{PathStats: PathStats{Category: p.Category, Path: p.Path}}
+			m.hot[k] = h
+		}
+		addPathStats(&h.PathStats, p)
+		h.Nodes++
+	}
+}
+
+// finish turns the sums into the cluster's sorted rows.
+func (m *merger) finish() {
+	c := m.c
+	for _, o := range m.ops {
 		if o.TotalCalls > 0 {
 			o.AvgLatencyUs = o.TotalLatencyS * 1e6 / float64(o.TotalCalls)
 		}
@@ -145,7 +174,7 @@ func Combine(job *JobProfile) *Cluster {
 	sort.Slice(c.Operations, func(i, j int) bool {
 		return lessByOrder(operationOrder, c.Operations[i].Operation, c.Operations[j].Operation)
 	})
-	for k, n := range errs {
+	for k, n := range m.errs {
 		c.Errors = append(c.Errors, ErrorCount{Operation: k.op, Errno: k.errno, Name: k.name, Count: n})
 	}
 	sort.Slice(c.Errors, func(i, j int) bool {
@@ -155,7 +184,7 @@ func Combine(job *JobProfile) *Cluster {
 		}
 		return a.Errno < b.Errno || (a.Errno == b.Errno && a.Name < b.Name)
 	})
-	for _, h := range hot {
+	for _, h := range m.hot {
 		c.HotPaths = append(c.HotPaths, *h)
 	}
 	sort.Slice(c.HotPaths, func(i, j int) bool {
@@ -168,10 +197,6 @@ func Combine(job *JobProfile) *Cluster {
 		}
 		return a.Path < b.Path
 	})
-	obs, from := observePaths(job.Nodes)
-	c.ObservedPaths, c.ObservedFrom = len(obs), from.String()
-	c.Classes = classify(obs)
-	return c
 }
 
 func addOperation(sum *OperationStats, o OperationStats) {
