@@ -291,4 +291,3 @@ func (d *doctor) refetches() {
 	f.Details, f.More = firstN(details, maxListed)
 	d.add(f)
 }
-
