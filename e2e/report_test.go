@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,6 +108,16 @@ func TestDoctorOnRealRun(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Join(src, filepath.Dir(name)), 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(src, name), []byte(body), 0o644))
 	}
+	// A library behind a long LD_LIBRARY_PATH: nine entries that lack it.
+	lib, err := os.ReadFile("/lib/x86_64-linux-gnu/libz.so.1")
+	require.NoError(t, err, "a shared library to load (zlib1g)")
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "real"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "real", "libcopperprobe.so.1"), lib, 0o644))
+	var searchPath []string
+	for i := range 9 {
+		require.NoError(t, os.Mkdir(filepath.Join(src, fmt.Sprintf("e%d", i)), 0o755))
+		searchPath = append(searchPath, fmt.Sprintf("e%d", i))
+	}
 	big := make([]byte, 3*testMaxCacheable+17)
 	require.NoError(t, os.WriteFile(filepath.Join(src, "big.bin"), big, 0o644))
 	// okpkg is compiled before the job, as the fix says; mypkg is not.
@@ -117,7 +129,8 @@ func TestDoctorOnRealRun(t *testing.T) {
 	c.startAll()
 	mnt := c.mount(1)
 	script := `
-import os, sys
+import ctypes, os, sys
+ctypes.CDLL("libcopperprobe.so.1")
 import mypkg.core, okpkg
 assert mypkg.core.__file__.startswith(sys.argv[1] + "/"), mypkg.core.__file__
 with open(os.path.join(sys.argv[1], "big.bin"), "rb") as f:
@@ -126,7 +139,11 @@ with open(os.path.join(sys.argv[1], "big.bin"), "rb") as f:
 print(mypkg.core.X + okpkg.Y, n, tty)
 `
 	cmd := exec.Command(python, "-c", script, mnt)
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+mnt, "PYTHONNOUSERSITE=1")
+	var ldPath []string
+	for _, d := range append(searchPath, "real") {
+		ldPath = append(ldPath, filepath.Join(mnt, d))
+	}
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+mnt, "PYTHONNOUSERSITE=1", "LD_LIBRARY_PATH="+strings.Join(ldPath, ":"))
 	cmd.Dir = c.dir
 	r, err := runBounded(cmd, walkTimeout)
 	require.NoError(t, err)
@@ -156,13 +173,18 @@ print(mypkg.core.X + okpkg.Y, n, tty)
 	assert.Equal(t, "before the job, with the job's Python (the .pyc name carries its version): python -m compileall -q "+filepath.Join(src, "mypkg"), py.Fix)
 	large, ok := byCheck[report.CheckLargeFiles]
 	require.True(t, ok, "doctor names the large file:\n%s", text)
-	require.NotEmpty(t, large.Details)
-	assert.True(t, strings.HasPrefix(large.Details[0], filepath.Join(src, "big.bin")+" "), large.Details[0])
+	assert.True(t, slices.ContainsFunc(large.Details, func(d string) bool {
+		return strings.HasPrefix(d, filepath.Join(src, "big.bin")+" ")
+	}), "large files: %q", large.Details)
+	fan, ok := byCheck[report.CheckProbeFanout]
+	require.True(t, ok, "doctor names the search-path fan-out:\n%s", text)
+	assert.Contains(t, fan.Details, "libcopperprobe.so.1: missing in 9 directories, found in "+filepath.Join(src, "real"))
+	assert.Contains(t, fan.Problem, filepath.Join(src, "e0")+" (")
 
 	agg, err := report.Aggregate(ctx, jobDir, report.AggregateOptions{})
 	require.NoError(t, err)
 	tot := agg.Cluster.Totals
-	assert.EqualValues(t, 1, tot.LargeFiles, "one node read big.bin directly")
+	assert.EqualValues(t, 2, tot.LargeFiles, "one node read big.bin and the library directly")
 	assert.GreaterOrEqual(t, tot.LargeBytes, uint64(len(big)))
 	assert.Positive(t, tot.IoctlTerminal, "isatty on big.bin")
 	for _, e := range agg.Cluster.Errors {

@@ -176,7 +176,7 @@ func (d *doctor) probeFanout(threshold int) {
 	details := make([]string, 0, len(fans))
 	for _, f := range fans {
 		probes += len(f.dirs)
-		where := "found nowhere"
+		where := "not found under the mount"
 		if len(f.found) > 0 {
 			where = "found in " + d.host(f.found[0])
 			if len(f.found) > 1 {
