@@ -21,11 +21,11 @@ type DirectReads struct {
 
 	mu      sync.Mutex
 	files   map[string]*directFile
-	dropped int64 // distinct files beyond maxDirectPaths
+	dropped int64 // opens of files not listed: past maxDirectPaths distinct ones
 }
 
-// directFile is one file's counters; Opens is under DirectReads.mu,
-// bytes is added by concurrent reads.
+// directFile is one file's counters: size and opens under
+// DirectReads.mu, bytes added by concurrent reads.
 type directFile struct {
 	size, opens int64
 	bytes       atomic.Int64
@@ -41,10 +41,12 @@ type DirectFile struct {
 
 // DirectReadStats is what DirectReads counted since the mount started.
 type DirectReadStats struct {
-	Files   int64        `json:"files"` // distinct view paths
+	// Files counts distinct view paths up to maxDirectPaths; past that,
+	// each open of a file not listed counts as one more (Dropped).
+	Files   int64        `json:"files"`
 	Opens   int64        `json:"opens"`
 	Bytes   int64        `json:"bytes"`
-	Dropped int64        `json:"paths_dropped,omitempty"` // files counted but not in List
+	Dropped int64        `json:"paths_dropped,omitempty"` // opens of files not in List
 	List    []DirectFile `json:"-"`                       // by path; the profile writes it
 }
 
