@@ -76,13 +76,16 @@ func Doctor(ctx context.Context, jobDir string, opts DoctorOptions) (*DoctorResu
 			res.Notes = append(res.Notes, "paths are view paths (under the mount): "+err.Error())
 		}
 	}
-	d := doctor{res: res, job: job, paths: mergePathViews(job.Nodes)}
-	if d.paths.from.full+d.paths.from.top == 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%s, %s: no node wrote path lists; run with profile_paths_full (-A) or profile_top_n (-N)",
-			CheckPythonBytecode, CheckProbeFanout))
-	} else if d.paths.from.full == 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%s, %s: only top_paths files (the hottest %s), so the lists are partial; profile_paths_full (-A) lists every path",
-			CheckPythonBytecode, CheckProbeFanout, "paths per node"))
+	d := doctor{res: res, job: job, paths: mergePathViews(job.Nodes, false), full: mergePathViews(job.Nodes, true)}
+	switch {
+	case d.paths.from.full+d.paths.from.top == 0:
+		res.Notes = append(res.Notes, fmt.Sprintf("%s: no node wrote path lists; run with profile_paths_full (-A) or profile_top_n (-N)", CheckProbeFanout))
+	case d.paths.from.full == 0:
+		res.Notes = append(res.Notes, fmt.Sprintf("%s: only top_paths files (the hottest paths per node), so the list is partial; profile_paths_full (-A) lists every path", CheckProbeFanout))
+	}
+	if d.full.from.full == 0 {
+		// A top-N list can leave out the .pyc and so blame a compiled file.
+		res.Notes = append(res.Notes, fmt.Sprintf("%s: needs every path a node saw; run with profile_paths_full (-A)", CheckPythonBytecode))
 	}
 	d.pythonBytecode()
 	d.largeFiles()
@@ -94,7 +97,8 @@ func Doctor(ctx context.Context, jobDir string, opts DoctorOptions) (*DoctorResu
 type doctor struct {
 	res   *DoctorResult
 	job   *JobProfile
-	paths pathViews
+	paths pathViews // every node's paths_full, else its top_paths
+	full  pathViews // the paths_full files only
 }
 
 // host is the host path of a view path, when the target is known.
@@ -119,8 +123,9 @@ type pathViews struct {
 	from pathSources
 }
 
-// mergePathViews merges every node's paths_full, else its top_paths.
-func mergePathViews(nodes []*NodeProfile) pathViews {
+// mergePathViews merges every node's paths_full, else (unless fullOnly)
+// its top_paths.
+func mergePathViews(nodes []*NodeProfile, fullOnly bool) pathViews {
 	pv := pathViews{by: map[string]pathView{}}
 	for _, n := range nodes {
 		switch {
@@ -133,7 +138,7 @@ func mergePathViews(nodes []*NodeProfile) pathViews {
 				v.exists = v.exists || u.ENOENT < u.Hits+u.Misses
 				pv.by[u.Path] = v
 			}
-		case len(n.TopPaths) > 0: // written empty without profile_top_n
+		case len(n.TopPaths) > 0 && !fullOnly: // written empty without profile_top_n
 			pv.from.top++
 			for _, p := range n.TopPaths {
 				if p.Category == schema.CategoryMetadataTTL {

@@ -19,7 +19,7 @@ import (
 // it again.
 func (d *doctor) pythonBytecode() {
 	compiled := map[string]bool{} // <dir>/<stem> with a .pyc seen existing
-	for p, v := range d.paths.by {
+	for p, v := range d.full.by {
 		dir, base := path.Dir(p), path.Base(p)
 		if !v.exists || !strings.HasSuffix(base, ".pyc") || path.Base(dir) != "__pycache__" {
 			continue
@@ -28,7 +28,7 @@ func (d *doctor) pythonBytecode() {
 		compiled[path.Join(path.Dir(dir), stem)] = true
 	}
 	var missing []string
-	for p, v := range d.paths.by {
+	for p, v := range d.full.by {
 		if v.read && v.exists && strings.HasSuffix(p, ".py") && !compiled[strings.TrimSuffix(p, ".py")] {
 			missing = append(missing, d.host(p))
 		}

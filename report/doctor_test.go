@@ -184,6 +184,19 @@ func TestDoctorNotes(t *testing.T) {
 	assert.Contains(t, res.Text(), "no node wrote path lists; run with profile_paths_full (-A) or profile_top_n (-N)")
 	assert.Contains(t, res.Text(), "1 of 1 tree root wrote no paths_full file")
 
+	// top_paths alone can leave the .pyc out: no python finding, a note.
+	job = t.TempDir()
+	r = nodeReport(0)
+	r.PathsFull, r.TopN = false, 5
+	r.TopPaths = []profile.CategoryPaths{{Category: profile.CategoryData, Paths: []profile.PathCount{
+		{Path: "/pkg/m.py", PathCounts: profile.PathCounts{Events: 3, Misses: 1, Hits: 2}}}}}
+	writeNode(t, job, r)
+	res, err = Doctor(context.Background(), job, DoctorOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, res.Findings)
+	assert.Contains(t, res.Text(), "python-bytecode: needs every path a node saw; run with profile_paths_full (-A)")
+	assert.Contains(t, res.Text(), "probe-fanout: only top_paths files")
+
 	_, err = Doctor(context.Background(), t.TempDir(), DoctorOptions{})
 	assert.ErrorContains(t, err, "has no profiling/ directory")
 }
