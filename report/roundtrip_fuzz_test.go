@@ -35,7 +35,7 @@ func FuzzProfileRoundTrip(f *testing.F) {
 			Target:    host, // any text
 			Large: profile.LargeReads{Files: 1, Opens: hits, Bytes: events, List: []profile.LargeFile{
 				{Path: path, Size: events, Opens: hits, Bytes: enoent}}},
-			Cache:     cache.Stats{Bytes: int64(entries) << 10, Data: cache.TableStat{Name: "data", Entries: int(entries), Bytes: int64(entries) << 10}},
+			Cache: cache.Stats{Bytes: int64(entries) << 10, Data: cache.TableStat{Name: "data", Entries: int(entries), Bytes: int64(entries) << 10}},
 		}
 		want := fieldForm(path)
 
