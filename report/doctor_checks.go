@@ -133,13 +133,21 @@ type fanOut struct {
 func (d *doctor) fanOuts(threshold int) ([]fanOut, map[string]int) {
 	missingIn := map[string][]string{} // base name -> directories it was missing in
 	foundIn := map[string][]string{}   // base name -> directories it exists in
+	stems := map[string]bool{}         // <dir>/<stem> of the existing paths
+	for p, v := range d.paths.by {
+		if v.exists {
+			dir, base := path.Dir(p), path.Base(p)
+			foundIn[base] = append(foundIn[base], dir)
+			stems[path.Join(dir, stem(base))] = true
+		}
+	}
 	for p, v := range d.paths.by {
 		dir, base := path.Dir(p), path.Base(p)
-		switch {
-		case v.enoent && !v.exists:
+		// A miss next to a file of the same stem is a loader trying its
+		// suffixes in the right directory (Python's __init__.abi3.so,
+		// __init__.so, ... beside __init__.py), not a search-path walk.
+		if v.enoent && !v.exists && !stems[path.Join(dir, stem(base))] {
 			missingIn[base] = append(missingIn[base], dir)
-		case v.exists:
-			foundIn[base] = append(foundIn[base], dir)
 		}
 	}
 	var fans []fanOut
@@ -163,6 +171,12 @@ func (d *doctor) fanOuts(threshold int) ([]fanOut, map[string]int) {
 		return fans[i].name < fans[j].name
 	})
 	return fans, dirHits
+}
+
+// stem is a file name up to its first dot.
+func stem(base string) string {
+	s, _, _ := strings.Cut(base, ".")
+	return s
 }
 
 // probeFanout: names looked for, and missing, in many directories: the

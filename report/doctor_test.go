@@ -108,6 +108,19 @@ func TestDoctor(t *testing.T) {
 				"libmpi.so.12: missing in 9 directories, found in /lus/env/mpi/lib", "/lus/env/d00 (1)", "shorten the search path"},
 		},
 		{
+			name: "a loader's suffix probes next to the module are no fan-out",
+			nodes: func() []profile.Report {
+				var paths []profile.FullPath
+				for i := range 12 {
+					pkg := fmt.Sprintf("/pkgs/p%02d", i)
+					paths = append(paths, read(pkg+"/__init__.py"), read(pkg+"/__pycache__/__init__.cpython-311.pyc"),
+						absent(pkg+"/__init__.abi3.so"), absent(pkg+"/__init__.so"))
+				}
+				return []profile.Report{nodeReport(0, paths...)}
+			}(),
+			text: []string{"no problems found"},
+		},
+		{
 			name:  "short search path is no fan-out",
 			nodes: []profile.Report{nodeReport(0, searchPath("libmpi.so.12", 7, "/mpi/lib")...)},
 			text:  []string{"no problems found"},

@@ -15,7 +15,7 @@ elapsed() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 echo "== copper-launch --local $N (fan-out 2: rank 0 is the root; 1, 2 ask 0; 3 asks 1)"
 t0=$(ms)
-start_local_nodes "$N" --fanout 2 --log-level 4 --profile-metrics --profile-top-n 20 2>/dev/null
+start_local_nodes "$N" --fanout 2 --log-level 4 --profile-metrics --profile-top-n 20 --profile-paths-full 2>/dev/null
 echo "   copper-launch returned: all $N nodes mounted and tree-ready after $(elapsed "$t0") ms"
 
 pkgs=usr/lib/python3/dist-packages
