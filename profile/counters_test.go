@@ -126,3 +126,12 @@ func TestPathsFullRefetches(t *testing.T) {
 		})
 	}
 }
+
+// fuseSlot's fast switch must follow op's table, row for row.
+func TestFuseSlotsFollowTheTable(t *testing.T) {
+	for i, name := range op.FuseOps {
+		assert.Equal(t, i, fuseSlot(name), name)
+	}
+	assert.Equal(t, -1, fuseSlot("dirplus"))
+	assert.Equal(t, -1, fuseSlot("nonsense"))
+}
