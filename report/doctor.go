@@ -61,6 +61,9 @@ type DoctorResult struct {
 // Doctor reads a job's profile and names concrete problems, each with
 // its fix.
 func Doctor(ctx context.Context, jobDir string, opts DoctorOptions) (*DoctorResult, error) {
+	if opts.Target != "" && !filepath.IsAbs(opts.Target) {
+		return nil, fmt.Errorf("--target %q: want an absolute host path", opts.Target)
+	}
 	job, err := LoadProfiles(ctx, jobDir, opts.Source)
 	if err != nil {
 		return nil, err

@@ -106,6 +106,7 @@ func TestDoctorExitStatus(t *testing.T) {
 		{"no jobdir", []string{"doctor"}, 2, "", "missing <jobdir>"},
 		{"bad flag", []string{"doctor", clean, "--probe-fanout", "x"}, 2, "", "invalid argument"},
 		{"help", []string{"doctor", "--help"}, 0, "--probe-fanout", ""},
+		{"relative target", []string{"doctor", clean, "--target", "lus"}, 2, "", `--target "lus": want an absolute host path`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
