@@ -38,8 +38,12 @@ type VersionChecker interface {
 }
 
 // DirectFiles reads files straight from Target+path on this node, as
-// Copper 1.0 does for files too large to cache.
-type DirectFiles struct{ Target string }
+// Copper 1.0 does for files too large to cache, and counts what it reads
+// in Reads (nil: not counted).
+type DirectFiles struct {
+	Target string
+	Reads  *DirectReads
+}
 
 // Check lstats the host file: what an Open would find, without opening
 // it (on a parallel file system, an open and a close are two metadata
@@ -81,15 +85,17 @@ func (d DirectFiles) Open(_ context.Context, viewPath string, attr op.Attr) (Con
 		_ = syscall.Close(fd)
 		return nil, syscall.ESTALE
 	}
-	return directContent{fd: fd, want: want, nlink: st.Nlink}, 0
+	return directContent{fd: fd, want: want, nlink: st.Nlink, reads: d.Reads, counted: d.Reads.opened(viewPath, st.Size)}, 0
 }
 
 // directContent reads one version of a host file through the descriptor
 // opened for it.
 type directContent struct {
-	fd    int
-	want  version
-	nlink uint64 // at open
+	fd      int
+	want    version
+	nlink   uint64 // at open
+	reads   *DirectReads
+	counted *directFile
 }
 
 // Read reads into dest and then checks, with fstat, that the file is
@@ -129,6 +135,7 @@ func (c directContent) Read(_ context.Context, dest []byte, off int64) (gofuse.R
 	if !now.sameBytes(c.want) {
 		return nil, syscall.ESTALE
 	}
+	c.reads.read(c.counted, n)
 	return gofuse.ReadResultData(dest[:n]), 0
 }
 

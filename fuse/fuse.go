@@ -62,8 +62,11 @@ type Options struct {
 	OnOp func(name string, errno syscall.Errno, d time.Duration)
 
 	// LargeFiles serves files larger than MaxCacheable; nil means
-	// DirectFiles{Target}. A block cache can slot in here.
+	// DirectFiles{Target, DirectReads}. A block cache can slot in here.
 	LargeFiles ContentProvider
+	// DirectReads counts the default LargeFiles' reads; nil: the mount
+	// makes its own (Mounted.DirectReads).
+	DirectReads *DirectReads
 
 	// HandleOpens keeps open(2) and opendir reaching the view, as they
 	// did before warm hits: every open checks the file's version (a
@@ -238,6 +241,7 @@ type filesystem struct {
 	target       string
 	maxCacheable int64
 	large        ContentProvider
+	directReads  *DirectReads
 	guards       []string // view paths answered ENOENT
 	logger       *slog.Logger
 	onIoctl      func(cmd uint32, viewPath string)
@@ -294,9 +298,13 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	drop, _ := src.(dropper)
+	reads := opts.DirectReads
+	if reads == nil {
+		reads = new(DirectReads)
+	}
 	large := opts.LargeFiles
 	if large == nil {
-		large = DirectFiles{Target: target}
+		large = DirectFiles{Target: target, Reads: reads}
 	}
 	fsys := &filesystem{
 		src:          uninterruptible{src},
@@ -304,6 +312,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		target:       target,
 		maxCacheable: opts.MaxCacheable,
 		large:        large,
+		directReads:  reads,
 		guards:       guards,
 		logger:       logger,
 		onIoctl:      opts.OnIoctl,

@@ -92,38 +92,39 @@ var (
 	_ fs.NodeCopyFileRanger = (*node)(nil)
 )
 
-// Operation names as reported to Options.OnOp.
+// Operation names as reported to Options.OnOp: short local names for
+// op's one table of them.
 const (
-	opLookup      = "lookup"
-	opGetattr     = "getattr"
-	opReadlink    = "readlink"
-	opOpen        = "open"
-	opRead        = "read"
-	opRelease     = "release"
-	opOpendir     = "opendir"
-	opReaddir     = "readdir"
-	opReleasedir  = "releasedir"
-	opStatfs      = "statfs"
-	opGetxattr    = "getxattr"
-	opListxattr   = "listxattr"
-	opIoctl       = "ioctl"
-	opFsync       = "fsync"
-	opFlush       = "flush"
-	opSetattr     = "setattr"
-	opWrite       = "write"
-	opCreate      = "create"
-	opTmpfile     = "tmpfile"
-	opMknod       = "mknod"
-	opMkdir       = "mkdir"
-	opUnlink      = "unlink"
-	opRmdir       = "rmdir"
-	opRename      = "rename"
-	opSymlink     = "symlink"
-	opLink        = "link"
-	opSetxattr    = "setxattr"
-	opRemovexattr = "removexattr"
-	opFallocate   = "fallocate"
-	opCopyRange   = "copy_file_range"
+	opLookup      = op.FuseLookup
+	opGetattr     = op.FuseGetattr
+	opReadlink    = op.FuseReadlink
+	opOpen        = op.FuseOpen
+	opRead        = op.FuseRead
+	opRelease     = op.FuseRelease
+	opOpendir     = op.FuseOpendir
+	opReaddir     = op.FuseReaddir
+	opReleasedir  = op.FuseReleasedir
+	opStatfs      = op.FuseStatfs
+	opGetxattr    = op.FuseGetxattr
+	opListxattr   = op.FuseListxattr
+	opIoctl       = op.FuseIoctl
+	opFsync       = op.FuseFsync
+	opFlush       = op.FuseFlush
+	opSetattr     = op.FuseSetattr
+	opWrite       = op.FuseWrite
+	opCreate      = op.FuseCreate
+	opTmpfile     = op.FuseTmpfile
+	opMknod       = op.FuseMknod
+	opMkdir       = op.FuseMkdir
+	opUnlink      = op.FuseUnlink
+	opRmdir       = op.FuseRmdir
+	opRename      = op.FuseRename
+	opSymlink     = op.FuseSymlink
+	opLink        = op.FuseLink
+	opSetxattr    = op.FuseSetxattr
+	opRemovexattr = op.FuseRemovexattr
+	opFallocate   = op.FuseFallocate
+	opCopyRange   = op.FuseCopyRange
 )
 
 // writeFlags are the open flags that would change a file.

@@ -26,6 +26,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 func goldenReport() Report {
 	return Report{
 		Host: "x1001c0s0b0n0", PID: 4242, Rank: 7, Root: false, Tag: TagRuntime,
+		Target: "/lus/proj/conda env", Mount: "/tmp/copper-view",
 		Time: time.Unix(1700000000, 0), Uptime: 12345678 * time.Microsecond,
 		TopN: 2, PathsFull: true, SnapshotInterval: 30 * time.Second, MaxCacheable: 10 << 20, NegativeTTL: 2 * time.Second,
 		Ops: []OpRow{
@@ -54,7 +55,11 @@ func goldenReport() Report {
 		},
 		TTL:           TTLCounts{Stores: 118, Serves: 900, Expires: 20, Clears: 1},
 		IoctlExternal: 3,
-		Ioctls:        map[uint32]int64{2000: 1, 0x5401: 3},
+		IoctlTerminal: 250,
+		Large: LargeReads{Files: 2, Opens: 3, Bytes: 3 << 20, List: []LargeFile{
+			{Path: "/bin/app, big", Size: 2 << 20, Opens: 2, Bytes: 2 << 20},
+			{Path: "/lib/libtorch_cpu.so", Size: 1 << 20, Opens: 1, Bytes: 1 << 20}}},
+		Ioctls: map[uint32]int64{2000: 1, 0x5401: 3},
 		Cache: cache.Stats{BudgetBytes: 1 << 30, Bytes: 2048 + 4096 + 512 + 100,
 			Data:     cache.TableStat{Name: "data", Entries: 2, Bytes: 4096},
 			Tree:     cache.TableStat{Name: "tree", Entries: 1, Bytes: 512},
@@ -97,6 +102,7 @@ func TestGoldenFiles(t *testing.T) {
 		{"aggregate.csv", WriteAggregate},
 		{"top_paths.csv", WriteTopPaths},
 		{"paths_full.csv", WritePathsFull},
+		{"large_files.csv", WriteLargeFiles},
 		{"cache_tables.csv", WriteCacheTables},
 		{"summary.md", WriteSummary},
 	} {
@@ -120,7 +126,7 @@ func TestGoldenFiles(t *testing.T) {
 func TestHeadersMatchContract(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "docs", "PROFILING.md"))
 	require.NoError(t, err)
-	for _, h := range []string{OperationsHeader, ErrorsHeader, AggregateHeader, TopPathsHeader, PathsFullHeader, CacheTablesHeader} {
+	for _, h := range []string{OperationsHeader, ErrorsHeader, AggregateHeader, TopPathsHeader, PathsFullHeader, LargeFilesHeader, CacheTablesHeader} {
 		assert.Contains(t, string(doc), "```\n"+h+"\n```", "header %q is not in docs/PROFILING.md", h)
 	}
 	// Every aggregate metric is documented, in order.
@@ -142,7 +148,7 @@ func TestHeadersMatchContract(t *testing.T) {
 func TestCSVShapes(t *testing.T) {
 	r := goldenReport()
 	for _, render := range []func(io.Writer, Report) error{
-		WriteOperations, WriteErrors, WriteAggregate, WriteTopPaths, WritePathsFull, WriteCacheTables,
+		WriteOperations, WriteErrors, WriteAggregate, WriteTopPaths, WritePathsFull, WriteLargeFiles, WriteCacheTables,
 	} {
 		var buf bytes.Buffer
 		require.NoError(t, render(&buf, r))

@@ -107,6 +107,7 @@ func ioctlOutputs() []ioctlOutput {
 				rows = append(rows, []string{strconv.FormatUint(uint64(cmd), 10), itoa(r.Ioctls[cmd])})
 			}
 			rows = append(rows, []string{"external", itoa(r.IoctlExternal)})
+			rows = append(rows, []string{"terminal", itoa(r.IoctlTerminal)})
 			return writeCSV(w, "command,count", rows)
 		}},
 		{IoctlDataCacheSize, "data_cache_size.output", sizeOf("data", func(s cache.Stats) cache.TableStat { return s.Data })},

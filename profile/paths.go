@@ -20,6 +20,34 @@ type FullPath struct {
 	Path                             string
 	Getattr, Readdir, Readlink, Read int64
 	Hits, Misses, ENOENT             int64
+	// Refetches counts the fetches of the path beyond the first per
+	// operation: on a root each went to the backend again (an evicted
+	// entry, an expired ENOENT, a file that changed).
+	Refetches int64
+}
+
+// fetchSlots are the operations whose fetches of one path are told
+// apart: getattr, readdir, dirplus (and its pages), readlink, read.
+const fetchSlots = 5
+
+func fetchSlot(o op.Op) int {
+	switch o {
+	case op.Getattr:
+		return 0
+	case op.Readdir:
+		return 1
+	case op.DirPlus, op.DirPlusNext:
+		return 2
+	case op.Readlink:
+		return 3
+	}
+	return 4
+}
+
+// pathEntry is one path's counters in a pathSet.
+type pathEntry struct {
+	FullPath
+	fetches [fetchSlots]int32
 }
 
 // Result classifies the path: "enoent" when every answer was ENOENT (it
@@ -45,21 +73,21 @@ type pathSet struct {
 	dropped atomic.Int64
 	shards  [pathShards]struct {
 		mu    sync.Mutex
-		paths map[string]*FullPath
+		paths map[string]*pathEntry
 	}
 }
 
 func newPathSet(limit int) *pathSet {
 	s := &pathSet{limit: int64(limit)}
 	for i := range s.shards {
-		s.shards[i].paths = map[string]*FullPath{}
+		s.shards[i].paths = map[string]*pathEntry{}
 	}
 	return s
 }
 
-// add counts one answer; it reports false when the path was dropped
-// because the set is full.
-func (s *pathSet) add(o op.Op, path string, hit, enoent bool) bool {
+// add counts one answer (fetched: this asker led a fetch for it); it
+// reports false when the path was dropped because the set is full.
+func (s *pathSet) add(o op.Op, path string, hit, enoent, fetched bool) bool {
 	sh := &s.shards[xxhash.Sum64String(path)%pathShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -70,7 +98,7 @@ func (s *pathSet) add(o op.Op, path string, hit, enoent bool) bool {
 			s.dropped.Add(1)
 			return false
 		}
-		f = &FullPath{Path: path}
+		f = &pathEntry{FullPath: FullPath{Path: path}}
 		sh.paths[path] = f
 	}
 	switch o {
@@ -91,6 +119,13 @@ func (s *pathSet) add(o op.Op, path string, hit, enoent bool) bool {
 	if enoent {
 		f.ENOENT++
 	}
+	if fetched {
+		if slot := fetchSlot(o); f.fetches[slot] < 1<<30 {
+			if f.fetches[slot]++; f.fetches[slot] > 1 {
+				f.Refetches++
+			}
+		}
+	}
 	return true
 }
 
@@ -101,7 +136,7 @@ func (s *pathSet) list() []FullPath {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for _, f := range sh.paths {
-			out = append(out, *f)
+			out = append(out, f.FullPath)
 		}
 		sh.mu.Unlock()
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/hpc-copper/copper/profile/schema"
 )
 
 // Snapshot tags copper writes itself.
@@ -77,24 +79,25 @@ func (c *Collector) writeReport(r Report) error {
 		name   string
 		render func(io.Writer, Report) error
 	}{
-		{"profiling_operations.csv", WriteOperations},
-		{"profiling_errors.csv", WriteErrors},
-		{"profiling_aggregate.csv", WriteAggregate},
-		{"profiling_top_paths.csv", WriteTopPaths},
-		{"profiling_summary.md", WriteSummary},
+		{schema.FileOperations, WriteOperations},
+		{schema.FileErrors, WriteErrors},
+		{schema.FileAggregate, WriteAggregate},
+		{schema.FileTopPaths, WriteTopPaths},
+		{schema.FileLargeFiles, WriteLargeFiles},
+		{schema.FileSummary, WriteSummary},
 	}
 	if r.PathsFull {
 		files = append(files, struct {
 			name   string
 			render func(io.Writer, Report) error
-		}{"profiling_paths_full.csv", WritePathsFull})
+		}{schema.FilePathsFull, WritePathsFull})
 	}
 	for _, f := range files {
 		if err := writeAtomic(pdir, c.prefix+"-"+f.name, func(w io.Writer) error { return f.render(w, r) }); err != nil {
 			return err
 		}
 	}
-	return writeAtomic(c.TablesDir(r.Tag), c.prefix+"-cache_tables.csv",
+	return writeAtomic(c.TablesDir(r.Tag), c.prefix+"-"+schema.FileCacheTables,
 		func(w io.Writer) error { return WriteCacheTables(w, r) })
 }
 

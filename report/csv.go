@@ -8,44 +8,43 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/hpc-copper/copper/profile/schema"
 )
 
-// schema describes one per-node CSV kind of docs/PROFILING.md.
+// csvSchema describes one per-node CSV kind of docs/PROFILING.md.
 //
 // The header must start with columns[:required] exactly. Columns after
 // that are optional so that Copper 1.0 files (which lack copper's extra
 // columns) still read, but when present they must be in this order; any
 // further columns are unknown to this version and ignored.
-type schema struct {
+type csvSchema struct {
 	kind     string
 	columns  []string
 	required int
 }
 
+// The schemas take their columns from the writer's headers (package
+// schema), so writer and reader cannot drift apart.
 var (
-	operationsSchema = schema{kind: "profiling_operations", required: 7, columns: []string{
-		"operation", "total_calls", "cache_hits", "cache_misses", "negative_results",
-		"avg_latency_us", "total_latency_s", // end of Copper 1.0's columns
-		"errors", "coalesced_waits", "forwarded", "backend_ops", "bytes_served",
-		"p50_us", "p90_us", "p99_us", "max_us",
-	}}
-	errorsSchema = schema{kind: "profiling_errors", required: 4, columns: []string{
-		"operation", "errno", "name", "count",
-	}}
-	metricsSchema = schema{kind: "profiling_aggregate", required: 2, columns: []string{
-		"metric", "value",
-	}}
-	topPathsSchema = schema{kind: "profiling_top_paths", required: 10, columns: []string{
-		"category", "path", "total_events", "cache_hits", "cache_misses", "negative_results",
-		"ttl_stores", "ttl_serves", "ttl_expires", "ttl_clears",
-	}}
-	pathsFullSchema = schema{kind: "profiling_paths_full", required: 9, columns: []string{
-		"path", "getattr", "readdir", "readlink", "read", "hits", "misses", "enoent", "result",
-	}}
-	cacheTablesSchema = schema{kind: "cache_tables", required: 3, columns: []string{
-		"table", "entries", "bytes",
-	}}
+	operationsSchema  = newSchema("profiling_operations", schema.OperationsHeader, schema.Copper10OperationsColumns)
+	errorsSchema      = newSchema("profiling_errors", schema.ErrorsHeader, -1)
+	metricsSchema     = newSchema("profiling_aggregate", schema.AggregateHeader, -1)
+	topPathsSchema    = newSchema("profiling_top_paths", schema.TopPathsHeader, -1)
+	pathsFullSchema   = newSchema("profiling_paths_full", schema.PathsFullHeader, schema.PathsFullRequiredColumns)
+	largeFilesSchema  = newSchema("profiling_large_files", schema.LargeFilesHeader, -1)
+	cacheTablesSchema = newSchema("cache_tables", schema.CacheTablesHeader, -1)
 )
+
+// newSchema makes the schema of a header; required < 0 means every
+// column of it.
+func newSchema(kind, header string, required int) csvSchema {
+	cols := strings.Split(header, ",")
+	if required < 0 {
+		required = len(cols)
+	}
+	return csvSchema{kind: kind, columns: cols, required: required}
+}
 
 // csvRow is one data record with the line it started on.
 type csvRow struct {
@@ -55,7 +54,7 @@ type csvRow struct {
 
 // readCSV reads a whole file of kind s, checking the header; name is used
 // in every error ("name:line: ...").
-func readCSV(r io.Reader, name string, s schema) (header []string, rows []csvRow, err error) {
+func readCSV(r io.Reader, name string, s csvSchema) (header []string, rows []csvRow, err error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = 0 // every record as wide as the header
 	header, err = cr.Read()
@@ -82,7 +81,7 @@ func readCSV(r io.Reader, name string, s schema) (header []string, rows []csvRow
 	}
 }
 
-func checkHeader(header []string, s schema) error {
+func checkHeader(header []string, s csvSchema) error {
 	for i, want := range s.columns {
 		if i >= len(header) {
 			if i < s.required {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/profile"
 )
 
 // The synthetic job: three nodes of a torch import from a conda env.
@@ -20,7 +22,8 @@ const (
 
 var expand = strings.NewReplacer("$SP", sitePkgs, "$E", envPrefix)
 
-const opsHeader = "operation,total_calls,cache_hits,cache_misses,negative_results,avg_latency_us,total_latency_s,errors,coalesced_waits,forwarded,backend_ops,bytes_served,p50_us,p90_us,p99_us,max_us"
+// opsHeader is the writer's header: the fixture cannot drift from what nodes write.
+const opsHeader = profile.OperationsHeader
 
 var fixtureNodes = []struct {
 	prefix string

@@ -19,8 +19,9 @@ func FuzzParsers(f *testing.F) {
 	f.Add("")
 	f.Add(opsHeader + "\n\"unterminated\n")
 	f.Add(copper10OpsHeader + "\ngetattr,1,1,0,0,1e309,0\n")
-	f.Add(fullHeader + "\n/a,1,0,0,0,1,0,0,hit,extra\n")
+	f.Add(fullHeader + "\n/a,1,0,0,0,1,0,0,hit,0,extra\n")
 	f.Add("metric,value\nrank,99999999999999999999\n")
+	f.Add("path,size_bytes,opens,bytes_read\n/bin/app,220200960,4,220200960\n")
 	f.Fuzz(func(t *testing.T, input string) {
 		for kind, parse := range parsers {
 			rows, err := parse(input)

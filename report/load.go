@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/hpc-copper/copper/profile/schema"
 )
 
 // FinalSource is the directory every node writes once at shutdown; the
@@ -20,12 +22,13 @@ const clusterDir = "cluster"
 
 // File name suffixes after the per-node prefix "<short hostname>-<pid>".
 const (
-	suffixOperations  = "-profiling_operations.csv"
-	suffixErrors      = "-profiling_errors.csv"
-	suffixMetrics     = "-profiling_aggregate.csv"
-	suffixTopPaths    = "-profiling_top_paths.csv"
-	suffixPathsFull   = "-profiling_paths_full.csv"
-	suffixCacheTables = "-cache_tables.csv"
+	suffixOperations  = "-" + schema.FileOperations
+	suffixErrors      = "-" + schema.FileErrors
+	suffixMetrics     = "-" + schema.FileAggregate
+	suffixTopPaths    = "-" + schema.FileTopPaths
+	suffixPathsFull   = "-" + schema.FilePathsFull
+	suffixLargeFiles  = "-" + schema.FileLargeFiles
+	suffixCacheTables = "-" + schema.FileCacheTables
 )
 
 // NodeProfile is what one node wrote into one profiling directory. A
@@ -37,6 +40,7 @@ type NodeProfile struct {
 	Errors     []ErrorCount
 	TopPaths   []PathStats
 	PathsFull  []PathUsage // only with profile_paths_full
+	LargeFiles []LargeFile // files read straight from the target
 }
 
 // rank is the node's rank, or -1 when unknown.
@@ -65,7 +69,7 @@ func LoadProfiles(ctx context.Context, jobDir, source string) (*JobProfile, erro
 		return nil, err
 	}
 	dir, files, err := nodeFiles(jobDir, "profiling", source,
-		[]string{suffixOperations, suffixErrors, suffixMetrics, suffixTopPaths, suffixPathsFull})
+		[]string{suffixOperations, suffixErrors, suffixMetrics, suffixTopPaths, suffixPathsFull, suffixLargeFiles})
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +120,8 @@ func readNodeFile(n *NodeProfile, f nodeFile) error {
 		n.TopPaths, err = ParseTopPaths(r, f.path)
 	case suffixPathsFull:
 		n.PathsFull, err = ParsePathsFull(r, f.path)
+	case suffixLargeFiles:
+		n.LargeFiles, err = ParseLargeFiles(r, f.path)
 	}
 	return err
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/hpc-copper/copper/profile/schema"
 )
 
 // OperationStats is one row of <P>-profiling_operations.csv. Copper 1.0
@@ -122,16 +124,18 @@ const (
 // are kept as text so newer writers do not break older readers.
 func metricKindOf(name string) metricKind {
 	switch name {
-	case "pid", "rank":
+	case schema.MetricPID, schema.MetricRank:
 		return metricInt
-	case "snapshot_unix_s", "uptime_s", "total_measured_latency_seconds":
+	case schema.MetricSnapshotUnix, schema.MetricUptime, schema.MetricLatency:
 		return metricSeconds
-	case "total_counted_fuse_operations", "total_cache_hits", "total_cache_misses",
-		"total_negative_results", "total_coalesced_waits", "total_forwarded",
-		"total_backend_ops", "total_bytes_served", "metadata_enoent_ttl_stores",
-		"metadata_enoent_ttl_serves", "metadata_enoent_ttl_expires",
-		"metadata_enoent_ttl_clears_on_success_or_non_enoent", "ioctl_external_count",
-		"cache_bytes", "cache_budget_bytes", "profile_top_n", "profile_paths_dropped":
+	case schema.MetricOperations, schema.MetricCacheHits, schema.MetricCacheMisses,
+		schema.MetricNegative, schema.MetricCoalesced, schema.MetricForwarded,
+		schema.MetricBackendOps, schema.MetricBytesServed, schema.MetricTTLStores,
+		schema.MetricTTLServes, schema.MetricTTLExpires, schema.MetricTTLClears,
+		schema.MetricIoctlExternal, schema.MetricIoctlTerminal, schema.MetricCacheBytes,
+		schema.MetricCacheBudget, schema.MetricTopN, schema.MetricPathsDropped,
+		schema.MetricMaxCacheable, schema.MetricLargeFiles, schema.MetricLargeOpens,
+		schema.MetricLargeBytes, schema.MetricLargeDropped:
 		return metricCount
 	}
 	return metricText
@@ -183,7 +187,7 @@ func ParseNodeMetrics(r io.Reader, name string) (*NodeMetrics, error) {
 			m.Text[metric] = value
 		}
 	}
-	m.Hostname, m.Role, m.SnapshotTag = m.Text["hostname"], m.Text["role"], m.Text["snapshot_tag"]
+	m.Hostname, m.Role, m.SnapshotTag = m.Text[schema.MetricHostname], m.Text[schema.MetricRole], m.Text[schema.MetricSnapshotTag]
 	return m, nil
 }
 
@@ -232,9 +236,9 @@ func ParseTopPaths(r io.Reader, name string) ([]PathStats, error) {
 
 // Path results in <P>-profiling_paths_full.csv.
 const (
-	ResultHit    = "hit"    // only ever served from cache
-	ResultMiss   = "miss"   // fetched at least once
-	ResultENOENT = "enoent" // never existed while asked
+	ResultHit    = schema.ResultHit    // only ever served from cache
+	ResultMiss   = schema.ResultMiss   // fetched at least once
+	ResultENOENT = schema.ResultENOENT // never existed while asked
 )
 
 // PathUsage is one row of <P>-profiling_paths_full.csv.
@@ -248,6 +252,9 @@ type PathUsage struct {
 	Misses   uint64
 	ENOENT   uint64
 	Result   string // ResultHit, ResultMiss or ResultENOENT
+	// Refetches are fetches beyond the first per operation (0 in files
+	// of writers without the column).
+	Refetches uint64
 }
 
 // Events is the number of operations on the path.
@@ -263,15 +270,16 @@ func ParsePathsFull(r io.Reader, name string) ([]PathUsage, error) {
 	for _, row := range rows {
 		f := fieldScanner{name: name, header: header, row: row}
 		u := PathUsage{
-			Path:     f.path(0),
-			Getattr:  f.count(1),
-			Readdir:  f.count(2),
-			Readlink: f.count(3),
-			Read:     f.count(4),
-			Hits:     f.count(5),
-			Misses:   f.count(6),
-			ENOENT:   f.count(7),
-			Result:   f.text(8),
+			Path:      f.path(0),
+			Getattr:   f.count(1),
+			Readdir:   f.count(2),
+			Readlink:  f.count(3),
+			Read:      f.count(4),
+			Hits:      f.count(5),
+			Misses:    f.count(6),
+			ENOENT:    f.count(7),
+			Result:    f.text(8),
+			Refetches: f.count(9),
 		}
 		switch u.Result {
 		case ResultHit, ResultMiss, ResultENOENT:
@@ -282,6 +290,33 @@ func ParsePathsFull(r io.Reader, name string) ([]PathUsage, error) {
 			return nil, f.err
 		}
 		out = append(out, u)
+	}
+	return out, nil
+}
+
+// LargeFile is one row of <P>-profiling_large_files.csv: a file over
+// max_cacheable_bytes the node read straight from the target.
+type LargeFile struct {
+	Path      string // view path
+	SizeBytes uint64
+	Opens     uint64
+	BytesRead uint64
+}
+
+// ParseLargeFiles reads a <P>-profiling_large_files.csv.
+func ParseLargeFiles(r io.Reader, name string) ([]LargeFile, error) {
+	header, rows, err := readCSV(r, name, largeFilesSchema)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]LargeFile, 0, len(rows))
+	for _, row := range rows {
+		f := fieldScanner{name: name, header: header, row: row}
+		l := LargeFile{Path: f.path(0), SizeBytes: f.count(1), Opens: f.count(2), BytesRead: f.count(3)}
+		if f.err != nil {
+			return nil, f.err
+		}
+		out = append(out, l)
 	}
 	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/profile"
 )
 
 // parseAny runs the parser of one file kind and reports the row count.
@@ -35,6 +37,10 @@ var parsers = map[string]parserFunc{
 		r, err := ParsePathsFull(strings.NewReader(s), "n-1-profiling_paths_full.csv")
 		return len(r), err
 	},
+	"large_files": func(s string) (int, error) {
+		r, err := ParseLargeFiles(strings.NewReader(s), "n-1-profiling_large_files.csv")
+		return len(r), err
+	},
 	"cache_tables": func(s string) (int, error) {
 		r, err := ParseCacheTables(strings.NewReader(s), "n-1-cache_tables.csv")
 		return len(r), err
@@ -43,8 +49,8 @@ var parsers = map[string]parserFunc{
 
 const (
 	copper10OpsHeader = "operation,total_calls,cache_hits,cache_misses,negative_results,avg_latency_us,total_latency_s"
-	topHeader         = "category,path,total_events,cache_hits,cache_misses,negative_results,ttl_stores,ttl_serves,ttl_expires,ttl_clears"
-	fullHeader        = "path,getattr,readdir,readlink,read,hits,misses,enoent,result"
+	topHeader         = profile.TopPathsHeader // the writer's
+	fullHeader        = profile.PathsFullHeader
 	opsRow            = "getattr,10,9,1,2,1.500,0.000015,2,0,0,1,0,1.000,2.000,3.000,4.000"
 )
 
@@ -90,8 +96,15 @@ func TestParsers(t *testing.T) {
 		{"top_paths", "quoted path with comma", topHeader + "\ndata,\"/a,b\",3,2,1,0,0,0,0,0\n", 1, nil},
 		{"top_paths", "bad ttl", topHeader + "\nmetadata,/a,3,2,1,0,0,0,0,x\n", 0, []string{":2: column ttl_clears:"}},
 
-		{"paths_full", "good", fullHeader + "\n/a,1,0,0,0,1,0,0,hit\n/b,1,0,0,0,0,0,1,enoent\n", 2, nil},
-		{"paths_full", "bad result", fullHeader + "\n/a,1,0,0,0,1,0,0,maybe\n", 0, []string{"n-1-profiling_paths_full.csv:2: column result:", `"maybe"`}},
+		{"large_files", "good", profile.LargeFilesHeader + "\n/bin/app,220200960,4,220200960\n\"/a,b\",1,1,1\n", 2, nil},
+		{"large_files", "header only", profile.LargeFilesHeader + "\n", 0, nil},
+		{"large_files", "relative path", profile.LargeFilesHeader + "\nbin/app,1,1,1\n", 0, []string{"n-1-profiling_large_files.csv:2: column path:", "absolute"}},
+		{"large_files", "bad bytes", profile.LargeFilesHeader + "\n/a,1,1,-5\n", 0, []string{":2: column bytes_read:"}},
+		{"large_files", "renamed column", "path,size,opens,bytes_read\n", 0, []string{":1:", `expected "size_bytes"`}},
+		{"paths_full", "good", fullHeader + "\n/a,1,0,0,0,1,0,0,hit,0\n/b,1,0,0,0,0,0,1,enoent,0\n", 2, nil},
+		{"paths_full", "without refetches (older writer)", "path,getattr,readdir,readlink,read,hits,misses,enoent,result\n/a,1,0,0,0,1,0,0,hit\n", 1, nil},
+		{"paths_full", "bad refetches", fullHeader + "\n/a,1,0,0,0,1,0,0,hit,x\n", 0, []string{":2: column refetches:"}},
+		{"paths_full", "bad result", fullHeader + "\n/a,1,0,0,0,1,0,0,maybe,0\n", 0, []string{"n-1-profiling_paths_full.csv:2: column result:", `"maybe"`}},
 		{"paths_full", "missing result column", "path,getattr,readdir,readlink,read,hits,misses,enoent\n", 0, []string{":1:", `missing "result"`}},
 
 		{"cache_tables", "good", "table,entries,bytes\ndata,1,2\ntree,0,0\n", 2, nil},
@@ -138,7 +151,7 @@ func TestParseValues(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(-1), m.Rank, "absent rank")
 
-	full, err := ParsePathsFull(strings.NewReader(fullHeader+"\n/a,1,2,3,4,5,6,7,miss\n"), "x")
+	full, err := ParsePathsFull(strings.NewReader(fullHeader+"\n/a,1,2,3,4,5,6,7,miss,8\n"), "x")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(10), full[0].Events())
 }

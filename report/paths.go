@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/hpc-copper/copper/profile/schema"
 )
 
 // PathsOptions configure Paths.
@@ -18,8 +20,8 @@ type PathsOptions struct {
 	OutputDir string // default <jobDir>/profiling/cluster/paths
 	Source    string // FinalSource (default) or a snapshot tag
 	// Target is the host directory the view's "/" shows (copper's target).
-	// Default: the nodes' "target" metric when they all report the same
-	// one, else "/".
+	// Default: the job's own record of it, the nodes' "target" metric
+	// (they must agree); an error when no node recorded one.
 	Target string
 }
 
@@ -39,11 +41,12 @@ type PathCoverage struct {
 
 // PathsResult is what Paths wrote.
 type PathsResult struct {
-	UsageRoot string
-	Target    string
-	OutputDir string
-	Files     []string
-	Coverage  PathCoverage
+	UsageRoot  string
+	Target     string
+	TargetFrom string // "--target", or the record it came from
+	OutputDir  string
+	Files      []string
+	Coverage   PathCoverage
 }
 
 // Output files of Paths.
@@ -59,30 +62,18 @@ const (
 // Paths compares the paths copper saw (profiling/<source>/, paths_full
 // where written, else top_paths) with what exists under UsageRoot now.
 func Paths(ctx context.Context, jobDir string, opts PathsOptions) (*PathsResult, error) {
-	if opts.UsageRoot == "" {
-		return nil, errors.New("--usage-root is required: the host directory to measure usage against (e.g. the conda env)")
-	}
-	root, err := filepath.Abs(opts.UsageRoot)
+	root, err := usageRoot(opts.UsageRoot)
 	if err != nil {
-		return nil, fmt.Errorf("usage root %s: %w", opts.UsageRoot, err)
-	}
-	if st, err := os.Stat(root); err != nil {
-		return nil, fmt.Errorf("usage root: %w", err)
-	} else if !st.IsDir() {
-		return nil, fmt.Errorf("usage root %s is not a directory", root)
+		return nil, err
 	}
 	job, err := LoadProfiles(ctx, jobDir, opts.Source)
 	if err != nil {
 		return nil, err
 	}
-	target := opts.Target
-	if target == "" {
-		target = reportedTarget(job.Nodes)
+	target, targetFrom, err := pathsTarget(job, opts.Target)
+	if err != nil {
+		return nil, err
 	}
-	if !filepath.IsAbs(target) {
-		return nil, fmt.Errorf("--target %q: want an absolute host path", target)
-	}
-	target = filepath.Clean(target)
 	out := opts.OutputDir
 	if out == "" {
 		out = filepath.Join(jobDir, "profiling", clusterDir, "paths")
@@ -99,6 +90,61 @@ func Paths(ctx context.Context, jobDir string, opts PathsOptions) (*PathsResult,
 			cov.PathsDropped += n.Metrics.Counts[metricPathsDropped]
 		}
 	}
+	used, missing := matchObserved(obs, existing, target, root, &cov)
+	lists := tallyPaths(existing, used, root, &cov)
+
+	res := &PathsResult{UsageRoot: root, Target: target, TargetFrom: targetFrom, OutputDir: out, Coverage: cov}
+	files, err := writeAll(out, []outputFile{
+		{FileAllPaths, pathList(lists.all)},
+		{FileUsedPaths, pathList(lists.used)},
+		{FileUnusedPaths, pathList(lists.unused)},
+		{FileMissingProbes, pathList(missing)},
+		{FileRootsCounts, rootsCounts(lists.roots)},
+		{FilePathsSummary, res.summaryMarkdown(job.Dir(), lists.roots)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Files = files
+	return res, nil
+}
+
+// usageRoot checks --usage-root and makes it absolute.
+func usageRoot(dir string) (string, error) {
+	if dir == "" {
+		return "", errors.New("--usage-root is required: the host directory to measure usage against (e.g. the conda env)")
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("usage root %s: %w", dir, err)
+	}
+	if st, err := os.Stat(root); err != nil {
+		return "", fmt.Errorf("usage root: %w", err)
+	} else if !st.IsDir() {
+		return "", fmt.Errorf("usage root %s is not a directory", root)
+	}
+	return root, nil
+}
+
+// pathsTarget is --target, else the job's record of it, and where it
+// came from.
+func pathsTarget(job *JobProfile, flag string) (target, from string, err error) {
+	target, from = flag, "--target"
+	if target == "" {
+		if target, err = reportedTarget(job); err != nil {
+			return "", "", err
+		}
+		from = "recorded by the nodes in " + filepath.Join(job.Dir(), "*"+suffixMetrics)
+	}
+	if !filepath.IsAbs(target) {
+		return "", "", fmt.Errorf("--target %q: want an absolute host path", target)
+	}
+	return filepath.Clean(target), from, nil
+}
+
+// matchObserved maps the observed view paths to host paths under root:
+// those that exist now (used) and the ENOENT probes (missing, sorted).
+func matchObserved(obs map[string]observation, existing map[string]bool, target, root string, cov *PathCoverage) (map[string]bool, []string) {
 	used := map[string]bool{}
 	var missing []string
 	for view, o := range obs {
@@ -119,21 +165,31 @@ func Paths(ctx context.Context, jobDir string, opts PathsOptions) (*PathsResult,
 		}
 	}
 	cov.MissingProbes = len(missing)
-
-	all := make([]string, 0, len(existing))
-	for p := range existing {
-		all = append(all, p)
-	}
-	sort.Strings(all)
 	sort.Strings(missing)
-	var usedList, unusedList []string
+	return used, missing
+}
+
+// pathLists are the existing paths under the usage root, sorted, split
+// by use, and counted per top-level directory.
+type pathLists struct {
+	all, used, unused []string
+	roots             []rootCount
+}
+
+func tallyPaths(existing, used map[string]bool, root string, cov *PathCoverage) pathLists {
+	var l pathLists
+	l.all = make([]string, 0, len(existing))
+	for p := range existing {
+		l.all = append(l.all, p)
+	}
+	sort.Strings(l.all)
 	tops := map[string]*rootCount{}
-	for _, p := range all {
+	for _, p := range l.all {
 		isDir, seen := existing[p], used[p]
 		if seen {
-			usedList = append(usedList, p)
+			l.used = append(l.used, p)
 		} else {
-			unusedList = append(unusedList, p)
+			l.unused = append(l.unused, p)
 		}
 		if isDir {
 			cov.Dirs++
@@ -162,30 +218,21 @@ func Paths(ctx context.Context, jobDir string, opts PathsOptions) (*PathsResult,
 			rc.observed++
 		}
 	}
-	roots := make([]rootCount, 0, len(tops))
+	l.roots = make([]rootCount, 0, len(tops))
 	for _, rc := range tops {
-		roots = append(roots, *rc)
+		l.roots = append(l.roots, *rc)
 	}
-	sort.Slice(roots, func(i, j int) bool { return roots[i].path < roots[j].path })
-	var rootsText bytes.Buffer
-	for _, rc := range roots {
-		fmt.Fprintf(&rootsText, "%s\t%d\t%d\t%s\n", pathLine(rc.path), rc.observed, rc.total, percent(uint64(rc.observed), uint64(rc.total)))
-	}
+	sort.Slice(l.roots, func(i, j int) bool { return l.roots[i].path < l.roots[j].path })
+	return l
+}
 
-	res := &PathsResult{UsageRoot: root, Target: target, OutputDir: out, Coverage: cov}
-	files, err := writeAll(out, []outputFile{
-		{FileAllPaths, pathList(all)},
-		{FileUsedPaths, pathList(usedList)},
-		{FileUnusedPaths, pathList(unusedList)},
-		{FileMissingProbes, pathList(missing)},
-		{FileRootsCounts, rootsText.Bytes()},
-		{FilePathsSummary, res.summaryMarkdown(job.Dir(), roots)},
-	})
-	if err != nil {
-		return nil, err
+// rootsCounts renders roots_and_counts.txt.
+func rootsCounts(roots []rootCount) []byte {
+	var b bytes.Buffer
+	for _, rc := range roots {
+		fmt.Fprintf(&b, "%s\t%d\t%d\t%s\n", pathLine(rc.path), rc.observed, rc.total, percent(uint64(rc.observed), uint64(rc.total)))
 	}
-	res.Files = files
-	return res, nil
+	return b.Bytes()
 }
 
 // rootCount is the usage of one top-level directory of the usage root.
@@ -194,24 +241,29 @@ type rootCount struct {
 	observed, total int // paths at or below it
 }
 
-// reportedTarget is the target the nodes' aggregate files name, if they
-// agree, else "/" (copper's default).
-func reportedTarget(nodes []*NodeProfile) string {
-	target := ""
-	for _, n := range nodes {
+// reportedTarget is the target the job's own records name: the
+// "target" metric of the nodes' aggregate files, which must agree.
+func reportedTarget(job *JobProfile) (string, error) {
+	target, from := "", ""
+	for _, n := range job.Nodes {
 		if n.Metrics == nil {
 			continue
 		}
-		t := n.Metrics.Text["target"]
-		if t == "" || (target != "" && t != target) {
-			return "/"
+		t := n.Metrics.Text[schema.MetricTarget]
+		if t == "" {
+			continue // a node of an older copper, or Copper 1.0
 		}
-		target = t
+		if target != "" && t != target {
+			return "", fmt.Errorf("the nodes' records disagree on the target: %s says %s, %s says %s; pass --target",
+				from, target, n.Prefix+suffixMetrics, t)
+		}
+		target, from = t, n.Prefix+suffixMetrics
 	}
 	if target == "" {
-		return "/"
+		return "", fmt.Errorf("no --target given, and no %s in %s records the target (metric %q, written by copper-node); "+
+			"pass --target, the host directory copper exported", "*"+suffixMetrics, filepath.Join(job.JobDir, job.Dir()), schema.MetricTarget)
 	}
-	return target
+	return target, nil
 }
 
 func within(p, root string) bool {
@@ -297,6 +349,7 @@ func (r *PathsResult) Text() string {
 	c := r.Coverage
 	var b strings.Builder
 	fmt.Fprintf(&b, "summary: %s\n", filepath.Join(r.OutputDir, FilePathsSummary))
+	fmt.Fprintf(&b, "target: %s (%s)\n", r.Target, r.TargetFrom)
 	fmt.Fprintf(&b, "Observed files: %d of %d (%s)\n", c.ObservedFiles, c.Files, percent(uint64(c.ObservedFiles), uint64(c.Files)))
 	fmt.Fprintf(&b, "Observed dirs: %d of %d (%s)\n", c.ObservedDirs, c.Dirs, percent(uint64(c.ObservedDirs), uint64(c.Dirs)))
 	fmt.Fprintf(&b, "missing probes: %d, observed outside the usage root: %d\n", c.MissingProbes, c.OutsideRoot)

@@ -1,14 +1,20 @@
 package report
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/profile"
 )
 
 // buildEnvTree creates the conda env of the fixture on the real
@@ -84,9 +90,9 @@ func TestPaths(t *testing.T) {
 	assert.Contains(t, res.Text(), "Observed files: 12 of 17 (70.59%)")
 }
 
-// With target "/" (the default) view paths are host paths; with only
-// top_paths files the counts are flagged as a lower bound.
-func TestPathsDefaultTargetTopPathsOnly(t *testing.T) {
+// With target "/" view paths are host paths; with only top_paths files
+// the counts are flagged as a lower bound.
+func TestPathsRootTargetTopPathsOnly(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "env")
 	writeTestFile(t, filepath.Join(root, "lib", "a.so"), "x")
 	writeTestFile(t, filepath.Join(root, "lib", "b.py"), "x")
@@ -96,7 +102,7 @@ func TestPathsDefaultTargetTopPathsOnly(t *testing.T) {
 			"data,"+root+"/lib/a.so,5,4,1,0,0,0,0,0\n"+
 			"metadata,"+root+"/lib/c.so,2,0,0,2,1,1,0,0\n")
 	out := filepath.Join(t.TempDir(), "out")
-	res, err := Paths(context.Background(), job, PathsOptions{UsageRoot: root, OutputDir: out})
+	res, err := Paths(context.Background(), job, PathsOptions{UsageRoot: root, OutputDir: out, Target: "/"})
 	require.NoError(t, err)
 	assert.Equal(t, "/", res.Target)
 	assert.True(t, res.Coverage.TopPathsOnly)
@@ -118,7 +124,7 @@ func TestPathsSymlinkedRoot(t *testing.T) {
 	job := t.TempDir()
 	writeTestFile(t, filepath.Join(job, "profiling", "final", "h-1"+suffixPathsFull),
 		"path,getattr,readdir,readlink,read,hits,misses,enoent,result\n"+link+"/x.py,1,0,0,1,1,1,0,miss\n")
-	res, err := Paths(context.Background(), job, PathsOptions{UsageRoot: link})
+	res, err := Paths(context.Background(), job, PathsOptions{UsageRoot: link, Target: "/"})
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Coverage.ObservedFiles)
 	assert.Equal(t, link+"/x.py\n", string(readFile(t, filepath.Join(res.OutputDir, FileAllPaths))))
@@ -149,17 +155,38 @@ func TestPathsErrors(t *testing.T) {
 }
 
 func TestReportedTarget(t *testing.T) {
-	node := func(target string) *NodeProfile {
+	node := func(prefix, target string) *NodeProfile {
 		m := &NodeMetrics{Text: map[string]string{}}
 		if target != "" {
 			m.Text["target"] = target
 		}
-		return &NodeProfile{Metrics: m}
+		return &NodeProfile{Prefix: prefix, Metrics: m}
 	}
-	assert.Equal(t, "/", reportedTarget(nil))
-	assert.Equal(t, "/srv", reportedTarget([]*NodeProfile{node("/srv"), {}, node("/srv")}))
-	assert.Equal(t, "/", reportedTarget([]*NodeProfile{node("/srv"), node("/other")}))
-	assert.Equal(t, "/", reportedTarget([]*NodeProfile{node("/srv"), node("")}))
+	for _, tc := range []struct {
+		name  string
+		nodes []*NodeProfile
+		want  string
+		err   []string
+	}{
+		{"agree", []*NodeProfile{node("a-1", "/srv"), {Prefix: "b-2"}, node("c-3", "/srv")}, "/srv", nil},
+		{"an older node without the record", []*NodeProfile{node("a-1", "/srv"), node("b-2", "")}, "/srv", nil},
+		{"disagree", []*NodeProfile{node("a-1", "/srv"), node("b-2", "/other")}, "",
+			[]string{"disagree", "a-1-profiling_aggregate.csv says /srv", "b-2-profiling_aggregate.csv says /other", "--target"}},
+		{"no records", []*NodeProfile{node("a-1", "")}, "",
+			[]string{"no --target given", "*-profiling_aggregate.csv in /job/profiling/final", `"target"`}},
+		{"no nodes", nil, "", []string{"no --target given"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := reportedTarget(&JobProfile{JobDir: "/job", Source: FinalSource, Nodes: tc.nodes})
+			for _, e := range tc.err {
+				assert.ErrorContains(t, err, e)
+			}
+			if tc.err == nil {
+				require.NoError(t, err)
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
 }
 
 func TestPathLine(t *testing.T) {
@@ -173,7 +200,7 @@ func TestPathsDropped(t *testing.T) {
 	final := filepath.Join(job, "profiling", "final")
 	writeTestFile(t, filepath.Join(final, "h-1"+suffixPathsFull), fullHeader+"\n")
 	writeTestFile(t, filepath.Join(final, "h-1"+suffixMetrics), "metric,value\nprofile_paths_dropped,17\n")
-	res, err := Paths(context.Background(), job, PathsOptions{UsageRoot: root})
+	res, err := Paths(context.Background(), job, PathsOptions{UsageRoot: root, Target: "/"})
 	require.NoError(t, err)
 	assert.Equal(t, uint64(17), res.Coverage.PathsDropped)
 	assert.Contains(t, string(readFile(t, filepath.Join(res.OutputDir, FilePathsSummary))), "left out 17 paths")
@@ -181,4 +208,41 @@ func TestPathsDropped(t *testing.T) {
 	agg, err := Aggregate(context.Background(), job, AggregateOptions{})
 	require.NoError(t, err)
 	assert.Contains(t, agg.Cluster.Warnings, "node h-1: paths_full dropped 17 paths (memory bound); its path list is incomplete")
+}
+
+// copper-report paths needs no --target: the nodes record theirs in the
+// aggregate file (the real writer's), and an explicit --target still wins.
+func TestPathsTargetFromTheJobsRecords(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "target")
+	root := filepath.Join(target, "env")
+	writeTestFile(t, filepath.Join(root, "lib", "a.py"), "x")
+	writeTestFile(t, filepath.Join(root, "lib", "b.py"), "x")
+	job := t.TempDir()
+	final := filepath.Join(job, "profiling", "final")
+	for i, host := range []string{"n0", "n1"} {
+		r := profile.Report{Host: host, PID: 10 + i, Rank: i, Root: i == 0, Tag: profile.TagFinal, Target: target, Time: time.Unix(1_767_225_600, 0),
+			PathsFull: true, FullPaths: []profile.FullPath{{Path: "/env/lib/a.py", Read: 1, Misses: 1}}}
+		prefix := filepath.Join(final, host+"-"+strconv.Itoa(10+i))
+		writeWith(t, prefix+suffixMetrics, profile.WriteAggregate, r)
+		writeWith(t, prefix+suffixPathsFull, profile.WritePathsFull, r)
+	}
+
+	res, err := Paths(context.Background(), job, PathsOptions{UsageRoot: root})
+	require.NoError(t, err)
+	assert.Equal(t, target, res.Target, "from the nodes' aggregate files")
+	assert.Equal(t, 1, res.Coverage.ObservedFiles)
+	assert.Equal(t, filepath.Join(root, "lib", "a.py")+"\n", string(readFile(t, filepath.Join(res.OutputDir, FileUsedPaths))))
+
+	res, err = Paths(context.Background(), job, PathsOptions{UsageRoot: root, Target: "/", OutputDir: t.TempDir()})
+	require.NoError(t, err)
+	assert.Equal(t, "/", res.Target, "an explicit --target wins")
+	assert.Zero(t, res.Coverage.ObservedFiles)
+}
+
+// writeWith writes path with one of profile's writers.
+func writeWith(t *testing.T, path string, write func(io.Writer, profile.Report) error, r profile.Report) {
+	t.Helper()
+	var b bytes.Buffer
+	require.NoError(t, write(&b, r))
+	writeTestFile(t, path, b.String())
 }

@@ -92,7 +92,7 @@ func TestAggregate(t *testing.T) {
 		ops[o.Operation] = o
 		order = append(order, o.Operation)
 	}
-	assert.Equal(t, []string{"getattr", "lookup", "readdir", "readlink", "open", "read", "statfs", "getxattr", "ioctl", "mkdir", "write"}, order)
+	assert.Equal(t, []string{"getattr", "lookup", "readdir", "readlink", "open", "read", "statfs", "getxattr", "ioctl", "write", "mkdir"}, order, "the writer's row order (op.ProfileRowOrder)")
 	assert.Equal(t, uint64(3300), ops["getattr"].TotalCalls)
 	assert.Equal(t, 150.0, ops["getattr"].P99Us, "p99 is the max of the nodes' p99")
 	assert.Equal(t, 3000.0, ops["read"].MaxUs)

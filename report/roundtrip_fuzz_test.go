@@ -31,8 +31,11 @@ func FuzzProfileRoundTrip(f *testing.F) {
 		r := profile.Report{
 			Host: host, PID: int(pid), Rank: 1, Tag: "final", Time: time.Unix(1_767_225_600, 0),
 			TopPaths:  []profile.CategoryPaths{{Category: profile.CategoryData, Paths: []profile.PathCount{{Path: path, PathCounts: counts}}}},
-			FullPaths: []profile.FullPath{{Path: path, Read: events, Hits: hits, Misses: events / 2, ENOENT: enoent}},
-			Cache:     cache.Stats{Bytes: int64(entries) << 10, Data: cache.TableStat{Name: "data", Entries: int(entries), Bytes: int64(entries) << 10}},
+			FullPaths: []profile.FullPath{{Path: path, Read: events, Hits: hits, Misses: events / 2, ENOENT: enoent, Refetches: hits / 3}},
+			Target:    host, // any text
+			Large: profile.LargeReads{Files: 1, Opens: hits, Bytes: events, List: []profile.LargeFile{
+				{Path: path, Size: events, Opens: hits, Bytes: enoent}}},
+			Cache: cache.Stats{Bytes: int64(entries) << 10, Data: cache.TableStat{Name: "data", Entries: int(entries), Bytes: int64(entries) << 10}},
 		}
 		want := fieldForm(path)
 
@@ -43,6 +46,15 @@ func FuzzProfileRoundTrip(f *testing.F) {
 		require.Equal(t, fieldForm(host), m.Hostname)
 		require.Equal(t, [2]int64{int64(pid), 1}, [2]int64{m.PID, m.Rank})
 		require.Equal(t, uint64(entries)<<10, m.Counts["cache_bytes"])
+		require.Equal(t, fieldForm(host), m.Text["target"])
+		require.Equal(t, [3]uint64{1, uint64(hits), uint64(events)},
+			[3]uint64{m.Counts["large_direct_files"], m.Counts["large_direct_opens"], m.Counts["large_direct_bytes"]})
+
+		buf.Reset()
+		require.NoError(t, profile.WriteLargeFiles(&buf, r))
+		large, err := ParseLargeFiles(&buf, "n-1-profiling_large_files.csv")
+		require.NoError(t, err, "profile wrote a large-files file report cannot read")
+		require.Equal(t, []LargeFile{{Path: want, SizeBytes: uint64(events), Opens: uint64(hits), BytesRead: uint64(enoent)}}, large)
 
 		buf.Reset()
 		require.NoError(t, profile.WriteTopPaths(&buf, r))
@@ -61,6 +73,7 @@ func FuzzProfileRoundTrip(f *testing.F) {
 		require.Equal(t, [4]uint64{uint64(events), uint64(hits), uint64(events / 2), uint64(enoent)},
 			[4]uint64{full[0].Read, full[0].Hits, full[0].Misses, full[0].ENOENT})
 		require.Equal(t, r.FullPaths[0].Result(), full[0].Result)
+		require.Equal(t, uint64(hits/3), full[0].Refetches)
 
 		buf.Reset()
 		require.NoError(t, profile.WriteCacheTables(&buf, r))

@@ -15,7 +15,7 @@ elapsed() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 echo "== copper-launch --local $N (fan-out 2: rank 0 is the root; 1, 2 ask 0; 3 asks 1)"
 t0=$(ms)
-start_local_nodes "$N" --fanout 2 --log-level 4 --profile-metrics --profile-top-n 20 2>/dev/null
+start_local_nodes "$N" --fanout 2 --log-level 4 --profile-metrics --profile-top-n 20 --profile-paths-full 2>/dev/null
 echo "   copper-launch returned: all $N nodes mounted and tree-ready after $(elapsed "$t0") ms"
 
 pkgs=usr/lib/python3/dist-packages
@@ -50,3 +50,8 @@ echo "   stopped; copper mounts left: $left"
 echo "== copper-report aggregate (profiling written by every node at stop)"
 "$BIN/copper-report" aggregate "$work/logs/local" | sed 's/^/   /'
 sed -n '/^## Operations/,/^## [A-Z]/p' "$work"/logs/local/profiling/cluster/cluster-profiling_summary.md | sed '$d' | sed 's/^/   /' 
+
+echo "== copper-report doctor (problems the profile shows, each with its fix; exit 1 when any)"
+status=0
+"$BIN/copper-report" doctor "$work/logs/local" | sed 's/^/   /' || status=$?
+[ "$status" -le 1 ]

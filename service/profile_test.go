@@ -242,10 +242,10 @@ func TestProfileCountsThroughMount(t *testing.T) {
 		rows[r[0]] = r[1:]
 	}
 	assert.Len(t, rows, 2+k+m+n)
-	assert.Equal(t, []string{"1", "0", "0", "0", "0", "1", "0", "miss"}, rows["/s/f0"])
-	assert.Equal(t, []string{"2", "0", "0", "1", "1", "2", "0", "miss"}, rows["/r/r0"], "fetched the dirplus of r; the one OPEN; read")
-	assert.Equal(t, []string{"1", "0", "0", "1", "1", "1", "0", "miss"}, rows["/r/r2"], "listed by r0's dirplus, then read")
-	assert.Equal(t, []string{"1", "0", "0", "0", "1", "0", "1", "enoent"}, rows["/s/missing3"], "answered by the listing of s")
+	assert.Equal(t, []string{"1", "0", "0", "0", "0", "1", "0", "miss", "0"}, rows["/s/f0"])
+	assert.Equal(t, []string{"2", "0", "0", "1", "1", "2", "0", "miss", "0"}, rows["/r/r0"], "fetched the dirplus of r; the one OPEN; read")
+	assert.Equal(t, []string{"1", "0", "0", "1", "1", "1", "0", "miss", "0"}, rows["/r/r2"], "listed by r0's dirplus, then read")
+	assert.Equal(t, []string{"1", "0", "0", "0", "1", "0", "1", "enoent", "0"}, rows["/s/missing3"], "answered by the listing of s")
 
 	top := csvFile(t, p.file("scripted", "profiling_top_paths.csv"), profile.TopPathsHeader)
 	var ttl, data [][]string
@@ -370,7 +370,7 @@ func TestIoctlCommandsThroughMount(t *testing.T) {
 		assert.FileExists(t, out(cmd), "ioctl 2000 writes what %d writes", cmd)
 	}
 	events := csvFile(t, out(profile.IoctlLogIoctlEvents), "command,count")
-	assert.Equal(t, [][]string{{"300", "1"}, {"2000", "1"}, {"4242", "1"}, {"external", "1"}}, events)
+	assert.Equal(t, [][]string{{"300", "1"}, {"2000", "1"}, {"4242", "1"}, {"external", "1"}, {"terminal", "0"}}, events)
 	assert.Equal(t, "1", aggregate(t, p.file(profile.TagIoctl, "profiling_aggregate.csv"))["ioctl_external_count"])
 	md := csvFile(t, out(profile.IoctlMetadataCacheSize), "table,entries,bytes")
 	require.Len(t, md, 1)

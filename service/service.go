@@ -64,7 +64,10 @@ type Service struct {
 	backend  *backend.Backend // on a tree's root
 	upstream *node.Upstream
 	mounted  *cfuse.Mounted
-	ctl      *control.Server
+	// directReads counts the mount's large-file reads from the host;
+	// made before the profiler and the mount, which both use it.
+	directReads *cfuse.DirectReads
+	ctl         *control.Server
 	// prefetch warms the caches from the prefetch manifest; nil when off.
 	prefetch       *prefetch.Prefetcher
 	prefetchCancel context.CancelFunc
@@ -110,7 +113,8 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 		return nil, err
 	}
 	log := o.Logger.With("rank", id.Rank)
-	svc := &Service{Settings: s, Position: pos, log: log, started: o.Started, stopReq: make(chan struct{})}
+	svc := &Service{Settings: s, Position: pos, log: log, started: o.Started, stopReq: make(chan struct{}),
+		directReads: new(cfuse.DirectReads)}
 	if o.Mount {
 		svc.serving = make(chan struct{})
 	}
@@ -254,6 +258,8 @@ func newCollector(svc *Service, s config.Settings, rnk int, o Options) *profile.
 		PID:              os.Getpid(),
 		Rank:             rnk,
 		Root:             svc.Position.Parent < 0,
+		Target:           s.Target,
+		Mount:            s.Mount,
 		TopN:             s.ProfileTopN,
 		PathsFull:        s.ProfilePathsFull,
 		SnapshotInterval: time.Duration(s.ProfileSnapshotInterval) * time.Second,
@@ -264,7 +270,18 @@ func newCollector(svc *Service, s config.Settings, rnk int, o Options) *profile.
 		// svc.node is set before anything can ask (Start wires it next).
 		Stats:      func() node.Stats { return svc.node.Stats() },
 		ClearCache: svc.cache.Clear,
+		LargeReads: func() profile.LargeReads { return largeReads(svc.directReads.Stats()) },
 	})
+}
+
+// largeReads is the profile's copy of the mount's direct-read counters.
+func largeReads(st cfuse.DirectReadStats) profile.LargeReads {
+	out := profile.LargeReads{Files: st.Files, Opens: st.Opens, Bytes: st.Bytes, Dropped: st.Dropped,
+		List: make([]profile.LargeFile, len(st.List))}
+	for i, f := range st.List {
+		out.List[i] = profile.LargeFile{Path: f.Path, Size: f.Size, Opens: f.Opens, Bytes: f.Bytes}
+	}
+	return out
 }
 
 // startSnapshots writes a runtime snapshot every interval until Stop;
@@ -324,6 +341,7 @@ func (svc *Service) mount(s config.Settings, rank int, guard []string) error {
 		Debug:           s.LogLevel >= 5,
 		OnOp:            svc.prof.OnOp,
 		OnIoctl:         svc.onIoctl,
+		DirectReads:     svc.directReads,
 	})
 	if err != nil {
 		return fmt.Errorf("rank %d: mount %s: %w", rank, s.Mount, err)
@@ -443,6 +461,9 @@ type Status struct {
 	PID       int        `json:"pid"`
 	UptimeSec float64    `json:"uptime_s"`
 	Node      node.Stats `json:"node"`
+	// DirectReads counts the files over max_cacheable_bytes this node
+	// read straight from the target: in no node counter.
+	DirectReads cfuse.DirectReadStats `json:"direct_reads"`
 	// Profile is the per-FUSE-operation table, with profile_metrics.
 	Profile []profile.OpRow `json:"profile,omitempty"`
 	// Prefetch is the progress of the prefetch manifest, when set.
@@ -474,6 +495,8 @@ func (svc *Service) status() Status {
 		PID:       os.Getpid(),
 		UptimeSec: time.Since(svc.started).Seconds(),
 		Node:      svc.node.Stats(),
+		// The per-file list goes to the profile, not to stats.
+		DirectReads: svc.directReads.Stats(),
 	}
 	if svc.upstream != nil {
 		st.Upstream = svc.upstream.Current()

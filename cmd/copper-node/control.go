@@ -209,6 +209,9 @@ func printStatus(w io.Writer, st service.Status) {
 	c := n.Cache
 	fmt.Fprintf(w, "\nnegative (ENOENT) TTL: stores %d, serves %d, expires %d, clears %d; forward errors %d, failovers %d\n",
 		c.NegativeStores, c.NegativeServes, c.NegativeExpires, c.NegativeClears, n.ForwardErrors, n.Failovers)
+	d := st.DirectReads
+	fmt.Fprintf(w, "read directly from the target (over max_cacheable_bytes, outside the tree): %d files, %d opens, %s\n",
+		d.Files, d.Opens, human(d.Bytes))
 	if p := st.Prefetch; p != nil {
 		fmt.Fprintf(w, "\n%s\n", p.Summary())
 	}

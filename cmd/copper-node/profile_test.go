@@ -109,12 +109,13 @@ func within(t *testing.T, what string, f func() error) error {
 func checkComplete(t *testing.T, dir string) (files int) {
 	t.Helper()
 	headers := map[string]string{
-		"profiling_operations.csv": profile.OperationsHeader,
-		"profiling_errors.csv":     profile.ErrorsHeader,
-		"profiling_aggregate.csv":  profile.AggregateHeader,
-		"profiling_top_paths.csv":  profile.TopPathsHeader,
-		"profiling_paths_full.csv": profile.PathsFullHeader,
-		"cache_tables.csv":         profile.CacheTablesHeader,
+		"profiling_operations.csv":  profile.OperationsHeader,
+		"profiling_errors.csv":      profile.ErrorsHeader,
+		"profiling_aggregate.csv":   profile.AggregateHeader,
+		"profiling_top_paths.csv":   profile.TopPathsHeader,
+		"profiling_paths_full.csv":  profile.PathsFullHeader,
+		"profiling_large_files.csv": profile.LargeFilesHeader,
+		"cache_tables.csv":          profile.CacheTablesHeader,
 	}
 	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
@@ -140,8 +141,8 @@ func checkComplete(t *testing.T, dir string) (files int) {
 		require.NoError(t, err, e.Name())
 		require.Equal(t, header, strings.Join(recs[0], ","), e.Name())
 		if strings.HasSuffix(e.Name(), "aggregate.csv") {
-			assert.Len(t, recs, 27, "%s: every metric row", e.Name())
-			assert.Equal(t, []string{"profile_paths_dropped", "0"}, recs[len(recs)-1], "the last row is there")
+			assert.Len(t, recs, 1+len(profile.AggregateRows(profile.Report{})), "%s: every metric row", e.Name())
+			assert.Equal(t, []string{"large_direct_paths_dropped", "0"}, recs[len(recs)-1], "the last row is there")
 		}
 	}
 	return files
@@ -170,7 +171,7 @@ func TestKilledNodeLeavesReadableSnapshots(t *testing.T) {
 	require.NoError(t, syscall.Kill(d.pid, syscall.SIGKILL))
 	require.Eventually(t, func() bool { return !d.alive() }, 10*time.Second, 20*time.Millisecond, "pid %d survived SIGKILL", d.pid)
 
-	assert.Equal(t, 6, checkComplete(t, snap), "all six profiling files of the runtime snapshot")
+	assert.Equal(t, 7, checkComplete(t, snap), "all seven profiling files of the runtime snapshot")
 	assert.Equal(t, 1, checkComplete(t, filepath.Join(d.jobDir, "tables", profile.TagRuntime)))
 	assert.NoDirExists(t, filepath.Join(d.jobDir, "profiling", profile.TagFinal), "a killed node writes no final outputs")
 	assert.NoDirExists(t, filepath.Join(d.jobDir, "profiling", profile.TagPreDestroy))
@@ -204,7 +205,7 @@ func TestSnapshotAndStatsCommands(t *testing.T) {
 	require.Zero(t, code, stderr)
 	want := filepath.Join(d.jobDir, "profiling", "t1") + "\n" + filepath.Join(d.jobDir, "tables", "t1") + "\n"
 	assert.Equal(t, want, stdout)
-	assert.Equal(t, 5, checkComplete(t, filepath.Join(d.jobDir, "profiling", "t1")), "five files without paths_full")
+	assert.Equal(t, 6, checkComplete(t, filepath.Join(d.jobDir, "profiling", "t1")), "six files without paths_full")
 
 	stdout, _, code = d.copperNode(t, "snapshot", "--mount", d.mnt)
 	require.Zero(t, code)
@@ -224,6 +225,6 @@ func TestSnapshotAndStatsCommands(t *testing.T) {
 
 	_, stderr, code = d.copperNode(t, "stop", "--mount", d.mnt, "--timeout", "15s")
 	require.Zero(t, code, stderr)
-	assert.Equal(t, 5, checkComplete(t, filepath.Join(d.jobDir, "profiling", profile.TagFinal)))
-	assert.Equal(t, 5, checkComplete(t, filepath.Join(d.jobDir, "profiling", profile.TagPreDestroy)))
+	assert.Equal(t, 6, checkComplete(t, filepath.Join(d.jobDir, "profiling", profile.TagFinal)))
+	assert.Equal(t, 6, checkComplete(t, filepath.Join(d.jobDir, "profiling", profile.TagPreDestroy)))
 }

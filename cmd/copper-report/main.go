@@ -4,6 +4,7 @@
 //	copper-report aggregate <jobdir> [--prefix P] [--source final|<tag>] [--top N]
 //	copper-report paths <jobdir> --usage-root ROOT [--output-dir D] [--source S] [--target T]
 //	copper-report cache <jobdir> [--source final|<tag>]
+//	copper-report doctor <jobdir> [--source S] [--target T] [--probe-fanout N]
 package main
 
 import (
@@ -41,6 +42,11 @@ const usage = `copper-report: cluster reports from a copper job directory (<log_
       writes six files into D (default <jobdir>/profiling/cluster/paths).
   copper-report cache <jobdir> [--source final|<tag>]
       Sum tables/<source>/*-cache_tables.csv into profiling/cluster/cache_usage_summary.{txt,csv}.
+  copper-report doctor <jobdir> [--source S] [--target T] [--probe-fanout N]
+      Name the problems the profile shows, each with its fix: .py files read without a .pyc,
+      files over max_cacheable_bytes read directly, long ENOENT probe fan-out, paths fetched
+      from the backend more than once per tree. Exit status 0: none found; 1: problems
+      found; 2: usage error or the profile could not be read.
   copper-report --version   (or: version) version, commit and Go version
 
 Snapshot tags: runtime-snapshot, pre-destroy, ioctl-snapshot, pre-reset.
@@ -80,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = paths(ctx, args, stdout)
 	case "cache":
 		err = cache(ctx, args, stdout)
+	case "doctor":
+		return doctor(ctx, args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "copper-report: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -148,7 +156,7 @@ func paths(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&opts.UsageRoot, "usage-root", "", "host directory to measure usage against, e.g. the conda env (required)")
 	fs.StringVar(&opts.OutputDir, "output-dir", "", "where to write (default <jobdir>/profiling/cluster/paths)")
 	fs.StringVar(&opts.Source, "source", report.FinalSource, "profiling directory to read: final or a snapshot tag")
-	fs.StringVar(&opts.Target, "target", "", `host directory copper exported as the view's "/" (default: as the nodes report, else /)`)
+	fs.StringVar(&opts.Target, "target", "", `host directory copper exported as the view's "/" (default: the "target" the nodes recorded in their profiling_aggregate.csv)`)
 	jobDir, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -180,6 +188,37 @@ func cache(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
+// doctor runs the doctor command; its exit status says what it found
+// (0 nothing, 1 problems), 2 when it could not look.
+func doctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var opts report.DoctorOptions
+	fs := newFlags("doctor", stdout, "<jobdir> [flags]")
+	fs.StringVar(&opts.Source, "source", report.FinalSource, "profiling directory to read: final or a snapshot tag")
+	fs.StringVar(&opts.Target, "target", "", `host directory copper exported as the view's "/" (default: the "target" the nodes recorded)`)
+	fs.IntVar(&opts.ProbeFanout, "probe-fanout", report.DefaultProbeFanout, "a name missing in this many directories or more is a search-path fan-out")
+	jobDir, err := parse(fs, args)
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "copper-report doctor: %v (see 'copper-report doctor --help')\n", err)
+		return 2
+	}
+	res, err := report.Doctor(ctx, jobDir, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "copper-report doctor: %v\n", err)
+		return 2
+	}
+	if _, err := io.WriteString(stdout, res.Text()); err != nil {
+		fmt.Fprintf(stderr, "copper-report doctor: %v\n", err)
+		return 2
+	}
+	if len(res.Findings) > 0 {
+		return 1
+	}
+	return 0
+}
+
 // writeMan writes copper-report(1): the usage and each command's flags,
 // as the commands themselves print them for --help.
 func writeMan(ctx context.Context, w io.Writer) error {
@@ -190,7 +229,7 @@ func writeMan(ctx context.Context, w io.Writer) error {
 		Synopsis: usage,
 		SeeAlso:  []string{"copper-launch(1)", "copper-node(1)"},
 	}
-	for _, cmd := range []string{"aggregate", "paths", "cache"} {
+	for _, cmd := range []string{"aggregate", "paths", "cache", "doctor"} {
 		var help strings.Builder
 		if code := run(ctx, []string{cmd, "--help"}, &help, &help); code != 0 {
 			return fmt.Errorf("%s --help exited %d: %s", cmd, code, help.String())

@@ -11,16 +11,19 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/profile/schema"
 )
 
-// Column headers of the files in docs/PROFILING.md.
+// Column headers of the files in docs/PROFILING.md (schema's table).
 const (
-	OperationsHeader  = "operation,total_calls,cache_hits,cache_misses,negative_results,avg_latency_us,total_latency_s,errors,coalesced_waits,forwarded,backend_ops,bytes_served,p50_us,p90_us,p99_us,max_us"
-	ErrorsHeader      = "operation,errno,name,count"
-	AggregateHeader   = "metric,value"
-	TopPathsHeader    = "category,path,total_events,cache_hits,cache_misses,negative_results,ttl_stores,ttl_serves,ttl_expires,ttl_clears"
-	PathsFullHeader   = "path,getattr,readdir,readlink,read,hits,misses,enoent,result"
-	CacheTablesHeader = "table,entries,bytes"
+	OperationsHeader  = schema.OperationsHeader
+	ErrorsHeader      = schema.ErrorsHeader
+	AggregateHeader   = schema.AggregateHeader
+	TopPathsHeader    = schema.TopPathsHeader
+	PathsFullHeader   = schema.PathsFullHeader
+	LargeFilesHeader  = schema.LargeFilesHeader
+	CacheTablesHeader = schema.CacheTablesHeader
 )
 
 // tableNames are the rows of cache_tables.csv, in cache.Stats.Tables
@@ -113,32 +116,40 @@ func WriteErrors(w io.Writer, r Report) error {
 func AggregateRows(r Report) [][2]string {
 	t := r.Totals()
 	return [][2]string{
-		{"hostname", r.Host},
-		{"pid", strconv.Itoa(r.PID)},
-		{"rank", strconv.Itoa(r.Rank)},
-		{"role", r.Role()},
-		{"snapshot_tag", r.Tag},
-		{"snapshot_unix_s", itoa(r.Time.Unix())},
-		{"uptime_s", strconv.FormatFloat(r.Uptime.Seconds(), 'f', 3, 64)},
-		{"total_counted_fuse_operations", itoa(t.Calls)},
-		{"total_cache_hits", itoa(t.Hits)},
-		{"total_cache_misses", itoa(t.Misses)},
-		{"total_negative_results", itoa(t.Negative)},
-		{"total_coalesced_waits", itoa(t.Coalesced)},
-		{"total_forwarded", itoa(t.Forwarded)},
-		{"total_backend_ops", itoa(t.Backend)},
-		{"total_bytes_served", itoa(t.Bytes)},
-		{"metadata_enoent_ttl_stores", itoa(r.TTL.Stores)},
-		{"metadata_enoent_ttl_serves", itoa(r.TTL.Serves)},
-		{"metadata_enoent_ttl_expires", itoa(r.TTL.Expires)},
-		{"metadata_enoent_ttl_clears_on_success_or_non_enoent", itoa(r.TTL.Clears)},
-		{"total_measured_latency_seconds", seconds(t.TotalLatency)},
-		{"ioctl_external_count", itoa(r.IoctlExternal)},
-		{"cache_bytes", itoa(r.Cache.Bytes)},
-		{"cache_budget_bytes", itoa(r.Cache.BudgetBytes)},
-		{"profile_top_n", strconv.Itoa(r.TopN)},
-		{"profile_paths_full", boolDigit(r.PathsFull)},
-		{"profile_paths_dropped", itoa(r.PathsDropped)},
+		{schema.MetricHostname, r.Host},
+		{schema.MetricPID, strconv.Itoa(r.PID)},
+		{schema.MetricRank, strconv.Itoa(r.Rank)},
+		{schema.MetricRole, r.Role()},
+		{schema.MetricSnapshotTag, r.Tag},
+		{schema.MetricSnapshotUnix, itoa(r.Time.Unix())},
+		{schema.MetricUptime, strconv.FormatFloat(r.Uptime.Seconds(), 'f', 3, 64)},
+		{schema.MetricTarget, r.Target},
+		{schema.MetricMount, r.Mount},
+		{schema.MetricMaxCacheable, itoa(r.MaxCacheable)},
+		{schema.MetricOperations, itoa(t.Calls)},
+		{schema.MetricCacheHits, itoa(t.Hits)},
+		{schema.MetricCacheMisses, itoa(t.Misses)},
+		{schema.MetricNegative, itoa(t.Negative)},
+		{schema.MetricCoalesced, itoa(t.Coalesced)},
+		{schema.MetricForwarded, itoa(t.Forwarded)},
+		{schema.MetricBackendOps, itoa(t.Backend)},
+		{schema.MetricBytesServed, itoa(t.Bytes)},
+		{schema.MetricLargeFiles, itoa(r.Large.Files)},
+		{schema.MetricLargeOpens, itoa(r.Large.Opens)},
+		{schema.MetricLargeBytes, itoa(r.Large.Bytes)},
+		{schema.MetricTTLStores, itoa(r.TTL.Stores)},
+		{schema.MetricTTLServes, itoa(r.TTL.Serves)},
+		{schema.MetricTTLExpires, itoa(r.TTL.Expires)},
+		{schema.MetricTTLClears, itoa(r.TTL.Clears)},
+		{schema.MetricLatency, seconds(t.TotalLatency)},
+		{schema.MetricIoctlExternal, itoa(r.IoctlExternal)},
+		{schema.MetricIoctlTerminal, itoa(r.IoctlTerminal)},
+		{schema.MetricCacheBytes, itoa(r.Cache.Bytes)},
+		{schema.MetricCacheBudget, itoa(r.Cache.BudgetBytes)},
+		{schema.MetricTopN, strconv.Itoa(r.TopN)},
+		{schema.MetricPathsFull, boolDigit(r.PathsFull)},
+		{schema.MetricPathsDropped, itoa(r.PathsDropped)},
+		{schema.MetricLargeDropped, itoa(r.Large.Dropped)},
 	}
 }
 
@@ -171,10 +182,20 @@ func WritePathsFull(w io.Writer, r Report) error {
 	for _, p := range r.FullPaths {
 		rows = append(rows, []string{
 			p.Path, itoa(p.Getattr), itoa(p.Readdir), itoa(p.Readlink), itoa(p.Read),
-			itoa(p.Hits), itoa(p.Misses), itoa(p.ENOENT), p.Result(),
+			itoa(p.Hits), itoa(p.Misses), itoa(p.ENOENT), p.Result(), itoa(p.Refetches),
 		})
 	}
 	return writeCSV(w, PathsFullHeader, rows)
+}
+
+// WriteLargeFiles writes profiling_large_files.csv: the files over
+// max_cacheable_bytes this node read straight from the host.
+func WriteLargeFiles(w io.Writer, r Report) error {
+	rows := make([][]string, 0, len(r.Large.List))
+	for _, f := range r.Large.List {
+		rows = append(rows, []string{f.Path, itoa(f.Size), itoa(f.Opens), itoa(f.Bytes)})
+	}
+	return writeCSV(w, LargeFilesHeader, rows)
 }
 
 // WriteCacheTables writes tables/<tag>/<P>-cache_tables.csv.
@@ -208,6 +229,8 @@ func WriteSummary(w io.Writer, r Report) error {
 	fmt.Fprintf(b, "Snapshot `%s` at %s, uptime %.3f s.\n\n", r.Tag, r.Time.UTC().Format(time.RFC3339), r.Uptime.Seconds())
 
 	fmt.Fprintf(b, "## Settings\n\n| setting | value |\n|---|---|\n")
+	fmt.Fprintf(b, "| target | %s |\n", mdCell(r.Target))
+	fmt.Fprintf(b, "| mount | %s |\n", mdCell(r.Mount))
 	fmt.Fprintf(b, "| profile_top_n | %d |\n", r.TopN)
 	fmt.Fprintf(b, "| profile_paths_full | %t |\n", r.PathsFull)
 	fmt.Fprintf(b, "| profile_snapshot_interval_s | %d |\n", int64(r.SnapshotInterval/time.Second))
@@ -230,7 +253,9 @@ func WriteSummary(w io.Writer, r Report) error {
 	fmt.Fprintf(b, "- negative rate (FUSE answers ENOENT): %s (%d of %d)\n", percent(t.Negative, t.Calls), t.Negative, t.Calls)
 	fmt.Fprintf(b, "- coalescing ratio (misses that waited on another asker's fetch): %s (%d of %d)\n", percent(t.Coalesced, t.Misses), t.Coalesced, t.Misses)
 	fmt.Fprintf(b, "- ENOENT TTL: %d stores, %d serves, %d expires, %d clears\n", r.TTL.Stores, r.TTL.Serves, r.TTL.Expires, r.TTL.Clears)
-	fmt.Fprintf(b, "- ioctls: %d external\n", r.IoctlExternal)
+	fmt.Fprintf(b, "- ioctls: %d external, %d terminal (isatty probes answered ENOTTY; not errors)\n", r.IoctlExternal, r.IoctlTerminal)
+	fmt.Fprintf(b, "- read directly (over max_cacheable_bytes, outside the tree): %d files, %d opens, %d bytes\n",
+		r.Large.Files, r.Large.Opens, r.Large.Bytes)
 	fmt.Fprintf(b, "- cache: %d of %d bytes\n", r.Cache.Bytes, r.Cache.BudgetBytes)
 	if r.PathsFull {
 		fmt.Fprintf(b, "- full path list: %d paths, %d dropped\n", len(r.FullPaths), r.PathsDropped)
