@@ -2,6 +2,7 @@ package net
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,6 +49,27 @@ func reportWire(b *testing.B, up, down int) {
 	b.ReportMetric(float64(down), "down-B/op")
 }
 
+// processCPU is this process's user and system CPU time. Client and
+// server both run in the benchmark's process, so CPU per operation is the
+// whole round trip's cost: steadier than wall time on a shared host,
+// where other processes' load stretches every wait.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMeter reports process CPU per operation as cpu-ns/op.
+type cpuMeter struct{ start time.Duration }
+
+func startCPU() cpuMeter { return cpuMeter{start: processCPU()} }
+
+func (m cpuMeter) report(b *testing.B) {
+	b.ReportMetric(float64(processCPU()-m.start)/float64(b.N), "cpu-ns/op")
+}
+
 func benchmarkRoundTrip(b *testing.B, size int) {
 	answer := benchAnswer(size)
 	s, err := Listen(context.Background(), "127.0.0.1:0", func(context.Context, op.Op, string) op.Result {
@@ -63,12 +85,14 @@ func benchmarkRoundTrip(b *testing.B, size int) {
 	ctx := context.Background()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		res, err := c.Call(ctx, op.Read, benchPath)
 		if err != nil || len(res.Data) != size {
 			b.Fatalf("call: %v, %d bytes", err, len(res.Data))
 		}
 	}
+	cpu.report(b)
 	reportWire(b, up, down)
 }
 
@@ -103,6 +127,7 @@ func benchmarkNetpollEcho(b *testing.B, size int) {
 	msg := make([]byte, up)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		if _, err := conn.Write(msg); err != nil {
 			b.Fatal(err)
@@ -112,5 +137,6 @@ func benchmarkNetpollEcho(b *testing.B, size int) {
 		}
 		_ = conn.Reader().Release()
 	}
+	cpu.report(b)
 	reportWire(b, up, down)
 }
