@@ -17,12 +17,17 @@ import (
 // exchange on the same machine that moves the same bytes each way as
 // that Call: a request frame's worth up (header and path) and a response
 // frame's worth down (header, attributes and data). Both report them as
-// up-B/op and down-B/op, so the report can show they match.
+// up-B/op and down-B/op, so the report can show they match, and the
+// process CPU per operation (client and server together) as cpu-ns/op.
+
+// Each call benchmark is declared next to its echo, so that one run of
+// them all (scripts/bench.sh runs several, interleaved) times each pair
+// back to back on a shared host.
 
 func BenchmarkRoundTrip4KiB(b *testing.B)   { benchmarkRoundTrip(b, 4<<10) }
-func BenchmarkRoundTrip128KiB(b *testing.B) { benchmarkRoundTrip(b, 128<<10) }
+func BenchmarkNetpollEcho4KiB(b *testing.B) { benchmarkNetpollEcho(b, 4<<10) }
 
-func BenchmarkNetpollEcho4KiB(b *testing.B)   { benchmarkNetpollEcho(b, 4<<10) }
+func BenchmarkRoundTrip128KiB(b *testing.B)   { benchmarkRoundTrip(b, 128<<10) }
 func BenchmarkNetpollEcho128KiB(b *testing.B) { benchmarkNetpollEcho(b, 128<<10) }
 
 // benchPath is the path every benchmark call asks for.
