@@ -2,6 +2,7 @@ package net
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,12 +17,17 @@ import (
 // exchange on the same machine that moves the same bytes each way as
 // that Call: a request frame's worth up (header and path) and a response
 // frame's worth down (header, attributes and data). Both report them as
-// up-B/op and down-B/op, so the report can show they match.
+// up-B/op and down-B/op, so the report can show they match, and the
+// process CPU per operation (client and server together) as cpu-ns/op.
+
+// Each call benchmark is declared next to its echo, so that one run of
+// them all (scripts/bench.sh runs several, interleaved) times each pair
+// back to back on a shared host.
 
 func BenchmarkRoundTrip4KiB(b *testing.B)   { benchmarkRoundTrip(b, 4<<10) }
-func BenchmarkRoundTrip128KiB(b *testing.B) { benchmarkRoundTrip(b, 128<<10) }
+func BenchmarkNetpollEcho4KiB(b *testing.B) { benchmarkNetpollEcho(b, 4<<10) }
 
-func BenchmarkNetpollEcho4KiB(b *testing.B)   { benchmarkNetpollEcho(b, 4<<10) }
+func BenchmarkRoundTrip128KiB(b *testing.B)   { benchmarkRoundTrip(b, 128<<10) }
 func BenchmarkNetpollEcho128KiB(b *testing.B) { benchmarkNetpollEcho(b, 128<<10) }
 
 // benchPath is the path every benchmark call asks for.
@@ -48,6 +54,27 @@ func reportWire(b *testing.B, up, down int) {
 	b.ReportMetric(float64(down), "down-B/op")
 }
 
+// processCPU is this process's user and system CPU time. Client and
+// server both run in the benchmark's process, so CPU per operation is the
+// whole round trip's cost: steadier than wall time on a shared host,
+// where other processes' load stretches every wait.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMeter reports process CPU per operation as cpu-ns/op.
+type cpuMeter struct{ start time.Duration }
+
+func startCPU() cpuMeter { return cpuMeter{start: processCPU()} }
+
+func (m cpuMeter) report(b *testing.B) {
+	b.ReportMetric(float64(processCPU()-m.start)/float64(b.N), "cpu-ns/op")
+}
+
 func benchmarkRoundTrip(b *testing.B, size int) {
 	answer := benchAnswer(size)
 	s, err := Listen(context.Background(), "127.0.0.1:0", func(context.Context, op.Op, string) op.Result {
@@ -63,12 +90,14 @@ func benchmarkRoundTrip(b *testing.B, size int) {
 	ctx := context.Background()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		res, err := c.Call(ctx, op.Read, benchPath)
 		if err != nil || len(res.Data) != size {
 			b.Fatalf("call: %v, %d bytes", err, len(res.Data))
 		}
 	}
+	cpu.report(b)
 	reportWire(b, up, down)
 }
 
@@ -103,6 +132,7 @@ func benchmarkNetpollEcho(b *testing.B, size int) {
 	msg := make([]byte, up)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		if _, err := conn.Write(msg); err != nil {
 			b.Fatal(err)
@@ -112,5 +142,6 @@ func benchmarkNetpollEcho(b *testing.B, size int) {
 		}
 		_ = conn.Reader().Release()
 	}
+	cpu.report(b)
 	reportWire(b, up, down)
 }

@@ -1,6 +1,7 @@
 package net
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cloudwego/netpoll"
@@ -27,11 +29,21 @@ type Client struct {
 	conn       netpoll.Connection
 	ready      chan struct{} // closed on auth-ok
 	stage      atomic.Int32  // handshake progress, read by Dial to explain a failure
-	nonceS     []byte        // the server's hello nonce; set and read by onRequest only
+	nonceS     []byte        // the server's hello nonce; set and read by the reader only
 	nonceC     [NonceSize]byte
 	lastHeard  atomic.Int64 // unix ns of the last frame, or of the first call after a quiet spell
 
-	wmu sync.Mutex // one writer at a time: netpoll's writer is not concurrent
+	w    frameWriter
+	bufs framePool // request frames
+
+	calls sync.Pool // *pendingCall, reused with its channel
+
+	// cmu orders waking the reader (shutdown of the socket, from any
+	// goroutine) before the reader's Close, so the descriptor is never
+	// shut down after it was closed and perhaps reused.
+	cmu    sync.Mutex
+	fd     int  // the connection's socket
+	closed bool // the reader closed the connection
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -51,6 +63,21 @@ type pendingCall struct {
 	op op.Op
 	ch chan reply // buffered: the reader never blocks on a caller
 }
+
+// newCall returns a pendingCall for o with an empty channel.
+func (c *Client) newCall(o op.Op) *pendingCall {
+	pc, ok := c.calls.Get().(*pendingCall)
+	if !ok {
+		pc = &pendingCall{ch: make(chan reply, 1)}
+	}
+	pc.op = o
+	return pc
+}
+
+// recycle keeps pc for a later call. Only a call whose reply was received,
+// or that was taken out of pending before any reply was sent, may be
+// recycled: otherwise a late reply would reach the next call.
+func (c *Client) recycle(pc *pendingCall) { c.calls.Put(pc) }
 
 type reply struct {
 	res op.Result
@@ -87,28 +114,23 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cnet: dial %s: %w", addr, err)
 	}
+	fdc, ok := conn.(interface{ Fd() int })
+	if !ok { // every netpoll TCP connection has one
+		_ = conn.Close()
+		return nil, fmt.Errorf("cnet: dial %s: connection %T has no descriptor", addr, conn)
+	}
 	c := &Client{
+		fd:         fdc.Fd(),
 		addr:       addr,
 		cfg:        cfg,
 		maxPayload: uint32(cfg.MaxFrame),
 		conn:       conn,
+		w:          frameWriter{conn: conn},
 		ready:      make(chan struct{}),
 		pending:    make(map[uint64]*pendingCall),
 		done:       make(chan struct{}),
 	}
-	// Reading happens in netpoll's OnRequest so that closing from another
-	// goroutine is serialized with it by netpoll itself.
-	_ = conn.AddCloseCallback(func(netpoll.Connection) error {
-		c.fail(errPeerClosed)
-		return nil
-	})
-	if err := conn.SetOnRequest(c.onRequest); err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("cnet: dial %s: %w", addr, err)
-	}
-	if !conn.IsActive() { // closed before the callbacks were in place
-		c.fail(errPeerClosed)
-	}
+	go c.readLoop()
 
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
@@ -187,11 +209,12 @@ func (c *Client) call(ctx context.Context, o op.Op, path string) (op.Result, err
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	pc := &pendingCall{op: o, ch: make(chan reply, 1)}
+	pc := c.newCall(o)
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
+		c.recycle(pc)
 		return op.Result{}, fmt.Errorf("cnet: call %v %q: %w", o, path, err)
 	}
 	if len(c.pending) == 0 {
@@ -202,35 +225,43 @@ func (c *Client) call(ctx context.Context, o op.Op, path string) (op.Result, err
 	c.pending[id] = pc
 	c.mu.Unlock()
 
-	if err := c.send(ctx, AppendRequest(make([]byte, 0, HeaderSize+len(path)), id, o, path)); err != nil {
+	if err := c.sendRequest(ctx, id, o, path); err != nil {
 		// A frame may be half written: the stream is unusable for everyone.
 		c.fail(fmt.Errorf("writing request: %w", err))
 	}
 	select {
 	case rep := <-pc.ch:
+		c.recycle(pc)
 		if rep.err != nil {
 			return op.Result{}, fmt.Errorf("cnet: call %v %q: %w", o, path, rep.err)
 		}
 		return rep.res, nil
 	case <-ctx.Done():
 		c.mu.Lock()
+		_, waiting := c.pending[id]
 		delete(c.pending, id)
 		c.mu.Unlock()
+		if waiting { // no reply was or will be sent to pc
+			c.recycle(pc)
+		}
 		return op.Result{}, ctx.Err()
 	}
+}
+
+// sendRequest writes one request frame, built in a pooled buffer.
+func (c *Client) sendRequest(ctx context.Context, id uint64, o op.Op, path string) error {
+	buf := c.bufs.get()
+	*buf = AppendRequest((*buf)[:0], id, o, path)
+	err := c.send(ctx, *buf)
+	c.bufs.put(buf) // written or queued: copied either way
+	return err
 }
 
 // send writes one frame. A ctx deadline bounds the write, so a peer that
 // stops reading cannot hold callers past their deadline.
 func (c *Client) send(ctx context.Context, frame []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if d, ok := ctx.Deadline(); ok {
-		_ = c.conn.SetWriteDeadline(d)
-		defer c.conn.SetWriteDeadline(time.Time{})
-	}
-	_, err := c.conn.Write(frame)
-	return err
+	d, _ := ctx.Deadline()
+	return c.w.write(d, frame)
 }
 
 // Close closes the connection; pending Calls fail with ErrClosed.
@@ -253,38 +284,79 @@ func (c *Client) fail(cause error) {
 	close(c.done)
 	c.mu.Unlock()
 
-	_ = c.conn.Close()
+	c.wakeReader()
 	for _, pc := range pending {
 		pc.ch <- reply{err: c.err}
 	}
 }
 
-// onRequest reads one frame from the server; netpoll calls it again while
-// input remains, one call at a time.
-func (c *Client) onRequest(_ context.Context, conn netpoll.Connection) error {
-	r := conn.Reader()
-	h, payload, err := readFrame(r, c.maxPayload)
-	_ = r.Release() // the payload is a copy
-	if err == nil {
-		c.heard()
-		err = c.handle(h, payload)
-	}
-	if err != nil {
-		var fe *frameError
-		if errors.As(err, &fe) && fe.clean {
-			err = fmt.Errorf("%w: %w", errPeerClosed, err)
-		} else {
-			c.cfg.Logger.Error("cnet: closing connection", "addr", c.addr, "err", err)
+// readLoop is the connection's one reader, from the handshake until the
+// connection fails; then it closes the connection. A long-lived reader
+// goroutine, rather than netpoll's OnRequest, saves starting a goroutine
+// (and growing its stack) for every response: netpoll runs OnRequest on a
+// pooled goroutine that exits as soon as the input is drained, which in a
+// request/response exchange is after every frame. Netpoll does not
+// serialize a Close with a reader of its own, so only this goroutine
+// closes the connection; others wake it (wakeReader).
+func (c *Client) readLoop() {
+	r := c.conn.Reader()
+	for {
+		h, payload, err := readFrame(r, c.maxPayload)
+		if err == nil {
+			c.heard()
+			if h.Kind == KindResponse && c.stage.Load() == stageActive {
+				err = c.deliver(h, payload) // copies what it keeps of the borrowed payload
+			} else {
+				err = c.handle(h, payload)
+			}
 		}
-		c.fail(err)
+		_ = r.Release()
+		if err != nil {
+			c.readFailed(err)
+			break
+		}
 	}
-	return nil
+	c.cmu.Lock()
+	c.closed = true
+	c.cmu.Unlock()
+	_ = c.conn.Close()
 }
 
+// wakeReader makes the reader's blocked read fail, so that it closes the
+// connection: shutting the socket down tells the peer and the poller at
+// once.
+func (c *Client) wakeReader() {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	if !c.closed {
+		_ = syscall.Shutdown(c.fd, syscall.SHUT_RDWR)
+	}
+}
+
+// readFailed fails the connection for a frame that could not be read or
+// broke the protocol. A read that failed because the connection was failed
+// already (Close, a heartbeat timeout: wakeReader) says nothing new.
+func (c *Client) readFailed(err error) {
+	c.mu.Lock()
+	failed := c.err != nil
+	c.mu.Unlock()
+	if failed {
+		return
+	}
+	var fe *frameError
+	if errors.As(err, &fe) && fe.clean {
+		err = fmt.Errorf("%w: %w", errPeerClosed, err)
+	} else {
+		c.cfg.Logger.Error("cnet: closing connection", "addr", c.addr, "err", err)
+	}
+	c.fail(err)
+}
+
+//go:noinline
 func (c *Client) handle(h Header, payload []byte) error {
 	switch stage := c.stage.Load(); {
 	case stage == stageHello && h.Kind == KindHello:
-		c.nonceS = payload
+		c.nonceS = bytes.Clone(payload)
 		rand.Read(c.nonceC[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
 		frame := AppendHeader(make([]byte, 0, HeaderSize+NonceSize+MACSize), Header{Kind: KindAuth, Length: NonceSize + MACSize})
 		frame = append(frame, c.nonceC[:]...)
@@ -309,28 +381,38 @@ func (c *Client) handle(h Header, payload []byte) error {
 	}
 }
 
+//go:noinline
+func opMismatch(h Header, want op.Op) error {
+	return fmt.Errorf("%w: response %d is %v, the request was %v", ErrProtocol, h.ID, h.Op, want)
+}
+
 func (c *Client) deliver(h Header, payload []byte) error {
 	c.mu.Lock()
 	pc, ok := c.pending[h.ID]
+	var want op.Op
+	if ok {
+		want = pc.op // read under mu: once the caller gives up, pc is reused
+	}
 	c.mu.Unlock()
 	if !ok { // the caller gave up (ctx ended); its answer is dropped
 		return nil
 	}
-	if pc.op != h.Op {
-		return fmt.Errorf("%w: response %d is %v, the request was %v", ErrProtocol, h.ID, h.Op, pc.op)
+	if want != h.Op {
+		return opMismatch(h, want)
 	}
 	// On error the call stays pending, so fail reports the broken
 	// connection to it after the violation has been logged.
-	res, err := DecodeResponse(h.Op, payload)
-	if err != nil {
+	var rep reply
+	var err error
+	if rep.res, err = decodeResponse(h.Op, payload, h.Op != op.Read); err != nil { // see readFrame
 		return err
 	}
 	c.mu.Lock()
-	_, ok = c.pending[h.ID]
+	pc, ok = c.pending[h.ID]
 	delete(c.pending, h.ID)
 	c.mu.Unlock()
 	if ok {
-		pc.ch <- reply{res: res}
+		pc.ch <- rep
 	}
 	return nil
 }

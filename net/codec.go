@@ -96,17 +96,22 @@ func AppendHeader(b []byte, h Header) []byte {
 // version, kind, reserved bytes, the op matching the kind, and the fixed
 // payload sizes of handshake frames. It does not apply Config.MaxFrame.
 func DecodeHeader(b []byte) (Header, error) {
-	if len(b) < HeaderSize {
-		return Header{}, fmt.Errorf("%w: header of %d bytes, want %d", ErrProtocol, len(b), HeaderSize)
+	if h, ok := parseHeader(b); ok {
+		return h, nil
 	}
-	if b[0] != magic0 || b[1] != magic1 {
-		return Header{}, fmt.Errorf("%w: bad magic %q", ErrProtocol, b[:2])
+	if err := headerError(b); err != nil {
+		return Header{}, err
 	}
-	if b[2] != Version {
-		return Header{}, fmt.Errorf("%w: unsupported version %d", ErrProtocol, b[2])
-	}
-	if b[5]|b[6]|b[7] != 0 {
-		return Header{}, fmt.Errorf("%w: non-zero reserved bytes % x", ErrProtocol, b[5:8])
+	return Header{}, fmt.Errorf("%w: malformed header % x", ErrProtocol, b[:HeaderSize])
+}
+
+// parseHeader is DecodeHeader's check without building an error: it runs
+// for every frame on netpoll's reader goroutines, which start with a small
+// stack, and the formatting calls of the error paths made its frame large
+// enough to grow (copy) that stack on every frame.
+func parseHeader(b []byte) (Header, bool) {
+	if len(b) < HeaderSize || b[0] != magic0 || b[1] != magic1 || b[2] != Version || b[5]|b[6]|b[7] != 0 {
+		return Header{}, false
 	}
 	h := Header{
 		Kind:   Kind(b[3]),
@@ -117,19 +122,58 @@ func DecodeHeader(b []byte) (Header, error) {
 	info, ok := h.Kind.info()
 	switch {
 	case !ok:
-		return Header{}, fmt.Errorf("%w: unknown frame %v", ErrProtocol, h.Kind)
+		return Header{}, false
 	case info.heartbeat:
-		if err := checkHeartbeatHeader(h); err != nil {
-			return Header{}, err
+		if h.Op != 0 || h.Length != 0 {
+			return Header{}, false
 		}
 	case info.handshake && (h.Op != 0 || h.ID != 0):
-		return Header{}, fmt.Errorf("%w: %v frame with op %d and id %d, want 0 and 0", ErrProtocol, h.Kind, h.Op, h.ID)
+		return Header{}, false
 	case !info.handshake && !h.Op.Valid():
-		return Header{}, fmt.Errorf("%w: %v frame with unknown %v", ErrProtocol, h.Kind, h.Op)
+		return Header{}, false
 	case info.size >= 0 && h.Length != uint32(info.size):
-		return Header{}, fmt.Errorf("%w: %v frame with %d payload bytes, want %d", ErrProtocol, h.Kind, h.Length, info.size)
+		return Header{}, false
 	}
-	return h, nil
+	return h, true
+}
+
+// headerError says why parseHeader refused b; it is nil for a header
+// parseHeader accepts (FuzzDecodeHeader holds the two to that).
+//
+//go:noinline
+func headerError(b []byte) error {
+	if len(b) < HeaderSize {
+		return fmt.Errorf("%w: header of %d bytes, want %d", ErrProtocol, len(b), HeaderSize)
+	}
+	if b[0] != magic0 || b[1] != magic1 {
+		return fmt.Errorf("%w: bad magic %q", ErrProtocol, b[:2])
+	}
+	if b[2] != Version {
+		return fmt.Errorf("%w: unsupported version %d", ErrProtocol, b[2])
+	}
+	if b[5]|b[6]|b[7] != 0 {
+		return fmt.Errorf("%w: non-zero reserved bytes % x", ErrProtocol, b[5:8])
+	}
+	h := Header{
+		Kind:   Kind(b[3]),
+		Op:     op.Op(b[4]),
+		ID:     binary.BigEndian.Uint64(b[8:16]),
+		Length: binary.BigEndian.Uint32(b[16:20]),
+	}
+	info, ok := h.Kind.info()
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: unknown frame %v", ErrProtocol, h.Kind)
+	case info.heartbeat:
+		return checkHeartbeatHeader(h)
+	case info.handshake && (h.Op != 0 || h.ID != 0):
+		return fmt.Errorf("%w: %v frame with op %d and id %d, want 0 and 0", ErrProtocol, h.Kind, h.Op, h.ID)
+	case !info.handshake && !h.Op.Valid():
+		return fmt.Errorf("%w: %v frame with unknown %v", ErrProtocol, h.Kind, h.Op)
+	case info.size >= 0 && h.Length != uint32(info.size):
+		return fmt.Errorf("%w: %v frame with %d payload bytes, want %d", ErrProtocol, h.Kind, h.Length, info.size)
+	}
+	return nil
 }
 
 // AppendRequest appends a whole request frame for (o, path) to b.
@@ -318,6 +362,14 @@ func appendPlus(b []byte, r op.Result) ([]byte, error) {
 // aliases payload (no copy: the caller hands over a buffer it owns);
 // names and targets are copied. Trailing bytes are an error.
 func DecodeResponse(o op.Op, payload []byte) (op.Result, error) {
+	return decodeResponse(o, payload, false)
+}
+
+// decodeResponse is DecodeResponse; borrowed says payload is a netpoll
+// buffer released after the call, so Result.Data is copied out of it (the
+// one copy of file data on the receiving side: the caller keeps the
+// answer in its cache).
+func decodeResponse(o op.Op, payload []byte, borrowed bool) (op.Result, error) {
 	if !o.Valid() {
 		return op.Result{}, fmt.Errorf("%w: response for unknown %v", ErrProtocol, o)
 	}
@@ -347,6 +399,9 @@ func DecodeResponse(o op.Op, payload []byte) (op.Result, error) {
 		case op.Read:
 			res.Attr = d.attr()
 			res.Data = d.bytes(d.u32())
+			if borrowed && res.Data != nil {
+				res.Data = append(make([]byte, 0, len(res.Data)), res.Data...) // non-nil when empty
+			}
 		case op.DirPlus, op.DirPlusNext:
 			res.Plus, res.More = d.plus()
 		}

@@ -370,6 +370,8 @@ func FuzzDecodeHeader(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: example\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := DecodeHeader(b)
+		_, parsed := parseHeader(b)
+		require.Equal(t, parsed, headerError(b) == nil, "the fast check and the error path agree")
 		if err != nil {
 			return
 		}
@@ -386,8 +388,14 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add(uint8(op.Readdir), payload(uint32(0), uint32(math.MaxUint32)))
 	f.Fuzz(func(t *testing.T, o uint8, p []byte) {
 		res, err := DecodeResponse(op.Op(o), p)
+		borrowed, berr := decodeResponse(op.Op(o), p, true)
+		require.Equal(t, err == nil, berr == nil, "a borrowed payload decodes like an owned one")
 		if err != nil {
 			return
+		}
+		require.Equal(t, res, borrowed)
+		if len(borrowed.Data) > 0 {
+			require.NotSame(t, &p[len(p)-len(borrowed.Data)], &borrowed.Data[0], "data of a borrowed payload is copied out of it")
 		}
 		again, err := appendResponsePayload(nil, op.Op(o), res)
 		require.NoError(t, err, "an accepted response must be encodable")
@@ -411,11 +419,12 @@ func FuzzReadFrame(f *testing.F) {
 		consumed := 0
 		for {
 			h, p, err := readFrame(lb, 1<<16)
-			_ = lb.Release()
 			if err != nil {
+				_ = lb.Release()
 				return
 			}
-			frame := append(AppendHeader(nil, h), p...)
+			frame := append(AppendHeader(nil, h), p...) // before Release: p is borrowed
+			_ = lb.Release()
 			require.Equal(t, stream[consumed:consumed+len(frame)], frame)
 			consumed += len(frame)
 		}

@@ -85,30 +85,62 @@ func (e *frameError) Error() string { return e.err.Error() }
 func (e *frameError) Unwrap() error { return e.err }
 
 // readFrame reads one frame from r, blocking until it is complete or the
-// connection fails. The payload is a copy the caller owns; the caller
+// connection fails. The payload of a Read response is a copy the caller
+// owns (its Data is kept as it is); any other payload is borrowed from r:
+// valid only until the caller's r.Release, so whatever outlives the frame
+// is copied out of it (a request's path, a response's decoded fields),
+// which saves an allocation and a copy of every such payload. The caller
 // still calls r.Release. A length above maxPayload fails before anything
 // is allocated or read for it.
 func readFrame(r netpoll.Reader, maxPayload uint32) (Header, []byte, error) {
 	hb, err := r.Next(HeaderSize)
 	if err != nil {
-		if n := r.Len(); n > 0 {
-			return Header{}, nil, &frameError{err: fmt.Errorf("%w: truncated header: %d of %d bytes: %w", ErrProtocol, n, HeaderSize, err)}
-		}
-		return Header{}, nil, &frameError{err: err, clean: true}
+		return Header{}, nil, headerReadError(r, err)
 	}
-	h, err := DecodeHeader(hb)
-	if err != nil {
-		return Header{}, nil, &frameError{err: err}
-	}
-	if h.Length > maxPayload {
-		return Header{}, nil, &frameError{err: fmt.Errorf("%w: %v frame of %d payload bytes exceeds the %d-byte cap", ErrProtocol, h.Kind, h.Length, maxPayload)}
+	h, ok := parseHeader(hb)
+	if !ok || h.Length > maxPayload {
+		return Header{}, nil, badHeaderError(hb, h, ok, maxPayload)
 	}
 	if h.Length == 0 {
 		return h, nil, nil
 	}
-	payload, err := r.ReadBinary(int(h.Length))
+	var payload []byte
+	if h.Kind == KindResponse && h.Op == op.Read {
+		// File data outlives the frame (it is cached): one copy into a
+		// slice of its own, which Next would add to when the payload
+		// spans netpoll's buffer nodes.
+		payload, err = r.ReadBinary(int(h.Length))
+	} else {
+		payload, err = r.Next(int(h.Length))
+	}
 	if err != nil {
-		return Header{}, nil, &frameError{err: fmt.Errorf("%w: truncated %v payload: %d of %d bytes: %w", ErrProtocol, h.Kind, r.Len(), h.Length, err)}
+		return Header{}, nil, payloadReadError(r, h, err)
 	}
 	return h, payload, nil
+}
+
+// The errors of readFrame are built out of line: readFrame runs for every
+// frame on a netpoll reader goroutine that starts with a small stack (see
+// parseHeader).
+
+//go:noinline
+func headerReadError(r netpoll.Reader, err error) error {
+	if n := r.Len(); n > 0 {
+		return &frameError{err: fmt.Errorf("%w: truncated header: %d of %d bytes: %w", ErrProtocol, n, HeaderSize, err)}
+	}
+	return &frameError{err: err, clean: true}
+}
+
+//go:noinline
+func badHeaderError(hb []byte, h Header, parsed bool, maxPayload uint32) error {
+	if !parsed {
+		_, err := DecodeHeader(hb)
+		return &frameError{err: err}
+	}
+	return &frameError{err: fmt.Errorf("%w: %v frame of %d payload bytes exceeds the %d-byte cap", ErrProtocol, h.Kind, h.Length, maxPayload)}
+}
+
+//go:noinline
+func payloadReadError(r netpoll.Reader, h Header, err error) error {
+	return &frameError{err: fmt.Errorf("%w: truncated %v payload: %d of %d bytes: %w", ErrProtocol, h.Kind, r.Len(), h.Length, err)}
 }

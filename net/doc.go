@@ -1,7 +1,10 @@
 // Package net is copper's node-to-node RPC: a framed request/response
 // protocol over cloudwego/netpoll event-loop connections. A Server
-// dispatches each request to a Handler in its own goroutine; a Client
-// multiplexes many concurrent Calls over one connection to one parent.
+// dispatches each request to a Handler on a worker goroutine (workers wait
+// for the next request instead of a goroutine per request); a Client
+// multiplexes many concurrent Calls over one connection to one parent,
+// read by one long-lived reader goroutine. Frames handed to a connection
+// while another is being written go out together in one write.
 // It knows nothing about caches or FUSE. Other packages import it as
 //
 //	cnet "github.com/hpc-copper/copper/net"

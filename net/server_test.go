@@ -913,3 +913,36 @@ func TestHandlerPanicAnsweredEIO(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "fine", res.Target)
 }
+
+// TestAbandonedCallsNeverAnswerLaterOnes: calls whose ctx ends while their
+// answer is on its way give their records back for reuse; a late answer
+// must never reach the call that reuses one. Every call that succeeds gets
+// the answer to its own path.
+func TestAbandonedCallsNeverAnswerLaterOnes(t *testing.T) {
+	s := startServer(t, func(ctx context.Context, o op.Op, path string) op.Result {
+		time.Sleep(time.Duration(len(path)%5) * 100 * time.Microsecond)
+		return echo(ctx, o, path)
+	}, Config{})
+	c := dial(t, s.Addr(), Config{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				path := fmt.Sprintf("/g%d/%d", g, i)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%4)*150*time.Microsecond)
+				res, err := c.Call(ctx, op.Getattr, path)
+				cancel()
+				if err != nil {
+					if !errors.Is(err, context.DeadlineExceeded) {
+						t.Errorf("%s: %v", path, err)
+					}
+					continue
+				}
+				if !assert.ObjectsAreEqual(echo(nil, op.Getattr, path), res) {
+					t.Errorf("%s: the answer to another call: %+v", path, res)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/hpc-copper/copper/backend"
 	"github.com/hpc-copper/copper/cache"
 	"github.com/hpc-copper/copper/op"
@@ -94,7 +92,7 @@ type Observation struct {
 type Node struct {
 	cfg    Config
 	log    *slog.Logger
-	flight singleflight.Group
+	flight *flights
 
 	registered chan struct{}
 	treeReady  chan struct{}
@@ -133,6 +131,7 @@ func New(cfg Config) (*Node, error) {
 	return &Node{
 		cfg:        cfg,
 		log:        cfg.Logger,
+		flight:     newFlights(),
 		registered: make(chan struct{}),
 		treeReady:  make(chan struct{}),
 	}, nil
@@ -277,33 +276,31 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 
 	// One request per (op, path) per node: every other asker, local or a
 	// child, waits for the leader's answer.
-	led := false
-	ch := n.flight.DoChan(flightKey(o, path), func() (any, error) {
-		led = true
-		// A flight that finished between our Lookup and DoChan has
+	f, led := n.flight.do(flightKey(o, path), func() op.Result {
+		// A flight that finished between our Lookup and do has
 		// already stored the answer: do not ask again.
 		if r, ok := n.cfg.Cache.Lookup(o, path); ok {
-			return r, nil
+			return r
 		}
 		// The fetch outlives any one asker: others may be waiting on it.
 		r := n.fetch(context.WithoutCancel(ctx), o, path)
 		n.cfg.Cache.Store(o, path, r)
-		return r, nil
+		return r
 	})
 	select {
-	case res := <-ch:
+	case <-f.done:
 		outcome := OutcomeMiss
 		if !led {
 			n.coalesced[o].Add(1)
 			outcome = OutcomeCoalesced
 		}
-		r := res.Val.(op.Result)
+		r := f.res
 		if n.cfg.Observe != nil {
 			n.observe(o, path, outcome, r)
 		}
 		return r
 	case <-ctx.Done():
-		// led is the flight's to write until it answers: report a miss.
+		// An asker that gives up reports a miss, whoever started the flight.
 		r := op.Fail(syscall.EINTR)
 		if n.cfg.Observe != nil {
 			n.observe(o, path, OutcomeMiss, r)
@@ -398,22 +395,20 @@ func (n *Node) getDirPlus(ctx context.Context, o op.Op, dir, after string) op.Re
 // whatever asked for it (a Getattr in it, its Readdir, a child's DirPlus),
 // and stores it.
 func (n *Node) dirPlusFlight(ctx context.Context, dir string) (op.Result, Outcome) {
-	led := false
-	ch := n.flight.DoChan(flightKey(op.DirPlus, dir), func() (any, error) {
-		led = true
+	f, led := n.flight.do(flightKey(op.DirPlus, dir), func() op.Result {
 		if r, ok := n.cfg.Cache.Lookup(op.DirPlus, dir); ok {
-			return r, nil
+			return r
 		}
 		r := n.fetch(context.WithoutCancel(ctx), op.DirPlus, dir)
 		n.cfg.Cache.Store(op.DirPlus, dir, r)
-		return r, nil
+		return r
 	})
 	select {
-	case res := <-ch:
+	case <-f.done:
 		if !led {
-			return res.Val.(op.Result), OutcomeCoalesced
+			return f.res, OutcomeCoalesced
 		}
-		return res.Val.(op.Result), OutcomeMiss
+		return f.res, OutcomeMiss
 	case <-ctx.Done():
 		return op.Fail(syscall.EINTR), OutcomeMiss
 	}

@@ -134,7 +134,8 @@ func (u *Upstream) Probe(ctx context.Context) (op.Result, error) {
 // most once per call.
 func (u *Upstream) Call(ctx context.Context, o op.Op, path string) (op.Result, error) {
 	var errs []error
-	for _, idx := range u.order(u.start()) {
+	var hops [8]int // order's result stays on the stack for up to 8 hops
+	for _, idx := range u.order(u.start(), hops[:0]) {
 		hop := u.cfg.Hops[idx]
 		if hop.Local != nil {
 			r, err := hop.Local.Call(ctx, o, path)
@@ -181,10 +182,10 @@ func (u *Upstream) Call(ctx context.Context, o op.Op, path string) (op.Result, e
 // endpoints from start on, then those before it (a parent left on a
 // false alarm beats reading the filesystem), then the local hops. A call
 // already on a local hop stays there: the parent comes back through the
-// background retry, not by dialing hung hops on a request's path.
-func (u *Upstream) order(start int) []int {
+// background retry, not by dialing hung hops on a request's path. It
+// appends to out (the caller's buffer; nil allocates).
+func (u *Upstream) order(start int, out []int) []int {
 	n := len(u.cfg.Hops)
-	out := make([]int, 0, n)
 	if u.cfg.Hops[start].Local != nil {
 		for i := start; i < n; i++ {
 			if u.cfg.Hops[i].Local != nil {
@@ -384,7 +385,7 @@ func (u *Upstream) settle(idx int) {
 // order that has not failed within RetryPrimary, else the first local
 // hop, else simply the next. Called with u.mu held.
 func (u *Upstream) nextAfter(idx int) int {
-	ord := u.order(idx)[1:]
+	ord := u.order(idx, nil)[1:]
 	for _, i := range ord {
 		if f := u.slots[i].failedAt; f.IsZero() || time.Since(f) > u.cfg.RetryPrimary {
 			return i

@@ -171,7 +171,8 @@ func CheckPath(p string) syscall.Errno {
 	if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' || strings.IndexByte(p, 0) >= 0 {
 		return syscall.EINVAL
 	}
-	for _, c := range strings.Split(p[1:], "/") {
+	// SplitSeq does not allocate: every request is checked on every hop.
+	for c := range strings.SplitSeq(p[1:], "/") {
 		switch {
 		case c == "" || c == "." || c == "..":
 			return syscall.EINVAL
