@@ -662,6 +662,9 @@ func TestServeRejectsBadSize(t *testing.T) {
 	}
 }
 
+// BenchmarkGather runs the whole all-gather in this process: Serve and
+// size Joins, each a real TCP connection over loopback (both ends of
+// every connection are descriptors of this process).
 func BenchmarkGather(b *testing.B) {
 	for _, size := range []int{100, 2000} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
