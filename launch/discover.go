@@ -201,11 +201,11 @@ func checkRankZeroHost(addr, hostname string, explicit bool) error {
 // gather runs the all-gather, authenticated with the job key: every rank
 // joins; rank 0 also serves. It returns the result and, at rank 0, every
 // hello for the provenance file.
-func gather(ctx context.Context, h bootstrap.Hello, addr string, timeout time.Duration, key []byte, log *slog.Logger) (bootstrap.Result, []bootstrap.Hello, error) {
+func gather(ctx context.Context, h bootstrap.Hello, addr string, timeout time.Duration, key []byte, nodes []string, log *slog.Logger) (bootstrap.Result, []bootstrap.Hello, error) {
 	if timeout <= 0 {
 		timeout = forever
 	}
-	opts := bootstrap.Options{Addr: addr, Timeout: timeout, Key: key, Logger: log}
+	opts := bootstrap.Options{Addr: addr, Timeout: timeout, Key: key, Logger: log, Hosts: rankHosts(nodes, h.Size)}
 	if h.Rank != 0 {
 		res, err := bootstrap.Join(ctx, h, opts)
 		return res, nil, err
@@ -241,6 +241,19 @@ func gather(ctx context.Context, h bootstrap.Hello, addr string, timeout time.Du
 		return bootstrap.Result{}, nil, joinErr
 	}
 	return res, s.res.Seen, nil
+}
+
+// rankHosts is the host of each rank when the node list says (rank r runs
+// on the r-th host: one rank per node, or a node file that repeats each
+// host once per rank), else nil.
+func rankHosts(nodes []string, size int) []string {
+	if len(nodes) == size {
+		return nodes
+	}
+	if u := unique(nodes); len(u) == size {
+		return u
+	}
+	return nil
 }
 
 // helloFor builds this rank's hello.

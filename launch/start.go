@@ -262,7 +262,7 @@ func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, p
 	}
 	endpoint := net.JoinHostPort(ip.String(), strconv.Itoa(port))
 	log.Info("copper-launch: endpoint", "endpoint", endpoint, "from", how, "bootstrap", addr)
-	res, seen, err := gather(ctx, helloFor(p.rank, p.size, env.Hostname, endpoint, jobID, log), addr, timeout, key, log)
+	res, seen, err := gather(ctx, helloFor(p.rank, p.size, env.Hostname, endpoint, jobID, log), addr, timeout, key, nodes, log)
 	if err != nil {
 		return err
 	}
