@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,10 +13,11 @@ import (
 
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/service"
+	"github.com/hpc-copper/copper/tree"
 )
 
 // BenchmarkTreeReady1024 measures tree-ready propagation: 1,024 in-process
-// nodes (no FUSE) of one job, on loopback, all started at once as a
+// nodes (no FUSE) of one job, each on its own loopback address, all started at once as a
 // launcher starts them, each probing its parent with the local site's
 // backoff (ready_probe_initial_ms doubling to ready_probe_max_ms). ms/ready
 // runs from the first Start until every node is tree-ready; a node is
@@ -38,14 +40,7 @@ func BenchmarkTreeReady1024(b *testing.B) {
 	var total, started time.Duration
 	var depth, fanout int
 	for b.Loop() {
-		// One host name per rank, as in a job: with every rank on
-		// "localhost", each node would expand the settings of all the
-		// others to guard their mounts (service.guardedMounts), N² work
-		// that only ranks sharing a host pay.
-		book := loopbackBook(b, nodes)
-		for r := range book {
-			book[r].Host = fmt.Sprintf("node%04d", r)
-		}
+		book := spreadLoopbackBook(b, nodes)
 		c := &cluster{nodes: make([]*service.Service, nodes)}
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 		start := time.Now()
@@ -93,3 +88,30 @@ func BenchmarkTreeReady1024(b *testing.B) {
 type syncDiscard struct{}
 
 func (syncDiscard) Write(p []byte) (int, error) { return len(p), nil }
+
+// spreadLoopbackBook gives rank r its own loopback address,
+// 127.1.(r/250).(r%250+1), all on one port the kernel found free, and
+// its own host name, as in a job. Not 127.0.0.1 with a free port each:
+// 1,024 nodes dialing their parents at once take ephemeral ports of
+// 127.0.0.1 (the source address of every loopback connection), and one of
+// those can be a port a later node was about to listen on. With every
+// rank on "localhost", each node would also expand the settings of all
+// the others to guard their mounts (service.guardedMounts), N² work that
+// only ranks sharing a host pay.
+func spreadLoopbackBook(tb testing.TB, n int) []tree.Entry {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.1.0.1:0")
+	if err != nil {
+		tb.Fatalf("a free port on 127.1.0.1: %v", err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	book := make([]tree.Entry, n)
+	for r := range book {
+		book[r] = tree.Entry{
+			Host:     fmt.Sprintf("node%04d", r),
+			Endpoint: net.JoinHostPort(fmt.Sprintf("127.1.%d.%d", r/250, r%250+1), port),
+		}
+	}
+	return book
+}
