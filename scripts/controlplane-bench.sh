@@ -40,7 +40,8 @@ s10=$(metric 'GatherScale/10000' serve-ms "$gather_raw")
 dec10=$(metric 'ResultDecode/10000' ns/op "$gather_raw")
 rd=$(metric 'TreeReady1024' ms/ready "$ready_raw"); rdr=$(range 'TreeReady1024' ms/ready "$ready_raw")
 rs=$(metric 'TreeReady1024' ms/all-started "$ready_raw")
-rdepth=$(metric 'TreeReady1024' depth "$ready_raw"); rfan=$(metric 'TreeReady1024' fanout "$ready_raw")
+int() { awk -v v="$1" 'BEGIN { if (v == "n/a") print "n/a"; else printf "%.0f", v }'; }
+rdepth=$(int "$(metric 'TreeReady1024' depth "$ready_raw")"); rfan=$(int "$(metric 'TreeReady1024' fanout "$ready_raw")")
 bh=$(metric 'BookAtScale/20000' held-B/rank "$book_raw"); bk=$(metric 'BookAtScale/20000' held-KiB "$book_raw")
 ba=$(metric 'BookAtScale/20000' alloc-B/rank "$book_raw"); bp=$(metric 'BookAtScale/20000' position-B "$book_raw")
 ms() { awk -v v="$1" 'BEGIN { if (v == "n/a") print "n/a"; else printf "%.2f", v / 1000 }'; }

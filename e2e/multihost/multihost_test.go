@@ -41,8 +41,12 @@ func (j *job) requireBook() {
 // TestDiscoverAcrossHosts is a job of four hosts under mpiexec's
 // environment in discover mode: every rank binds the address of the
 // `interface` setting's device, the all-gather runs across the bridge,
-// and a non-root host's read reaches the root's filesystem once; then a
-// link fails under a reading host's parent, and the job stops cleanly.
+// and a non-root host's read reaches the root's filesystem once. Then
+// links fail, one at a time, mid-run: a reading host's parent's (it
+// fails over to the root), the root's (its children go to the
+// successor), the reading host's own (it reads the filesystem itself);
+// every cold read is answered with the right bytes, by failover, well
+// within rpc_timeout_s. Last, the job stops and leaves nothing.
 func TestDiscoverAcrossHosts(t *testing.T) {
 	j := newJob(t, 4, "mh-discover")
 	// Every file exists before the first read: a node keeps a directory's
@@ -57,6 +61,14 @@ func TestDiscoverAcrossHosts(t *testing.T) {
 	for k := range batch {
 		rel := fmt.Sprintf("cold/batch/b%03d.bin", k)
 		batchSums[filepath.Join(j.mount(3), rel)] = j.writeFile(rel, 4<<10)
+	}
+	rootGone := make([]string, files)
+	for k := range files {
+		rootGone[k] = j.writeFile(fmt.Sprintf("cold/root%d.bin", k), 64<<10)
+	}
+	ownSums := make([]string, files)
+	for k := range files {
+		ownSums[k] = j.writeFile(fmt.Sprintf("cold/own%d.bin", k), 64<<10)
 	}
 	started := j.launchAll([]int{0, 1, 2, 3}, func(i int) []string { return j.env(i, j.mpiEnv(i)...) },
 		func(i int) []string { return append(j.baseArgs(i), "--interface", hosts.Iface) })
@@ -124,6 +136,43 @@ func TestDiscoverAcrossHosts(t *testing.T) {
 		assert.Equal(t, "rank 0 "+j.stats(0).Endpoint, leaf.Upstream, "nid00003 now asks the root")
 		assert.Zero(t, leaf.Node.Op(op.Read).BackendOps, "nid00003 did not read the filesystem itself")
 		require.NoError(t, j.nw.Hosts[1].SetLink(true))
+	})
+
+	t.Run("root's link down", func(t *testing.T) {
+		require.NoError(t, j.nw.Hosts[0].SetLink(false))
+		var took []time.Duration
+		for k := range files {
+			got, d, err := j.read(2, fmt.Sprintf("cold/root%d.bin", k))
+			took = append(took, d)
+			require.NoError(t, err, "cold read %d on nid00002 with the root's link down", k)
+			assert.Equal(t, rootGone[k], got, "bytes of cold read %d", k)
+			assert.Less(t, d, failoverBound, "cold read %d took %v", k, d)
+		}
+		t.Logf("cold reads on nid00002 with the root's link down took %v", took)
+		child, successor := j.stats(2), j.stats(1)
+		assert.Equal(t, "rank 1 "+successor.Endpoint+" (successor root)", child.Upstream, "nid00002 asks the successor, rank 1")
+		assert.Zero(t, child.Node.Op(op.Read).BackendOps, "nid00002 did not read the filesystem itself")
+		assert.EqualValues(t, files, successor.Node.Op(op.Read).BackendOps, "the successor read each file once")
+		require.NoError(t, j.nw.Hosts[0].SetLink(true))
+	})
+
+	// Every host sees the target (a shared filesystem): a host cut off
+	// from all others reads it itself, rate-limited (direct_ops_per_s).
+	t.Run("own link down", func(t *testing.T) {
+		require.NoError(t, j.nw.Hosts[3].SetLink(false))
+		var took []time.Duration
+		for k := range files {
+			got, d, err := j.read(3, fmt.Sprintf("cold/own%d.bin", k))
+			took = append(took, d)
+			require.NoError(t, err, "cold read %d on nid00003 cut off", k)
+			assert.Equal(t, ownSums[k], got, "bytes of cold read %d", k)
+			assert.Less(t, d, failoverBound, "cold read %d took %v", k, d)
+		}
+		t.Logf("cold reads on nid00003, cut off from every host, took %v", took)
+		st := j.stats(3)
+		assert.Equal(t, "direct (own backend, rate-limited)", st.Upstream, "nothing above answers: nid00003 reads its own view of the filesystem")
+		assert.EqualValues(t, files, st.Node.Op(op.Read).BackendOps, "one filesystem read per file")
+		require.NoError(t, j.nw.Hosts[3].SetLink(true))
 	})
 
 	t.Run("clean stop", func(t *testing.T) {
