@@ -82,4 +82,3 @@ func BenchmarkBookAtScale(b *testing.B) {
 		})
 	}
 }
-
