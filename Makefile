@@ -24,7 +24,7 @@ PROGRAMS := copper-launch copper-node copper-report
 # file's own path, so the tarball works wherever it is unpacked.
 LUA_RELOCATABLE := (myFileName():gsub("/share/modulefiles/copper/[^/]*$$", ""))
 
-.PHONY: all build test test-slurm vet fmt-check deps demo bench bench-quick memcheck fuzz soak clean \
+.PHONY: all build test test-slurm vet fmt-check deps demo demo-multihost bench bench-quick bench-controlplane memcheck fuzz soak clean \
 	install dist check-version check-prefix
 
 all: build
@@ -110,11 +110,22 @@ test-slurm: deps build
 demo: deps build
 	@scripts/demo.sh
 
+# The demo across 4 hosts: network namespaces on a private bridge, one
+# copper-launch per host as mpiexec starts it (needs root).
+demo-multihost: deps build
+	@scripts/demo-multihost.sh
+
 bench: deps build
 	@scripts/bench.sh full
 
 bench-quick: deps build
 	@scripts/bench.sh quick
+
+# The control plane at scale alone (also part of bench and bench-quick):
+# all-gather of 10,000 ranks, tree-ready of 1,024 nodes, the address book
+# at 20,000 ranks; rewrites its own section of docs/BENCHMARKS.md.
+bench-controlplane:
+	@scripts/controlplane-bench.sh
 
 # RSS of a real 2-node tree against its cache budget (issue #8); updates
 # docs/BENCHMARKS.md's Memory section. MEMCHECK_* knobs: scripts/memcheck.sh.

@@ -261,6 +261,46 @@ func TestGatherMissingRanks(t *testing.T) {
 	}
 }
 
+// TestGatherNamesMissingHosts: with the allocation's host of each rank,
+// every waiting rank hears which hosts never arrived, the first
+// maxNamedHosts of them.
+func TestGatherNamesMissingHosts(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		size    int
+		missing func(r int) bool
+		want    string
+	}{
+		{"one", 4, func(r int) bool { return r == 3 }, "missing rank 3 of 4 (3 joined); not heard from: node00003 (rank 3)"},
+		{"many", 24, func(r int) bool { return r >= 10 }, "not heard from: node00010 (rank 10), node00011 (rank 11), node00012 (rank 12), node00013 (rank 13), node00014 (rank 14), node00015 (rank 15), node00016 (rank 16), node00017 (rank 17), ... and 6 more"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := listen(t)
+			hosts := make([]string, tc.size)
+			for r := range hosts {
+				hosts[r] = hello(r, tc.size).Host
+			}
+			opts := Options{Key: testKey, Addr: ln.Addr().String(), Timeout: 500 * time.Millisecond, Hosts: hosts}
+			served := startServe(t, ln, tc.size, opts)
+			var hellos []Hello
+			for r := range tc.size {
+				if !tc.missing(r) {
+					hellos = append(hellos, hello(r, tc.size))
+				}
+			}
+			joinOpts := opts
+			joinOpts.Timeout = testBound
+			joined := joinAll(t, hellos, joinOpts)
+			srv := await(t, served)
+			require.Error(t, srv.err)
+			assert.Contains(t, srv.err.Error(), tc.want)
+			for _, j := range joined {
+				require.ErrorContains(t, j.err, tc.want)
+			}
+		})
+	}
+}
+
 func TestGatherDuplicateRank(t *testing.T) {
 	ln := listen(t)
 	sink := newLogSink()
@@ -662,6 +702,9 @@ func TestServeRejectsBadSize(t *testing.T) {
 	}
 }
 
+// BenchmarkGather runs the whole all-gather in this process: Serve and
+// size Joins, each a real TCP connection over loopback (both ends of
+// every connection are descriptors of this process).
 func BenchmarkGather(b *testing.B) {
 	for _, size := range []int{100, 2000} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {

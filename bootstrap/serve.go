@@ -45,6 +45,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -71,6 +72,11 @@ type Options struct {
 	// Key is the job key (at least MinKeyLen bytes) that tags hellos and
 	// results; Serve and Join refuse to run without it.
 	Key []byte
+	// Hosts, when it has one name per rank (the allocation's node list,
+	// rank r on Hosts[r]), lets Serve name the hosts of missing ranks in
+	// its failure, which every waiting rank receives: the host that never
+	// arrived is the one to look at.
+	Hosts []string
 }
 
 const (
@@ -306,12 +312,36 @@ func (g *gather) missing(t *table) string {
 		}
 	}
 	msg := fmt.Sprintf("missing %s %s of %d (%d joined)", rankWord(len(ranks)), formatRanks(ranks), g.size, t.joined)
+	if len(g.opts.Hosts) == g.size && len(ranks) > 0 {
+		msg += "; not heard from: " + missingHosts(ranks, g.opts.Hosts)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.badTags > 0 {
 		msg += fmt.Sprintf("; %d hello(s) refused for a bad tag, the last from %s: does it hold another key_file?", g.badTags, g.lastBadTag)
 	}
 	return msg
+}
+
+// maxNamedHosts bounds the hosts a failure names (the ranks are all
+// listed as ranges already).
+const maxNamedHosts = 8
+
+// missingHosts names the hosts of the first missing ranks: "nid00003
+// (rank 3), nid00007 (rank 7), ... and 12 more".
+func missingHosts(ranks []int, hosts []string) string {
+	var b strings.Builder
+	for i, r := range ranks {
+		if i == maxNamedHosts {
+			fmt.Fprintf(&b, ", ... and %d more", len(ranks)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s (rank %d)", truncate(hosts[r], maxHostLen), r)
+	}
+	return b.String()
 }
 
 // decide builds the result once every rank has joined: book and job id

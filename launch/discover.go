@@ -185,11 +185,11 @@ func checkRankZeroHost(addr, hostname string, explicit bool) error {
 // joins; rank 0 also serves, on ln when it has already bound one (its
 // address was published through PMI), else on a listener for addr. It
 // returns the result and, at rank 0, every hello for the provenance file.
-func gather(ctx context.Context, h bootstrap.Hello, addr string, ln net.Listener, timeout time.Duration, key []byte, log *slog.Logger) (bootstrap.Result, []bootstrap.Hello, error) {
+func gather(ctx context.Context, h bootstrap.Hello, addr string, ln net.Listener, timeout time.Duration, key []byte, nodes []string, log *slog.Logger) (bootstrap.Result, []bootstrap.Hello, error) {
 	if timeout <= 0 {
 		timeout = forever
 	}
-	opts := bootstrap.Options{Addr: addr, Timeout: timeout, Key: key, Logger: log}
+	opts := bootstrap.Options{Addr: addr, Timeout: timeout, Key: key, Logger: log, Hosts: rankHosts(nodes, h.Size)}
 	if h.Rank != 0 {
 		res, err := bootstrap.Join(ctx, h, opts)
 		return res, nil, err
@@ -227,6 +227,19 @@ func gather(ctx context.Context, h bootstrap.Hello, addr string, ln net.Listener
 		return bootstrap.Result{}, nil, joinErr
 	}
 	return res, s.res.Seen, nil
+}
+
+// rankHosts is the host of each rank when the node list says (rank r runs
+// on the r-th host: one rank per node, or a node file that repeats each
+// host once per rank), else nil.
+func rankHosts(nodes []string, size int) []string {
+	if len(nodes) == size {
+		return nodes
+	}
+	if u := unique(nodes); len(u) == size {
+		return u
+	}
+	return nil
 }
 
 // helloFor builds this rank's hello.

@@ -140,7 +140,7 @@ func runGather(t *testing.T, addr string, size int, ranks []int, timeout time.Du
 	for i, r := range ranks {
 		wg.Go(func() {
 			h := helloFor(r, size, "host"+strconv.Itoa(r), fmt.Sprintf("127.0.0.1:%d", 20000+r), "", quiet())
-			out[i].res, out[i].seen, out[i].err = gather(ctx, h, addr, nil, timeout, testKey, quiet())
+			out[i].res, out[i].seen, out[i].err = gather(ctx, h, addr, nil, timeout, testKey, nil, quiet())
 		})
 	}
 	wg.Wait()
@@ -228,13 +228,13 @@ func TestGatherSendsNoSecret(t *testing.T) {
 	go func() {
 		defer close(done)
 		h := helloFor(0, 2, "host0", "127.0.0.1:20000", "job-77", quiet())
-		rank0.res, rank0.seen, rank0.err = gather(ctx, h, addr, nil, testBound, testKey, quiet())
+		rank0.res, rank0.seen, rank0.err = gather(ctx, h, addr, nil, testBound, testKey, nil, quiet())
 	}()
 	proxy := startRecorder(t, addr)
 	h := helloFor(1, 2, "host1", "127.0.0.1:20001", "", quiet())
 	// Rank 1 reaches rank 0 only through the recorder (it retries until
 	// rank 0 listens).
-	res, _, err := gather(ctx, h, proxy.ln.Addr().String(), nil, testBound, testKey, quiet())
+	res, _, err := gather(ctx, h, proxy.ln.Addr().String(), nil, testBound, testKey, nil, quiet())
 	require.NoError(t, err)
 	<-done
 	require.NoError(t, rank0.err)
@@ -271,10 +271,10 @@ func TestGatherWrongKey(t *testing.T) {
 	go func() {
 		defer close(done)
 		h := helloFor(0, 2, "host0", "127.0.0.1:20000", "", quiet())
-		rank0.res, rank0.seen, rank0.err = gather(ctx, h, addr, nil, 2*time.Second, testKey, quiet())
+		rank0.res, rank0.seen, rank0.err = gather(ctx, h, addr, nil, 2*time.Second, testKey, nil, quiet())
 	}()
 	h := helloFor(1, 2, "host1", "127.0.0.1:20001", "", quiet())
-	_, _, err := gather(ctx, h, addr, nil, 2*time.Second, bytes.Repeat([]byte("another-users-k"), 3), quiet())
+	_, _, err := gather(ctx, h, addr, nil, 2*time.Second, bytes.Repeat([]byte("another-users-k"), 3), nil, quiet())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "does not hold this job's key")
 	<-done
@@ -310,4 +310,23 @@ func TestIdentity(t *testing.T) {
 
 	_, err = identity(Command{Rank: -1, Size: -1}, env(nil))
 	require.ErrorContains(t, err, "PMI_RANK, PALS_RANKID, PMIX_RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID")
+}
+
+func TestRankHosts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		nodes []string
+		size  int
+		want  []string
+	}{
+		{"one rank per node", []string{"a", "b", "c"}, 3, []string{"a", "b", "c"}},
+		{"a node file with a line per rank", []string{"a", "a", "b", "b"}, 4, []string{"a", "a", "b", "b"}},
+		{"several lines per host, one rank per host", []string{"a", "a", "b", "b"}, 2, []string{"a", "b"}},
+		{"no node list", nil, 3, nil},
+		{"sizes that do not match", []string{"a", "b"}, 3, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, rankHosts(tc.nodes, tc.size))
+		})
+	}
 }

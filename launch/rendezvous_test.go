@@ -164,7 +164,7 @@ func TestPMIRendezvous(t *testing.T) {
 		}
 		wg.Go(func() {
 			h := bootstrap.Hello{Rank: rk, Size: n, Host: "h", Endpoint: fmt.Sprintf("127.0.0.1:%d", 7000+rk)}
-			results[rk], _, errs[rk] = gather(ctx, h, got[rk].addr, ln, testBound, testKey, quiet())
+			results[rk], _, errs[rk] = gather(ctx, h, got[rk].addr, ln, testBound, testKey, nil, quiet())
 		})
 	}
 	wg.Wait()

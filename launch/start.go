@@ -312,7 +312,7 @@ func (p *plan) discover(ctx context.Context, c Command, env Env, iface string, p
 	}
 	endpoint := net.JoinHostPort(ip.String(), strconv.Itoa(port))
 	log.Info("copper-launch: endpoint", "endpoint", endpoint, "from", how, "bootstrap", rv.addr, "bootstrap_from", rv.how)
-	res, seen, err := gather(ctx, helloFor(p.rank, p.size, env.Hostname, endpoint, jobID, log), rv.addr, rv.ln, timeout, key, log)
+	res, seen, err := gather(ctx, helloFor(p.rank, p.size, env.Hostname, endpoint, jobID, log), rv.addr, rv.ln, timeout, key, nodes, log)
 	if err != nil {
 		return err
 	}

@@ -203,6 +203,8 @@ ${mem_section:+
 $mem_section}
 EOT
 } >"$out"
+progress "control plane at scale (scripts/controlplane-bench.sh)"
+CONTROLPLANE_COUNT=$count scripts/controlplane-bench.sh "$out" >/dev/null
 if [ "$mode" = full ]; then
   progress "memory against the cache budget (scripts/memcheck.sh)"
   MEMCHECK_LABEL="bench full" scripts/memcheck.sh >/dev/null
