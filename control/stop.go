@@ -1,12 +1,11 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"syscall"
 	"time"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // pollEvery is how often AwaitStopped looks again.
@@ -18,7 +17,7 @@ const pollEvery = 20 * time.Millisecond
 // more: only then has no node been left serving mount. The error names
 // the pid that still runs.
 func AwaitStopped(ctx context.Context, mount string, pid int, ownLock bool) error {
-	for ProcessRuns(pid) {
+	for osutil.ProcessRuns(pid) {
 		select {
 		case <-ctx.Done():
 			msg := fmt.Sprintf("mount %s: node pid %d still running after stop", mount, pid)
@@ -44,21 +43,4 @@ func AwaitStopped(ctx context.Context, mount string, pid int, ownLock bool) erro
 		case <-time.After(pollEvery):
 		}
 	}
-}
-
-// ProcessRuns reports whether pid runs. A zombie has finished: a daemon's
-// parent is init, which may reap it only later.
-func ProcessRuns(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name, which may hold spaces.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
 }

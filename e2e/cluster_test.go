@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 )
 
@@ -290,18 +291,13 @@ func within(t *testing.T, d time.Duration, what string, f func() error) error {
 	return testkit.Within(t, d, what, f)
 }
 
-// processAlive reports whether pid is a running (not zombie) process
-// whose command line mentions dir, so a recycled pid is never taken for
-// one of ours.
-func processAlive(pid int, dir string) bool { return testkit.ProcessMentions(pid, dir) }
-
 // processesMentioning lists live processes whose command line names dir.
-func processesMentioning(dir string) []int { return testkit.ProcessesMentioning(dir) }
+func processesMentioning(dir string) []int { return osutil.ProcessesMentioning(dir) }
 
 // waitGone waits until pid is no longer a live process of this cluster.
 func (c *cluster) waitGone(pid int, d time.Duration) bool {
 	deadline := time.Now().Add(d)
-	for processAlive(pid, c.dir) {
+	for osutil.ProcessMentions(pid, c.dir) {
 		if time.Now().After(deadline) {
 			return false
 		}

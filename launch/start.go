@@ -1,7 +1,6 @@
 package launch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/hpc-copper/copper/backend"
 	ctl "github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/tree"
 )
@@ -394,7 +394,7 @@ func abandon(mount string, parent int, exited <-chan error, log *slog.Logger) {
 			}
 			// Only our daemon, a child of our copper-node (the lock we hold
 			// already keeps other jobs' nodes off this mount).
-			if pid, err := ctl.CallPID(ctx, mount, ctl.Request{Cmd: "stats"}, nil); err == nil && parentOf(pid) == parent {
+			if pid, err := ctl.CallPID(ctx, mount, ctl.Request{Cmd: "stats"}, nil); err == nil && osutil.ParentOf(pid) == parent {
 				signalled = syscall.Kill(pid, syscall.SIGTERM) == nil
 			}
 		case <-ctx.Done():
@@ -402,27 +402,6 @@ func abandon(mount string, parent int, exited <-chan error, log *slog.Logger) {
 			return
 		}
 	}
-}
-
-// parentOf returns the parent pid of pid, or -1.
-func parentOf(pid int) int {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return -1
-	}
-	fields := strings.Fields(string(stat[i+1:])) // state, ppid, ...
-	if len(fields) < 2 {
-		return -1
-	}
-	ppid, err := strconv.Atoi(fields[1])
-	if err != nil {
-		return -1
-	}
-	return ppid
 }
 
 func repeat(s string, n int) []string {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 )
 
@@ -520,20 +521,6 @@ func freePort(t *testing.T) int {
 	return port
 }
 
-// alive reports whether pid is a running (not zombie) process whose
-// command line mentions dir, so a recycled pid is never taken for ours.
-func alive(pid int, dir string) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(cmdline, []byte(dir))
-}
-
 // processes lists live processes whose command line names the job's dir:
 // the srun steps and the copper nodes slurmstepd started.
 func (j *job) processes() []int {
@@ -544,7 +531,7 @@ func (j *job) processes() []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if alive(pid, j.dir) {
+		if osutil.ProcessMentions(pid, j.dir) {
 			pids = append(pids, pid)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hpc-copper/copper/bench/replay"
 	"github.com/hpc-copper/copper/bench/slowpfs"
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // runner is the state of one Run.
@@ -196,7 +197,7 @@ func processesMentioning(dir string) []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if processAlive(pid, dir) {
+		if osutil.ProcessMentions(pid, dir) {
 			pids = append(pids, pid)
 		}
 	}

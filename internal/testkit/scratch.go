@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // killWait bounds how long the cleanup waits for killed processes to go.
@@ -70,7 +72,7 @@ func (s *Scratch) NoteConnections() {
 }
 
 // Processes lists the running processes whose command line names Dir.
-func (s *Scratch) Processes() []int { return ProcessesMentioning(s.Dir) }
+func (s *Scratch) Processes() []int { return osutil.ProcessesMentioning(s.Dir) }
 
 func (s *Scratch) cleanup() {
 	t := s.t
@@ -83,7 +85,7 @@ func (s *Scratch) cleanup() {
 	}
 	deadline := time.Now().Add(killWait)
 	for _, pid := range pids {
-		for ProcessMentions(pid, s.Dir) && time.Now().Before(deadline) {
+		for osutil.ProcessMentions(pid, s.Dir) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
