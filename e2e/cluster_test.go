@@ -307,9 +307,9 @@ func (c *cluster) waitGone(pid int, d time.Duration) bool {
 }
 
 // mountsUnder lists the mounts at or below dir, in mountinfo order.
-func mountsUnder(t *testing.T, dir string) []testkit.Mount {
+func mountsUnder(t *testing.T, dir string) []osutil.Mount {
 	t.Helper()
-	ms, err := testkit.MountsUnder(dir)
+	ms, err := osutil.MountsUnder(dir)
 	require.NoError(t, err)
 	return ms
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 )
@@ -527,7 +528,7 @@ func TestMountOptionsReachTheKernel(t *testing.T) {
 		o.MaxRead = 256 << 10
 		o.MaxReadahead = 64 << 10
 	})
-	top, found, err := topMount(m.Mountpoint())
+	top, found, err := osutil.TopMount(m.Mountpoint())
 	require.NoError(t, err)
 	require.True(t, found)
 	assert.Equal(t, "fuse.copper", top.FSType)

@@ -12,7 +12,7 @@ import (
 	"sync"
 
 	ctl "github.com/hpc-copper/copper/control"
-	cfuse "github.com/hpc-copper/copper/fuse"
+	"github.com/hpc-copper/copper/internal/stalemount"
 )
 
 // rankMount is one node's mount on this host.
@@ -127,9 +127,9 @@ func stopMount(ctx context.Context, mount string, ownLock bool, env Env, log *sl
 			return fmt.Errorf("mount %s: no node answers on its control socket, but pid %d claims the mount (still starting, or its socket was removed); not stopped", mount, pid)
 		}
 	}
-	cleaned, err := cfuse.CleanStale(mount, log)
+	cleaned, err := stalemount.Clean(mount, log)
 	switch {
-	case errors.Is(err, cfuse.ErrLiveMount):
+	case errors.Is(err, stalemount.ErrLive):
 		return fmt.Errorf("a FUSE mount at %s still answers but no copper node's control socket was found (another XDG_RUNTIME_DIR?): %w", mount, err)
 	case err != nil:
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/control"
 	cfuse "github.com/hpc-copper/copper/fuse"
+	"github.com/hpc-copper/copper/internal/stalemount"
 	cnet "github.com/hpc-copper/copper/net"
 	"github.com/hpc-copper/copper/node"
 	"github.com/hpc-copper/copper/prefetch"
@@ -303,7 +304,7 @@ func (svc *Service) snapshot(tag string) {
 func (svc *Service) Profile() *profile.Collector { return svc.prof }
 
 func (svc *Service) mount(s config.Settings, rank int, guard []string) error {
-	if _, err := cfuse.CleanStale(s.Mount, svc.log); err != nil {
+	if _, err := stalemount.Clean(s.Mount, svc.log); err != nil {
 		return fmt.Errorf("rank %d: stale mount at %s: %w", rank, s.Mount, err)
 	}
 	if err := os.MkdirAll(s.Mount, 0o755); err != nil {

@@ -8,7 +8,6 @@
 package slurmtest
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -538,56 +537,18 @@ func (j *job) processes() []int {
 	return pids
 }
 
-type mountEntry struct {
-	minor  uint32 // for FUSE: the fusectl connection id
-	point  string
-	fstype string
-}
-
-func readMountinfo(t *testing.T) []mountEntry {
-	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	require.NoError(t, err)
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 6 || sep < 0 || sep+1 >= len(fields) {
-			continue
-		}
-		_, minorText, _ := strings.Cut(fields[2], ":")
-		minor, _ := strconv.ParseUint(minorText, 10, 32)
-		out = append(out, mountEntry{minor: uint32(minor), point: fields[4], fstype: fields[sep+1]})
-	}
-	require.NoError(t, sc.Err())
-	return out
-}
-
 // mounts lists the mounts at or below the job's dir.
-func (j *job) mounts() []mountEntry {
-	var out []mountEntry
-	for _, m := range readMountinfo(j.t) {
-		if m.point == j.dir || strings.HasPrefix(m.point, j.dir+"/") {
-			out = append(out, m)
-		}
-	}
-	return out
+func (j *job) mounts() []osutil.Mount {
+	ms, err := osutil.MountsUnder(j.dir)
+	require.NoError(j.t, err)
+	return ms
 }
 
 func (j *job) fuseMountPoints() []string {
 	var out []string
 	for _, m := range j.mounts() {
-		if strings.HasPrefix(m.fstype, "fuse") {
-			out = append(out, m.point)
+		if m.IsFUSE() {
+			out = append(out, m.Point)
 		}
 	}
 	slices.Sort(out)
@@ -598,8 +559,8 @@ func (j *job) noteConnections() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, m := range j.mounts() {
-		if strings.HasPrefix(m.fstype, "fuse") {
-			j.conns[m.minor] = true
+		if m.IsFUSE() {
+			j.conns[m.Minor] = true
 		}
 	}
 }
@@ -639,7 +600,7 @@ func (j *job) teardown() {
 		}
 	}
 	for _, m := range j.mounts() {
-		cmd := exec.Command(filepath.Join(cluster.binDir, "copper-node"), "stop", "--mount", m.point, "--timeout", "10s")
+		cmd := exec.Command(filepath.Join(cluster.binDir, "copper-node"), "stop", "--mount", m.Point, "--timeout", "10s")
 		cmd.Env = j.env()
 		_, _ = runBounded(cmd, exitTimeout)
 	}
@@ -653,8 +614,8 @@ func (j *job) teardown() {
 			break
 		}
 		for i := len(left) - 1; i >= 0; i-- {
-			if err := syscall.Unmount(left[i].point, syscall.MNT_DETACH); err != nil {
-				t.Logf("teardown: umount -l %s: %v", left[i].point, err)
+			if err := syscall.Unmount(left[i].Point, syscall.MNT_DETACH); err != nil {
+				t.Logf("teardown: umount -l %s: %v", left[i].Point, err)
 			}
 		}
 	}

@@ -43,13 +43,17 @@ func MountsUnder(dir string) ([]Mount, error) {
 	if err != nil {
 		return nil, err
 	}
+	return filterUnder(all, dir), nil
+}
+
+func filterUnder(all []Mount, dir string) []Mount {
 	var out []Mount
 	for _, m := range all {
 		if m.Point == dir || strings.HasPrefix(m.Point, dir+"/") {
 			out = append(out, m)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // TopMount returns the mount that covers dir now: the last one listed at

@@ -55,6 +55,39 @@ func TestParseMountinfo(t *testing.T) {
 	}
 }
 
+// mountinfoFixture is a trimmed /proc/self/mountinfo of a machine with a
+// copper mount (a space in its name) and fusectl mounted.
+const mountinfoFixture = `22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw
+24 22 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+40 24 0:35 / /sys/fs/fuse/connections rw,nosuid,nodev,noexec,relatime shared:17 - fusectl fusectl rw
+61 22 0:41 / /tmp rw,nosuid,nodev shared:31 master:2 - tmpfs tmpfs rw,size=8g
+702 61 0:52 / /tmp/copper\040e2e/mnt0 ro,nosuid,nodev,relatime shared:400 - fuse.copper copper ro,user_id=0,group_id=0
+703 702 0:53 /sub /tmp/copper\040e2e/mnt0/inner rw - fuse  rw,user_id=0
+`
+
+func TestFilterUnder(t *testing.T) {
+	all, err := ParseMountinfo(strings.NewReader(mountinfoFixture), "fixture")
+	require.NoError(t, err)
+	points := func(ms []Mount) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.Point)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		dir  string
+		want []string
+	}{
+		{"/tmp/copper e2e", []string{"/tmp/copper e2e/mnt0", "/tmp/copper e2e/mnt0/inner"}},
+		{"/tmp/copper e2e/mnt0/inner", []string{"/tmp/copper e2e/mnt0/inner"}},
+		{"/tmp/copper", nil}, // a prefix of the name is not a parent directory
+		{"/sys", []string{"/sys", "/sys/fs/fuse/connections"}},
+	} {
+		assert.Equal(t, tc.want, points(filterUnder(all, tc.dir)), tc.dir)
+	}
+}
+
 func TestMountsOfThisMachine(t *testing.T) {
 	all, err := Mounts()
 	require.NoError(t, err)

@@ -26,12 +26,12 @@ func TestDetachMountsUnder(t *testing.T) {
 	mountTmpfs(t, mnt) // stacked: the first is uncovered by detaching this one
 	require.NoError(t, os.Mkdir(filepath.Join(mnt, "inner"), 0o755))
 	mountTmpfs(t, filepath.Join(mnt, "inner"))
-	ms, err := MountsUnder(dir)
+	ms, err := osutil.MountsUnder(dir)
 	require.NoError(t, err)
 	require.Len(t, ms, 3)
 
 	require.NoError(t, DetachMountsUnder(dir))
-	ms, err = MountsUnder(dir)
+	ms, err = osutil.MountsUnder(dir)
 	require.NoError(t, err)
 	assert.Empty(t, ms)
 	require.NoError(t, DetachMountsUnder(dir), "nothing to detach is no error")
@@ -57,7 +57,7 @@ func TestScratchCleanup(t *testing.T) {
 	})
 	assert.False(t, osutil.ProcessMentions(pid, s.Dir), "pid %d survived the cleanup", pid)
 	assert.NoDirExists(t, s.Dir)
-	ms, err := MountsUnder(s.Dir)
+	ms, err := osutil.MountsUnder(s.Dir)
 	require.NoError(t, err)
 	assert.Empty(t, ms)
 }
