@@ -60,13 +60,14 @@ func WriteFileFunc(path string, perm os.FileMode, render func(io.Writer) error) 
 	}
 	renamed = true
 	// The rename itself survives a crash only once the directory is synced.
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return fmt.Errorf("sync directory: %w", err)
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
+// SyncDir makes dir's entries (a new name, a rename) durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
