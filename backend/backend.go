@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -209,17 +210,17 @@ func (b *Backend) getattr(root int, view string) op.Result {
 	var st unix.Stat_t
 	if view == "/" {
 		if err := retryEINTR(func() error { return unix.Fstat(root, &st) }); err != nil {
-			return op.Fail(Errno(err))
+			return op.Fail(osutil.Errno(err))
 		}
 		return op.Result{Attr: attrOf(&st)}
 	}
 	dir, name, done, err := b.parent(root, view)
 	if err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	defer done()
 	if err := retryEINTR(func() error { return unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	return op.Result{Attr: attrOf(&st)}
 }
@@ -250,7 +251,7 @@ func (b *Backend) readlink(root int, view string) op.Result {
 	}
 	dir, name, done, err := b.parent(root, view)
 	if err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	defer done()
 	t, errno := readlinkAt(dir, name)
@@ -266,7 +267,7 @@ func readlinkAt(dir int, name string) (string, syscall.Errno) {
 		var n int
 		err := retryEINTR(func() (err error) { n, err = unix.Readlinkat(dir, name, buf); return err })
 		if err != nil {
-			return "", Errno(err)
+			return "", osutil.Errno(err)
 		}
 		if n < size {
 			return string(buf[:n]), 0
@@ -278,7 +279,7 @@ func readlinkAt(dir int, name string) (string, syscall.Errno) {
 func (b *Backend) readdir(root int, view string) op.Result {
 	fd, err := b.res.open(root, relative(view), unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	defer unix.Close(fd)
 	entries, errno := listDir(fd)
@@ -310,7 +311,7 @@ func listDir(fd int) ([]op.DirEntry, syscall.Errno) {
 		var n int
 		err := retryEINTR(func() (err error) { n, err = unix.Getdents(fd, buf); return err })
 		if err != nil {
-			return nil, Errno(err)
+			return nil, osutil.Errno(err)
 		}
 		if n <= 0 {
 			return entries, 0
@@ -336,7 +337,7 @@ func listDir(fd int) ([]op.DirEntry, syscall.Errno) {
 func (b *Backend) dirPlus(root int, view string) op.Result {
 	fd, err := b.res.open(root, relative(view), unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	defer unix.Close(fd)
 	list, errno := listDir(fd)
@@ -408,7 +409,7 @@ func (b *Backend) statEntry(dir int, d op.DirEntry) (op.PlusEntry, syscall.Errno
 	var st unix.Stat_t
 	b.ops[op.Getattr].Add(1)
 	if err := retryEINTR(func() error { return unix.Fstatat(dir, d.Name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-		return e, Errno(err)
+		return e, osutil.Errno(err)
 	}
 	e.Attr = attrOf(&st)
 	switch {
@@ -490,7 +491,7 @@ func (b *Backend) readWhole(root int, view string) op.Result {
 	}
 	dir, name, done, err := b.parent(root, view)
 	if err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	defer done()
 	for attempt := 0; attempt < maxReadAttempts; attempt++ {
@@ -525,7 +526,7 @@ func readable(st *unix.Stat_t, limit int64) syscall.Errno {
 func readOnce(dir int, name string, limit int64) (op.Result, bool) {
 	var before unix.Stat_t
 	if err := retryEINTR(func() error { return unix.Fstatat(dir, name, &before, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-		return op.Fail(Errno(err)), true
+		return op.Fail(osutil.Errno(err)), true
 	}
 	if errno := readable(&before, limit); errno != 0 {
 		return op.Fail(errno), true
@@ -534,11 +535,11 @@ func readOnce(dir int, name string, limit int64) (op.Result, bool) {
 	// the stat, the open neither blocks nor acquires it.
 	fd, err := openNoFollow(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err != nil {
-		return op.Fail(Errno(err)), true
+		return op.Fail(osutil.Errno(err)), true
 	}
 	defer unix.Close(fd)
 	if err := retryEINTR(func() error { return unix.Fstat(fd, &before) }); err != nil {
-		return op.Fail(Errno(err)), true
+		return op.Fail(osutil.Errno(err)), true
 	}
 	if errno := readable(&before, limit); errno != 0 {
 		return op.Fail(errno), true
@@ -546,17 +547,17 @@ func readOnce(dir int, name string, limit int64) (op.Result, bool) {
 	// Reads of a regular file ignore O_NONBLOCK on local filesystems; a
 	// network or FUSE backing filesystem might not.
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
-		return op.Fail(Errno(err)), true
+		return op.Fail(osutil.Errno(err)), true
 	}
 	// One byte more than the size tells a file that grew.
 	data := make([]byte, before.Size+1)
 	n, err := readFull(fd, data)
 	if err != nil {
-		return op.Fail(Errno(err)), true
+		return op.Fail(osutil.Errno(err)), true
 	}
 	var after unix.Stat_t
 	if err := retryEINTR(func() error { return unix.Fstat(fd, &after) }); err != nil {
-		return op.Fail(Errno(err)), true
+		return op.Fail(osutil.Errno(err)), true
 	}
 	if int64(n) != before.Size || after.Size != before.Size ||
 		after.Mtim != before.Mtim || after.Ctim != before.Ctim {
@@ -580,16 +581,6 @@ func readFull(fd int, buf []byte) (int, error) {
 		n += m
 	}
 	return n, nil
-}
-
-// Errno extracts the errno from an error of the os or syscall packages;
-// anything else is EIO.
-func Errno(err error) syscall.Errno {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	return syscall.EIO
 }
 
 // retryEINTR repeats a system call the kernel interrupted. The Go runtime

@@ -2,7 +2,6 @@ package fuse
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"syscall"
 
@@ -150,15 +149,3 @@ func (c memoryContent) Read(_ context.Context, dest []byte, off int64) (gofuse.R
 }
 
 func (memoryContent) Release() syscall.Errno { return 0 }
-
-// errnoOf extracts the errno of a syscall error; anything else is EIO.
-func errnoOf(err error) syscall.Errno {
-	if err == nil {
-		return 0
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	return syscall.EIO
-}
