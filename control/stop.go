@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +11,23 @@ import (
 
 // pollEvery is how often AwaitStopped looks again.
 const pollEvery = 20 * time.Millisecond
+
+// ServingPID is the pid the kernel names for the process serving mount's
+// control socket (a stranger on the socket cannot fake one that is gone);
+// ErrNoNode when no node answers there.
+func ServingPID(ctx context.Context, mount string) (int, error) {
+	return CallPID(ctx, mount, Request{Cmd: "stats"}, nil)
+}
+
+// Stop asks pid, found by ServingPID, to stop and waits as AwaitStopped
+// does. A node already on its way out may close its socket between
+// ServingPID and the stop: that is no error, the wait decides.
+func Stop(ctx context.Context, mount string, pid int, ownLock bool) error {
+	if err := Call(ctx, mount, Request{Cmd: "stop"}, nil); err != nil && !errors.Is(err, ErrNoNode) {
+		return err
+	}
+	return AwaitStopped(ctx, mount, pid, ownLock)
+}
 
 // AwaitStopped waits, bounded by ctx, until pid (the process that served
 // mount's control socket and was asked to stop) is gone and, unless the

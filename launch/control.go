@@ -148,7 +148,7 @@ func stopMount(ctx context.Context, mount string, ownLock bool, env Env, log *sl
 // names for the socket (a stranger on it cannot fake one that is gone).
 // stopped is false when no node answers at mount.
 func stopNode(ctx context.Context, mount string, ownLock bool) (stopped bool, err error) {
-	pid, err := ctl.CallPID(ctx, mount, ctl.Request{Cmd: "stats"}, nil)
+	pid, err := ctl.ServingPID(ctx, mount)
 	if errors.Is(err, ctl.ErrNoNode) {
 		return false, nil
 	}
@@ -156,11 +156,7 @@ func stopNode(ctx context.Context, mount string, ownLock bool) (stopped bool, er
 		return false, err
 	}
 	leftovers := privateFilesOf(pid)
-	// A node already on its way out may close its socket in between.
-	if err := ctl.Call(ctx, mount, ctl.Request{Cmd: "stop"}, nil); err != nil && !errors.Is(err, ctl.ErrNoNode) {
-		return false, err
-	}
-	if err := ctl.AwaitStopped(ctx, mount, pid, ownLock); err != nil {
+	if err := ctl.Stop(ctx, mount, pid, ownLock); err != nil {
 		return false, err
 	}
 	leftovers.Remove()
