@@ -86,11 +86,11 @@ func New(cfg Config) *Cache {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	c.data = newTable[fileData]("data", &c.total)
-	c.tree = newTable[[]op.DirEntry]("tree", &c.total)
-	c.metadata = newTable[op.Attr]("metadata", &c.total)
-	c.negative = newTable[time.Time]("negative", &c.total)
-	c.links = newTable[string]("links", &c.total)
+	c.data = newTable[fileData](TableData, &c.total)
+	c.tree = newTable[[]op.DirEntry](TableTree, &c.total)
+	c.metadata = newTable[op.Attr](TableMetadata, &c.total)
+	c.negative = newTable[time.Time](TableNegative, &c.total)
+	c.links = newTable[string](TableLinks, &c.total)
 	c.all = []anyTable{c.data, c.tree, c.metadata, c.negative, c.links}
 	c.others = []anyTable{c.tree, c.metadata, c.negative, c.links}
 	c.positive = []anyTable{c.data, c.tree, c.metadata, c.links}
@@ -426,6 +426,22 @@ func (oc OpCounts) Total() uint64 {
 		n += v
 	}
 	return n
+}
+
+// The tables' names: the rows of the profiler's cache_tables.csv and of
+// the report's cache summary (Copper 1.0's reports name data, tree and
+// metadata).
+const (
+	TableData     = "data"
+	TableTree     = "tree"
+	TableMetadata = "metadata"
+	TableNegative = "negative"
+	TableLinks    = "links"
+)
+
+// TableNames lists the tables' names in Stats.Tables order.
+func TableNames() []string {
+	return []string{TableData, TableTree, TableMetadata, TableNegative, TableLinks}
 }
 
 // TableStat describes one table.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/cache"
 )
 
 // Column headers of the files in docs/PROFILING.md.
@@ -22,10 +24,6 @@ const (
 	PathsFullHeader   = "path,getattr,readdir,readlink,read,hits,misses,enoent,result"
 	CacheTablesHeader = "table,entries,bytes"
 )
-
-// tableNames are the rows of cache_tables.csv, in cache.Stats.Tables
-// order (read-only).
-var tableNames = [...]string{"data", "tree", "metadata", "negative", "links"}
 
 // Role is "root" for a tree's root, else "child".
 func (r Report) Role() string {
@@ -179,10 +177,10 @@ func WritePathsFull(w io.Writer, r Report) error {
 
 // WriteCacheTables writes tables/<tag>/<P>-cache_tables.csv.
 func WriteCacheTables(w io.Writer, r Report) error {
-	// The names are the contract's, whatever the cache calls its tables.
+	names := cache.TableNames()
 	var rows [][]string
 	for i, t := range r.Cache.Tables() {
-		rows = append(rows, []string{tableNames[i], strconv.Itoa(t.Entries), itoa(t.Bytes)})
+		rows = append(rows, []string{names[i], strconv.Itoa(t.Entries), itoa(t.Bytes)})
 	}
 	return writeCSV(w, CacheTablesHeader, rows)
 }
