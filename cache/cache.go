@@ -446,29 +446,39 @@ func TableNames() []string {
 
 // TableStat describes one table.
 type TableStat struct {
-	Name      string // data, tree, metadata, negative, links
-	Entries   int
-	Bytes     int64  // estimated
-	Evictions uint64 // entries dropped to keep the budget
+	Name      string `json:"name"` // data, tree, metadata, negative, links
+	Entries   int    `json:"entries"`
+	Bytes     int64  `json:"bytes"`     // estimated
+	Evictions uint64 `json:"evictions"` // entries dropped to keep the budget
 }
 
 // Stats is a snapshot of a cache's tables and counters.
+//
+// Its JSON is part of `copper-node stats --json`: snake_case, like the
+// rest of it.
 type Stats struct {
-	BudgetBytes int64
-	Bytes       int64 // across all tables, never above BudgetBytes
+	BudgetBytes int64 `json:"budget_bytes"`
+	Bytes       int64 `json:"bytes"` // across all tables, never above BudgetBytes
 
-	Data, Tree, Metadata, Negative, Links TableStat
+	Data     TableStat `json:"data"`
+	Tree     TableStat `json:"tree"`
+	Metadata TableStat `json:"metadata"`
+	Negative TableStat `json:"negative"`
+	Links    TableStat `json:"links"`
 
-	Hits, Misses OpCounts // per operation; an ENOENT served from the negative table is a hit
+	// Per operation, indexed by op.Op; an ENOENT served from the negative
+	// table is a hit.
+	Hits   OpCounts `json:"hits"`
+	Misses OpCounts `json:"misses"`
 
-	NegativeStores  uint64 // ENOENT results stored
-	NegativeServes  uint64 // lookups answered ENOENT from a live entry
-	NegativeExpires uint64 // entries found expired (on lookup or when making room)
-	NegativeClears  uint64 // entries cleared by a success or a non-ENOENT error
+	NegativeStores  uint64 `json:"negative_stores"`  // ENOENT results stored
+	NegativeServes  uint64 `json:"negative_serves"`  // lookups answered ENOENT from a live entry
+	NegativeExpires uint64 `json:"negative_expires"` // entries found expired (on lookup or when making room)
+	NegativeClears  uint64 `json:"negative_clears"`  // entries cleared by a success or a non-ENOENT error
 	// ListingServes counts lookups answered ENOENT because the name is
 	// absent from the held listing of its directory (no TTL).
-	ListingServes uint64
-	Rejected      uint64 // results larger than the whole budget, not stored
+	ListingServes uint64 `json:"listing_serves"`
+	Rejected      uint64 `json:"rejected"` // results larger than the whole budget, not stored
 }
 
 // Tables lists the tables in a stable order: data, tree, metadata,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
+	"github.com/hpc-copper/copper/service"
 )
 
 // Bounds on child processes. A node starts in milliseconds; these are
@@ -215,27 +216,9 @@ func (c *cluster) stop(rank int) (result, error) {
 	return c.run(stopTimeout, "stop", "--mount", c.mount(rank), "--timeout", "15s")
 }
 
-// status is the part of `copper-node stats --json` scripts rely on; the
-// field names here are that contract.
-type status struct {
-	Mount  string `json:"mount"`
-	Parent int    `json:"parent"`
-	PID    int    `json:"pid"`
-	Depth  int    `json:"depth"`
-	Node   struct {
-		Rank      int  `json:"rank"`
-		Root      bool `json:"root"`
-		TreeReady bool `json:"tree_ready"`
-		Ops       []struct {
-			Op         string `json:"op"`
-			Hits       int64  `json:"hits"`
-			Misses     int64  `json:"misses"`
-			Coalesced  int64  `json:"coalesced_waits"`
-			Forwarded  int64  `json:"forwarded"`
-			BackendOps int64  `json:"backend_ops"`
-		} `json:"ops"`
-	} `json:"node"`
-}
+// status is `copper-node stats --json`, decoded into the node's own type
+// (service.TestStatusJSONKeys pins the keys scripts rely on).
+type status service.Status
 
 // opCounts returns the counters of one operation ("getattr", "read", ...).
 func (s status) op(name string) (forwarded, backend int64, ok bool) {

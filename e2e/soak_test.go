@@ -353,7 +353,7 @@ func TestSoak(t *testing.T) {
 		e := nodeEnd{alive: osutil.ProcessMentions(pids[r], c.dir)}
 		if e.alive {
 			e.rss = rssBytes(pids[r])
-			st := c.failoverStats(r)
+			st := c.stats(r)
 			e.failovers, e.backend, e.upstream, e.cached = st.Node.Failovers, st.backendOps(), st.Upstream, st.Node.Cache.Bytes
 		}
 		ends[r] = e
