@@ -105,6 +105,27 @@ func New(cfg Config) *Cache {
 // entry's attributes are held. IsReady and DirPlusNext (paging, the node's
 // business) are never cached and not counted.
 func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
+	return c.lookup(o, path, true)
+}
+
+// Recheck is Lookup for a request whose miss was already counted: the
+// leader of a singleflight looking again in case a flight that just
+// finished stored the answer. As in groupcache, that second look is part
+// of one request, so it counts no hit, miss or serve; otherwise a cold
+// get would count two misses here and one at the node.
+func (c *Cache) Recheck(o op.Op, path string) (op.Result, bool) {
+	return c.lookup(o, path, false)
+}
+
+// counter adds 1 to *n when counting; a lookup's own event counters
+// (hits, misses, serves) use it, entry lifecycle counters do not.
+func counter(n *uint64, counting bool) {
+	if counting {
+		*n++
+	}
+}
+
+func (c *Cache) lookup(o op.Op, path string, counting bool) (op.Result, bool) {
 	if !o.Valid() || o == op.IsReady || o == op.DirPlusNext {
 		return op.Result{}, false
 	}
@@ -112,13 +133,13 @@ func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
 	defer c.mu.Unlock()
 	if expiry, ok := c.negative.peek(path); ok {
 		if c.now().Before(expiry) {
-			c.count.negServes++
-			c.count.hits[o]++
+			counter(&c.count.negServes, counting)
+			counter(&c.count.hits[o], counting)
 			return op.Fail(syscall.ENOENT), true
 		}
 		c.negative.remove(path)
 		c.count.negExpires++
-		c.count.misses[o]++
+		counter(&c.count.misses[o], counting)
 		return op.Result{}, false
 	}
 	c.tick++
@@ -140,15 +161,15 @@ func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
 		r.Plus, ok = c.plus(path)
 	}
 	if !ok && c.listed(path) == absent {
-		c.count.listingServes++
-		c.count.hits[o]++
+		counter(&c.count.listingServes, counting)
+		counter(&c.count.hits[o], counting)
 		return op.Fail(syscall.ENOENT), true
 	}
 	if !ok {
-		c.count.misses[o]++
+		counter(&c.count.misses[o], counting)
 		return op.Result{}, false
 	}
-	c.count.hits[o]++
+	counter(&c.count.hits[o], counting)
 	return r, true
 }
 

@@ -670,3 +670,31 @@ func TestDropForgetsOnePath(t *testing.T) {
 		})
 	}
 }
+
+// TestRecheckCountsNothing: a singleflight leader's second look counts
+// no hit, miss or serve, whatever it finds.
+func TestRecheckCountsNothing(t *testing.T) {
+	c := New(Config{BudgetBytes: 1 << 20, NegativeTTL: time.Hour})
+	c.Store(op.Getattr, "/f", op.Result{Attr: op.Attr{Ino: 1}})
+	c.Store(op.Getattr, "/gone", op.Fail(syscall.ENOENT))
+	tests := []struct {
+		path  string
+		found bool
+	}{{"/f", true}, {"/gone", true}, {"/missing", false}}
+	for _, tt := range tests {
+		_, ok := c.Recheck(op.Getattr, tt.path)
+		assert.Equal(t, tt.found, ok, tt.path)
+	}
+	st := c.Stats()
+	assert.Zero(t, st.Hits.Total())
+	assert.Zero(t, st.Misses.Total())
+	assert.Zero(t, st.NegativeServes)
+	for _, tt := range tests {
+		_, ok := c.Lookup(op.Getattr, tt.path)
+		assert.Equal(t, tt.found, ok, tt.path)
+	}
+	st = c.Stats()
+	assert.EqualValues(t, 2, st.Hits.Total())
+	assert.EqualValues(t, 1, st.Misses.Total())
+	assert.EqualValues(t, 1, st.NegativeServes)
+}

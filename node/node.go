@@ -277,12 +277,14 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 
 	// One request per (op, path) per node: every other asker, local or a
 	// child, waits for the leader's answer.
-	led := false
+	led, deduped := false, false
 	ch := n.flight.DoChan(flightKey(o, path), func() (any, error) {
 		led = true
 		// A flight that finished between our Lookup and DoChan has
-		// already stored the answer: do not ask again.
-		if r, ok := n.cfg.Cache.Lookup(o, path); ok {
+		// already stored the answer: do not ask again. That answer is a
+		// dedup, like a wait on a flight, not a second miss.
+		if r, ok := n.cfg.Cache.Recheck(o, path); ok {
+			deduped = true
 			return r, nil
 		}
 		// The fetch outlives any one asker: others may be waiting on it.
@@ -293,7 +295,7 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 	select {
 	case res := <-ch:
 		outcome := OutcomeMiss
-		if !led {
+		if !led || deduped {
 			n.coalesced[o].Add(1)
 			outcome = OutcomeCoalesced
 		}
@@ -398,10 +400,11 @@ func (n *Node) getDirPlus(ctx context.Context, o op.Op, dir, after string) op.Re
 // whatever asked for it (a Getattr in it, its Readdir, a child's DirPlus),
 // and stores it.
 func (n *Node) dirPlusFlight(ctx context.Context, dir string) (op.Result, Outcome) {
-	led := false
+	led, deduped := false, false
 	ch := n.flight.DoChan(flightKey(op.DirPlus, dir), func() (any, error) {
 		led = true
-		if r, ok := n.cfg.Cache.Lookup(op.DirPlus, dir); ok {
+		if r, ok := n.cfg.Cache.Recheck(op.DirPlus, dir); ok {
+			deduped = true
 			return r, nil
 		}
 		r := n.fetch(context.WithoutCancel(ctx), op.DirPlus, dir)
@@ -410,7 +413,7 @@ func (n *Node) dirPlusFlight(ctx context.Context, dir string) (op.Result, Outcom
 	})
 	select {
 	case res := <-ch:
-		if !led {
+		if !led || deduped {
 			return res.Val.(op.Result), OutcomeCoalesced
 		}
 		return res.Val.(op.Result), OutcomeMiss

@@ -295,3 +295,37 @@ func TestAwaitParentKeepsTheTellingError(t *testing.T) {
 	err = child.AwaitParent(context.Background())
 	require.ErrorContains(t, err, "authentication failed")
 }
+
+// TestColdGetCountsOneMiss: on a cold get, the cache counts the misses
+// the node counts, per operation (the leader's re-check inside the
+// singleflight is part of the same request, not a second miss).
+func TestColdGetCountsOneMiss(t *testing.T) {
+	gets := []struct {
+		o    op.Op
+		path string
+	}{
+		{op.Getattr, "/pkg/__init__.py"},
+		{op.Getattr, "/missing"},
+		{op.Readdir, "/pkg/sub"},
+		{op.Readlink, "/pkg/link"},
+		{op.Read, "/pkg/__init__.py"},
+		{op.DirPlus, "/pkg"},
+	}
+	root := newRoot(t, sourceDir(t))
+	child := newChild(t, 1, &direct{n: root})
+	for _, n := range []*Node{root, child} {
+		for _, g := range gets {
+			n.Get(context.Background(), g.o, g.path)
+		}
+		st := n.Stats()
+		var total uint64
+		for _, o := range op.All {
+			if o == op.IsReady {
+				continue
+			}
+			assert.EqualValues(t, st.Op(o).Misses, st.Cache.Misses[o], "rank %d %s: node misses vs cache misses", st.Rank, o)
+			total += st.Cache.Misses[o]
+		}
+		assert.NotZero(t, total, "rank %d: the gets were cold", st.Rank)
+	}
+}
