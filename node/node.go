@@ -288,7 +288,7 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 			return r, nil
 		}
 		// The fetch outlives any one asker: others may be waiting on it.
-		r := n.fetch(context.WithoutCancel(ctx), o, path)
+		r := n.fetch(context.WithoutCancel(ctx), deadlineOf(ctx), o, path)
 		n.cfg.Cache.Store(o, path, r)
 		return r, nil
 	})
@@ -407,7 +407,7 @@ func (n *Node) dirPlusFlight(ctx context.Context, dir string) (op.Result, Outcom
 			deduped = true
 			return r, nil
 		}
-		r := n.fetch(context.WithoutCancel(ctx), op.DirPlus, dir)
+		r := n.fetch(context.WithoutCancel(ctx), deadlineOf(ctx), op.DirPlus, dir)
 		n.cfg.Cache.Store(op.DirPlus, dir, r)
 		return r, nil
 	})
@@ -458,14 +458,26 @@ func flightKey(o op.Op, path string) string {
 	return string(rune('0'+o)) + path
 }
 
-func (n *Node) fetch(ctx context.Context, o op.Op, path string) op.Result {
+// deadlineOf is ctx's deadline, zero when it has none.
+func deadlineOf(ctx context.Context) time.Time {
+	dl, _ := ctx.Deadline()
+	return dl
+}
+
+// fetch asks the backend or the parent. ctx carries no cancellation (the
+// fetch serves every asker of its flight); readyBy is the leading asker's
+// deadline (zero: none), which with ReadyTimeout bounds the wait for the
+// tree to become ready, so a node whose parent never does fails its
+// requests instead of keeping their goroutines forever.
+func (n *Node) fetch(ctx context.Context, readyBy time.Time, o op.Op, path string) op.Result {
 	n.inFlight.Add(1)
 	defer n.inFlight.Add(-1)
 	if n.IsRoot() {
 		return n.cfg.Backend.Do(ctx, o, path)
 	}
 	// Forwarding before the parent is ready would race its startup.
-	if err := n.WaitTreeReady(ctx); err != nil {
+	if err := n.waitReadyBy(ctx, readyBy); err != nil {
+		n.log.Error("request fails with EIO: the tree is not ready", "op", o.String(), "path", path, "err", err)
 		return op.Fail(syscall.EIO)
 	}
 	cctx, cancel := withTimeout(ctx, n.cfg.RPCTimeout)
@@ -482,6 +494,22 @@ func (n *Node) fetch(ctx context.Context, o op.Op, path string) op.Result {
 			o, time.Since(n.cfg.Started).Microseconds(), path))
 	})
 	return r
+}
+
+// waitReadyBy waits for tree readiness at most ReadyTimeout and, when
+// readyBy is set, until then.
+func (n *Node) waitReadyBy(ctx context.Context, readyBy time.Time) error {
+	if n.TreeReady() {
+		return nil
+	}
+	ctx, cancel := withTimeout(ctx, n.cfg.ReadyTimeout)
+	defer cancel()
+	if !readyBy.IsZero() {
+		var cancelBy context.CancelFunc
+		ctx, cancelBy = context.WithDeadline(ctx, readyBy)
+		defer cancelBy()
+	}
+	return n.WaitTreeReady(ctx)
 }
 
 // withTimeout is context.WithTimeout where 0 means no deadline.

@@ -329,3 +329,46 @@ func TestColdGetCountsOneMiss(t *testing.T) {
 		assert.NotZero(t, total, "rank %d: the gets were cold", st.Rank)
 	}
 }
+
+// TestFetchWaitForReadinessIsBounded: on a child whose parent never
+// becomes tree-ready, a request fails with EIO once ready_timeout passes
+// (or the asker's deadline, if sooner) instead of blocking forever, and
+// leaves no fetch behind.
+func TestFetchWaitForReadinessIsBounded(t *testing.T) {
+	tests := []struct {
+		name         string
+		readyTimeout time.Duration
+		askerTimeout time.Duration // 0: no deadline
+		want         syscall.Errno
+	}{
+		{"ready_timeout bounds an asker without deadline", 50 * time.Millisecond, 0, syscall.EIO},
+		{"the asker's deadline, ready_timeout forever", 0, 50 * time.Millisecond, syscall.EINTR},
+		{"the asker's deadline before ready_timeout", time.Hour, 50 * time.Millisecond, syscall.EINTR},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &direct{}
+			d.fail.Store(true) // the parent never answers "ready"
+			child, err := New(Config{Rank: 5, Cache: newCache(), Parent: d, ReadyTimeout: tt.readyTimeout})
+			require.NoError(t, err)
+			child.MarkRegistered()
+			ctx := context.Background()
+			if tt.askerTimeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.askerTimeout)
+				defer cancel()
+			}
+			done := make(chan op.Result, 1)
+			go func() { done <- child.Get(ctx, op.Getattr, "/x") }()
+			select {
+			case r := <-done:
+				assert.Equal(t, tt.want, r.Errno)
+			case <-time.After(10 * time.Second):
+				t.Fatal("Get still blocked on a parent that never becomes ready")
+			}
+			// The flight's fetch ends too: nothing stays in flight.
+			require.Eventually(t, func() bool { return child.Stats().InFlight == 0 }, 10*time.Second, time.Millisecond)
+			assert.EqualValues(t, 0, d.calls.Load(), "nothing was forwarded to a parent that is not ready")
+		})
+	}
+}
