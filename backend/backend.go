@@ -209,7 +209,7 @@ func (b *Backend) parent(root int, view string) (dir int, name string, done func
 func (b *Backend) getattr(root int, view string) op.Result {
 	var st unix.Stat_t
 	if view == "/" {
-		if err := retryEINTR(func() error { return unix.Fstat(root, &st) }); err != nil {
+		if err := osutil.RetryEINTR(func() error { return unix.Fstat(root, &st) }); err != nil {
 			return op.Fail(osutil.Errno(err))
 		}
 		return op.Result{Attr: attrOf(&st)}
@@ -219,7 +219,7 @@ func (b *Backend) getattr(root int, view string) op.Result {
 		return op.Fail(osutil.Errno(err))
 	}
 	defer done()
-	if err := retryEINTR(func() error { return unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+	if err := osutil.RetryEINTR(func() error { return unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 		return op.Fail(osutil.Errno(err))
 	}
 	return op.Result{Attr: attrOf(&st)}
@@ -265,7 +265,7 @@ func readlinkAt(dir int, name string) (string, syscall.Errno) {
 	for size := 256; size <= op.MaxPathLen*2; size *= 2 {
 		buf := make([]byte, size)
 		var n int
-		err := retryEINTR(func() (err error) { n, err = unix.Readlinkat(dir, name, buf); return err })
+		err := osutil.RetryEINTR(func() (err error) { n, err = unix.Readlinkat(dir, name, buf); return err })
 		if err != nil {
 			return "", osutil.Errno(err)
 		}
@@ -290,7 +290,7 @@ func (b *Backend) readdir(root int, view string) op.Result {
 	for i := range entries {
 		if entries[i].Mode == 0 {
 			var st unix.Stat_t
-			if err := retryEINTR(func() error {
+			if err := osutil.RetryEINTR(func() error {
 				return unix.Fstatat(fd, entries[i].Name, &st, unix.AT_SYMLINK_NOFOLLOW)
 			}); err == nil {
 				entries[i].Mode = st.Mode & syscall.S_IFMT
@@ -309,7 +309,7 @@ func listDir(fd int) ([]op.DirEntry, syscall.Errno) {
 	buf := make([]byte, 32<<10)
 	for {
 		var n int
-		err := retryEINTR(func() (err error) { n, err = unix.Getdents(fd, buf); return err })
+		err := osutil.RetryEINTR(func() (err error) { n, err = unix.Getdents(fd, buf); return err })
 		if err != nil {
 			return nil, osutil.Errno(err)
 		}
@@ -408,7 +408,7 @@ func (b *Backend) statEntry(dir int, d op.DirEntry) (op.PlusEntry, syscall.Errno
 	}
 	var st unix.Stat_t
 	b.ops[op.Getattr].Add(1)
-	if err := retryEINTR(func() error { return unix.Fstatat(dir, d.Name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+	if err := osutil.RetryEINTR(func() error { return unix.Fstatat(dir, d.Name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 		return e, osutil.Errno(err)
 	}
 	e.Attr = attrOf(&st)
@@ -525,7 +525,7 @@ func readable(st *unix.Stat_t, limit int64) syscall.Errno {
 
 func readOnce(dir int, name string, limit int64) (op.Result, bool) {
 	var before unix.Stat_t
-	if err := retryEINTR(func() error { return unix.Fstatat(dir, name, &before, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+	if err := osutil.RetryEINTR(func() error { return unix.Fstatat(dir, name, &before, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 		return op.Fail(osutil.Errno(err)), true
 	}
 	if errno := readable(&before, limit); errno != 0 {
@@ -538,7 +538,7 @@ func readOnce(dir int, name string, limit int64) (op.Result, bool) {
 		return op.Fail(osutil.Errno(err)), true
 	}
 	defer unix.Close(fd)
-	if err := retryEINTR(func() error { return unix.Fstat(fd, &before) }); err != nil {
+	if err := osutil.RetryEINTR(func() error { return unix.Fstat(fd, &before) }); err != nil {
 		return op.Fail(osutil.Errno(err)), true
 	}
 	if errno := readable(&before, limit); errno != 0 {
@@ -556,7 +556,7 @@ func readOnce(dir int, name string, limit int64) (op.Result, bool) {
 		return op.Fail(osutil.Errno(err)), true
 	}
 	var after unix.Stat_t
-	if err := retryEINTR(func() error { return unix.Fstat(fd, &after) }); err != nil {
+	if err := osutil.RetryEINTR(func() error { return unix.Fstat(fd, &after) }); err != nil {
 		return op.Fail(osutil.Errno(err)), true
 	}
 	if int64(n) != before.Size || after.Size != before.Size ||
@@ -571,7 +571,7 @@ func readFull(fd int, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
 		var m int
-		err := retryEINTR(func() (err error) { m, err = unix.Read(fd, buf[n:]); return err })
+		err := osutil.RetryEINTR(func() (err error) { m, err = unix.Read(fd, buf[n:]); return err })
 		if err != nil {
 			return n, err
 		}
@@ -581,17 +581,4 @@ func readFull(fd int, buf []byte) (int, error) {
 		n += m
 	}
 	return n, nil
-}
-
-// retryEINTR repeats a system call the kernel interrupted. The Go runtime
-// signals its own threads (SIGURG for preemption); when the backing
-// filesystem is itself a network or FUSE filesystem, such a signal can
-// interrupt a stat or getdents, and an EINTR answer would travel the tree
-// as if the file were broken. (os.File reads retry on their own.)
-func retryEINTR(call func() error) error {
-	for {
-		if err := call(); !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
 }

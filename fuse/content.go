@@ -7,6 +7,7 @@ import (
 
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -45,7 +46,7 @@ type DirectFiles struct{ Target string }
 // requests, a stat one at most).
 func (d DirectFiles) Check(_ context.Context, viewPath string, attr op.Attr) syscall.Errno {
 	var st syscall.Stat_t
-	if err := syscall.Lstat(filepath.Join(d.Target, viewPath), &st); err != nil {
+	if err := osutil.RetryEINTR(func() error { return syscall.Lstat(filepath.Join(d.Target, viewPath), &st) }); err != nil {
 		if errno := errnoOf(err); !goneErrno(errno) {
 			return errno
 		}
@@ -63,7 +64,11 @@ func (d DirectFiles) Check(_ context.Context, viewPath string, attr op.Attr) sys
 // so a symlink there now is a change, not a file.
 func (d DirectFiles) Open(_ context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno) {
 	host := filepath.Join(d.Target, viewPath)
-	fd, err := syscall.Open(host, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	var fd int
+	err := osutil.RetryEINTR(func() (err error) {
+		fd, err = syscall.Open(host, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
 		if errno := errnoOf(err); !goneErrno(errno) {
 			return nil, errno

@@ -27,3 +27,22 @@ func TestErrno(t *testing.T) {
 		assert.Equal(t, tt.want, Errno(tt.err), tt.name)
 	}
 }
+
+func TestRetryEINTR(t *testing.T) {
+	tests := []struct {
+		name  string
+		errs  []error // answers in turn
+		want  error
+		calls int
+	}{
+		{"success", []error{nil}, nil, 1},
+		{"interrupted twice", []error{syscall.EINTR, fmt.Errorf("open: %w", syscall.EINTR), nil}, nil, 3},
+		{"other error returned", []error{syscall.EINTR, syscall.ENOENT}, syscall.ENOENT, 2},
+	}
+	for _, tt := range tests {
+		calls := 0
+		err := RetryEINTR(func() error { calls++; return tt.errs[calls-1] })
+		assert.Equal(t, tt.want, err, tt.name)
+		assert.Equal(t, tt.calls, calls, tt.name)
+	}
+}
