@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -27,6 +28,7 @@ import (
 // with the daemon's rights. The view still shows links as links; the
 // kernel of each client follows them with the caller's own rights.
 type Backend struct {
+	log          *slog.Logger
 	target       string
 	guard        []string
 	maxCacheable int64
@@ -49,6 +51,10 @@ type Config struct {
 	// ForceWalk resolves paths by the openat walk that kernels without
 	// openat2 (before 5.6) get automatically; for tests.
 	ForceWalk bool
+	// Logger gets one line for every EIO the backend makes up (a file
+	// that kept changing, a bad directory entry, a closed target); nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // New opens cfg.Target and returns a backend for it. A target that is
@@ -81,7 +87,12 @@ func newBackend(cfg Config, openat2 openat2Func) (*Backend, error) {
 		_ = root.Close()
 		return nil, fmt.Errorf("target %s: %w", cfg.Target, err)
 	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Backend{
+		log:          log,
 		target:       cfg.Target,
 		guard:        cfg.Guard,
 		maxCacheable: cfg.MaxCacheable,
@@ -164,7 +175,7 @@ func (b *Backend) Do(ctx context.Context, o op.Op, view string) op.Result {
 		}
 		r = b.do(int(fd), o, view)
 	}); err != nil {
-		return op.Fail(syscall.EIO) // closed: the node is stopping
+		return b.eio(o, view, fmt.Errorf("target closed (the node is stopping): %w", err))
 	}
 	return r
 }
@@ -282,9 +293,9 @@ func (b *Backend) readdir(root int, view string) op.Result {
 		return op.Fail(osutil.Errno(err))
 	}
 	defer unix.Close(fd)
-	entries, errno := listDir(fd)
-	if errno != 0 {
-		return op.Fail(errno)
+	entries, err := listDir(fd)
+	if err != nil {
+		return b.fail(op.Readdir, view, err)
 	}
 	// Some filesystems (and Lustre under some settings) report DT_UNKNOWN.
 	for i := range entries {
@@ -303,22 +314,23 @@ func (b *Backend) readdir(root int, view string) op.Result {
 	return op.Result{Entries: entries}
 }
 
-// listDir reads every entry of an open directory.
-func listDir(fd int) ([]op.DirEntry, syscall.Errno) {
+// listDir reads every entry of an open directory. Its error is the
+// getdents errno or a bad entry's (see fail).
+func listDir(fd int) ([]op.DirEntry, error) {
 	var entries []op.DirEntry
 	buf := make([]byte, 32<<10)
 	for {
 		var n int
 		err := osutil.RetryEINTR(func() (err error) { n, err = unix.Getdents(fd, buf); return err })
 		if err != nil {
-			return nil, osutil.Errno(err)
+			return nil, err
 		}
 		if n <= 0 {
-			return entries, 0
+			return entries, nil
 		}
 		entries, err = ParseDirents(buf[:n], entries)
 		if err != nil {
-			return nil, syscall.EIO
+			return nil, fmt.Errorf("bad directory entry: %w", err)
 		}
 	}
 }
@@ -340,9 +352,9 @@ func (b *Backend) dirPlus(root int, view string) op.Result {
 		return op.Fail(osutil.Errno(err))
 	}
 	defer unix.Close(fd)
-	list, errno := listDir(fd)
-	if errno != 0 {
-		return op.Fail(errno)
+	list, err := listDir(fd)
+	if err != nil {
+		return b.fail(op.DirPlus, view, err)
 	}
 	if len(b.guard) > 0 {
 		list = slices.DeleteFunc(list, func(e op.DirEntry) bool {
@@ -500,6 +512,22 @@ func (b *Backend) readWhole(root int, view string) op.Result {
 			return r
 		}
 	}
+	return b.eio(op.Read, view, fmt.Errorf("the file kept changing during %d reads", maxReadAttempts))
+}
+
+// fail answers err's errno; an error without one (a bad directory
+// entry) is an EIO, logged with its cause.
+func (b *Backend) fail(o op.Op, view string, err error) op.Result {
+	if errno := osutil.Errno(err); errno != syscall.EIO {
+		return op.Fail(errno)
+	}
+	return b.eio(o, view, err)
+}
+
+// eio logs why o on view answers EIO, once, here: the answer travels the
+// tree and every application that asks gets it.
+func (b *Backend) eio(o op.Op, view string, cause error) op.Result {
+	b.log.Error("backend: answering EIO", "op", o.String(), "path", view, "cause", cause)
 	return op.Fail(syscall.EIO)
 }
 

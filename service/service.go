@@ -151,6 +151,7 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 		Parallel:     s.BackendParallel,
 		MaxCacheable: s.MaxCacheableBytes,
 		Guard:        guard,
+		Logger:       log,
 	}
 	if pos.Parent < 0 {
 		// Refuses a target that is not a directory, naming it.
