@@ -19,6 +19,7 @@ import (
 
 	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/stalemount"
+	"github.com/hpc-copper/copper/internal/testkit"
 )
 
 // The test binary doubles as a helper process, chosen by helperEnv, for
@@ -117,7 +118,7 @@ func requireNoFuseMount(t *testing.T, mnt string) {
 }
 
 func TestCleanStale(t *testing.T) {
-	requireFuse(t)
+	testkit.RequireFuse(t)
 	target := makeTree(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	require.NoError(t, os.Mkdir(mnt, 0o755))
@@ -156,7 +157,7 @@ func TestCleanStale(t *testing.T) {
 }
 
 func TestCleanStaleHungServer(t *testing.T) {
-	requireFuse(t)
+	testkit.RequireFuse(t)
 	target := makeTree(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	require.NoError(t, os.Mkdir(mnt, 0o755))
