@@ -6,6 +6,7 @@ package backend
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -441,11 +442,11 @@ func ParseDirents(buf []byte, out []op.DirEntry) ([]op.DirEntry, error) {
 		if len(buf) < hdr {
 			return out, errors.New("dirent: truncated header")
 		}
-		reclen := int(nativeU16(buf[16:18]))
+		reclen := int(binary.NativeEndian.Uint16(buf[16:18]))
 		if reclen < hdr+1 || reclen > len(buf) {
 			return out, errors.New("dirent: bad record length")
 		}
-		ino := nativeU64(buf[0:8])
+		ino := binary.NativeEndian.Uint64(buf[0:8])
 		typ := buf[18]
 		name := buf[hdr:reclen]
 		if i := indexNUL(name); i >= 0 {

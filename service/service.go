@@ -490,16 +490,6 @@ func (svc *Service) status() Status {
 	return st
 }
 
-// WaitPrefetched blocks until the prefetch has finished (at once when
-// there is none) and returns its final counters and the reason it did
-// not complete, if any.
-func (svc *Service) WaitPrefetched(ctx context.Context) (prefetch.Stats, error) {
-	if svc.prefetch == nil {
-		return prefetch.Stats{}, nil
-	}
-	return svc.prefetch.Wait(ctx)
-}
-
 // controlPrefetch answers "prefetch": the counters now, or with wait set
 // the final ones once the prefetch has finished (within timeout, if
 // given).
