@@ -130,7 +130,8 @@ func TestUpstreamDialsOutsideTheLock(t *testing.T) {
 	var dials sync.Map
 	first := true
 	var mu sync.Mutex
-	u, err := NewUpstream([]string{"parent:1", "grand:1"}, func(ctx context.Context, addr string) (Conn, error) {
+	clock := newFakeClock()
+	u, err := NewUpstreamHops(UpstreamConfig{Hops: []Hop{{Addr: "parent:1"}, {Addr: "grand:1"}}, RetryPrimary: time.Millisecond, Now: clock.Now, Dial: func(ctx context.Context, addr string) (Conn, error) {
 		if addr == "grand:1" {
 			return grand, nil
 		}
@@ -147,14 +148,14 @@ func TestUpstreamDialsOutsideTheLock(t *testing.T) {
 		case <-ctx.Done():
 		}
 		return nil, errors.New("handshake timed out")
-	}, time.Millisecond, nil)
+	}})
 	require.NoError(t, err)
 	t.Cleanup(func() { close(release); _ = u.Close() })
 
 	_, err = u.Call(t.Context(), op.Getattr, "/pkg")
 	require.NoError(t, err)
 	require.Equal(t, "grand:1", u.Current())
-	time.Sleep(5 * time.Millisecond) // past RetryPrimary
+	clock.Advance(5 * time.Millisecond) // past RetryPrimary
 	call := func(i int) {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
@@ -162,13 +163,9 @@ func TestUpstreamDialsOutsideTheLock(t *testing.T) {
 		require.NoError(t, err, "call %d while the parent's dial hangs", i)
 		require.Zero(t, r.Errno)
 	}
-	redialing := false
-	for i := 0; i < 500 && !redialing; i++ { // until the background redial hangs
-		call(i)
-		_, redialing = dials.Load("parent-redial")
-		time.Sleep(time.Millisecond)
-	}
-	require.True(t, redialing, "the parent is re-dialed in the background")
+	call(0) // starts the background redial, which hangs
+	require.Eventually(t, func() bool { _, ok := dials.Load("parent-redial"); return ok }, 10*time.Second, time.Millisecond,
+		"the parent is re-dialed in the background")
 	for i := range 20 {
 		call(i)
 	}
@@ -294,4 +291,24 @@ func TestUpstreamPrefersAnEarlierHopOverLocal(t *testing.T) {
 	assert.Equal(t, "parent:1", u.Current())
 	assert.Zero(t, local.calls.Load(), "the filesystem was not read directly")
 	assert.EqualValues(t, 2, u.Failovers(), "parent → grand, grand → onwards")
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
