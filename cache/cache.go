@@ -110,15 +110,17 @@ func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
 
 // Recheck is Lookup for a request whose miss was already counted: the
 // leader of a singleflight looking again in case a flight that just
-// finished stored the answer. As in groupcache, that second look is part
-// of one request, so it counts no hit, miss or serve; otherwise a cold
-// get would count two misses here and one at the node.
+// finished stored the answer, or looking up the directory listing that
+// answers a missed getattr. That look is part of one request, so it
+// counts no hit or miss (the node counts a dedup, as groupcache does);
+// otherwise a cold get would count two misses here and one at the node.
+// An ENOENT it serves is still counted as served.
 func (c *Cache) Recheck(o op.Op, path string) (op.Result, bool) {
 	return c.lookup(o, path, false)
 }
 
-// counter adds 1 to *n when counting; a lookup's own event counters
-// (hits, misses, serves) use it, entry lifecycle counters do not.
+// counter adds 1 to *n when counting: hits and misses count only a
+// request's first lookup.
 func counter(n *uint64, counting bool) {
 	if counting {
 		*n++
@@ -133,7 +135,7 @@ func (c *Cache) lookup(o op.Op, path string, counting bool) (op.Result, bool) {
 	defer c.mu.Unlock()
 	if expiry, ok := c.negative.peek(path); ok {
 		if c.now().Before(expiry) {
-			counter(&c.count.negServes, counting)
+			c.count.negServes++
 			counter(&c.count.hits[o], counting)
 			return op.Fail(syscall.ENOENT), true
 		}
@@ -161,7 +163,7 @@ func (c *Cache) lookup(o op.Op, path string, counting bool) (op.Result, bool) {
 		r.Plus, ok = c.plus(path)
 	}
 	if !ok && c.listed(path) == absent {
-		counter(&c.count.listingServes, counting)
+		c.count.listingServes++
 		counter(&c.count.hits[o], counting)
 		return op.Fail(syscall.ENOENT), true
 	}

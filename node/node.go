@@ -336,7 +336,7 @@ func (n *Node) viaDirPlus(ctx context.Context, o op.Op, path string) (op.Result,
 	default:
 		return op.Result{}, 0, false
 	}
-	r, outcome := n.dirPlusFlight(ctx, dir)
+	r, outcome := n.dirPlusFlight(ctx, dir, false)
 	switch r.Errno {
 	case 0:
 	case syscall.EINTR:
@@ -378,7 +378,7 @@ func (n *Node) getDirPlus(ctx context.Context, o op.Op, dir, after string) op.Re
 		}
 	default:
 		n.misses[o].Add(1)
-		r, outcome = n.dirPlusFlight(ctx, dir)
+		r, outcome = n.dirPlusFlight(ctx, dir, true)
 		if outcome == OutcomeCoalesced {
 			n.coalesced[o].Add(1)
 		}
@@ -398,13 +398,16 @@ func (n *Node) getDirPlus(ctx context.Context, o op.Op, dir, after string) op.Re
 
 // dirPlusFlight fetches dir's dirplus, one request per directory per node
 // whatever asked for it (a Getattr in it, its Readdir, a child's DirPlus),
-// and stores it.
-func (n *Node) dirPlusFlight(ctx context.Context, dir string) (op.Result, Outcome) {
+// and stores it. looked says the asker has looked dir's dirplus up
+// already: a listing found now was stored by a flight in between, a dedup.
+// Otherwise (a Getattr or Readdir missed) it is that request's answer.
+func (n *Node) dirPlusFlight(ctx context.Context, dir string, looked bool) (op.Result, Outcome) {
 	led, deduped := false, false
 	ch := n.flight.DoChan(flightKey(op.DirPlus, dir), func() (any, error) {
 		led = true
+		// The request's miss is counted: this look counts no other.
 		if r, ok := n.cfg.Cache.Recheck(op.DirPlus, dir); ok {
-			deduped = true
+			deduped = looked
 			return r, nil
 		}
 		r := n.fetch(context.WithoutCancel(ctx), deadlineOf(ctx), op.DirPlus, dir)

@@ -42,6 +42,10 @@ type Options struct {
 	Logger  *slog.Logger
 	Started time.Time // provider startup, origin of the timing lines
 
+	// Now is the clock of the cache's negative TTL; nil → time.Now
+	// (tests move it).
+	Now func() time.Time
+
 	// JobDir is the job's output directory (<log_dir>/<job_id>):
 	// profiling outputs and ioctl logs go below it. Required with
 	// profile_metrics.
@@ -129,7 +133,7 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if err != nil {
 		return nil, err
 	}
-	svc.cache = cache.New(cache.Config{BudgetBytes: budget, NegativeTTL: s.NegativeTTL()})
+	svc.cache = cache.New(cache.Config{BudgetBytes: budget, NegativeTTL: s.NegativeTTL(), Now: o.Now})
 	svc.prof = newCollector(svc, s, id.Rank, o)
 	svc.profOn = s.ProfileMetrics // before the control socket can ask
 	ncfg := node.Config{
