@@ -98,7 +98,7 @@ func startMountedCluster(t *testing.T, target, manifest string, n int) *mountedC
 	// Counted backend ops must not include a successor's own reads after
 	// a heartbeat false alarm (in-process nodes share one scheduler).
 	s.HeartbeatTimeoutMs = 5000
-	s.ReadyProbeStartMs = 5
+	s.ReadyProbeInitialMs = 5
 	s.ReadyProbeMaxMs = 100
 	s.ReadyTimeoutS = 30
 	s.RPCTimeoutS = 30

@@ -53,7 +53,7 @@ func clusterSettings(tb testing.TB, target string) config.Settings {
 	s.Mount = filepath.Join(tb.TempDir(), "{rank}", "mnt")
 	s.LogDir = tb.TempDir()
 	s.CacheMemoryBytes = 512 << 20
-	s.ReadyProbeStartMs = 5
+	s.ReadyProbeInitialMs = 5
 	s.ReadyProbeMaxMs = 100
 	s.ReadyTimeoutS = 30
 	s.RPCTimeoutS = 30

@@ -84,7 +84,8 @@ type Service struct {
 // with Options.Mount, to tree-ready and mounted. Without Options.Mount,
 // call AwaitTreeReady for readiness. s is as configured, before {rank} and $VAR
 // expansion: Start expands it for this rank (and for co-located ranks, to
-// guard their mounts).
+// guard their mounts). The stages run in order; a failed one stops what
+// the earlier ones started.
 func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_ *Service, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -92,25 +93,7 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if o.Started.IsZero() {
 		o.Started = time.Now()
 	}
-	if err := tree.ValidateBook(id.Book); err != nil {
-		return nil, err
-	}
-	// Peers authenticate both ways with the job token; a node without one
-	// could neither prove itself nor tell an impostor parent from its own.
-	if len(id.Token) < cnet.MinTokenLen {
-		return nil, fmt.Errorf("rank %d: job token of %d bytes: want at least %d (copper-node --token-file; copper-launch writes it)",
-			id.Rank, len(id.Token), cnet.MinTokenLen)
-	}
-	s := tmpl
-	if err := s.Expand(id.Rank); err != nil {
-		return nil, fmt.Errorf("rank %d: %w", id.Rank, err)
-	}
-	// Finish also applies Copper 1.0's implications (profile_top_n > 0,
-	// profile_paths_full or a snapshot interval turn profile_metrics on).
-	if err := s.Finish(); err != nil {
-		return nil, err
-	}
-	pos, err := tree.Locate(len(id.Book), s.Trees, s.Fanout, id.Rank)
+	s, pos, err := settle(tmpl, id, o)
 	if err != nil {
 		return nil, err
 	}
@@ -124,15 +107,74 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 			_ = svc.Stop(context.Background())
 		}
 	}()
-
-	if s.ProfileMetrics && o.JobDir == "" {
-		return nil, fmt.Errorf("rank %d: profile_metrics needs the job directory (service.Options.JobDir)", id.Rank)
-	}
 	guard := guardedMounts(tmpl, s, id)
 	budget, err := s.CacheBudget()
 	if err != nil {
 		return nil, err
 	}
+	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log, HeartbeatTimeout: s.HeartbeatTimeout()}
+	if err := svc.newNode(id, o, budget, guard, netCfg); err != nil {
+		return nil, err
+	}
+	if err := svc.serve(ctx, id, netCfg); err != nil {
+		return nil, err
+	}
+	if o.Control {
+		if err := svc.serveControl(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if o.Mount {
+		if err := svc.mountWhenReady(ctx, guard); err != nil {
+			return nil, err
+		}
+	}
+	if svc.profOn {
+		svc.startSnapshots(s.ProfileSnapshotInterval())
+	}
+	if s.Prefetch != "" {
+		if err := svc.startPrefetch(ctx, s, budget); err != nil {
+			return nil, err
+		}
+	}
+	return svc, nil
+}
+
+// settle checks the identity and returns the settings expanded and
+// finished for this rank, and its place in the tree.
+func settle(tmpl config.Settings, id Identity, o Options) (config.Settings, tree.Position, error) {
+	if err := tree.ValidateBook(id.Book); err != nil {
+		return config.Settings{}, tree.Position{}, err
+	}
+	// Peers authenticate both ways with the job token; a node without one
+	// could neither prove itself nor tell an impostor parent from its own.
+	if len(id.Token) < cnet.MinTokenLen {
+		return config.Settings{}, tree.Position{}, fmt.Errorf("rank %d: job token of %d bytes: want at least %d (copper-node --token-file; copper-launch writes it)",
+			id.Rank, len(id.Token), cnet.MinTokenLen)
+	}
+	s := tmpl
+	if err := s.Expand(id.Rank); err != nil {
+		return config.Settings{}, tree.Position{}, fmt.Errorf("rank %d: %w", id.Rank, err)
+	}
+	// Finish also applies Copper 1.0's implications (profile_top_n > 0,
+	// profile_paths_full or a snapshot interval turn profile_metrics on).
+	if err := s.Finish(); err != nil {
+		return config.Settings{}, tree.Position{}, err
+	}
+	if s.ProfileMetrics && o.JobDir == "" {
+		return config.Settings{}, tree.Position{}, fmt.Errorf("rank %d: profile_metrics needs the job directory (service.Options.JobDir)", id.Rank)
+	}
+	pos, err := tree.Locate(len(id.Book), s.Trees, s.Fanout, id.Rank)
+	if err != nil {
+		return config.Settings{}, tree.Position{}, err
+	}
+	return s, pos, nil
+}
+
+// newNode makes the cache, the profiler and the node over its way up:
+// the backend on a tree's root, else the upstream of its ancestors.
+func (svc *Service) newNode(id Identity, o Options, budget int64, guard []string, netCfg cnet.Config) error {
+	s, pos, log := svc.Settings, svc.Position, svc.log
 	svc.cache = cache.New(cache.Config{BudgetBytes: budget, NegativeTTL: s.NegativeTTL(), Now: o.Now})
 	svc.prof = newCollector(svc, s, id.Rank, o)
 	svc.profOn = s.ProfileMetrics // before the control socket can ask
@@ -149,7 +191,6 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if svc.profOn {
 		ncfg.Observe = svc.prof.Observe
 	}
-	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log, HeartbeatTimeout: s.HeartbeatTimeout()}
 	bcfg := backend.Config{
 		Target:       s.Target,
 		Parallel:     s.BackendParallel,
@@ -157,11 +198,11 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 		Guard:        guard,
 		Logger:       log,
 	}
+	var err error
 	if pos.Parent < 0 {
 		// Refuses a target that is not a directory, naming it.
-		svc.backend, err = backend.New(bcfg)
-		if err != nil {
-			return nil, fmt.Errorf("rank %d: %w", id.Rank, err)
+		if svc.backend, err = backend.New(bcfg); err != nil {
+			return fmt.Errorf("rank %d: %w", id.Rank, err)
 		}
 		log.Debug("backend", "target", s.Target, "resolve", svc.backend.Resolver())
 		ncfg.Backend = svc.backend
@@ -178,49 +219,50 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 			Logger:       log,
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ncfg.Parent = svc.upstream
 	}
-	if svc.node, err = node.New(ncfg); err != nil {
-		return nil, err
-	}
+	svc.node, err = node.New(ncfg)
+	return err
+}
 
+// serve accepts peers' requests at this rank's endpoint: the node is
+// registered.
+func (svc *Service) serve(ctx context.Context, id Identity, netCfg cnet.Config) error {
 	endpoint := id.Book[id.Rank].Endpoint
+	var err error
 	svc.server, err = cnet.Listen(ctx, endpoint, svc.node.Get, netCfg)
 	if err != nil {
-		return nil, fmt.Errorf("rank %d: serve %s: %w", id.Rank, endpoint, err)
+		return fmt.Errorf("rank %d: serve %s: %w", id.Rank, endpoint, err)
 	}
 	svc.node.MarkRegistered()
+	return nil
+}
 
-	if o.Control {
-		if svc.ctl, err = control.Listen(s.Mount, log); err != nil {
-			return nil, err
-		}
-		go svc.ctl.Serve(context.WithoutCancel(ctx), svc.handleControl)
+// serveControl answers the mount's control socket.
+func (svc *Service) serveControl(ctx context.Context) error {
+	var err error
+	if svc.ctl, err = control.Listen(svc.Settings.Mount, svc.log); err != nil {
+		return err
 	}
-	if o.Mount {
-		// Mount only once the tree above can answer: the kernel's first
-		// request (a getattr of the mount root, sent while mounting) would
-		// otherwise wait on a parent that is not serving yet, and a mount
-		// that exists is taken by users as a mount that works.
-		if err := svc.AwaitTreeReady(ctx); err != nil {
-			return nil, err
-		}
-		if err := svc.mount(s, id.Rank, guard); err != nil {
-			return nil, err
-		}
-		close(svc.serving)
+	go svc.ctl.Serve(context.WithoutCancel(ctx), svc.handleControl)
+	return nil
+}
+
+// mountWhenReady mounts the view once the tree above can answer: the
+// kernel's first request (a getattr of the mount root, sent while
+// mounting) would otherwise wait on a parent that is not serving yet, and
+// a mount that exists is taken by users as a mount that works.
+func (svc *Service) mountWhenReady(ctx context.Context, guard []string) error {
+	if err := svc.AwaitTreeReady(ctx); err != nil {
+		return err
 	}
-	if svc.profOn {
-		svc.startSnapshots(time.Duration(s.ProfileSnapshotInterval) * time.Second)
+	if err := svc.mount(svc.Settings, svc.Position.Rank, guard); err != nil {
+		return err
 	}
-	if s.Prefetch != "" {
-		if err := svc.startPrefetch(ctx, s, budget); err != nil {
-			return nil, err
-		}
-	}
-	return svc, nil
+	close(svc.serving)
+	return nil
 }
 
 // startPrefetch pulls the prefetch manifest's paths into the caches in
@@ -262,7 +304,7 @@ func newCollector(svc *Service, s config.Settings, rnk int, o Options) *profile.
 		Root:             svc.Position.Parent < 0,
 		TopN:             s.ProfileTopN,
 		PathsFull:        s.ProfilePathsFull,
-		SnapshotInterval: time.Duration(s.ProfileSnapshotInterval) * time.Second,
+		SnapshotInterval: time.Duration(s.ProfileSnapshotIntervalS) * time.Second,
 		MaxCacheable:     s.MaxCacheableBytes,
 		NegativeTTL:      s.NegativeTTL(),
 		Started:          o.Started,
