@@ -125,7 +125,7 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		files.Remove()
 		return fail(env.Stderr, id.Rank, fmt.Errorf("exec %s: %w", nodeBin, err))
 	}
-	code := runNode(ctx, nodeBin, args, p, lock, env, log)
+	code := execNode(ctx, nodeBin, args, p, lock, env, log)
 	files.Remove() // read by the node before it reported ready (or failed)
 	return code
 }
@@ -327,9 +327,9 @@ func nodeArgs(c Command, p plan, files privateFiles) []string {
 	return append(args, c.NodeSettingsFlags()...)
 }
 
-// runNode starts copper-node, which daemonizes and exits once its node is
+// execNode starts copper-node, which daemonizes and exits once its node is
 // mounted and tree-ready (or failed), and returns its exit status.
-func runNode(ctx context.Context, bin string, args []string, p plan, lock *ctl.Lock, env Env, log *slog.Logger) int {
+func execNode(ctx context.Context, bin string, args []string, p plan, lock *ctl.Lock, env Env, log *slog.Logger) int {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
 	// copper-node adopts the mount's lock as its fd 3 and hands it to its

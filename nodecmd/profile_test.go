@@ -1,4 +1,4 @@
-package main
+package nodecmd
 
 // These tests run copper-node as a real daemon: the test binary, run
 // again with asMainEnv set, is copper-node (see TestMain).
@@ -30,7 +30,7 @@ const asMainEnv = "COPPER_NODE_TEST_AS_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asMainEnv) == "1" {
-		os.Exit(run(os.Args[1:]))
+		os.Exit(Run(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }

@@ -1,4 +1,4 @@
-package main
+package nodecmd
 
 import (
 	"bufio"
@@ -133,7 +133,7 @@ func serve(args []string) int {
 	if !a.foreground && report == nil {
 		return daemonize(a, lock)
 	}
-	if err := runNode(a, report, lock); err != nil {
+	if err := serveNode(a, report, lock); err != nil {
 		fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
 		return 1
 	}
@@ -178,7 +178,9 @@ func claimMount(a serveArgs) (*control.Lock, error) {
 	return control.LockMount(s.Mount)
 }
 
-func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error) {
+// serveNode runs the node in this process until it is stopped, writing
+// "ready" or "error: ..." to report (a daemon's parent waits on it).
+func serveNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error) {
 	started := time.Now()
 	say := func(msg string) {
 		if report != nil {
