@@ -2,14 +2,12 @@ package fuse
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -176,17 +174,8 @@ func TestCleanStaleHungServer(t *testing.T) {
 // signal is delivered asynchronously.
 func waitStopped(t *testing.T, pid int) {
 	t.Helper()
-	stat := fmt.Sprintf("/proc/%d/stat", pid)
-	for range 1000 {
-		data, err := os.ReadFile(stat)
-		require.NoError(t, err)
-		// pid (comm) state ...; comm may hold spaces, so look after the last ')'.
-		if fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:])); len(fields) > 0 && fields[0] == "T" {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("process %d did not stop", pid)
+	require.Eventually(t, func() bool { state, _ := osutil.ProcessState(pid); return state == "T" },
+		10*time.Second, 10*time.Millisecond, "process %d did not stop", pid)
 }
 
 // mountViewAt mounts target at an existing directory.

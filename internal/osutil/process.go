@@ -14,12 +14,22 @@ func ProcessRuns(pid int) bool {
 	if pid <= 0 || syscall.Kill(pid, 0) == syscall.ESRCH {
 		return false
 	}
+	state, ok := ProcessState(pid)
+	return ok && state != "Z"
+}
+
+// ProcessState is pid's state letter from /proc/<pid>/stat ("R", "S",
+// "T" for stopped, "Z" for a zombie, ...); false when pid is gone.
+func ProcessState(pid int) (string, bool) {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return "", false
 	}
 	state, _, ok := statFields(stat)
-	return !ok || state != "Z"
+	if !ok {
+		return "?", true // it exists; its stat did not parse
+	}
+	return state, true
 }
 
 // ProcessMentions reports whether pid runs and its command line contains

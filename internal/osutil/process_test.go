@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,4 +74,16 @@ func TestZombieDoesNotRun(t *testing.T) {
 		"pid %d exited and stays a zombie until reaped", pid)
 	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 	require.NoError(t, err, "the zombie's /proc entry is still there, so the state was what decided")
+}
+
+func TestProcessState(t *testing.T) {
+	cmd := exec.Command("sleep", "600")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	require.NoError(t, cmd.Process.Signal(syscall.SIGSTOP))
+	require.Eventually(t, func() bool { s, ok := ProcessState(pid); return ok && s == "T" }, 10*time.Second, time.Millisecond)
+	assert.True(t, ProcessRuns(pid), "a stopped process still runs")
+	_, ok := ProcessState(1 << 30)
+	assert.False(t, ok, "no such process")
 }
