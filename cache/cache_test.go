@@ -11,32 +11,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 )
 
-// fakeClock is an injected clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fakeClock) Advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
-}
-
 const testTTL = 100 * time.Millisecond
 
-func newTestCache(t testing.TB, budget int64, ttl time.Duration) (*Cache, *fakeClock) {
+func newTestCache(t testing.TB, budget int64, ttl time.Duration) (*Cache, *testkit.Clock) {
 	t.Helper()
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	clock := testkit.NewClock()
 	return New(Config{BudgetBytes: budget, NegativeTTL: ttl, Now: clock.Now}), clock
 }
 

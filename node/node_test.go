@@ -18,6 +18,7 @@ import (
 
 	"github.com/hpc-copper/copper/backend"
 	"github.com/hpc-copper/copper/cache"
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -207,7 +208,7 @@ func TestUpstreamFailsOverAndReturns(t *testing.T) {
 		}
 		return c, nil
 	}
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	u, err := NewUpstreamHops(UpstreamConfig{Hops: []Hop{{Addr: "parent:1"}, {Addr: "grand:1"}}, Dial: dial, RetryPrimary: 20 * time.Millisecond, Now: clock.Now})
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -338,7 +339,7 @@ func TestFetchWaitForReadinessIsBounded(t *testing.T) {
 	tests := []struct {
 		name         string
 		readyTimeout time.Duration
-		askerTimeout time.Duration // 0: no deadline
+		askerTimeout time.Duration   // 0: no deadline
 		want         []syscall.Errno // the asker's deadline ends its wait and the fetch's at once: either answers
 	}{
 		{"ready_timeout bounds an asker without deadline", 50 * time.Millisecond, 0, []syscall.Errno{syscall.EIO}},

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hpc-copper/copper/backend"
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -130,7 +131,7 @@ func TestUpstreamDialsOutsideTheLock(t *testing.T) {
 	var dials sync.Map
 	first := true
 	var mu sync.Mutex
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	u, err := NewUpstreamHops(UpstreamConfig{Hops: []Hop{{Addr: "parent:1"}, {Addr: "grand:1"}}, RetryPrimary: time.Millisecond, Now: clock.Now, Dial: func(ctx context.Context, addr string) (Conn, error) {
 		if addr == "grand:1" {
 			return grand, nil
@@ -291,24 +292,4 @@ func TestUpstreamPrefersAnEarlierHopOverLocal(t *testing.T) {
 	assert.Equal(t, "parent:1", u.Current())
 	assert.Zero(t, local.calls.Load(), "the filesystem was not read directly")
 	assert.EqualValues(t, 2, u.Failovers(), "parent → grand, grand → onwards")
-}
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

@@ -631,7 +631,7 @@ func TestClusterNegativeTTL(t *testing.T) {
 	s := clusterSettings(t, t.TempDir())
 	s.Fanout = 2
 	s.MdEnoentTTLMs = ttl.Milliseconds()
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	clock := testkit.NewClock()
 	c := startReadyClusterWith(t, s, 7, service.Options{Now: clock.Now})
 	leaf, root := c.nodes[6].Node(), c.nodes[0].Node() // 0 → 2 → 6
 
@@ -672,24 +672,6 @@ func TestClusterNegativeTTL(t *testing.T) {
 	assert.EqualValues(t, 2, rootAfter.Op(op.DirPlus).BackendOps-rootBefore.Op(op.DirPlus).BackendOps,
 		"the root's backend was asked once per TTL")
 	assert.Zero(t, after.ForwardErrors)
-}
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // nodeStats is a shorthand for benchmarks and tests that sum over nodes.

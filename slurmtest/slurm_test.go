@@ -522,20 +522,7 @@ func freePort(t *testing.T) int {
 
 // processes lists live processes whose command line names the job's dir:
 // the srun steps and the copper nodes slurmstepd started.
-func (j *job) processes() []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if osutil.ProcessMentions(pid, j.dir) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+func (j *job) processes() []int { return osutil.ProcessesMentioning(j.dir) }
 
 // mounts lists the mounts at or below the job's dir.
 func (j *job) mounts() []osutil.Mount {
