@@ -595,20 +595,10 @@ func (j *job) teardown() {
 		t.Logf("teardown: SIGKILL pid %d, still alive after stop", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	for range 8 {
-		left := j.mounts()
-		if len(left) == 0 {
-			break
-		}
-		for i := len(left) - 1; i >= 0; i-- {
-			if err := syscall.Unmount(left[i].Point, syscall.MNT_DETACH); err != nil {
-				t.Logf("teardown: umount -l %s: %v", left[i].Point, err)
-			}
-		}
-	}
+	detachErr := testkit.DetachMountsUnder(j.dir)
 	j.abortStuckConnections()
-	if left := j.mounts(); len(left) > 0 {
-		t.Errorf("teardown: %d mounts left under %s; not removing it", len(left), j.dir)
+	if detachErr != nil {
+		t.Errorf("teardown: %v; not removing %s", detachErr, j.dir)
 		return
 	}
 	if err := os.RemoveAll(j.dir); err != nil {
