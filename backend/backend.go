@@ -6,8 +6,10 @@ package backend
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -26,6 +29,7 @@ import (
 // with the daemon's rights. The view still shows links as links; the
 // kernel of each client follows them with the caller's own rights.
 type Backend struct {
+	log          *slog.Logger
 	target       string
 	guard        []string
 	maxCacheable int64
@@ -48,6 +52,10 @@ type Config struct {
 	// ForceWalk resolves paths by the openat walk that kernels without
 	// openat2 (before 5.6) get automatically; for tests.
 	ForceWalk bool
+	// Logger gets one line for every EIO the backend makes up (a file
+	// that kept changing, a bad directory entry, a closed target); nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // New opens cfg.Target and returns a backend for it. A target that is
@@ -80,7 +88,12 @@ func newBackend(cfg Config, openat2 openat2Func) (*Backend, error) {
 		_ = root.Close()
 		return nil, fmt.Errorf("target %s: %w", cfg.Target, err)
 	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Backend{
+		log:          log,
 		target:       cfg.Target,
 		guard:        cfg.Guard,
 		maxCacheable: cfg.MaxCacheable,
@@ -163,7 +176,7 @@ func (b *Backend) Do(ctx context.Context, o op.Op, view string) op.Result {
 		}
 		r = b.do(int(fd), o, view)
 	}); err != nil {
-		return op.Fail(syscall.EIO) // closed: the node is stopping
+		return b.eio(o, view, fmt.Errorf("target closed (the node is stopping): %w", err))
 	}
 	return r
 }
@@ -208,18 +221,18 @@ func (b *Backend) parent(root int, view string) (dir int, name string, done func
 func (b *Backend) getattr(root int, view string) op.Result {
 	var st unix.Stat_t
 	if view == "/" {
-		if err := retryEINTR(func() error { return unix.Fstat(root, &st) }); err != nil {
-			return op.Fail(Errno(err))
+		if err := osutil.RetryEINTR(func() error { return unix.Fstat(root, &st) }); err != nil {
+			return op.Fail(osutil.Errno(err))
 		}
 		return op.Result{Attr: attrOf(&st)}
 	}
 	dir, name, done, err := b.parent(root, view)
 	if err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	defer done()
-	if err := retryEINTR(func() error { return unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-		return op.Fail(Errno(err))
+	if err := osutil.RetryEINTR(func() error { return unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return op.Fail(osutil.Errno(err))
 	}
 	return op.Result{Attr: attrOf(&st)}
 }
@@ -250,7 +263,7 @@ func (b *Backend) readlink(root int, view string) op.Result {
 	}
 	dir, name, done, err := b.parent(root, view)
 	if err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	defer done()
 	t, errno := readlinkAt(dir, name)
@@ -264,9 +277,9 @@ func readlinkAt(dir int, name string) (string, syscall.Errno) {
 	for size := 256; size <= op.MaxPathLen*2; size *= 2 {
 		buf := make([]byte, size)
 		var n int
-		err := retryEINTR(func() (err error) { n, err = unix.Readlinkat(dir, name, buf); return err })
+		err := osutil.RetryEINTR(func() (err error) { n, err = unix.Readlinkat(dir, name, buf); return err })
 		if err != nil {
-			return "", Errno(err)
+			return "", osutil.Errno(err)
 		}
 		if n < size {
 			return string(buf[:n]), 0
@@ -278,18 +291,18 @@ func readlinkAt(dir int, name string) (string, syscall.Errno) {
 func (b *Backend) readdir(root int, view string) op.Result {
 	fd, err := b.res.open(root, relative(view), unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	defer unix.Close(fd)
-	entries, errno := listDir(fd)
-	if errno != 0 {
-		return op.Fail(errno)
+	entries, err := listDir(fd)
+	if err != nil {
+		return b.fail(op.Readdir, view, err)
 	}
 	// Some filesystems (and Lustre under some settings) report DT_UNKNOWN.
 	for i := range entries {
 		if entries[i].Mode == 0 {
 			var st unix.Stat_t
-			if err := retryEINTR(func() error {
+			if err := osutil.RetryEINTR(func() error {
 				return unix.Fstatat(fd, entries[i].Name, &st, unix.AT_SYMLINK_NOFOLLOW)
 			}); err == nil {
 				entries[i].Mode = st.Mode & syscall.S_IFMT
@@ -302,22 +315,23 @@ func (b *Backend) readdir(root int, view string) op.Result {
 	return op.Result{Entries: entries}
 }
 
-// listDir reads every entry of an open directory.
-func listDir(fd int) ([]op.DirEntry, syscall.Errno) {
+// listDir reads every entry of an open directory. Its error is the
+// getdents errno or a bad entry's (see fail).
+func listDir(fd int) ([]op.DirEntry, error) {
 	var entries []op.DirEntry
 	buf := make([]byte, 32<<10)
 	for {
 		var n int
-		err := retryEINTR(func() (err error) { n, err = unix.Getdents(fd, buf); return err })
+		err := osutil.RetryEINTR(func() (err error) { n, err = unix.Getdents(fd, buf); return err })
 		if err != nil {
-			return nil, Errno(err)
+			return nil, err
 		}
 		if n <= 0 {
-			return entries, 0
+			return entries, nil
 		}
 		entries, err = ParseDirents(buf[:n], entries)
 		if err != nil {
-			return nil, syscall.EIO
+			return nil, fmt.Errorf("bad directory entry: %w", err)
 		}
 	}
 }
@@ -336,12 +350,12 @@ func listDir(fd int) ([]op.DirEntry, syscall.Errno) {
 func (b *Backend) dirPlus(root int, view string) op.Result {
 	fd, err := b.res.open(root, relative(view), unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	defer unix.Close(fd)
-	list, errno := listDir(fd)
-	if errno != 0 {
-		return op.Fail(errno)
+	list, err := listDir(fd)
+	if err != nil {
+		return b.fail(op.DirPlus, view, err)
 	}
 	if len(b.guard) > 0 {
 		list = slices.DeleteFunc(list, func(e op.DirEntry) bool {
@@ -407,8 +421,8 @@ func (b *Backend) statEntry(dir int, d op.DirEntry) (op.PlusEntry, syscall.Errno
 	}
 	var st unix.Stat_t
 	b.ops[op.Getattr].Add(1)
-	if err := retryEINTR(func() error { return unix.Fstatat(dir, d.Name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-		return e, Errno(err)
+	if err := osutil.RetryEINTR(func() error { return unix.Fstatat(dir, d.Name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return e, osutil.Errno(err)
 	}
 	e.Attr = attrOf(&st)
 	switch {
@@ -428,11 +442,11 @@ func ParseDirents(buf []byte, out []op.DirEntry) ([]op.DirEntry, error) {
 		if len(buf) < hdr {
 			return out, errors.New("dirent: truncated header")
 		}
-		reclen := int(nativeU16(buf[16:18]))
+		reclen := int(binary.NativeEndian.Uint16(buf[16:18]))
 		if reclen < hdr+1 || reclen > len(buf) {
 			return out, errors.New("dirent: bad record length")
 		}
-		ino := nativeU64(buf[0:8])
+		ino := binary.NativeEndian.Uint64(buf[0:8])
 		typ := buf[18]
 		name := buf[hdr:reclen]
 		if i := indexNUL(name); i >= 0 {
@@ -490,7 +504,7 @@ func (b *Backend) readWhole(root int, view string) op.Result {
 	}
 	dir, name, done, err := b.parent(root, view)
 	if err != nil {
-		return op.Fail(Errno(err))
+		return op.Fail(osutil.Errno(err))
 	}
 	defer done()
 	for attempt := 0; attempt < maxReadAttempts; attempt++ {
@@ -499,6 +513,22 @@ func (b *Backend) readWhole(root int, view string) op.Result {
 			return r
 		}
 	}
+	return b.eio(op.Read, view, fmt.Errorf("the file kept changing during %d reads", maxReadAttempts))
+}
+
+// fail answers err's errno; an error without one (a bad directory
+// entry) is an EIO, logged with its cause.
+func (b *Backend) fail(o op.Op, view string, err error) op.Result {
+	if errno := osutil.Errno(err); errno != syscall.EIO {
+		return op.Fail(errno)
+	}
+	return b.eio(o, view, err)
+}
+
+// eio logs why o on view answers EIO, once, here: the answer travels the
+// tree and every application that asks gets it.
+func (b *Backend) eio(o op.Op, view string, cause error) op.Result {
+	b.log.Error("backend: answering EIO", "op", o.String(), "path", view, "cause", cause)
 	return op.Fail(syscall.EIO)
 }
 
@@ -524,8 +554,8 @@ func readable(st *unix.Stat_t, limit int64) syscall.Errno {
 
 func readOnce(dir int, name string, limit int64) (op.Result, bool) {
 	var before unix.Stat_t
-	if err := retryEINTR(func() error { return unix.Fstatat(dir, name, &before, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-		return op.Fail(Errno(err)), true
+	if err := osutil.RetryEINTR(func() error { return unix.Fstatat(dir, name, &before, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return op.Fail(osutil.Errno(err)), true
 	}
 	if errno := readable(&before, limit); errno != 0 {
 		return op.Fail(errno), true
@@ -534,11 +564,11 @@ func readOnce(dir int, name string, limit int64) (op.Result, bool) {
 	// the stat, the open neither blocks nor acquires it.
 	fd, err := openNoFollow(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err != nil {
-		return op.Fail(Errno(err)), true
+		return op.Fail(osutil.Errno(err)), true
 	}
 	defer unix.Close(fd)
-	if err := retryEINTR(func() error { return unix.Fstat(fd, &before) }); err != nil {
-		return op.Fail(Errno(err)), true
+	if err := osutil.RetryEINTR(func() error { return unix.Fstat(fd, &before) }); err != nil {
+		return op.Fail(osutil.Errno(err)), true
 	}
 	if errno := readable(&before, limit); errno != 0 {
 		return op.Fail(errno), true
@@ -546,17 +576,17 @@ func readOnce(dir int, name string, limit int64) (op.Result, bool) {
 	// Reads of a regular file ignore O_NONBLOCK on local filesystems; a
 	// network or FUSE backing filesystem might not.
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
-		return op.Fail(Errno(err)), true
+		return op.Fail(osutil.Errno(err)), true
 	}
 	// One byte more than the size tells a file that grew.
 	data := make([]byte, before.Size+1)
 	n, err := readFull(fd, data)
 	if err != nil {
-		return op.Fail(Errno(err)), true
+		return op.Fail(osutil.Errno(err)), true
 	}
 	var after unix.Stat_t
-	if err := retryEINTR(func() error { return unix.Fstat(fd, &after) }); err != nil {
-		return op.Fail(Errno(err)), true
+	if err := osutil.RetryEINTR(func() error { return unix.Fstat(fd, &after) }); err != nil {
+		return op.Fail(osutil.Errno(err)), true
 	}
 	if int64(n) != before.Size || after.Size != before.Size ||
 		after.Mtim != before.Mtim || after.Ctim != before.Ctim {
@@ -570,7 +600,7 @@ func readFull(fd int, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
 		var m int
-		err := retryEINTR(func() (err error) { m, err = unix.Read(fd, buf[n:]); return err })
+		err := osutil.RetryEINTR(func() (err error) { m, err = unix.Read(fd, buf[n:]); return err })
 		if err != nil {
 			return n, err
 		}
@@ -580,27 +610,4 @@ func readFull(fd int, buf []byte) (int, error) {
 		n += m
 	}
 	return n, nil
-}
-
-// Errno extracts the errno from an error of the os or syscall packages;
-// anything else is EIO.
-func Errno(err error) syscall.Errno {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	return syscall.EIO
-}
-
-// retryEINTR repeats a system call the kernel interrupted. The Go runtime
-// signals its own threads (SIGURG for preemption); when the backing
-// filesystem is itself a network or FUSE filesystem, such a signal can
-// interrupt a stat or getdents, and an EINTR answer would travel the tree
-// as if the file were broken. (os.File reads retry on their own.)
-func retryEINTR(call func() error) error {
-	for {
-		if err := call(); !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
 }

@@ -1,9 +1,12 @@
 package backend
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -234,15 +237,25 @@ func TestTargetMustBeADirectory(t *testing.T) {
 	}
 }
 
-// After Close the target fd is gone and every operation answers EIO.
+// After Close the target fd is gone and every operation answers EIO,
+// each logged once with its op, path and cause.
 func TestDoAfterClose(t *testing.T) {
 	target, _ := escapeTree(t)
-	b, err := New(Config{Target: target, Parallel: 1, MaxCacheable: 1 << 20})
+	var logs bytes.Buffer
+	b, err := New(Config{Target: target, Parallel: 1, MaxCacheable: 1 << 20, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, err)
 	require.Zero(t, b.Do(context.Background(), op.Getattr, "/d/f.txt").Errno)
 	require.NoError(t, b.Close())
-	for _, o := range []op.Op{op.Getattr, op.Readdir, op.Readlink, op.Read} {
+	ops := []op.Op{op.Getattr, op.Readdir, op.Readlink, op.Read}
+	for _, o := range ops {
 		assert.Equal(t, syscall.EIO, b.Do(context.Background(), o, "/d/f.txt").Errno, "%s", o)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	require.Len(t, lines, len(ops), "one line per EIO: %s", logs.String())
+	for i, o := range ops {
+		assert.Contains(t, lines[i], "op="+o.String())
+		assert.Contains(t, lines[i], "path=/d/f.txt")
+		assert.Contains(t, lines[i], "target closed")
 	}
 }
 

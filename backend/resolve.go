@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // resolveFlags make openat2 refuse, in every component, a symlink and a
@@ -86,10 +88,10 @@ func walk(root int, rel string, flags int) (int, error) {
 // ENOTDIR for a symlink; it becomes ELOOP, as openat2 answers.
 func openNoFollow(dir int, name string, flags int) (int, error) {
 	var fd int
-	err := retryEINTR(func() (err error) { fd, err = unix.Openat(dir, name, flags, 0); return err })
+	err := osutil.RetryEINTR(func() (err error) { fd, err = unix.Openat(dir, name, flags, 0); return err })
 	if errors.Is(err, unix.ENOTDIR) && flags&unix.O_DIRECTORY != 0 {
 		var st unix.Stat_t
-		if retryEINTR(func() error { return unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) }) == nil &&
+		if osutil.RetryEINTR(func() error { return unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) }) == nil &&
 			st.Mode&unix.S_IFMT == unix.S_IFLNK {
 			err = unix.ELOOP
 		}
@@ -130,7 +132,7 @@ func openTarget(target string) (int, error) {
 		return -1, fmt.Errorf("target %q: must be an absolute, clean path", target)
 	}
 	var fd int
-	err := retryEINTR(func() (err error) {
+	err := osutil.RetryEINTR(func() (err error) {
 		fd, err = unix.Open(target, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		return err
 	})

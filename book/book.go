@@ -13,12 +13,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/tree"
 )
 
@@ -129,49 +129,10 @@ func Write(path string, entries []tree.Entry) error {
 	if err := checkEntries(entries); err != nil {
 		return fmt.Errorf("write address book %s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write address book %s: %w", path, err)
-	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(Format(entries)); err != nil {
-		return fmt.Errorf("write address book %s: %w", path, err)
-	}
-	// CreateTemp makes 0600; the book is read by every node's daemon.
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("write address book %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write address book %s: sync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write address book %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write address book %s: %w", path, err)
-	}
-	renamed = true
-	// Make the rename itself durable before nodes on other hosts look.
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("write address book %s: sync directory: %w", path, err)
+	if err := osutil.WriteFile(path, Format(entries), 0o644); err != nil {
+		return fmt.Errorf("address book: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // checkEntries applies Parse's rules to entries built in memory.

@@ -86,11 +86,11 @@ func New(cfg Config) *Cache {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	c.data = newTable[fileData]("data", &c.total)
-	c.tree = newTable[[]op.DirEntry]("tree", &c.total)
-	c.metadata = newTable[op.Attr]("metadata", &c.total)
-	c.negative = newTable[time.Time]("negative", &c.total)
-	c.links = newTable[string]("links", &c.total)
+	c.data = newTable[fileData](TableData, &c.total)
+	c.tree = newTable[[]op.DirEntry](TableTree, &c.total)
+	c.metadata = newTable[op.Attr](TableMetadata, &c.total)
+	c.negative = newTable[time.Time](TableNegative, &c.total)
+	c.links = newTable[string](TableLinks, &c.total)
 	c.all = []anyTable{c.data, c.tree, c.metadata, c.negative, c.links}
 	c.others = []anyTable{c.tree, c.metadata, c.negative, c.links}
 	c.positive = []anyTable{c.data, c.tree, c.metadata, c.links}
@@ -105,6 +105,29 @@ func New(cfg Config) *Cache {
 // entry's attributes are held. IsReady and DirPlusNext (paging, the node's
 // business) are never cached and not counted.
 func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
+	return c.lookup(o, path, true)
+}
+
+// Recheck is Lookup for a request whose miss was already counted: the
+// leader of a singleflight looking again in case a flight that just
+// finished stored the answer, or looking up the directory listing that
+// answers a missed getattr. That look is part of one request, so it
+// counts no hit or miss (the node counts a dedup, as groupcache does);
+// otherwise a cold get would count two misses here and one at the node.
+// An ENOENT it serves is still counted as served.
+func (c *Cache) Recheck(o op.Op, path string) (op.Result, bool) {
+	return c.lookup(o, path, false)
+}
+
+// counter adds 1 to *n when counting: hits and misses count only a
+// request's first lookup.
+func counter(n *uint64, counting bool) {
+	if counting {
+		*n++
+	}
+}
+
+func (c *Cache) lookup(o op.Op, path string, counting bool) (op.Result, bool) {
 	if !o.Valid() || o == op.IsReady || o == op.DirPlusNext {
 		return op.Result{}, false
 	}
@@ -113,12 +136,12 @@ func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
 	if expiry, ok := c.negative.peek(path); ok {
 		if c.now().Before(expiry) {
 			c.count.negServes++
-			c.count.hits[o]++
+			counter(&c.count.hits[o], counting)
 			return op.Fail(syscall.ENOENT), true
 		}
 		c.negative.remove(path)
 		c.count.negExpires++
-		c.count.misses[o]++
+		counter(&c.count.misses[o], counting)
 		return op.Result{}, false
 	}
 	c.tick++
@@ -141,14 +164,14 @@ func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
 	}
 	if !ok && c.listed(path) == absent {
 		c.count.listingServes++
-		c.count.hits[o]++
+		counter(&c.count.hits[o], counting)
 		return op.Fail(syscall.ENOENT), true
 	}
 	if !ok {
-		c.count.misses[o]++
+		counter(&c.count.misses[o], counting)
 		return op.Result{}, false
 	}
-	c.count.hits[o]++
+	counter(&c.count.hits[o], counting)
 	return r, true
 }
 
@@ -428,31 +451,57 @@ func (oc OpCounts) Total() uint64 {
 	return n
 }
 
+// The tables' names: the rows of the profiler's cache_tables.csv and of
+// the report's cache summary (Copper 1.0's reports name data, tree and
+// metadata).
+const (
+	TableData     = "data"
+	TableTree     = "tree"
+	TableMetadata = "metadata"
+	TableNegative = "negative"
+	TableLinks    = "links"
+)
+
+// TableNames lists the tables' names in Stats.Tables order.
+func TableNames() []string {
+	return []string{TableData, TableTree, TableMetadata, TableNegative, TableLinks}
+}
+
 // TableStat describes one table.
 type TableStat struct {
-	Name      string // data, tree, metadata, negative, links
-	Entries   int
-	Bytes     int64  // estimated
-	Evictions uint64 // entries dropped to keep the budget
+	Name      string `json:"name"` // data, tree, metadata, negative, links
+	Entries   int    `json:"entries"`
+	Bytes     int64  `json:"bytes"`     // estimated
+	Evictions uint64 `json:"evictions"` // entries dropped to keep the budget
 }
 
 // Stats is a snapshot of a cache's tables and counters.
+//
+// Its JSON is part of `copper-node stats --json`: snake_case, like the
+// rest of it.
 type Stats struct {
-	BudgetBytes int64
-	Bytes       int64 // across all tables, never above BudgetBytes
+	BudgetBytes int64 `json:"budget_bytes"`
+	Bytes       int64 `json:"bytes"` // across all tables, never above BudgetBytes
 
-	Data, Tree, Metadata, Negative, Links TableStat
+	Data     TableStat `json:"data"`
+	Tree     TableStat `json:"tree"`
+	Metadata TableStat `json:"metadata"`
+	Negative TableStat `json:"negative"`
+	Links    TableStat `json:"links"`
 
-	Hits, Misses OpCounts // per operation; an ENOENT served from the negative table is a hit
+	// Per operation, indexed by op.Op; an ENOENT served from the negative
+	// table is a hit.
+	Hits   OpCounts `json:"hits"`
+	Misses OpCounts `json:"misses"`
 
-	NegativeStores  uint64 // ENOENT results stored
-	NegativeServes  uint64 // lookups answered ENOENT from a live entry
-	NegativeExpires uint64 // entries found expired (on lookup or when making room)
-	NegativeClears  uint64 // entries cleared by a success or a non-ENOENT error
+	NegativeStores  uint64 `json:"negative_stores"`  // ENOENT results stored
+	NegativeServes  uint64 `json:"negative_serves"`  // lookups answered ENOENT from a live entry
+	NegativeExpires uint64 `json:"negative_expires"` // entries found expired (on lookup or when making room)
+	NegativeClears  uint64 `json:"negative_clears"`  // entries cleared by a success or a non-ENOENT error
 	// ListingServes counts lookups answered ENOENT because the name is
 	// absent from the held listing of its directory (no TTL).
-	ListingServes uint64
-	Rejected      uint64 // results larger than the whole budget, not stored
+	ListingServes uint64 `json:"listing_serves"`
+	Rejected      uint64 `json:"rejected"` // results larger than the whole budget, not stored
 }
 
 // Tables lists the tables in a stable order: data, tree, metadata,

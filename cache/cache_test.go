@@ -11,32 +11,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 )
 
-// fakeClock is an injected clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fakeClock) Advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
-}
-
 const testTTL = 100 * time.Millisecond
 
-func newTestCache(t testing.TB, budget int64, ttl time.Duration) (*Cache, *fakeClock) {
+func newTestCache(t testing.TB, budget int64, ttl time.Duration) (*Cache, *testkit.Clock) {
 	t.Helper()
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	clock := testkit.NewClock()
 	return New(Config{BudgetBytes: budget, NegativeTTL: ttl, Now: clock.Now}), clock
 }
 
@@ -669,4 +652,32 @@ func TestDropForgetsOnePath(t *testing.T) {
 			checkInvariants(t, c)
 		})
 	}
+}
+
+// TestRecheckCountsNoHitOrMiss: a singleflight leader's second look
+// counts no hit or miss, whatever it finds; an ENOENT it serves is served.
+func TestRecheckCountsNoHitOrMiss(t *testing.T) {
+	c := New(Config{BudgetBytes: 1 << 20, NegativeTTL: time.Hour})
+	c.Store(op.Getattr, "/f", op.Result{Attr: op.Attr{Ino: 1}})
+	c.Store(op.Getattr, "/gone", op.Fail(syscall.ENOENT))
+	tests := []struct {
+		path  string
+		found bool
+	}{{"/f", true}, {"/gone", true}, {"/missing", false}}
+	for _, tt := range tests {
+		_, ok := c.Recheck(op.Getattr, tt.path)
+		assert.Equal(t, tt.found, ok, tt.path)
+	}
+	st := c.Stats()
+	assert.Zero(t, st.Hits.Total())
+	assert.Zero(t, st.Misses.Total())
+	assert.EqualValues(t, 1, st.NegativeServes)
+	for _, tt := range tests {
+		_, ok := c.Lookup(op.Getattr, tt.path)
+		assert.Equal(t, tt.found, ok, tt.path)
+	}
+	st = c.Stats()
+	assert.EqualValues(t, 2, st.Hits.Total())
+	assert.EqualValues(t, 1, st.Misses.Total())
+	assert.EqualValues(t, 2, st.NegativeServes)
 }

@@ -191,7 +191,13 @@ func (s *Settings) ReadyTimeout() time.Duration { return seconds(s.ReadyTimeoutS
 func (s *Settings) BootstrapTimeout() time.Duration { return seconds(s.BootstrapTimeoutS) }
 
 // ReadyProbeInitial is the first delay between readiness probes.
-func (s *Settings) ReadyProbeInitial() time.Duration { return millis(s.ReadyProbeStartMs) }
+func (s *Settings) ReadyProbeInitial() time.Duration { return millis(s.ReadyProbeInitialMs) }
+
+// ProfileSnapshotInterval is the time between profiling snapshots; 0 =
+// none.
+func (s *Settings) ProfileSnapshotInterval() time.Duration {
+	return seconds(float64(s.ProfileSnapshotIntervalS))
+}
 
 // ReadyProbeMax is the longest delay between readiness probes.
 func (s *Settings) ReadyProbeMax() time.Duration { return millis(s.ReadyProbeMaxMs) }

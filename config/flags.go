@@ -99,7 +99,7 @@ func (s *Settings) RegisterLegacyShortFlags(fs *pflag.FlagSet) {
 	n, u = legacy("A", "profile_paths_full")
 	fs.VarPF(&implyMetrics{boolValue{&s.ProfilePathsFull}, &s.ProfileMetrics}, n, "A", u+"; implies -P").NoOptDefVal = "true"
 	n, u = legacy("I", "profile_snapshot_interval_s")
-	fs.VarP(&implyMetrics{intValue{&s.ProfileSnapshotInterval}, &s.ProfileMetrics}, n, "I", u+"; implies -P")
+	fs.VarP(&implyMetrics{intValue{&s.ProfileSnapshotIntervalS}, &s.ProfileMetrics}, n, "I", u+"; implies -P")
 	fs.VarP(&ignoredValue{}, LegacyFlagPrefix+"s", "s", "Copper 1.0 -s (sleep after launch): accepted and ignored, copper waits until its tree is ready")
 	n, u = legacy("b", "service_cores")
 	fs.IntSliceVarP(&s.ServiceCores, n, "b", s.ServiceCores, u)
@@ -133,7 +133,7 @@ func LegacyNotes(fs *pflag.FlagSet) []string {
 // profile_metrics, as in Copper 1.0 — and then validates. Call it after
 // parsing flags.
 func (s *Settings) Finish() error {
-	if s.ProfileTopN > 0 || s.ProfilePathsFull || s.ProfileSnapshotInterval > 0 {
+	if s.ProfileTopN > 0 || s.ProfilePathsFull || s.ProfileSnapshotIntervalS > 0 {
 		s.ProfileMetrics = true
 	}
 	return s.Validate()

@@ -116,7 +116,7 @@ func TestLegacyShortFlags(t *testing.T) {
 		{[]string{"-N", "0"}, func(s *Settings) { s.ProfileMetrics = true }, 0}, // -N implies -P even with 0
 		{[]string{"-A"}, func(s *Settings) { s.ProfilePathsFull, s.ProfileMetrics = true, true }, 0},
 		{[]string{"-A=false"}, func(*Settings) {}, 0},
-		{[]string{"-I", "30"}, func(s *Settings) { s.ProfileSnapshotInterval, s.ProfileMetrics = 30, true }, 0},
+		{[]string{"-I", "30"}, func(s *Settings) { s.ProfileSnapshotIntervalS, s.ProfileMetrics = 30, true }, 0},
 		{[]string{"-s", "10"}, func(*Settings) {}, 1},
 		{[]string{"-b", "48,49,50,51"}, func(s *Settings) { s.ServiceCores = []int{48, 49, 50, 51} }, 0},
 		{[]string{"-F", "/etc/book"}, func(s *Settings) { s.AddressBook = "/etc/book" }, 0},
@@ -164,7 +164,7 @@ func TestFinishImpliesProfileMetrics(t *testing.T) {
 		{"nothing", func(*Settings) {}, false},
 		{"top_n", func(s *Settings) { s.ProfileTopN = 5 }, true},
 		{"paths_full", func(s *Settings) { s.ProfilePathsFull = true }, true},
-		{"snapshot", func(s *Settings) { s.ProfileSnapshotInterval = 60 }, true},
+		{"snapshot", func(s *Settings) { s.ProfileSnapshotIntervalS = 60 }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -9,7 +12,7 @@ import (
 
 // FuzzDecode: decoding any bytes never panics; a success obeys every
 // per-key rule; a failure names the file; and every top-level key of a
-// document that parses is found by keyLines (else errors lose their line).
+// document that parses is found by keyLine (else errors lose their line).
 func FuzzDecode(f *testing.F) {
 	for _, site := range Sites() {
 		data, err := SiteFile(site)
@@ -43,29 +46,81 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		var raw map[string]any
-		if _, err := toml.Decode(string(data), &raw); err != nil {
+		md, err := toml.Decode(string(data), &raw)
+		if err != nil {
 			return
 		}
-		lines := keyLines(string(data))
 		for key := range raw {
-			if lines[key] < 1 {
-				t.Fatalf("keyLines missed key %q in %q (found %v)", key, data, lines)
+			if key == "" || strings.Contains(key, ",") {
+				continue // no struct tag names them (see keyLine)
+			}
+			if keyLine(string(data), md, key) < 1 {
+				t.Fatalf("keyLine missed key %q in %q", key, data)
 			}
 		}
 	})
 }
 
-// FuzzExpand: expanding any path never panics and never leaves a
-// variable reference behind.
+// FuzzExpand: expanding any path never panics, and a successful
+// expansion is exactly what an independent regexp-based expander gives:
+// every $NAME and ${NAME} replaced by its value, $$ by $, a leading ~ by
+// $HOME, {rank} by the rank, the result cleaned. In particular no variable
+// reference and no {rank} is left behind. Names set in the fake
+// environment expand to "<NAME>"; UNSET is not set.
 func FuzzExpand(f *testing.F) {
-	for _, seed := range []string{"/tmp/$USER/{rank}", "~/x", "${HOME}/a", "$", "${", "$$", "~u", "/a/${1}"} {
+	for _, seed := range []string{"/tmp/$USER/{rank}", "~/x", "${HOME}/a", "$", "${", "$$", "~u", "/a/${1}",
+		"/a/$UNSET", "/p/$A_1b/${B}x/$$HOME/{rank}{rank}", "/x/${}", "$9", "~"} {
 		f.Add(seed, 3)
+		f.Add(seed, -1)
 	}
-	env := fakeEnv(map[string]string{"USER": "ann", "HOME": "/home/ann"})
+	env := func(name string) (string, bool) {
+		if name == "UNSET" {
+			return "", false
+		}
+		return "<" + name + ">", true
+	}
+	ref := regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
 	f.Fuzz(func(t *testing.T, in string, rank int) {
 		out, err := expandPath(in, rank, env)
-		if err == nil && strings.Contains(in, "$USER") && !strings.Contains(in, "$$") && strings.Contains(out, "$USER") {
-			t.Fatalf("%q expanded to %q", in, out)
+		if in == "" {
+			if out != "" || err != nil {
+				t.Fatalf("empty path expanded to %q, %v", out, err)
+			}
+			return
+		}
+		if strings.ContainsRune(in, 0) {
+			return // the oracle marks $$ with NUL
+		}
+		p := in
+		if p == "~" || strings.HasPrefix(p, "~/") {
+			p = "${HOME}" + p[1:]
+		}
+		unset := false
+		want := ref.ReplaceAllStringFunc(p, func(m string) string {
+			if m == "$$" {
+				return "\x00" // a literal $, not to be taken for a stray one below
+			}
+			name := ref.FindStringSubmatch(m)
+			v, ok := env(name[1] + name[2])
+			unset = unset || !ok
+			return v
+		})
+		wantErr := unset || strings.Contains(want, "$") || strings.HasPrefix(p, "~")
+		if wantErr {
+			if err == nil {
+				t.Fatalf("%q expanded to %q, want an error", in, out)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%q: %v, want %q", in, err, want)
+		}
+		want = strings.ReplaceAll(want, "\x00", "$")
+		if rank >= 0 {
+			want = strings.ReplaceAll(want, "{rank}", strconv.Itoa(rank))
+		}
+		if want = filepath.Clean(want); out != want {
+			t.Fatalf("%q (rank %d) expanded to %q, want %q", in, rank, out, want)
 		}
 	})
 }

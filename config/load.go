@@ -55,7 +55,8 @@ type located struct {
 func decode(name string, data []byte) (Settings, error) {
 	src := string(data)
 	var raw map[string]any
-	if _, err := toml.Decode(src, &raw); err != nil {
+	md, err := toml.Decode(src, &raw)
+	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			return Settings{}, fmt.Errorf("%s:%d: %s", name, pe.Position.Line, syntaxMessage(pe))
@@ -64,22 +65,21 @@ func decode(name string, data []byte) (Settings, error) {
 	}
 
 	s := Default()
-	lines := keyLines(src)
 	var problems []located
 	for key, val := range raw {
 		f, ok := fieldByKey(key)
 		if !ok {
-			problems = append(problems, located{lines[key], unknownKey(key)})
+			problems = append(problems, located{keyLine(src, md, key), unknownKey(key)})
 			continue
 		}
 		v := f.value(&s)
 		if err := assign(v, val); err != nil {
-			problems = append(problems, located{lines[key], fmt.Errorf("%s: %w", key, err)})
+			problems = append(problems, located{keyLine(src, md, key), fmt.Errorf("%s: %w", key, err)})
 			continue
 		}
 		if f.rule != nil {
 			if err := f.rule.check(key, v); err != nil {
-				problems = append(problems, located{lines[key], err})
+				problems = append(problems, located{keyLine(src, md, key), err})
 			}
 		}
 	}

@@ -159,7 +159,7 @@ func TestLoadErrorsNameFileLineAndKey(t *testing.T) {
 	}
 }
 
-func TestKeyLines(t *testing.T) {
+func TestKeyLine(t *testing.T) {
 	tests := []struct {
 		name string
 		src  string
@@ -174,13 +174,19 @@ func TestKeyLines(t *testing.T) {
 		{"multi-line strings", "a = \"\"\"\nb = 1\n\\\"\"\"\"\"\"\nc = '''\nd = 2\n'''''\ne = 1\n", map[string]int{"a": 1, "c": 4, "e": 7}},
 		{"escaped quote", "a = \"x\\\"# y = 1\"\nb = 2\n", map[string]int{"a": 1, "b": 2}},
 		{"crlf", "a = 1\r\nb = 2\r\n", map[string]int{"a": 1, "b": 2}},
+		{"names that differ in case", "Mount = 1\nmount = 2\n", map[string]int{"Mount": 1, "mount": 2}},
+		{"keys no struct tag can name get no line", "\"\" = 1\n\"a,b\" = 2\n\"q\\\"\" = 3\n", map[string]int{"": 0, "a,b": 0, "q\"": 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var raw map[string]any
-			_, err := toml.Decode(tt.src, &raw)
+			md, err := toml.Decode(tt.src, &raw)
 			require.NoError(t, err, "test input must be valid TOML")
-			assert.Equal(t, tt.want, keyLines(tt.src))
+			got := make(map[string]int, len(raw))
+			for key := range raw {
+				got[key] = keyLine(tt.src, md, key)
+			}
+			assert.Equal(t, tt.want, got)
 		})
 	}
 }

@@ -39,11 +39,11 @@ type Settings struct {
 	AllowOther       bool    `toml:"allow_other"`
 
 	// Network between nodes.
-	MaxFrameBytes     int64   `toml:"max_frame_bytes"` // hard cap on one wire frame
-	RPCTimeoutS       float64 `toml:"rpc_timeout_s"`
-	ReadyProbeStartMs int64   `toml:"ready_probe_initial_ms"`
-	ReadyProbeMaxMs   int64   `toml:"ready_probe_max_ms"`
-	ReadyTimeoutS     float64 `toml:"ready_timeout_s"`
+	MaxFrameBytes       int64   `toml:"max_frame_bytes"` // hard cap on one wire frame
+	RPCTimeoutS         float64 `toml:"rpc_timeout_s"`
+	ReadyProbeInitialMs int64   `toml:"ready_probe_initial_ms"`
+	ReadyProbeMaxMs     int64   `toml:"ready_probe_max_ms"`
+	ReadyTimeoutS       float64 `toml:"ready_timeout_s"`
 	// Failover (node.Upstream): hung-parent detection and what a node
 	// does when the root is gone.
 	HeartbeatTimeoutMs int64  `toml:"heartbeat_timeout_ms"`
@@ -63,8 +63,8 @@ type Settings struct {
 	KeyFile string `toml:"key_file"`
 
 	// Profiling (Copper 1.0's -profile_*).
-	ProfileMetrics          bool `toml:"profile_metrics"`
-	ProfileTopN             int  `toml:"profile_top_n"`
-	ProfilePathsFull        bool `toml:"profile_paths_full"`
-	ProfileSnapshotInterval int  `toml:"profile_snapshot_interval_s"`
+	ProfileMetrics           bool `toml:"profile_metrics"`
+	ProfileTopN              int  `toml:"profile_top_n"`
+	ProfilePathsFull         bool `toml:"profile_paths_full"`
+	ProfileSnapshotIntervalS int  `toml:"profile_snapshot_interval_s"`
 }

@@ -39,11 +39,11 @@ func Default() Settings {
 		MaxReadaheadB:    1 * mib,
 		AllowOther:       false,
 
-		MaxFrameBytes:     0,
-		RPCTimeoutS:       60,
-		ReadyProbeStartMs: 10,
-		ReadyProbeMaxMs:   1000,
-		ReadyTimeoutS:     120,
+		MaxFrameBytes:       0,
+		RPCTimeoutS:         60,
+		ReadyProbeInitialMs: 10,
+		ReadyProbeMaxMs:     1000,
+		ReadyTimeoutS:       120,
 
 		HeartbeatTimeoutMs: 1000,
 		RootFailover:       "successor",

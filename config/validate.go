@@ -48,9 +48,9 @@ func (s *Settings) crossChecks() []crossCheck {
 			return nil
 		}},
 		{[]string{"ready_probe_initial_ms", "ready_probe_max_ms"}, func() error {
-			if s.ReadyProbeMaxMs < s.ReadyProbeStartMs {
+			if s.ReadyProbeMaxMs < s.ReadyProbeInitialMs {
 				return fmt.Errorf("ready_probe_max_ms %d: must be ≥ ready_probe_initial_ms %d",
-					s.ReadyProbeMaxMs, s.ReadyProbeStartMs)
+					s.ReadyProbeMaxMs, s.ReadyProbeInitialMs)
 			}
 			return nil
 		}},

@@ -43,7 +43,7 @@ func TestValidate(t *testing.T) {
 		{"max_frame_bytes small", func(s *Settings) { s.MaxFrameBytes = 100 }, "max_frame_bytes 100: must be 0 (derived) or 65536..4294967295"},
 		{"max_frame_bytes below cacheable", func(s *Settings) { s.MaxFrameBytes = mib }, "max_frame_bytes 1048576: must be 0 (derived) or > max_cacheable_bytes 10485760"},
 		{"rpc_timeout_s nan", func(s *Settings) { s.RPCTimeoutS = math.NaN() }, "rpc_timeout_s NaN out of range 0.."},
-		{"ready_probe_initial_ms", func(s *Settings) { s.ReadyProbeStartMs = 0 }, "ready_probe_initial_ms 0 out of range 1.."},
+		{"ready_probe_initial_ms", func(s *Settings) { s.ReadyProbeInitialMs = 0 }, "ready_probe_initial_ms 0 out of range 1.."},
 		{"ready_probe_max below initial", func(s *Settings) { s.ReadyProbeMaxMs = 5 }, "ready_probe_max_ms 5: must be ≥ ready_probe_initial_ms 10"},
 		{"ready_timeout_s", func(s *Settings) { s.ReadyTimeoutS = -1 }, "ready_timeout_s -1 out of range 0.."},
 		{"address_book_source", func(s *Settings) { s.AddressBookSource = "dns" }, `address_book_source "dns": want discover, facility or prepared`},
@@ -54,7 +54,7 @@ func TestValidate(t *testing.T) {
 		{"service_cores negative", func(s *Settings) { s.ServiceCores = []int{1, -2} }, "service_cores: CPU -2 out of range 0.."},
 		{"service_cores duplicate", func(s *Settings) { s.ServiceCores = []int{1, 1} }, "service_cores: CPU 1 listed twice"},
 		{"profile_top_n", func(s *Settings) { s.ProfileTopN = -1 }, "profile_top_n -1 out of range 0.."},
-		{"profile_snapshot_interval_s", func(s *Settings) { s.ProfileSnapshotInterval = -1 }, "profile_snapshot_interval_s -1 out of range 0.."},
+		{"profile_snapshot_interval_s", func(s *Settings) { s.ProfileSnapshotIntervalS = -1 }, "profile_snapshot_interval_s -1 out of range 0.."},
 		{"several at once", func(s *Settings) { s.LogLevel, s.Trees = 6, 0 }, "log_level 6 out of range 0..5\ntrees 0 out of range 1.."},
 	}
 	for _, tt := range tests {

@@ -160,3 +160,53 @@ func TestAwaitStopped(t *testing.T) {
 	require.ErrorContains(t, err, fmt.Sprintf("node pid %d still running after stop", sleeper.Process.Pid))
 	require.ErrorContains(t, err, fmt.Sprintf("claimed by pid %d", os.Getpid()))
 }
+
+// TestStop: a node that closes its socket between ServingPID and the stop
+// request has stopped, not failed; a node that refuses the stop has.
+func TestStop(t *testing.T) {
+	gone := exec.Command("true")
+	require.NoError(t, gone.Run())
+	tests := []struct {
+		name    string
+		serve   bool  // a node answers at the mount
+		stopErr error // what it answers "stop" with
+		wantErr string
+	}{
+		{name: "socket closed before stop", serve: false},
+		{name: "stop answered", serve: true},
+		{name: "stop refused", serve: true, stopErr: errors.New("not now"), wantErr: "not now"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+			mount := t.TempDir()
+			s, err := Listen(mount, nil)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			go s.Serve(t.Context(), func(ctx context.Context, req Request) (any, error) {
+				if req.Cmd == "stop" {
+					return nil, tt.stopErr
+				}
+				return struct{}{}, nil
+			})
+			pid, err := ServingPID(t.Context(), mount)
+			require.NoError(t, err)
+			assert.Equal(t, os.Getpid(), pid, "the kernel names the server")
+			if !tt.serve {
+				require.NoError(t, s.Close())
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			// The served pid here is this test; wait for one that is gone.
+			err = Stop(ctx, mount, gone.Process.Pid, true)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+		})
+	}
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	_, err := ServingPID(t.Context(), t.TempDir())
+	require.ErrorIs(t, err, ErrNoNode)
+}

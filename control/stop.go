@@ -1,16 +1,33 @@
 package control
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"syscall"
 	"time"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // pollEvery is how often AwaitStopped looks again.
 const pollEvery = 20 * time.Millisecond
+
+// ServingPID is the pid the kernel names for the process serving mount's
+// control socket (a stranger on the socket cannot fake one that is gone);
+// ErrNoNode when no node answers there.
+func ServingPID(ctx context.Context, mount string) (int, error) {
+	return CallPID(ctx, mount, Request{Cmd: "stats"}, nil)
+}
+
+// Stop asks pid, found by ServingPID, to stop and waits as AwaitStopped
+// does. A node already on its way out may close its socket between
+// ServingPID and the stop: that is no error, the wait decides.
+func Stop(ctx context.Context, mount string, pid int, ownLock bool) error {
+	if err := Call(ctx, mount, Request{Cmd: "stop"}, nil); err != nil && !errors.Is(err, ErrNoNode) {
+		return err
+	}
+	return AwaitStopped(ctx, mount, pid, ownLock)
+}
 
 // AwaitStopped waits, bounded by ctx, until pid (the process that served
 // mount's control socket and was asked to stop) is gone and, unless the
@@ -18,7 +35,7 @@ const pollEvery = 20 * time.Millisecond
 // more: only then has no node been left serving mount. The error names
 // the pid that still runs.
 func AwaitStopped(ctx context.Context, mount string, pid int, ownLock bool) error {
-	for ProcessRuns(pid) {
+	for osutil.ProcessRuns(pid) {
 		select {
 		case <-ctx.Done():
 			msg := fmt.Sprintf("mount %s: node pid %d still running after stop", mount, pid)
@@ -44,21 +61,4 @@ func AwaitStopped(ctx context.Context, mount string, pid int, ownLock bool) erro
 		case <-time.After(pollEvery):
 		}
 	}
-}
-
-// ProcessRuns reports whether pid runs. A zombie has finished: a daemon's
-// parent is init, which may reap it only later.
-func ProcessRuns(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name, which may hold spaces.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
 }

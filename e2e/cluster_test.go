@@ -17,7 +17,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
+	"github.com/hpc-copper/copper/service"
 )
 
 // Bounds on child processes. A node starts in milliseconds; these are
@@ -214,27 +216,9 @@ func (c *cluster) stop(rank int) (result, error) {
 	return c.run(stopTimeout, "stop", "--mount", c.mount(rank), "--timeout", "15s")
 }
 
-// status is the part of `copper-node stats --json` scripts rely on; the
-// field names here are that contract.
-type status struct {
-	Mount  string `json:"mount"`
-	Parent int    `json:"parent"`
-	PID    int    `json:"pid"`
-	Depth  int    `json:"depth"`
-	Node   struct {
-		Rank      int  `json:"rank"`
-		Root      bool `json:"root"`
-		TreeReady bool `json:"tree_ready"`
-		Ops       []struct {
-			Op         string `json:"op"`
-			Hits       int64  `json:"hits"`
-			Misses     int64  `json:"misses"`
-			Coalesced  int64  `json:"coalesced_waits"`
-			Forwarded  int64  `json:"forwarded"`
-			BackendOps int64  `json:"backend_ops"`
-		} `json:"ops"`
-	} `json:"node"`
-}
+// status is `copper-node stats --json`, decoded into the node's own type
+// (service.TestStatusJSONKeys pins the keys scripts rely on).
+type status service.Status
 
 // opCounts returns the counters of one operation ("getattr", "read", ...).
 func (s status) op(name string) (forwarded, backend int64, ok bool) {
@@ -290,18 +274,13 @@ func within(t *testing.T, d time.Duration, what string, f func() error) error {
 	return testkit.Within(t, d, what, f)
 }
 
-// processAlive reports whether pid is a running (not zombie) process
-// whose command line mentions dir, so a recycled pid is never taken for
-// one of ours.
-func processAlive(pid int, dir string) bool { return testkit.ProcessMentions(pid, dir) }
-
 // processesMentioning lists live processes whose command line names dir.
-func processesMentioning(dir string) []int { return testkit.ProcessesMentioning(dir) }
+func processesMentioning(dir string) []int { return osutil.ProcessesMentioning(dir) }
 
 // waitGone waits until pid is no longer a live process of this cluster.
 func (c *cluster) waitGone(pid int, d time.Duration) bool {
 	deadline := time.Now().Add(d)
-	for processAlive(pid, c.dir) {
+	for osutil.ProcessMentions(pid, c.dir) {
 		if time.Now().After(deadline) {
 			return false
 		}
@@ -311,9 +290,9 @@ func (c *cluster) waitGone(pid int, d time.Duration) bool {
 }
 
 // mountsUnder lists the mounts at or below dir, in mountinfo order.
-func mountsUnder(t *testing.T, dir string) []testkit.Mount {
+func mountsUnder(t *testing.T, dir string) []osutil.Mount {
 	t.Helper()
-	ms, err := testkit.MountsUnder(dir)
+	ms, err := osutil.MountsUnder(dir)
 	require.NoError(t, err)
 	return ms
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // fsTimeout bounds one in-process access to a live mount.
@@ -168,7 +170,7 @@ func TestStopLeavesNothing(t *testing.T) {
 		require.NoError(t, errs[r])
 		assert.Zero(t, results[r].code, "copper-node stop --mount %s: %s", c.mount(r), results[r])
 		// stop returns once the process is gone.
-		assert.False(t, processAlive(nodes[r].pid, c.dir), "rank %d (pid %d) alive after stop returned", r, nodes[r].pid)
+		assert.False(t, osutil.ProcessMentions(nodes[r].pid, c.dir), "rank %d (pid %d) alive after stop returned", r, nodes[r].pid)
 	}
 	assert.Empty(t, mountsUnder(t, c.dir), "mounts left under %s", c.dir)
 	assert.Empty(t, c.sockets(), "control sockets left")

@@ -18,38 +18,13 @@ import (
 // the wait. It is no speed target.
 const failoverBound = 15 * time.Second
 
-// failoverStatus is the part of `copper-node stats --json` about the way up.
-type failoverStatus struct {
-	Upstream string `json:"upstream"`
-	Node     struct {
-		Cache struct {
-			Bytes int64 `json:"Bytes"`
-		} `json:"cache"`
-		Failovers     int64 `json:"failovers"`
-		ForwardErrors int64 `json:"forward_errors"`
-		Ops           []struct {
-			Op         string `json:"op"`
-			BackendOps int64  `json:"backend_ops"`
-		} `json:"ops"`
-	} `json:"node"`
-}
-
-func (s failoverStatus) backendOps() int64 {
+// backendOps sums the backend operations of every op.
+func (s status) backendOps() int64 {
 	var n int64
 	for _, o := range s.Node.Ops {
 		n += o.BackendOps
 	}
 	return n
-}
-
-func (c *cluster) failoverStats(rank int) failoverStatus {
-	c.t.Helper()
-	r, err := c.run(stopTimeout, "stats", "--mount", c.mount(rank), "--json")
-	require.NoError(c.t, err)
-	require.Zero(c.t, r.code, "stats of rank %d: %s", rank, r)
-	var st failoverStatus
-	require.NoError(c.t, json.Unmarshal([]byte(r.stdout), &st), "stats JSON: %s", r.stdout)
-	return st
 }
 
 // walkWithin walks rank's mount in a child process bounded by d.
@@ -86,7 +61,7 @@ func TestHungParentFailsOverFast(t *testing.T) {
 	require.NoError(t, err, "rank 3's mount while its parent is stopped")
 	requireSameTree(t, "rank 3's mount with its parent stopped", want, got)
 
-	st := c.failoverStats(3)
+	st := c.stats(3)
 	assert.EqualValues(t, 1, st.Node.Failovers, "the heartbeat-driven switch is counted")
 	assert.Zero(t, st.Node.ForwardErrors)
 	assert.Contains(t, st.Upstream, "rank 0", "rank 3 now asks the root")
@@ -109,7 +84,7 @@ func TestRootKilledSuccessorServes(t *testing.T) {
 		require.NoError(t, err, "rank %d's mount with the root dead", rank)
 		requireSameTree(t, fmt.Sprintf("rank %d's mount with the root dead", rank), want, got)
 	}
-	succ, two, three := c.failoverStats(1), c.failoverStats(2), c.failoverStats(3)
+	succ, two, three := c.stats(1), c.stats(2), c.stats(3)
 	assert.Positive(t, succ.backendOps(), "the successor reads the filesystem")
 	assert.Zero(t, two.backendOps(), "rank 2 goes through the successor")
 	assert.Zero(t, three.backendOps(), "rank 3 goes through its parent, the successor")

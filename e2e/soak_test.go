@@ -32,6 +32,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 )
 
@@ -349,10 +350,10 @@ func TestSoak(t *testing.T) {
 	}
 	ends := make([]nodeEnd, soakNodes)
 	for r := range soakNodes {
-		e := nodeEnd{alive: testkit.ProcessMentions(pids[r], c.dir)}
+		e := nodeEnd{alive: osutil.ProcessMentions(pids[r], c.dir)}
 		if e.alive {
 			e.rss = rssBytes(pids[r])
-			st := c.failoverStats(r)
+			st := c.stats(r)
 			e.failovers, e.backend, e.upstream, e.cached = st.Node.Failovers, st.backendOps(), st.Upstream, st.Node.Cache.Bytes
 		}
 		ends[r] = e

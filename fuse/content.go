@@ -2,12 +2,12 @@ package fuse
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"syscall"
 
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -50,7 +50,7 @@ type DirectFiles struct {
 // requests, a stat one at most).
 func (d DirectFiles) Check(_ context.Context, viewPath string, attr op.Attr) syscall.Errno {
 	var st syscall.Stat_t
-	if err := syscall.Lstat(filepath.Join(d.Target, viewPath), &st); err != nil {
+	if err := osutil.RetryEINTR(func() error { return syscall.Lstat(filepath.Join(d.Target, viewPath), &st) }); err != nil {
 		if errno := errnoOf(err); !goneErrno(errno) {
 			return errno
 		}
@@ -68,7 +68,11 @@ func (d DirectFiles) Check(_ context.Context, viewPath string, attr op.Attr) sys
 // so a symlink there now is a change, not a file.
 func (d DirectFiles) Open(_ context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno) {
 	host := filepath.Join(d.Target, viewPath)
-	fd, err := syscall.Open(host, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	var fd int
+	err := osutil.RetryEINTR(func() (err error) {
+		fd, err = syscall.Open(host, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
 		if errno := errnoOf(err); !goneErrno(errno) {
 			return nil, errno
@@ -157,15 +161,3 @@ func (c memoryContent) Read(_ context.Context, dest []byte, off int64) (gofuse.R
 }
 
 func (memoryContent) Release() syscall.Errno { return 0 }
-
-// errnoOf extracts the errno of a syscall error; anything else is EIO.
-func errnoOf(err error) syscall.Errno {
-	if err == nil {
-		return 0
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	return syscall.EIO
-}

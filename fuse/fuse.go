@@ -23,6 +23,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/hpc-copper/copper/internal/stalemount"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -190,7 +191,7 @@ func checkMountpoint(mountpoint string) error {
 	err := syscall.Stat(mountpoint, &st)
 	switch {
 	case err == syscall.ENOTCONN || err == syscall.ECONNABORTED:
-		return fmt.Errorf("mount point %s: stale FUSE mount of a dead server (CleanStale removes it): %w", mountpoint, err)
+		return fmt.Errorf("mount point %s: stale FUSE mount of a dead server (stalemount.Clean removes it): %w", mountpoint, err)
 	case err != nil:
 		return fmt.Errorf("mount point %s: %w", mountpoint, err)
 	case st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
@@ -226,7 +227,7 @@ func (m *Mounted) Unmount() error {
 		m.unmounted = true
 		return nil
 	}
-	if lazyErr := detach(m.mountpoint); lazyErr != nil {
+	if lazyErr := stalemount.Detach(m.mountpoint); lazyErr != nil {
 		return fmt.Errorf("unmount %s: %w", m.mountpoint, errors.Join(err, lazyErr))
 	}
 	m.unmounted = true

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 )
@@ -173,7 +174,7 @@ func TestNodeRefusesMutations(t *testing.T) {
 }
 
 func TestGuardAnswersENOENT(t *testing.T) {
-	requireFuse(t)
+	testkit.RequireFuse(t)
 	other := t.TempDir() // stands for another copper mount
 	m, src := mountView(t, "/", 0, func(o *Options) { o.Guard = []string{other} })
 	mnt := m.Mountpoint()
@@ -301,7 +302,7 @@ func (s tooBigSource) Get(ctx context.Context, o op.Op, p string) op.Result {
 }
 
 func TestLargeFilesUseTheProvider(t *testing.T) {
-	requireFuse(t)
+	testkit.RequireFuse(t)
 	root := makeTree(t)
 	provider := &recordingProvider{next: DirectFiles{Target: root}}
 	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) { o.LargeFiles = provider })
@@ -403,10 +404,10 @@ func TestPythonImportsNumpyThroughMount(t *testing.T) {
 	const python = "/usr/bin/python3"
 	const dist = "/usr/lib/python3/dist-packages"
 	if _, err := os.Stat(filepath.Join(dist, "numpy", "__init__.py")); err != nil {
-		t.Skipf("system numpy not installed (%v)", err)
+		t.Fatalf("system numpy not installed (%v): install the test dependencies with `make test` or scripts/setup-test-deps.sh", err)
 	}
 	if _, err := os.Stat(python); err != nil {
-		t.Skipf("%s not installed", python)
+		t.Fatalf("%s not installed: install the test dependencies with `make test` or scripts/setup-test-deps.sh", python)
 	}
 	m, _ := mountView(t, "/", 1<<20, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
@@ -441,7 +442,7 @@ func (s oddListingSource) Get(ctx context.Context, o op.Op, p string) op.Result 
 }
 
 func TestListingDropsInvalidNames(t *testing.T) {
-	requireFuse(t)
+	testkit.RequireFuse(t)
 	root := makeTree(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	require.NoError(t, os.Mkdir(mnt, 0o755))
@@ -527,7 +528,7 @@ func TestMountOptionsReachTheKernel(t *testing.T) {
 		o.MaxRead = 256 << 10
 		o.MaxReadahead = 64 << 10
 	})
-	top, found, err := topMount(m.Mountpoint())
+	top, found, err := osutil.TopMount(m.Mountpoint())
 	require.NoError(t, err)
 	require.True(t, found)
 	assert.Equal(t, "fuse.copper", top.FSType)

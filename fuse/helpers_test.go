@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -99,19 +100,11 @@ func (s *dirSource) count(o op.Op, p string) int {
 	return s.seen[o][p]
 }
 
-// requireFuse skips when this machine cannot mount FUSE at all.
-func requireFuse(t testing.TB) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("FUSE unavailable on this machine (/dev/fuse: %v)", err)
-	}
-}
-
 // mountView mounts target through a dirSource at a fresh directory and
 // unmounts it in Cleanup, lazily if the clean unmount fails.
 func mountView(t testing.TB, target string, maxCacheable int64, edit func(*Options)) (*Mounted, *dirSource) {
 	t.Helper()
-	requireFuse(t)
+	testkit.RequireFuse(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	require.NoError(t, os.Mkdir(mnt, 0o755))
 	src := newDirSource(target, maxCacheable)

@@ -78,7 +78,7 @@ func (v versionView) clear() {
 // node's cache; handleOpens is Options.HandleOpens.
 func mountVersionView(t *testing.T, target string, maxCacheable, budget int64, child, handleOpens bool) versionView {
 	t.Helper()
-	requireFuse(t)
+	testkit.RequireFuse(t)
 	logs := &testkit.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	newCache := func() *cache.Cache { return cache.New(cache.Config{BudgetBytes: budget, NegativeTTL: time.Hour}) }

@@ -13,6 +13,7 @@ import (
 	"github.com/hpc-copper/copper/book"
 	"github.com/hpc-copper/copper/bootstrap"
 	ctl "github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/secret"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/tree"
@@ -159,7 +160,7 @@ func writeRecords(jobDir string, entries []tree.Entry, p provenance) error {
 			fmt.Fprintf(&b, "%d %s %s\n", r, e.Host, e.Endpoint)
 		}
 	}
-	if err := writeFileAtomic(filepath.Join(logs, ProvenanceFile), []byte(b.String()), 0o644); err != nil {
+	if err := osutil.WriteFile(filepath.Join(logs, ProvenanceFile), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
 	nodes := p.nodes
@@ -172,7 +173,7 @@ func writeRecords(jobDir string, entries []tree.Entry, p provenance) error {
 			}
 		}
 	}
-	return writeFileAtomic(filepath.Join(logs, NodeFile), []byte(strings.Join(nodes, "\n")+"\n"), 0o644)
+	return osutil.WriteFile(filepath.Join(logs, NodeFile), []byte(strings.Join(nodes, "\n")+"\n"), 0o644)
 }
 
 func orDash(s string) string {
@@ -210,7 +211,7 @@ func writePrivate(jobID string, r int, entries []tree.Entry, token []byte) (priv
 		p.Token = ""
 		return p, nil
 	}
-	if err := writeFileAtomic(p.Token, token, 0o600); err != nil {
+	if err := osutil.WriteFile(p.Token, token, 0o600); err != nil {
 		return privateFiles{}, err
 	}
 	return p, nil
@@ -223,29 +224,4 @@ func (p privateFiles) Remove() {
 			_ = os.Remove(f)
 		}
 	}
-}
-
-// writeFileAtomic writes data to path via a temporary file and a rename;
-// the temporary file is created with mode 0600 and then given perm.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

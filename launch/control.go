@@ -12,7 +12,7 @@ import (
 	"sync"
 
 	ctl "github.com/hpc-copper/copper/control"
-	cfuse "github.com/hpc-copper/copper/fuse"
+	"github.com/hpc-copper/copper/internal/stalemount"
 	"github.com/hpc-copper/copper/rank"
 )
 
@@ -140,13 +140,13 @@ func stopMount(ctx context.Context, mount string, ownLock bool, env Env, log *sl
 			return fmt.Errorf("mount %s: no node answers on its control socket, but pid %d claims the mount (still starting, or its socket was removed); not stopped", mount, pid)
 		}
 	}
-	cleaned, err := cfuse.CleanStale(mount, log)
+	cleaned, err := stalemount.Clean(mount, log)
 	if err == nil && !ownLock {
 		// The job is done with the mount: a failed start's record goes too.
 		err = ctl.ClearStartFailure(mount)
 	}
 	switch {
-	case errors.Is(err, cfuse.ErrLiveMount):
+	case errors.Is(err, stalemount.ErrLive):
 		return fmt.Errorf("a FUSE mount at %s still answers but no copper node's control socket was found (another XDG_RUNTIME_DIR?): %w", mount, err)
 	case err != nil:
 		return err
@@ -165,7 +165,7 @@ func stopMount(ctx context.Context, mount string, ownLock bool, env Env, log *sl
 // names for the socket (a stranger on it cannot fake one that is gone).
 // stopped is false when no node answers at mount.
 func stopNode(ctx context.Context, mount string, ownLock bool) (stopped bool, err error) {
-	pid, err := ctl.CallPID(ctx, mount, ctl.Request{Cmd: "stats"}, nil)
+	pid, err := ctl.ServingPID(ctx, mount)
 	if errors.Is(err, ctl.ErrNoNode) {
 		return false, nil
 	}
@@ -173,11 +173,7 @@ func stopNode(ctx context.Context, mount string, ownLock bool) (stopped bool, er
 		return false, err
 	}
 	leftovers := privateFilesOf(pid)
-	// A node already on its way out may close its socket in between.
-	if err := ctl.Call(ctx, mount, ctl.Request{Cmd: "stop"}, nil); err != nil && !errors.Is(err, ctl.ErrNoNode) {
-		return false, err
-	}
-	if err := ctl.AwaitStopped(ctx, mount, pid, ownLock); err != nil {
+	if err := ctl.Stop(ctx, mount, pid, ownLock); err != nil {
 		return false, err
 	}
 	leftovers.Remove()

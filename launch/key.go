@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/secret"
 )
 
@@ -72,7 +73,7 @@ func LoadOrCreateKey(path string) (key []byte, created bool, err error) {
 	}
 	switch err := os.Link(tmp.Name(), path); {
 	case err == nil:
-		syncDir(dir)
+		_ = osutil.SyncDir(dir) // best effort: the key is complete either way
 		return fresh, true, nil
 	case errors.Is(err, os.ErrExist):
 		// Another rank won the race; its file was complete before the
@@ -89,14 +90,6 @@ func LoadOrCreateKey(path string) (key []byte, created bool, err error) {
 		return key, false, err
 	default:
 		return nil, false, fmt.Errorf("key file %s: %w", path, err)
-	}
-}
-
-// syncDir makes a new directory entry durable; best effort.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 }
 

@@ -1,7 +1,6 @@
 package launch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/hpc-copper/copper/backend"
 	ctl "github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/tree"
 )
@@ -146,7 +146,7 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		files.Remove()
 		return failed(fmt.Errorf("exec %s: %w", nodeBin, err))
 	}
-	code := runNode(ctx, nodeBin, args, p, lock, env, log)
+	code := execNode(ctx, nodeBin, args, p, lock, env, log)
 	files.Remove() // read by the node before it reported ready (or failed)
 	if code != exitOK {
 		// copper-node records the failures it can name (with its log); one
@@ -377,9 +377,9 @@ func nodeArgs(c Command, p plan, files privateFiles) []string {
 	return append(args, c.NodeSettingsFlags()...)
 }
 
-// runNode starts copper-node, which daemonizes and exits once its node is
+// execNode starts copper-node, which daemonizes and exits once its node is
 // mounted and tree-ready (or failed), and returns its exit status.
-func runNode(ctx context.Context, bin string, args []string, p plan, lock *ctl.Lock, env Env, log *slog.Logger) int {
+func execNode(ctx context.Context, bin string, args []string, p plan, lock *ctl.Lock, env Env, log *slog.Logger) int {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
 	// copper-node adopts the mount's lock as its fd 3 and hands it to its
@@ -444,7 +444,7 @@ func abandon(mount string, parent int, exited <-chan error, log *slog.Logger) {
 			}
 			// Only our daemon, a child of our copper-node (the lock we hold
 			// already keeps other jobs' nodes off this mount).
-			if pid, err := ctl.CallPID(ctx, mount, ctl.Request{Cmd: "stats"}, nil); err == nil && parentOf(pid) == parent {
+			if pid, err := ctl.CallPID(ctx, mount, ctl.Request{Cmd: "stats"}, nil); err == nil && osutil.ParentOf(pid) == parent {
 				signalled = syscall.Kill(pid, syscall.SIGTERM) == nil
 			}
 		case <-ctx.Done():
@@ -452,27 +452,6 @@ func abandon(mount string, parent int, exited <-chan error, log *slog.Logger) {
 			return
 		}
 	}
-}
-
-// parentOf returns the parent pid of pid, or -1.
-func parentOf(pid int) int {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return -1
-	}
-	fields := strings.Fields(string(stat[i+1:])) // state, ppid, ...
-	if len(fields) < 2 {
-		return -1
-	}
-	ppid, err := strconv.Atoi(fields[1])
-	if err != nil {
-		return -1
-	}
-	return ppid
 }
 
 func repeat(s string, n int) []string {

@@ -276,21 +276,24 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 
 	// One request per (op, path) per node: every other asker, local or a
 	// child, waits for the leader's answer.
+	deduped := false
 	f, led := n.flight.do(flightKey(o, path), func() op.Result {
 		// A flight that finished between our Lookup and do has
-		// already stored the answer: do not ask again.
-		if r, ok := n.cfg.Cache.Lookup(o, path); ok {
+		// already stored the answer: do not ask again. That answer is a
+		// dedup, like a wait on a flight, not a second miss.
+		if r, ok := n.cfg.Cache.Recheck(o, path); ok {
+			deduped = true
 			return r
 		}
 		// The fetch outlives any one asker: others may be waiting on it.
-		r := n.fetch(context.WithoutCancel(ctx), o, path)
+		r := n.fetch(context.WithoutCancel(ctx), deadlineOf(ctx), o, path)
 		n.cfg.Cache.Store(o, path, r)
 		return r
 	})
 	select {
 	case <-f.done:
 		outcome := OutcomeMiss
-		if !led {
+		if !led || deduped {
 			n.coalesced[o].Add(1)
 			outcome = OutcomeCoalesced
 		}
@@ -331,7 +334,7 @@ func (n *Node) viaDirPlus(ctx context.Context, o op.Op, path string) (op.Result,
 	default:
 		return op.Result{}, 0, false
 	}
-	r, outcome := n.dirPlusFlight(ctx, dir)
+	r, outcome := n.dirPlusFlight(ctx, dir, false)
 	switch r.Errno {
 	case 0:
 	case syscall.EINTR:
@@ -373,7 +376,7 @@ func (n *Node) getDirPlus(ctx context.Context, o op.Op, dir, after string) op.Re
 		}
 	default:
 		n.misses[o].Add(1)
-		r, outcome = n.dirPlusFlight(ctx, dir)
+		r, outcome = n.dirPlusFlight(ctx, dir, true)
 		if outcome == OutcomeCoalesced {
 			n.coalesced[o].Add(1)
 		}
@@ -393,19 +396,24 @@ func (n *Node) getDirPlus(ctx context.Context, o op.Op, dir, after string) op.Re
 
 // dirPlusFlight fetches dir's dirplus, one request per directory per node
 // whatever asked for it (a Getattr in it, its Readdir, a child's DirPlus),
-// and stores it.
-func (n *Node) dirPlusFlight(ctx context.Context, dir string) (op.Result, Outcome) {
+// and stores it. looked says the asker has looked dir's dirplus up
+// already: a listing found now was stored by a flight in between, a dedup.
+// Otherwise (a Getattr or Readdir missed) it is that request's answer.
+func (n *Node) dirPlusFlight(ctx context.Context, dir string, looked bool) (op.Result, Outcome) {
+	deduped := false
 	f, led := n.flight.do(flightKey(op.DirPlus, dir), func() op.Result {
-		if r, ok := n.cfg.Cache.Lookup(op.DirPlus, dir); ok {
+		// The request's miss is counted: this look counts no other.
+		if r, ok := n.cfg.Cache.Recheck(op.DirPlus, dir); ok {
+			deduped = looked
 			return r
 		}
-		r := n.fetch(context.WithoutCancel(ctx), op.DirPlus, dir)
+		r := n.fetch(context.WithoutCancel(ctx), deadlineOf(ctx), op.DirPlus, dir)
 		n.cfg.Cache.Store(op.DirPlus, dir, r)
 		return r
 	})
 	select {
 	case <-f.done:
-		if !led {
+		if !led || deduped {
 			return f.res, OutcomeCoalesced
 		}
 		return f.res, OutcomeMiss
@@ -450,14 +458,26 @@ func flightKey(o op.Op, path string) string {
 	return string(rune('0'+o)) + path
 }
 
-func (n *Node) fetch(ctx context.Context, o op.Op, path string) op.Result {
+// deadlineOf is ctx's deadline, zero when it has none.
+func deadlineOf(ctx context.Context) time.Time {
+	dl, _ := ctx.Deadline()
+	return dl
+}
+
+// fetch asks the backend or the parent. ctx carries no cancellation (the
+// fetch serves every asker of its flight); readyBy is the leading asker's
+// deadline (zero: none), which with ReadyTimeout bounds the wait for the
+// tree to become ready, so a node whose parent never does fails its
+// requests instead of keeping their goroutines forever.
+func (n *Node) fetch(ctx context.Context, readyBy time.Time, o op.Op, path string) op.Result {
 	n.inFlight.Add(1)
 	defer n.inFlight.Add(-1)
 	if n.IsRoot() {
 		return n.cfg.Backend.Do(ctx, o, path)
 	}
 	// Forwarding before the parent is ready would race its startup.
-	if err := n.WaitTreeReady(ctx); err != nil {
+	if err := n.waitReadyBy(ctx, readyBy); err != nil {
+		n.log.Error("request fails with EIO: the tree is not ready", "op", o.String(), "path", path, "err", err)
 		return op.Fail(syscall.EIO)
 	}
 	cctx, cancel := withTimeout(ctx, n.cfg.RPCTimeout)
@@ -474,6 +494,22 @@ func (n *Node) fetch(ctx context.Context, o op.Op, path string) op.Result {
 			o, time.Since(n.cfg.Started).Microseconds(), path))
 	})
 	return r
+}
+
+// waitReadyBy waits for tree readiness at most ReadyTimeout and, when
+// readyBy is set, until then.
+func (n *Node) waitReadyBy(ctx context.Context, readyBy time.Time) error {
+	if n.TreeReady() {
+		return nil
+	}
+	ctx, cancel := withTimeout(ctx, n.cfg.ReadyTimeout)
+	defer cancel()
+	if !readyBy.IsZero() {
+		var cancelBy context.CancelFunc
+		ctx, cancelBy = context.WithDeadline(ctx, readyBy)
+		defer cancelBy()
+	}
+	return n.WaitTreeReady(ctx)
 }
 
 // withTimeout is context.WithTimeout where 0 means no deadline.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hpc-copper/copper/backend"
 	"github.com/hpc-copper/copper/cache"
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -207,7 +208,8 @@ func TestUpstreamFailsOverAndReturns(t *testing.T) {
 		}
 		return c, nil
 	}
-	u, err := NewUpstream([]string{"parent:1", "grand:1"}, dial, 20*time.Millisecond, nil)
+	clock := testkit.NewClock()
+	u, err := NewUpstreamHops(UpstreamConfig{Hops: []Hop{{Addr: "parent:1"}, {Addr: "grand:1"}}, Dial: dial, RetryPrimary: 20 * time.Millisecond, Now: clock.Now})
 	require.NoError(t, err)
 	ctx := context.Background()
 
@@ -227,18 +229,17 @@ func TestUpstreamFailsOverAndReturns(t *testing.T) {
 	_, err = u.Probe(ctx)
 	require.Error(t, err)
 
+	// Before the retry interval, the parent is not asked again.
 	parent.fail.Store(false)
-	time.Sleep(30 * time.Millisecond)
+	_, err = u.Call(ctx, op.Getattr, "/pkg")
+	require.NoError(t, err)
+	assert.Equal(t, "grand:1", u.Current(), "the parent is retried only after RetryPrimary")
+
+	clock.Advance(30 * time.Millisecond)
 	_, err = u.Call(ctx, op.Getattr, "/pkg") // answered by grand; the parent is retried in the background
 	require.NoError(t, err)
-	back := false
-	for range 500 {
-		if back = u.Current() == "parent:1"; back {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	assert.True(t, back, "back on the parent after the retry interval")
+	require.Eventually(t, func() bool { return u.Current() == "parent:1" }, 10*time.Second, time.Millisecond,
+		"back on the parent after the retry interval")
 
 	parent.fail.Store(true)
 	grand.fail.Store(true)
@@ -294,4 +295,81 @@ func TestAwaitParentKeepsTheTellingError(t *testing.T) {
 	require.NoError(t, err)
 	err = child.AwaitParent(context.Background())
 	require.ErrorContains(t, err, "authentication failed")
+}
+
+// TestColdGetCountsOneMiss: on a cold get, the cache counts the misses
+// the node counts, per operation (the leader's re-check inside the
+// singleflight is part of the same request, not a second miss).
+func TestColdGetCountsOneMiss(t *testing.T) {
+	gets := []struct {
+		o    op.Op
+		path string
+	}{
+		{op.Getattr, "/pkg/__init__.py"},
+		{op.Getattr, "/missing"},
+		{op.Readdir, "/pkg/sub"},
+		{op.Readlink, "/pkg/link"},
+		{op.Read, "/pkg/__init__.py"},
+		{op.DirPlus, "/pkg"},
+	}
+	root := newRoot(t, sourceDir(t))
+	child := newChild(t, 1, &direct{n: root})
+	for _, n := range []*Node{root, child} {
+		for _, g := range gets {
+			n.Get(context.Background(), g.o, g.path)
+		}
+		st := n.Stats()
+		var total uint64
+		for _, o := range op.All {
+			if o == op.IsReady {
+				continue
+			}
+			assert.EqualValues(t, st.Op(o).Misses, st.Cache.Misses[o], "rank %d %s: node misses vs cache misses", st.Rank, o)
+			total += st.Cache.Misses[o]
+		}
+		assert.NotZero(t, total, "rank %d: the gets were cold", st.Rank)
+	}
+}
+
+// TestFetchWaitForReadinessIsBounded: on a child whose parent never
+// becomes tree-ready, a request fails with EIO once ready_timeout passes
+// (or the asker's deadline, if sooner) instead of blocking forever, and
+// leaves no fetch behind.
+func TestFetchWaitForReadinessIsBounded(t *testing.T) {
+	tests := []struct {
+		name         string
+		readyTimeout time.Duration
+		askerTimeout time.Duration   // 0: no deadline
+		want         []syscall.Errno // the asker's deadline ends its wait and the fetch's at once: either answers
+	}{
+		{"ready_timeout bounds an asker without deadline", 50 * time.Millisecond, 0, []syscall.Errno{syscall.EIO}},
+		{"the asker's deadline, ready_timeout forever", 0, 50 * time.Millisecond, []syscall.Errno{syscall.EINTR, syscall.EIO}},
+		{"the asker's deadline before ready_timeout", time.Hour, 50 * time.Millisecond, []syscall.Errno{syscall.EINTR, syscall.EIO}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &direct{}
+			d.fail.Store(true) // the parent never answers "ready"
+			child, err := New(Config{Rank: 5, Cache: newCache(), Parent: d, ReadyTimeout: tt.readyTimeout})
+			require.NoError(t, err)
+			child.MarkRegistered()
+			ctx := context.Background()
+			if tt.askerTimeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.askerTimeout)
+				defer cancel()
+			}
+			done := make(chan op.Result, 1)
+			go func() { done <- child.Get(ctx, op.Getattr, "/x") }()
+			select {
+			case r := <-done:
+				assert.Contains(t, tt.want, r.Errno)
+			case <-time.After(10 * time.Second):
+				t.Fatal("Get still blocked on a parent that never becomes ready")
+			}
+			// The flight's fetch ends too: nothing stays in flight.
+			require.Eventually(t, func() bool { return child.Stats().InFlight == 0 }, 10*time.Second, time.Millisecond)
+			assert.EqualValues(t, 0, d.calls.Load(), "nothing was forwarded to a parent that is not ready")
+		})
+	}
 }

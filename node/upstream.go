@@ -48,6 +48,7 @@ type UpstreamConfig struct {
 	// dead one, and is not a reason to switch.
 	Heartbeats bool
 	Logger     *slog.Logger
+	Now        func() time.Time // the clock of RetryPrimary; nil → time.Now (tests move it)
 }
 
 // Upstream is a node's way up the tree: its parent, and when the parent is
@@ -109,6 +110,9 @@ func NewUpstreamHops(cfg UpstreamConfig) (*Upstream, error) {
 	}
 	if cfg.RetryPrimary <= 0 {
 		cfg.RetryPrimary = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	base, stop := context.WithCancel(context.Background())
 	return &Upstream{cfg: cfg, log: cfg.Logger, base: base, stop: stop, slots: make([]slot, len(cfg.Hops))}, nil
@@ -259,7 +263,7 @@ func (u *Upstream) Close() error {
 func (u *Upstream) start() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.cur != 0 && !u.retrying && !u.closed && time.Since(u.lastRetry) > u.cfg.RetryPrimary {
+	if u.cur != 0 && !u.retrying && !u.closed && u.cfg.Now().Sub(u.lastRetry) > u.cfg.RetryPrimary {
 		u.retrying = true
 		go u.retryParent()
 	}
@@ -275,7 +279,7 @@ func (u *Upstream) retryParent() {
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		u.retrying = false
-		u.lastRetry = time.Now()
+		u.lastRetry = u.cfg.Now()
 		if ok && u.cur != 0 {
 			u.log.Info("parent answers again, going back to it", "parent", u.cfg.Hops[0].name(), "from", u.cfg.Hops[u.cur].name())
 			u.cur = 0
@@ -361,14 +365,14 @@ func (u *Upstream) failed(idx int, c Conn, err error) {
 		_ = c.Close()
 		u.slots[idx].conn = nil
 	}
-	u.slots[idx].failedAt = time.Now()
+	u.slots[idx].failedAt = u.cfg.Now()
 	if u.cur != idx || u.closed {
 		return
 	}
 	next := u.nextAfter(idx)
 	u.cur = next
 	u.failovers++
-	u.lastRetry = time.Now()
+	u.lastRetry = u.cfg.Now()
 	u.log.Warn("upstream failed, failing over", "from", u.cfg.Hops[idx].name(), "to", u.cfg.Hops[next].name(),
 		"failovers", u.failovers, "err", err)
 }
@@ -387,7 +391,7 @@ func (u *Upstream) settle(idx int) {
 func (u *Upstream) nextAfter(idx int) int {
 	ord := u.order(idx, nil)[1:]
 	for _, i := range ord {
-		if f := u.slots[i].failedAt; f.IsZero() || time.Since(f) > u.cfg.RetryPrimary {
+		if f := u.slots[i].failedAt; f.IsZero() || u.cfg.Now().Sub(f) > u.cfg.RetryPrimary {
 			return i
 		}
 	}

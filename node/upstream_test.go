@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hpc-copper/copper/backend"
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 )
 
@@ -130,7 +131,8 @@ func TestUpstreamDialsOutsideTheLock(t *testing.T) {
 	var dials sync.Map
 	first := true
 	var mu sync.Mutex
-	u, err := NewUpstream([]string{"parent:1", "grand:1"}, func(ctx context.Context, addr string) (Conn, error) {
+	clock := testkit.NewClock()
+	u, err := NewUpstreamHops(UpstreamConfig{Hops: []Hop{{Addr: "parent:1"}, {Addr: "grand:1"}}, RetryPrimary: time.Millisecond, Now: clock.Now, Dial: func(ctx context.Context, addr string) (Conn, error) {
 		if addr == "grand:1" {
 			return grand, nil
 		}
@@ -147,14 +149,14 @@ func TestUpstreamDialsOutsideTheLock(t *testing.T) {
 		case <-ctx.Done():
 		}
 		return nil, errors.New("handshake timed out")
-	}, time.Millisecond, nil)
+	}})
 	require.NoError(t, err)
 	t.Cleanup(func() { close(release); _ = u.Close() })
 
 	_, err = u.Call(t.Context(), op.Getattr, "/pkg")
 	require.NoError(t, err)
 	require.Equal(t, "grand:1", u.Current())
-	time.Sleep(5 * time.Millisecond) // past RetryPrimary
+	clock.Advance(5 * time.Millisecond) // past RetryPrimary
 	call := func(i int) {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
@@ -162,13 +164,9 @@ func TestUpstreamDialsOutsideTheLock(t *testing.T) {
 		require.NoError(t, err, "call %d while the parent's dial hangs", i)
 		require.Zero(t, r.Errno)
 	}
-	redialing := false
-	for i := 0; i < 500 && !redialing; i++ { // until the background redial hangs
-		call(i)
-		_, redialing = dials.Load("parent-redial")
-		time.Sleep(time.Millisecond)
-	}
-	require.True(t, redialing, "the parent is re-dialed in the background")
+	call(0) // starts the background redial, which hangs
+	require.Eventually(t, func() bool { _, ok := dials.Load("parent-redial"); return ok }, 10*time.Second, time.Millisecond,
+		"the parent is re-dialed in the background")
 	for i := range 20 {
 		call(i)
 	}

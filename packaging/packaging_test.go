@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hpc-copper/copper/config"
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 )
 
@@ -399,7 +400,7 @@ func runStaticTree(t *testing.T, bin string) {
 	require.NoError(t, err, "reading through rank 1's mount")
 	assert.Equal(t, string(want), string(got))
 	run(t, work, nil, filepath.Join(bin, "copper-launch"), append([]string{"stop"}, common...)...)
-	left, err := testkit.MountsUnder(work)
+	left, err := osutil.MountsUnder(work)
 	require.NoError(t, err)
 	assert.Empty(t, left, "mounts left after stop")
 }

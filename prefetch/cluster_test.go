@@ -98,7 +98,7 @@ func startMountedCluster(t *testing.T, target, manifest string, n int) *mountedC
 	// Counted backend ops must not include a successor's own reads after
 	// a heartbeat false alarm (in-process nodes share one scheduler).
 	s.HeartbeatTimeoutMs = 5000
-	s.ReadyProbeStartMs = 5
+	s.ReadyProbeInitialMs = 5
 	s.ReadyProbeMaxMs = 100
 	s.ReadyTimeoutS = 30
 	s.RPCTimeoutS = 30
@@ -146,10 +146,13 @@ func (c *mountedCluster) waitPrefetched(t *testing.T) []prefetch.Stats {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	out := make([]prefetch.Stats, len(c.nodes))
-	for r, svc := range c.nodes {
-		st, err := svc.WaitPrefetched(ctx)
-		require.NoError(t, err, "rank %d", r)
-		out[r] = st
+	for r := range c.nodes {
+		// What `copper-node wait --prefetched` asks.
+		var res service.PrefetchResult
+		require.NoError(t, control.Call(ctx, c.mounts[r], control.Request{Cmd: "prefetch", Args: map[string]string{"wait": "true"}}, &res), "rank %d", r)
+		if res.Stats != nil {
+			out[r] = *res.Stats
+		}
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hpc-copper/copper/cache"
 	"github.com/hpc-copper/copper/profile/schema"
 )
 
@@ -25,10 +26,6 @@ const (
 	LargeFilesHeader  = schema.LargeFilesHeader
 	CacheTablesHeader = schema.CacheTablesHeader
 )
-
-// tableNames are the rows of cache_tables.csv, in cache.Stats.Tables
-// order (read-only).
-var tableNames = [...]string{"data", "tree", "metadata", "negative", "links"}
 
 // Role is "root" for a tree's root, else "child".
 func (r Report) Role() string {
@@ -200,10 +197,10 @@ func WriteLargeFiles(w io.Writer, r Report) error {
 
 // WriteCacheTables writes tables/<tag>/<P>-cache_tables.csv.
 func WriteCacheTables(w io.Writer, r Report) error {
-	// The names are the contract's, whatever the cache calls its tables.
+	names := cache.TableNames()
 	var rows [][]string
 	for i, t := range r.Cache.Tables() {
-		rows = append(rows, []string{tableNames[i], strconv.Itoa(t.Entries), itoa(t.Bytes)})
+		rows = append(rows, []string{names[i], strconv.Itoa(t.Entries), itoa(t.Bytes)})
 	}
 	return writeCSV(w, CacheTablesHeader, rows)
 }

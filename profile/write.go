@@ -1,13 +1,13 @@
 package profile
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/profile/schema"
 )
 
@@ -101,49 +101,12 @@ func (c *Collector) writeReport(r Report) error {
 		func(w io.Writer) error { return WriteCacheTables(w, r) })
 }
 
-// writeAtomic writes dir/name through a temporary file in dir that is
-// synced and renamed over it: a reader, or a node killed mid-write,
-// sees the old file or the new one, never a part.
-func writeAtomic(dir, name string, render func(io.Writer) error) (err error) {
+// writeAtomic creates dir and replaces dir/name atomically and durably
+// (osutil.WriteFileFunc): a reader, or a node killed mid-write, sees the
+// old file or the new one, never a part.
+func writeAtomic(dir, name string, render func(io.Writer) error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("profile output directory: %w", err)
 	}
-	final := filepath.Join(dir, name)
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", final, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("write %s: %w", final, err)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 64<<10)
-	if err := render(bw); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return err
-	}
-	// The rename itself survives a crash only once the directory is synced.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return osutil.WriteFileFunc(filepath.Join(dir, name), 0o644, render)
 }

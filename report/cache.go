@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/hpc-copper/copper/cache"
 )
 
 // CacheOptions configure Cache.
@@ -41,8 +43,6 @@ type CacheResult struct {
 
 // TableCombined is the row summing every table.
 const TableCombined = "combined"
-
-var tableOrder = []string{"data", "tree", "metadata", "negative", "links"}
 
 // Cache sums <jobDir>/tables/<source>/*-cache_tables.csv into
 // <jobDir>/profiling/cluster/cache_usage_summary.{txt,csv} (prefixed
@@ -85,6 +85,7 @@ func Cache(ctx context.Context, jobDir string, opts CacheOptions) (*CacheResult,
 			combined.Entries += t.Entries
 		}
 	}
+	tableOrder := cache.TableNames()
 	for _, name := range tableOrder {
 		if sums[name] == nil { // keep the five rows even when no node wrote one
 			sums[name] = &CacheRow{Table: name}

@@ -6,40 +6,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-)
 
-// writeAtomic replaces path with data so that readers see the old file or
-// the whole new one, never a part (temp file in the same directory, fsync,
-// rename).
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	cleanup := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return cleanup(err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return cleanup(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return cleanup(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return cleanup(err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
+	"github.com/hpc-copper/copper/internal/osutil"
+)
 
 // outputFile is one file a command produces.
 type outputFile struct {
@@ -56,7 +25,7 @@ func writeAll(dir string, files []outputFile) ([]string, error) {
 	paths := make([]string, 0, len(files))
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)
-		if err := writeAtomic(p, f.data); err != nil {
+		if err := osutil.WriteFile(p, f.data, 0o644); err != nil {
 			return paths, err
 		}
 		paths = append(paths, p)

@@ -74,7 +74,7 @@ leaf=${mounts[1]}
 
 stat_field() { "$BIN/copper-node" stats --mount "$1" --json | python3 -c 'import json, sys; v = json.load(sys.stdin); [v := v[k] for k in sys.argv[1].split(".")]; print(v)' "$2"; }
 pid_of() { stat_field "$1" pid; }
-cache_bytes() { stat_field "$1" node.cache.Bytes; }
+cache_bytes() { stat_field "$1" node.cache.bytes; }
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 pids=("$(pid_of "${mounts[0]}")" "$(pid_of "$leaf")")
 for p in "${pids[@]}"; do [ -n "$p" ] || { echo "memcheck: no pid from copper-node stats" >&2; exit 1; }; done

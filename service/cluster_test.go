@@ -53,7 +53,7 @@ func clusterSettings(tb testing.TB, target string) config.Settings {
 	s.Mount = filepath.Join(tb.TempDir(), "{rank}", "mnt")
 	s.LogDir = tb.TempDir()
 	s.CacheMemoryBytes = 512 << 20
-	s.ReadyProbeStartMs = 5
+	s.ReadyProbeInitialMs = 5
 	s.ReadyProbeMaxMs = 100
 	s.ReadyTimeoutS = 30
 	s.RPCTimeoutS = 30
@@ -88,12 +88,18 @@ type cluster struct {
 // caller stops the cluster (tests: t.Cleanup(c.stop)).
 func startCluster(ctx context.Context, tb testing.TB, s config.Settings, n int, token func(rank int) []byte) *cluster {
 	tb.Helper()
+	return startClusterWith(ctx, tb, s, n, token, service.Options{})
+}
+
+// startClusterWith is startCluster with every node started with opts
+// (its Logger replaced by the cluster's).
+func startClusterWith(ctx context.Context, tb testing.TB, s config.Settings, n int, token func(rank int) []byte, opts service.Options) *cluster {
+	tb.Helper()
 	book := loopbackBook(tb, n)
 	c := &cluster{nodes: make([]*service.Service, n), logs: &testkit.SyncBuffer{}}
-	logger := slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts.Logger = slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for r := range n {
-		svc, err := service.Start(ctx, s, service.Identity{Rank: r, Book: book, Token: token(r)},
-			service.Options{Logger: logger})
+		svc, err := service.Start(ctx, s, service.Identity{Rank: r, Book: book, Token: token(r)}, opts)
 		if err != nil {
 			c.stop()
 			require.NoError(tb, err, "start rank %d", r)
@@ -135,8 +141,14 @@ func (c *cluster) stop() error {
 // tree-ready and stops them at cleanup.
 func startReadyCluster(t *testing.T, s config.Settings, n int) *cluster {
 	t.Helper()
+	return startReadyClusterWith(t, s, n, service.Options{})
+}
+
+// startReadyClusterWith is startReadyCluster with opts (see startClusterWith).
+func startReadyClusterWith(t *testing.T, s config.Settings, n int, opts service.Options) *cluster {
+	t.Helper()
 	token := []byte("cluster-test-job-secret")
-	c := startCluster(t.Context(), t, s, n, func(int) []byte { return token })
+	c := startClusterWith(t.Context(), t, s, n, func(int) []byte { return token }, opts)
 	t.Cleanup(func() {
 		assert.NoError(t, c.stop())
 		if t.Failed() {
@@ -619,7 +631,8 @@ func TestClusterNegativeTTL(t *testing.T) {
 	s := clusterSettings(t, t.TempDir())
 	s.Fanout = 2
 	s.MdEnoentTTLMs = ttl.Milliseconds()
-	c := startReadyCluster(t, s, 7)
+	clock := testkit.NewClock()
+	c := startReadyClusterWith(t, s, 7, service.Options{Now: clock.Now})
 	leaf, root := c.nodes[6].Node(), c.nodes[0].Node() // 0 → 2 → 6
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -632,44 +645,33 @@ func TestClusterNegativeTTL(t *testing.T) {
 		}
 		return n
 	}
-	// The cached answer must be asked for within the TTL. On a machine so
-	// loaded that two local calls take longer, try again with a new path.
-	for attempt := range 5 {
-		dir := fmt.Sprintf("/missing-%d", attempt)
-		path := dir + "/x.py"
-		before, rootBefore := leaf.Stats(), root.Stats()
-		start := time.Now()
-		first := leaf.Get(ctx, op.Getattr, path)
-		stored := time.Now() // the leaf stored the ENOENT before Get returned
-		second := leaf.Get(ctx, op.Getattr, path)
-		read := leaf.Get(ctx, op.Read, dir)
-		if time.Since(start) >= ttl {
-			t.Logf("attempt %d: asking took longer than the TTL; retrying", attempt)
-			continue
-		}
-		mid := leaf.Stats()
-		require.Empty(t, resultDiff(enoent, first), "first ask")
-		require.Empty(t, resultDiff(enoent, second), "second ask")
-		require.Empty(t, resultDiff(enoent, read), "read of the missing directory")
-		assert.EqualValues(t, 1, mid.Op(op.DirPlus).Forwarded-before.Op(op.DirPlus).Forwarded, "only the first ask is forwarded")
-		assert.EqualValues(t, 1, forwarded(mid)-forwarded(before), "and nothing else")
-		assert.EqualValues(t, 1, mid.Cache.NegativeStores-before.Cache.NegativeStores)
-		assert.EqualValues(t, 2, mid.Cache.NegativeServes-before.Cache.NegativeServes)
+	const dir = "/missing"
+	const path = dir + "/x.py"
+	before, rootBefore := leaf.Stats(), root.Stats()
+	first := leaf.Get(ctx, op.Getattr, path)
+	clock.Advance(ttl - time.Millisecond) // still within the TTL
+	second := leaf.Get(ctx, op.Getattr, path)
+	read := leaf.Get(ctx, op.Read, dir)
+	mid := leaf.Stats()
+	require.Empty(t, resultDiff(enoent, first), "first ask")
+	require.Empty(t, resultDiff(enoent, second), "second ask")
+	require.Empty(t, resultDiff(enoent, read), "read of the missing directory")
+	assert.EqualValues(t, 1, mid.Op(op.DirPlus).Forwarded-before.Op(op.DirPlus).Forwarded, "only the first ask is forwarded")
+	assert.EqualValues(t, 1, forwarded(mid)-forwarded(before), "and nothing else")
+	assert.EqualValues(t, 1, mid.Cache.NegativeStores-before.Cache.NegativeStores)
+	assert.EqualValues(t, 2, mid.Cache.NegativeServes-before.Cache.NegativeServes)
 
-		// Every ancestor stored its ENOENT before the leaf did, so once the
-		// leaf's entry has expired theirs have too.
-		time.Sleep(time.Until(stored.Add(ttl)))
-		third := leaf.Get(ctx, op.Getattr, path)
-		after, rootAfter := leaf.Stats(), root.Stats()
-		require.Empty(t, resultDiff(enoent, third), "ask after the TTL")
-		assert.EqualValues(t, 2, forwarded(after)-forwarded(before), "forwarded again after the TTL")
-		assert.GreaterOrEqual(t, after.Cache.NegativeExpires-before.Cache.NegativeExpires, uint64(1))
-		assert.EqualValues(t, 2, rootAfter.Op(op.DirPlus).BackendOps-rootBefore.Op(op.DirPlus).BackendOps,
-			"the root's backend was asked once per TTL")
-		assert.Zero(t, after.ForwardErrors)
-		return
-	}
-	t.Fatal("no attempt asked twice within the TTL")
+	// Every node shares the clock: past the TTL, every hop's entry has
+	// expired, and the ask reaches the root's backend again.
+	clock.Advance(2 * time.Millisecond)
+	third := leaf.Get(ctx, op.Getattr, path)
+	after, rootAfter := leaf.Stats(), root.Stats()
+	require.Empty(t, resultDiff(enoent, third), "ask after the TTL")
+	assert.EqualValues(t, 2, forwarded(after)-forwarded(before), "forwarded again after the TTL")
+	assert.GreaterOrEqual(t, after.Cache.NegativeExpires-before.Cache.NegativeExpires, uint64(1))
+	assert.EqualValues(t, 2, rootAfter.Op(op.DirPlus).BackendOps-rootBefore.Op(op.DirPlus).BackendOps,
+		"the root's backend was asked once per TTL")
+	assert.Zero(t, after.ForwardErrors)
 }
 
 // nodeStats is a shorthand for benchmarks and tests that sum over nodes.

@@ -282,7 +282,7 @@ func TestProfileCountsThroughMount(t *testing.T) {
 func TestSnapshotsOnTimerOnDemandAndAtStop(t *testing.T) {
 	src := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(src, "a"), []byte("a"), 0o644))
-	p := startProfiledNode(t, src, func(s *config.Settings) { s.ProfileSnapshotInterval = 1 })
+	p := startProfiledNode(t, src, func(s *config.Settings) { s.ProfileSnapshotIntervalS = 1 })
 	require.NoError(t, within(t, "stat", func() error { _, err := os.Stat(filepath.Join(p.mnt, "a")); return err }))
 
 	runtime := p.file(profile.TagRuntime, "profiling_aggregate.csv")

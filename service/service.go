@@ -19,6 +19,7 @@ import (
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/control"
 	cfuse "github.com/hpc-copper/copper/fuse"
+	"github.com/hpc-copper/copper/internal/stalemount"
 	cnet "github.com/hpc-copper/copper/net"
 	"github.com/hpc-copper/copper/node"
 	"github.com/hpc-copper/copper/prefetch"
@@ -40,6 +41,10 @@ type Options struct {
 	Control bool // serve the control socket for the mount
 	Logger  *slog.Logger
 	Started time.Time // provider startup, origin of the timing lines
+
+	// Now is the clock of the cache's negative TTL; nil → time.Now
+	// (tests move it).
+	Now func() time.Time
 
 	// JobDir is the job's output directory (<log_dir>/<job_id>):
 	// profiling outputs and ioctl logs go below it. Required with
@@ -82,7 +87,8 @@ type Service struct {
 // with Options.Mount, to tree-ready and mounted. Without Options.Mount,
 // call AwaitTreeReady for readiness. s is as configured, before {rank} and $VAR
 // expansion: Start expands it for this rank (and for co-located ranks, to
-// guard their mounts).
+// guard their mounts). The stages run in order; a failed one stops what
+// the earlier ones started.
 func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_ *Service, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -90,25 +96,7 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if o.Started.IsZero() {
 		o.Started = time.Now()
 	}
-	if err := tree.ValidateBook(id.Book); err != nil {
-		return nil, err
-	}
-	// Peers authenticate both ways with the job token; a node without one
-	// could neither prove itself nor tell an impostor parent from its own.
-	if len(id.Token) < cnet.MinTokenLen {
-		return nil, fmt.Errorf("rank %d: job token of %d bytes: want at least %d (copper-node --token-file; copper-launch writes it)",
-			id.Rank, len(id.Token), cnet.MinTokenLen)
-	}
-	s := tmpl
-	if err := s.Expand(id.Rank); err != nil {
-		return nil, fmt.Errorf("rank %d: %w", id.Rank, err)
-	}
-	// Finish also applies Copper 1.0's implications (profile_top_n > 0,
-	// profile_paths_full or a snapshot interval turn profile_metrics on).
-	if err := s.Finish(); err != nil {
-		return nil, err
-	}
-	pos, err := tree.Locate(len(id.Book), s.Trees, s.Fanout, id.Rank)
+	s, pos, err := settle(tmpl, id, o)
 	if err != nil {
 		return nil, err
 	}
@@ -123,16 +111,75 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 			_ = svc.Stop(context.Background())
 		}
 	}()
-
-	if s.ProfileMetrics && o.JobDir == "" {
-		return nil, fmt.Errorf("rank %d: profile_metrics needs the job directory (service.Options.JobDir)", id.Rank)
-	}
 	guard := guardedMounts(tmpl, s, id)
 	budget, err := s.CacheBudget()
 	if err != nil {
 		return nil, err
 	}
-	svc.cache = cache.New(cache.Config{BudgetBytes: budget, NegativeTTL: s.NegativeTTL()})
+	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log, HeartbeatTimeout: s.HeartbeatTimeout()}
+	if err := svc.newNode(id, o, budget, guard, netCfg); err != nil {
+		return nil, err
+	}
+	if err := svc.serve(ctx, id, netCfg); err != nil {
+		return nil, err
+	}
+	if o.Control {
+		if err := svc.serveControl(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if o.Mount {
+		if err := svc.mountWhenReady(ctx, guard); err != nil {
+			return nil, err
+		}
+	}
+	if svc.profOn {
+		svc.startSnapshots(s.ProfileSnapshotInterval())
+	}
+	if s.Prefetch != "" {
+		if err := svc.startPrefetch(ctx, s, budget); err != nil {
+			return nil, err
+		}
+	}
+	return svc, nil
+}
+
+// settle checks the identity and returns the settings expanded and
+// finished for this rank, and its place in the tree.
+func settle(tmpl config.Settings, id Identity, o Options) (config.Settings, tree.Position, error) {
+	if err := tree.ValidateBook(id.Book); err != nil {
+		return config.Settings{}, tree.Position{}, err
+	}
+	// Peers authenticate both ways with the job token; a node without one
+	// could neither prove itself nor tell an impostor parent from its own.
+	if len(id.Token) < cnet.MinTokenLen {
+		return config.Settings{}, tree.Position{}, fmt.Errorf("rank %d: job token of %d bytes: want at least %d (copper-node --token-file; copper-launch writes it)",
+			id.Rank, len(id.Token), cnet.MinTokenLen)
+	}
+	s := tmpl
+	if err := s.Expand(id.Rank); err != nil {
+		return config.Settings{}, tree.Position{}, fmt.Errorf("rank %d: %w", id.Rank, err)
+	}
+	// Finish also applies Copper 1.0's implications (profile_top_n > 0,
+	// profile_paths_full or a snapshot interval turn profile_metrics on).
+	if err := s.Finish(); err != nil {
+		return config.Settings{}, tree.Position{}, err
+	}
+	if s.ProfileMetrics && o.JobDir == "" {
+		return config.Settings{}, tree.Position{}, fmt.Errorf("rank %d: profile_metrics needs the job directory (service.Options.JobDir)", id.Rank)
+	}
+	pos, err := tree.Locate(len(id.Book), s.Trees, s.Fanout, id.Rank)
+	if err != nil {
+		return config.Settings{}, tree.Position{}, err
+	}
+	return s, pos, nil
+}
+
+// newNode makes the cache, the profiler and the node over its way up:
+// the backend on a tree's root, else the upstream of its ancestors.
+func (svc *Service) newNode(id Identity, o Options, budget int64, guard []string, netCfg cnet.Config) error {
+	s, pos, log := svc.Settings, svc.Position, svc.log
+	svc.cache = cache.New(cache.Config{BudgetBytes: budget, NegativeTTL: s.NegativeTTL(), Now: o.Now})
 	svc.prof = newCollector(svc, s, id.Rank, o)
 	svc.profOn = s.ProfileMetrics // before the control socket can ask
 	ncfg := node.Config{
@@ -148,18 +195,18 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if svc.profOn {
 		ncfg.Observe = svc.prof.Observe
 	}
-	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log, HeartbeatTimeout: s.HeartbeatTimeout()}
 	bcfg := backend.Config{
 		Target:       s.Target,
 		Parallel:     s.BackendParallel,
 		MaxCacheable: s.MaxCacheableBytes,
 		Guard:        guard,
+		Logger:       log,
 	}
+	var err error
 	if pos.Parent < 0 {
 		// Refuses a target that is not a directory, naming it.
-		svc.backend, err = backend.New(bcfg)
-		if err != nil {
-			return nil, fmt.Errorf("rank %d: %w", id.Rank, err)
+		if svc.backend, err = backend.New(bcfg); err != nil {
+			return fmt.Errorf("rank %d: %w", id.Rank, err)
 		}
 		log.Debug("backend", "target", s.Target, "resolve", svc.backend.Resolver())
 		ncfg.Backend = svc.backend
@@ -176,49 +223,50 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 			Logger:       log,
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ncfg.Parent = svc.upstream
 	}
-	if svc.node, err = node.New(ncfg); err != nil {
-		return nil, err
-	}
+	svc.node, err = node.New(ncfg)
+	return err
+}
 
+// serve accepts peers' requests at this rank's endpoint: the node is
+// registered.
+func (svc *Service) serve(ctx context.Context, id Identity, netCfg cnet.Config) error {
 	endpoint := id.Book[id.Rank].Endpoint
+	var err error
 	svc.server, err = cnet.Listen(ctx, endpoint, svc.node.Get, netCfg)
 	if err != nil {
-		return nil, fmt.Errorf("rank %d: serve %s: %w", id.Rank, endpoint, err)
+		return fmt.Errorf("rank %d: serve %s: %w", id.Rank, endpoint, err)
 	}
 	svc.node.MarkRegistered()
+	return nil
+}
 
-	if o.Control {
-		if svc.ctl, err = control.Listen(s.Mount, log); err != nil {
-			return nil, err
-		}
-		go svc.ctl.Serve(context.WithoutCancel(ctx), svc.handleControl)
+// serveControl answers the mount's control socket.
+func (svc *Service) serveControl(ctx context.Context) error {
+	var err error
+	if svc.ctl, err = control.Listen(svc.Settings.Mount, svc.log); err != nil {
+		return err
 	}
-	if o.Mount {
-		// Mount only once the tree above can answer: the kernel's first
-		// request (a getattr of the mount root, sent while mounting) would
-		// otherwise wait on a parent that is not serving yet, and a mount
-		// that exists is taken by users as a mount that works.
-		if err := svc.AwaitTreeReady(ctx); err != nil {
-			return nil, err
-		}
-		if err := svc.mount(s, id.Rank, guard); err != nil {
-			return nil, err
-		}
-		close(svc.serving)
+	go svc.ctl.Serve(context.WithoutCancel(ctx), svc.handleControl)
+	return nil
+}
+
+// mountWhenReady mounts the view once the tree above can answer: the
+// kernel's first request (a getattr of the mount root, sent while
+// mounting) would otherwise wait on a parent that is not serving yet, and
+// a mount that exists is taken by users as a mount that works.
+func (svc *Service) mountWhenReady(ctx context.Context, guard []string) error {
+	if err := svc.AwaitTreeReady(ctx); err != nil {
+		return err
 	}
-	if svc.profOn {
-		svc.startSnapshots(time.Duration(s.ProfileSnapshotInterval) * time.Second)
+	if err := svc.mount(svc.Settings, svc.Position.Rank, guard); err != nil {
+		return err
 	}
-	if s.Prefetch != "" {
-		if err := svc.startPrefetch(ctx, s, budget); err != nil {
-			return nil, err
-		}
-	}
-	return svc, nil
+	close(svc.serving)
+	return nil
 }
 
 // startPrefetch pulls the prefetch manifest's paths into the caches in
@@ -262,7 +310,7 @@ func newCollector(svc *Service, s config.Settings, rnk int, o Options) *profile.
 		Mount:            s.Mount,
 		TopN:             s.ProfileTopN,
 		PathsFull:        s.ProfilePathsFull,
-		SnapshotInterval: time.Duration(s.ProfileSnapshotInterval) * time.Second,
+		SnapshotInterval: time.Duration(s.ProfileSnapshotIntervalS) * time.Second,
 		MaxCacheable:     s.MaxCacheableBytes,
 		NegativeTTL:      s.NegativeTTL(),
 		Started:          o.Started,
@@ -320,7 +368,7 @@ func (svc *Service) snapshot(tag string) {
 func (svc *Service) Profile() *profile.Collector { return svc.prof }
 
 func (svc *Service) mount(s config.Settings, rank int, guard []string) error {
-	if _, err := cfuse.CleanStale(s.Mount, svc.log); err != nil {
+	if _, err := stalemount.Clean(s.Mount, svc.log); err != nil {
 		return fmt.Errorf("rank %d: stale mount at %s: %w", rank, s.Mount, err)
 	}
 	if err := os.MkdirAll(s.Mount, 0o755); err != nil {
@@ -446,155 +494,4 @@ func (svc *Service) Stop(ctx context.Context) error {
 		svc.log.Info("stopped", "err", svc.stopErr)
 	})
 	return svc.stopErr
-}
-
-// Status is what `copper-node stats` shows.
-type Status struct {
-	Mount     string     `json:"mount"`
-	Target    string     `json:"target"`
-	Endpoint  string     `json:"endpoint"`
-	Parent    int        `json:"parent"`
-	Upstream  string     `json:"upstream,omitempty"`
-	Children  []int      `json:"children"`
-	Depth     int        `json:"depth"`
-	Tree      int        `json:"tree"`
-	PID       int        `json:"pid"`
-	UptimeSec float64    `json:"uptime_s"`
-	Node      node.Stats `json:"node"`
-	// DirectReads counts the files over max_cacheable_bytes this node
-	// read straight from the target: in no node counter.
-	DirectReads cfuse.DirectReadStats `json:"direct_reads"`
-	// Profile is the per-FUSE-operation table, with profile_metrics.
-	Profile []profile.OpRow `json:"profile,omitempty"`
-	// Prefetch is the progress of the prefetch manifest, when set.
-	Prefetch *prefetch.Stats `json:"prefetch,omitempty"`
-}
-
-// PrefetchResult answers the "prefetch" control command.
-type PrefetchResult struct {
-	Enabled bool            `json:"enabled"` // the node has a prefetch manifest
-	Stats   *prefetch.Stats `json:"stats,omitempty"`
-}
-
-// SnapshotResult answers the "snapshot" control command: where the
-// files went.
-type SnapshotResult struct {
-	Profiling string `json:"profiling_dir"`
-	Tables    string `json:"tables_dir"`
-}
-
-func (svc *Service) status() Status {
-	st := Status{
-		Mount:     svc.Settings.Mount,
-		Target:    svc.Settings.Target,
-		Endpoint:  svc.server.Addr(),
-		Parent:    svc.Position.Parent,
-		Children:  svc.Position.Children,
-		Depth:     svc.Position.Depth,
-		Tree:      svc.Position.Tree,
-		PID:       os.Getpid(),
-		UptimeSec: time.Since(svc.started).Seconds(),
-		Node:      svc.node.Stats(),
-		// The per-file list goes to the profile, not to stats.
-		DirectReads: svc.directReads.Stats(),
-	}
-	if svc.upstream != nil {
-		st.Upstream = svc.upstream.Current()
-	}
-	if svc.profOn {
-		st.Profile = svc.prof.Ops()
-	}
-	if svc.prefetch != nil {
-		ps := svc.prefetch.Stats()
-		st.Prefetch = &ps
-	}
-	return st
-}
-
-// WaitPrefetched blocks until the prefetch has finished (at once when
-// there is none) and returns its final counters and the reason it did
-// not complete, if any.
-func (svc *Service) WaitPrefetched(ctx context.Context) (prefetch.Stats, error) {
-	if svc.prefetch == nil {
-		return prefetch.Stats{}, nil
-	}
-	return svc.prefetch.Wait(ctx)
-}
-
-// controlPrefetch answers "prefetch": the counters now, or with wait set
-// the final ones once the prefetch has finished (within timeout, if
-// given).
-func (svc *Service) controlPrefetch(ctx context.Context, args map[string]string) (any, error) {
-	if svc.prefetch == nil {
-		return PrefetchResult{}, nil
-	}
-	if args["wait"] != "" {
-		if t := args["timeout"]; t != "" {
-			d, err := time.ParseDuration(t)
-			if err != nil {
-				return nil, fmt.Errorf("prefetch: timeout %q: %w", t, err)
-			}
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, d)
-			defer cancel()
-		}
-		// The run's own error is in the counters (Stats.Error).
-		if st, err := svc.prefetch.Wait(ctx); !st.Finished {
-			return nil, err
-		}
-	}
-	st := svc.prefetch.Stats()
-	return PrefetchResult{Enabled: true, Stats: &st}, nil
-}
-
-func (svc *Service) handleControl(ctx context.Context, req control.Request) (any, error) {
-	switch req.Cmd {
-	case "stats":
-		return svc.status(), nil
-	case "ready":
-		return map[string]bool{"tree_ready": svc.node.TreeReady()}, nil
-	case "wait":
-		if err := svc.waitServing(ctx); err != nil {
-			return nil, err
-		}
-		return map[string]bool{"tree_ready": true}, nil
-	case "prefetch":
-		return svc.controlPrefetch(ctx, req.Args)
-	case "stop":
-		svc.stopOnce.Do(func() { close(svc.stopReq) })
-		return map[string]bool{"stopping": true}, nil
-	case "snapshot":
-		tag := req.Args["tag"]
-		if tag == "" {
-			tag = profile.TagIoctl
-		}
-		if err := svc.prof.Snapshot(tag); err != nil {
-			return nil, err
-		}
-		return SnapshotResult{Profiling: svc.prof.ProfilingDir(tag), Tables: svc.prof.TablesDir(tag)}, nil
-	}
-	return nil, fmt.Errorf("unknown command %q (want stats, ready, wait, prefetch, stop or snapshot)", req.Cmd)
-}
-
-// waitServing blocks until the node serves: tree-ready and, when it
-// mounts, mounted (the control socket is up before either), within the
-// readiness budget (ready_timeout_s = 0: no limit).
-func (svc *Service) waitServing(ctx context.Context) error {
-	if d := svc.Settings.ReadyTimeout(); d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	if err := svc.node.WaitTreeReady(ctx); err != nil {
-		return err
-	}
-	if svc.serving == nil {
-		return nil
-	}
-	select {
-	case <-svc.serving:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("rank %d tree-ready but not mounted yet: %w", svc.node.Stats().Rank, ctx.Err())
-	}
 }

@@ -31,7 +31,7 @@ func BenchmarkTreeReady1024(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := clusterSettings(b, b.TempDir())
-	s.ReadyProbeStartMs, s.ReadyProbeMaxMs = def.ReadyProbeStartMs, def.ReadyProbeMaxMs
+	s.ReadyProbeInitialMs, s.ReadyProbeMaxMs = def.ReadyProbeInitialMs, def.ReadyProbeMaxMs
 	s.ReadyTimeoutS = 120
 	token := []byte("bench-job-secret")
 	logs := &syncDiscard{}

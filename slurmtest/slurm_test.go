@@ -8,7 +8,6 @@
 package slurmtest
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 )
 
@@ -606,87 +606,22 @@ func freePort(t *testing.T) int {
 	return port
 }
 
-// alive reports whether pid is a running (not zombie) process whose
-// command line mentions dir, so a recycled pid is never taken for ours.
-func alive(pid int, dir string) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(cmdline, []byte(dir))
-}
-
 // processes lists live processes whose command line names the job's dir:
 // the srun steps and the copper nodes slurmstepd started.
-func (j *job) processes() []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if alive(pid, j.dir) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-type mountEntry struct {
-	minor  uint32 // for FUSE: the fusectl connection id
-	point  string
-	fstype string
-}
-
-func readMountinfo(t *testing.T) []mountEntry {
-	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
-	require.NoError(t, err)
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 6 || sep < 0 || sep+1 >= len(fields) {
-			continue
-		}
-		_, minorText, _ := strings.Cut(fields[2], ":")
-		minor, _ := strconv.ParseUint(minorText, 10, 32)
-		out = append(out, mountEntry{minor: uint32(minor), point: fields[4], fstype: fields[sep+1]})
-	}
-	require.NoError(t, sc.Err())
-	return out
-}
+func (j *job) processes() []int { return osutil.ProcessesMentioning(j.dir) }
 
 // mounts lists the mounts at or below the job's dir.
-func (j *job) mounts() []mountEntry {
-	var out []mountEntry
-	for _, m := range readMountinfo(j.t) {
-		if m.point == j.dir || strings.HasPrefix(m.point, j.dir+"/") {
-			out = append(out, m)
-		}
-	}
-	return out
+func (j *job) mounts() []osutil.Mount {
+	ms, err := osutil.MountsUnder(j.dir)
+	require.NoError(j.t, err)
+	return ms
 }
 
 func (j *job) fuseMountPoints() []string {
 	var out []string
 	for _, m := range j.mounts() {
-		if strings.HasPrefix(m.fstype, "fuse") {
-			out = append(out, m.point)
+		if m.IsFUSE() {
+			out = append(out, m.Point)
 		}
 	}
 	slices.Sort(out)
@@ -697,8 +632,8 @@ func (j *job) noteConnections() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, m := range j.mounts() {
-		if strings.HasPrefix(m.fstype, "fuse") {
-			j.conns[m.minor] = true
+		if m.IsFUSE() {
+			j.conns[m.Minor] = true
 		}
 	}
 }
@@ -738,7 +673,7 @@ func (j *job) teardown() {
 		}
 	}
 	for _, m := range j.mounts() {
-		cmd := exec.Command(filepath.Join(cluster.binDir, "copper-node"), "stop", "--mount", m.point, "--timeout", "10s")
+		cmd := exec.Command(filepath.Join(cluster.binDir, "copper-node"), "stop", "--mount", m.Point, "--timeout", "10s")
 		cmd.Env = j.env()
 		_, _ = runBounded(cmd, exitTimeout)
 	}
@@ -746,20 +681,10 @@ func (j *job) teardown() {
 		t.Logf("teardown: SIGKILL pid %d, still alive after stop", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	for range 8 {
-		left := j.mounts()
-		if len(left) == 0 {
-			break
-		}
-		for i := len(left) - 1; i >= 0; i-- {
-			if err := syscall.Unmount(left[i].point, syscall.MNT_DETACH); err != nil {
-				t.Logf("teardown: umount -l %s: %v", left[i].point, err)
-			}
-		}
-	}
+	detachErr := testkit.DetachMountsUnder(j.dir)
 	j.abortStuckConnections()
-	if left := j.mounts(); len(left) > 0 {
-		t.Errorf("teardown: %d mounts left under %s; not removing it", len(left), j.dir)
+	if detachErr != nil {
+		t.Errorf("teardown: %v; not removing %s", detachErr, j.dir)
 		return
 	}
 	if err := os.RemoveAll(j.dir); err != nil {

@@ -64,22 +64,6 @@ func holds(k, size int) bool {
 	return nodes >= size
 }
 
-// Segments splits ranks 0..n-1 into trees contiguous [first, end) ranges of
-// near-equal size; the first n mod trees segments are one rank larger.
-func Segments(n, trees int) ([][2]int, error) {
-	if err := checkShape(n, trees); err != nil {
-		return nil, err
-	}
-	segs := make([][2]int, trees)
-	first := 0
-	for t := range segs {
-		end := first + segmentSize(n, trees, t)
-		segs[t] = [2]int{first, end}
-		first = end
-	}
-	return segs, nil
-}
-
 // Locate returns rank's position among n ranks split into trees trees.
 // fanout 0 picks AutoFanout of the rank's segment size; otherwise it must
 // be at least 2 and the depth is whatever that fan-out gives.

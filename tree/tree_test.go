@@ -69,7 +69,7 @@ func TestSegments(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("n%d_t%d", tc.n, tc.trees), func(t *testing.T) {
-			got, err := Segments(tc.n, tc.trees)
+			got, err := segments(tc.n, tc.trees)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
 		})
@@ -190,7 +190,7 @@ func TestLocateErrors(t *testing.T) {
 
 func TestSegmentsErrors(t *testing.T) {
 	for _, tc := range []struct{ n, trees int }{{0, 1}, {3, 0}, {3, 4}} {
-		_, err := Segments(tc.n, tc.trees)
+		_, err := segments(tc.n, tc.trees)
 		assert.Error(t, err, "n=%d trees=%d", tc.n, tc.trees)
 	}
 }
@@ -281,7 +281,7 @@ func checkShapeAgainstReference(n, trees int) error {
 	if last := refSegs[len(refSegs)-1]; last.end != n {
 		return fmt.Errorf("reference segments end at %d", last.end)
 	}
-	segs, err := Segments(n, trees)
+	segs, err := segments(n, trees)
 	if err != nil {
 		return err
 	}
@@ -385,4 +385,21 @@ func BenchmarkLocate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// segments splits ranks 0..n-1 into trees contiguous [first, end) ranges of
+// near-equal size; the first n mod trees segments are one rank larger:
+// the tests' view of segmentSize, which Locate uses.
+func segments(n, trees int) ([][2]int, error) {
+	if err := checkShape(n, trees); err != nil {
+		return nil, err
+	}
+	segs := make([][2]int, trees)
+	first := 0
+	for t := range segs {
+		end := first + segmentSize(n, trees, t)
+		segs[t] = [2]int{first, end}
+		first = end
+	}
+	return segs, nil
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hpc-copper/copper/service"
 )
 
 // copperTree is N running copper-node daemons on loopback.
@@ -139,28 +141,6 @@ func firstErrors(errs []error, k int) error {
 	return errors.Join(kept...)
 }
 
-// nodeStatus is the part of `copper-node stats --json` the benchmark
-// reads.
-type nodeStatus struct {
-	PID  int `json:"pid"`
-	Node struct {
-		Rank  int  `json:"rank"`
-		Root  bool `json:"root"`
-		Cache struct {
-			Bytes       int64 `json:"Bytes"`
-			BudgetBytes int64 `json:"BudgetBytes"`
-		} `json:"cache"`
-		Ops []struct {
-			Op         string `json:"op"`
-			Hits       int64  `json:"hits"`
-			Misses     int64  `json:"misses"`
-			Coalesced  int64  `json:"coalesced_waits"`
-			Forwarded  int64  `json:"forwarded"`
-			BackendOps int64  `json:"backend_ops"`
-		} `json:"ops"`
-	} `json:"node"`
-}
-
 // NodeMemory is one copper node's memory against its cache.
 type NodeMemory struct {
 	Rank       int   `json:"rank"`
@@ -181,7 +161,7 @@ func (t *copperTree) memory(ctx context.Context) ([]NodeMemory, error) {
 		if err != nil {
 			return nil, err
 		}
-		var st nodeStatus
+		var st service.Status
 		if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
 			return nil, fmt.Errorf("copper-node stats --mount %s --json: %w", m, err)
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // tinyPackage writes a small Python package: a module, a subpackage, a
@@ -95,7 +97,7 @@ func TestRunEndToEnd(t *testing.T) {
 	mounts, err := mountsUnder(work)
 	require.NoError(t, err)
 	assert.Empty(t, mounts, "everything is unmounted")
-	assert.Empty(t, processesMentioning(work), "every helper is gone")
+	assert.Empty(t, osutil.ProcessesMentioning(work), "every helper is gone")
 
 	for _, work := range []string{WorkReplay, WorkImport} {
 		for _, mode := range []string{ModeLocal, ModeDirect, ModeCopper, ModeStaging, ModePrefetch} {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // cappedBuffer keeps the first limit bytes written to it: enough of a
@@ -114,28 +116,10 @@ func environ(set ...string) []string {
 	return append(env, set...)
 }
 
-// processAlive reports whether pid is a live (not zombie) process whose
-// command line mentions marker, so a recycled pid is never taken for
-// one of ours.
-func processAlive(pid int, marker string) bool {
-	if pid <= 0 {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(cmdline, []byte(marker))
-}
-
 // waitGone waits up to d for pid to stop being a live process of ours.
 func waitGone(pid int, marker string, d time.Duration) bool {
 	deadline := time.Now().Add(d)
-	for processAlive(pid, marker) {
+	for osutil.ProcessMentions(pid, marker) {
 		if time.Now().After(deadline) {
 			return false
 		}

@@ -188,7 +188,6 @@ func TestHelpers(t *testing.T) {
 	}
 	assert.Equal(t, []string{"plain", "'two words'", `'it'\''s'`, "''"}, quoteArgs([]string{"plain", "two words", "it's", ""}))
 	assert.Equal(t, int64(52)<<20, memoryLimit(10<<20))
-	assert.Equal(t, "/a b/c", unescapeOctal(`/a\040b/c`))
 	env := environ("PFSBENCH_TEST_X=1", "PATH=/nowhere")
 	assert.Contains(t, env, "PATH=/nowhere")
 	assert.NotContains(t, env, "PATH="+os.Getenv("PATH"))

@@ -9,13 +9,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hpc-copper/copper/bench/replay"
 	"github.com/hpc-copper/copper/bench/slowpfs"
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // runner is the state of one Run.
@@ -170,7 +170,7 @@ func (r *runner) finish() error {
 	if err := r.cleanup.popTo(0); err != nil {
 		errs = append(errs, err)
 	}
-	for _, pid := range processesMentioning(r.work) {
+	for _, pid := range osutil.ProcessesMentioning(r.work) {
 		errs = append(errs, fmt.Errorf("pid %d still running after cleanup; killed", pid))
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		waitGone(pid, r.work, 5*time.Second)
@@ -184,23 +184,6 @@ func (r *runner) finish() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// processesMentioning lists live processes other than this one whose
-// command line names dir: only ours can, the directory is unique.
-func processesMentioning(dir string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if processAlive(pid, dir) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 func (r *runner) progress(format string, args ...any) {

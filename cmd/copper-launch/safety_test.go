@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 )
 
@@ -241,7 +242,7 @@ func TestStopVerifiesThePID(t *testing.T) {
 	assert.Contains(t, s.Stderr, "still running")
 	assert.Contains(t, s.Stderr, fmt.Sprintf("pid %d", os.Getpid()), "the process that answered on the socket")
 	assert.Contains(t, s.Stderr, fmt.Sprintf("pid %d", pids[0]), "the node that holds the mount")
-	assert.True(t, testkit.ProcessAlive(pids[0]))
+	assert.True(t, osutil.ProcessRuns(pids[0]))
 	assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(0), "sub", "hello.txt")))
 
 	// With no socket at all, the node's claim on the mount still shows.
@@ -251,7 +252,7 @@ func TestStopVerifiesThePID(t *testing.T) {
 	s = j.launch("stop", "--mount", j.mountTemplate(), "--local", "1", "--timeout", "2s")
 	require.NotEqual(t, 0, s.Code, "stop must not succeed while the node runs: %s", s)
 	assert.Contains(t, s.Stderr, fmt.Sprintf("pid %d claims the mount", pids[0]))
-	assert.True(t, testkit.ProcessAlive(pids[0]))
+	assert.True(t, osutil.ProcessRuns(pids[0]))
 
 	// The node is stopped for real by its signal.
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
@@ -288,7 +289,7 @@ func interruptAndWait(ctx context.Context, pid int) error {
 	if err := p.Signal(os.Interrupt); err != nil {
 		return fmt.Errorf("signal pid %d: %w", pid, err)
 	}
-	for testkit.ProcessAlive(pid) {
+	for osutil.ProcessRuns(pid) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("pid %d still running: %w", pid, ctx.Err())

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/internal/testkit/hosts"
 	"github.com/hpc-copper/copper/service"
@@ -178,7 +179,7 @@ func (j *job) stats(i int) service.Status {
 func (j *job) stopAll() {
 	var wg sync.WaitGroup
 	for _, h := range j.nw.Hosts {
-		ms, _ := testkit.MountsUnder(j.mount(h.Index))
+		ms, _ := osutil.MountsUnder(j.mount(h.Index))
 		if len(ms) == 0 {
 			continue
 		}

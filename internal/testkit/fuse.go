@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // FuseConnections is where fusectl shows one directory per FUSE
@@ -43,7 +45,7 @@ func RequireFuse(t testing.TB) {
 func DetachMountsUnder(dir string) error {
 	var errs []error
 	for range detachRounds {
-		left, err := MountsUnder(dir)
+		left, err := osutil.MountsUnder(dir)
 		if err != nil {
 			return err
 		}
@@ -57,7 +59,7 @@ func DetachMountsUnder(dir string) error {
 			}
 		}
 	}
-	left, err := MountsUnder(dir)
+	left, err := osutil.MountsUnder(dir)
 	if err != nil {
 		return err
 	}
@@ -74,7 +76,7 @@ func DetachMountsUnder(dir string) error {
 // mounted (it is empty while no FUSE connection exists), so mountinfo
 // decides.
 func EnsureFusectl() error {
-	all, err := Mounts()
+	all, err := osutil.Mounts()
 	if err != nil {
 		return err
 	}

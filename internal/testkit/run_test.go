@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 func TestRunBounded(t *testing.T) {
@@ -46,7 +48,7 @@ func TestRunBoundedKillsTheGroup(t *testing.T) {
 	assert.Equal(t, -1, r.Code, "killed by a signal: %s", r)
 	sleeper, convErr := strconv.Atoi(strings.TrimSpace(r.Stdout))
 	require.NoError(t, convErr, "the shell printed its child's pid: %s", r)
-	require.Eventually(t, func() bool { return !ProcessAlive(sleeper) }, 10*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return !osutil.ProcessRuns(sleeper) }, 10*time.Second, 10*time.Millisecond,
 		"sleep (pid %d), in the killed process group, survived", sleeper)
 }
 

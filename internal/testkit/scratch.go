@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // killWait bounds how long the cleanup waits for killed processes to go.
@@ -43,9 +45,9 @@ func NewScratch(t testing.TB, pattern string) *Scratch {
 
 // Mounts lists the mounts at or below Dir, in mountinfo order. Call it
 // from the test's goroutine: it fails the test if mountinfo is unreadable.
-func (s *Scratch) Mounts() []Mount {
+func (s *Scratch) Mounts() []osutil.Mount {
 	s.t.Helper()
-	ms, err := MountsUnder(s.Dir)
+	ms, err := osutil.MountsUnder(s.Dir)
 	require.NoError(s.t, err)
 	return ms
 }
@@ -55,7 +57,7 @@ func (s *Scratch) Mounts() []Mount {
 // they were detached. Call it after every start of a server; it is safe
 // from any goroutine.
 func (s *Scratch) NoteConnections() {
-	ms, err := MountsUnder(s.Dir)
+	ms, err := osutil.MountsUnder(s.Dir)
 	if err != nil {
 		s.t.Errorf("note FUSE connections under %s: %v", s.Dir, err)
 		return
@@ -70,7 +72,7 @@ func (s *Scratch) NoteConnections() {
 }
 
 // Processes lists the running processes whose command line names Dir.
-func (s *Scratch) Processes() []int { return ProcessesMentioning(s.Dir) }
+func (s *Scratch) Processes() []int { return osutil.ProcessesMentioning(s.Dir) }
 
 func (s *Scratch) cleanup() {
 	t := s.t
@@ -83,7 +85,7 @@ func (s *Scratch) cleanup() {
 	}
 	deadline := time.Now().Add(killWait)
 	for _, pid := range pids {
-		for ProcessMentions(pid, s.Dir) && time.Now().Before(deadline) {
+		for osutil.ProcessMentions(pid, s.Dir) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
@@ -123,7 +125,7 @@ func AbortStuckConnections(t testing.TB, conns map[uint32]bool) {
 	// to another test running in parallel (go test runs packages at
 	// once): aborting it would break that test's live mount.
 	live := map[uint32]bool{}
-	all, err := Mounts()
+	all, err := osutil.Mounts()
 	if err != nil {
 		t.Logf("teardown: not aborting FUSE connections: %v", err)
 		return

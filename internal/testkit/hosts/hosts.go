@@ -39,6 +39,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 )
 
@@ -328,7 +329,7 @@ func killIn(ns string) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, pid := range pids {
-		for testkit.ProcessAlive(pid) && time.Now().Before(deadline) {
+		for osutil.ProcessRuns(pid) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}

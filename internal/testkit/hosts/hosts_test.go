@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 )
 
@@ -49,7 +50,7 @@ func TestHostsAreSeparateMachinesSharingADirectory(t *testing.T) {
 	require.NoError(t, os.Mkdir(point, 0o755))
 	runAs(t, nw.Hosts[0], "mount", "-t", "tmpfs", "tmpfs", point)
 	ms := scratch.Mounts()
-	assert.True(t, slices.ContainsFunc(ms, func(m testkit.Mount) bool { return m.Point == point }), "mounts under %s: %v", scratch.Dir, ms)
+	assert.True(t, slices.ContainsFunc(ms, func(m osutil.Mount) bool { return m.Point == point }), "mounts under %s: %v", scratch.Dir, ms)
 
 	// The machine's own /etc/hosts and hostname are untouched.
 	after, err := os.ReadFile("/etc/hosts")

@@ -1,4 +1,4 @@
-package main
+package nodecmd
 
 import (
 	"context"
@@ -138,18 +138,13 @@ func stop(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// The pid is the kernel's word for who serves the socket, not the
-	// answer's.
-	pid, err := control.CallPID(ctx, mount, control.Request{Cmd: "stats"}, nil)
+	pid, err := control.ServingPID(ctx, mount)
 	if err != nil {
-		return err
-	}
-	if err := control.Call(ctx, mount, control.Request{Cmd: "stop"}, nil); err != nil {
 		return err
 	}
 	// Return once the process is gone and the mount unclaimed, so the
 	// mount is free for the next job.
-	return control.AwaitStopped(ctx, mount, pid, false)
+	return control.Stop(ctx, mount, pid, false)
 }
 
 // snapshot asks the node serving --mount to write a profiling snapshot.

@@ -2,20 +2,22 @@ package fuse
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/internal/osutil"
+	"github.com/hpc-copper/copper/internal/stalemount"
+	"github.com/hpc-copper/copper/internal/testkit"
 )
 
 // The test binary doubles as a helper process, chosen by helperEnv, for
@@ -108,18 +110,18 @@ func startHelperMount(t *testing.T, mnt, target string) *exec.Cmd {
 
 func requireNoFuseMount(t *testing.T, mnt string) {
 	t.Helper()
-	top, found, err := topMount(mnt)
+	top, found, err := osutil.TopMount(mnt)
 	require.NoError(t, err)
-	assert.False(t, found && isFuse(top.FSType), "still a FUSE mount at %s: %+v", mnt, top)
+	assert.False(t, found && top.IsFUSE(), "still a FUSE mount at %s: %+v", mnt, top)
 }
 
 func TestCleanStale(t *testing.T) {
-	requireFuse(t)
+	testkit.RequireFuse(t)
 	target := makeTree(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	require.NoError(t, os.Mkdir(mnt, 0o755))
 
-	cleaned, err := CleanStale(mnt, nil)
+	cleaned, err := stalemount.Clean(mnt, nil)
 	require.NoError(t, err)
 	assert.False(t, cleaned, "nothing mounted yet")
 
@@ -130,30 +132,30 @@ func TestCleanStale(t *testing.T) {
 	require.ErrorIs(t, err, syscall.ENOTCONN, "the killed server left a stale mount")
 	_, err = Mount(newDirSource(target, 0), Options{Mount: mnt, Target: target})
 	require.ErrorIs(t, err, syscall.ENOTCONN)
-	assert.Contains(t, err.Error(), "CleanStale", "the error says what to do")
+	assert.Contains(t, err.Error(), "stalemount.Clean", "the error says what to do")
 
-	cleaned, err = CleanStale(mnt, nil)
+	cleaned, err = stalemount.Clean(mnt, nil)
 	require.NoError(t, err)
 	assert.True(t, cleaned)
 	_, err = os.Stat(mnt)
 	require.NoError(t, err)
 	requireNoFuseMount(t, mnt)
 
-	cleaned, err = CleanStale(mnt, nil)
+	cleaned, err = stalemount.Clean(mnt, nil)
 	require.NoError(t, err)
 	assert.False(t, cleaned, "already clean")
 
 	// The directory is usable again, and a live mount is left alone.
 	m, _ := mountViewAt(t, mnt, target)
-	cleaned, err = CleanStale(mnt, nil)
+	cleaned, err = stalemount.Clean(mnt, nil)
 	assert.False(t, cleaned)
-	require.ErrorIs(t, err, ErrLiveMount)
+	require.ErrorIs(t, err, stalemount.ErrLive)
 	_, err = os.Stat(filepath.Join(m.Mountpoint(), "a/small.txt"))
 	require.NoError(t, err, "the live mount still serves")
 }
 
 func TestCleanStaleHungServer(t *testing.T) {
-	requireFuse(t)
+	testkit.RequireFuse(t)
 	target := makeTree(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	require.NoError(t, os.Mkdir(mnt, 0o755))
@@ -162,7 +164,7 @@ func TestCleanStaleHungServer(t *testing.T) {
 	require.NoError(t, helper.Process.Signal(syscall.SIGSTOP))
 	waitStopped(t, helper.Process.Pid)
 
-	cleaned, err := CleanStale(mnt, nil)
+	cleaned, err := stalemount.Clean(mnt, nil)
 	require.NoError(t, err)
 	assert.True(t, cleaned)
 	requireNoFuseMount(t, mnt)
@@ -172,17 +174,8 @@ func TestCleanStaleHungServer(t *testing.T) {
 // signal is delivered asynchronously.
 func waitStopped(t *testing.T, pid int) {
 	t.Helper()
-	stat := fmt.Sprintf("/proc/%d/stat", pid)
-	for range 1000 {
-		data, err := os.ReadFile(stat)
-		require.NoError(t, err)
-		// pid (comm) state ...; comm may hold spaces, so look after the last ')'.
-		if fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:])); len(fields) > 0 && fields[0] == "T" {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("process %d did not stop", pid)
+	require.Eventually(t, func() bool { state, _ := osutil.ProcessState(pid); return state == "T" },
+		10*time.Second, 10*time.Millisecond, "process %d did not stop", pid)
 }
 
 // mountViewAt mounts target at an existing directory.
@@ -197,71 +190,4 @@ func mountViewAt(t *testing.T, mnt, target string) (*Mounted, *dirSource) {
 		}
 	})
 	return m, src
-}
-
-func TestParseMountinfo(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    []mountEntry
-		wantErr string
-	}{
-		{
-			name: "fuse with optional fields",
-			in:   "36 35 0:52 / /tmp/cu rw,nosuid,nodev,relatime shared:1 master:2 - fuse.copper copper ro,user_id=0\n",
-			want: []mountEntry{{ID: 36, Major: 0, Minor: 52, Mountpoint: "/tmp/cu", FSType: "fuse.copper"}},
-		},
-		{
-			name: "escaped spaces and no optional fields",
-			in:   "22 27 8:1 / /mnt/with\\040space rw - ext4 /dev/sda1 rw\n\n23 27 0:21 / /proc rw - proc proc rw\n",
-			want: []mountEntry{
-				{ID: 22, Major: 8, Minor: 1, Mountpoint: "/mnt/with space", FSType: "ext4"},
-				{ID: 23, Major: 0, Minor: 21, Mountpoint: "/proc", FSType: "proc"},
-			},
-		},
-		{name: "no separator", in: "36 35 0:52 / /x rw fuse x rw\n", wantErr: "mountinfo:1: malformed"},
-		{name: "bad id", in: "x 35 0:52 / /x rw - fuse x rw\n", wantErr: "mount id"},
-		{name: "bad device", in: "1 35 052 / /x rw - fuse x rw\n", wantErr: "major:minor"},
-		{name: "bad escape", in: "1 35 0:1 / /x\\09 rw - fuse x rw\n", wantErr: "escape"},
-		{name: "truncated escape", in: "1 35 0:1 / /x\\04 rw - fuse x rw\n", wantErr: "truncated escape"},
-		{name: "error names the line", in: "1 2 0:1 / / rw - ext4 a rw\nbroken\n", wantErr: "mountinfo:2:"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseMountinfo(strings.NewReader(tt.in), "mountinfo")
-			if tt.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
-
-	// This machine's own table parses.
-	f, err := os.Open("/proc/self/mountinfo")
-	require.NoError(t, err)
-	defer f.Close()
-	entries, err := parseMountinfo(f, "/proc/self/mountinfo")
-	require.NoError(t, err)
-	assert.NotEmpty(t, entries)
-}
-
-func FuzzParseMountinfo(f *testing.F) {
-	f.Add("36 35 0:52 / /tmp/cu rw,nosuid shared:1 - fuse.copper copper ro\n")
-	f.Add("22 27 8:1 / /mnt/with\\040space rw - ext4 /dev/sda1 rw\n")
-	f.Add("1 35 0:1 / /x\\0 rw - fuse x rw\n")
-	f.Add("- - - - - - -\n")
-	f.Fuzz(func(t *testing.T, in string) {
-		entries, err := parseMountinfo(strings.NewReader(in), "fuzz")
-		if err != nil {
-			return
-		}
-		for _, e := range entries {
-			if strings.Contains(e.FSType, " ") {
-				t.Fatalf("fstype %q holds a field separator", e.FSType)
-			}
-		}
-	})
 }

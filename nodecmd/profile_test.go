@@ -1,4 +1,4 @@
-package main
+package nodecmd
 
 // These tests run copper-node as a real daemon: the test binary, run
 // again with asMainEnv set, is copper-node (see TestMain).
@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/profile"
 )
@@ -30,7 +30,7 @@ const asMainEnv = "COPPER_NODE_TEST_AS_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asMainEnv) == "1" {
-		os.Exit(run(os.Args[1:]))
+		os.Exit(Run(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
@@ -87,7 +87,7 @@ func startDaemon(t *testing.T, target string, flags ...string) *daemon {
 }
 
 // alive reports whether the daemon still runs.
-func (d *daemon) alive() bool { return control.ProcessRuns(d.pid) }
+func (d *daemon) alive() bool { return osutil.ProcessRuns(d.pid) }
 
 func (d *daemon) stop(t *testing.T) {
 	if d.pid > 0 && d.alive() {

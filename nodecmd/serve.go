@@ -1,4 +1,4 @@
-package main
+package nodecmd
 
 import (
 	"bufio"
@@ -28,6 +28,7 @@ import (
 	cnet "github.com/hpc-copper/copper/net"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/service"
+	"github.com/hpc-copper/copper/tree"
 )
 
 // daemonEnv marks the re-executed daemon; its fd 3 is the pipe on which it
@@ -140,7 +141,7 @@ func serve(args []string) int {
 	if !a.foreground && report == nil {
 		return daemonize(a, lock)
 	}
-	if err := runNode(a, report, lock); err != nil {
+	if err := serveNode(a, report, lock); err != nil {
 		fmt.Fprintf(os.Stderr, "copper-node rank %d: %v\n", a.rank, err)
 		if !errors.Is(err, errStopped) {
 			logs := []string{a.logFile()}
@@ -238,7 +239,9 @@ func claimMount(a serveArgs) (*control.Lock, error) {
 	return control.LockMount(s.Mount)
 }
 
-func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error) {
+// serveNode runs the node in this process until it is stopped, writing
+// "ready" or "error: ..." to report (a daemon's parent waits on it).
+func serveNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error) {
 	started := time.Now()
 	say := func(msg string) {
 		if report != nil {
@@ -262,12 +265,7 @@ func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error)
 	if err := lock.Claim(); err != nil {
 		return err
 	}
-	logFile := a.logFileOf(s, os.Getpid())
-	logType := s.LogType
-	if report != nil && logType != "file" {
-		logType = "file" // a daemon's stdout is gone; keep the lines in the file
-	}
-	log, closeLog, err := logging.New(logging.Options{Level: s.LogLevel, Type: logType, File: logFile})
+	log, logFile, closeLog, err := openLog(a, s, report != nil)
 	if err != nil {
 		return err
 	}
@@ -276,15 +274,7 @@ func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error)
 	if err := limitMemory(s, log); err != nil {
 		return err
 	}
-
-	entries, err := book.Read(a.bookPath)
-	if err != nil {
-		return err
-	}
-	if a.rank >= len(entries) {
-		return fmt.Errorf("rank %d outside address book %s (%d ranks)", a.rank, a.bookPath, len(entries))
-	}
-	token, err := readToken(a.tokenFile)
+	entries, token, err := a.identity()
 	if err != nil {
 		return err
 	}
@@ -319,6 +309,35 @@ func runNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err error)
 		log.Info("stop requested, stopping")
 	}
 	return nil
+}
+
+// openLog opens this node's log, <job dir>/logs/<host>-<pid>-output.log
+// when written to a file; a daemon always writes there (its stdout is gone).
+func openLog(a serveArgs, s config.Settings, daemon bool) (log *slog.Logger, path string, closeLog func() error, err error) {
+	path = a.logFileOf(s, os.Getpid())
+	logType := s.LogType
+	if daemon && logType != "file" {
+		logType = "file"
+	}
+	log, closeLog, err = logging.New(logging.Options{Level: s.LogLevel, Type: logType, File: path})
+	return log, path, closeLog, err
+}
+
+// identity reads the address book and the job token and checks that the
+// rank is in the book.
+func (a serveArgs) identity() ([]tree.Entry, []byte, error) {
+	entries, err := book.Read(a.bookPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.rank >= len(entries) {
+		return nil, nil, fmt.Errorf("rank %d outside address book %s (%d ranks)", a.rank, a.bookPath, len(entries))
+	}
+	token, err := readToken(a.tokenFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return entries, token, nil
 }
 
 // limitMemory sets the Go memory limit from the cache budget unless
@@ -374,6 +393,19 @@ func readToken(path string) ([]byte, error) {
 // bytes, and a path pointed at something large must not be slurped.
 const maxTokenFile = 4096
 
+// readLines sends r's lines until it ends, then closes the channel.
+func readLines(r io.Reader) <-chan string {
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines
+}
+
 // daemonize starts this program again in its own session and waits for it
 // to report that it is mounted and tree-ready, so that a job script's next
 // line can use the mount.
@@ -420,14 +452,7 @@ func daemonize(a serveArgs, lock *control.Lock) int {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	lines := make(chan string, 4)
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines := readLines(r)
 	// The daemon enforces the readiness budget itself; this is the backstop
 	// for a daemon that hangs. ready_timeout_s = 0 waits forever.
 	var deadline <-chan time.Time

@@ -1,0 +1,155 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hpc-copper/copper/control"
+	cfuse "github.com/hpc-copper/copper/fuse"
+	"github.com/hpc-copper/copper/node"
+	"github.com/hpc-copper/copper/prefetch"
+	"github.com/hpc-copper/copper/profile"
+)
+
+// Status is what `copper-node stats` shows.
+type Status struct {
+	Mount     string     `json:"mount"`
+	Target    string     `json:"target"`
+	Endpoint  string     `json:"endpoint"`
+	Parent    int        `json:"parent"`
+	Upstream  string     `json:"upstream,omitempty"`
+	Children  []int      `json:"children"`
+	Depth     int        `json:"depth"`
+	Tree      int        `json:"tree"`
+	PID       int        `json:"pid"`
+	UptimeSec float64    `json:"uptime_s"`
+	Node      node.Stats `json:"node"`
+	// DirectReads counts the files over max_cacheable_bytes this node
+	// read straight from the target: in no node counter.
+	DirectReads cfuse.DirectReadStats `json:"direct_reads"`
+	// Profile is the per-FUSE-operation table, with profile_metrics.
+	Profile []profile.OpRow `json:"profile,omitempty"`
+	// Prefetch is the progress of the prefetch manifest, when set.
+	Prefetch *prefetch.Stats `json:"prefetch,omitempty"`
+}
+
+// PrefetchResult answers the "prefetch" control command.
+type PrefetchResult struct {
+	Enabled bool            `json:"enabled"` // the node has a prefetch manifest
+	Stats   *prefetch.Stats `json:"stats,omitempty"`
+}
+
+// SnapshotResult answers the "snapshot" control command: where the
+// files went.
+type SnapshotResult struct {
+	Profiling string `json:"profiling_dir"`
+	Tables    string `json:"tables_dir"`
+}
+
+func (svc *Service) status() Status {
+	st := Status{
+		Mount:     svc.Settings.Mount,
+		Target:    svc.Settings.Target,
+		Endpoint:  svc.server.Addr(),
+		Parent:    svc.Position.Parent,
+		Children:  svc.Position.Children,
+		Depth:     svc.Position.Depth,
+		Tree:      svc.Position.Tree,
+		PID:       os.Getpid(),
+		UptimeSec: time.Since(svc.started).Seconds(),
+		Node:      svc.node.Stats(),
+		// The per-file list goes to the profile, not to stats.
+		DirectReads: svc.directReads.Stats(),
+	}
+	if svc.upstream != nil {
+		st.Upstream = svc.upstream.Current()
+	}
+	if svc.profOn {
+		st.Profile = svc.prof.Ops()
+	}
+	if svc.prefetch != nil {
+		ps := svc.prefetch.Stats()
+		st.Prefetch = &ps
+	}
+	return st
+}
+
+// controlPrefetch answers "prefetch": the counters now, or with wait set
+// the final ones once the prefetch has finished (within timeout, if
+// given).
+func (svc *Service) controlPrefetch(ctx context.Context, args map[string]string) (any, error) {
+	if svc.prefetch == nil {
+		return PrefetchResult{}, nil
+	}
+	if args["wait"] != "" {
+		if t := args["timeout"]; t != "" {
+			d, err := time.ParseDuration(t)
+			if err != nil {
+				return nil, fmt.Errorf("prefetch: timeout %q: %w", t, err)
+			}
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		// The run's own error is in the counters (Stats.Error).
+		if st, err := svc.prefetch.Wait(ctx); !st.Finished {
+			return nil, err
+		}
+	}
+	st := svc.prefetch.Stats()
+	return PrefetchResult{Enabled: true, Stats: &st}, nil
+}
+
+func (svc *Service) handleControl(ctx context.Context, req control.Request) (any, error) {
+	switch req.Cmd {
+	case "stats":
+		return svc.status(), nil
+	case "ready":
+		return map[string]bool{"tree_ready": svc.node.TreeReady()}, nil
+	case "wait":
+		if err := svc.waitServing(ctx); err != nil {
+			return nil, err
+		}
+		return map[string]bool{"tree_ready": true}, nil
+	case "prefetch":
+		return svc.controlPrefetch(ctx, req.Args)
+	case "stop":
+		svc.stopOnce.Do(func() { close(svc.stopReq) })
+		return map[string]bool{"stopping": true}, nil
+	case "snapshot":
+		tag := req.Args["tag"]
+		if tag == "" {
+			tag = profile.TagIoctl
+		}
+		if err := svc.prof.Snapshot(tag); err != nil {
+			return nil, err
+		}
+		return SnapshotResult{Profiling: svc.prof.ProfilingDir(tag), Tables: svc.prof.TablesDir(tag)}, nil
+	}
+	return nil, fmt.Errorf("unknown command %q (want stats, ready, wait, prefetch, stop or snapshot)", req.Cmd)
+}
+
+// waitServing blocks until the node serves: tree-ready and, when it
+// mounts, mounted (the control socket is up before either), within the
+// readiness budget (ready_timeout_s = 0: no limit).
+func (svc *Service) waitServing(ctx context.Context) error {
+	if d := svc.Settings.ReadyTimeout(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	if err := svc.node.WaitTreeReady(ctx); err != nil {
+		return err
+	}
+	if svc.serving == nil {
+		return nil
+	}
+	select {
+	case <-svc.serving:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rank %d tree-ready but not mounted yet: %w", svc.node.Stats().Rank, ctx.Err())
+	}
+}
