@@ -198,7 +198,7 @@ func responsePayloadSize(o op.Op, r op.Result) int {
 		}
 	case op.Readlink:
 		n += 4 + len(r.Target)
-	case op.Read:
+	case op.Read, op.Chunk:
 		n += AttrSize + 4 + len(r.Data)
 	case op.DirPlus, op.DirPlusNext:
 		n += PlusPageSize(r.Plus)
@@ -266,7 +266,7 @@ func appendResponsePayload(b []byte, o op.Op, r op.Result) ([]byte, error) {
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(r.Target)))
 		b = append(b, r.Target...)
-	case op.Read:
+	case op.Read, op.Chunk:
 		if len(r.Data) > math.MaxUint32 {
 			return b, fmt.Errorf("cnet: read of %d bytes overflows the length field", len(r.Data))
 		}
@@ -344,7 +344,7 @@ func DecodeResponse(o op.Op, payload []byte) (op.Result, error) {
 					d.err = fmt.Errorf("%w: %w", ErrProtocol, err)
 				}
 			}
-		case op.Read:
+		case op.Read, op.Chunk:
 			res.Attr = d.attr()
 			res.Data = d.bytes(d.u32())
 		case op.DirPlus, op.DirPlusNext:

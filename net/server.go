@@ -252,7 +252,7 @@ func (s *Server) dispatch(sc *serverConn, h Header, path string) {
 	go func() {
 		defer s.inflight.Done()
 		var res op.Result
-		if errno := op.CheckPath(path); errno != 0 {
+		if errno := op.CheckRequest(h.Op, path); errno != 0 {
 			res = op.Fail(errno)
 		} else {
 			res = s.callHandler(sc, h.Op, path)
@@ -308,7 +308,7 @@ func (s *Server) encodeResponse(sc *serverConn, h Header, path string, res op.Re
 		res = op.Fail(syscall.EFBIG)
 		size = responsePayloadSize(h.Op, res)
 	}
-	if h.Op == op.Read && res.Errno == 0 && len(res.Data) > inlineData {
+	if (h.Op == op.Read || h.Op == op.Chunk) && res.Errno == 0 && len(res.Data) > inlineData {
 		tail = res.Data
 		size -= len(tail)
 	}
