@@ -42,10 +42,10 @@ func TestDecodeChunkReqRejects(t *testing.T) {
 		{"0:4:0:0:10:0:0:/a/../b", syscall.EINVAL}, // unclean
 		{"00:4:0:0:10:0:0:/a", syscall.EINVAL},     // non-canonical
 		{"+0:4:0:0:10:0:0:/a", syscall.EINVAL},
-		{"0:0:0:0:10:0:0:/a", syscall.EINVAL},         // zero chunk size
+		{"0:0:0:0:10:0:0:/a", syscall.EINVAL},          // zero chunk size
 		{"0:2000000000:0:0:10:0:0:/a", syscall.EINVAL}, // over MaxChunkBytes
-		{"3:4:0:0:10:0:0:/a", syscall.EINVAL},         // past the end
-		{"0:4:0:0:0:0:0:/a", syscall.EINVAL},          // an empty file has no chunk
+		{"3:4:0:0:10:0:0:/a", syscall.EINVAL},          // past the end
+		{"0:4:0:0:0:0:0:/a", syscall.EINVAL},           // an empty file has no chunk
 		{"-1:4:0:0:10:0:0:/a", syscall.EINVAL},
 		{"0:4:-1:0:10:0:0:/a", syscall.EINVAL}, // dev is unsigned
 		{"0:4:0:0:-10:0:0:/a", syscall.EINVAL},
