@@ -22,6 +22,7 @@ import (
 	"github.com/hpc-copper/copper/backend"
 	"github.com/hpc-copper/copper/cache"
 	"github.com/hpc-copper/copper/op"
+	"github.com/hpc-copper/copper/spill"
 )
 
 // Parent is the next node up the tree (a net.Client, or a failover set of
@@ -52,6 +53,13 @@ type Config struct {
 	// answered. It runs on the request path: keep it cheap and never
 	// block. nil costs one comparison per Get.
 	Observe func(Observation)
+
+	// Chunks stores the chunks of large files (op.Chunk) this node
+	// fetched; nil: the node answers chunk requests ENOSYS.
+	Chunks *spill.Store
+	// ReadaheadChunks is how many chunks after one a sequential reader
+	// asks for are fetched ahead.
+	ReadaheadChunks int
 }
 
 // Outcome says where an answer came from.
@@ -108,6 +116,8 @@ type Node struct {
 	forwarded [len(op.All) + 1]atomic.Int64
 	fwdErrors atomic.Int64
 	inFlight  atomic.Int64
+
+	chunks *chunkState
 }
 
 // New checks cfg and returns a node. Exactly one of Backend and Parent is set.
@@ -135,6 +145,7 @@ func New(cfg Config) (*Node, error) {
 		log:        cfg.Logger,
 		registered: make(chan struct{}),
 		treeReady:  make(chan struct{}),
+		chunks:     newChunkState(cfg.Chunks, cfg.ReadaheadChunks),
 	}, nil
 }
 
@@ -242,6 +253,11 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 	}
 	if !o.Valid() {
 		return op.Fail(syscall.ENOSYS)
+	}
+	if o == op.Chunk {
+		// Its own path: the chunk store, not the cache; not observed
+		// (the profile counts paths, and this "path" is a request).
+		return n.getChunk(ctx, path)
 	}
 	if errno := op.CheckPath(path); errno != 0 {
 		return op.Fail(errno)
