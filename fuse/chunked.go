@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"context"
+	"sync/atomic"
 	"syscall"
 
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
@@ -26,12 +27,16 @@ type ChunkSource interface {
 type ChunkedFiles struct {
 	Source     ChunkSource
 	ChunkBytes int64
+	Opened     *atomic.Int64 // counts Opens; nil ok
 }
 
 // Open returns the content of attr's version of viewPath.
 func (c ChunkedFiles) Open(_ context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno) {
 	if c.ChunkBytes <= 0 || c.Source == nil {
 		return nil, syscall.EIO
+	}
+	if c.Opened != nil {
+		c.Opened.Add(1)
 	}
 	return chunkedContent{files: c, path: viewPath, version: op.VersionOf(attr)}, 0
 }

@@ -26,18 +26,19 @@ type chunkState struct {
 	readahead int
 	slots     chan struct{} // bounds readahead flights
 
-	fetched, served, localBytes, prefetched, stale, bad atomic.Int64
-	lastStaleLog                                        atomic.Int64 // unix ns
+	fetched, fetchedBytes, served, localBytes, prefetched, stale, bad atomic.Int64
+	lastStaleLog                                                      atomic.Int64 // unix ns
 }
 
 // ChunkStats counts a node's chunk traffic.
 type ChunkStats struct {
-	Fetched    int64       `json:"fetched"`     // chunks fetched from the parent or the backend
-	Served     int64       `json:"served"`      // chunks answered to children
-	LocalBytes int64       `json:"local_bytes"` // large-file bytes read through this node's mount
-	Readahead  int64       `json:"readahead"`   // chunks fetched ahead of a sequential reader
-	Stale      int64       `json:"stale"`       // chunk requests for a version the file no longer is
-	Rejected   int64       `json:"rejected"`    // parent answers of the wrong version or length (EIO)
+	Fetched    int64       `json:"fetched"`       // chunks fetched from the parent or the backend
+	FetchedB   int64       `json:"fetched_bytes"` // their bytes (at a root: bytes read from the backend)
+	Served     int64       `json:"served"`        // chunks answered to children
+	LocalBytes int64       `json:"local_bytes"`   // large-file bytes read through this node's mount
+	Readahead  int64       `json:"readahead"`     // chunks fetched ahead of a sequential reader
+	Stale      int64       `json:"stale"`         // chunk requests for a version the file no longer is
+	Rejected   int64       `json:"rejected"`      // parent answers of the wrong version or length (EIO)
 	Store      spill.Stats `json:"store"`
 }
 
@@ -54,7 +55,7 @@ func (n *Node) chunkStats() *ChunkStats {
 		return nil
 	}
 	return &ChunkStats{
-		Fetched: c.fetched.Load(), Served: c.served.Load(), LocalBytes: c.localBytes.Load(),
+		Fetched: c.fetched.Load(), FetchedB: c.fetchedBytes.Load(), Served: c.served.Load(), LocalBytes: c.localBytes.Load(),
 		Readahead: c.prefetched.Load(), Stale: c.stale.Load(), Rejected: c.bad.Load(),
 		Store: c.store.Stats(),
 	}
@@ -124,6 +125,7 @@ func (n *Node) chunkFlight(ctx context.Context, req op.ChunkReq) op.Result {
 		r := n.fetchChunk(context.WithoutCancel(ctx), req)
 		if r.OK() {
 			c.fetched.Add(1)
+			c.fetchedBytes.Add(int64(len(r.Data)))
 			c.store.Put(key, r.Data)
 		}
 		return r, nil
@@ -152,6 +154,11 @@ func (n *Node) fetchChunk(ctx context.Context, req op.ChunkReq) op.Result {
 	}
 	switch {
 	case r.Errno == syscall.ESTALE:
+		// The file is another version now: what this node holds of the
+		// path (its stat, above all) is of the old one. Every hop the
+		// answer passes drops it, so the next lookup through this node
+		// reaches the root and shows the new version.
+		n.cfg.Cache.Drop(req.Path)
 		n.chunks.stale.Add(1)
 		n.logStaleChunk(req)
 		return r
