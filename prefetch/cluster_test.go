@@ -328,7 +328,7 @@ func TestClusterPrefetchMakesColdWalkFree(t *testing.T) {
 	before := c.counters()
 	assert.Equal(t, map[string]int64{
 		"getattr": 301, "readdir": 0, "readlink": int64(f.links), "read": int64(len(f.read)),
-		"dirplus": int64(f.dirs) + 1, "dirplus_next": 0,
+		"dirplus": int64(f.dirs) + 1, "dirplus_next": 0, "chunk": 0,
 	}, before.backend)
 
 	walked := walkMounts(t, c.mounts, f)
