@@ -138,20 +138,21 @@ func readersAt(paths []string, size int64, sum uint32) (time.Duration, error) {
 }
 
 // mmapTouch maps path and reads one byte of every page; it returns the
-// time of the touching alone.
-func mmapTouch(path string) (time.Duration, error) {
+// time of the touching alone and the XOR of the bytes read (used, so the
+// compiler keeps the loads, and compared between copies of the file).
+func mmapTouch(path string) (time.Duration, byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		return 0, fmt.Errorf("mmap %s: %w", path, err)
+		return 0, 0, fmt.Errorf("mmap %s: %w", path, err)
 	}
 	defer unix.Munmap(m)
 	start := time.Now()
@@ -159,9 +160,7 @@ func mmapTouch(path string) (time.Duration, error) {
 	for i := 0; i < len(m); i += 4096 {
 		x ^= m[i]
 	}
-	d := time.Since(start)
-	_ = x
-	return d, nil
+	return time.Since(start), x, nil
 }
 
 func mibPerS(bytes int64, d time.Duration) float64 {
@@ -291,6 +290,7 @@ func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) er
 		return err
 	}
 	var seq, nseq, mm, nmm []float64
+	var leafX byte
 	for range lc.WarmRounds {
 		for _, p := range []string{leaf, host} {
 			start := time.Now()
@@ -304,9 +304,14 @@ func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) er
 			} else {
 				nseq = append(nseq, v)
 			}
-			dm, err := mmapTouch(p)
+			dm, x, err := mmapTouch(p)
 			if err != nil {
 				return err
+			}
+			if p == leaf {
+				leafX = x
+			} else if x != leafX {
+				return fmt.Errorf("mmap of %s and %s: pages differ", leaf, p)
 			}
 			if p == leaf {
 				mm = append(mm, mibPerS(n, dm))
