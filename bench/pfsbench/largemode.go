@@ -431,10 +431,18 @@ func (res *Results) largeSection(b *strings.Builder) {
 	w("| direct | %.2f s | %d | %.2f |\n", l.DirectS, l.DirectBackendBytes, float64(l.DirectBackendBytes)/float64(l.FileBytes))
 	w("| copper (cold; tree start %.2f s not included) | %.2f s | %d | %.2f |\n\n", l.CopperSetupS, l.CopperS, l.CopperBackendBytes,
 		float64(l.CopperBackendBytes)/float64(l.FileBytes))
+	w("Direct mode's time is the emulator's bandwidth model (its clients wait, using no CPU); copper's is the work of %d "+
+		"copper-node daemons moving %d MiB each (TCP to their children, the chunk store, FUSE) on this machine's %d cores "+
+		"at the load average in the header, where on a cluster each node has its own.\n\n", l.Nodes, l.FileBytes>>20, res.Machine.Cores)
 	w("Warm, on rank %d's mount after the cold read, against the same file in this host's page cache, "+
 		"median of %d alternating rounds: sequential read (1 MiB reads) %.0f vs %.0f MiB/s native; "+
 		"mmap and touch one byte per 4 KiB page %.0f vs %.0f MiB/s native. Kernel path: `%s`.\n\n",
 		l.Nodes-1, l.WarmRounds, l.WarmSeqMiBs, l.NativeSeqMiBs, l.WarmMmapMiBs, l.NativeMmapMiBs, l.KernelPath)
+	if l.KernelPath == "page_cache" {
+		w("The warm copper numbers are the kernel's page cache of the FUSE inode (no passthrough, see docs/DESIGN.md): " +
+			"no request reaches copper-node; a mapping of it is filled page fault by page fault, the native one by the local " +
+			"file system's own fault path.\n\n")
+	}
 	w("| rank | RSS MiB | limit MiB (cache budget + 64) | chunks fetched | chunks served | spill | spill MiB | spill budget MiB |\n|---|---|---|---|---|---|---|---|\n")
 	mem := slices.Clone(l.Memory)
 	for _, m := range mem {
