@@ -44,7 +44,7 @@ var specs = map[string]spec{
 	"backend_parallel":     {doc: "concurrent backend (file system) operations at a tree root", rule: intRange{lo: 1, hi: 4096, bounded: true}},
 	"large_files":          {doc: "files over max_cacheable_bytes: chunked (fetched once per tree in chunks, kept in the node-local chunk store) or direct (read from the backend on every node, as Copper 1.0)", rule: oneOf{"chunked", "direct"}},
 	"chunk_bytes":          {doc: "chunk size of large files; must fit a wire frame", rule: intRange{lo: 64 * kib, hi: 256 * mib, bounded: true, bytes: true}},
-	"spill_dir":            {doc: "node-local directory for the chunk store (a private per-run directory is made inside); empty or unusable = chunks kept in memory (64 MiB at most)", path: true},
+	"spill_dir":            {doc: "node-local directory for the chunk store (a private per-run directory is made inside); empty or unusable = chunks kept in memory (16 MiB at most)", path: true},
 	"spill_budget_bytes":   {doc: "bytes of chunks the chunk store keeps on disk per node, least recently used evicted", rule: intRange{lo: 0, bytes: true}},
 	"readahead_chunks":     {doc: "chunks after the one read that a node fetches ahead for a sequential reader; 0 = none", rule: intRange{lo: 0, hi: 64, bounded: true}},
 	"prefetch":             {doc: "manifest of host paths (e.g. an earlier run's used_paths_existing.txt) pulled into the cache in the background once the node is tree-ready; empty = off", path: true},

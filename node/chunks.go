@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/hpc-copper/copper/op"
 	"github.com/hpc-copper/copper/spill"
 )
@@ -25,6 +27,11 @@ type chunkState struct {
 	store     *spill.Store
 	readahead int
 	slots     chan struct{} // bounds readahead flights
+	// buffers bounds the chunk bytes a node holds in memory at once
+	// (fetches in flight, chunks loaded to answer children), so that its
+	// memory beyond the cache budget does not grow with the number of
+	// readers or children.
+	buffers *semaphore.Weighted
 
 	fetched, fetchedBytes, served, localBytes, prefetched, stale, bad atomic.Int64
 	lastStaleLog                                                      atomic.Int64 // unix ns
@@ -46,7 +53,23 @@ func newChunkState(store *spill.Store, readahead int) *chunkState {
 	if store == nil {
 		return nil
 	}
-	return &chunkState{store: store, readahead: max(readahead, 0), slots: make(chan struct{}, max(2*readahead, 2))}
+	return &chunkState{store: store, readahead: max(readahead, 0), slots: make(chan struct{}, max(2*readahead, 2)),
+		buffers: semaphore.NewWeighted(MaxChunkBuffers)}
+}
+
+// MaxChunkBuffers is the chunk bytes a node holds in memory at once (a
+// larger chunk takes the whole allowance): within the 64 MiB a node may
+// use beyond its cache budget, with room for the runtime and buffers.
+const MaxChunkBuffers = 40 << 20
+
+// hold waits for room for one chunk of req's size in memory; release
+// gives it back.
+func (c *chunkState) hold(ctx context.Context, req op.ChunkReq) (release func(), err error) {
+	n := min(req.Len(), MaxChunkBuffers)
+	if err := c.buffers.Acquire(ctx, n); err != nil {
+		return nil, err
+	}
+	return func() { c.buffers.Release(n) }, nil
 }
 
 func (n *Node) chunkStats() *ChunkStats {
@@ -72,10 +95,19 @@ func (n *Node) getChunk(ctx context.Context, encoded string) op.Result {
 		return op.Fail(syscall.ENOSYS)
 	}
 	n.readahead(ctx, req)
-	if data, ok := c.store.Load(req.Key()); ok {
-		n.hits[op.Chunk].Add(1)
-		c.served.Add(1)
-		return op.Result{Attr: attrOfVersion(req.Version), Data: data}
+	if c.store.Has(req.Key()) {
+		release, err := c.hold(ctx, req)
+		if err != nil {
+			return op.Fail(syscall.EINTR)
+		}
+		// The answer's bytes are written after this returns; the
+		// allowance covers the load and the handler, not the send.
+		defer release()
+		if data, ok := c.store.Load(req.Key()); ok {
+			n.hits[op.Chunk].Add(1)
+			c.served.Add(1)
+			return op.Result{Attr: attrOfVersion(req.Version), Data: data}
+		}
 	}
 	n.misses[op.Chunk].Add(1)
 	r := n.chunkFlight(ctx, req)
@@ -119,10 +151,16 @@ func (n *Node) chunkFlight(ctx context.Context, req op.ChunkReq) op.Result {
 	led := false
 	ch := n.flight.DoChan(flightKey(op.Chunk, key), func() (any, error) {
 		led = true
+		fctx := context.WithoutCancel(ctx) // others may be waiting on this fetch
+		release, err := c.hold(fctx, req)
+		if err != nil {
+			return op.Fail(syscall.EINTR), nil
+		}
+		defer release()
 		if data, ok := c.store.Load(key); ok { // a flight that just finished
 			return op.Result{Attr: attrOfVersion(req.Version), Data: data}, nil
 		}
-		r := n.fetchChunk(context.WithoutCancel(ctx), req)
+		r := n.fetchChunk(fctx, req)
 		if r.OK() {
 			c.fetched.Add(1)
 			c.fetchedBytes.Add(int64(len(r.Data)))

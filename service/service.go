@@ -492,7 +492,7 @@ type LargeFilesStatus struct {
 // spillMemoryBytes bounds the chunks a node keeps in memory when its
 // spill directory cannot be used: within the 64 MiB a node may use
 // beyond its cache budget, with room for chunks in flight.
-const spillMemoryBytes = 32 << 20
+const spillMemoryBytes = 16 << 20
 
 // PrefetchResult answers the "prefetch" control command.
 type PrefetchResult struct {
