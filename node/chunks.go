@@ -101,9 +101,10 @@ func (n *Node) getChunk(ctx context.Context, encoded string) op.Result {
 			return op.Fail(syscall.EINTR)
 		}
 		// The answer's bytes are written after this returns; the
-		// allowance covers the load and the handler, not the send.
-		defer release()
-		if data, ok := c.store.Load(req.Key()); ok {
+		// allowance covers the load, not the send.
+		data, ok := c.store.Load(req.Key())
+		release() // before any flight: an allowance is never held while waiting for another
+		if ok {
 			n.hits[op.Chunk].Add(1)
 			c.served.Add(1)
 			return op.Result{Attr: attrOfVersion(req.Version), Data: data}
