@@ -31,7 +31,8 @@ type chunkState struct {
 	// (fetches in flight, chunks loaded to answer children), so that its
 	// memory beyond the cache budget does not grow with the number of
 	// readers or children.
-	buffers *semaphore.Weighted
+	buffers    *semaphore.Weighted
+	chunkBytes int64 // the only chunk size answered; 0 = any
 
 	fetched, fetchedBytes, served, localBytes, prefetched, stale, bad atomic.Int64
 	lastStaleLog                                                      atomic.Int64 // unix ns
@@ -49,12 +50,17 @@ type ChunkStats struct {
 	Store      spill.Stats `json:"store"`
 }
 
-func newChunkState(store *spill.Store, readahead int) *chunkState {
+func newChunkState(store *spill.Store, readahead int, chunkBytes int64) *chunkState {
 	if store == nil {
 		return nil
 	}
 	return &chunkState{store: store, readahead: max(readahead, 0), slots: make(chan struct{}, max(2*readahead, 2)),
-		buffers: semaphore.NewWeighted(MaxChunkBuffers)}
+		buffers: semaphore.NewWeighted(MaxChunkBuffers), chunkBytes: chunkBytes}
+}
+
+// valid reports whether req has this node's chunk size.
+func (c *chunkState) valid(req op.ChunkReq) bool {
+	return c.chunkBytes == 0 || req.Bytes == c.chunkBytes
 }
 
 // MaxChunkBuffers is the chunk bytes a node holds in memory at once (a
@@ -94,6 +100,9 @@ func (n *Node) getChunk(ctx context.Context, encoded string) op.Result {
 	if c == nil {
 		return op.Fail(syscall.ENOSYS)
 	}
+	if !c.valid(req) {
+		return op.Fail(syscall.EINVAL) // another chunk size: a misconfigured or hostile peer
+	}
 	n.readahead(ctx, req)
 	if c.store.Has(req.Key()) {
 		release, err := c.hold(ctx, req)
@@ -125,6 +134,9 @@ func (n *Node) ReadChunk(ctx context.Context, req op.ChunkReq, dest []byte, off 
 	c := n.chunks
 	if c == nil {
 		return 0, syscall.ENOSYS
+	}
+	if !c.valid(req) {
+		return 0, syscall.EINVAL
 	}
 	if off == 0 || off < int64(len(dest)) {
 		n.readahead(ctx, req) // the first read of a chunk

@@ -55,11 +55,11 @@ func TestChunkOfAnotherVersionIsRejected(t *testing.T) {
 func TestChunkChain(t *testing.T) {
 	dir := sourceDir(t)
 	root := newRoot(t, dir)
-	root.chunks = newChunkState(spill.Open(spill.Config{MemoryBytes: 1 << 20}), 0)
+	root.chunks = newChunkState(spill.Open(spill.Config{MemoryBytes: 1 << 20}), 0, 4)
 	mid := newChild(t, 1, &direct{n: root})
-	mid.chunks = newChunkState(spill.Open(spill.Config{MemoryBytes: 1 << 20}), 0)
+	mid.chunks = newChunkState(spill.Open(spill.Config{MemoryBytes: 1 << 20}), 0, 4)
 	leaf := newChild(t, 2, &direct{n: mid})
-	leaf.chunks = newChunkState(spill.Open(spill.Config{MemoryBytes: 1 << 20}), 0)
+	leaf.chunks = newChunkState(spill.Open(spill.Config{MemoryBytes: 1 << 20}), 0, 4)
 
 	attr := leaf.Get(context.Background(), op.Getattr, "/pkg/__init__.py").Attr
 	req := op.ChunkReq{Path: "/pkg/__init__.py", Version: op.VersionOf(attr), Index: 0, Bytes: 4}
@@ -74,9 +74,15 @@ func TestChunkChain(t *testing.T) {
 	}
 	assert.EqualValues(t, 1, root.Stats().Op(op.Chunk).BackendOps)
 
+	other := req
+	other.Bytes = 8
+	assert.Equal(t, syscall.EINVAL, mid.Get(context.Background(), op.Chunk, other.Encode()).Errno, "another chunk size")
+	_, errno := leaf.ReadChunk(context.Background(), other, make([]byte, 4), 0)
+	assert.Equal(t, syscall.EINVAL, errno)
+
 	stale := req
 	stale.Version.MtimeNs++
-	_, errno := leaf.ReadChunk(context.Background(), stale, make([]byte, 4), 0)
+	_, errno = leaf.ReadChunk(context.Background(), stale, make([]byte, 4), 0)
 	assert.Equal(t, syscall.ESTALE, errno)
 	for _, n := range []*Node{root, mid, leaf} {
 		assert.EqualValues(t, 1, n.Stats().Chunks.Stale)

@@ -60,6 +60,11 @@ type Config struct {
 	// ReadaheadChunks is how many chunks after one a sequential reader
 	// asks for are fetched ahead.
 	ReadaheadChunks int
+	// ChunkBytes is the only chunk size this node answers (chunk_bytes,
+	// the same on every node of a job): a peer asking for other bounds
+	// gets EINVAL, so no request makes a node allocate more than one
+	// chunk. 0: any size up to op.MaxChunkBytes (tests).
+	ChunkBytes int64
 }
 
 // Outcome says where an answer came from.
@@ -145,7 +150,7 @@ func New(cfg Config) (*Node, error) {
 		log:        cfg.Logger,
 		registered: make(chan struct{}),
 		treeReady:  make(chan struct{}),
-		chunks:     newChunkState(cfg.Chunks, cfg.ReadaheadChunks),
+		chunks:     newChunkState(cfg.Chunks, cfg.ReadaheadChunks, cfg.ChunkBytes),
 	}, nil
 }
 

@@ -155,7 +155,7 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 			MemoryBytes: spillMemoryBytes,
 			Logger:      log,
 		})
-		ncfg.Chunks, ncfg.ReadaheadChunks = svc.chunks, s.ReadaheadChunks
+		ncfg.Chunks, ncfg.ReadaheadChunks, ncfg.ChunkBytes = svc.chunks, s.ReadaheadChunks, s.ChunkBytes
 		log.Debug("chunk store", "dir", svc.chunks.Dir(), "budget_bytes", s.SpillBudgetBytes, "chunk_bytes", s.ChunkBytes)
 	}
 	netCfg := cnet.Config{MaxFrame: s.FrameCap(), Token: id.Token, Logger: log, HeartbeatTimeout: s.HeartbeatTimeout()}
