@@ -93,6 +93,7 @@ func startMountedCluster(t *testing.T, target, manifest string, n int) *mountedC
 	s.Mount = filepath.Join(dir, "m{rank}")
 	s.LogDir = filepath.Join(dir, "logs")
 	s.CacheMemoryBytes = 256 << 20
+	s.SpillDir = filepath.Join(dir, "spill")
 	s.MaxCacheableBytes = clusterMaxCacheable
 	s.MdEnoentTTLMs = 600_000 // no ENOENT entry lapses during a test
 	// Counted backend ops must not include a successor's own reads after
