@@ -26,6 +26,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Config sets up a Store.
@@ -53,6 +54,7 @@ type Store struct {
 	entries map[string]*list.Element
 	bytes   int64 // on disk, or in memory when !disk
 	warned  bool
+	closed  bool // Close began: Put stores nothing more
 
 	spilled, evicted, hits, misses, failures atomic.Int64
 }
@@ -218,7 +220,7 @@ func (s *Store) Load(key string) ([]byte, bool) {
 // off with one warning.
 func (s *Store) Put(key string, data []byte) {
 	s.mu.Lock()
-	if _, held := s.entries[key]; held {
+	if _, held := s.entries[key]; held || s.closed {
 		s.mu.Unlock()
 		return
 	}
@@ -235,6 +237,12 @@ func (s *Store) Put(key string, data []byte) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		// Close ran during the write (a readahead that outlived its
+		// node): take the file back out of the directory it removes.
+		_ = os.Remove(name)
+		return
+	}
 	if err != nil {
 		if s.disk {
 			s.degrade(err)
@@ -325,19 +333,31 @@ func (s *Store) Stats() Stats {
 	return st
 }
 
-// Close forgets every chunk and removes this run's directory.
+// Close forgets every chunk and removes this run's directory. A Put
+// still writing (a fetch that outlived the node's server) removes its
+// own file when it finds the store closed; RemoveAll is repeated a few
+// times in case one lands in between.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.closed = true
+	s.disk = false
 	s.lru.Init()
 	clear(s.entries)
 	s.bytes = 0
-	if s.dir == "" {
+	dir := s.dir
+	s.mu.Unlock()
+	if dir == "" {
 		return nil
 	}
-	s.disk = false
-	if err := os.RemoveAll(s.dir); err != nil {
-		return fmt.Errorf("remove spill directory %s: %w", s.dir, err)
+	var err error
+	for range closeAttempts {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
+	return fmt.Errorf("remove spill directory %s: %w", dir, err)
 }
+
+// closeAttempts bounds Close's RemoveAll repeats.
+const closeAttempts = 20

@@ -119,3 +119,21 @@ func TestFullDiskDegrades(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries, "the run directory is removed when the disk is given up")
 }
+
+// Puts racing Close (readahead that outlives its node) leave nothing.
+func TestCloseWhilePutting(t *testing.T) {
+	s := Open(Config{Dir: filepath.Join(t.TempDir(), "spill"), BudgetBytes: 1 << 30, MemoryBytes: 1 << 20})
+	dir := s.Dir()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			s.Put(fmt.Sprint(i), chunk(i, 4096))
+		}
+	}()
+	require.NoError(t, s.Close())
+	<-done
+	_, err := os.Stat(dir)
+	assert.True(t, os.IsNotExist(err), "the run directory is gone")
+	assert.Zero(t, s.Stats().Chunks)
+}
