@@ -137,14 +137,18 @@ func nodeOpOf(name string) op.Op {
 		return op.DirPlus
 	case "dirplus_next":
 		return op.DirPlusNext
+	case "chunk":
+		return op.Chunk
 	}
 	return 0
 }
 
 // nodeOnlyOps are rows of distributed operations no FUSE operation maps
 // to: a node fetches a directory as a dirplus for the lookups, getattrs
-// and readdirs in it, and children ask for them. Written once counted.
-var nodeOnlyOps = [...]op.Op{op.DirPlus, op.DirPlusNext}
+// and readdirs in it, and children ask for them; chunks of large files
+// serve FUSE reads through the chunk store (package spill). Written once
+// counted.
+var nodeOnlyOps = [...]op.Op{op.DirPlus, op.DirPlusNext, op.Chunk}
 
 // maxErrno bounds the errno array of an operation; Linux errnos are < 134.
 const maxErrno = 256
