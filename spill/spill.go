@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,9 +45,10 @@ type Config struct {
 
 // Store holds chunks by key. It is safe for concurrent use.
 type Store struct {
-	cfg Config
-	log *slog.Logger
-	dir string // this run's directory; "" when disk is off
+	cfg  Config
+	log  *slog.Logger
+	dir  string   // this run's directory; "" when disk is off
+	lock *os.File // flocked lock file in dir, released by Close
 
 	mu      sync.Mutex
 	disk    bool // chunks go to dir
@@ -75,47 +77,114 @@ func Open(cfg Config) *Store {
 	if cfg.Dir == "" || cfg.BudgetBytes <= 0 {
 		return s
 	}
-	dir, err := makeRunDir(cfg.Dir)
+	dir, lock, err := makeRunDir(cfg.Dir)
 	if err != nil {
 		s.degrade(fmt.Errorf("spill directory %s: %w", cfg.Dir, err))
 		return s
 	}
-	s.dir, s.disk = dir, true
+	s.dir, s.lock, s.disk = dir, lock, true
+	if n := sweep(cfg.Dir, dir); n > 0 {
+		s.log.Info("removed the chunk stores of runs that ended without removing them", "dir", cfg.Dir, "count", n)
+	}
 	return s
+}
+
+// lockName is the file in a run directory that its store holds an
+// exclusive flock on for as long as it is open: a run directory whose
+// lock can be taken belongs to a run that ended (killed, crashed)
+// without removing it. flock works across processes and PID
+// namespaces, so a live run of another job is never taken for a dead
+// one. It is created under another name and renamed once locked, so a
+// sweep never finds it unlocked in between.
+const lockName = ".lock"
+
+// lockRunDir creates and flocks dir's lock file.
+func lockRunDir(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, ".locking-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, lockName)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// sweep removes the run directories in base, other than ours, whose
+// lock file can be locked (their store is gone) and that we own; it
+// returns how many it removed. Anything else (no lock file yet, another
+// owner, a symlink) is left alone.
+func sweep(base, ours string) int {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		dir := filepath.Join(base, e.Name())
+		if !strings.HasPrefix(e.Name(), "run-") || dir == ours {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(dir, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFDIR || int(st.Uid) != os.Geteuid() {
+			continue
+		}
+		fd, err := syscall.Open(filepath.Join(dir, lockName), syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB) == nil && os.RemoveAll(dir) == nil {
+			n++
+		}
+		_ = syscall.Close(fd)
+	}
+	return n
 }
 
 // makeRunDir makes base (0700) if missing, checks that it is a directory
 // that we own and that no one else can write (another user could swap
 // our run directory for a link otherwise), and makes this run's private
 // directory in it.
-func makeRunDir(base string) (string, error) {
+func makeRunDir(base string) (string, *os.File, error) {
 	if !filepath.IsAbs(base) {
-		return "", errors.New("not an absolute path")
+		return "", nil, errors.New("not an absolute path")
 	}
 	if err := os.MkdirAll(base, 0o700); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var st syscall.Stat_t
 	if err := syscall.Lstat(base, &st); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	switch {
 	case st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
-		return "", errors.New("not a directory (or a symbolic link)")
+		return "", nil, errors.New("not a directory (or a symbolic link)")
 	case int(st.Uid) != os.Geteuid():
-		return "", fmt.Errorf("owned by uid %d, not by us (uid %d)", st.Uid, os.Geteuid())
+		return "", nil, fmt.Errorf("owned by uid %d, not by us (uid %d)", st.Uid, os.Geteuid())
 	case st.Mode&0o022 != 0:
-		return "", fmt.Errorf("writable by others (mode %#o)", st.Mode&0o777)
+		return "", nil, fmt.Errorf("writable by others (mode %#o)", st.Mode&0o777)
 	}
 	dir, err := os.MkdirTemp(base, fmt.Sprintf("run-%d-", os.Getpid()))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	lock, err := lockRunDir(dir)
+	if err == nil {
+		err = os.Chmod(dir, 0o700)
+	}
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
 		_ = os.RemoveAll(dir)
-		return "", err
+		return "", nil, err
 	}
-	return dir, nil
+	return dir, lock, nil
 }
 
 // degrade turns the disk off, warning once, and drops what was on it.
@@ -349,6 +418,13 @@ func (s *Store) Close() error {
 	if dir == "" {
 		return nil
 	}
+	// The lock is released only after the directory is gone: a sweep
+	// by another run must not race this removal.
+	defer func() {
+		if s.lock != nil {
+			s.lock.Close()
+		}
+	}()
 	var err error
 	for range closeAttempts {
 		if err = os.RemoveAll(dir); err == nil {

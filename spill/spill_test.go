@@ -39,7 +39,8 @@ func TestDiskStoreBudgetAndPrivacy(t *testing.T) {
 
 	files, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	assert.Len(t, files, 3, "evicted chunks leave no file")
+	require.Len(t, files, 4, "evicted chunks leave no file")
+	assert.Equal(t, lockName, files[0].Name(), "the run's lock file and three chunks")
 	for _, f := range files {
 		info, err := f.Info()
 		require.NoError(t, err)
@@ -136,4 +137,26 @@ func TestCloseWhilePutting(t *testing.T) {
 	_, err := os.Stat(dir)
 	assert.True(t, os.IsNotExist(err), "the run directory is gone")
 	assert.Zero(t, s.Stats().Chunks)
+}
+
+// A run directory whose store is gone without removing it (the node was
+// killed) is removed by the next store in the same base; a live one, or
+// a directory with no lock file, is left alone.
+func TestSweepRemovesOnlyDeadRuns(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "spill")
+	live := Open(Config{Dir: base, BudgetBytes: 1 << 20})
+	t.Cleanup(func() { _ = live.Close() })
+	dead := Open(Config{Dir: base, BudgetBytes: 1 << 20})
+	dead.Put("k", chunk(1, 100))
+	deadDir := dead.Dir()
+	require.NoError(t, dead.lock.Close()) // as a killed process's lock goes
+	odd := filepath.Join(base, "run-no-lock")
+	require.NoError(t, os.Mkdir(odd, 0o700))
+
+	next := Open(Config{Dir: base, BudgetBytes: 1 << 20})
+	t.Cleanup(func() { _ = next.Close() })
+	assert.NoDirExists(t, deadDir, "the dead run's directory is swept")
+	assert.DirExists(t, live.Dir(), "a live run's is not")
+	assert.DirExists(t, odd, "nor one without a lock file")
+	assert.DirExists(t, next.Dir())
 }
