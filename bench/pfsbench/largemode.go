@@ -31,6 +31,10 @@ type LargeConfig struct {
 	CacheBytes  int64 // copper's cache_memory_bytes (the per-node memory target is this + 64 MiB)
 	WarmRounds  int   // alternations of the warm copper vs native measurements
 	SpillBudget int64 // copper's spill_budget_bytes; 0 = the file's size + one chunk
+	// Timeout bounds one pass of N readers; 0 = 10 minutes. A pass cut
+	// short fails the workload; stopping copper and the emulator then
+	// ends the reads still waiting.
+	Timeout time.Duration
 }
 
 // LargeNodeMemory is one copper node after the cold read.
@@ -117,8 +121,8 @@ func readSum(path string) (int64, uint32, error) {
 }
 
 // readersAt reads the file once from each of paths at the same time and
-// checks every copy; it returns the wall time.
-func readersAt(paths []string, size int64, sum uint32) (time.Duration, error) {
+// checks every copy; it returns the wall time, or an error after timeout.
+func readersAt(paths []string, size int64, sum uint32, timeout time.Duration) (time.Duration, error) {
 	errs := make([]error, len(paths))
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -133,7 +137,13 @@ func readersAt(paths []string, size int64, sum uint32) (time.Duration, error) {
 			}
 		})
 	}
-	wg.Wait()
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(timeout):
+		return 0, fmt.Errorf("%d readers not done after %v", len(paths), timeout)
+	}
 	return time.Since(start), firstErrors(errs, 2)
 }
 
@@ -210,6 +220,9 @@ func (r *runner) runLarge(ctx context.Context) {
 
 func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) error {
 	host := filepath.Join(r.backing, largeFile)
+	if lc.Timeout <= 0 {
+		lc.Timeout = 10 * time.Minute
+	}
 	r.progress("large file: writing %d MiB", lc.Bytes>>20)
 	sum, err := writeLargeFile(host, lc.Bytes)
 	if err != nil {
@@ -232,7 +245,7 @@ func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) er
 	for i := range paths {
 		paths[i] = filepath.Join(em.clients[i], largeFile)
 	}
-	d, err := readersAt(paths, lc.Bytes, sum)
+	d, err := readersAt(paths, lc.Bytes, sum, lc.Timeout)
 	if err != nil {
 		return fmt.Errorf("direct: %w", err)
 	}
@@ -270,7 +283,7 @@ func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) er
 	for i := range paths {
 		paths[i] = filepath.Join(tree.mounts[i], largeFile)
 	}
-	if d, err = readersAt(paths, lc.Bytes, sum); err != nil {
+	if d, err = readersAt(paths, lc.Bytes, sum, lc.Timeout); err != nil {
 		return fmt.Errorf("copper: %w", err)
 	}
 	if snap, err = em.reset(ctx); err != nil {
