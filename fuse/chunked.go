@@ -78,3 +78,11 @@ func (c chunkedContent) Read(ctx context.Context, dest []byte, off int64) (gofus
 }
 
 func (chunkedContent) Release() syscall.Errno { return 0 }
+
+// KernelOffersPassthrough reports whether the kernel offered FUSE
+// passthrough (backing files) when this mount started. Copper does not
+// use it (see docs/DESIGN.md, large files); stats show the offer next
+// to the path in use.
+func (m *Mounted) KernelOffersPassthrough() bool {
+	return m.server.KernelSettings().Flags64()&gofuse.CAP_PASSTHROUGH != 0
+}

@@ -6,6 +6,7 @@ package service_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -378,4 +379,38 @@ func TestLargeStopRemovesSpillDir(t *testing.T) {
 		assert.NoDirExists(t, d)
 	}
 	assert.DirExists(t, other, "another job's spill directory stays")
+}
+
+// The mount says how large files are served and whether the kernel
+// offered passthrough, which the kernel's build configuration decides
+// (CONFIG_FUSE_PASSTHROUGH).
+func TestLargeFilesStatusReportsKernel(t *testing.T) {
+	want := kernelConfigHas(t, "CONFIG_FUSE_PASSTHROUGH=y")
+	src := t.TempDir()
+	c, _ := startMountedCluster(t, largeSettings(t, src), 1)
+	st := c.nodes[0].LargeFiles()
+	assert.Equal(t, "chunked", st.Mode)
+	assert.Equal(t, "page_cache", st.KernelPath)
+	assert.Equal(t, int64(testChunk), st.ChunkBytes)
+	assert.Equal(t, want, st.KernelOffersPassthrough, "the kernel's offer at mount time")
+}
+
+// kernelConfigHas reports whether the running kernel's build
+// configuration (/proc/config.gz or /boot/config-<release>) has line.
+func kernelConfigHas(t *testing.T, line string) bool {
+	t.Helper()
+	var uts unix.Utsname
+	require.NoError(t, unix.Uname(&uts))
+	release := unix.ByteSliceToString(uts.Release[:])
+	var cfg []byte
+	if f, err := os.Open("/proc/config.gz"); err == nil {
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		require.NoError(t, err)
+		cfg, err = io.ReadAll(zr)
+		require.NoError(t, err)
+	} else if cfg, err = os.ReadFile("/boot/config-" + release); err != nil {
+		t.Fatalf("neither /proc/config.gz nor /boot/config-%s: the test needs the kernel's configuration to know whether it offers FUSE passthrough", release)
+	}
+	return bytes.Contains(cfg, []byte("\n"+line+"\n"))
 }

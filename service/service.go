@@ -486,7 +486,22 @@ type LargeFilesStatus struct {
 	// warm reads and mmap never reach copper-node). FUSE passthrough is
 	// not used; DESIGN.md says why.
 	KernelPath string `json:"kernel_path"`
-	Opened     int64  `json:"opened"` // large files opened through the mount (chunked)
+	// KernelOffersPassthrough is whether this mount's kernel offered
+	// FUSE passthrough at mount time (unused either way).
+	KernelOffersPassthrough bool  `json:"kernel_offers_passthrough"`
+	Opened                  int64 `json:"opened"` // large files opened through the mount (chunked)
+}
+
+// LargeFiles is how this node serves files over max_cacheable_bytes.
+func (svc *Service) LargeFiles() LargeFilesStatus {
+	st := LargeFilesStatus{Mode: svc.Settings.LargeFiles, KernelPath: "page_cache", Opened: svc.largeOpens.Load()}
+	if svc.chunks != nil {
+		st.ChunkBytes = svc.Settings.ChunkBytes
+	}
+	if svc.mounted != nil {
+		st.KernelOffersPassthrough = svc.mounted.KernelOffersPassthrough()
+	}
+	return st
 }
 
 // spillMemoryBytes bounds the chunks a node keeps in memory when its
@@ -509,24 +524,17 @@ type SnapshotResult struct {
 
 func (svc *Service) status() Status {
 	st := Status{
-		Mount:     svc.Settings.Mount,
-		Target:    svc.Settings.Target,
-		Endpoint:  svc.server.Addr(),
-		Parent:    svc.Position.Parent,
-		Children:  svc.Position.Children,
-		Depth:     svc.Position.Depth,
-		Tree:      svc.Position.Tree,
-		PID:       os.Getpid(),
-		UptimeSec: time.Since(svc.started).Seconds(),
-		Node:      svc.node.Stats(),
-		LargeFiles: LargeFilesStatus{
-			Mode:       svc.Settings.LargeFiles,
-			KernelPath: "page_cache",
-			Opened:     svc.largeOpens.Load(),
-		},
-	}
-	if svc.chunks != nil {
-		st.LargeFiles.ChunkBytes = svc.Settings.ChunkBytes
+		Mount:      svc.Settings.Mount,
+		Target:     svc.Settings.Target,
+		Endpoint:   svc.server.Addr(),
+		Parent:     svc.Position.Parent,
+		Children:   svc.Position.Children,
+		Depth:      svc.Position.Depth,
+		Tree:       svc.Position.Tree,
+		PID:        os.Getpid(),
+		UptimeSec:  time.Since(svc.started).Seconds(),
+		Node:       svc.node.Stats(),
+		LargeFiles: svc.LargeFiles(),
 	}
 	if svc.upstream != nil {
 		st.Upstream = svc.upstream.Current()

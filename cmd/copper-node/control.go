@@ -212,7 +212,11 @@ func printStatus(w io.Writer, st service.Status) {
 // and, when chunked, what went through the chunk store.
 func printLargeFiles(w io.Writer, st service.Status) {
 	lf := st.LargeFiles
-	fmt.Fprintf(w, "\nlarge files: %s, kernel path %s", lf.Mode, lf.KernelPath)
+	offer := "not offered"
+	if lf.KernelOffersPassthrough {
+		offer = "offered, unused"
+	}
+	fmt.Fprintf(w, "\nlarge files: %s, kernel path %s (passthrough %s)", lf.Mode, lf.KernelPath, offer)
 	c := st.Node.Chunks
 	if c == nil {
 		fmt.Fprintln(w)

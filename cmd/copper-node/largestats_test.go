@@ -18,13 +18,13 @@ func TestPrintStatusLargeFiles(t *testing.T) {
 	var b strings.Builder
 	printStatus(&b, st)
 	out := b.String()
-	assert.Contains(t, out, "large files: chunked, kernel path page_cache, chunks of 4.0 MiB; files opened 2")
+	assert.Contains(t, out, "large files: chunked, kernel path page_cache (passthrough not offered), chunks of 4.0 MiB; files opened 2")
 	assert.Contains(t, out, "chunks: fetched 3 (12.0 MiB), served 5")
 	assert.Contains(t, out, "chunk store: /tmp/s/run-1, 3 chunks")
 
-	st = service.Status{LargeFiles: service.LargeFilesStatus{Mode: "direct", KernelPath: "page_cache"}}
+	st = service.Status{LargeFiles: service.LargeFilesStatus{Mode: "direct", KernelPath: "page_cache", KernelOffersPassthrough: true}}
 	b.Reset()
 	printStatus(&b, st)
-	assert.Contains(t, b.String(), "large files: direct, kernel path page_cache\n")
+	assert.Contains(t, b.String(), "large files: direct, kernel path page_cache (passthrough offered, unused)\n")
 	assert.NotContains(t, b.String(), "chunk store")
 }
