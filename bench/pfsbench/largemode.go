@@ -196,7 +196,8 @@ type largeStatus struct {
 		} `json:"chunks"`
 	} `json:"node"`
 	LargeFiles struct {
-		KernelPath string `json:"kernel_path"`
+		KernelPath  string `json:"kernel_path"`
+		Passthrough bool   `json:"kernel_offers_passthrough"`
 	} `json:"large_files"`
 }
 
@@ -362,6 +363,11 @@ func largeMemory(ctx context.Context, t *copperTree, cacheBudget int64) ([]Large
 		out[rank] = LargeNodeMemory{Rank: rank, RSSBytes: rss, CacheBudget: cacheBudget, LimitBytes: cacheBudget + 64<<20,
 			SpillMode: c.Store.Mode, SpillBytes: c.Store.Bytes, SpillBudget: c.Store.BudgetBytes, Fetched: c.Fetched, Served: c.Served}
 		kernel = st.LargeFiles.KernelPath
+		if st.LargeFiles.Passthrough {
+			kernel += " (this kernel offers FUSE passthrough; unused)"
+		} else {
+			kernel += " (this kernel does not offer FUSE passthrough)"
+		}
 	}
 	return out, kernel, nil
 }
@@ -451,7 +457,7 @@ func (res *Results) largeSection(b *strings.Builder) {
 		"median of %d alternating rounds: sequential read (1 MiB reads) %.0f vs %.0f MiB/s native; "+
 		"mmap and touch one byte per 4 KiB page %.0f vs %.0f MiB/s native. Kernel path: `%s`.\n\n",
 		l.Nodes-1, l.WarmRounds, l.WarmSeqMiBs, l.NativeSeqMiBs, l.WarmMmapMiBs, l.NativeMmapMiBs, l.KernelPath)
-	if l.KernelPath == "page_cache" {
+	if strings.HasPrefix(l.KernelPath, "page_cache") {
 		w("The warm copper numbers are the kernel's page cache of the FUSE inode (no passthrough, see docs/DESIGN.md): " +
 			"no request reaches copper-node; a mapping of it is filled page fault by page fault, the native one by the local " +
 			"file system's own fault path.\n\n")
