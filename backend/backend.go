@@ -35,6 +35,7 @@ type Backend struct {
 	maxCacheable int64
 	slots        chan struct{}
 	ops          [len(op.All) + 1]atomic.Int64
+	chunkBytes   atomic.Int64 // bytes Chunk read
 	res          resolver
 	// root is Target, O_PATH|O_DIRECTORY. Its RawConn's Control holds a
 	// reference for the length of one operation, so Close never frees
@@ -150,7 +151,15 @@ func (b *Backend) Ops(o op.Op) int64 {
 // itself (Copper 1.0 semantics). A path through a symlink answers ELOOP:
 // a kernel resolves links itself, so only a peer that is not a plain
 // client asks for one; Read and Readdir of a symlink answer ELOOP too.
+// Chunk's "path" is a ChunkReq's encoding (see Chunk).
 func (b *Backend) Do(ctx context.Context, o op.Op, view string) op.Result {
+	if o == op.Chunk {
+		req, errno := op.DecodeChunkReq(view)
+		if errno != 0 {
+			return op.Fail(errno)
+		}
+		return b.Chunk(ctx, req)
+	}
 	if errno := op.CheckPath(view); errno != 0 {
 		return op.Fail(errno)
 	}

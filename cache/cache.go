@@ -102,8 +102,8 @@ func New(cfg Config) *Cache {
 // misses. A path whose directory's listing is held and lacks its name is
 // ENOENT too, with no expiry: a listing is a complete snapshot of the
 // directory (see listed). DirPlus is answered when the listing and every
-// entry's attributes are held. IsReady and DirPlusNext (paging, the node's
-// business) are never cached and not counted.
+// entry's attributes are held. IsReady, DirPlusNext (paging, the node's
+// business) and Chunk (the chunk store's) are never cached and not counted.
 func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
 	return c.lookup(o, path, true)
 }
@@ -128,7 +128,7 @@ func counter(n *uint64, counting bool) {
 }
 
 func (c *Cache) lookup(o op.Op, path string, counting bool) (op.Result, bool) {
-	if !o.Valid() || o == op.IsReady || o == op.DirPlusNext {
+	if !cached(o) {
 		return op.Result{}, false
 	}
 	c.mu.Lock()
@@ -235,6 +235,13 @@ func (c *Cache) plus(dir string) ([]op.PlusEntry, bool) {
 	return out, true
 }
 
+// cached reports whether the cache holds answers to o. Chunks of large
+// files live in the node's chunk store (package spill), under a budget
+// of their own.
+func cached(o op.Op) bool {
+	return o.Valid() && o != op.IsReady && o != op.DirPlusNext && o != op.Chunk
+}
+
 // Store records the answer r to o on path. Successes go to the operation's
 // table (a Read also fills the metadata table) and clear any ENOENT entry
 // for path; ENOENT goes to the negative table and drops what was known of
@@ -242,7 +249,7 @@ func (c *Cache) plus(dir string) ([]op.PlusEntry, bool) {
 // Copper 1.0. A result larger than the whole budget is not stored. When
 // Store returns, the total is within budget.
 func (c *Cache) Store(o op.Op, path string, r op.Result) {
-	if !o.Valid() || o == op.IsReady || o == op.DirPlusNext {
+	if !cached(o) {
 		return
 	}
 	switch {

@@ -202,15 +202,19 @@ func (s *Settings) ProfileSnapshotInterval() time.Duration {
 // ReadyProbeMax is the longest delay between readiness probes.
 func (s *Settings) ReadyProbeMax() time.Duration { return millis(s.ReadyProbeMaxMs) }
 
-// FrameCap is the wire frame cap: max_frame_bytes, or when 0,
-// max_cacheable_bytes + 1 MiB (room for the largest cacheable file plus
-// its header and attributes).
+// FrameCap is the wire frame cap: max_frame_bytes, or when 0, the
+// larger of max_cacheable_bytes and chunk_bytes, + 1 MiB (room for the
+// largest cacheable file or a chunk plus its header and attributes).
 func (s *Settings) FrameCap() int64 {
 	if s.MaxFrameBytes > 0 {
 		return s.MaxFrameBytes
 	}
-	return s.MaxCacheableBytes + mib
+	return max(s.MaxCacheableBytes, s.ChunkBytes) + mib
 }
+
+// ChunkFrameOverhead is what a chunk's response frame holds besides the
+// chunk: header, errno, attributes, length.
+const ChunkFrameOverhead = 4 * kib
 
 // CacheBudget is the cache memory budget in bytes: cache_memory_bytes, or
 // when 0, cache_memory_percent of MemTotal in /proc/meminfo.

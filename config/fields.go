@@ -37,11 +37,16 @@ var specs = map[string]spec{
 	"trees":  {doc: "number of independent overlay trees (segments)", rule: intRange{lo: 1}},
 	"fanout": {doc: "children per tree node; 0 = automatic (depth <= 4)", rule: zeroOr{meaning: "auto", intRange: intRange{lo: 2}}},
 
-	"max_cacheable_bytes":  {doc: "files larger than this are read from the backend on every node", rule: intRange{lo: 0, hi: gib, bounded: true, bytes: true}},
+	"max_cacheable_bytes":  {doc: "largest file cached whole in memory; larger files follow large_files", rule: intRange{lo: 0, hi: gib, bounded: true, bytes: true}},
 	"md_enoent_ttl_ms":     {doc: "lifetime of a cached 'no such file' answer, in milliseconds", rule: intRange{lo: 0}},
 	"cache_memory_bytes":   {doc: "cache memory budget in bytes; 0 = cache_memory_percent of RAM", rule: intRange{lo: 0}},
 	"cache_memory_percent": {doc: "cache budget as a percentage of MemTotal when cache_memory_bytes is 0", rule: intRange{lo: 1, hi: 90, bounded: true}},
 	"backend_parallel":     {doc: "concurrent backend (file system) operations at a tree root", rule: intRange{lo: 1, hi: 4096, bounded: true}},
+	"large_files":          {doc: "files over max_cacheable_bytes: chunked (fetched once per tree in chunks, kept in the node-local chunk store) or direct (read from the backend on every node, as Copper 1.0)", rule: oneOf{"chunked", "direct"}},
+	"chunk_bytes":          {doc: "chunk size of large files; must fit a wire frame", rule: intRange{lo: 64 * kib, hi: 256 * mib, bounded: true, bytes: true}},
+	"spill_dir":            {doc: "node-local directory for the chunk store (a private per-run directory is made inside); empty or unusable = chunks kept in memory (16 MiB at most)", path: true},
+	"spill_budget_bytes":   {doc: "bytes of chunks the chunk store keeps on disk per node, least recently used evicted", rule: intRange{lo: 0, bytes: true}},
+	"readahead_chunks":     {doc: "chunks after the one read that a node fetches ahead for a sequential reader; 0 = none", rule: intRange{lo: 0, hi: 64, bounded: true}},
 	"prefetch":             {doc: "manifest of host paths (e.g. an earlier run's used_paths_existing.txt) pulled into the cache in the background once the node is tree-ready; empty = off", path: true},
 
 	"entry_timeout_s":     {doc: "kernel name-lookup cache lifetime, in seconds", rule: floatMin{0}},
@@ -51,7 +56,7 @@ var specs = map[string]spec{
 	"max_readahead_bytes": {doc: "kernel readahead window; 0 = kernel default", rule: intRange{lo: 0, hi: 16 * mib, bounded: true, bytes: true}},
 	"allow_other":         {doc: "let users other than the mounter use the mount (needs user_allow_other in /etc/fuse.conf)"},
 
-	"max_frame_bytes":        {doc: "hard cap on one wire frame; 0 = max_cacheable_bytes + 1 MiB", rule: zeroOr{meaning: "derived", intRange: intRange{lo: 64 * kib, hi: math.MaxUint32, bounded: true, bytes: true}}},
+	"max_frame_bytes":        {doc: "hard cap on one wire frame; 0 = the larger of max_cacheable_bytes and chunk_bytes, + 1 MiB", rule: zeroOr{meaning: "derived", intRange: intRange{lo: 64 * kib, hi: math.MaxUint32, bounded: true, bytes: true}}},
 	"rpc_timeout_s":          {doc: "deadline of one request to a parent, in seconds; 0 = none", rule: floatMin{0}},
 	"ready_probe_initial_ms": {doc: "first delay between readiness probes, doubling up to ready_probe_max_ms", rule: intRange{lo: 1}},
 	"ready_probe_max_ms":     {doc: "longest delay between readiness probes", rule: intRange{lo: 1}},

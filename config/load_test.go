@@ -27,11 +27,14 @@ func TestSitesLoadAndValidate(t *testing.T) {
 		{"aurora", func(s *Settings) {
 			s.Interface = "hsn0"
 			s.ServiceCores = []int{48, 49, 50, 51}
+			s.SpillBudgetBytes = 8 << 30
 		}},
 		{"frontier", func(s *Settings) {
 			s.Mount = "/mnt/bb/$USER/copper"
 			s.Interface = "hsn0"
 			s.ServiceCores = []int{1, 2}
+			s.SpillDir = "/mnt/bb/$USER/copper-spill"
+			s.SpillBudgetBytes = 64 << 30
 		}},
 	}
 	require.Equal(t, Sites(), []string{"local", "aurora", "frontier"})

@@ -30,6 +30,14 @@ type Settings struct {
 	// tree-ready (package prefetch); empty = off.
 	Prefetch string `toml:"prefetch"`
 
+	// Large files (over max_cacheable_bytes): chunked through the tree
+	// into a node-local chunk store, or direct (Copper 1.0).
+	LargeFiles       string `toml:"large_files"`        // chunked | direct
+	ChunkBytes       int64  `toml:"chunk_bytes"`        // chunk size
+	SpillDir         string `toml:"spill_dir"`          // node-local chunk store base; empty = memory only
+	SpillBudgetBytes int64  `toml:"spill_budget_bytes"` // bytes of chunks on disk per node
+	ReadaheadChunks  int    `toml:"readahead_chunks"`   // chunks fetched ahead of a sequential reader
+
 	// Kernel (FUSE) side.
 	EntryTimeoutS    float64 `toml:"entry_timeout_s"`
 	AttrTimeoutS     float64 `toml:"attr_timeout_s"`

@@ -32,6 +32,12 @@ func Default() Settings {
 		CacheMemoryPct:    25,
 		BackendParallel:   64,
 
+		LargeFiles:       "chunked",
+		ChunkBytes:       4 * mib,
+		SpillDir:         "/tmp/copper-spill-$USER",
+		SpillBudgetBytes: 2 * gib,
+		ReadaheadChunks:  4,
+
 		EntryTimeoutS:    3600,
 		AttrTimeoutS:     3600,
 		NegativeTimeoutS: 60,

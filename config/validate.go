@@ -62,6 +62,14 @@ func (s *Settings) crossChecks() []crossCheck {
 			}
 			return nil
 		}},
+		// A chunk travels whole in one response frame.
+		{[]string{"max_frame_bytes", "chunk_bytes"}, func() error {
+			if s.LargeFiles == "chunked" && s.ChunkBytes+ChunkFrameOverhead > s.FrameCap() {
+				return fmt.Errorf("chunk_bytes %d: must be at least %d bytes below the frame cap %d (max_frame_bytes)",
+					s.ChunkBytes, ChunkFrameOverhead, s.FrameCap())
+			}
+			return nil
+		}},
 		// Rank 0 runs both listeners on one host.
 		{[]string{"port", "bootstrap_port"}, func() error {
 			if s.Port != 0 && s.Port == s.BootstrapPort {

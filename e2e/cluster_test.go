@@ -121,6 +121,9 @@ func (c *cluster) serveArgs(rank int) []string {
 		// at once on few cores); the failover tests and the soak pass
 		// the default, 1000, again.
 		"--heartbeat-timeout-ms", "5000",
+		// Chunk stores under the scratch directory: a node killed by a
+		// test cannot remove its own.
+		"--spill-dir", filepath.Join(c.dir, "spill"),
 	}
 	if c.cfg.target != "" {
 		args = append(args, "--target", c.cfg.target)

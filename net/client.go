@@ -203,7 +203,7 @@ func (c *Client) call(ctx context.Context, o op.Op, path string) (op.Result, err
 	if !o.Valid() {
 		return op.Result{}, fmt.Errorf("cnet: call %v %q to %s: unknown operation", o, path, c.addr)
 	}
-	if errno := op.CheckPath(path); errno != 0 {
+	if errno := op.CheckRequest(o, path); errno != 0 {
 		return op.Fail(errno), nil // what the server would answer, without the round trip
 	}
 	if err := ctx.Err(); err != nil {

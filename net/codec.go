@@ -242,7 +242,7 @@ func responsePayloadSize(o op.Op, r op.Result) int {
 		}
 	case op.Readlink:
 		n += 4 + len(r.Target)
-	case op.Read:
+	case op.Read, op.Chunk:
 		n += AttrSize + 4 + len(r.Data)
 	case op.DirPlus, op.DirPlusNext:
 		n += PlusPageSize(r.Plus)
@@ -310,7 +310,7 @@ func appendResponsePayload(b []byte, o op.Op, r op.Result) ([]byte, error) {
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(r.Target)))
 		b = append(b, r.Target...)
-	case op.Read:
+	case op.Read, op.Chunk:
 		if len(r.Data) > math.MaxUint32 {
 			return b, fmt.Errorf("cnet: read of %d bytes overflows the length field", len(r.Data))
 		}
@@ -396,7 +396,7 @@ func decodeResponse(o op.Op, payload []byte, borrowed bool) (op.Result, error) {
 					d.err = fmt.Errorf("%w: %w", ErrProtocol, err)
 				}
 			}
-		case op.Read:
+		case op.Read, op.Chunk:
 			res.Attr = d.attr()
 			res.Data = d.bytes(d.u32())
 			if borrowed && res.Data != nil {

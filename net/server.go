@@ -326,7 +326,7 @@ func (s *Server) serve(j job) {
 	defer s.inflight.Done()
 	sc, h, path := j.sc, j.h, j.path
 	var res op.Result
-	if errno := op.CheckPath(path); errno != 0 {
+	if errno := op.CheckRequest(h.Op, path); errno != 0 {
 		res = op.Fail(errno)
 	} else {
 		res = s.callHandler(sc, h.Op, path)
@@ -384,7 +384,7 @@ func (s *Server) encodeResponse(sc *serverConn, h Header, path string, res op.Re
 		res = op.Fail(syscall.EFBIG)
 		size = responsePayloadSize(h.Op, res)
 	}
-	if h.Op == op.Read && res.Errno == 0 && len(res.Data) > inlineData {
+	if (h.Op == op.Read || h.Op == op.Chunk) && res.Errno == 0 && len(res.Data) > inlineData {
 		tail = res.Data
 		size -= len(tail)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/hpc-copper/copper/backend"
 	"github.com/hpc-copper/copper/cache"
 	"github.com/hpc-copper/copper/op"
+	"github.com/hpc-copper/copper/spill"
 )
 
 // Parent is the next node up the tree (a net.Client, or a failover set of
@@ -50,6 +51,18 @@ type Config struct {
 	// answered. It runs on the request path: keep it cheap and never
 	// block. nil costs one comparison per Get.
 	Observe func(Observation)
+
+	// Chunks stores the chunks of large files (op.Chunk) this node
+	// fetched; nil: the node answers chunk requests ENOSYS.
+	Chunks *spill.Store
+	// ReadaheadChunks is how many chunks after one a sequential reader
+	// asks for are fetched ahead.
+	ReadaheadChunks int
+	// ChunkBytes is the only chunk size this node answers (chunk_bytes,
+	// the same on every node of a job): a peer asking for other bounds
+	// gets EINVAL, so no request makes a node allocate more than one
+	// chunk. 0: any size up to op.MaxChunkBytes (tests).
+	ChunkBytes int64
 }
 
 // Outcome says where an answer came from.
@@ -106,6 +119,8 @@ type Node struct {
 	forwarded [len(op.All) + 1]atomic.Int64
 	fwdErrors atomic.Int64
 	inFlight  atomic.Int64
+
+	chunks *chunkState
 }
 
 // New checks cfg and returns a node. Exactly one of Backend and Parent is set.
@@ -134,6 +149,7 @@ func New(cfg Config) (*Node, error) {
 		flight:     newFlights(),
 		registered: make(chan struct{}),
 		treeReady:  make(chan struct{}),
+		chunks:     newChunkState(cfg.Chunks, cfg.ReadaheadChunks, cfg.ChunkBytes),
 	}, nil
 }
 
@@ -241,6 +257,11 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 	}
 	if !o.Valid() {
 		return op.Fail(syscall.ENOSYS)
+	}
+	if o == op.Chunk {
+		// Its own path: the chunk store, not the cache; not observed
+		// (the profile counts paths, and this "path" is a request).
+		return n.getChunk(ctx, path)
 	}
 	if errno := op.CheckPath(path); errno != 0 {
 		return op.Fail(errno)

@@ -25,6 +25,7 @@ type Stats struct {
 	InFlight      int64       `json:"in_flight"`
 	Failovers     int64       `json:"failovers"`
 	Cache         cache.Stats `json:"cache"`
+	Chunks        *ChunkStats `json:"chunks,omitempty"` // nil: no chunk store
 }
 
 // Stats returns the node's counters and its cache's.
@@ -36,6 +37,7 @@ func (n *Node) Stats() Stats {
 		ForwardErrors: n.fwdErrors.Load(),
 		InFlight:      n.inFlight.Load(),
 		Cache:         n.cfg.Cache.Stats(),
+		Chunks:        n.chunkStats(),
 	}
 	if u, ok := n.cfg.Parent.(interface{ Failovers() int64 }); ok {
 		s.Failovers = u.Failovers()

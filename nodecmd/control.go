@@ -207,6 +207,7 @@ func printStatus(w io.Writer, st service.Status) {
 	d := st.DirectReads
 	fmt.Fprintf(w, "read directly from the target (over max_cacheable_bytes, outside the tree): %d files, %d opens, %s\n",
 		d.Files, d.Opens, human(d.Bytes))
+	printLargeFiles(w, st)
 	if p := st.Prefetch; p != nil {
 		fmt.Fprintf(w, "\n%s\n", p.Summary())
 	}
@@ -214,6 +215,31 @@ func printStatus(w io.Writer, st service.Status) {
 		fmt.Fprintln(w)
 		printProfile(w, st.Profile)
 	}
+}
+
+// printLargeFiles says how files over max_cacheable_bytes are served
+// and, when chunked, what went through the chunk store.
+func printLargeFiles(w io.Writer, st service.Status) {
+	lf := st.LargeFiles
+	offer := "not offered"
+	if lf.KernelOffersPassthrough {
+		offer = "offered, unused"
+	}
+	fmt.Fprintf(w, "\nlarge files: %s, kernel path %s (passthrough %s)", lf.Mode, lf.KernelPath, offer)
+	c := st.Node.Chunks
+	if c == nil {
+		fmt.Fprintln(w)
+		return
+	}
+	where := c.Store.Dir
+	if c.Store.Mode != "disk" {
+		where = "memory (spill directory unusable or off)"
+	}
+	fmt.Fprintf(w, ", chunks of %s; files opened %d, bytes read %d (%s)\n", human(lf.ChunkBytes), lf.Opened, c.LocalBytes, human(c.LocalBytes))
+	fmt.Fprintf(w, "chunks: fetched %d (%s), served %d, read ahead %d, stale %d, rejected %d\n",
+		c.Fetched, human(c.FetchedB), c.Served, c.Readahead, c.Stale, c.Rejected)
+	fmt.Fprintf(w, "chunk store: %s, %d chunks, %s of %s; spilled %d, evicted %d, hits %d, misses %d\n",
+		where, c.Store.Chunks, human(c.Store.Bytes), human(c.Store.BudgetBytes), c.Store.Spilled, c.Store.Evicted, c.Store.Hits, c.Store.Misses)
 }
 
 // printProfile shows the FUSE operation table of a profiling node.

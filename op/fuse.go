@@ -64,7 +64,7 @@ func FuseOpOf(name string) Op {
 	case FuseRead:
 		return Read
 	}
-	for _, o := range [...]Op{DirPlus, DirPlusNext} {
+	for _, o := range NodeOnlyOps {
 		if name == o.String() {
 			return o
 		}
@@ -72,11 +72,21 @@ func FuseOpOf(name string) Op {
 	return 0
 }
 
+// NodeOnlyOps are the distributed operations no FUSE operation maps to,
+// with rows of their own in the profile: a node fetches a directory as a
+// dirplus for the lookups, getattrs and readdirs in it, and children ask
+// for them; chunks of large files serve FUSE reads through the chunk store
+// (package spill). Read-only.
+var NodeOnlyOps = [...]Op{DirPlus, DirPlusNext, Chunk}
+
 // ProfileRowOrder is the order of profiling_operations.csv rows: FuseOps,
-// then the node-only rows (dirplus, dirplus_next); any other name sorts
-// after, alphabetically. It returns a fresh slice.
+// then NodeOnlyOps; any other name sorts after, alphabetically. It returns
+// a fresh slice.
 func ProfileRowOrder() []string {
-	out := make([]string, 0, len(FuseOps)+2)
+	out := make([]string, 0, len(FuseOps)+len(NodeOnlyOps))
 	out = append(out, FuseOps[:]...)
-	return append(out, DirPlus.String(), DirPlusNext.String())
+	for _, o := range NodeOnlyOps {
+		out = append(out, o.String())
+	}
+	return out
 }

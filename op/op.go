@@ -26,13 +26,18 @@ const (
 	// listing of "/d" after "x".
 	DirPlus     Op = 6
 	DirPlusNext Op = 7
+	// Chunk is one fixed-size piece of a file over max_cacheable_bytes,
+	// of one version of it: its "path" is a ChunkReq's encoding (see
+	// ChunkReq), its answer the chunk's bytes and the stat they were read
+	// under, as Read answers.
+	Chunk Op = 8
 )
 
 // All lists every operation, for tables and loops over counters.
-var All = [...]Op{IsReady, Getattr, Readdir, Readlink, Read, DirPlus, DirPlusNext}
+var All = [...]Op{IsReady, Getattr, Readdir, Readlink, Read, DirPlus, DirPlusNext, Chunk}
 
 // Valid reports whether o is a known operation.
-func (o Op) Valid() bool { return o >= IsReady && o <= DirPlusNext }
+func (o Op) Valid() bool { return o >= IsReady && o <= Chunk }
 
 func (o Op) String() string {
 	switch o {
@@ -50,6 +55,8 @@ func (o Op) String() string {
 		return "dirplus"
 	case DirPlusNext:
 		return "dirplus_next"
+	case Chunk:
+		return "chunk"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -126,7 +133,7 @@ type Result struct {
 	Attr    Attr        // Getattr; Read (the stat the data was read under)
 	Entries []DirEntry  // Readdir
 	Target  string      // Readlink
-	Data    []byte      // Read
+	Data    []byte      // Read, Chunk
 	Ready   bool        // IsReady
 	Plus    []PlusEntry // DirPlus, DirPlusNext: sorted by name
 	More    bool        // DirPlus, DirPlusNext: a later page follows (DirPlusNext after the last name)

@@ -93,6 +93,7 @@ func startMountedCluster(t *testing.T, target, manifest string, n int) *mountedC
 	s.Mount = filepath.Join(dir, "m{rank}")
 	s.LogDir = filepath.Join(dir, "logs")
 	s.CacheMemoryBytes = 256 << 20
+	s.SpillDir = filepath.Join(dir, "spill")
 	s.MaxCacheableBytes = clusterMaxCacheable
 	s.MdEnoentTTLMs = 600_000 // no ENOENT entry lapses during a test
 	// Counted backend ops must not include a successor's own reads after
@@ -331,7 +332,7 @@ func TestClusterPrefetchMakesColdWalkFree(t *testing.T) {
 	before := c.counters()
 	assert.Equal(t, map[string]int64{
 		"getattr": 301, "readdir": 0, "readlink": int64(f.links), "read": int64(len(f.read)),
-		"dirplus": int64(f.dirs) + 1, "dirplus_next": 0,
+		"dirplus": int64(f.dirs) + 1, "dirplus_next": 0, "chunk": 0,
 	}, before.backend)
 
 	walked := walkMounts(t, c.mounts, f)

@@ -95,7 +95,7 @@ func TestOpRowsOrderAndCounts(t *testing.T) {
 
 	rows := c.Ops()
 	assert.Equal(t, []string{"getattr", "lookup", "readdir", "readlink", "open", "read", "statfs", "getxattr", "ioctl",
-		"release", "write", "mkdir", "dirplus", "dirplus_next", "aa_new_op", "zz_new_op"}, names(rows),
+		"release", "write", "mkdir", "dirplus", "dirplus_next", "chunk", "aa_new_op", "zz_new_op"}, names(rows),
 		"fixed rows, then other operations and refused mutations once called, node-only operations once counted, then unknown names sorted")
 
 	lookup := rowOf(t, rows, "lookup")
@@ -106,7 +106,7 @@ func TestOpRowsOrderAndCounts(t *testing.T) {
 
 	read := rowOf(t, rows, "read")
 	assert.Equal(t, OpRow{Op: "read", Hits: 10, Misses: 20, Coalesced: 30, Forwarded: 40, Backend: 50, Bytes: 1000}, read)
-	for _, name := range []string{"getattr", "readdir", "readlink", "dirplus", "dirplus_next"} {
+	for _, name := range []string{"getattr", "readdir", "readlink", "dirplus", "dirplus_next", "chunk"} {
 		r := rowOf(t, rows, name)
 		assert.Equal(t, [5]int64{10, 20, 30, 40, 50}, [5]int64{r.Hits, r.Misses, r.Coalesced, r.Forwarded, r.Backend}, name)
 	}
@@ -119,8 +119,8 @@ func TestOpRowsOrderAndCounts(t *testing.T) {
 	assert.Equal(t, TTLCounts{10, 20, 30, 40}, r.TTL)
 	tot := r.Totals()
 	assert.EqualValues(t, 9, tot.Calls)
-	assert.EqualValues(t, 60, tot.Hits)
-	assert.EqualValues(t, 300, tot.Backend)
+	assert.EqualValues(t, 70, tot.Hits)
+	assert.EqualValues(t, 350, tot.Backend)
 }
 
 func TestResetParts(t *testing.T) {

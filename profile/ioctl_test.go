@@ -66,7 +66,7 @@ func TestIoctlLogCommands(t *testing.T) {
 			return readCSV(t, filepath.Join(c.IoctlDir(), "h-42-"+name), header)
 		}
 		assert.Contains(t, read("operation_count.output", "operation,count,errors"), []string{"lookup", "1", "1"})
-		assert.Equal(t, [][]string{{"getattr", "1"}, {"readdir", "1"}, {"readlink", "1"}, {"read", "1"}, {"dirplus", "1"}, {"dirplus_next", "1"}},
+		assert.Equal(t, [][]string{{"getattr", "1"}, {"readdir", "1"}, {"readlink", "1"}, {"read", "1"}, {"dirplus", "1"}, {"dirplus_next", "1"}, {"chunk", "1"}},
 			read("operation_cache_hit.output", "operation,cache_hits"))
 		assert.Equal(t, [][]string{{"/d", "1", "0", "1", "0"}},
 			read("data_table_cache_event.output", "path,total_events,cache_hits,cache_misses,negative_results"))

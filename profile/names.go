@@ -78,7 +78,6 @@ func fuseSlot(name string) int {
 // a row; 0 for rows without one.
 func nodeOpOf(name string) op.Op { return op.FuseOpOf(name) }
 
-// nodeOnlyOps are rows of distributed operations no FUSE operation maps
-// to: a node fetches a directory as a dirplus for the lookups, getattrs
-// and readdirs in it, and children ask for them. Written once counted.
-var nodeOnlyOps = [...]op.Op{op.DirPlus, op.DirPlusNext}
+// nodeOnlyOps are op.NodeOnlyOps: rows no FUSE operation maps to. Written
+// once counted.
+var nodeOnlyOps = op.NodeOnlyOps

@@ -52,6 +52,7 @@ func clusterSettings(tb testing.TB, target string) config.Settings {
 	s.Target = target
 	s.Mount = filepath.Join(tb.TempDir(), "{rank}", "mnt")
 	s.LogDir = tb.TempDir()
+	s.SpillDir = filepath.Join(tb.TempDir(), "spill") // not /tmp/copper-spill-$USER: nothing outlives the test
 	s.CacheMemoryBytes = 512 << 20
 	s.ReadyProbeInitialMs = 5
 	s.ReadyProbeMaxMs = 100

@@ -190,6 +190,7 @@ func TestClusterDirPlusPages(t *testing.T) {
 	s.Fanout = 2
 	s.MaxCacheableBytes = 32 << 10
 	s.MaxFrameBytes = 64 << 10 // pages of at most 64 KiB: about 300 of these entries
+	s.LargeFiles = "direct"    // a chunk could not fit such a frame
 	c := startReadyCluster(t, s, 7)
 	leaf, mid := c.nodes[6].Node(), c.nodes[2].Node()
 	ctx := t.Context()

@@ -53,6 +53,7 @@ func startProfiledNode(t *testing.T, target string, edit func(*config.Settings))
 	s.Mount = filepath.Join(dir, "mnt")
 	s.LogDir = filepath.Join(dir, "logs")
 	s.CacheMemoryBytes = 64 << 20
+	s.SpillDir = filepath.Join(dir, "spill")
 	s.MdEnoentTTLMs = 600_000 // no ENOENT entry lapses during a test
 	s.ReadyTimeoutS = 10
 	s.ProfileMetrics = true

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hpc-copper/copper/backend"
@@ -25,6 +26,7 @@ import (
 	"github.com/hpc-copper/copper/prefetch"
 	"github.com/hpc-copper/copper/profile"
 	"github.com/hpc-copper/copper/rank"
+	"github.com/hpc-copper/copper/spill"
 	"github.com/hpc-copper/copper/tree"
 )
 
@@ -68,6 +70,7 @@ type Service struct {
 	server   *cnet.Server
 	backend  *backend.Backend // on a tree's root
 	upstream *node.Upstream
+	chunks   *spill.Store // large_files = chunked; nil otherwise
 	mounted  *cfuse.Mounted
 	// directReads counts the mount's large-file reads from the host;
 	// made before the profiler and the mount, which both use it.
@@ -76,6 +79,7 @@ type Service struct {
 	// prefetch warms the caches from the prefetch manifest; nil when off.
 	prefetch       *prefetch.Prefetcher
 	prefetchCancel context.CancelFunc
+	largeOpens     atomic.Int64 // large files opened through the mount (chunked)
 	stopReq        chan struct{}
 	serving        chan struct{} // closed once the view is mounted; nil without Options.Mount
 	stopOnce       sync.Once
@@ -194,6 +198,16 @@ func (svc *Service) newNode(id Identity, o Options, budget int64, guard []string
 	}
 	if svc.profOn {
 		ncfg.Observe = svc.prof.Observe
+	}
+	if s.LargeFiles == "chunked" {
+		svc.chunks = spill.Open(spill.Config{
+			Dir:         s.SpillDir,
+			BudgetBytes: s.SpillBudgetBytes,
+			MemoryBytes: spillMemoryBytes,
+			Logger:      log,
+		})
+		ncfg.Chunks, ncfg.ReadaheadChunks, ncfg.ChunkBytes = svc.chunks, s.ReadaheadChunks, s.ChunkBytes
+		log.Debug("chunk store", "dir", svc.chunks.Dir(), "budget_bytes", s.SpillBudgetBytes, "chunk_bytes", s.ChunkBytes)
 	}
 	bcfg := backend.Config{
 		Target:       s.Target,
@@ -374,7 +388,12 @@ func (svc *Service) mount(s config.Settings, rank int, guard []string) error {
 	if err := os.MkdirAll(s.Mount, 0o755); err != nil {
 		return fmt.Errorf("rank %d: mount directory: %w", rank, err)
 	}
+	var large cfuse.ContentProvider // nil: direct, from this host
+	if svc.chunks != nil {
+		large = cfuse.ChunkedFiles{Source: svc.node, ChunkBytes: s.ChunkBytes, Opened: &svc.largeOpens}
+	}
 	m, err := cfuse.Mount(svc.node, cfuse.Options{
+		LargeFiles:      large,
 		Mount:           s.Mount,
 		Target:          s.Target,
 		MaxCacheable:    s.MaxCacheableBytes,
@@ -485,6 +504,12 @@ func (svc *Service) Stop(ctx context.Context) error {
 		if svc.ctl != nil {
 			_ = svc.ctl.Close()
 		}
+		if svc.chunks != nil {
+			// After the mount and the server: nothing reads chunks now.
+			if err := svc.chunks.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if svc.profOn {
 			if err := svc.prof.WriteFinal(); err != nil {
 				errs = append(errs, fmt.Errorf("final profiling outputs: %w", err))
@@ -495,3 +520,8 @@ func (svc *Service) Stop(ctx context.Context) error {
 	})
 	return svc.stopErr
 }
+
+// spillMemoryBytes bounds the chunks a node keeps in memory when its
+// spill directory cannot be used: within the 64 MiB a node may use
+// beyond its cache budget, with room for chunks in flight.
+const spillMemoryBytes = 16 << 20

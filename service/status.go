@@ -33,6 +33,36 @@ type Status struct {
 	Profile []profile.OpRow `json:"profile,omitempty"`
 	// Prefetch is the progress of the prefetch manifest, when set.
 	Prefetch *prefetch.Stats `json:"prefetch,omitempty"`
+	// LargeFiles says how files over max_cacheable_bytes are served.
+	LargeFiles LargeFilesStatus `json:"large_files"`
+}
+
+// LargeFilesStatus is the large-file path of a node (the chunk counters
+// are in Node.Chunks).
+type LargeFilesStatus struct {
+	Mode       string `json:"mode"` // chunked or direct
+	ChunkBytes int64  `json:"chunk_bytes,omitempty"`
+	// KernelPath is how the kernel serves warm large reads: "page_cache"
+	// (no-open mount: the kernel keeps a file's pages across opens, so
+	// warm reads and mmap never reach copper-node). FUSE passthrough is
+	// not used; DESIGN.md says why.
+	KernelPath string `json:"kernel_path"`
+	// KernelOffersPassthrough is whether this mount's kernel offered
+	// FUSE passthrough at mount time (unused either way).
+	KernelOffersPassthrough bool  `json:"kernel_offers_passthrough"`
+	Opened                  int64 `json:"opened"` // large files opened through the mount (chunked)
+}
+
+// LargeFiles is how this node serves files over max_cacheable_bytes.
+func (svc *Service) LargeFiles() LargeFilesStatus {
+	st := LargeFilesStatus{Mode: svc.Settings.LargeFiles, KernelPath: "page_cache", Opened: svc.largeOpens.Load()}
+	if svc.chunks != nil {
+		st.ChunkBytes = svc.Settings.ChunkBytes
+	}
+	if svc.mounted != nil {
+		st.KernelOffersPassthrough = svc.mounted.KernelOffersPassthrough()
+	}
+	return st
 }
 
 // PrefetchResult answers the "prefetch" control command.
@@ -62,6 +92,7 @@ func (svc *Service) status() Status {
 		Node:      svc.node.Stats(),
 		// The per-file list goes to the profile, not to stats.
 		DirectReads: svc.directReads.Stats(),
+		LargeFiles:  svc.LargeFiles(),
 	}
 	if svc.upstream != nil {
 		st.Upstream = svc.upstream.Current()

@@ -103,6 +103,8 @@ type Config struct {
 
 	CopperFlags []string // extra copper-node flags
 
+	Large LargeConfig // the large-file workload; Bytes 0 = not run
+
 	WarmImportRounds int           // alternations for the warm import vs local disk target
 	StepTimeout      time.Duration // bound on one step (start, one run, stop)
 
@@ -118,6 +120,7 @@ func Quick() Config {
 	c.ImportNodes = []int{1, 4}
 	c.Scale = DefaultScale()
 	c.WarmImportRounds = 5
+	c.Large = LargeConfig{Bytes: 256 << 20, Nodes: 8, ChunkBytes: 4 << 20, CacheBytes: 64 << 20, WarmRounds: 3}
 	return c
 }
 
@@ -128,6 +131,7 @@ func Full() Config {
 	c.ImportNodes = []int{1, 2, 4, 8, 16, 32}
 	c.Scale = DefaultScale()
 	c.WarmImportRounds = 9
+	c.Large = LargeConfig{Bytes: 1 << 30, Nodes: 32, ChunkBytes: 4 << 20, CacheBytes: 64 << 20, WarmRounds: 5}
 	return c
 }
 
@@ -184,6 +188,12 @@ func (c *Config) check() error {
 		if s.StepTimeout <= 0 {
 			s.StepTimeout = 15 * time.Minute
 		}
+	}
+	if l := &c.Large; l.Bytes != 0 {
+		if l.Bytes < 1<<20 || l.Nodes < 1 || l.Nodes > 256 || l.ChunkBytes < 64<<10 || l.CacheBytes < 1<<20 {
+			errs = append(errs, fmt.Errorf("large-file workload %+v: want ≥ 1 MiB, 1..256 nodes, chunks ≥ 64 KiB, cache ≥ 1 MiB", *l))
+		}
+		l.WarmRounds = max(l.WarmRounds, 1)
 	}
 	if c.DirectClients != "node" && c.DirectClients != "process" {
 		errs = append(errs, fmt.Errorf("direct clients %q: want node or process", c.DirectClients))

@@ -91,7 +91,7 @@ func (r *runner) startCopper(ctx context.Context, n int, target, job string, ext
 	args := func(rank int) []string {
 		a := []string{"--book", book, "--rank", strconv.Itoa(rank), "--token-file", token, "--mount", t.mounts[rank],
 			"--target", target, "--log-dir", r.logDir, "--job-id", job, "--log-level", "2",
-			"--cache-memory-bytes", strconv.Itoa(512 << 20),
+			"--cache-memory-bytes", strconv.Itoa(512 << 20), "--spill-dir", filepath.Join(r.work, "spill"),
 			"--ready-timeout-s", "60", "--rpc-timeout-s", "60", "--stop-timeout", "10s"}
 		return append(append(a, extra...), r.cfg.CopperFlags...)
 	}

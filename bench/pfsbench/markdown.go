@@ -62,6 +62,7 @@ func (res *Results) writeMarkdown(dir string) error {
 	}
 	res.opsTable(&b, WorkReplay)
 	res.scaleSection(&b)
+	res.largeSection(&b)
 	res.readings(&b)
 
 	if len(res.Skipped) > 0 {

@@ -76,6 +76,8 @@ func TestRunEndToEnd(t *testing.T) {
 	cfg.Packages = []string{tinyPackage(t)}
 	cfg.ReplayNodes, cfg.ImportNodes, cfg.Procs = []int{1, 2}, []int{2}, 2
 	cfg.WarmImportRounds = 1
+	// A small large-file workload: 3 nodes read 24 MiB in 1 MiB chunks.
+	cfg.Large = LargeConfig{Bytes: 24 << 20, Nodes: 3, ChunkBytes: 1 << 20, CacheBytes: 16 << 20, WarmRounds: 1}
 	// A small scale model: 4 × 2 reference processes on the server
 	// that 2 × 2 here share, so the scaled server has half the capacity.
 	cfg.Scale = ScaleModel{Nodes: 2, RefNodes: 4, RefProcs: 2, Modes: []string{ModeDirect, ModeCopper}, StepTimeout: 40 * time.Second}
@@ -157,7 +159,18 @@ func TestRunEndToEnd(t *testing.T) {
 	assert.Equal(t, 4, res.Settings.Scale.Params.Slots, "8 slots over a ratio of 2")
 	assert.InDelta(t, 1.0, res.find(WorkScale, ModeCopper, 2, "cold").Backend.Fetches.PerKey, 1e-9)
 
-	assert.Len(t, res.Targets, 7)
+	require.NotNil(t, res.Large)
+	assert.Empty(t, res.Large.Error)
+	assert.Equal(t, res.Large.FileBytes, res.Large.CopperBackendBytes, "copper reads the large file once")
+	assert.Equal(t, 3*res.Large.FileBytes, res.Large.DirectBackendBytes, "each direct node reads it whole")
+	assert.Len(t, res.Large.Memory, 3)
+	for _, m := range res.Large.Memory {
+		assert.Equal(t, "disk", m.SpillMode)
+		assert.LessOrEqual(t, m.SpillBytes, m.SpillBudget)
+	}
+	assert.True(t, strings.HasPrefix(res.Large.KernelPath, "page_cache ("), res.Large.KernelPath)
+
+	assert.Len(t, res.Targets, 13)
 	for _, tg := range res.Targets {
 		assert.True(t, tg.Measured, "target %q: %s", tg.Name, tg.Result)
 	}
@@ -179,6 +192,7 @@ func TestRunEndToEnd(t *testing.T) {
 	assert.Contains(t, string(md), "| copper+prefetch setup | 2 |")
 	assert.Contains(t, string(md), "### Scale model: N=2 in the regime of 4 nodes × 2 processes")
 	assert.Contains(t, string(md), "### Reading the results (computed from this run)")
+	assert.Contains(t, string(md), "### Large files through the tree (issue #10)")
 	assert.Contains(t, progress.String(), "copper N=2 replay cold")
 	assert.True(t, strings.HasPrefix(string(md), "## "), "a fragment to include under the document's title")
 }

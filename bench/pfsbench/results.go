@@ -25,11 +25,12 @@ type Results struct {
 	Tree  TreeInfo  `json:"tree"`
 	Trace TraceInfo `json:"trace"`
 
-	Runs       []Row       `json:"runs"`
-	Skipped    []string    `json:"skipped,omitempty"` // modes not run, with why
-	WarmImport *WarmImport `json:"warm_import,omitempty"`
-	Targets    []Target    `json:"targets"`
-	Errors     []string    `json:"errors,omitempty"`
+	Runs       []Row        `json:"runs"`
+	Skipped    []string     `json:"skipped,omitempty"` // modes not run, with why
+	WarmImport *WarmImport  `json:"warm_import,omitempty"`
+	Large      *LargeResult `json:"large,omitempty"` // the large-file workload
+	Targets    []Target     `json:"targets"`
+	Errors     []string     `json:"errors,omitempty"`
 }
 
 // Machine describes where the numbers come from.
@@ -294,6 +295,9 @@ func (res *Results) computeTargets() {
 		ts = append(ts, t)
 	} else {
 		ts = append(ts, notMeasured(name, goal, "no copper node measured"))
+	}
+	if res.Large != nil {
+		ts = append(ts, res.largeTargets()...)
 	}
 	res.Targets = ts
 }

@@ -62,15 +62,17 @@ func Run(ctx context.Context, cfg Config, command string) (res *Results, err err
 		}
 	}()
 
-	r.progress("building the package tree on the emulated filesystem")
-	if r.res.Tree, err = r.buildTree(ctx); err != nil {
-		return nil, fmt.Errorf("pfsbench: %w", err)
+	if len(cfg.ReplayNodes)+len(cfg.ImportNodes) > 0 || cfg.Scale.Nodes > 0 {
+		r.progress("building the package tree on the emulated filesystem")
+		if r.res.Tree, err = r.buildTree(ctx); err != nil {
+			return nil, fmt.Errorf("pfsbench: %w", err)
+		}
+		r.progress("recording %q with strace", r.importStatement())
+		if r.trace, r.traceInfo, err = r.recordTrace(ctx); err != nil {
+			return nil, fmt.Errorf("pfsbench: %w", err)
+		}
+		r.res.Trace = r.traceInfo
 	}
-	r.progress("recording %q with strace", r.importStatement())
-	if r.trace, r.traceInfo, err = r.recordTrace(ctx); err != nil {
-		return nil, fmt.Errorf("pfsbench: %w", err)
-	}
-	r.res.Trace = r.traceInfo
 	r.res.Settings = r.settings()
 
 	for _, work := range []string{WorkReplay, WorkImport} {
@@ -97,7 +99,10 @@ func Run(ctx context.Context, cfg Config, command string) (res *Results, err err
 			r.runMode(ctx, WorkScale, mode, n)
 		}
 	}
-	if slices.Contains(cfg.Modes, ModeCopper) && ctx.Err() == nil {
+	if cfg.Large.Bytes > 0 && ctx.Err() == nil {
+		r.runLarge(ctx)
+	}
+	if slices.Contains(cfg.Modes, ModeCopper) && ctx.Err() == nil && r.trace != nil {
 		r.progress("warm import: local disk vs a non-root copper mount, %d alternating rounds", cfg.WarmImportRounds)
 		wi, err := r.warmImport(ctx)
 		if err != nil {

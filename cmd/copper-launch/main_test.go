@@ -62,7 +62,8 @@ func (j *job) mount(r int) string    { return filepath.Join(j.dir, "m"+strconv.I
 
 // common are the flags every start of the job gets.
 func (j *job) common() []string {
-	return []string{"--site", "local", "--target", j.target, "--mount", j.mountTemplate(), "--log-dir", j.logDir, "--log-level", "4"}
+	return []string{"--site", "local", "--target", j.target, "--mount", j.mountTemplate(), "--log-dir", j.logDir, "--log-level", "4",
+		"--spill-dir", filepath.Join(j.dir, "spill")} // chunk stores die with the test, even a killed node's
 }
 
 // home is the job's HOME: the default key_file, ~/.copper/key, is created

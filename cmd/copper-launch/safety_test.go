@@ -100,7 +100,8 @@ func TestSecondLaunchLeavesFirstServing(t *testing.T) {
 	require.NoError(t, os.WriteFile(tokenFile, []byte("a job token of 32 bytes, by hand"), 0o600))
 	r4 := j.run(launchTimeout, filepath.Join(binDir, "copper-node"), "serve", "--token-file", tokenFile,
 		"--book", filepath.Join(j.logDir, "first", "logs", "copper_address_book.txt"), "--rank", "1",
-		"--site", "local", "--target", j.target, "--mount", j.mountTemplate(), "--log-dir", j.logDir, "--job-id", "byhand")
+		"--site", "local", "--target", j.target, "--mount", j.mountTemplate(), "--log-dir", j.logDir, "--job-id", "byhand",
+		"--spill-dir", filepath.Join(j.dir, "spill"))
 	require.NotEqual(t, 0, r4.Code, "%s", r4)
 	assert.Contains(t, r4.Stderr, j.mount(1))
 	assert.Contains(t, r4.Stderr, fmt.Sprintf("pid %d", pids[1]))

@@ -53,7 +53,9 @@ func run(args []string) int {
 	work := fs.String("work", "", "scratch directory for trees and mounts (default: a new one under /tmp, removed at the end)")
 	bin := fs.String("bin", "", "directory with copper-node and slowpfs (default: this binary's directory)")
 	modes := fs.String("modes", "", "comma-separated modes (default: local,direct,copper,staging,copper+prefetch)")
-	workloads := fs.String("workloads", "replay,import", "comma-separated workloads: replay, import")
+	workloads := fs.String("workloads", "replay,import,large", "comma-separated workloads: replay, import, large (issue #10: N nodes read one large file)")
+	largeBytes := fs.Int64("large-bytes", 0, "large workload: the file's size (default 256 MiB quick, 1 GiB full)")
+	largeNodes := fs.Int("large-nodes", 0, "large workload: readers, one per node (default 8 quick, 32 full)")
 	replayNodes := fs.IntSlice("replay-nodes", nil, "node counts for the replay workload (default: the set's)")
 	importNodes := fs.IntSlice("import-nodes", nil, "node counts for the real import (default: the set's)")
 	procs := fs.Int("procs", 0, "processes per node (default 4)")
@@ -97,8 +99,8 @@ func run(args []string) int {
 		cfg.ImportNodes = *importNodes
 	}
 	for _, w := range strings.Split(*workloads, ",") {
-		if w != pfsbench.WorkReplay && w != pfsbench.WorkImport {
-			fmt.Fprintf(os.Stderr, "pfsbench: unknown workload %q (replay, import)\n", w)
+		if w != pfsbench.WorkReplay && w != pfsbench.WorkImport && w != pfsbench.WorkLarge {
+			fmt.Fprintf(os.Stderr, "pfsbench: unknown workload %q (replay, import, large)\n", w)
 			return 2
 		}
 	}
@@ -107,6 +109,18 @@ func run(args []string) int {
 	}
 	if !strings.Contains(*workloads, pfsbench.WorkImport) {
 		cfg.ImportNodes = nil
+	}
+	if !strings.Contains(*workloads, pfsbench.WorkLarge) {
+		cfg.Large.Bytes = 0
+	}
+	if !strings.Contains(*workloads, pfsbench.WorkReplay) && !strings.Contains(*workloads, pfsbench.WorkImport) {
+		cfg.Scale.Nodes = 0 // the scale rows replay the import's trace
+	}
+	if *largeBytes > 0 {
+		cfg.Large.Bytes = *largeBytes
+	}
+	if *largeNodes > 0 {
+		cfg.Large.Nodes = *largeNodes
 	}
 	if *procs > 0 {
 		cfg.Procs = *procs

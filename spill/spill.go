@@ -1,0 +1,439 @@
+// Package spill is a node's chunk store: the chunks of large files
+// (op.Chunk) this node fetched, kept under a byte budget of their own
+// with least-recently-used eviction, separate from the in-memory cache.
+//
+// Chunks live as files in a private directory on node-local storage,
+// made for this run only (0700, owned by us, inside a base directory we
+// own and no one else can write), each created 0600 under a temporary
+// name and renamed into place once whole: a hostile local user can
+// neither read nor plant a chunk, and a reader never sees half of one.
+// When the directory cannot be made or written (read-only, full, owned
+// by someone else), the store warns once and keeps chunks in memory
+// instead, under MemoryBytes: slower for a big file, never an error for
+// the application. Close removes this run's directory and nothing else.
+package spill
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Config sets up a Store.
+type Config struct {
+	// Dir is the base spill directory on node-local storage; the store
+	// makes one private directory per run inside it. Empty: memory only.
+	Dir string
+	// BudgetBytes bounds the bytes of chunk files on disk.
+	BudgetBytes int64
+	// MemoryBytes bounds the chunks kept in memory when the disk cannot
+	// be used.
+	MemoryBytes int64
+	Logger      *slog.Logger
+}
+
+// Store holds chunks by key. It is safe for concurrent use.
+type Store struct {
+	cfg  Config
+	log  *slog.Logger
+	dir  string   // this run's directory; "" when disk is off
+	lock *os.File // flocked lock file in dir, released by Close
+
+	mu      sync.Mutex
+	disk    bool // chunks go to dir
+	lru     list.List
+	entries map[string]*list.Element
+	bytes   int64 // on disk, or in memory when !disk
+	warned  bool
+	closed  bool // Close began: Put stores nothing more
+
+	spilled, evicted, hits, misses, failures atomic.Int64
+}
+
+type entry struct {
+	key  string
+	size int64
+	data []byte // memory mode only
+}
+
+// Open makes the store. It does not fail for a spill directory it cannot
+// use: it warns and keeps chunks in memory.
+func Open(cfg Config) *Store {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger, entries: make(map[string]*list.Element)}
+	if cfg.Dir == "" || cfg.BudgetBytes <= 0 {
+		return s
+	}
+	dir, lock, err := makeRunDir(cfg.Dir)
+	if err != nil {
+		s.degrade(fmt.Errorf("spill directory %s: %w", cfg.Dir, err))
+		return s
+	}
+	s.dir, s.lock, s.disk = dir, lock, true
+	if n := sweep(cfg.Dir, dir); n > 0 {
+		s.log.Info("removed the chunk stores of runs that ended without removing them", "dir", cfg.Dir, "count", n)
+	}
+	return s
+}
+
+// lockName is the file in a run directory that its store holds an
+// exclusive flock on for as long as it is open: a run directory whose
+// lock can be taken belongs to a run that ended (killed, crashed)
+// without removing it. flock works across processes and PID
+// namespaces, so a live run of another job is never taken for a dead
+// one. It is created under another name and renamed once locked, so a
+// sweep never finds it unlocked in between.
+const lockName = ".lock"
+
+// lockRunDir creates and flocks dir's lock file.
+func lockRunDir(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, ".locking-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, lockName)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// sweep removes the run directories in base, other than ours, whose
+// lock file can be locked (their store is gone) and that we own; it
+// returns how many it removed. Anything else (no lock file yet, another
+// owner, a symlink) is left alone.
+func sweep(base, ours string) int {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		dir := filepath.Join(base, e.Name())
+		if !strings.HasPrefix(e.Name(), "run-") || dir == ours {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(dir, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFDIR || int(st.Uid) != os.Geteuid() {
+			continue
+		}
+		fd, err := syscall.Open(filepath.Join(dir, lockName), syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB) == nil && os.RemoveAll(dir) == nil {
+			n++
+		}
+		_ = syscall.Close(fd)
+	}
+	return n
+}
+
+// makeRunDir makes base (0700) if missing, checks that it is a directory
+// that we own and that no one else can write (another user could swap
+// our run directory for a link otherwise), and makes this run's private
+// directory in it.
+func makeRunDir(base string) (string, *os.File, error) {
+	if !filepath.IsAbs(base) {
+		return "", nil, errors.New("not an absolute path")
+	}
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", nil, err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(base, &st); err != nil {
+		return "", nil, err
+	}
+	switch {
+	case st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
+		return "", nil, errors.New("not a directory (or a symbolic link)")
+	case int(st.Uid) != os.Geteuid():
+		return "", nil, fmt.Errorf("owned by uid %d, not by us (uid %d)", st.Uid, os.Geteuid())
+	case st.Mode&0o022 != 0:
+		return "", nil, fmt.Errorf("writable by others (mode %#o)", st.Mode&0o777)
+	}
+	dir, err := os.MkdirTemp(base, fmt.Sprintf("run-%d-", os.Getpid()))
+	if err != nil {
+		return "", nil, err
+	}
+	lock, err := lockRunDir(dir)
+	if err == nil {
+		err = os.Chmod(dir, 0o700)
+	}
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		_ = os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, lock, nil
+}
+
+// degrade turns the disk off, warning once, and drops what was on it.
+// Called with s.mu held or before the store is shared.
+func (s *Store) degrade(err error) {
+	if !s.warned {
+		s.warned = true
+		s.log.Warn("chunk spill directory unusable: large-file chunks are kept in memory instead",
+			"err", err, "memory_bytes", s.cfg.MemoryBytes)
+	}
+	s.failures.Add(1)
+	if s.disk {
+		s.disk = false
+		s.lru.Init()
+		clear(s.entries)
+		s.bytes = 0
+		_ = os.RemoveAll(s.dir)
+	}
+}
+
+// Dir is this run's spill directory, or "" when chunks are kept in memory.
+func (s *Store) Dir() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.disk {
+		return ""
+	}
+	return s.dir
+}
+
+func (s *Store) file(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(s.dir, hex.EncodeToString(sum[:]))
+}
+
+// Has reports whether key is held.
+func (s *Store) Has(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.entries[key]
+	return ok
+}
+
+// ReadAt copies the held chunk key's bytes from off into dest. ok is
+// false when the chunk is not held (never fetched, or evicted).
+func (s *Store) ReadAt(key string, dest []byte, off int64) (n int, ok bool) {
+	s.mu.Lock()
+	e, held := s.entries[key]
+	if !held {
+		s.mu.Unlock()
+		s.misses.Add(1)
+		return 0, false
+	}
+	s.lru.MoveToFront(e)
+	en := e.Value.(*entry)
+	if !s.disk {
+		n = copy(dest, en.data[min(off, int64(len(en.data))):])
+		s.mu.Unlock()
+		s.hits.Add(1)
+		return n, true
+	}
+	name := s.file(key)
+	s.mu.Unlock()
+	// The file may be evicted between the unlock and the open: a miss.
+	f, err := os.Open(name)
+	if err != nil {
+		s.misses.Add(1)
+		return 0, false
+	}
+	defer f.Close()
+	want := min(int64(len(dest)), max(en.size-off, 0))
+	n, err = f.ReadAt(dest[:want], off)
+	if int64(n) != want && !errors.Is(err, io.EOF) {
+		s.misses.Add(1)
+		return 0, false
+	}
+	s.hits.Add(1)
+	return n, true
+}
+
+// Load returns the whole held chunk key.
+func (s *Store) Load(key string) ([]byte, bool) {
+	s.mu.Lock()
+	e, held := s.entries[key]
+	if !held {
+		s.mu.Unlock()
+		return nil, false
+	}
+	size := e.Value.(*entry).size
+	s.mu.Unlock()
+	buf := make([]byte, size)
+	n, ok := s.ReadAt(key, buf, 0)
+	if !ok || int64(n) != size {
+		return nil, false
+	}
+	return buf, true
+}
+
+// Put stores data as chunk key (data is not kept in disk mode; in memory
+// mode it is, and must not be modified). A chunk larger than the budget
+// is not stored. A write that fails (disk full, read-only) turns the disk
+// off with one warning.
+func (s *Store) Put(key string, data []byte) {
+	s.mu.Lock()
+	if _, held := s.entries[key]; held || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if !s.disk {
+		s.putLocked(&entry{key: key, size: int64(len(data)), data: data}, s.cfg.MemoryBytes)
+		s.mu.Unlock()
+		return
+	}
+	name := s.file(key)
+	dir := s.dir
+	s.mu.Unlock()
+
+	err := writeFile(dir, name, data)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		// Close ran during the write (a readahead that outlived its
+		// node): take the file back out of the directory it removes.
+		_ = os.Remove(name)
+		return
+	}
+	if err != nil {
+		if s.disk {
+			s.degrade(err)
+		}
+		s.putLocked(&entry{key: key, size: int64(len(data)), data: data}, s.cfg.MemoryBytes)
+		return
+	}
+	if !s.disk { // degraded meanwhile: the directory is gone
+		s.putLocked(&entry{key: key, size: int64(len(data)), data: data}, s.cfg.MemoryBytes)
+		return
+	}
+	if _, held := s.entries[key]; held {
+		return // another Put of the same chunk won; same bytes
+	}
+	s.spilled.Add(1)
+	s.putLocked(&entry{key: key, size: int64(len(data))}, s.cfg.BudgetBytes)
+}
+
+// putLocked adds e and evicts the least recently used entries over budget.
+func (s *Store) putLocked(e *entry, budget int64) {
+	if e.size > budget {
+		if s.disk {
+			_ = os.Remove(s.file(e.key))
+		}
+		return
+	}
+	s.entries[e.key] = s.lru.PushFront(e)
+	s.bytes += e.size
+	for s.bytes > budget {
+		old := s.lru.Back()
+		v := old.Value.(*entry)
+		s.lru.Remove(old)
+		delete(s.entries, v.key)
+		s.bytes -= v.size
+		s.evicted.Add(1)
+		if s.disk {
+			_ = os.Remove(s.file(v.key))
+		}
+	}
+}
+
+// writeFile writes data to name through a 0600 temporary file in dir
+// renamed into place, so a reader never finds a partial chunk.
+func writeFile(dir, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, ".part-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err = f.Write(data); err == nil {
+		err = f.Close()
+	} else {
+		_ = f.Close()
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// Stats is the store's state and counters.
+type Stats struct {
+	Dir         string `json:"dir"`  // this run's directory; "" in memory mode
+	Mode        string `json:"mode"` // "disk" or "memory"
+	Bytes       int64  `json:"bytes"`
+	BudgetBytes int64  `json:"budget_bytes"`
+	Chunks      int    `json:"chunks"`
+	Spilled     int64  `json:"spilled"` // chunks written to disk
+	Evicted     int64  `json:"evicted"`
+	Hits        int64  `json:"hits"`
+	Misses      int64  `json:"misses"`
+	Failures    int64  `json:"failures"` // times the disk was found unusable
+}
+
+// Stats returns the store's state and counters.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Bytes: s.bytes, Chunks: len(s.entries), Mode: "memory", BudgetBytes: s.cfg.MemoryBytes}
+	if s.disk {
+		st.Dir, st.Mode, st.BudgetBytes = s.dir, "disk", s.cfg.BudgetBytes
+	}
+	s.mu.Unlock()
+	st.Spilled, st.Evicted, st.Hits, st.Misses, st.Failures =
+		s.spilled.Load(), s.evicted.Load(), s.hits.Load(), s.misses.Load(), s.failures.Load()
+	return st
+}
+
+// Close forgets every chunk and removes this run's directory. A Put
+// still writing (a fetch that outlived the node's server) removes its
+// own file when it finds the store closed; RemoveAll is repeated a few
+// times in case one lands in between.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.disk = false
+	s.lru.Init()
+	clear(s.entries)
+	s.bytes = 0
+	dir := s.dir
+	s.mu.Unlock()
+	if dir == "" {
+		return nil
+	}
+	// The lock is released only after the directory is gone: a sweep
+	// by another run must not race this removal.
+	defer func() {
+		if s.lock != nil {
+			s.lock.Close()
+		}
+	}()
+	var err error
+	for range closeAttempts {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("remove spill directory %s: %w", dir, err)
+}
+
+// closeAttempts bounds Close's RemoveAll repeats.
+const closeAttempts = 20

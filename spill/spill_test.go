@@ -1,0 +1,162 @@
+package spill
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func chunk(i, n int) []byte { return bytes.Repeat([]byte{byte(i)}, n) }
+
+func TestDiskStoreBudgetAndPrivacy(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "spill")
+	s := Open(Config{Dir: base, BudgetBytes: 3000, MemoryBytes: 1000})
+	dir := s.Dir()
+	require.NotEmpty(t, dir)
+	st, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), st.Mode().Perm())
+
+	for i := range 5 {
+		s.Put(fmt.Sprint(i), chunk(i, 1000))
+		require.LessOrEqual(t, s.Stats().Bytes, int64(3000))
+	}
+	assert.False(t, s.Has("0"), "least recently used evicted")
+	assert.False(t, s.Has("1"))
+	buf := make([]byte, 600)
+	n, ok := s.ReadAt("3", buf, 500)
+	require.True(t, ok)
+	assert.Equal(t, chunk(3, 500), buf[:n])
+	whole, ok := s.Load("4")
+	require.True(t, ok)
+	assert.Equal(t, chunk(4, 1000), whole)
+
+	files, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, files, 4, "evicted chunks leave no file")
+	assert.Equal(t, lockName, files[0].Name(), "the run's lock file and three chunks")
+	for _, f := range files {
+		info, err := f.Info()
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), f.Name())
+	}
+	stats := s.Stats()
+	assert.Equal(t, "disk", stats.Mode)
+	assert.Equal(t, int64(5), stats.Spilled)
+	assert.Equal(t, int64(2), stats.Evicted)
+
+	require.NoError(t, s.Close())
+	_, err = os.Stat(dir)
+	assert.True(t, os.IsNotExist(err), "close removes the run directory")
+	_, err = os.Stat(base)
+	assert.NoError(t, err, "the base directory (other runs') stays")
+}
+
+// A base directory we cannot use degrades to memory, and the chunks are
+// still served.
+func TestUnusableDirDegradesToMemory(t *testing.T) {
+	tmp := t.TempDir()
+	ro := filepath.Join(tmp, "ro")
+	require.NoError(t, os.Mkdir(ro, 0o500))
+	file := filepath.Join(tmp, "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	link := filepath.Join(tmp, "link")
+	require.NoError(t, os.Symlink(tmp, link))
+	open := filepath.Join(tmp, "open")
+	require.NoError(t, os.Mkdir(open, 0o777))
+	require.NoError(t, os.Chmod(open, 0o777))
+	for _, tc := range []struct{ name, dir string }{
+		{"not writable", filepath.Join(ro, "sub")},
+		{"a file", file},
+		{"a symlink", link},
+		{"writable by others", open},
+		{"relative", "spill"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "not writable" && os.Geteuid() == 0 {
+				// root writes through mode bits: make it read-only for real.
+				require.NoError(t, syscall.Mount("tmpfs", ro, "tmpfs", syscall.MS_RDONLY, "size=1m"))
+				t.Cleanup(func() { _ = syscall.Unmount(ro, syscall.MNT_DETACH) })
+			}
+			s := Open(Config{Dir: tc.dir, BudgetBytes: 1 << 20, MemoryBytes: 2000})
+			t.Cleanup(func() { _ = s.Close() })
+			assert.Empty(t, s.Dir())
+			s.Put("a", chunk(1, 1500))
+			s.Put("b", chunk(2, 1500))
+			assert.False(t, s.Has("a"), "memory budget applies")
+			got, ok := s.Load("b")
+			require.True(t, ok)
+			assert.Equal(t, chunk(2, 1500), got)
+			assert.Equal(t, "memory", s.Stats().Mode)
+			assert.Equal(t, int64(1), s.Stats().Failures)
+		})
+	}
+}
+
+// A disk that fills up mid-run degrades with the chunk still kept.
+func TestFullDiskDegrades(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a tiny tmpfs: run it as root")
+	}
+	base := t.TempDir()
+	require.NoError(t, syscall.Mount("tmpfs", base, "tmpfs", 0, "size=64k,mode=0700"))
+	t.Cleanup(func() { _ = syscall.Unmount(base, syscall.MNT_DETACH) })
+	s := Open(Config{Dir: base, BudgetBytes: 1 << 20, MemoryBytes: 1 << 20})
+	t.Cleanup(func() { _ = s.Close() })
+	require.NotEmpty(t, s.Dir())
+	s.Put("small", chunk(1, 1000))
+	s.Put("big", chunk(2, 200<<10)) // ENOSPC
+	assert.Equal(t, "memory", s.Stats().Mode)
+	got, ok := s.Load("big")
+	require.True(t, ok)
+	assert.Equal(t, chunk(2, 200<<10), got)
+	entries, err := os.ReadDir(base)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "the run directory is removed when the disk is given up")
+}
+
+// Puts racing Close (readahead that outlives its node) leave nothing.
+func TestCloseWhilePutting(t *testing.T) {
+	s := Open(Config{Dir: filepath.Join(t.TempDir(), "spill"), BudgetBytes: 1 << 30, MemoryBytes: 1 << 20})
+	dir := s.Dir()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			s.Put(fmt.Sprint(i), chunk(i, 4096))
+		}
+	}()
+	require.NoError(t, s.Close())
+	<-done
+	_, err := os.Stat(dir)
+	assert.True(t, os.IsNotExist(err), "the run directory is gone")
+	assert.Zero(t, s.Stats().Chunks)
+}
+
+// A run directory whose store is gone without removing it (the node was
+// killed) is removed by the next store in the same base; a live one, or
+// a directory with no lock file, is left alone.
+func TestSweepRemovesOnlyDeadRuns(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "spill")
+	live := Open(Config{Dir: base, BudgetBytes: 1 << 20})
+	t.Cleanup(func() { _ = live.Close() })
+	dead := Open(Config{Dir: base, BudgetBytes: 1 << 20})
+	dead.Put("k", chunk(1, 100))
+	deadDir := dead.Dir()
+	require.NoError(t, dead.lock.Close()) // as a killed process's lock goes
+	odd := filepath.Join(base, "run-no-lock")
+	require.NoError(t, os.Mkdir(odd, 0o700))
+
+	next := Open(Config{Dir: base, BudgetBytes: 1 << 20})
+	t.Cleanup(func() { _ = next.Close() })
+	assert.NoDirExists(t, deadDir, "the dead run's directory is swept")
+	assert.DirExists(t, live.Dir(), "a live run's is not")
+	assert.DirExists(t, odd, "nor one without a lock file")
+	assert.DirExists(t, next.Dir())
+}
