@@ -125,7 +125,7 @@ func TestDoctorOnRealRun(t *testing.T) {
 	require.NoError(t, err, "compileall: %s", out)
 
 	c := newCluster(t, clusterConfig{nodes: 2, fanout: 2, target: src,
-		flags: []string{"--profile-metrics", "--profile-paths-full"}})
+		flags: []string{"--profile-metrics", "--profile-paths-full", "--large-files", "direct"}})
 	c.startAll()
 	mnt := c.mount(1)
 	script := `

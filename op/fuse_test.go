@@ -14,13 +14,13 @@ func TestFuseOpTable(t *testing.T) {
 	}
 	for name, want := range map[string]Op{
 		FuseGetattr: Getattr, FuseReaddir: Readdir, FuseReadlink: Readlink, FuseRead: Read,
-		"dirplus": DirPlus, "dirplus_next": DirPlusNext, FuseLookup: 0, FuseOpen: 0, "nonsense": 0,
+		"dirplus": DirPlus, "dirplus_next": DirPlusNext, "chunk": Chunk, FuseLookup: 0, FuseOpen: 0, "nonsense": 0,
 	} {
 		assert.Equal(t, want, FuseOpOf(name), name)
 	}
 	order := ProfileRowOrder()
 	assert.Equal(t, FuseOps[:], order[:len(FuseOps)])
-	assert.Equal(t, []string{"dirplus", "dirplus_next"}, order[len(FuseOps):])
+	assert.Equal(t, []string{"dirplus", "dirplus_next", "chunk"}, order[len(FuseOps):])
 	order[0] = "changed"
 	assert.Equal(t, FuseGetattr, FuseOps[0], "a fresh slice")
 }
