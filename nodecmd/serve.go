@@ -443,6 +443,12 @@ func daemonize(a serveArgs, lock *control.Lock) int {
 		return 1
 	}
 	w.Close()
+	return awaitDaemon(a, cmd, r, errPath)
+}
+
+// awaitDaemon waits for the daemon cmd, started by daemonize, to report
+// on its ready pipe r, and returns this process's exit status.
+func awaitDaemon(a serveArgs, cmd *exec.Cmd, r io.Reader, errPath string) int {
 	// The daemon records the failures it reports; these are the ones it
 	// cannot (a crash, a hang).
 	daemonLogs := func() []string {

@@ -447,19 +447,7 @@ func (p *parser) call(c call) {
 	}
 	switch c.name {
 	case "open", "openat":
-		dirfd, pathArg, flags := "AT_FDCWD", c.arg(0), c.arg(1)
-		if c.name == "openat" {
-			dirfd, pathArg, flags = c.arg(0), c.arg(1), c.arg(2)
-		}
-		v := p.view(dirfd, pathArg)
-		if v == "" {
-			delete(p.fds, int(c.ret)) // an fd reused for a file outside the tree
-			return
-		}
-		p.emit(Op{Kind: Open, Path: v, Flags: flagBits(flags), FD: int(c.ret)}, c)
-		if c.errno == 0 && c.ret >= 0 {
-			p.fds[int(c.ret)] = v
-		}
+		p.open(c)
 	case "stat", "lstat":
 		if v := p.view("AT_FDCWD", c.arg(0)); v != "" {
 			flags := 0
@@ -469,18 +457,7 @@ func (p *parser) call(c call) {
 			p.emit(Op{Kind: Stat, Path: v, Flags: flags}, c)
 		}
 	case "newfstatat", "fstatat64", "statx":
-		flagArg := c.arg(3)
-		if c.name == "statx" {
-			flagArg = c.arg(2)
-		}
-		flags := flagBits(flagArg)
-		if s, _ := unquote(c.arg(1)); s == "" && flags&unix.AT_EMPTY_PATH != 0 {
-			p.fdOp(Op{Kind: Fstat}, c.arg(0), c)
-			return
-		}
-		if v := p.view(c.arg(0), c.arg(1)); v != "" {
-			p.emit(Op{Kind: Stat, Path: v, Flags: flags & unix.AT_SYMLINK_NOFOLLOW}, c)
-		}
+		p.statAt(c)
 	case "fstat":
 		p.fdOp(Op{Kind: Fstat}, c.arg(0), c)
 	case "access", "faccessat", "faccessat2":
@@ -520,6 +497,41 @@ func (p *parser) call(c call) {
 			p.emit(Op{Kind: Close, FD: int(fd), Path: p.fds[int(fd)]}, c)
 			delete(p.fds, int(fd))
 		}
+	}
+}
+
+// open records an open or openat of a path in the tree, and the fd it
+// returned.
+func (p *parser) open(c call) {
+	dirfd, pathArg, flags := "AT_FDCWD", c.arg(0), c.arg(1)
+	if c.name == "openat" {
+		dirfd, pathArg, flags = c.arg(0), c.arg(1), c.arg(2)
+	}
+	v := p.view(dirfd, pathArg)
+	if v == "" {
+		delete(p.fds, int(c.ret)) // an fd reused for a file outside the tree
+		return
+	}
+	p.emit(Op{Kind: Open, Path: v, Flags: flagBits(flags), FD: int(c.ret)}, c)
+	if c.errno == 0 && c.ret >= 0 {
+		p.fds[int(c.ret)] = v
+	}
+}
+
+// statAt records newfstatat, fstatat64 or statx: an fstat when it names
+// no path (AT_EMPTY_PATH), else a stat of the path.
+func (p *parser) statAt(c call) {
+	flagArg := c.arg(3)
+	if c.name == "statx" {
+		flagArg = c.arg(2)
+	}
+	flags := flagBits(flagArg)
+	if s, _ := unquote(c.arg(1)); s == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		p.fdOp(Op{Kind: Fstat}, c.arg(0), c)
+		return
+	}
+	if v := p.view(c.arg(0), c.arg(1)); v != "" {
+		p.emit(Op{Kind: Stat, Path: v, Flags: flags & unix.AT_SYMLINK_NOFOLLOW}, c)
 	}
 }
 
