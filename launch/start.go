@@ -94,18 +94,10 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		printDryRun(env, c, p, nodeBin)
 		return exitOK
 	}
-	if err := writeJobFiles(p); err != nil {
-		return failed(err)
-	}
-	files, err := writePrivate(p.jobID, p.rank, p.entries, p.token)
+	files, args, err := writeNodeFiles(c, p)
 	if err != nil {
 		return failed(err)
 	}
-	tokenArg := files.Token // a discover token; "" otherwise
-	if p.tokenFile != "" {
-		tokenArg = p.tokenFile // beside a prepared book: not ours to remove
-	}
-	args := nodeArgs(c, p, privateFiles{Book: files.Book, Token: tokenArg})
 	closeInheritedFiles()
 	if err := pinThread(p.cores); err != nil {
 		files.Remove()
@@ -125,6 +117,24 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		recordUnnamedFailure(ctx, p.mount, jobID, id.Rank, env.Hostname, nodeBin, code, log)
 	}
 	return code
+}
+
+// writeNodeFiles writes the job directory (and at rank 0 its records) and
+// the node's private book and token, and returns those files with
+// copper-node's command line.
+func writeNodeFiles(c Command, p plan) (privateFiles, []string, error) {
+	if err := writeJobFiles(p); err != nil {
+		return privateFiles{}, nil, err
+	}
+	files, err := writePrivate(p.jobID, p.rank, p.entries, p.token)
+	if err != nil {
+		return privateFiles{}, nil, err
+	}
+	tokenArg := files.Token // a discover token; "" otherwise
+	if p.tokenFile != "" {
+		tokenArg = p.tokenFile // beside a prepared book: not ours to remove
+	}
+	return files, nodeArgs(c, p, privateFiles{Book: files.Book, Token: tokenArg}), nil
 }
 
 // printDryRun shows what a start would run: at rank 0 the address map,
