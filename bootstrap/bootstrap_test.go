@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hpc-copper/copper/tree"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/hpc-copper/copper/tree"
 )
 
 // testBound keeps a broken test from hanging; it is never a speed claim.

@@ -9,10 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hpc-copper/copper/tree"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/hpc-copper/copper/tree"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
