@@ -73,14 +73,10 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	var lock *ctl.Lock
 	if !c.DryRun {
 		// Not recorded: the mount is another start's, and so is its record.
-		if lock, err = claimMount(s.Mount); err != nil {
+		if lock, err = claimForStart(s.Mount); err != nil {
 			return fail(env.Stderr, id.Rank, err)
 		}
 		defer lock.Close() // the node holds its own copy once started
-		// A record an earlier start left is not this start's.
-		if err := ctl.ClearStartFailure(s.Mount); err != nil {
-			return fail(env.Stderr, id.Rank, err)
-		}
 	}
 	p, err := resolve(ctx, c, env, id, early, log)
 	defer p.hold.Release()
@@ -119,22 +115,18 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	return code
 }
 
-// writeNodeFiles writes the job directory (and at rank 0 its records) and
-// the node's private book and token, and returns those files with
-// copper-node's command line.
-func writeNodeFiles(c Command, p plan) (privateFiles, []string, error) {
-	if err := writeJobFiles(p); err != nil {
-		return privateFiles{}, nil, err
-	}
-	files, err := writePrivate(p.jobID, p.rank, p.entries, p.token)
+// claimForStart claims mount for this start and clears the start-failure
+// record an earlier start left: it is not this start's.
+func claimForStart(mount string) (*ctl.Lock, error) {
+	lock, err := claimMount(mount)
 	if err != nil {
-		return privateFiles{}, nil, err
+		return nil, err
 	}
-	tokenArg := files.Token // a discover token; "" otherwise
-	if p.tokenFile != "" {
-		tokenArg = p.tokenFile // beside a prepared book: not ours to remove
+	if err := ctl.ClearStartFailure(mount); err != nil {
+		lock.Close()
+		return nil, err
 	}
-	return files, nodeArgs(c, p, privateFiles{Book: files.Book, Token: tokenArg}), nil
+	return lock, nil
 }
 
 // printDryRun shows what a start would run: at rank 0 the address map,
@@ -365,20 +357,6 @@ func jobKey(path string, log *slog.Logger) ([]byte, error) {
 		log.Info("copper-launch: created the job key", "key_file", path)
 	}
 	return key, err
-}
-
-// writeJobFiles creates the job directory and, at rank 0, the records.
-func writeJobFiles(p plan) error {
-	if p.jobDir == "" {
-		return nil
-	}
-	if err := makeJobDir(p.jobDir); err != nil {
-		return err
-	}
-	if p.rank != 0 {
-		return nil
-	}
-	return writeRecords(p.jobDir, p.entries, p.prov)
 }
 
 func repeat(s string, n int) []string {
