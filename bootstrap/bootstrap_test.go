@@ -132,6 +132,17 @@ func startServe(t testing.TB, ln net.Listener, size int, opts Options) <-chan se
 	return out
 }
 
+// startJoin runs Join for h in the background; the channel yields its
+// outcome.
+func startJoin(h Hello, opts Options) <-chan serveOutcome {
+	out := make(chan serveOutcome, 1)
+	go func() {
+		res, err := Join(context.Background(), h, opts)
+		out <- serveOutcome{res, err}
+	}()
+	return out
+}
+
 func await[T any](t testing.TB, ch <-chan T) T {
 	t.Helper()
 	select {
@@ -307,11 +318,7 @@ func TestGatherDuplicateRank(t *testing.T) {
 	opts := Options{Key: testKey, Addr: ln.Addr().String(), Logger: slog.New(sink)}
 	served := startServe(t, ln, 3, opts)
 
-	first := make(chan serveOutcome, 1)
-	go func() {
-		res, err := Join(context.Background(), hello(1, 3), opts)
-		first <- serveOutcome{res, err}
-	}()
+	first := startJoin(hello(1, 3), opts)
 	sink.waitFor(t, "rank joined", "rank=1")
 
 	impostor := hello(1, 3)
@@ -336,11 +343,7 @@ func TestGatherSizeMismatch(t *testing.T) {
 	opts := Options{Key: testKey, Addr: ln.Addr().String(), Logger: slog.New(sink)}
 	served := startServe(t, ln, 4, opts)
 
-	waiting := make(chan serveOutcome, 1)
-	go func() {
-		res, err := Join(context.Background(), hello(0, 4), opts)
-		waiting <- serveOutcome{res, err}
-	}()
+	waiting := startJoin(hello(0, 4), opts)
 	sink.waitFor(t, "rank joined", "rank=0")
 
 	_, err := Join(context.Background(), hello(2, 8), opts)
@@ -480,11 +483,7 @@ func TestJoinWaitsForLateRankZero(t *testing.T) {
 
 	sink := newLogSink()
 	opts := Options{Key: testKey, Addr: addr, RetryInitial: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, Logger: slog.New(sink)}
-	joined := make(chan serveOutcome, 1)
-	go func() {
-		res, err := Join(context.Background(), hello(0, 1), opts)
-		joined <- serveOutcome{res, err}
-	}()
+	joined := startJoin(hello(0, 1), opts)
 	sink.waitFor(t, "retrying")
 	ln, err = net.Listen("tcp", addr)
 	require.NoError(t, err)

@@ -7,10 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // StartFailure is what a start that failed leaves in the runtime
@@ -58,20 +59,10 @@ func WriteStartFailure(f StartFailure) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
+	// 0600, the mode it always had: the runtime directory is its owner's
+	// alone.
+	if err := osutil.WriteFile(path, append(raw, '\n'), 0o600); err != nil {
 		return fmt.Errorf("start-failure record for mount %s: %w", f.Mount, err)
-	}
-	_, werr := tmp.Write(append(raw, '\n'))
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("start-failure record %s: %w", path, werr)
 	}
 	return nil
 }

@@ -225,3 +225,35 @@ func (p privateFiles) Remove() {
 		}
 	}
 }
+
+// writeNodeFiles writes the job directory (and at rank 0 its records) and
+// the node's private book and token, and returns those files with
+// copper-node's command line.
+func writeNodeFiles(c Command, p plan) (privateFiles, []string, error) {
+	if err := writeJobFiles(p); err != nil {
+		return privateFiles{}, nil, err
+	}
+	files, err := writePrivate(p.jobID, p.rank, p.entries, p.token)
+	if err != nil {
+		return privateFiles{}, nil, err
+	}
+	tokenArg := files.Token // a discover token; "" otherwise
+	if p.tokenFile != "" {
+		tokenArg = p.tokenFile // beside a prepared book: not ours to remove
+	}
+	return files, nodeArgs(c, p, privateFiles{Book: files.Book, Token: tokenArg}), nil
+}
+
+// writeJobFiles creates the job directory and, at rank 0, the records.
+func writeJobFiles(p plan) error {
+	if p.jobDir == "" {
+		return nil
+	}
+	if err := makeJobDir(p.jobDir); err != nil {
+		return err
+	}
+	if p.rank != 0 {
+		return nil
+	}
+	return writeRecords(p.jobDir, p.entries, p.prov)
+}

@@ -34,39 +34,20 @@ func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	// mount claimed, all or none. The ranks inherit their claims, so
 	// while this process holds them every node on these mounts is this
 	// launch's own, and a failure stops only those.
-	mounts := make([]string, n)
-	for r := range n {
-		s := c.Settings
-		if err := s.Expand(r); err != nil {
-			return fail(env.Stderr, r, err)
-		}
-		if err := backend.CheckTarget(s.Target); err != nil {
-			return fail(env.Stderr, r, err)
-		}
-		mounts[r] = s.Mount
+	mounts, r, err := checkLocalMounts(c)
+	if err != nil {
+		return fail(env.Stderr, r, err)
 	}
 	var locks []*ctl.Lock
 	if !c.DryRun {
-		var err error
 		if locks, err = claimAll(mounts); err != nil {
 			return fail(env.Stderr, -1, err)
 		}
 		defer closeLocks(locks)
 	}
-	jobID := c.Settings.JobID
-	if jobID == "" {
-		jobID = rank.JobID(env.Getenv)
-	}
-	if jobID == "" {
-		// Chosen here rather than by the all-gather so that prepared books
-		// work too and this process can name the job directory.
-		b := make([]byte, 4)
-		_, _ = rand.Read(b)
-		jobID = "local-" + hex.EncodeToString(b)
-	}
+	jobID := localJobID(c, env.Getenv)
 	addr := c.Bootstrap
 	if addr == "" && c.Settings.AddressBookSource == "discover" {
-		var err error
 		if addr, err = freeLoopbackAddr(); err != nil {
 			return fail(env.Stderr, -1, err)
 		}
@@ -77,13 +58,69 @@ func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	// otherwise wait out the all-gather timeout for a rank that is gone.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	codes := make([]int, n)
+	codes, first := startLocalRanks(ctx, cancel, c, env, jobID, addr, locks)
+
+	failed := 0
+	for _, code := range codes {
+		if code != 0 {
+			failed++
+		}
+	}
+	if failed == 0 {
+		s := c.Settings
+		_ = s.Expand(-1)
+		fmt.Fprintf(env.Stdout, "copper-launch: %d local ranks tree-ready, job %s, mounts %s\n", n, jobID, s.Mount)
+		return exitOK
+	}
+	stopLocalAfterFailure(ctx, c, env, mounts, jobID, first, log)
+	return exitFail
+}
+
+// checkLocalMounts expands every local rank's mount, checking its target
+// first. On an error it also returns the rank it is about.
+func checkLocalMounts(c Command) ([]string, int, error) {
+	mounts := make([]string, c.Local)
+	for r := range c.Local {
+		s := c.Settings
+		if err := s.Expand(r); err != nil {
+			return nil, r, err
+		}
+		if err := backend.CheckTarget(s.Target); err != nil {
+			return nil, r, err
+		}
+		mounts[r] = s.Mount
+	}
+	return mounts, -1, nil
+}
+
+// localJobID is --job-id, else the environment's, else a fresh one.
+func localJobID(c Command, getenv func(string) string) string {
+	jobID := c.Settings.JobID
+	if jobID == "" {
+		jobID = rank.JobID(getenv)
+	}
+	if jobID == "" {
+		// Chosen here rather than by the all-gather so that prepared books
+		// work too and this process can name the job directory.
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		jobID = "local-" + hex.EncodeToString(b)
+	}
+	return jobID
+}
+
+// startLocalRanks runs one copper-launch per rank, each inheriting its
+// mount's lock, and waits for all of them. It returns each rank's exit
+// status and the ranks that failed on their own (not by cancellation);
+// a failure cancels ctx, which ends the others.
+func startLocalRanks(ctx context.Context, cancel context.CancelCauseFunc, c Command, env Env, jobID, addr string, locks []*ctl.Lock) ([]int, []string) {
+	codes := make([]int, c.Local)
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first []string // ranks that failed on their own, not by cancellation
 	)
-	for r := range n {
+	for r := range c.Local {
 		args := append(slices.Clip(c.Args), "--rank", strconv.Itoa(r), "--job-id", jobID)
 		if addr != "" {
 			args = append(args, "--bootstrap", addr)
@@ -114,19 +151,13 @@ func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		})
 	}
 	wg.Wait()
+	return codes, first
+}
 
-	failed := 0
-	for _, code := range codes {
-		if code != 0 {
-			failed++
-		}
-	}
-	if failed == 0 {
-		s := c.Settings
-		_ = s.Expand(-1)
-		fmt.Fprintf(env.Stdout, "copper-launch: %d local ranks tree-ready, job %s, mounts %s\n", n, jobID, s.Mount)
-		return exitOK
-	}
+// stopLocalAfterFailure says which ranks failed, stops every local node,
+// and leaves a start-failure record for the ranks stopped here.
+func stopLocalAfterFailure(ctx context.Context, c Command, env Env, mounts []string, jobID string, first []string, log *slog.Logger) {
+	n := c.Local
 	if len(first) == 0 {
 		first = []string{"none (interrupted)"}
 	}
@@ -137,15 +168,15 @@ func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	// A wait for a rank that was stopped or interrupted here must not wait
 	// out its timeout either: its record names the rank that failed. (The
 	// mounts are still claimed by this launch: the records are its own.)
-	if !c.DryRun {
-		for r, m := range mounts {
-			if !slices.Contains(first, strconv.Itoa(r)) {
-				recordFailure(m, jobID, r, env.Hostname,
-					fmt.Errorf("stopped because the --local %d start failed at rank %s", n, strings.Join(first, ",")), log)
-			}
+	if c.DryRun {
+		return
+	}
+	for r, m := range mounts {
+		if !slices.Contains(first, strconv.Itoa(r)) {
+			recordFailure(m, jobID, r, env.Hostname,
+				fmt.Errorf("stopped because the --local %d start failed at rank %s", n, strings.Join(first, ",")), log)
 		}
 	}
-	return exitFail
 }
 
 // stopOwn stops the nodes this launch started on mounts, whose locks it

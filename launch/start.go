@@ -7,18 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/hpc-copper/copper/backend"
+	"github.com/hpc-copper/copper/config"
 	ctl "github.com/hpc-copper/copper/control"
-	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/tree"
 )
@@ -77,14 +73,10 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 	var lock *ctl.Lock
 	if !c.DryRun {
 		// Not recorded: the mount is another start's, and so is its record.
-		if lock, err = claimMount(s.Mount); err != nil {
+		if lock, err = claimForStart(s.Mount); err != nil {
 			return fail(env.Stderr, id.Rank, err)
 		}
 		defer lock.Close() // the node holds its own copy once started
-		// A record an earlier start left is not this start's.
-		if err := ctl.ClearStartFailure(s.Mount); err != nil {
-			return fail(env.Stderr, id.Rank, err)
-		}
 	}
 	p, err := resolve(ctx, c, env, id, early, log)
 	defer p.hold.Release()
@@ -95,32 +87,13 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		return failed(err)
 	}
 	if c.DryRun {
-		shown := privateFiles{Book: "<book>", Token: p.tokenFile}
-		if len(p.token) > 0 {
-			shown.Token = "<token>"
-		}
-		args := nodeArgs(c, p, shown)
-		if p.rank == 0 {
-			fmt.Fprintf(env.Stdout, "# address map, job %s (%s)\n", p.jobID, p.prov.source)
-			for r, e := range p.entries {
-				fmt.Fprintf(env.Stdout, "# %d %s %s\n", r, e.Host, e.Endpoint)
-			}
-		}
-		fmt.Fprintf(env.Stdout, "rank %d: %s %s\n", p.rank, nodeBin, strings.Join(args, " "))
+		printDryRun(env, c, p, nodeBin)
 		return exitOK
 	}
-	if err := writeJobFiles(p); err != nil {
-		return failed(err)
-	}
-	files, err := writePrivate(p.jobID, p.rank, p.entries, p.token)
+	files, args, err := writeNodeFiles(c, p)
 	if err != nil {
 		return failed(err)
 	}
-	tokenArg := files.Token // a discover token; "" otherwise
-	if p.tokenFile != "" {
-		tokenArg = p.tokenFile // beside a prepared book: not ours to remove
-	}
-	args := nodeArgs(c, p, privateFiles{Book: files.Book, Token: tokenArg})
 	closeInheritedFiles()
 	if err := pinThread(p.cores); err != nil {
 		files.Remove()
@@ -130,37 +103,62 @@ func startRank(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		log.Info("copper-launch: pinned", "service_cores", formatCPUs(p.cores))
 	}
 	if c.Foreground {
-		// The book and token stay in the private runtime directory: the
-		// node reads them after this process is gone.
-		p.hold.Release()
-		argv := append([]string{nodeBin}, args...)
-		// The lock's descriptor survives the exec: this pid goes on
-		// holding the mount as copper-node.
-		fd := int(lock.File().Fd())
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
-			files.Remove()
-			return failed(fmt.Errorf("mount %s: keeping its lock across exec: %w", p.mount, err))
-		}
-		// From the exec on, copper-node records its own failure.
-		err := syscall.Exec(nodeBin, argv, ctl.WithLockFD(os.Environ(), fd))
+		err := execForeground(nodeBin, args, p, lock)
 		files.Remove()
-		return failed(fmt.Errorf("exec %s: %w", nodeBin, err))
+		return failed(err)
 	}
 	code := execNode(ctx, nodeBin, args, p, lock, env, log)
 	files.Remove() // read by the node before it reported ready (or failed)
 	if code != exitOK {
-		// copper-node records the failures it can name (with its log); one
-		// that left no record (a crash before it knew its mount, a bad
-		// command line, an interrupted start) is recorded here.
-		if _, ok, _ := ctl.ReadStartFailure(p.mount); !ok {
-			why := fmt.Errorf("the node did not start (%s, status %d): its reason is in the output of the step that ran copper-launch", nodeBin, code)
-			if ctx.Err() != nil {
-				why = fmt.Errorf("interrupted before the node was ready: %v", context.Cause(ctx))
-			}
-			recordFailure(p.mount, jobID, id.Rank, env.Hostname, why, log)
-		}
+		recordUnnamedFailure(ctx, p.mount, jobID, id.Rank, env.Hostname, nodeBin, code, log)
 	}
 	return code
+}
+
+// claimForStart claims mount for this start and clears the start-failure
+// record an earlier start left: it is not this start's.
+func claimForStart(mount string) (*ctl.Lock, error) {
+	lock, err := claimMount(mount)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctl.ClearStartFailure(mount); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return lock, nil
+}
+
+// printDryRun shows what a start would run: at rank 0 the address map,
+// and every rank's copper-node command line.
+func printDryRun(env Env, c Command, p plan, nodeBin string) {
+	shown := privateFiles{Book: "<book>", Token: p.tokenFile}
+	if len(p.token) > 0 {
+		shown.Token = "<token>"
+	}
+	args := nodeArgs(c, p, shown)
+	if p.rank == 0 {
+		fmt.Fprintf(env.Stdout, "# address map, job %s (%s)\n", p.jobID, p.prov.source)
+		for r, e := range p.entries {
+			fmt.Fprintf(env.Stdout, "# %d %s %s\n", r, e.Host, e.Endpoint)
+		}
+	}
+	fmt.Fprintf(env.Stdout, "rank %d: %s %s\n", p.rank, nodeBin, strings.Join(args, " "))
+}
+
+// recordUnnamedFailure records a failed start that left no record:
+// copper-node records the failures it can name (with its log); one that
+// left none (a crash before it knew its mount, a bad command line, an
+// interrupted start) is recorded here.
+func recordUnnamedFailure(ctx context.Context, mount, jobID string, r int, host, nodeBin string, code int, log *slog.Logger) {
+	if _, ok, _ := ctl.ReadStartFailure(mount); ok {
+		return
+	}
+	why := fmt.Errorf("the node did not start (%s, status %d): its reason is in the output of the step that ran copper-launch", nodeBin, code)
+	if ctx.Err() != nil {
+		why = fmt.Errorf("interrupted before the node was ready: %v", context.Cause(ctx))
+	}
+	recordFailure(mount, jobID, r, host, why, log)
 }
 
 // recordFailure leaves mount's start-failure record for `wait`. Failing
@@ -187,27 +185,12 @@ func resolve(ctx context.Context, c Command, env Env, id rank.Identity, early *p
 	}
 	p.mount = s.Mount
 
-	var nodes []string
-	var nodeSource string
-	var nodesErr error
-	if c.Local > 0 {
-		nodes, nodeSource = repeat(env.Hostname, c.Local), "--local"
-	} else {
-		nodes, nodeSource, nodesErr = rank.NodesFromEnv(env.Getenv, c.Nodefile)
-	}
-	if nodesErr == nil {
-		log.Info("copper-launch: node list", "nodes", len(nodes), "source", nodeSource)
-	} else {
-		log.Debug("copper-launch: no node list", "err", nodesErr)
-	}
+	nodes, nodeSource, nodesErr := nodeList(c, env, log)
 	p.prov.nodes, p.prov.nodeSource = unique(nodes), nodeSource
 
-	jobID := s.JobID
-	if jobID == "" {
-		jobID = rank.JobID(env.Getenv)
-	}
-	if jobID != "" && (strings.ContainsAny(jobID, "/\x00") || jobID == "." || jobID == "..") {
-		return p, fmt.Errorf("job id %q from the environment is not a directory name: pass --job-id", jobID)
+	jobID, err := presetJobID(s.JobID, env.Getenv)
+	if err != nil {
+		return p, err
 	}
 
 	cores, skipped, err := planCores(s.ServiceCores)
@@ -232,46 +215,8 @@ func resolve(ctx context.Context, c Command, env Env, id rank.Identity, early *p
 		}
 		p.token = PeerToken(key, p.jobID)
 	case "facility", "prepared":
-		if c.Local > 0 && src == "facility" {
-			return p, errors.New("--local runs every rank on this host, which a facility book lists once: use address_book_source discover or prepared")
-		}
-		if jobID == "" {
-			return p, fmt.Errorf("address_book_source %s has no all-gather to agree on a job id: pass --job-id, set COPPER_JOB_ID, or run under PBS or Slurm", src)
-		}
-		p.jobID = jobID
-		if src == "facility" {
-			if nodesErr != nil {
-				return p, nodesErr
-			}
-			p.entries, err = facilityMap(s.AddressBook, nodes, id.Size)
-			p.prov.detail = append(p.prov.detail, fmt.Sprintf("facility book %s filtered to %d hosts of %s", s.AddressBook, len(nodes), nodeSource))
-		} else {
-			p.entries, err = preparedMap(s.AddressBook, id.Size)
-			p.prov.detail = append(p.prov.detail, "prepared book "+s.AddressBook+" read as is")
-		}
-		if err != nil {
+		if err := p.readBook(c, s, env, nodes, nodeSource, nodesErr, jobID, log); err != nil {
 			return p, err
-		}
-		if err := checkOwnEntry(p.entries, id.Rank, env.Hostname, hostIPs); err != nil {
-			return p, err
-		}
-		tokenFile, ok, err := bookToken(s.AddressBook)
-		if err != nil {
-			return p, err
-		}
-		switch {
-		case ok:
-			p.tokenFile = tokenFile
-		case c.DryRun: // writes nothing, so it does not create the key either
-			p.token = []byte("<derived from key_file>")
-		default:
-			key, err := jobKey(s.KeyFile, log)
-			if err != nil {
-				return p, err
-			}
-			p.token = PeerToken(key, p.jobID)
-			log.Info("copper-launch: no token file beside the address book; peers authenticate with the token derived from key_file",
-				"looked_for", s.AddressBook+".token", "key_file", s.KeyFile)
 		}
 	}
 	p.prov.jobID = p.jobID
@@ -281,6 +226,87 @@ func resolve(ctx context.Context, c Command, env Env, id rank.Identity, early *p
 		log.Warn("copper-launch: log_dir is empty; no job directory or records are written")
 	}
 	return p, nil
+}
+
+// nodeList is the job's node list: this host repeated for --local, else
+// what the resource manager (or --nodefile) names. Its error is kept, not
+// returned: only some address book sources need the list.
+func nodeList(c Command, env Env, log *slog.Logger) (nodes []string, source string, err error) {
+	if c.Local > 0 {
+		nodes, source = repeat(env.Hostname, c.Local), "--local"
+	} else {
+		nodes, source, err = rank.NodesFromEnv(env.Getenv, c.Nodefile)
+	}
+	if err == nil {
+		log.Info("copper-launch: node list", "nodes", len(nodes), "source", source)
+	} else {
+		log.Debug("copper-launch: no node list", "err", err)
+	}
+	return nodes, source, err
+}
+
+// presetJobID is the job id known before any all-gather: --job-id, else
+// the environment's; "" when neither names one. It becomes a directory
+// name, so it must be one.
+func presetJobID(flag string, getenv func(string) string) (string, error) {
+	jobID := flag
+	if jobID == "" {
+		jobID = rank.JobID(getenv)
+	}
+	if jobID != "" && (strings.ContainsAny(jobID, "/\x00") || jobID == "." || jobID == "..") {
+		return "", fmt.Errorf("job id %q from the environment is not a directory name: pass --job-id", jobID)
+	}
+	return jobID, nil
+}
+
+// readBook builds the map from a facility or prepared address book and
+// finds the peer token: the book's own token file, else key_file's. s is
+// c.Settings expanded for this rank.
+func (p *plan) readBook(c Command, s config.Settings, env Env, nodes []string, nodeSource string, nodesErr error, jobID string, log *slog.Logger) error {
+	src := s.AddressBookSource
+	if c.Local > 0 && src == "facility" {
+		return errors.New("--local runs every rank on this host, which a facility book lists once: use address_book_source discover or prepared")
+	}
+	if jobID == "" {
+		return fmt.Errorf("address_book_source %s has no all-gather to agree on a job id: pass --job-id, set COPPER_JOB_ID, or run under PBS or Slurm", src)
+	}
+	p.jobID = jobID
+	var err error
+	if src == "facility" {
+		if nodesErr != nil {
+			return nodesErr
+		}
+		p.entries, err = facilityMap(s.AddressBook, nodes, p.size)
+		p.prov.detail = append(p.prov.detail, fmt.Sprintf("facility book %s filtered to %d hosts of %s", s.AddressBook, len(nodes), nodeSource))
+	} else {
+		p.entries, err = preparedMap(s.AddressBook, p.size)
+		p.prov.detail = append(p.prov.detail, "prepared book "+s.AddressBook+" read as is")
+	}
+	if err != nil {
+		return err
+	}
+	if err := checkOwnEntry(p.entries, p.rank, env.Hostname, hostIPs); err != nil {
+		return err
+	}
+	tokenFile, ok, err := bookToken(s.AddressBook)
+	if err != nil {
+		return err
+	}
+	switch {
+	case ok:
+		p.tokenFile = tokenFile
+	case c.DryRun: // writes nothing, so it does not create the key either
+		p.token = []byte("<derived from key_file>")
+	default:
+		key, err := jobKey(s.KeyFile, log)
+		if err != nil {
+			return err
+		}
+		p.token = PeerToken(key, p.jobID)
+		log.Info("copper-launch: no token file beside the address book; peers authenticate with the token derived from key_file",
+			"looked_for", s.AddressBook+".token", "key_file", s.KeyFile)
+	}
+	return nil
 }
 
 // discover builds the map through the all-gather.
@@ -331,127 +357,6 @@ func jobKey(path string, log *slog.Logger) ([]byte, error) {
 		log.Info("copper-launch: created the job key", "key_file", path)
 	}
 	return key, err
-}
-
-// writeJobFiles creates the job directory and, at rank 0, the records.
-func writeJobFiles(p plan) error {
-	if p.jobDir == "" {
-		return nil
-	}
-	if err := makeJobDir(p.jobDir); err != nil {
-		return err
-	}
-	if p.rank != 0 {
-		return nil
-	}
-	return writeRecords(p.jobDir, p.entries, p.prov)
-}
-
-// findNode locates copper-node beside copper-launch, else in PATH.
-func findNode(self string) (string, error) {
-	if self != "" {
-		beside := filepath.Join(filepath.Dir(self), "copper-node")
-		if fi, err := os.Stat(beside); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return beside, nil
-		}
-	}
-	p, err := exec.LookPath("copper-node")
-	if err != nil {
-		return "", fmt.Errorf("copper-node is neither beside %s nor in PATH: %w", self, err)
-	}
-	return p, nil
-}
-
-// nodeArgs is copper-node's command line for this rank.
-func nodeArgs(c Command, p plan, files privateFiles) []string {
-	args := []string{"serve", "--book", files.Book, "--rank", strconv.Itoa(p.rank), "--job-id=" + p.jobID}
-	if files.Token != "" {
-		args = append(args, "--token-file", files.Token)
-	}
-	if p.jobDir != "" {
-		args = append(args, "--job-dir", p.jobDir)
-	}
-	if c.Foreground {
-		args = append(args, "--foreground")
-	}
-	return append(args, c.NodeSettingsFlags()...)
-}
-
-// execNode starts copper-node, which daemonizes and exits once its node is
-// mounted and tree-ready (or failed), and returns its exit status.
-func execNode(ctx context.Context, bin string, args []string, p plan, lock *ctl.Lock, env Env, log *slog.Logger) int {
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
-	// copper-node adopts the mount's lock as its fd 3 and hands it to its
-	// daemon, which holds it until it exits.
-	cmd.ExtraFiles = []*os.File{lock.File()}
-	cmd.Env = ctl.WithLockFD(os.Environ(), 3)
-	// Its own process group: a terminal's Ctrl-C reaches the launcher,
-	// which winds the start down, instead of killing copper-node's waiting
-	// half and leaving its daemon to finish starting unsupervised.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p.hold.Release()
-	if err := cmd.Start(); err != nil {
-		return fail(env.Stderr, p.rank, fmt.Errorf("start %s: %w", bin, err))
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-exited:
-	case <-ctx.Done():
-		log.Warn("copper-launch: interrupted; stopping the node being started", "cause", context.Cause(ctx))
-		abandon(p.mount, cmd.Process.Pid, exited, log)
-		return fail(env.Stderr, p.rank, fmt.Errorf("interrupted before the node was ready: %v", context.Cause(ctx)))
-	}
-	if err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) && exit.ExitCode() > 0 {
-			return exit.ExitCode()
-		}
-		return fail(env.Stderr, p.rank, fmt.Errorf("%s: %w", bin, err))
-	}
-	return exitOK
-}
-
-// abandonBound bounds winding down an interrupted start.
-const abandonBound = 30 * time.Second
-
-// abandon winds down a start that was interrupted. The daemon learns its
-// pid only through its control socket (up before the mount), so it polls
-// that and sends the daemon SIGTERM, which ends its wait for the tree and
-// makes it unmount and exit; copper-node's waiting half then exits too.
-// A node that became ready meanwhile is stopped through its socket.
-func abandon(mount string, parent int, exited <-chan error, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), abandonBound)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	signalled := false
-	for {
-		select {
-		case err := <-exited:
-			if err == nil { // it reported ready: stop it
-				// This launch holds the mount's lock: whatever serves it is ours.
-				if _, err := stopNode(ctx, mount, true); err != nil {
-					log.Warn("copper-launch: stopping the node after the interruption", "mount", mount, "err", err)
-				}
-			}
-			return
-		case <-tick.C:
-			if signalled {
-				continue
-			}
-			// Only our daemon, a child of our copper-node (the lock we hold
-			// already keeps other jobs' nodes off this mount).
-			if pid, err := ctl.CallPID(ctx, mount, ctl.Request{Cmd: "stats"}, nil); err == nil && osutil.ParentOf(pid) == parent {
-				signalled = syscall.Kill(pid, syscall.SIGTERM) == nil
-			}
-		case <-ctx.Done():
-			log.Warn("copper-launch: the node being started did not wind down; it may still come up", "mount", mount, "bound", abandonBound)
-			return
-		}
-	}
 }
 
 func repeat(s string, n int) []string {

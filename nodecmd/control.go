@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -83,11 +84,13 @@ func wait(args []string) error {
 // waitReady waits until the node serving mount is tree-ready. The node
 // may not have created its socket yet; while no node answers, a start
 // that failed (its record in the runtime directory, for job jobID) ends
-// the wait at once with its reason and the logs that exist.
+// the wait at once with its reason and the logs that exist. A node that
+// failed while the wait was asking it drops the connection unanswered and
+// records its failure after: that too is no node, not the wait's error.
 func waitReady(ctx context.Context, mount, jobID string) error {
 	for {
 		err := control.Call(ctx, mount, control.Request{Cmd: "wait"}, nil)
-		if err == nil || !errors.Is(err, control.ErrNoNode) {
+		if err == nil || !(errors.Is(err, control.ErrNoNode) || droppedUnanswered(err)) {
 			return err
 		}
 		f, failed, ferr := control.ReadStartFailure(mount)
@@ -103,6 +106,13 @@ func waitReady(ctx context.Context, mount, jobID string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// droppedUnanswered reports whether err is the node closing the control
+// connection before it answered (it exited), rather than a refusal or a
+// timeout.
+func droppedUnanswered(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // waitPrefetched blocks until the node's prefetch has finished and

@@ -17,10 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
-	"strings"
-	"time"
 )
 
 // Wire is a PMI wire protocol.
@@ -44,61 +41,6 @@ const (
 
 // ErrNotFound is returned (wrapped) by Get for a key nobody put.
 var ErrNotFound = errors.New("key not found")
-
-// Endpoint is where the launcher's PMI server is, from the environment.
-type Endpoint struct {
-	FD   int    // PMI_FD, an inherited connected socket; -1 if unset
-	Addr string // PMI_PORT, host:port; used when FD is -1
-	ID   int    // PMI_ID, this process's id for the PMI_PORT handshake; -1 if unset
-	Rank int    // PMI_RANK; -1 if unset
-}
-
-// Source names the variable the connection comes from, for messages.
-func (e Endpoint) Source() string {
-	if e.FD >= 0 {
-		return "PMI_FD=" + strconv.Itoa(e.FD)
-	}
-	return "PMI_PORT=" + e.Addr
-}
-
-// EndpointFromEnv reads PMI_FD, PMI_PORT, PMI_ID and PMI_RANK. ok is
-// false when neither PMI_FD nor PMI_PORT is set (no PMI server: Open
-// MPI's PMIx and Cray PALS do not offer one). A malformed value is an
-// error naming the variable.
-func EndpointFromEnv(getenv func(string) string) (e Endpoint, ok bool, err error) {
-	e = Endpoint{FD: -1, ID: -1, Rank: -1}
-	num := func(name string) (int, error) {
-		raw := strings.TrimSpace(getenv(name))
-		if raw == "" {
-			return -1, nil
-		}
-		v, err := strconv.Atoi(raw)
-		if err != nil || v < 0 {
-			return -1, fmt.Errorf("pmi: %s=%q is not a non-negative integer", name, raw)
-		}
-		return v, nil
-	}
-	if e.FD, err = num("PMI_FD"); err != nil {
-		return e, false, err
-	}
-	if e.ID, err = num("PMI_ID"); err != nil {
-		return e, false, err
-	}
-	if e.Rank, err = num("PMI_RANK"); err != nil {
-		return e, false, err
-	}
-	e.Addr = strings.TrimSpace(getenv("PMI_PORT"))
-	if e.FD >= 0 {
-		return e, true, nil
-	}
-	if e.Addr == "" {
-		return e, false, nil
-	}
-	if _, _, err := net.SplitHostPort(e.Addr); err != nil {
-		return e, false, fmt.Errorf("pmi: PMI_PORT=%q is not host:port: %w", e.Addr, err)
-	}
-	return e, true, nil
-}
 
 // Maxes are the server's length limits. A key or value must be shorter
 // than its limit (the C servers count the terminating NUL).
@@ -136,27 +78,6 @@ func Dial(ctx context.Context, e Endpoint, wire Wire) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-func connect(ctx context.Context, e Endpoint) (net.Conn, error) {
-	if e.FD >= 0 {
-		f := os.NewFile(uintptr(e.FD), "PMI_FD")
-		if f == nil {
-			return nil, fmt.Errorf("pmi: PMI_FD=%d is not an open descriptor", e.FD)
-		}
-		conn, err := net.FileConn(f)
-		f.Close() // the duplicate in conn is close-on-exec; the inherited one is not
-		if err != nil {
-			return nil, fmt.Errorf("pmi: PMI_FD=%d: not a socket from the launcher: %w", e.FD, err)
-		}
-		return conn, nil
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", e.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("pmi: PMI_PORT=%s: %w", e.Addr, err)
-	}
-	return conn, nil
 }
 
 func (c *Client) init(ctx context.Context, e Endpoint) error {
@@ -407,148 +328,4 @@ func (c *Client) Close() error {
 		return nil
 	}
 	return err
-}
-
-func (c *Client) checkKV(key, value string) error {
-	if key == "" || len(key) >= c.maxes.Key {
-		return fmt.Errorf("pmi: key %q: want 1..%d bytes (keylen_max=%d)", key, c.maxes.Key-1, c.maxes.Key)
-	}
-	if len(value) >= c.maxes.Value {
-		return fmt.Errorf("pmi: value for key %s: %d bytes, want fewer than vallen_max=%d", key, len(value), c.maxes.Value)
-	}
-	return nil
-}
-
-// call1 sends a PMI-1 line and reads the reply, which must be want.
-func (c *Client) call1(ctx context.Context, req Message, want string) (Message, error) {
-	line, err := EncodeLine(req)
-	if err != nil {
-		return Message{}, err
-	}
-	if err := c.send(ctx, req.Cmd, line); err != nil {
-		return Message{}, err
-	}
-	m, err := c.read1(ctx, req.Cmd)
-	if err != nil {
-		return Message{}, err
-	}
-	if m.Cmd != want {
-		return Message{}, fmt.Errorf("pmi: reply to %s: got cmd=%s, want cmd=%s (%s)", req.Cmd, m.Cmd, want, format(m))
-	}
-	return m, nil
-}
-
-func (c *Client) read1(ctx context.Context, after string) (Message, error) {
-	stop := c.bound(ctx)
-	line, err := readLine(c.r)
-	stop()
-	if err != nil {
-		return Message{}, c.ioErr(ctx, "reading the reply to "+after, err)
-	}
-	m, err := DecodeLine(line)
-	if err != nil {
-		return Message{}, fmt.Errorf("pmi: reply to %s: %w", after, err)
-	}
-	return m, nil
-}
-
-// call2 sends a PMI-2 frame and reads the reply, which must be want.
-func (c *Client) call2(ctx context.Context, req Message, want string) (Message, error) {
-	frame, err := EncodeFrame(req)
-	if err != nil {
-		return Message{}, err
-	}
-	if err := c.send(ctx, req.Cmd, frame); err != nil {
-		return Message{}, err
-	}
-	stop := c.bound(ctx)
-	body, err := readFrame(c.r)
-	stop()
-	if err != nil {
-		return Message{}, c.ioErr(ctx, "reading the reply to "+req.Cmd, err)
-	}
-	m, err := DecodeFrameBody(body)
-	if err != nil {
-		return Message{}, fmt.Errorf("pmi: reply to %s: %w", req.Cmd, err)
-	}
-	if m.Cmd != want {
-		return Message{}, fmt.Errorf("pmi: reply to %s: got cmd=%s, want cmd=%s (%s)", req.Cmd, m.Cmd, want, format(m))
-	}
-	return m, nil
-}
-
-// send writes one whole message in one write: Slurm reads a PMI-1 init
-// with a single read().
-func (c *Client) send(ctx context.Context, cmd string, b []byte) error {
-	stop := c.bound(ctx)
-	_, err := c.conn.Write(b)
-	stop()
-	if err != nil {
-		return c.ioErr(ctx, "sending "+cmd, err)
-	}
-	return nil
-}
-
-// bound makes the connection's I/O end at ctx's deadline or
-// cancellation; the returned func lifts that.
-func (c *Client) bound(ctx context.Context) func() {
-	deadline, _ := ctx.Deadline()
-	c.conn.SetDeadline(deadline) // zero: none
-	cancelled := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
-	return func() {
-		cancelled()
-		c.conn.SetDeadline(time.Time{})
-	}
-}
-
-func (c *Client) ioErr(ctx context.Context, what string, err error) error {
-	// The connection's deadline is the context's and may fire a moment
-	// before the context's own timer: wait for it, so the error carries
-	// the context's cause.
-	if _, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) {
-		<-ctx.Done()
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("pmi: %s: %s: %w (%v)", c.src, what, context.Cause(ctx), err)
-	}
-	return fmt.Errorf("pmi: %s: %s: %w", c.src, what, err)
-}
-
-// checkRC fails a reply whose rc field is present and not 0.
-func checkRC(m Message, what string) error {
-	rc, ok := m.Get("rc")
-	if !ok || rc == "0" {
-		return nil
-	}
-	if _, err := strconv.Atoi(rc); err != nil {
-		return fmt.Errorf("pmi: reply to %s: field rc=%q is not an integer", what, rc)
-	}
-	msg, _ := m.Get("msg")
-	if msg == "" {
-		msg, _ = m.Get("errmsg")
-	}
-	return fmt.Errorf("pmi: %s failed: rc=%s msg=%q", what, rc, msg)
-}
-
-// intField reads an integer field of at least min.
-func intField(m Message, what, key string, min int) (int, error) {
-	raw, ok := m.Get(key)
-	if !ok {
-		return 0, fmt.Errorf("pmi: reply to %s: field %s is missing (%s)", what, key, format(m))
-	}
-	v, err := strconv.Atoi(raw)
-	if err != nil || v < min {
-		return 0, fmt.Errorf("pmi: reply to %s: field %s=%q: want an integer ≥ %d", what, key, raw, min)
-	}
-	return v, nil
-}
-
-// format renders a decoded message for an error.
-func format(m Message) string {
-	var b strings.Builder
-	b.WriteString("cmd=" + m.Cmd)
-	for _, f := range m.Fields {
-		b.WriteString(" " + f.Key + "=" + f.Value)
-	}
-	return clip(b.String())
 }

@@ -5,16 +5,13 @@ package prefetch_test
 // through their FUSE mounts by a child process.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -283,19 +280,7 @@ func makeFixture(t *testing.T, n int) fixture {
 // by a timeout, and returns what it saw.
 func walkMounts(t *testing.T, mounts []string, f fixture) walkResult {
 	t.Helper()
-	job, err := json.Marshal(walkJob{Mounts: mounts, Paths: f.paths, Read: f.read})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), walkEnv+"="+string(job))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "walk helper: %s", stderr.String())
-	var res walkResult
-	require.NoError(t, json.Unmarshal(out, &res), string(out))
-	return res
+	return runHelper[walkResult](t, walkEnv, walkJob{Mounts: mounts, Paths: f.paths, Read: f.read})
 }
 
 // After every node has prefetched a manifest, a first use of every path

@@ -1,16 +1,20 @@
 package prefetch_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/hpc-copper/copper/backend"
 	"github.com/hpc-copper/copper/cache"
@@ -153,4 +157,23 @@ func runWalk(job walkJob) (walkResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// runHelper is helper's other half: it runs the test binary again with
+// env set to job as JSON, bounded, and decodes what the helper prints.
+func runHelper[R any](t *testing.T, env string, job any) R {
+	t.Helper()
+	raw, err := json.Marshal(job)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+string(raw))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "%s helper: %s", env, stderr.String())
+	var res R
+	require.NoError(t, json.Unmarshal(out, &res), string(out))
+	return res
 }

@@ -3,11 +3,9 @@ package prefetch_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -394,18 +392,7 @@ func TestUnreadableEntriesAsUnprivilegedUser(t *testing.T) {
 		filepath.Join(target, "vanished.txt"),        // missing
 	}, "\n")), 0o644))
 
-	job, err := json.Marshal(unprivilegedJob{Target: target, Manifest: manifest})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), unprivilegedEnv+"="+string(job))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "unprivileged helper: %s", stderr.String())
-	var st prefetch.Stats
-	require.NoError(t, json.Unmarshal(out, &st), string(out))
+	st := runHelper[prefetch.Stats](t, unprivilegedEnv, unprivilegedJob{Target: target, Manifest: manifest})
 	assert.Equal(t, prefetch.Stats{
 		Total: 5, Done: 5, Files: 1, Bytes: 5, Missing: 1,
 		Errors:   map[string]int64{"EACCES": 3},

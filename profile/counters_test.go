@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/node"
 	"github.com/hpc-copper/copper/op"
 )
@@ -16,7 +17,7 @@ import (
 // aggregateOf reads a snapshot's profiling_aggregate.csv as metric → value.
 func aggregateOf(t *testing.T, c *Collector, tag string) map[string]string {
 	t.Helper()
-	rows := readCSV(t, filepath.Join(c.ProfilingDir(tag), c.Prefix()+"-profiling_aggregate.csv"), AggregateHeader)
+	rows := testkit.ReadCSV(t, filepath.Join(c.ProfilingDir(tag), c.Prefix()+"-profiling_aggregate.csv"), AggregateHeader)
 	out := map[string]string{}
 	for _, r := range rows {
 		out[r[0]] = r[1]
@@ -84,7 +85,7 @@ func TestAggregateCarriesSettingsAndLargeReads(t *testing.T) {
 	} {
 		assert.Equal(t, want, agg[metric], metric)
 	}
-	rows := readCSV(t, filepath.Join(c.ProfilingDir("t"), c.Prefix()+"-profiling_large_files.csv"), LargeFilesHeader)
+	rows := testkit.ReadCSV(t, filepath.Join(c.ProfilingDir("t"), c.Prefix()+"-profiling_large_files.csv"), LargeFilesHeader)
 	assert.Equal(t, [][]string{
 		{"/bin/app", itoa(210 << 20), "4", itoa(210 << 20)},
 		{"/lib/libtorch_cpu.so", itoa(90 << 20), "1", itoa(90 << 20)},

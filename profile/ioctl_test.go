@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/node"
 	"github.com/hpc-copper/copper/op"
 )
@@ -46,7 +47,7 @@ func TestIoctlLogCommands(t *testing.T) {
 			require.NoError(t, c.Ioctl(tt.cmd, "/some/file"))
 			assert.Equal(t, "h-42-"+tt.file, c.IoctlOutputName(tt.cmd))
 			assert.Equal(t, []string{"h-42-" + tt.file}, listDir(t, c.IoctlDir()))
-			rows := readCSV(t, filepath.Join(c.IoctlDir(), "h-42-"+tt.file), tt.header)
+			rows := testkit.ReadCSV(t, filepath.Join(c.IoctlDir(), "h-42-"+tt.file), tt.header)
 			assert.NotEmpty(t, rows)
 			assert.NoDirExists(t, filepath.Join(c.cfg.JobDir, "profiling"), "only 2000 snapshots")
 		})
@@ -63,7 +64,7 @@ func TestIoctlLogCommands(t *testing.T) {
 			require.NoError(t, c.Ioctl(cmd, "/x"))
 		}
 		read := func(name, header string) [][]string {
-			return readCSV(t, filepath.Join(c.IoctlDir(), "h-42-"+name), header)
+			return testkit.ReadCSV(t, filepath.Join(c.IoctlDir(), "h-42-"+name), header)
 		}
 		assert.Contains(t, read("operation_count.output", "operation,count,errors"), []string{"lookup", "1", "1"})
 		assert.Equal(t, [][]string{{"getattr", "1"}, {"readdir", "1"}, {"readlink", "1"}, {"read", "1"}, {"dirplus", "1"}, {"dirplus_next", "1"}, {"chunk", "1"}},
@@ -85,7 +86,7 @@ func TestIoctlLogAll(t *testing.T) {
 	}
 	sort.Strings(want)
 	assert.Equal(t, want, listDir(t, c.IoctlDir()))
-	agg := readCSV(t, filepath.Join(c.ProfilingDir(TagIoctl), "h-42-profiling_aggregate.csv"), AggregateHeader)
+	agg := testkit.ReadCSV(t, filepath.Join(c.ProfilingDir(TagIoctl), "h-42-profiling_aggregate.csv"), AggregateHeader)
 	assert.Equal(t, []string{"snapshot_tag", TagIoctl}, agg[4])
 	assert.FileExists(t, filepath.Join(c.TablesDir(TagIoctl), "h-42-cache_tables.csv"))
 }
@@ -111,7 +112,7 @@ func TestIoctlClearsAndReset(t *testing.T) {
 	c.OnOp("lookup", 0, time.Millisecond)
 	require.NoError(t, c.Ioctl(IoctlReset, "/"))
 	assert.Equal(t, 2, fn.cleared, "1900 clears the caches")
-	ops := readCSV(t, filepath.Join(c.ProfilingDir(TagPreReset), "h-42-profiling_operations.csv"), OperationsHeader)
+	ops := testkit.ReadCSV(t, filepath.Join(c.ProfilingDir(TagPreReset), "h-42-profiling_operations.csv"), OperationsHeader)
 	assert.Equal(t, []string{"lookup", "2"}, ops[1][:2], "the pre-reset snapshot has the counts before the reset")
 	assert.Zero(t, rowOf(t, c.Ops(), "lookup").Calls)
 	assert.Empty(t, c.Report("t").Ioctls, "1900 resets the ioctl counts too")

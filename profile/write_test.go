@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/node"
 	"github.com/hpc-copper/copper/op"
 )
@@ -31,18 +32,6 @@ func listDir(t *testing.T, dir string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// readCSV parses a written file and checks its header.
-func readCSV(t *testing.T, path, header string) [][]string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-	require.NoError(t, err, path)
-	require.NotEmpty(t, recs, path)
-	require.Equal(t, header, strings.Join(recs[0], ","), path)
-	return recs[1:]
 }
 
 func TestSnapshotWritesTheContractFiles(t *testing.T) {
@@ -63,12 +52,12 @@ func TestSnapshotWritesTheContractFiles(t *testing.T) {
 		assert.Equal(t, want, listDir(t, pdir), "paths_full=%v: no temporary files left", full)
 		assert.Equal(t, []string{"h-42-cache_tables.csv"}, listDir(t, filepath.Join(c.cfg.JobDir, "tables", "mytag")))
 
-		rows := readCSV(t, filepath.Join(pdir, "h-42-profiling_operations.csv"), OperationsHeader)
+		rows := testkit.ReadCSV(t, filepath.Join(pdir, "h-42-profiling_operations.csv"), OperationsHeader)
 		assert.Equal(t, []string{"lookup", "1", "0", "0", "1"}, rows[1][:5])
-		agg := readCSV(t, filepath.Join(pdir, "h-42-profiling_aggregate.csv"), AggregateHeader)
+		agg := testkit.ReadCSV(t, filepath.Join(pdir, "h-42-profiling_aggregate.csv"), AggregateHeader)
 		assert.Equal(t, []string{"snapshot_tag", "mytag"}, agg[4])
-		readCSV(t, filepath.Join(pdir, "h-42-profiling_top_paths.csv"), TopPathsHeader)
-		readCSV(t, filepath.Join(pdir, "h-42-profiling_errors.csv"), ErrorsHeader)
+		testkit.ReadCSV(t, filepath.Join(pdir, "h-42-profiling_top_paths.csv"), TopPathsHeader)
+		testkit.ReadCSV(t, filepath.Join(pdir, "h-42-profiling_errors.csv"), ErrorsHeader)
 		fi, err := os.Stat(filepath.Join(pdir, "h-42-profiling_summary.md"))
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
@@ -76,7 +65,7 @@ func TestSnapshotWritesTheContractFiles(t *testing.T) {
 		// A newer snapshot of the same tag replaces the older one.
 		c.OnOp("lookup", 0, time.Millisecond)
 		require.NoError(t, c.Snapshot("mytag"))
-		rows = readCSV(t, filepath.Join(pdir, "h-42-profiling_operations.csv"), OperationsHeader)
+		rows = testkit.ReadCSV(t, filepath.Join(pdir, "h-42-profiling_operations.csv"), OperationsHeader)
 		assert.Equal(t, "2", rows[1][1])
 		assert.Equal(t, want, listDir(t, pdir))
 	}
@@ -85,7 +74,7 @@ func TestSnapshotWritesTheContractFiles(t *testing.T) {
 func TestWriteFinal(t *testing.T) {
 	c, _ := newTestCollector(t, nil)
 	require.NoError(t, c.WriteFinal())
-	agg := readCSV(t, filepath.Join(c.cfg.JobDir, "profiling", "final", "h-42-profiling_aggregate.csv"), AggregateHeader)
+	agg := testkit.ReadCSV(t, filepath.Join(c.cfg.JobDir, "profiling", "final", "h-42-profiling_aggregate.csv"), AggregateHeader)
 	assert.Equal(t, []string{"snapshot_tag", "final"}, agg[4])
 	assert.FileExists(t, filepath.Join(c.cfg.JobDir, "tables", "final", "h-42-cache_tables.csv"))
 }

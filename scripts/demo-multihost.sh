@@ -57,6 +57,19 @@ as_host() {
 
 ms() { date +%s%N; }
 elapsed() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+# each_stats PY: runs the python lines PY once per host, with s its
+# `copper-node stats --json` document and n = s["node"].
+each_stats() {
+  for i in $(seq 0 $((N - 1))); do
+    XDG_RUNTIME_DIR=$(rundir "$i") "$BIN/copper-node" stats --mount "$(mnt "$i")" --json
+  done | python3 -c '
+import json, sys
+dec, text, i = json.JSONDecoder(), sys.stdin.read(), 0
+while i < len(text.strip()):
+    s, i = dec.raw_decode(text, i); i += len(text[i:]) - len(text[i:].lstrip())
+    n = s["node"]
+'"$1"
+}
 
 echo "== $N hosts: network namespaces on a private bridge (run $run)"
 mkdir -p /run/copper-hosts && echo "$work" >"/run/copper-hosts/$run"
@@ -97,14 +110,7 @@ done
 echo "   every launcher returned: $N hosts mounted and tree-ready after $(elapsed "$t0") ms"
 
 echo "== the tree across hosts (copper-node stats --json of each host)"
-for i in $(seq 0 $((N - 1))); do
-  XDG_RUNTIME_DIR=$(rundir "$i") "$BIN/copper-node" stats --mount "$(mnt "$i")" --json
-done | python3 -c '
-import json, sys
-dec, text, i = json.JSONDecoder(), sys.stdin.read(), 0
-while i < len(text.strip()):
-    s, i = dec.raw_decode(text, i); i += len(text[i:]) - len(text[i:].lstrip())
-    n = s["node"]
+each_stats '
     up = "(root: reads /usr)" if n["root"] else "parent rank %d" % s["parent"]
     print("   rank %d  %-22s %s  children %s" % (n["rank"], s["endpoint"], up, s["children"] or "-"))'
 echo "   address book of the job: $work/jobs/$job/logs/copper_address_book.txt"
@@ -121,16 +127,9 @@ printf '   %-58s %6s ms\n' "$(host 3), cold ($(host 3) -> $(host 1) -> $(host 0)
   "$(host 2), first import (the root is warm)" "$sibling"
 
 echo "== counters: forwarded requests per host, filesystem operations at the root"
-for i in $(seq 0 $((N - 1))); do
-  XDG_RUNTIME_DIR=$(rundir "$i") "$BIN/copper-node" stats --mount "$(mnt "$i")" --json
-done | python3 -c '
-import json, sys
-dec, text, i = json.JSONDecoder(), sys.stdin.read(), 0
-while i < len(text.strip()):
-    s, i = dec.raw_decode(text, i); i += len(text[i:]) - len(text[i:].lstrip())
-    n = s["node"]
+each_stats '
     fwd = sum(o["forwarded"] for o in n["ops"]); be = sum(o["backend_ops"] for o in n["ops"])
-    print("   rank %d: forwarded %5d   filesystem operations %5d   cached %7d bytes" % (n["rank"], fwd, be, n["cache"]["Bytes"]))'
+    print("   rank %d: forwarded %5d   filesystem operations %5d   cached %7d bytes" % (n["rank"], fwd, be, n["cache"]["bytes"]))'
 
 echo "== stopping"
 for i in $(seq 0 $((N - 1))); do

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/profile"
 	"github.com/hpc-copper/copper/service"
 )
@@ -69,14 +70,14 @@ func TestLargeReadsAndTerminalIoctlsThroughMount(t *testing.T) {
 	assert.Equal(t, src, agg["target"], "the job's own record of its target")
 	assert.Equal(t, p.mnt, agg["mount"])
 	assert.Equal(t, strconv.Itoa(probes), agg["ioctl_terminal_count"])
-	large := csvFile(t, p.file("counted", "profiling_large_files.csv"), profile.LargeFilesHeader)
+	large := testkit.ReadCSV(t, p.file("counted", "profiling_large_files.csv"), profile.LargeFilesHeader)
 	require.Len(t, large, 1)
 	assert.Equal(t, []string{"/big.bin", strconv.Itoa(len(big))}, large[0][:2])
 
 	ops := opsTable(t, p.file("counted", "profiling_operations.csv"))
 	assert.EqualValues(t, probes, ops["ioctl"]["total_calls"])
 	assert.Zero(t, ops["ioctl"]["errors"], "terminal ioctls are not errors")
-	for _, rec := range csvFile(t, p.file("counted", "profiling_errors.csv"), profile.ErrorsHeader) {
+	for _, rec := range testkit.ReadCSV(t, p.file("counted", "profiling_errors.csv"), profile.ErrorsHeader) {
 		assert.NotEqual(t, "ENOTTY", rec[2], "profiling_errors.csv: %v", rec)
 	}
 }

@@ -8,7 +8,6 @@ package service_test
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,24 +86,12 @@ func within(t *testing.T, what string, f func() error) error {
 	return testkit.Within(t, mountTimeout, what, f)
 }
 
-// csvFile reads a profiling CSV and checks its header.
-func csvFile(t *testing.T, path, header string) [][]string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-	require.NoError(t, err, path)
-	require.NotEmpty(t, recs, path)
-	require.Equal(t, header, strings.Join(recs[0], ","), path)
-	return recs[1:]
-}
-
 // opsTable indexes profiling_operations.csv: operation -> column -> value.
 func opsTable(t *testing.T, path string) map[string]map[string]int64 {
 	t.Helper()
 	cols := strings.Split(profile.OperationsHeader, ",")
 	out := map[string]map[string]int64{}
-	for _, rec := range csvFile(t, path, profile.OperationsHeader) {
+	for _, rec := range testkit.ReadCSV(t, path, profile.OperationsHeader) {
 		row := map[string]int64{}
 		for i, c := range cols[1:] {
 			if strings.HasSuffix(c, "_us") || strings.HasSuffix(c, "_s") {
@@ -123,7 +110,7 @@ func opsTable(t *testing.T, path string) map[string]map[string]int64 {
 func aggregate(t *testing.T, path string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, rec := range csvFile(t, path, profile.AggregateHeader) {
+	for _, rec := range testkit.ReadCSV(t, path, profile.AggregateHeader) {
 		out[rec[0]] = rec[1]
 	}
 	return out
@@ -222,7 +209,7 @@ func TestProfileCountsThroughMount(t *testing.T) {
 	}, read, "each file read whole from the backend once")
 	assert.Zero(t, ops["readdir"]["backend_ops"]+ops["readlink"]["backend_ops"])
 
-	errs := csvFile(t, p.file("scripted", "profiling_errors.csv"), profile.ErrorsHeader)
+	errs := testkit.ReadCSV(t, p.file("scripted", "profiling_errors.csv"), profile.ErrorsHeader)
 	assert.Contains(t, errs, []string{"lookup", "2", "ENOENT", strconv.Itoa(n)})
 
 	agg := aggregate(t, p.file("scripted", "profiling_aggregate.csv"))
@@ -237,7 +224,7 @@ func TestProfileCountsThroughMount(t *testing.T) {
 	// Paths: each stat'ed file was fetched once; each read file was
 	// fetched (lookup) and read once (no OPEN reaches the node after the
 	// mount's first); missing names are enoent.
-	full := csvFile(t, p.file("scripted", "profiling_paths_full.csv"), profile.PathsFullHeader)
+	full := testkit.ReadCSV(t, p.file("scripted", "profiling_paths_full.csv"), profile.PathsFullHeader)
 	rows := map[string][]string{}
 	for _, r := range full {
 		rows[r[0]] = r[1:]
@@ -248,7 +235,7 @@ func TestProfileCountsThroughMount(t *testing.T) {
 	assert.Equal(t, []string{"1", "0", "0", "1", "1", "1", "0", "miss", "0"}, rows["/r/r2"], "listed by r0's dirplus, then read")
 	assert.Equal(t, []string{"1", "0", "0", "0", "1", "0", "1", "enoent", "0"}, rows["/s/missing3"], "answered by the listing of s")
 
-	top := csvFile(t, p.file("scripted", "profiling_top_paths.csv"), profile.TopPathsHeader)
+	top := testkit.ReadCSV(t, p.file("scripted", "profiling_top_paths.csv"), profile.TopPathsHeader)
 	var ttl, data [][]string
 	for _, r := range top {
 		switch r[0] {
@@ -359,7 +346,7 @@ func TestIoctlCommandsThroughMount(t *testing.T) {
 	out := func(cmd uint32) string { return filepath.Join(prof.IoctlDir(), prof.IoctlOutputName(cmd)) }
 
 	ioctl(t, file, profile.IoctlLogOpCounts)
-	counts := csvFile(t, out(profile.IoctlLogOpCounts), "operation,count,errors")
+	counts := testkit.ReadCSV(t, out(profile.IoctlLogOpCounts), "operation,count,errors")
 	assert.Contains(t, counts, []string{"lookup", "2", "0"}, "d and d/f")
 
 	ioctl(t, file, 4242) // not a Copper 1.0 command: counted, and it succeeds
@@ -370,10 +357,10 @@ func TestIoctlCommandsThroughMount(t *testing.T) {
 		profile.IoctlMetadataCacheSize} {
 		assert.FileExists(t, out(cmd), "ioctl 2000 writes what %d writes", cmd)
 	}
-	events := csvFile(t, out(profile.IoctlLogIoctlEvents), "command,count")
+	events := testkit.ReadCSV(t, out(profile.IoctlLogIoctlEvents), "command,count")
 	assert.Equal(t, [][]string{{"300", "1"}, {"2000", "1"}, {"4242", "1"}, {"external", "1"}, {"terminal", "0"}}, events)
 	assert.Equal(t, "1", aggregate(t, p.file(profile.TagIoctl, "profiling_aggregate.csv"))["ioctl_external_count"])
-	md := csvFile(t, out(profile.IoctlMetadataCacheSize), "table,entries,bytes")
+	md := testkit.ReadCSV(t, out(profile.IoctlMetadataCacheSize), "table,entries,bytes")
 	require.Len(t, md, 1)
 	assert.Equal(t, "metadata", md[0][0])
 	assert.NotEqual(t, "0", md[0][1], "metadata entries before ioctl 100")
@@ -406,7 +393,7 @@ func TestIoctlWithoutProfiling(t *testing.T) {
 		s.ProfileMetrics, s.ProfileTopN, s.ProfilePathsFull = false, 0, false
 	})
 	ioctl(t, filepath.Join(p.mnt, "f"), profile.IoctlLogOpCounts)
-	assert.Contains(t, csvFile(t, filepath.Join(p.svc.Profile().IoctlDir(), p.svc.Profile().IoctlOutputName(profile.IoctlLogOpCounts)),
+	assert.Contains(t, testkit.ReadCSV(t, filepath.Join(p.svc.Profile().IoctlDir(), p.svc.Profile().IoctlOutputName(profile.IoctlLogOpCounts)),
 		"operation,count,errors"), []string{"lookup", "1", "0"})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

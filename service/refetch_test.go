@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
 	"github.com/hpc-copper/copper/op"
 	"github.com/hpc-copper/copper/profile"
 	"github.com/hpc-copper/copper/report"
@@ -33,7 +34,7 @@ func TestRefetchesNamedByDoctor(t *testing.T) {
 	ask() // from the backend again
 
 	require.NoError(t, p.svc.Profile().Snapshot("refetch"))
-	full := csvFile(t, p.file("refetch", "profiling_paths_full.csv"), profile.PathsFullHeader)
+	full := testkit.ReadCSV(t, p.file("refetch", "profiling_paths_full.csv"), profile.PathsFullHeader)
 	refetches := map[string]string{}
 	for _, r := range full {
 		refetches[r[0]] = r[len(r)-1]

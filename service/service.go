@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,12 +18,10 @@ import (
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/control"
 	cfuse "github.com/hpc-copper/copper/fuse"
-	"github.com/hpc-copper/copper/internal/stalemount"
 	cnet "github.com/hpc-copper/copper/net"
 	"github.com/hpc-copper/copper/node"
 	"github.com/hpc-copper/copper/prefetch"
 	"github.com/hpc-copper/copper/profile"
-	"github.com/hpc-copper/copper/rank"
 	"github.com/hpc-copper/copper/spill"
 	"github.com/hpc-copper/copper/tree"
 )
@@ -307,142 +303,6 @@ func (svc *Service) startPrefetch(ctx context.Context, s config.Settings, budget
 	svc.prefetch, svc.prefetchCancel = p, cancel
 	go func() { _ = p.Run(pctx) }() // Run logs its outcome; Status shows it
 	return nil
-}
-
-// newCollector sets up the profiler. It always exists: the FUSE hooks
-// feed it so that Copper 1.0's ioctl commands work; profile_metrics adds
-// per-path tracking, timed snapshots and the final outputs.
-func newCollector(svc *Service, s config.Settings, rnk int, o Options) *profile.Collector {
-	host, _ := os.Hostname()
-	return profile.New(profile.Config{
-		JobDir:           o.JobDir,
-		Host:             rank.ShortHost(host),
-		PID:              os.Getpid(),
-		Rank:             rnk,
-		Root:             svc.Position.Parent < 0,
-		Target:           s.Target,
-		Mount:            s.Mount,
-		TopN:             s.ProfileTopN,
-		PathsFull:        s.ProfilePathsFull,
-		SnapshotInterval: time.Duration(s.ProfileSnapshotIntervalS) * time.Second,
-		MaxCacheable:     s.MaxCacheableBytes,
-		NegativeTTL:      s.NegativeTTL(),
-		Started:          o.Started,
-		Logger:           svc.log,
-		// svc.node is set before anything can ask (Start wires it next).
-		Stats:      func() node.Stats { return svc.node.Stats() },
-		ClearCache: svc.cache.Clear,
-		LargeReads: func() profile.LargeReads { return largeReads(svc.directReads.Stats()) },
-	})
-}
-
-// largeReads is the profile's copy of the mount's direct-read counters.
-func largeReads(st cfuse.DirectReadStats) profile.LargeReads {
-	out := profile.LargeReads{Files: st.Files, Opens: st.Opens, Bytes: st.Bytes, Dropped: st.Dropped,
-		List: make([]profile.LargeFile, len(st.List))}
-	for i, f := range st.List {
-		out.List[i] = profile.LargeFile{Path: f.Path, Size: f.Size, Opens: f.Opens, Bytes: f.Bytes}
-	}
-	return out
-}
-
-// startSnapshots writes a runtime snapshot every interval until Stop;
-// interval 0 writes none.
-func (svc *Service) startSnapshots(interval time.Duration) {
-	if interval <= 0 {
-		return
-	}
-	svc.profStop, svc.profDone = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(svc.profDone)
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-svc.profStop:
-				return
-			case <-tick.C:
-				svc.snapshot(profile.TagRuntime)
-			}
-		}
-	}()
-}
-
-// snapshot writes a profiling snapshot, logging instead of failing: a
-// full disk must not stop the file system.
-func (svc *Service) snapshot(tag string) {
-	if err := svc.prof.Snapshot(tag); err != nil {
-		svc.log.Warn("profiling snapshot failed", "tag", tag, "err", err)
-		return
-	}
-	svc.log.Debug("profiling snapshot written", "tag", tag, "dir", svc.prof.ProfilingDir(tag))
-}
-
-// Profile is the node's profiler.
-func (svc *Service) Profile() *profile.Collector { return svc.prof }
-
-func (svc *Service) mount(s config.Settings, rank int, guard []string) error {
-	if _, err := stalemount.Clean(s.Mount, svc.log); err != nil {
-		return fmt.Errorf("rank %d: stale mount at %s: %w", rank, s.Mount, err)
-	}
-	if err := os.MkdirAll(s.Mount, 0o755); err != nil {
-		return fmt.Errorf("rank %d: mount directory: %w", rank, err)
-	}
-	var large cfuse.ContentProvider // nil: direct, from this host
-	if svc.chunks != nil {
-		large = cfuse.ChunkedFiles{Source: svc.node, ChunkBytes: s.ChunkBytes, Opened: &svc.largeOpens}
-	}
-	m, err := cfuse.Mount(svc.node, cfuse.Options{
-		LargeFiles:      large,
-		Mount:           s.Mount,
-		Target:          s.Target,
-		MaxCacheable:    s.MaxCacheableBytes,
-		EntryTimeout:    s.EntryTimeout(),
-		AttrTimeout:     s.AttrTimeout(),
-		NegativeTimeout: s.NegativeTimeout(),
-		MaxRead:         s.MaxReadBytes,
-		MaxReadahead:    s.MaxReadaheadB,
-		AllowOther:      s.AllowOther,
-		Guard:           guard,
-		Logger:          svc.log,
-		Debug:           s.LogLevel >= 5,
-		OnOp:            svc.prof.OnOp,
-		OnIoctl:         svc.onIoctl,
-		DirectReads:     svc.directReads,
-	})
-	if err != nil {
-		return fmt.Errorf("rank %d: mount %s: %w", rank, s.Mount, err)
-	}
-	svc.mounted = m
-	svc.log.Info("mounted", "mount", s.Mount, "target", s.Target)
-	return nil
-}
-
-// onIoctl carries out a Copper 1.0 ioctl command; the ioctl itself
-// succeeds either way, as in Copper 1.0.
-func (svc *Service) onIoctl(cmd uint32, viewPath string) {
-	if err := svc.prof.Ioctl(cmd, viewPath); err != nil {
-		svc.log.Warn("ioctl command failed", "cmd", cmd, "path", viewPath, "err", err)
-	}
-}
-
-// guardedMounts lists the copper mounts on this host that the backend and
-// the view must never enter: this node's own and, when several ranks share
-// a host (--local, tests), theirs. A FUSE daemon that stats a copper mount
-// waits on itself or on a node that waits on it.
-func guardedMounts(tmpl, s config.Settings, id Identity) []string {
-	guard := []string{filepath.Clean(s.Mount)}
-	me := id.Book[id.Rank].Host
-	for r, e := range id.Book {
-		if r == id.Rank || e.Host != me {
-			continue
-		}
-		other := tmpl
-		if err := other.Expand(r); err == nil && other.Mount != s.Mount {
-			guard = append(guard, filepath.Clean(other.Mount))
-		}
-	}
-	return guard
 }
 
 // Node is the running node.

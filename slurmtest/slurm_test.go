@@ -60,7 +60,7 @@ func prepareAndRun(m *testing.M) int {
 	if os.Geteuid() != 0 {
 		return m.Run() // the test skips, saying why
 	}
-	root, err := moduleRoot()
+	root, err := testkit.ModuleRoot()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "slurmtest: %v\n", err)
 		return 1
@@ -131,19 +131,6 @@ func parseSetup(out string) (conf, started string, err error) {
 		return "", started, fmt.Errorf("slurm-test-setup.sh printed no SLURM_CONF= line; stdout:\n%s", out)
 	}
 	return conf, started, nil
-}
-
-// moduleRoot is the directory of the go.mod this package belongs to.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("go env GOMOD: not inside a module (got %q)", gomod)
-	}
-	return filepath.Dir(gomod), nil
 }
 
 // requireCluster skips without root (Slurm daemons, FUSE mounts) and

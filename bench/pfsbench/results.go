@@ -209,36 +209,8 @@ func (res *Results) computeTargets() {
 	for _, n := range res.Settings.ReplayNodes {
 		maxN = max(maxN, n)
 	}
-	p := res.Settings.Procs
-	var ts []Target
-
-	name := fmt.Sprintf("server fetches per (path, kind) under copper, cold replay, N=%d", maxN)
-	goal := "= 1.00 (direct ≈ N×P)"
-	if c := res.find(WorkReplay, ModeCopper, maxN, "cold"); c != nil && c.Backend != nil {
-		t := Target{Name: name, Goal: goal, Value: c.Backend.Fetches.PerKey, Limit: 1.005}
-		direct := "direct not run"
-		if d := res.find(WorkReplay, ModeDirect, maxN, "cold"); d != nil && d.Backend != nil {
-			direct = fmt.Sprintf("direct %.2f (N×P = %d)", d.Backend.Fetches.PerKey, maxN*p)
-		}
-		t.Result = fmt.Sprintf("%.2f (data read %.2f× the distinct bytes); %s", t.Value, c.Backend.Fetches.DataRatio, direct)
-		t.judge(true)
-		ts = append(ts, t)
-	} else {
-		ts = append(ts, notMeasured(name, goal, "copper cold replay not run"))
-	}
-
-	name = fmt.Sprintf("cold replay, copper N=%d vs copper N=1", maxN)
-	goal = "≤ 1.5×"
-	c1, cN := res.find(WorkReplay, ModeCopper, 1, "cold"), res.find(WorkReplay, ModeCopper, maxN, "cold")
-	if c1 != nil && cN != nil && c1.RunS > 0 {
-		t := Target{Name: name, Goal: goal, Value: cN.RunS / c1.RunS, Limit: 1.5}
-		t.Result = fmt.Sprintf("%.2f× (%.3f s vs %.3f s)", t.Value, cN.RunS, c1.RunS)
-		t.judge(true)
-		ts = append(ts, t)
-	} else {
-		ts = append(ts, notMeasured(name, goal, "copper cold replay at N=1 or N=max not run"))
-	}
-
+	cN := res.find(WorkReplay, ModeCopper, maxN, "cold")
+	ts := []Target{res.fetchTarget(maxN), res.scalingTarget(maxN)}
 	ts = append(ts, speedupTarget(fmt.Sprintf("cold replay at N=%d, direct vs copper", maxN),
 		res.find(WorkReplay, ModeDirect, maxN, "cold"), cN, "direct or copper cold replay not run"))
 	if sc := res.Settings.Scale; sc != nil {
@@ -247,37 +219,85 @@ func (res *Results) computeTargets() {
 			res.find(WorkScale, ModeDirect, sc.Nodes, "cold"), res.find(WorkScale, ModeCopper, sc.Nodes, "cold"),
 			"direct or copper scale-model replay not run"))
 	}
-
-	name = "warm real import through a non-root mount vs local disk"
-	goal = "≤ 1.10×"
-	if w := res.WarmImport; w != nil && w.LocalMedS > 0 {
-		t := Target{Name: name, Goal: goal, Value: w.Ratio, Limit: 1.10}
-		t.Result = fmt.Sprintf("%.2f× (%.1f ms vs %.1f ms, medians of %d)", w.Ratio, w.MountMedS*1e3, w.LocalMedS*1e3, w.Rounds)
-		t.judge(true)
-		ts = append(ts, t)
-	} else {
-		ts = append(ts, notMeasured(name, goal, "not run"))
+	ts = append(ts, res.warmImportTarget(), res.readyTarget(maxN), res.memoryTarget())
+	if res.Large != nil {
+		ts = append(ts, res.largeTargets()...)
 	}
+	res.Targets = ts
+}
 
-	name = fmt.Sprintf("%d local copper nodes tree-ready", maxN)
-	goal = "≤ 2 s"
+// fetchTarget: server fetches per (path, kind) under copper, cold
+// replay at N=maxN.
+func (res *Results) fetchTarget(maxN int) Target {
+	name := fmt.Sprintf("server fetches per (path, kind) under copper, cold replay, N=%d", maxN)
+	goal := "= 1.00 (direct ≈ N×P)"
+	c := res.find(WorkReplay, ModeCopper, maxN, "cold")
+	if c == nil || c.Backend == nil {
+		return notMeasured(name, goal, "copper cold replay not run")
+	}
+	t := Target{Name: name, Goal: goal, Value: c.Backend.Fetches.PerKey, Limit: 1.005}
+	direct := "direct not run"
+	if d := res.find(WorkReplay, ModeDirect, maxN, "cold"); d != nil && d.Backend != nil {
+		direct = fmt.Sprintf("direct %.2f (N×P = %d)", d.Backend.Fetches.PerKey, maxN*res.Settings.Procs)
+	}
+	t.Result = fmt.Sprintf("%.2f (data read %.2f× the distinct bytes); %s", t.Value, c.Backend.Fetches.DataRatio, direct)
+	t.judge(true)
+	return t
+}
+
+// scalingTarget: cold replay under copper at N=maxN vs N=1.
+func (res *Results) scalingTarget(maxN int) Target {
+	name := fmt.Sprintf("cold replay, copper N=%d vs copper N=1", maxN)
+	goal := "≤ 1.5×"
+	c1, cN := res.find(WorkReplay, ModeCopper, 1, "cold"), res.find(WorkReplay, ModeCopper, maxN, "cold")
+	if c1 == nil || cN == nil || !(c1.RunS > 0) { // NaN too
+		return notMeasured(name, goal, "copper cold replay at N=1 or N=max not run")
+	}
+	t := Target{Name: name, Goal: goal, Value: cN.RunS / c1.RunS, Limit: 1.5}
+	t.Result = fmt.Sprintf("%.2f× (%.3f s vs %.3f s)", t.Value, cN.RunS, c1.RunS)
+	t.judge(true)
+	return t
+}
+
+// warmImportTarget: the warm real import through a non-root mount vs
+// local disk.
+func (res *Results) warmImportTarget() Target {
+	name := "warm real import through a non-root mount vs local disk"
+	goal := "≤ 1.10×"
+	w := res.WarmImport
+	if w == nil || !(w.LocalMedS > 0) { // NaN too
+		return notMeasured(name, goal, "not run")
+	}
+	t := Target{Name: name, Goal: goal, Value: w.Ratio, Limit: 1.10}
+	t.Result = fmt.Sprintf("%.2f× (%.1f ms vs %.1f ms, medians of %d)", w.Ratio, w.MountMedS*1e3, w.LocalMedS*1e3, w.Rounds)
+	t.judge(true)
+	return t
+}
+
+// readyTarget: the slowest of maxN local copper nodes to become
+// tree-ready.
+func (res *Results) readyTarget(maxN int) Target {
+	name := fmt.Sprintf("%d local copper nodes tree-ready", maxN)
+	goal := "≤ 2 s"
 	ready := math.NaN()
 	for _, r := range res.Runs {
 		if r.Mode == ModeCopper && r.Nodes == maxN && r.Phase == "cold" && r.Error == "" {
 			ready = math.Max(nanTo(ready, 0), r.SetupS)
 		}
 	}
-	if !math.IsNaN(ready) {
-		t := Target{Name: name, Goal: goal, Value: ready, Limit: 2}
-		t.Result = fmt.Sprintf("%.2f s (slowest of the N=%d starts)", ready, maxN)
-		t.judge(true)
-		ts = append(ts, t)
-	} else {
-		ts = append(ts, notMeasured(name, goal, "no copper run at that scale"))
+	if math.IsNaN(ready) {
+		return notMeasured(name, goal, "no copper run at that scale")
 	}
+	t := Target{Name: name, Goal: goal, Value: ready, Limit: 2}
+	t.Result = fmt.Sprintf("%.2f s (slowest of the N=%d starts)", ready, maxN)
+	t.judge(true)
+	return t
+}
 
-	name = "per-node memory vs cached bytes × 1.2 + 40 MiB"
-	goal = "RSS ≤ limit on every node"
+// memoryTarget: the worst node's RSS against its limit.
+func (res *Results) memoryTarget() Target {
+	name := "per-node memory vs cached bytes × 1.2 + 40 MiB"
+	goal := "RSS ≤ limit on every node"
 	var worst *NodeMemory
 	for _, r := range res.Runs {
 		for i := range r.Memory {
@@ -287,19 +307,14 @@ func (res *Results) computeTargets() {
 			}
 		}
 	}
-	if worst != nil {
-		t := Target{Name: name, Goal: goal, Value: float64(worst.RSSBytes) / float64(worst.LimitBytes), Limit: 1}
-		t.Result = fmt.Sprintf("worst node: RSS %.1f MiB, cache %.1f MiB, limit %.1f MiB (%.2f of it)",
-			mib(worst.RSSBytes), mib(worst.CacheBytes), mib(worst.LimitBytes), t.Value)
-		t.judge(true)
-		ts = append(ts, t)
-	} else {
-		ts = append(ts, notMeasured(name, goal, "no copper node measured"))
+	if worst == nil {
+		return notMeasured(name, goal, "no copper node measured")
 	}
-	if res.Large != nil {
-		ts = append(ts, res.largeTargets()...)
-	}
-	res.Targets = ts
+	t := Target{Name: name, Goal: goal, Value: float64(worst.RSSBytes) / float64(worst.LimitBytes), Limit: 1}
+	t.Result = fmt.Sprintf("worst node: RSS %.1f MiB, cache %.1f MiB, limit %.1f MiB (%.2f of it)",
+		mib(worst.RSSBytes), mib(worst.CacheBytes), mib(worst.LimitBytes), t.Value)
+	t.judge(true)
+	return t
 }
 
 func nanTo(v, alt float64) float64 {

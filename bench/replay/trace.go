@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -147,222 +146,6 @@ func (p *parser) line(s string) {
 	p.call(c)
 }
 
-// splitPid removes "1234 " or "[pid 1234] " from the front of a line.
-func splitPid(s string) (pid, rest string) {
-	if r, ok := strings.CutPrefix(s, "[pid "); ok {
-		if i := strings.IndexByte(r, ']'); i > 0 {
-			return strings.TrimSpace(r[:i]), r[i+1:]
-		}
-	}
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	if i > 0 && i < len(s) && s[i] == ' ' {
-		return s[:i], s[i+1:]
-	}
-	return "", s
-}
-
-// call is one parsed system call.
-type call struct {
-	name  string
-	args  []string // raw argument tokens
-	ret   int64    // return value; -1 with errno on failure
-	errno syscall.Errno
-	noRet bool // "= ?" (the process died in the call)
-}
-
-func parseCall(s string) (call, error) {
-	open := strings.IndexByte(s, '(')
-	if open <= 0 {
-		return call{}, fmt.Errorf("no system call in %q", clip(s))
-	}
-	c := call{name: s[:open]}
-	for _, r := range c.name {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
-			return call{}, fmt.Errorf("bad system call name %q", clip(c.name))
-		}
-	}
-	args, end, err := splitArgs(s, open+1)
-	if err != nil {
-		return call{}, err
-	}
-	c.args = args
-	rest := strings.TrimSpace(s[end:])
-	ret, ok := strings.CutPrefix(rest, "=")
-	if !ok {
-		return call{}, fmt.Errorf("%s: no return value in %q", c.name, clip(rest))
-	}
-	fields := strings.Fields(ret)
-	if len(fields) == 0 {
-		return call{}, fmt.Errorf("%s: empty return value", c.name)
-	}
-	if fields[0] == "?" {
-		c.noRet = true
-		return c, nil
-	}
-	v, err := strconv.ParseInt(fields[0], 0, 64)
-	if err != nil {
-		if u, uerr := strconv.ParseUint(fields[0], 0, 64); uerr == nil {
-			v = int64(u) // mmap addresses above 2^63
-		} else {
-			return call{}, fmt.Errorf("%s: return value %q: %w", c.name, clip(fields[0]), err)
-		}
-	}
-	c.ret = v
-	if v == -1 && len(fields) > 1 {
-		e, ok := errnoByName()[fields[1]]
-		if !ok {
-			return call{}, fmt.Errorf("%s: unknown errno %q", c.name, clip(fields[1]))
-		}
-		c.errno = e
-	}
-	return c, nil
-}
-
-// splitArgs splits the arguments starting at s[i] (just after '(') at
-// top-level commas, honouring quoted strings, {}, [] and () nesting, and
-// returns them with the index just after the closing ')'.
-func splitArgs(s string, i int) ([]string, int, error) {
-	var args []string
-	depth := 0
-	start := i
-	for ; i < len(s); i++ {
-		switch s[i] {
-		case '"':
-			j, err := skipString(s, i)
-			if err != nil {
-				return nil, 0, err
-			}
-			i = j - 1
-		case '{', '[', '(':
-			depth++
-		case '}', ']':
-			depth--
-		case ')':
-			if depth == 0 {
-				if a := strings.TrimSpace(s[start:i]); a != "" || len(args) > 0 {
-					args = append(args, a)
-				}
-				return args, i + 1, nil
-			}
-			depth--
-		case ',':
-			if depth == 0 {
-				args = append(args, strings.TrimSpace(s[start:i]))
-				start = i + 1
-			}
-		}
-		if depth < 0 {
-			return nil, 0, fmt.Errorf("unbalanced brackets in %q", clip(s))
-		}
-	}
-	return nil, 0, fmt.Errorf("no closing parenthesis in %q", clip(s))
-}
-
-// skipString returns the index just after the string literal at s[i].
-func skipString(s string, i int) (int, error) {
-	for j := i + 1; j < len(s); j++ {
-		switch s[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1, nil
-		}
-	}
-	return 0, fmt.Errorf("unterminated string in %q", clip(s))
-}
-
-// unquote decodes an strace string argument: "..." with C escapes
-// (\n, \t, \\, \", \ooo, \xhh), possibly followed by "..." when strace
-// truncated it. ok is false for anything else (NULL, an address).
-func unquote(a string) (string, bool) {
-	a = strings.TrimSuffix(a, "...")
-	if len(a) < 2 || a[0] != '"' || a[len(a)-1] != '"' {
-		return "", false
-	}
-	a = a[1 : len(a)-1]
-	if !strings.Contains(a, `\`) {
-		return a, true
-	}
-	var b strings.Builder
-	for i := 0; i < len(a); i++ {
-		if a[i] != '\\' || i+1 >= len(a) {
-			b.WriteByte(a[i])
-			continue
-		}
-		i++
-		switch c := a[i]; c {
-		case 'n':
-			b.WriteByte('\n')
-		case 't':
-			b.WriteByte('\t')
-		case 'r':
-			b.WriteByte('\r')
-		case 'v':
-			b.WriteByte('\v')
-		case 'f':
-			b.WriteByte('\f')
-		case 'x':
-			if i+2 < len(a) {
-				if v, err := strconv.ParseUint(a[i+1:i+3], 16, 8); err == nil {
-					b.WriteByte(byte(v))
-					i += 2
-					continue
-				}
-			}
-			return "", false
-		case '0', '1', '2', '3', '4', '5', '6', '7':
-			j := i
-			for j < len(a) && j < i+3 && a[j] >= '0' && a[j] <= '7' {
-				j++
-			}
-			v, _ := strconv.ParseUint(a[i:j], 8, 16)
-			if v > 255 {
-				return "", false
-			}
-			b.WriteByte(byte(v))
-			i = j - 1
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), true
-}
-
-// number reads an integer argument; strace may decorate a descriptor as
-// "3</path>" (-y), so only the leading digits count.
-func number(a string) (int64, bool) {
-	end := 0
-	if end < len(a) && a[end] == '-' {
-		end++
-	}
-	for end < len(a) && (a[end] >= '0' && a[end] <= '9' || a[end] == 'x' || a[end] >= 'a' && a[end] <= 'f') {
-		end++
-	}
-	v, err := strconv.ParseInt(a[:end], 0, 64)
-	return v, err == nil
-}
-
-// flagBits turns "O_RDONLY|O_CLOEXEC" or "AT_SYMLINK_NOFOLLOW" or a
-// number into bits; unknown names add nothing.
-func flagBits(a string) int {
-	if v, ok := number(a); ok && !strings.ContainsAny(a, "|_") {
-		return int(v)
-	}
-	bits := 0
-	for _, name := range strings.Split(a, "|") {
-		name = strings.TrimSpace(name)
-		if v, ok := flagValues[name]; ok {
-			bits |= v
-		} else if v, ok := number(name); ok {
-			bits |= int(v)
-		}
-	}
-	return bits
-}
-
 var flagValues = map[string]int{
 	"O_RDONLY": unix.O_RDONLY, "O_WRONLY": unix.O_WRONLY, "O_RDWR": unix.O_RDWR,
 	"O_CREAT": unix.O_CREAT, "O_EXCL": unix.O_EXCL, "O_NOCTTY": unix.O_NOCTTY, "O_TRUNC": unix.O_TRUNC,
@@ -386,13 +169,6 @@ var errnoByName = sync.OnceValue(func() map[string]syscall.Errno {
 	}
 	return m
 })
-
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:77] + "..."
-	}
-	return s
-}
 
 // view maps a traced path to a path below the prefix ("" when outside).
 // Relative paths resolve against a traced directory descriptor; relative
@@ -427,13 +203,6 @@ func cleanView(v string) string {
 	return path.Clean("/" + v)
 }
 
-func (c call) arg(i int) string {
-	if i < len(c.args) {
-		return c.args[i]
-	}
-	return ""
-}
-
 func (p *parser) emit(o Op, c call) {
 	o.Errno = c.errno
 	o.Line = p.trace.Lines
@@ -447,19 +216,7 @@ func (p *parser) call(c call) {
 	}
 	switch c.name {
 	case "open", "openat":
-		dirfd, pathArg, flags := "AT_FDCWD", c.arg(0), c.arg(1)
-		if c.name == "openat" {
-			dirfd, pathArg, flags = c.arg(0), c.arg(1), c.arg(2)
-		}
-		v := p.view(dirfd, pathArg)
-		if v == "" {
-			delete(p.fds, int(c.ret)) // an fd reused for a file outside the tree
-			return
-		}
-		p.emit(Op{Kind: Open, Path: v, Flags: flagBits(flags), FD: int(c.ret)}, c)
-		if c.errno == 0 && c.ret >= 0 {
-			p.fds[int(c.ret)] = v
-		}
+		p.open(c)
 	case "stat", "lstat":
 		if v := p.view("AT_FDCWD", c.arg(0)); v != "" {
 			flags := 0
@@ -469,18 +226,7 @@ func (p *parser) call(c call) {
 			p.emit(Op{Kind: Stat, Path: v, Flags: flags}, c)
 		}
 	case "newfstatat", "fstatat64", "statx":
-		flagArg := c.arg(3)
-		if c.name == "statx" {
-			flagArg = c.arg(2)
-		}
-		flags := flagBits(flagArg)
-		if s, _ := unquote(c.arg(1)); s == "" && flags&unix.AT_EMPTY_PATH != 0 {
-			p.fdOp(Op{Kind: Fstat}, c.arg(0), c)
-			return
-		}
-		if v := p.view(c.arg(0), c.arg(1)); v != "" {
-			p.emit(Op{Kind: Stat, Path: v, Flags: flags & unix.AT_SYMLINK_NOFOLLOW}, c)
-		}
+		p.statAt(c)
 	case "fstat":
 		p.fdOp(Op{Kind: Fstat}, c.arg(0), c)
 	case "access", "faccessat", "faccessat2":
@@ -520,6 +266,41 @@ func (p *parser) call(c call) {
 			p.emit(Op{Kind: Close, FD: int(fd), Path: p.fds[int(fd)]}, c)
 			delete(p.fds, int(fd))
 		}
+	}
+}
+
+// open records an open or openat of a path in the tree, and the fd it
+// returned.
+func (p *parser) open(c call) {
+	dirfd, pathArg, flags := "AT_FDCWD", c.arg(0), c.arg(1)
+	if c.name == "openat" {
+		dirfd, pathArg, flags = c.arg(0), c.arg(1), c.arg(2)
+	}
+	v := p.view(dirfd, pathArg)
+	if v == "" {
+		delete(p.fds, int(c.ret)) // an fd reused for a file outside the tree
+		return
+	}
+	p.emit(Op{Kind: Open, Path: v, Flags: flagBits(flags), FD: int(c.ret)}, c)
+	if c.errno == 0 && c.ret >= 0 {
+		p.fds[int(c.ret)] = v
+	}
+}
+
+// statAt records newfstatat, fstatat64 or statx: an fstat when it names
+// no path (AT_EMPTY_PATH), else a stat of the path.
+func (p *parser) statAt(c call) {
+	flagArg := c.arg(3)
+	if c.name == "statx" {
+		flagArg = c.arg(2)
+	}
+	flags := flagBits(flagArg)
+	if s, _ := unquote(c.arg(1)); s == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		p.fdOp(Op{Kind: Fstat}, c.arg(0), c)
+		return
+	}
+	if v := p.view(c.arg(0), c.arg(1)); v != "" {
+		p.emit(Op{Kind: Stat, Path: v, Flags: flags & unix.AT_SYMLINK_NOFOLLOW}, c)
 	}
 }
 

@@ -153,12 +153,7 @@ func TestMPI(t *testing.T) {
 		assert.Contains(t, r.Stderr, fmt.Sprintf("identity\" rank=%d size=4 source=PMI_RANK/PMI_SIZE", rk))
 	}
 
-	jobDirs, err := filepath.Glob(filepath.Join(j.logDir, "copper-*"))
-	require.NoError(t, err)
-	require.Len(t, jobDirs, 1, "rank 0 chose one job id for all")
-	entries, err := book.Read(filepath.Join(jobDirs[0], "logs", "copper_address_book.txt"))
-	require.NoError(t, err)
-	require.Len(t, entries, 4)
+	j.discoveredJob(4)
 
 	for _, st := range j.statsJSON("--local", "4") {
 		assert.True(t, st.Node.TreeReady, "rank %d", st.Node.Rank)
@@ -172,6 +167,19 @@ func TestMPI(t *testing.T) {
 	s := j.run(launchTimeout, mpiexec, "-n", "4", launcher(), "stop", "--mount", j.mountTemplate(), "--timeout", "20s")
 	require.Equal(t, 0, s.Code, "mpiexec copper-launch stop: %s", s)
 	j.requireNothingLeft()
+}
+
+// discoveredJob returns the one job directory a discover-mode start left
+// under log_dir, after checking that its address book has n ranks.
+func (j *job) discoveredJob(n int) string {
+	j.t.Helper()
+	jobDirs, err := filepath.Glob(filepath.Join(j.logDir, "copper-*"))
+	require.NoError(j.t, err)
+	require.Len(j.t, jobDirs, 1, "rank 0 chose one job id for all")
+	entries, err := book.Read(filepath.Join(jobDirs[0], "logs", "copper_address_book.txt"))
+	require.NoError(j.t, err)
+	require.Len(j.t, entries, n)
+	return jobDirs[0]
 }
 
 // openMPIRun is Open MPI's launcher by its own name (not `mpirun`, which
@@ -202,12 +210,7 @@ func TestOpenMPI(t *testing.T) {
 		assert.Contains(t, r.Stderr, fmt.Sprintf("identity\" rank=%d size=4 source=PMIX_RANK/OMPI_COMM_WORLD_SIZE", rk))
 	}
 
-	jobDirs, err := filepath.Glob(filepath.Join(j.logDir, "copper-*"))
-	require.NoError(t, err)
-	require.Len(t, jobDirs, 1, "rank 0 chose one job id for all")
-	entries, err := book.Read(filepath.Join(jobDirs[0], "logs", "copper_address_book.txt"))
-	require.NoError(t, err)
-	require.Len(t, entries, 4)
+	j.discoveredJob(4)
 
 	mounted := map[string]bool{}
 	for _, m := range j.scratch.Mounts() {
@@ -262,13 +265,8 @@ func TestMPIBootstrapThroughPMI(t *testing.T) {
 	assert.NotContains(t, r.Stderr, "[mpiexec@", "%s", r)
 	assert.NotContains(t, r.Stderr, "[proxy:", "%s", r)
 
-	jobDirs, err := filepath.Glob(filepath.Join(j.logDir, "copper-*"))
-	require.NoError(t, err)
-	require.Len(t, jobDirs, 1, "rank 0 chose one job id for all")
-	entries, err := book.Read(filepath.Join(jobDirs[0], "logs", "copper_address_book.txt"))
-	require.NoError(t, err)
-	require.Len(t, entries, 3)
-	prov, err := os.ReadFile(filepath.Join(jobDirs[0], "logs", "copper_address_book_full_output.txt"))
+	jobDir := j.discoveredJob(3)
+	prov, err := os.ReadFile(filepath.Join(jobDir, "logs", "copper_address_book_full_output.txt"))
 	require.NoError(t, err)
 	assert.Contains(t, string(prov), "(from PMI (PMI_FD=", "the record says where rank 0's address came from")
 

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -45,115 +46,9 @@ func run(args []string) int {
 		return 0
 	}
 
-	fs := pflag.NewFlagSet("pfsbench", pflag.ContinueOnError)
-	fs.SortFlags = false
-	quick := fs.Bool("quick", false, "the quick subset (default)")
-	full := fs.Bool("full", false, "the full matrix")
-	out := fs.String("out", "", "results directory (required)")
-	work := fs.String("work", "", "scratch directory for trees and mounts (default: a new one under /tmp, removed at the end)")
-	bin := fs.String("bin", "", "directory with copper-node and slowpfs (default: this binary's directory)")
-	modes := fs.String("modes", "", "comma-separated modes (default: local,direct,copper,staging,copper+prefetch)")
-	workloads := fs.String("workloads", "replay,import,large", "comma-separated workloads: replay, import, large (issue #10: N nodes read one large file)")
-	largeBytes := fs.Int64("large-bytes", 0, "large workload: the file's size (default 256 MiB quick, 1 GiB full)")
-	largeNodes := fs.Int("large-nodes", 0, "large workload: readers, one per node (default 8 quick, 32 full)")
-	replayNodes := fs.IntSlice("replay-nodes", nil, "node counts for the replay workload (default: the set's)")
-	importNodes := fs.IntSlice("import-nodes", nil, "node counts for the real import (default: the set's)")
-	procs := fs.Int("procs", 0, "processes per node (default 4)")
-	imports := fs.String("import", "", "modules to import, comma-separated (default numpy)")
-	directClients := fs.String("direct-clients", "", "direct mode: one PFS client per 'node' (default) or per 'process'")
-	python := fs.String("python", "", "python3 to run (default /usr/bin/python3)")
-	service := fs.Duration("metadata-service", 0, "emulated metadata service time (default 300µs)")
-	slots := fs.Int("slots", 0, "emulated metadata slots (default 8)")
-	bandwidth := fs.Int64("bandwidth", 0, "emulated data bandwidth in bytes/s (default 1 GiB/s)")
-	scaleNodes := fs.Int("scale-nodes", -1, "node count of the scale-model replay rows, 0 = none (default 32)")
-	scaleRefNodes := fs.Int("scale-ref-nodes", 0, "scale model: nodes of the reference machine sharing one metadata server (default 2048)")
-	scaleRefProcs := fs.Int("scale-ref-procs", 0, "scale model: processes per node of the reference machine (default 12)")
-	scaleModes := fs.String("scale-modes", "", "scale model: comma-separated modes (default direct,copper)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(os.Stderr, "pfsbench: %v\n", err)
-		return 2
-	}
-	if *quick && *full {
-		fmt.Fprintln(os.Stderr, "pfsbench: --quick and --full exclude each other")
-		return 2
-	}
-	if *out == "" {
-		fmt.Fprintln(os.Stderr, "pfsbench: --out is required")
-		return 2
-	}
-	cfg := pfsbench.Quick()
-	if *full {
-		cfg = pfsbench.Full()
-	}
-	cfg.Out, cfg.Work, cfg.Bin, cfg.Progress = *out, *work, *bin, os.Stderr
-	if *modes != "" {
-		cfg.Modes = strings.Split(*modes, ",")
-	}
-	if fs.Changed("replay-nodes") {
-		cfg.ReplayNodes = *replayNodes
-	}
-	if fs.Changed("import-nodes") {
-		cfg.ImportNodes = *importNodes
-	}
-	for _, w := range strings.Split(*workloads, ",") {
-		if w != pfsbench.WorkReplay && w != pfsbench.WorkImport && w != pfsbench.WorkLarge {
-			fmt.Fprintf(os.Stderr, "pfsbench: unknown workload %q (replay, import, large)\n", w)
-			return 2
-		}
-	}
-	if !strings.Contains(*workloads, pfsbench.WorkReplay) {
-		cfg.ReplayNodes = nil
-	}
-	if !strings.Contains(*workloads, pfsbench.WorkImport) {
-		cfg.ImportNodes = nil
-	}
-	if !strings.Contains(*workloads, pfsbench.WorkLarge) {
-		cfg.Large.Bytes = 0
-	}
-	if !strings.Contains(*workloads, pfsbench.WorkReplay) && !strings.Contains(*workloads, pfsbench.WorkImport) {
-		cfg.Scale.Nodes = 0 // the scale rows replay the import's trace
-	}
-	if *largeBytes > 0 {
-		cfg.Large.Bytes = *largeBytes
-	}
-	if *largeNodes > 0 {
-		cfg.Large.Nodes = *largeNodes
-	}
-	if *procs > 0 {
-		cfg.Procs = *procs
-	}
-	if *imports != "" {
-		cfg.Import = *imports
-	}
-	if *directClients != "" {
-		cfg.DirectClients = *directClients
-	}
-	if *python != "" {
-		cfg.Python = *python
-	}
-	if *service > 0 {
-		cfg.Params.MetadataService = *service
-	}
-	if *slots > 0 {
-		cfg.Params.Slots = *slots
-	}
-	if *bandwidth > 0 {
-		cfg.Params.Bandwidth = *bandwidth
-	}
-	if *scaleNodes >= 0 {
-		cfg.Scale.Nodes = *scaleNodes
-	}
-	if *scaleRefNodes > 0 {
-		cfg.Scale.RefNodes = *scaleRefNodes
-	}
-	if *scaleRefProcs > 0 {
-		cfg.Scale.RefProcs = *scaleRefProcs
-	}
-	if *scaleModes != "" {
-		cfg.Scale.Modes = strings.Split(*scaleModes, ",")
+	cfg, code, ok := parseArgs(args)
+	if !ok {
+		return code
 	}
 	command := "pfsbench " + strings.Join(args, " ")
 	res, err := pfsbench.Run(ctx, cfg, command)
@@ -167,4 +62,160 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// parseArgs turns the command line into the run's configuration. When ok
+// is false the run ends with code: 0 for --help, 2 for a bad command line
+// (said on stderr).
+func parseArgs(args []string) (cfg pfsbench.Config, code int, ok bool) {
+	fs := pflag.NewFlagSet("pfsbench", pflag.ContinueOnError)
+	fs.SortFlags = false
+	o := defineFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return pfsbench.Config{}, 0, false
+		}
+		fmt.Fprintf(os.Stderr, "pfsbench: %v\n", err)
+		return pfsbench.Config{}, 2, false
+	}
+	if *o.quick && *o.full {
+		fmt.Fprintln(os.Stderr, "pfsbench: --quick and --full exclude each other")
+		return pfsbench.Config{}, 2, false
+	}
+	if *o.out == "" {
+		fmt.Fprintln(os.Stderr, "pfsbench: --out is required")
+		return pfsbench.Config{}, 2, false
+	}
+	return o.config(fs)
+}
+
+// options are the parsed flags.
+type options struct {
+	quick         *bool
+	full          *bool
+	out           *string
+	work          *string
+	bin           *string
+	modes         *string
+	workloads     *string
+	largeBytes    *int64
+	largeNodes    *int
+	replayNodes   *[]int
+	importNodes   *[]int
+	procs         *int
+	imports       *string
+	directClients *string
+	python        *string
+	service       *time.Duration
+	slots         *int
+	bandwidth     *int64
+	scaleNodes    *int
+	scaleRefNodes *int
+	scaleRefProcs *int
+	scaleModes    *string
+}
+
+// defineFlags declares the command line on fs.
+func defineFlags(fs *pflag.FlagSet) *options {
+	return &options{
+		quick:         fs.Bool("quick", false, "the quick subset (default)"),
+		full:          fs.Bool("full", false, "the full matrix"),
+		out:           fs.String("out", "", "results directory (required)"),
+		work:          fs.String("work", "", "scratch directory for trees and mounts (default: a new one under /tmp, removed at the end)"),
+		bin:           fs.String("bin", "", "directory with copper-node and slowpfs (default: this binary's directory)"),
+		modes:         fs.String("modes", "", "comma-separated modes (default: local,direct,copper,staging,copper+prefetch)"),
+		workloads:     fs.String("workloads", "replay,import,large", "comma-separated workloads: replay, import, large (issue #10: N nodes read one large file)"),
+		largeBytes:    fs.Int64("large-bytes", 0, "large workload: the file's size (default 256 MiB quick, 1 GiB full)"),
+		largeNodes:    fs.Int("large-nodes", 0, "large workload: readers, one per node (default 8 quick, 32 full)"),
+		replayNodes:   fs.IntSlice("replay-nodes", nil, "node counts for the replay workload (default: the set's)"),
+		importNodes:   fs.IntSlice("import-nodes", nil, "node counts for the real import (default: the set's)"),
+		procs:         fs.Int("procs", 0, "processes per node (default 4)"),
+		imports:       fs.String("import", "", "modules to import, comma-separated (default numpy)"),
+		directClients: fs.String("direct-clients", "", "direct mode: one PFS client per 'node' (default) or per 'process'"),
+		python:        fs.String("python", "", "python3 to run (default /usr/bin/python3)"),
+		service:       fs.Duration("metadata-service", 0, "emulated metadata service time (default 300µs)"),
+		slots:         fs.Int("slots", 0, "emulated metadata slots (default 8)"),
+		bandwidth:     fs.Int64("bandwidth", 0, "emulated data bandwidth in bytes/s (default 1 GiB/s)"),
+		scaleNodes:    fs.Int("scale-nodes", -1, "node count of the scale-model replay rows, 0 = none (default 32)"),
+		scaleRefNodes: fs.Int("scale-ref-nodes", 0, "scale model: nodes of the reference machine sharing one metadata server (default 2048)"),
+		scaleRefProcs: fs.Int("scale-ref-procs", 0, "scale model: processes per node of the reference machine (default 12)"),
+		scaleModes:    fs.String("scale-modes", "", "scale model: comma-separated modes (default direct,copper)"),
+	}
+}
+
+// config applies the flags to the quick or full set; a flag left at its
+// zero value keeps the set's default.
+func (o *options) config(fs *pflag.FlagSet) (pfsbench.Config, int, bool) {
+	cfg := pfsbench.Quick()
+	if *o.full {
+		cfg = pfsbench.Full()
+	}
+	cfg.Out, cfg.Work, cfg.Bin, cfg.Progress = *o.out, *o.work, *o.bin, os.Stderr
+	if *o.modes != "" {
+		cfg.Modes = strings.Split(*o.modes, ",")
+	}
+	if fs.Changed("replay-nodes") {
+		cfg.ReplayNodes = *o.replayNodes
+	}
+	if fs.Changed("import-nodes") {
+		cfg.ImportNodes = *o.importNodes
+	}
+	for _, w := range strings.Split(*o.workloads, ",") {
+		if w != pfsbench.WorkReplay && w != pfsbench.WorkImport && w != pfsbench.WorkLarge {
+			fmt.Fprintf(os.Stderr, "pfsbench: unknown workload %q (replay, import, large)\n", w)
+			return pfsbench.Config{}, 2, false
+		}
+	}
+	if !strings.Contains(*o.workloads, pfsbench.WorkReplay) {
+		cfg.ReplayNodes = nil
+	}
+	if !strings.Contains(*o.workloads, pfsbench.WorkImport) {
+		cfg.ImportNodes = nil
+	}
+	if !strings.Contains(*o.workloads, pfsbench.WorkLarge) {
+		cfg.Large.Bytes = 0
+	}
+	if !strings.Contains(*o.workloads, pfsbench.WorkReplay) && !strings.Contains(*o.workloads, pfsbench.WorkImport) {
+		cfg.Scale.Nodes = 0 // the scale rows replay the import's trace
+	}
+	if *o.largeBytes > 0 {
+		cfg.Large.Bytes = *o.largeBytes
+	}
+	if *o.largeNodes > 0 {
+		cfg.Large.Nodes = *o.largeNodes
+	}
+	if *o.procs > 0 {
+		cfg.Procs = *o.procs
+	}
+	if *o.imports != "" {
+		cfg.Import = *o.imports
+	}
+	if *o.directClients != "" {
+		cfg.DirectClients = *o.directClients
+	}
+	if *o.python != "" {
+		cfg.Python = *o.python
+	}
+	if *o.service > 0 {
+		cfg.Params.MetadataService = *o.service
+	}
+	if *o.slots > 0 {
+		cfg.Params.Slots = *o.slots
+	}
+	if *o.bandwidth > 0 {
+		cfg.Params.Bandwidth = *o.bandwidth
+	}
+	if *o.scaleNodes >= 0 {
+		cfg.Scale.Nodes = *o.scaleNodes
+	}
+	if *o.scaleRefNodes > 0 {
+		cfg.Scale.RefNodes = *o.scaleRefNodes
+	}
+	if *o.scaleRefProcs > 0 {
+		cfg.Scale.RefProcs = *o.scaleRefProcs
+	}
+	if *o.scaleModes != "" {
+		cfg.Scale.Modes = strings.Split(*o.scaleModes, ",")
+	}
+	return cfg, 0, true
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hpc-copper/copper/bench/slowpfs"
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 func main() {
@@ -195,9 +196,8 @@ func writeStats(path string, snap slowpfs.Snapshot, stderr io.Writer) error {
 		_, err = stderr.Write(b)
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := osutil.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("stats file: %w", err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }
