@@ -1,0 +1,223 @@
+package scalemodel
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Markdown is the docs/BENCHMARKS.md section of the report. Every number
+// in it comes from the report (the calibration's measured or published
+// inputs, the measured rows, the model's outputs).
+func (rep *Report) Markdown() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p("## Scale model (issue #13): modelled, validated at N ≤ 32\n\n")
+	p("Numbers from `%s` on the calibration of %s (`%s`). **Measured** here: the validation rows' *measured* column, and the costs marked measured below. **Modelled**: every other number in this section, from `bench/scalemodel`, a deterministic discrete-event model (no clock) of N nodes × P processes replaying the recorded import (%d traced operations; the tree holds %d files, %d directories, %.1f MiB), with kernel caches per node, copper's per-node cache and singleflight, dirplus, the tree from `tree.Locate`, each hop's CPU and wire, a root's `backend_parallel` slots, and the filesystem as metadata slots and a shared bandwidth.\n\n",
+		rep.Command, rep.Created, rep.CalibrationFile, rep.TraceOps, rep.Tree.Files, rep.Tree.Dirs, float64(rep.Tree.Bytes)/(1<<20))
+
+	p("### Inputs\n\n| input | value | kind and source |\n|---|---|---|\n")
+	k := rep.Costs
+	row := func(name, val, key string) { p("| %s | %s | %s |\n", name, val, rep.Sources[key]) }
+	row("client syscall, local disk", us(k.ClientOpNative), "costs.client_op_native_s")
+	row("client syscall, FUSE mount, cached", us(k.ClientOpMount), "costs.client_op_mount_s")
+	row("client side of a FUSE request", us(k.ClientReq), "costs.client_req_s")
+	row("client per byte through FUSE", fmt.Sprintf("%.2f ns", k.ClientByte*1e9), "costs.client_byte_s")
+	row("emulator per request (validation only)", us(k.EmulatorOp), "costs.emulator_op_s")
+	row("emulator per byte (validation only)", fmt.Sprintf("%.2f ns", k.EmulatorByte*1e9), "costs.emulator_byte_s")
+	row("copper-node per FUSE request", us(k.DaemonReq), "costs.daemon_req_s")
+	row("parent↔child call, both ends", us(k.HopCPU), "costs.hop_cpu_s")
+	row("parent↔child call per answer byte", fmt.Sprintf("%.2f ns", k.HopByte*1e9), "costs.hop_byte_s")
+	row("copper-node start", fmt.Sprintf("%.3f s", k.NodeStart), "costs.node_start_s")
+	row("tar -c of the tree", fmt.Sprintf("%.3f s", k.TarCreate), "costs.tar_create_s")
+	row("tar -x of the tree", fmt.Sprintf("%.3f s", k.TarExtract), "costs.tar_extract_s")
+	e := rep.Emulator
+	p("| validation filesystem (the emulator) | %s per metadata op × %d slots (%.0f ops/s), %.0f MiB/s | %s |\n",
+		us(e.MetadataService), e.Slots, e.Capacity(), e.Bandwidth/(1<<20), rep.Sources["emulator"])
+	r := rep.Reference
+	p("| projection metadata server | %s per op × %d slots × %d MDT (%.0f ops/s) | %s; %s; %s |\n", us(r.MetadataService), r.Slots, r.MDTs, r.Capacity(),
+		rep.Sources["reference.metadata_service_s"], rep.Sources["reference.slots"], rep.Sources["reference.mdts"])
+	p("| projection data bandwidth | %.0f MiB/s | %s |\n", r.Bandwidth/(1<<20), rep.Sources["reference.bandwidth_bytes_per_s"])
+	m := rep.Machine
+	p("| projection node | copper-node on %d cores, each process on its own core | %s |\n", m.DaemonCores, rep.Sources["machine.daemon_cores"])
+	p("| projection wire | %s one way, %.0f GB/s per node | %s; %s |\n\n", us(m.NetLatency), m.NICBandwidth/1e9,
+		rep.Sources["machine.net_latency_s"], rep.Sources["machine.nic_bandwidth_bytes_per_s"])
+
+	p("### Validation: measured vs modelled at N ≤ 32 (%d processes per node, this host's %d cores shared by all)\n\n", rep.ValidationProcs, rep.HostCores)
+	p("In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores. The host is shared with other jobs: spin probes around the measured run got %.2f cores' worth (%s), so the model runs each core's CPU work at that share of its speed (*modelled*); *idle host* is the same model with both cores ours. The costs were fitted on the N=1 rows of the same measured run, so N=1 is the calibration point and N > 1 is prediction. The measured column is one short run on a shared machine: noisy.\n\n",
+		rep.HostCores, rep.HostAvailable, rep.Sources["host_available_cores"])
+	p("| mode | N | quantity | measured s | modelled s | error | idle host s |\n|---|---|---|---|---|---|---|\n")
+	for _, v := range rep.Validation {
+		p("| %s | %d | %s | %s | %s | %s | %s |\n", v.Mode, v.Nodes, v.What, secsStr(v.Measured), secsStr(v.Modelled), pct(v.Error), secsStr(v.ModelledIdle))
+	}
+	p("\n")
+	within := 0
+	for _, v := range rep.Validation {
+		if math.Abs(v.Error) <= 0.25 {
+			within++
+		}
+	}
+	if len(rep.Validation) > 0 {
+		worstRun, wr := rep.MaxAbsError("cold run")
+		worstWarm, ww := rep.MaxAbsError("warm run")
+		worstSetup, ws := rep.MaxAbsError("setup")
+		p("* %d of %d rows within ±25%% (target ≤ 25%%).\n", within, len(rep.Validation))
+		for _, x := range []struct {
+			name  string
+			worst float64
+			row   ValidationRow
+		}{{"cold run", worstRun, wr}, {"warm run", worstWarm, ww}, {"setup", worstSetup, ws}} {
+			if x.worst >= 0 {
+				p("* worst %s: %s at N=%d, %s (measured %s s, modelled %s s).\n", x.name, x.row.Mode, x.row.Nodes, pct(x.row.Error), secsStr(x.row.Measured), secsStr(x.row.Modelled))
+			}
+		}
+		p("\n")
+	}
+
+	p("### Projection: %d processes per node (modelled)\n\n", rep.Procs)
+	p("*first import* = setup (copper: tree-ready; staging: the tar and its N copies) + the cold run until the last process is done; *warm* = the same job again. Root and interior load: requests the busiest root / interior node served its children. Filesystem: metadata operations and data of the cold phase (staging: its setup), and of the warm phase; *fetches/key*: metadata fetches per distinct (path, kind).\n\n")
+	p("| N | mode | depth (fan-out) | setup s | cold run s | first import s | warm s | root req | interior req | fs metadata ops | fs data MiB | fetches/key | warm fs ops |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	nodes := map[int]bool{}
+	for _, x := range rep.Projection {
+		nodes[x.Nodes] = true
+	}
+	var ns []int
+	for n := range nodes {
+		ns = append(ns, n)
+	}
+	sort.Ints(ns)
+	for _, n := range ns {
+		for _, mode := range Modes {
+			x, ok := rep.find(mode, n)
+			if !ok {
+				continue
+			}
+			depth := "–"
+			if mode == ModeCopper {
+				depth = fmt.Sprintf("%d (%d)", x.Depth, x.TreeFanout)
+			}
+			p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.1f | %.2f | %d |\n", n, mode, depth, secsStr(x.SetupS), secsStr(x.ColdS), secsStr(x.FirstS()), secsStr(x.WarmS),
+				count(mode == ModeCopper, x.RootRequests), count(mode == ModeCopper, x.InteriorRequests), x.MetaOps, float64(x.DataBytes)/(1<<20), x.FetchesPerKey, x.WarmMetaOps)
+		}
+	}
+	p("\n![modelled time against N per mode](scalemodel.svg)\n\n")
+
+	p("### Targets (modelled)\n\n| target | result | verdict |\n|---|---|---|\n")
+	c32, ok32 := rep.find(ModeCopper, 32)
+	c8300, ok83 := rep.find(ModeCopper, 8300)
+	if ok32 && ok83 {
+		ratio := c8300.FirstS() / c32.FirstS()
+		p("| copper first import at 8,300 nodes ≤ 1.5 × at 32 | %.2f× (%s s vs %s s) | %s |\n", ratio, secsStr(c8300.FirstS()), secsStr(c32.FirstS()), verdict(ratio <= 1.5))
+		rc := c8300.ColdS / c32.ColdS
+		p("| the same, cold run alone (tree-ready excluded) | %.2f× (%s s vs %s s) | %s |\n", rc, secsStr(c8300.ColdS), secsStr(c32.ColdS), verdict(rc <= 1.5))
+	}
+	allOne := true
+	var worstKey float64
+	for _, x := range append(append([]Result{}, rep.Projection...), rep.Variants...) {
+		if x.Mode != ModeCopper || x.LargeBytes > 0 {
+			continue
+		}
+		want := float64(x.Trees)
+		if d := math.Abs(x.FetchesPerKey - want); d > 1e-9 {
+			allOne = false
+		}
+		worstKey = math.Max(worstKey, x.FetchesPerKey/float64(x.Trees))
+	}
+	p("| copper filesystem fetches per (path, kind) = 1 per tree, every copper row | worst %.2f per tree | %s |\n\n", worstKey, verdict(allOne))
+
+	if d, ok := rep.find(ModeDirect, 2048); ok {
+		c, _ := rep.find(ModeCopper, 2048)
+		p("### Next to the Copper paper's published points (2,048 nodes × 12 processes)\n\n")
+		p("Published (PDSW 2024, Aurora, `import torch`, a far larger tree than this run's; quoted in copper-1.0.md) next to modelled (this run's import, the projection's filesystem):\n\n")
+		p("| quantity | published | modelled |\n|---|---|---|\n")
+		p("| second import, Copper | about 2 s | %s s (warm) |\n", secsStr(c.WarmS))
+		p("| second import, Lustre directly | about 180 s | %s s (direct warm) |\n", secsStr(d.WarmS))
+		p("| cold import, Copper vs Lustre | about 60 s faster, about half | copper first import %s s vs direct cold %s s (%.1f%% of it) |\n", secsStr(c.FirstS()), secsStr(d.ColdS), 100*c.FirstS()/d.ColdS)
+		p("| import time from 32 to 8,300 nodes | near constant | copper first import %s s at 32, %s s at 8,300 |\n\n", secsStr(c32.FirstS()), secsStr(c8300.FirstS()))
+		p("The replay carries no Python CPU (it replays the import's file operations only), so a modelled warm import is the file operations' own cost; the paper's times include the interpreter's work and a much larger package tree.\n\n")
+	}
+
+	if len(rep.Variants) > 0 {
+		p("### Sharding: several trees (`-T`) and fan-out choices, copper (modelled)\n\n")
+		p("| N | trees | fan-out | depth | tree-ready s | cold run s | first import s | root req | interior req | fs metadata ops | fetches/key |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		all := append([]Result{}, rep.Variants...)
+		for _, x := range rep.Projection {
+			if x.Mode == ModeCopper && (x.Nodes == 8300 || x.Nodes == 20000) {
+				all = append(all, x)
+			}
+		}
+		sort.SliceStable(all, func(i, j int) bool {
+			a, b := all[i], all[j]
+			if a.Nodes != b.Nodes {
+				return a.Nodes < b.Nodes
+			}
+			if a.Trees != b.Trees {
+				return a.Trees < b.Trees
+			}
+			return a.TreeFanout < b.TreeFanout
+		})
+		for _, x := range all {
+			fan := fmt.Sprintf("%d", x.TreeFanout)
+			if x.Fanout == 0 {
+				fan += " (auto)"
+			}
+			p("| %d | %d | %s | %d | %s | %s | %s | %d | %d | %d | %.2f |\n", x.Nodes, x.Trees, fan, x.Depth, secsStr(x.SetupS), secsStr(x.ColdS), secsStr(x.FirstS()),
+				x.RootRequests, x.InteriorRequests, x.MetaOps, x.FetchesPerKey)
+		}
+		p("\n")
+	}
+	if len(rep.Large) > 0 {
+		p("### Large file: one file of %.0f MiB read by every process after the import (modelled)\n\n", float64(rep.Large[0].LargeBytes)/(1<<20))
+		p("Files over `max_cacheable_bytes` are read from the filesystem on every node today (*copper, direct large-file path*); *chunked* sends the file down the tree like a small file (the root reads it once; each parent sends it to its children over its NIC).\n\n")
+		p("| N | mode | large-file path | first import s | warm s | fs data MiB |\n|---|---|---|---|---|---|\n")
+		for _, x := range rep.Large {
+			path := "–"
+			if x.Mode == ModeCopper {
+				path = x.LargePath
+			}
+			p("| %d | %s | %s | %s | %s | %.0f |\n", x.Nodes, x.Mode, path, secsStr(x.FirstS()), secsStr(x.WarmS), float64(x.DataBytes)/(1<<20))
+		}
+		p("\n")
+	}
+	p("### What the model leaves out\n\n")
+	p("* The launch before tree-ready (the all-gather of addresses, process start by the launcher): tree-ready here is a daemon start plus one readiness round trip per level.\n")
+	p("* Failures, heartbeats and failover; the kernel's own dentry revalidation; network contention beyond each node's NIC; the filesystem's other users.\n")
+	p("* Processes of a node are identical in the projection (one representative per node, its per-process filesystem operations issued %d times); on the host they are modelled one by one.\n", rep.Procs)
+	p("* The server is first come, first served slots and one shared bandwidth: no lock contention or caching inside the MDS.\n\n")
+	p("### Commands\n\n")
+	p("    %s\n", rep.Command)
+	cmds := map[string]bool{}
+	for _, v := range rep.Validation {
+		if v.Command != "" && !cmds[v.Command] {
+			cmds[v.Command] = true
+		}
+	}
+	var cl []string
+	for c := range cmds {
+		cl = append(cl, c)
+	}
+	sort.Strings(cl)
+	if len(cl) > 0 {
+		p("    # the measured rows (pfsbench)\n")
+		for _, c := range cl {
+			p("    %s\n", c)
+		}
+	}
+	p("\nRaw numbers: `model.json` beside this fragment (the calibration in `%s`).\n", rep.CalibrationFile)
+	return b.String()
+}
+
+func count(ok bool, v int64) string {
+	if !ok {
+		return "–"
+	}
+	return fmt.Sprintf("%d", v)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met** (finding)"
+}
