@@ -149,12 +149,21 @@ func ReadCalibration(file string) (*Calibration, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseCalibration(b, file)
+}
+
+// ParseCalibration decodes and checks a calibration; name names it in
+// errors.
+func ParseCalibration(b []byte, name string) (*Calibration, error) {
 	var c Calibration
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("calibration %s: %w", file, err)
+		return nil, fmt.Errorf("calibration %s: %w", name, err)
 	}
 	if err := c.Check(); err != nil {
-		return nil, fmt.Errorf("calibration %s: %w", file, err)
+		return nil, fmt.Errorf("calibration %s: %w", name, err)
+	}
+	if c.Reference.Slots > 1<<16 || c.Emulator.Slots > 1<<16 || c.Machine.DaemonCores > 1<<12 || c.HostCores > 1<<12 {
+		return nil, fmt.Errorf("calibration %s: slots, daemon_cores or host_cores beyond any real machine", name)
 	}
 	return &c, nil
 }
