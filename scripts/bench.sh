@@ -46,6 +46,10 @@ fi
 
 progress "job startup on the emulated parallel filesystem (scripts/pfsbench.sh $mode)"
 pfs_out="$work/pfs"
+# The scale model is calibrated and validated on this run (below); it
+# needs the cores' worth of CPU the run gets on this shared host.
+go build -buildvcs=false -o bin/ ./bench/cmd/scalemodel
+model_probe=$(bin/scalemodel probe)
 scripts/pfsbench.sh "$mode" "$pfs_out" >&2
 cp "$pfs_out/pfsbench.svg" docs/pfsbench.svg
 
@@ -161,6 +165,8 @@ ${mem_section:+
 $mem_section}
 EOT
 } >"$out"
+progress "scale model, calibrated and validated on the pfsbench run (scripts/bench-model.sh --from)"
+scripts/bench-model.sh --from "$pfs_out" "$model_probe"
 if [ "$mode" = full ]; then
   progress "memory against the cache budget (scripts/memcheck.sh)"
   MEMCHECK_LABEL="bench full" scripts/memcheck.sh >/dev/null

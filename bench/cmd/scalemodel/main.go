@@ -3,6 +3,7 @@
 //
 //	scalemodel calibrate --results <pfsbench out>/results.json --out calibration.json
 //	scalemodel run --calibration calibration.json --out DIR
+//	scalemodel probe   # cores' worth of CPU this process gets now (shared host)
 //
 // run writes DIR/model.json, DIR/model.md (a docs/BENCHMARKS.md section)
 // and DIR/scalemodel.svg.
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -29,7 +31,7 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: scalemodel calibrate --results R --out FILE [--tar] | scalemodel run --calibration FILE --out DIR [--projection-nodes …]")
+		fmt.Fprintln(os.Stderr, "usage: scalemodel calibrate --results R --out FILE [--available CORES] [--tar] | scalemodel run --calibration FILE --out DIR [--projection-nodes …] | scalemodel probe")
 		return 2
 	}
 	var err error
@@ -38,6 +40,8 @@ func run(args []string) int {
 		err = calibrate(ctx, args[1:])
 	case "run":
 		err = runModel(args[1:])
+	case "probe":
+		fmt.Printf("%.3f\n", scalemodel.ProbeCores(time.Second))
 	default:
 		err = fmt.Errorf("unknown command %q (calibrate, run)", args[0])
 	}
@@ -57,13 +61,14 @@ func calibrate(ctx context.Context, args []string) error {
 	trace := fs.String("trace", "", "the run's import.strace (default: beside results.json)")
 	out := fs.String("out", "", "calibration file to write (required)")
 	tar := fs.Bool("tar", true, "time tar -c/-x of the package tree on local disk (staging's copy)")
+	avail := fs.Float64Slice("available", nil, "cores' worth of CPU probed (scalemodel probe) before the measured run; calibrate probes once more")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *results == "" || *out == "" {
 		return errors.New("--results and --out are required")
 	}
-	cal, err := scalemodel.Calibrate(ctx, scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar})
+	cal, err := scalemodel.Calibrate(ctx, scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail})
 	if err != nil {
 		return err
 	}
