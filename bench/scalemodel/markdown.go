@@ -75,9 +75,21 @@ func (rep *Report) Markdown() string {
 		p("\n")
 	}
 
+	if len(rep.Counts) > 0 {
+		p("What the filesystem served, the emulator's counters of the same runs against the model's counts (no timing involved):\n\n")
+		p("| mode | N | counter | measured | modelled | error |\n|---|---|---|---|---|---|\n")
+		for _, c := range rep.Counts {
+			e := "–"
+			if c.Measured > 0 {
+				e = pct(float64(c.Modelled-c.Measured) / float64(c.Measured))
+			}
+			p("| %s | %d | %s | %d | %d | %s |\n", c.Mode, c.Nodes, c.What, c.Measured, c.Modelled, e)
+		}
+		p("\n")
+	}
 	p("### Projection: %d processes per node (modelled)\n\n", rep.Procs)
 	p("*first import* = setup (copper: tree-ready; staging: the tar and its N copies) + the cold run until the last process is done; *warm* = the same job again. Root and interior load: requests the busiest root / interior node served its children. Filesystem: metadata operations and data of the cold phase (staging: its setup), and of the warm phase; *fetches/key*: metadata fetches per distinct (path, kind).\n\n")
-	p("| N | mode | depth (fan-out) | setup s | cold run s | first import s | warm s | root req | interior req | fs metadata ops | fs data MiB | fetches/key | warm fs ops |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("| N | mode | depth (fan-out) | setup s | cold run s, last / mean node | first import s | warm s | root req | interior req | fs metadata ops | fs data MiB | fetches/key | warm fs ops |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	nodes := map[int]bool{}
 	for _, x := range rep.Projection {
 		nodes[x.Nodes] = true
@@ -97,7 +109,7 @@ func (rep *Report) Markdown() string {
 			if mode == ModeCopper {
 				depth = fmt.Sprintf("%d (%d)", x.Depth, x.TreeFanout)
 			}
-			p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.1f | %.2f | %d |\n", n, mode, depth, secsStr(x.SetupS), secsStr(x.ColdS), secsStr(x.FirstS()), secsStr(x.WarmS),
+			p("| %d | %s | %s | %s | %s / %s | %s | %s | %s | %s | %d | %.1f | %.2f | %d |\n", n, mode, depth, secsStr(x.SetupS), secsStr(x.ColdS), secsStr(x.ColdMeanNodeS), secsStr(x.FirstS()), secsStr(x.WarmS),
 				count(mode == ModeCopper, x.RootRequests), count(mode == ModeCopper, x.InteriorRequests), x.MetaOps, float64(x.DataBytes)/(1<<20), x.FetchesPerKey, x.WarmMetaOps)
 		}
 	}
@@ -180,6 +192,7 @@ func (rep *Report) Markdown() string {
 		}
 		p("\n")
 	}
+	rep.findings(p)
 	p("### What the model leaves out\n\n")
 	p("* The launch before tree-ready (the all-gather of addresses, process start by the launcher): tree-ready here is a daemon start plus one readiness round trip per level.\n")
 	p("* Failures, heartbeats and failover; the kernel's own dentry revalidation; network contention beyond each node's NIC; the filesystem's other users.\n")
@@ -220,4 +233,55 @@ func verdict(ok bool) string {
 		return "met"
 	}
 	return "**not met** (finding)"
+}
+
+// findings writes sentences computed from the rows: where the model says
+// time goes as N grows.
+func (rep *Report) findings(p func(string, ...any)) {
+	p("### Findings (computed from the rows above)\n\n")
+	var lo, hi Result
+	for _, x := range rep.Projection {
+		if x.Mode != ModeCopper {
+			continue
+		}
+		if lo.Nodes == 0 || x.Nodes < lo.Nodes {
+			lo = x
+		}
+		if x.Nodes > hi.Nodes {
+			hi = x
+		}
+	}
+	if lo.Nodes > 0 && hi.Nodes > lo.Nodes {
+		p("* Copper, one tree: from %d to %d nodes the first import goes from %s s to %s s, while the busiest root's requests go from %d to %d (fan-out %d → %d) and the filesystem sees %d metadata operations at every N.\n",
+			lo.Nodes, hi.Nodes, secsStr(lo.FirstS()), secsStr(hi.FirstS()), lo.RootRequests, hi.RootRequests, lo.TreeFanout, hi.TreeFanout, hi.MetaOps)
+	}
+	if d, ok := rep.find(ModeDirect, hi.Nodes); ok && hi.Nodes > 0 {
+		p("* Direct at %d nodes: %d metadata operations cold and %d warm (every process's opens reach the server), %s s and %s s at the projection's %.0f operations/s.\n",
+			d.Nodes, d.MetaOps, d.WarmMetaOps, secsStr(d.ColdS), secsStr(d.WarmS), rep.Reference.Capacity())
+	}
+	if st, ok := rep.find(ModeStaging, hi.Nodes); ok {
+		p("* Staging at %d nodes: its copies move %.0f MiB through the shared bandwidth, %s s before any process starts.\n", st.Nodes, float64(st.DataBytes)/(1<<20), secsStr(st.SetupS))
+	}
+	var worstT Result
+	for _, x := range rep.Variants {
+		if x.Trees > worstT.Trees || (x.Trees == worstT.Trees && x.ColdS > worstT.ColdS) {
+			worstT = x
+		}
+	}
+	if worstT.Trees > 1 {
+		p("* Several trees: %d trees at %d nodes make the filesystem serve %d metadata operations (%d per tree) and the cold run takes %s s against %s s with one tree: the roots queue at the same metadata server.\n",
+			worstT.Trees, worstT.Nodes, worstT.MetaOps, worstT.MetaOps/int64(worstT.Trees), secsStr(worstT.ColdS), secsStr(hi.ColdS))
+	}
+	for _, x := range rep.Large {
+		if x.Mode != ModeCopper || x.LargePath != LargeDirect {
+			continue
+		}
+		for _, y := range rep.Large {
+			if y.Mode == ModeCopper && y.LargePath == LargeChunked && y.Nodes == x.Nodes {
+				p("* Large files: at %d nodes a %.0f MiB file over `max_cacheable_bytes` costs %s s when every node reads it from the filesystem (%.0f MiB read) against %s s through the tree (%.0f MiB read).\n",
+					x.Nodes, float64(x.LargeBytes)/(1<<20), secsStr(x.FirstS()), float64(x.DataBytes)/(1<<20), secsStr(y.FirstS()), float64(y.DataBytes)/(1<<20))
+			}
+		}
+	}
+	p("\n")
 }

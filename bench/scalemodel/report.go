@@ -44,6 +44,16 @@ type ValidationRow struct {
 	Command      string  `json:"command,omitempty"`
 }
 
+// CountRow sets one filesystem counter of a measured run (the
+// emulator's) against the model's count: no timing, so no host noise.
+type CountRow struct {
+	Mode     string `json:"mode"`
+	Nodes    int    `json:"nodes"`
+	What     string `json:"what"`
+	Measured int64  `json:"measured"`
+	Modelled int64  `json:"modelled"`
+}
+
 // Report is one Evaluate.
 type Report struct {
 	Command         string            `json:"command"`
@@ -59,6 +69,7 @@ type Report struct {
 	Procs           int               `json:"procs_per_node"`
 	ValidationProcs int               `json:"validation_procs_per_node"`
 	Validation      []ValidationRow   `json:"validation"`
+	Counts          []CountRow        `json:"counts"`
 	Projection      []Result          `json:"projection"`
 	Variants        []Result          `json:"variants"`
 	Large           []Result          `json:"large"`
@@ -101,6 +112,16 @@ func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
 		add := func(what string, measured, modelled, modelledIdle float64) {
 			rep.Validation = append(rep.Validation, ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what,
 				Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle, Error: (modelled - measured) / measured, Command: m.Command})
+		}
+		if m.Mode != ModeStaging {
+			what, modelled := "cold metadata ops", r.MetaOps
+			if m.Phase == "warm" {
+				what, modelled = "warm metadata ops", r.WarmMetaOps
+			}
+			rep.Counts = append(rep.Counts, CountRow{Mode: m.Mode, Nodes: m.Nodes, What: what, Measured: m.MetaOps, Modelled: modelled})
+			if m.Phase == "cold" {
+				rep.Counts = append(rep.Counts, CountRow{Mode: m.Mode, Nodes: m.Nodes, What: "cold data bytes", Measured: m.Bytes, Modelled: r.DataBytes})
+			}
 		}
 		if m.Phase == "cold" {
 			add("cold run", m.RunS, r.ColdS, ri.ColdS)
