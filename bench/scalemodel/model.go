@@ -65,6 +65,22 @@ type Result struct {
 	Events        int64            `json:"events"`
 }
 
+// HostShare is the cores' worth of CPU a run of threads runnable threads
+// gets on a host of cores cores where a probe of cores threads got
+// probed: the kernel shares CPU per runnable thread, so the probe says
+// how many other threads compete (cores·(cores/probed − 1)), and a run
+// with more threads of its own gets a larger share. The run's threads
+// are taken as N × (processes + copper-node) + the emulator, all
+// runnable: an upper bound on its share.
+func HostShare(cores int, probed float64, threads int) float64 {
+	c := float64(cores)
+	if probed >= c {
+		return c
+	}
+	others := c * (c/probed - 1)
+	return min(c, c*float64(threads)/(float64(threads)+others))
+}
+
 // FirstS is the time to the first import: setup plus the cold run.
 func (r Result) FirstS() float64 { return r.SetupS + r.ColdS }
 
@@ -162,7 +178,7 @@ func Run(cal *Calibration, sc Scenario) (Result, error) {
 	s.k = cal.Costs
 	if sc.Host {
 		// Other jobs share the host: each core runs ours slower.
-		f := max(1, float64(cal.HostCores)/cal.HostAvailable)
+		f := float64(cal.HostCores) / HostShare(cal.HostCores, cal.HostAvailable, sc.Nodes*(sc.Procs+1)+1)
 		for _, c := range []*float64{&s.k.ClientOpNative, &s.k.ClientOpMount, &s.k.ClientReq, &s.k.ClientByte, &s.k.EmulatorOp,
 			&s.k.EmulatorByte, &s.k.DaemonReq, &s.k.HopCPU, &s.k.HopByte} { // CPU seconds; the starts and tar are wall times
 			*c *= f
