@@ -20,7 +20,6 @@ go build -buildvcs=false -o bin/ ./bench/cmd/scalemodel
 if [ "${1:-}" = --from ]; then
   pfs=${2:?--from needs a pfsbench output directory}
   probe=${3:-}
-  measured="pfsbench run of make bench ($pfs)"
 else
   nodes=${MODEL_NODES:-1,4,8,16,32}
   pfs=$work/pfs
@@ -28,15 +27,13 @@ else
   progress "pfsbench replay at N = $nodes (local, direct, copper, staging; 4 processes per node)"
   scripts/pfsbench.sh quick "$pfs" --modes local,direct,copper,staging --workloads replay \
     --replay-nodes "$nodes" --scale-nodes 0 >&2
-  measured="scripts/pfsbench.sh quick OUT --modes local,direct,copper,staging --workloads replay --replay-nodes $nodes --scale-nodes 0"
 fi
 progress "calibrate (N=1 rows, an in-process round trip, tar on local disk, a CPU probe)"
-bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} --out "$work/calibration.json"
+cal=docs/scalemodel-calibration.json
+bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} --out "$cal"
 progress "run the model (validation rows and the projection)"
-bin/scalemodel run --calibration "$work/calibration.json" --out "$work/model" \
-  --command "bin/scalemodel run --calibration docs/scalemodel-calibration.json --out DIR  # after: $measured; bin/scalemodel calibrate --results OUT/results.json --out docs/scalemodel-calibration.json"
+bin/scalemodel run --calibration "$cal" --out "$work/model" --command "bin/scalemodel run --calibration $cal --out DIR"
 cp "$work/model/scalemodel.svg" docs/scalemodel.svg
-cp "$work/calibration.json" docs/scalemodel-calibration.json
 
 # Replace the section between the markers, or append it.
 section=$work/section.md

@@ -125,8 +125,9 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 			Bandwidth: float64(p.Bandwidth), EntriesPerPage: p.DirEntriesPerOp},
 		Reference: ref, Machine: machine,
 		MaxCacheable: 10 << 20, BackendParallel: 64,
-		Sources:  src,
-		Workload: w,
+		Sources:    src,
+		Workload:   w,
+		MeasuredBy: res.Command,
 	}
 	cal.Sources["emulator"] = fmt.Sprintf("measured run's settings: %s", res.Settings.EmulatorCmd)
 	cal.Sources["max_cacheable_bytes"] = "copper's default max_cacheable_bytes (config/sites/local.toml)"

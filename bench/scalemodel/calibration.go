@@ -50,8 +50,10 @@ type Machine struct {
 
 // Calibration is everything the model reads besides its scenario.
 type Calibration struct {
-	Created   string `json:"created"` // UTC time and host of the measurement
-	HostCores int    `json:"host_cores"`
+	Created    string `json:"created"`               // UTC time and host of the measurement
+	Command    string `json:"command,omitempty"`     // the calibrate invocation
+	MeasuredBy string `json:"measured_by,omitempty"` // the measured run's command (pfsbench)
+	HostCores  int    `json:"host_cores"`
 	// HostAvailable is the cores' worth of CPU this process got when it
 	// asked for all of them (a spin probe around the measured run): the
 	// host is shared, so in validation each core runs the model's work

@@ -199,7 +199,13 @@ func (rep *Report) Markdown() string {
 	p("* Processes of a node are identical in the projection (one representative per node, its per-process filesystem operations issued %d times); on the host they are modelled one by one.\n", rep.Procs)
 	p("* The server is first come, first served slots and one shared bandwidth: no lock contention or caching inside the MDS.\n\n")
 	p("### Commands\n\n")
-	p("    %s\n", rep.Command)
+	if rep.MeasuredBy != "" {
+		p("    # the measured run (validation rows; its N=1 rows calibrate the costs)\n    %s\n", rep.MeasuredBy)
+	}
+	if rep.CalibrateCmd != "" {
+		p("    # the calibration (fit, in-process round trip, tar, CPU probe)\n    %s\n", rep.CalibrateCmd)
+	}
+	p("    # the model (validation and projection; repeatable from the calibration file alone)\n    %s\n", rep.Command)
 	cmds := map[string]bool{}
 	for _, v := range rep.Validation {
 		if v.Command != "" && !cmds[v.Command] {
@@ -212,12 +218,12 @@ func (rep *Report) Markdown() string {
 	}
 	sort.Strings(cl)
 	if len(cl) > 0 {
-		p("    # the measured rows (pfsbench)\n")
+		p("    # each measured row\n")
 		for _, c := range cl {
 			p("    %s\n", c)
 		}
 	}
-	p("\nRaw numbers: `model.json` beside this fragment (the calibration in `%s`).\n", rep.CalibrationFile)
+	p("\nInputs: `%s` (costs, sources, the workload). Raw outputs: `model.json` of the run.\n", rep.CalibrationFile)
 	return b.String()
 }
 

@@ -380,9 +380,6 @@ func (s *sim) held(ns *nodeState, a *action) bool {
 	case aReadlink:
 		key = "K" + a.path
 	case aReaddir:
-		if s.sc.Mode == ModeDirect {
-			return false
-		}
 		key = "R" + a.path
 	case aOpen:
 		return s.sc.Mode != ModeDirect
@@ -428,7 +425,15 @@ func (s *sim) need(g *group, ns *nodeState, a *action, next func()) bool {
 		}, next)
 	case aReaddir:
 		if direct {
-			s.serverSeq(g.node, true, "readdir", a.path, a.pages, g.w*ns.weight, next)
+			// The PFS client keeps a listing once one is read, but
+			// processes that open the directory before that each read it.
+			if it := ns.kernel["R"+a.path]; it != nil && it.done {
+				return true
+			}
+			s.serverSeq(g.node, true, "readdir", a.path, a.pages, g.w*ns.weight, func() {
+				ns.kernel["R"+a.path] = &item{done: true}
+				next()
+			})
 			return false
 		}
 		return flight(ns.kernel, "R"+a.path, func(fin func()) { s.fuse(g.node, 1, 0, "P:"+a.path, fin) }, next)

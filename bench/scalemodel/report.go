@@ -59,6 +59,8 @@ type Report struct {
 	Command         string            `json:"command"`
 	CalibrationFile string            `json:"calibration_file"`
 	Created         string            `json:"calibration_created"`
+	CalibrateCmd    string            `json:"calibrate_command,omitempty"`
+	MeasuredBy      string            `json:"measured_by,omitempty"`
 	Costs           Costs             `json:"costs"`
 	Emulator        Server            `json:"emulator"`
 	Reference       Server            `json:"reference"`
@@ -81,7 +83,7 @@ type Report struct {
 // rows, on the host's cores against the emulator) and the plan's
 // projection (own cores per node, the reference filesystem).
 func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
-	rep := &Report{Created: cal.Created, Costs: cal.Costs, Emulator: cal.Emulator, Reference: cal.Reference, Machine: cal.Machine,
+	rep := &Report{Created: cal.Created, CalibrateCmd: cal.Command, MeasuredBy: cal.MeasuredBy, Costs: cal.Costs, Emulator: cal.Emulator, Reference: cal.Reference, Machine: cal.Machine,
 		Sources: cal.Sources, HostCores: cal.HostCores, HostAvailable: cal.HostAvailable, Procs: plan.Procs, ValidationProcs: cal.Procs,
 		TraceOps: len(cal.Workload.Ops), Tree: cal.Workload.Tree}
 	type key struct {

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -72,6 +71,7 @@ func calibrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	cal.Command = "scalemodel calibrate " + strings.Join(args, " ")
 	return cal.Write(*out)
 }
 
@@ -102,7 +102,7 @@ func runModel(args []string) error {
 	if rep.Command == "" {
 		rep.Command = "scalemodel run " + strings.Join(args, " ")
 	}
-	rep.CalibrationFile = filepath.Base(*calFile)
+	rep.CalibrationFile = *calFile
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
