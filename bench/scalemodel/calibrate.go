@@ -144,7 +144,8 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 		if r.Workload != pfsbench.WorkReplay {
 			continue
 		}
-		mr := MeasuredRow{Mode: r.Mode, Nodes: r.Nodes, Phase: r.Phase, SetupS: r.SetupS, RunS: r.RunS, Command: r.Command}
+		mr := MeasuredRow{Mode: r.Mode, Nodes: r.Nodes, Phase: r.Phase, SetupS: r.SetupS, RunS: r.RunS, Command: r.Command,
+			CPUS: r.CPUClientsS + r.CPUDaemonsS + r.CPUEmulatorS}
 		if r.Backend != nil {
 			mr.MetaOps, mr.Bytes = r.Backend.MetadataOps, r.Backend.DataBytes
 		}

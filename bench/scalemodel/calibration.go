@@ -83,6 +83,7 @@ type MeasuredRow struct {
 	SetupS  float64 `json:"setup_s"`
 	RunS    float64 `json:"run_s"`
 	MetaOps int64   `json:"metadata_ops"`
+	CPUS    float64 `json:"cpu_s"` // clients + daemons + emulator
 	Bytes   int64   `json:"data_bytes"`
 	Command string  `json:"command,omitempty"`
 }

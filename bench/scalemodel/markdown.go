@@ -87,6 +87,14 @@ func (rep *Report) Markdown() string {
 		}
 		p("\n")
 	}
+	if len(rep.CPU) > 0 {
+		p("CPU seconds of the same runs (clients' rusage, copper-node's and the emulator's /proc counters) against the CPU the model charges: the cost structure, which the host's other load does not change as it changes wall time:\n\n")
+		p("| mode | N | phase | measured CPU s | modelled CPU s | error |\n|---|---|---|---|---|---|\n")
+		for _, c := range rep.CPU {
+			p("| %s | %d | %s | %s | %s | %s |\n", c.Mode, c.Nodes, c.Phase, secsStr(c.Measured), secsStr(c.Modelled), pct((c.Modelled-c.Measured)/c.Measured))
+		}
+		p("\n")
+	}
 	p("### Projection: %d processes per node (modelled)\n\n", rep.Procs)
 	p("*first import* = setup (copper: tree-ready; staging: the tar and its N copies) + the cold run until the last process is done; *warm* = the same job again. Root and interior load: requests the busiest root / interior node served its children. Filesystem: metadata operations and data of the cold phase (staging: its setup), and of the warm phase; *fetches/key*: metadata fetches per distinct (path, kind).\n\n")
 	p("| N | mode | depth (fan-out) | setup s | cold run s, last / mean node | first import s | warm s | root req | interior req | fs metadata ops | fs data MiB | fetches/key | warm fs ops |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")

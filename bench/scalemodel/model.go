@@ -63,6 +63,10 @@ type Result struct {
 	WarmMetaOps   int64            `json:"warm_metadata_ops"`
 	FetchesPerKey float64          `json:"fetches_per_key"` // metadata fetches per distinct (path, kind)
 	Events        int64            `json:"events"`
+	// Host mode: CPU seconds the run's processes, daemons and emulator
+	// spend (at full speed), cold and warm: what rusage would show.
+	ColdCPUS float64 `json:"cold_cpu_s,omitempty"`
+	WarmCPUS float64 `json:"warm_cpu_s,omitempty"`
 }
 
 // HostShare is the cores' worth of CPU a run of threads runnable threads
@@ -111,7 +115,8 @@ type sim struct {
 	oss      *pipe
 	nodes    []*nodeState
 	clientOp float64
-	k        Costs // the calibration's, slowed to the host's share in Host mode
+	k        Costs   // the calibration's, slowed to the host's share in Host mode
+	slow     float64 // that slow-down (1 outside Host mode)
 
 	// counters of the current phase
 	ops     map[string]int64
@@ -139,7 +144,7 @@ func Run(cal *Calibration, sc Scenario) (Result, error) {
 	if sc.LargePath != LargeDirect && sc.LargePath != LargeChunked {
 		return Result{}, fmt.Errorf("scenario large-file path %q: want %s or %s", sc.LargePath, LargeDirect, LargeChunked)
 	}
-	s := &sim{cal: cal, sc: sc, server: cal.Reference}
+	s := &sim{cal: cal, sc: sc, server: cal.Reference, slow: 1}
 	if sc.Host {
 		s.server = cal.Emulator
 		s.host = newPool(cal.HostCores)
@@ -179,6 +184,7 @@ func Run(cal *Calibration, sc Scenario) (Result, error) {
 	if sc.Host {
 		// Other jobs share the host: each core runs ours slower.
 		f := float64(cal.HostCores) / HostShare(cal.HostCores, cal.HostAvailable, sc.Nodes*(sc.Procs+1)+1)
+		s.slow = f
 		for _, c := range []*float64{&s.k.ClientOpNative, &s.k.ClientOpMount, &s.k.ClientReq, &s.k.ClientByte, &s.k.EmulatorOp,
 			&s.k.EmulatorByte, &s.k.DaemonReq, &s.k.HopCPU, &s.k.HopByte} { // CPU seconds; the starts and tar are wall times
 			*c *= f
@@ -201,7 +207,9 @@ func Run(cal *Calibration, sc Scenario) (Result, error) {
 		res.MetaOps, res.DataBytes, res.OpsByKind, res.FetchesPerKey = s.counters()
 	}
 	// Cold, then warm, each from a release of every process at once.
+	busy := s.hostBusy()
 	res.ColdS, res.ColdMeanNodeS = s.phase(res.SetupS)
+	res.ColdCPUS = (s.hostBusy() - busy) / s.slow
 	if sc.Mode != ModeStaging {
 		res.MetaOps, res.DataBytes, res.OpsByKind, res.FetchesPerKey = s.counters()
 	}
@@ -214,13 +222,22 @@ func Run(cal *Calibration, sc Scenario) (Result, error) {
 		}
 	}
 	s.resetCounters()
+	busy = s.hostBusy()
 	res.WarmS, _ = s.phase(s.now)
+	res.WarmCPUS = (s.hostBusy() - busy) / s.slow
 	res.WarmMetaOps, _, _, _ = s.counters()
 	res.Events = int64(s.seq)
 	return res, nil
 }
 
 const largePath = "/site/_large.bin"
+
+func (s *sim) hostBusy() float64 {
+	if s.host == nil {
+		return 0
+	}
+	return s.host.busy
+}
 
 func (s *sim) resetCounters() {
 	s.ops, s.fetches, s.bytes = map[string]int64{}, map[string]int64{}, 0
@@ -739,9 +756,6 @@ func (s *sim) treeReady() float64 {
 			ready[n] = max(started, ready[ns.pos.Parent]) + hop
 		}
 		last = max(last, ready[n])
-	}
-	if s.host != nil {
-		s.host = newPool(s.cal.HostCores) // the starts are over before the release
 	}
 	return last
 }

@@ -144,6 +144,7 @@ func TestHostCPUIsShared(t *testing.T) {
 		slow := math.Max(1, (threads+others)/threads)
 		one := float64(len(w.Ops)) * cal.Costs.ClientOpNative // a process runs on one core at a time
 		assert.InDelta(t, math.Max(work/float64(tc.cores), one)*slow, r.WarmS, 1e-9, "%+v", tc)
+		assert.InDelta(t, work, r.WarmCPUS, 1e-9, "%+v: CPU seconds are the work, whatever the share", tc)
 	}
 }
 

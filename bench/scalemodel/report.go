@@ -54,6 +54,17 @@ type CountRow struct {
 	Modelled int64  `json:"modelled"`
 }
 
+// CPURow sets the CPU seconds a measured run's processes spent (rusage
+// and /proc: clients, daemons, emulator) against the model's: the cost
+// structure, free of the host's other load.
+type CPURow struct {
+	Mode     string  `json:"mode"`
+	Nodes    int     `json:"nodes"`
+	Phase    string  `json:"phase"`
+	Measured float64 `json:"measured_s"`
+	Modelled float64 `json:"modelled_s"`
+}
+
 // Report is one Evaluate.
 type Report struct {
 	Command         string            `json:"command"`
@@ -72,6 +83,7 @@ type Report struct {
 	ValidationProcs int               `json:"validation_procs_per_node"`
 	Validation      []ValidationRow   `json:"validation"`
 	Counts          []CountRow        `json:"counts"`
+	CPU             []CPURow          `json:"cpu"`
 	Projection      []Result          `json:"projection"`
 	Variants        []Result          `json:"variants"`
 	Large           []Result          `json:"large"`
@@ -114,6 +126,13 @@ func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
 		add := func(what string, measured, modelled, modelledIdle float64) {
 			rep.Validation = append(rep.Validation, ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what,
 				Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle, Error: (modelled - measured) / measured, Command: m.Command})
+		}
+		if m.CPUS > 0 {
+			cpu := CPURow{Mode: m.Mode, Nodes: m.Nodes, Phase: m.Phase, Measured: m.CPUS, Modelled: r.ColdCPUS}
+			if m.Phase == "warm" {
+				cpu.Modelled = r.WarmCPUS
+			}
+			rep.CPU = append(rep.CPU, cpu)
 		}
 		if m.Mode != ModeStaging {
 			what, modelled := "cold metadata ops", r.MetaOps

@@ -70,7 +70,10 @@ func (e *engine) run() {
 // pool is c identical servers (CPU cores, metadata slots) taken first
 // come, first served: a job submitted at now starts when the earliest
 // server is free. A nil pool has unlimited servers.
-type pool struct{ free []float64 } // min-heap of the servers' free times
+type pool struct {
+	free []float64 // min-heap of the servers' free times
+	busy float64   // seconds booked in all
+}
 
 func newPool(c int) *pool { return &pool{free: make([]float64, c)} }
 
@@ -81,6 +84,7 @@ func (p *pool) reserve(now, d float64) float64 {
 	}
 	start := max(now, p.free[0])
 	p.free[0] = start + d
+	p.busy += d
 	for i := 0; ; {
 		l, r, m := 2*i+1, 2*i+2, i
 		if l < len(p.free) && p.free[l] < p.free[m] {
