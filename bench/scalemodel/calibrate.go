@@ -32,7 +32,7 @@ func published() (Server, Machine, map[string]string) {
 		"reference.bandwidth_bytes_per_s":    "assumption: one job's share of the object servers, 1 GiB/s (bench/slowpfs/params.go); the Lustre wiki's server guidelines allow thousands of OSSs, a job gets a share",
 		"reference.entries_per_readdir_page": "assumption: a Lustre directory page holds about a hundred short names (bench/slowpfs/params.go)",
 		"machine.daemon_cores":               "published: Copper 1.0's Aurora launcher pins the service to cores 48,49,50,51 (copper-1.0.md, -b)",
-		"machine.net_latency_s":              "published, nominal: HPE Slingshot-11 one-way latency of about 2 µs (vendor figure); the Copper paper reports root round trips under 1 ms for ≤ 128 KiB on 31 nodes",
+		"machine.net_latency_s":              "assumption: a fabric's one-way latency of a few µs (small next to the measured hop CPU); published bound: the Copper paper reports root round trips under 1 ms for ≤ 128 KiB on 31 Aurora nodes",
 		"machine.nic_bandwidth_bytes_per_s":  "published: HPE Slingshot-11 NIC, 200 Gb/s = 25 GB/s per NIC (Aurora nodes have 8; the model gives copper one)",
 	}
 	return ref, m, src
