@@ -162,11 +162,12 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 	cal.Sources["costs.hop_cpu_s"] = "measured: CPU (getrusage) of 2,000 in-process net.Client.Call round trips with a 4 KiB answer, both ends, minus the per-byte part"
 	cal.Sources["costs.hop_byte_s"] = "measured: the same with a 128 KiB answer; the difference per answer byte"
 	if in.Tar {
-		c, x, err := timeTar(ctx, res.Tree.Packages)
+		c, x, xcpu, err := timeTar(ctx, res.Tree.Packages)
 		if err != nil {
 			return nil, fmt.Errorf("time tar: %w", err)
 		}
-		cal.Costs.TarCreate, cal.Costs.TarExtract = c, x
+		cal.Costs.TarCreate, cal.Costs.TarExtract, cal.Costs.TarExtractCPU = c, x, min(xcpu, x)
+		cal.Sources["costs.tar_extract_cpu_s"] = "measured: user + system time of that tar -xf (rusage of the child)"
 		cal.Sources["costs.tar_create_s"] = "measured: wall time of tar -cf of the packages on local disk"
 		cal.Sources["costs.tar_extract_s"] = "measured: wall time of tar -xf of that archive on local disk"
 	}
@@ -350,13 +351,13 @@ func cpuNow() float64 {
 
 // timeTar measures tar -c of the packages and tar -x of the result on
 // local disk, in a temporary directory it removes.
-func timeTar(ctx context.Context, pkgs []string) (create, extract float64, err error) {
+func timeTar(ctx context.Context, pkgs []string) (create, extract, extractCPU float64, err error) {
 	if len(pkgs) == 0 {
-		return 0, 0, errors.New("no packages to tar")
+		return 0, 0, 0, errors.New("no packages to tar")
 	}
 	dir, err := os.MkdirTemp("", "scalemodel-tar-")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer os.RemoveAll(dir)
 	tarFile := filepath.Join(dir, "site.tar")
@@ -364,24 +365,26 @@ func timeTar(ctx context.Context, pkgs []string) (create, extract float64, err e
 	for _, p := range pkgs {
 		args = append(args, "-C", filepath.Dir(p), filepath.Base(p))
 	}
-	run := func(args ...string) (float64, error) {
+	run := func(args ...string) (wall, cpu float64, err error) {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		start := time.Now()
-		if out, err := exec.CommandContext(ctx, "tar", args...).CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("tar %v: %w: %s", args, err, out)
+		cmd := exec.CommandContext(ctx, "tar", args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return 0, 0, fmt.Errorf("tar %v: %w: %s", args, err, out)
 		}
-		return time.Since(start).Seconds(), nil
+		cpu = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+		return time.Since(start).Seconds(), cpu, nil
 	}
-	if create, err = run(args...); err != nil {
-		return 0, 0, err
+	if create, _, err = run(args...); err != nil {
+		return 0, 0, 0, err
 	}
 	x := filepath.Join(dir, "x")
 	if err := os.Mkdir(x, 0o700); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	if extract, err = run("-xf", tarFile, "-C", x); err != nil {
-		return 0, 0, err
+	if extract, extractCPU, err = run("-xf", tarFile, "-C", x); err != nil {
+		return 0, 0, 0, err
 	}
-	return create, extract, nil
+	return create, extract, extractCPU, nil
 }

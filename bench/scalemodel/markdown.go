@@ -35,6 +35,7 @@ func (rep *Report) Markdown() string {
 	row("copper-node start", fmt.Sprintf("%.3f s", k.NodeStart), "costs.node_start_s")
 	row("tar -c of the tree", fmt.Sprintf("%.3f s", k.TarCreate), "costs.tar_create_s")
 	row("tar -x of the tree", fmt.Sprintf("%.3f s", k.TarExtract), "costs.tar_extract_s")
+	row("its CPU", fmt.Sprintf("%.3f s", k.TarExtractCPU), "costs.tar_extract_cpu_s")
 	e := rep.Emulator
 	p("| validation filesystem (the emulator) | %s per metadata op × %d slots (%.0f ops/s), %.0f MiB/s | %s |\n",
 		us(e.MetadataService), e.Slots, e.Capacity(), e.Bandwidth/(1<<20), rep.Sources["emulator"])
