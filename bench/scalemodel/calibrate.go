@@ -26,10 +26,10 @@ func published() (Server, Machine, map[string]string) {
 	ref := Server{MetadataService: 300e-6, Slots: 8, MDTs: 1, Bandwidth: 1 << 30, EntriesPerPage: 128}
 	m := Machine{DaemonCores: 4, NetLatency: 2e-6, NICBandwidth: 25e9}
 	src := map[string]string{
-		"reference.metadata_service_s":       "assumption, argued from published figures: 300 µs per metadata RPC on a busy MDT (bench/slowpfs/params.go); Dell/Intel EE for Lustre white paper, mdtest: ~2,000 file stats/s from one thread (0.5 ms each), ~15,000 creates/s at 240 threads",
+		"reference.metadata_service_s":       "assumption, argued from published figures: 300 µs per metadata RPC on a busy MDT (bench/slowpfs/params.go); published: Dell white paper \"Dell Storage for HPC with Intel Enterprise Edition for Lustre\", §4.4 Metadata Testing (mdtest, Lustre 2.5): a file stat from one thread over 2,000/s (about 0.5 ms each), file creates about 15,000/s at 240 threads",
 		"reference.slots":                    "assumption: 8 operations in progress on one MDT → 26,667 ops/s, between the white paper's create (~15,000/s) and stat (>400,000/s at 240 threads) rates; opens of existing files take an intent lock and sit near the create rate",
 		"reference.mdts":                     "assumption: one MDT serves the job's package tree (a directory tree lives on one MDT unless striped with DNE)",
-		"reference.bandwidth_bytes_per_s":    "assumption: one job's share of the object servers, 1 GiB/s (bench/slowpfs/params.go); the Lustre wiki's server guidelines allow thousands of OSSs, a job gets a share",
+		"reference.bandwidth_bytes_per_s":    "assumption: one job's share of the object servers, 1 GiB/s (bench/slowpfs/params.go); the Lustre wiki's \"Lustre Server Requirements Guidelines\" (32+ MDSs, 2,000+ OSSs in one filesystem): aggregate bandwidth is large, one job's start gets a share",
 		"reference.entries_per_readdir_page": "assumption: a Lustre directory page holds about a hundred short names (bench/slowpfs/params.go)",
 		"machine.daemon_cores":               "published: Copper 1.0's Aurora launcher pins the service to cores 48,49,50,51 (copper-1.0.md, -b)",
 		"machine.net_latency_s":              "assumption: a fabric's one-way latency of a few µs (small next to the measured hop CPU); published bound: the Copper paper reports root round trips under 1 ms for ≤ 128 KiB on 31 Aurora nodes",
