@@ -238,3 +238,34 @@ stat("` + root + `/site/pkg/nope.py", 0x7ffd) = -1 ENOENT (No such file or direc
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "list /")
 }
+
+func TestHostShare(t *testing.T) {
+	for _, tc := range []struct {
+		cores   int
+		probed  float64
+		threads int
+		want    float64
+	}{
+		{2, 2, 1, 2},        // nobody else: all of it
+		{2, 1, 2, 1},        // the probe's own thread count gets what it got
+		{2, 1, 1000, 1.996}, // many threads of ours: nearly all
+		{2, 0.5, 2, 0.5},    // a crowded host
+		{1, 0.25, 1, 0.25},  // one core
+		{4, 8, 3, 4},        // a probe above the cores is capped
+	} {
+		assert.InDelta(t, tc.want, HostShare(tc.cores, tc.probed, tc.threads), 1e-3, "%+v", tc)
+	}
+}
+
+// A directory listing read once by a PFS client is kept: processes that
+// asked before it arrived each read it, a warm run reads nothing.
+func TestDirectListingsKeptByTheClient(t *testing.T) {
+	w := toyWorkload()
+	w.Ops = []replay.Op{{Kind: replay.Open, Path: "/", FD: 3, Flags: 0o200000}, {Kind: replay.Getdents, Path: "/", FD: 3, Size: 32768}}
+	cal := toyCal(w)
+	r, err := Run(cal, Scenario{Mode: ModeDirect, Nodes: 3, Procs: 4})
+	require.NoError(t, err)
+	assert.Equal(t, int64(3*4), r.OpsByKind["readdir"], "cold: every process of every node")
+	assert.Equal(t, int64(3*4), r.OpsByKind["opendir"])
+	assert.Equal(t, int64(3*4), r.WarmMetaOps, "warm: the opendirs only")
+}
