@@ -191,6 +191,16 @@ func (rep *Report) Markdown() string {
 		}
 		p("\n")
 	}
+	if len(rep.Sensitivity) > 0 {
+		p("### Sensitivity to the metadata server (modelled)\n\n")
+		p("The projection's metadata server is an assumption (above); here it is made slower or faster (service time divided by the factor), the rest unchanged.\n\n")
+		p("| N | server capacity | ops/s | direct first import s | direct warm s | copper first import s | copper warm s |\n|---|---|---|---|---|---|---|\n")
+		for i := 0; i+1 < len(rep.Sensitivity); i += 2 {
+			d, c := rep.Sensitivity[i], rep.Sensitivity[i+1]
+			p("| %d | %g × | %.0f | %s | %s | %s | %s |\n", d.Nodes, d.Factor, rep.Reference.Capacity()*d.Factor, secsStr(d.FirstS()), secsStr(d.WarmS), secsStr(c.FirstS()), secsStr(c.WarmS))
+		}
+		p("\n")
+	}
 	if len(rep.Large) > 0 {
 		p("### Large file: one file of %.0f MiB read by every process after the import (modelled)\n\n", float64(rep.Large[0].LargeBytes)/(1<<20))
 		p("Files over `max_cacheable_bytes` are read from the filesystem on every node today (*copper, direct large-file path*); *chunked* sends the file down the tree like a small file (the root reads it once; each parent sends it to its children over its NIC).\n\n")

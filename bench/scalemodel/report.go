@@ -19,6 +19,10 @@ type Plan struct {
 	VariantNodes []int
 	LargeBytes   int64 // the large-file variant's file
 	LargeNodes   []int
+	// Capacity factors for the sensitivity rows: the reference metadata
+	// server's service time divided by each, at SensitivityNodes.
+	Capacity         []float64
+	SensitivityNodes int
 }
 
 // DefaultPlan is the issue's projection: 12 processes per node.
@@ -27,6 +31,7 @@ func DefaultPlan() Plan {
 		Nodes: []int{32, 128, 512, 2048, 8300, 20000}, Procs: 12,
 		TreeCounts: []int{1, 4, 16}, Fanouts: []int{0, 8, 32}, VariantNodes: []int{8300},
 		LargeBytes: 1 << 30, LargeNodes: []int{2048, 8300},
+		Capacity: []float64{0.25, 4, 16}, SensitivityNodes: 2048,
 	}
 }
 
@@ -42,6 +47,13 @@ type ValidationRow struct {
 	// other load): the bound the measured run would meet on an idle host.
 	ModelledIdle float64 `json:"modelled_idle_s"`
 	Command      string  `json:"command,omitempty"`
+}
+
+// Sensitivity is a projection row on a metadata server Factor times
+// as fast as the reference.
+type Sensitivity struct {
+	Factor float64 `json:"factor"`
+	Result
 }
 
 // CountRow sets one filesystem counter of a measured run (the
@@ -87,6 +99,7 @@ type Report struct {
 	Projection      []Result          `json:"projection"`
 	Variants        []Result          `json:"variants"`
 	Large           []Result          `json:"large"`
+	Sensitivity     []Sensitivity     `json:"sensitivity"`
 	TraceOps        int               `json:"trace_ops"`
 	Tree            TreeSize          `json:"tree"`
 }
@@ -183,6 +196,17 @@ func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
 				}
 				rep.Variants = append(rep.Variants, r)
 			}
+		}
+	}
+	for _, f := range plan.Capacity {
+		c := *cal
+		c.Reference.MetadataService /= f
+		for _, mode := range []string{ModeDirect, ModeCopper} {
+			r, err := Run(&c, Scenario{Mode: mode, Nodes: plan.SensitivityNodes, Procs: plan.Procs})
+			if err != nil {
+				return nil, err
+			}
+			rep.Sensitivity = append(rep.Sensitivity, Sensitivity{Factor: f, Result: r})
 		}
 	}
 	if plan.LargeBytes > 0 {

@@ -20,13 +20,16 @@ func TestEvaluateWritesAReport(t *testing.T) {
 		{Mode: ModeDirect, Nodes: 2, Phase: "cold", RunS: 0.03},
 		{Mode: "local", Nodes: 1, Phase: "cold", RunS: 1}, // not modelled: left out
 	}
-	plan := Plan{Nodes: []int{32, 8300}, Procs: 12, TreeCounts: []int{1, 2}, Fanouts: []int{0}, VariantNodes: []int{64}, LargeBytes: 1 << 20, LargeNodes: []int{16}}
+	plan := Plan{Nodes: []int{32, 8300}, Procs: 12, TreeCounts: []int{1, 2}, Fanouts: []int{0}, VariantNodes: []int{64}, LargeBytes: 1 << 20, LargeNodes: []int{16},
+		Capacity: []float64{2}, SensitivityNodes: 8}
 	rep, err := Evaluate(cal, plan)
 	require.NoError(t, err)
 	require.Len(t, rep.Validation, 4)
 	assert.Len(t, rep.Projection, 6)
 	assert.Len(t, rep.Variants, 1)
 	assert.Len(t, rep.Large, 3)
+	require.Len(t, rep.Sensitivity, 2)
+	assert.Equal(t, ModeDirect, rep.Sensitivity[0].Mode)
 	worst, _ := rep.MaxAbsError("")
 	assert.GreaterOrEqual(t, worst, 0.0)
 
