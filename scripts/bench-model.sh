@@ -7,6 +7,8 @@
 #   scripts/bench-model.sh                 # measure: pfsbench replay at N = $MODEL_NODES (1,4,8,16,32)
 #   scripts/bench-model.sh --from DIR [P]  # reuse a pfsbench run in DIR (scripts/bench.sh does);
 #                                          # P: available cores probed before it
+#   scripts/bench-model.sh --calibration   # no measurement: re-run the model on the committed
+#                                          # docs/scalemodel-calibration.json (its measured rows kept)
 #
 # Needs root (pfsbench mounts FUSE). The measured rows are one short run on this machine.
 set -euo pipefail
@@ -17,7 +19,10 @@ trap 'rm -rf "$work"' EXIT
 progress() { printf '[bench-model +%ss] %s\n' "$SECONDS" "$*" >&2; }
 
 go build -buildvcs=false -o bin/ ./bench/cmd/scalemodel
-if [ "${1:-}" = --from ]; then
+cal=docs/scalemodel-calibration.json
+if [ "${1:-}" = --calibration ]; then
+  pfs=
+elif [ "${1:-}" = --from ]; then
   pfs=${2:?--from needs a pfsbench output directory}
   probe=${3:-}
 else
@@ -28,9 +33,10 @@ else
   scripts/pfsbench.sh quick "$pfs" --modes local,direct,copper,staging --workloads replay \
     --replay-nodes "$nodes" --scale-nodes 0 >&2
 fi
-progress "calibrate (N=1 rows, an in-process round trip, tar on local disk, a CPU probe)"
-cal=docs/scalemodel-calibration.json
-bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} --out "$cal"
+if [ -n "$pfs" ]; then
+  progress "calibrate (N=1 rows, an in-process round trip, tar on local disk, a CPU probe)"
+  bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} --out "$cal"
+fi
 progress "run the model (validation rows and the projection)"
 bin/scalemodel run --calibration "$cal" --out "$work/model" --command "bin/scalemodel run --calibration $cal --out DIR"
 cp "$work/model/scalemodel.svg" docs/scalemodel.svg
