@@ -24,7 +24,7 @@ PROGRAMS := copper-launch copper-node copper-report
 # file's own path, so the tarball works wherever it is unpacked.
 LUA_RELOCATABLE := (myFileName():gsub("/share/modulefiles/copper/[^/]*$$", ""))
 
-.PHONY: all build test test-slurm vet fmt-check deps demo demo-multihost bench bench-quick bench-controlplane memcheck fuzz soak clean \
+.PHONY: all build test test-slurm vet fmt-check deps demo demo-multihost bench bench-quick bench-controlplane bench-model memcheck fuzz soak clean \
 	install dist check-version check-prefix
 
 all: build
@@ -126,6 +126,12 @@ bench-quick: deps build
 # at 20,000 ranks; rewrites its own section of docs/BENCHMARKS.md.
 bench-controlplane:
 	@scripts/controlplane-bench.sh
+
+# The scale model (bench/scalemodel): pfsbench replay at N = 1…32, calibrate,
+# validate, project to 20,000 nodes; writes its docs/BENCHMARKS.md section.
+# make bench and bench-quick run it too, on their own pfsbench run.
+bench-model: deps build
+	@scripts/bench-model.sh
 
 # RSS of a real 2-node tree against its cache budget (issue #8); updates
 # docs/BENCHMARKS.md's Memory section. MEMCHECK_* knobs: scripts/memcheck.sh.

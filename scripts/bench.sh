@@ -56,6 +56,10 @@ fi
 
 progress "job startup on the emulated parallel filesystem (scripts/pfsbench.sh $mode)"
 pfs_out="$work/pfs"
+# The scale model is calibrated and validated on this run (below); it
+# needs the cores' worth of CPU the run gets on this shared host.
+go build -buildvcs=false -o bin/ ./bench/cmd/scalemodel
+model_probe=$(bin/scalemodel probe)
 scripts/pfsbench.sh "$mode" "$pfs_out" >&2
 cp "$pfs_out/pfsbench.svg" docs/pfsbench.svg
 
@@ -205,6 +209,8 @@ EOT
 } >"$out"
 progress "control plane at scale (scripts/controlplane-bench.sh)"
 CONTROLPLANE_COUNT=$count scripts/controlplane-bench.sh "$out" >/dev/null
+progress "scale model, calibrated and validated on the pfsbench run (scripts/bench-model.sh --from)"
+scripts/bench-model.sh --from "$pfs_out" "$model_probe"
 if [ "$mode" = full ]; then
   progress "memory against the cache budget (scripts/memcheck.sh)"
   MEMCHECK_LABEL="bench full" scripts/memcheck.sh >/dev/null

@@ -1,0 +1,110 @@
+// Command scalemodel calibrates and runs the scale model (package
+// bench/scalemodel):
+//
+//	scalemodel calibrate --results <pfsbench out>/results.json --out calibration.json
+//	scalemodel run --calibration calibration.json --out DIR
+//	scalemodel probe   # cores' worth of CPU this process gets now (shared host)
+//
+// run writes DIR/model.json, DIR/model.md (a docs/BENCHMARKS.md section)
+// and DIR/scalemodel.svg.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hpc-copper/copper/bench/scalemodel"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(os.Stderr, "usage: scalemodel calibrate --results R --out FILE [--available CORES] [--tar] | scalemodel run --calibration FILE --out DIR [--projection-nodes …] | scalemodel probe")
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "calibrate":
+		err = calibrate(ctx, args[1:])
+	case "run":
+		err = runModel(args[1:])
+	case "probe":
+		fmt.Printf("%.3f\n", scalemodel.ProbeCores(time.Second))
+	default:
+		err = fmt.Errorf("unknown command %q (calibrate, run)", args[0])
+	}
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "scalemodel %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func calibrate(ctx context.Context, args []string) error {
+	fs := pflag.NewFlagSet("calibrate", pflag.ContinueOnError)
+	results := fs.String("results", "", "pfsbench results.json with N=1 replay rows of local, direct, copper, staging (required)")
+	trace := fs.String("trace", "", "the run's import.strace (default: beside results.json)")
+	out := fs.String("out", "", "calibration file to write (required)")
+	tar := fs.Bool("tar", true, "time tar -c/-x of the package tree on local disk (staging's copy)")
+	avail := fs.Float64Slice("available", nil, "cores' worth of CPU probed (scalemodel probe) before the measured run; calibrate probes once more")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *results == "" || *out == "" {
+		return errors.New("--results and --out are required")
+	}
+	cal, err := scalemodel.Calibrate(ctx, scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail})
+	if err != nil {
+		return err
+	}
+	cal.Command = "scalemodel calibrate " + strings.Join(args, " ")
+	return cal.Write(*out)
+}
+
+func runModel(args []string) error {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	calFile := fs.String("calibration", "", "calibration file from scalemodel calibrate (required)")
+	out := fs.String("out", "", "output directory (required)")
+	nodes := fs.IntSlice("projection-nodes", scalemodel.DefaultPlan().Nodes, "projected node counts")
+	procs := fs.Int("procs", scalemodel.DefaultPlan().Procs, "projected processes per node")
+	cmdline := fs.String("command", "", "the command to print for this run (default: the arguments)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *calFile == "" || *out == "" {
+		return errors.New("--calibration and --out are required")
+	}
+	cal, err := scalemodel.ReadCalibration(*calFile)
+	if err != nil {
+		return err
+	}
+	plan := scalemodel.DefaultPlan()
+	plan.Nodes, plan.Procs = *nodes, *procs
+	rep, err := scalemodel.Evaluate(cal, plan)
+	if err != nil {
+		return err
+	}
+	rep.Command = *cmdline
+	if rep.Command == "" {
+		rep.Command = "scalemodel run " + strings.Join(args, " ")
+	}
+	rep.CalibrationFile = *calFile
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	return rep.WriteAll(*out)
+}

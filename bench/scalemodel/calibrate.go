@@ -1,0 +1,390 @@
+package scalemodel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/bench/pfsbench"
+	"github.com/hpc-copper/copper/bench/replay"
+	cnet "github.com/hpc-copper/copper/net"
+	"github.com/hpc-copper/copper/op"
+)
+
+// Published figures for the projection. Each is cited in Sources; none is
+// measured here.
+func published() (Server, Machine, map[string]string) {
+	ref := Server{MetadataService: 300e-6, Slots: 8, MDTs: 1, Bandwidth: 1 << 30, EntriesPerPage: 128}
+	m := Machine{DaemonCores: 4, NetLatency: 2e-6, NICBandwidth: 25e9}
+	src := map[string]string{
+		"reference.metadata_service_s":       "assumption, argued from published figures: 300 µs per metadata RPC on a busy MDT (bench/slowpfs/params.go); published: Dell white paper \"Dell Storage for HPC with Intel Enterprise Edition for Lustre\", §4.4 Metadata Testing (mdtest, Lustre 2.5): a file stat from one thread over 2,000/s (about 0.5 ms each), file creates about 15,000/s at 240 threads",
+		"reference.slots":                    "assumption: 8 operations in progress on one MDT → 26,667 ops/s, between the white paper's create (~15,000/s) and stat (>400,000/s at 240 threads) rates; opens of existing files take an intent lock and sit near the create rate",
+		"reference.mdts":                     "assumption: one MDT serves the job's package tree (a directory tree lives on one MDT unless striped with DNE)",
+		"reference.bandwidth_bytes_per_s":    "assumption: one job's share of the object servers, 1 GiB/s (bench/slowpfs/params.go); the Lustre wiki's \"Lustre Server Requirements Guidelines\" (32+ MDSs, 2,000+ OSSs in one filesystem): aggregate bandwidth is large, one job's start gets a share",
+		"reference.entries_per_readdir_page": "assumption: a Lustre directory page holds about a hundred short names (bench/slowpfs/params.go)",
+		"machine.daemon_cores":               "published: Copper 1.0's Aurora launcher pins the service to cores 48,49,50,51 (copper-1.0.md, -b)",
+		"machine.net_latency_s":              "assumption: a fabric's one-way latency of a few µs (small next to the measured hop CPU); published bound: the Copper paper reports root round trips under 1 ms for ≤ 128 KiB on 31 Aurora nodes",
+		"machine.nic_bandwidth_bytes_per_s":  "published: HPE Slingshot-11 NIC, 200 Gb/s = 25 GB/s per NIC (Aurora nodes have 8; the model gives copper one)",
+	}
+	return ref, m, src
+}
+
+// CalibrateInput names what the calibration reads.
+type CalibrateInput struct {
+	Results string // pfsbench results.json (its N=1 replay rows are fitted)
+	Trace   string // its import.strace; "" = the one results.json names
+	Tar     bool   // time tar -c / tar -x of the package tree here
+	// Available are earlier probes' available cores (ProbeCores), e.g.
+	// one taken before the measured run; Calibrate probes once more
+	// and keeps the mean.
+	Available []float64
+}
+
+// ProbeCores spins one thread per CPU for d and returns the CPU time it
+// got over d: the cores' worth this process gets on a shared host.
+func ProbeCores(d time.Duration) float64 {
+	n := runtime.NumCPU()
+	done := make(chan float64, n)
+	start := time.Now()
+	for range n {
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var ts0, ts1 unix.Timespec
+			_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts0)
+			x := 0
+			for time.Since(start) < d {
+				for i := range 10000 {
+					x += i
+				}
+			}
+			_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts1)
+			done <- float64(ts1.Nano()-ts0.Nano())/1e9 + float64(x&0)
+		}()
+	}
+	var cpu float64
+	for range n {
+		cpu += <-done
+	}
+	return cpu / time.Since(start).Seconds()
+}
+
+// Calibrate fits the costs from a pfsbench run's N=1 rows, measures the
+// parent↔child call here, times tar on local disk, and builds the
+// workload from the run's trace and packages.
+func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
+	b, err := os.ReadFile(in.Results)
+	if err != nil {
+		return nil, err
+	}
+	var res pfsbench.Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("pfsbench results %s: %w", in.Results, err)
+	}
+	traceFile := in.Trace
+	if traceFile == "" {
+		traceFile = filepath.Join(filepath.Dir(in.Results), "import.strace")
+	}
+	f, err := os.Open(traceFile)
+	if err != nil {
+		return nil, fmt.Errorf("trace of %s: %w", in.Results, err)
+	}
+	defer f.Close()
+	prefix, err := tracePrefix(traceFile)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := replay.Parse(f, traceFile, prefix)
+	if err != nil {
+		return nil, err
+	}
+	list, err := PackagesLister(res.Tree.Packages)
+	if err != nil {
+		return nil, fmt.Errorf("packages of %s: %w", in.Results, err)
+	}
+	w, err := BuildWorkload(tr, traceFile, list)
+	if err != nil {
+		return nil, err
+	}
+	ref, machine, src := published()
+	p := res.Settings.Params
+	cal := &Calibration{
+		Created:   time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		HostCores: runtime.NumCPU(),
+		Procs:     res.Settings.Procs,
+		Emulator: Server{MetadataService: p.MetadataService.Seconds(), Slots: p.Slots, MDTs: 1,
+			Bandwidth: float64(p.Bandwidth), EntriesPerPage: p.DirEntriesPerOp},
+		Reference: ref, Machine: machine,
+		MaxCacheable: 10 << 20, BackendParallel: 64,
+		Sources:    src,
+		Workload:   w,
+		MeasuredBy: res.Command,
+	}
+	cal.Sources["emulator"] = fmt.Sprintf("measured run's settings: %s", res.Settings.EmulatorCmd)
+	cal.Sources["max_cacheable_bytes"] = "copper's default max_cacheable_bytes (config/sites/local.toml)"
+	cal.Sources["backend_parallel"] = "copper's default backend_parallel (config/sites/local.toml)"
+	cal.Sources["host_cores"] = "runtime.NumCPU() of the calibration host"
+	probes := append(append([]float64{}, in.Available...), ProbeCores(time.Second))
+	var sum float64
+	for _, v := range probes {
+		sum += v
+	}
+	cal.HostAvailable = sum / float64(len(probes))
+	cal.Sources["host_available_cores"] = fmt.Sprintf("measured: mean of %d one-second spin probes (one thread per core; CPU time got / wall) around the measured run: %s", len(probes), fmtList(probes))
+	for _, r := range res.Runs {
+		if r.Workload != pfsbench.WorkReplay {
+			continue
+		}
+		mr := MeasuredRow{Mode: r.Mode, Nodes: r.Nodes, Phase: r.Phase, SetupS: r.SetupS, RunS: r.RunS, Command: r.Command,
+			CPUS: r.CPUClientsS + r.CPUDaemonsS + r.CPUEmulatorS}
+		if r.Backend != nil {
+			mr.MetaOps, mr.Bytes = r.Backend.MetadataOps, r.Backend.DataBytes
+		}
+		cal.Measured = append(cal.Measured, mr)
+	}
+	if err := fitCosts(cal, &res, w); err != nil {
+		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)
+	}
+	hop, hopByte, err := measureHop(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("measure the parent-child call: %w", err)
+	}
+	cal.Costs.HopCPU, cal.Costs.HopByte = hop, hopByte
+	cal.Sources["costs.hop_cpu_s"] = "measured: CPU (getrusage) of 2,000 in-process net.Client.Call round trips with a 4 KiB answer, both ends, minus the per-byte part"
+	cal.Sources["costs.hop_byte_s"] = "measured: the same with a 128 KiB answer; the difference per answer byte"
+	if in.Tar {
+		c, x, xcpu, err := timeTar(ctx, res.Tree.Packages)
+		if err != nil {
+			return nil, fmt.Errorf("time tar: %w", err)
+		}
+		cal.Costs.TarCreate, cal.Costs.TarExtract, cal.Costs.TarExtractCPU = c, x, min(xcpu, x)
+		cal.Sources["costs.tar_extract_cpu_s"] = "measured: user + system time of that tar -xf (rusage of the child)"
+		cal.Sources["costs.tar_create_s"] = "measured: wall time of tar -cf of the packages on local disk"
+		cal.Sources["costs.tar_extract_s"] = "measured: wall time of tar -xf of that archive on local disk"
+	}
+	return cal, cal.Check()
+}
+
+func fmtList(vs []float64) string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, fmt.Sprintf("%.2f", v))
+	}
+	return strings.Join(out, ", ")
+}
+
+// tracePrefix finds the tree's prefix in a pfsbench trace: the
+// directory holding "site" on the first path that has one.
+func tracePrefix(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	s := string(b)
+	for i := 0; ; {
+		j := indexFrom(s, "/site/", i)
+		if j < 0 {
+			return "", fmt.Errorf("trace %s: no path with a /site/ component", file)
+		}
+		k := j
+		for k > 0 && s[k-1] != '"' {
+			k--
+		}
+		if k > 0 && s[k] == '/' {
+			return filepath.Clean(s[k:j]), nil
+		}
+		i = j + 1
+	}
+}
+
+func indexFrom(s, sub string, from int) int {
+	for i := from; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+// fitCosts derives the per-operation CPU costs from the N=1 rows.
+func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
+	find := func(mode, phase string) (*pfsbench.Row, error) {
+		for i := range res.Runs {
+			r := &res.Runs[i]
+			if r.Workload == pfsbench.WorkReplay && r.Mode == mode && r.Nodes == 1 && r.Phase == phase && r.Error == "" {
+				return r, nil
+			}
+		}
+		return nil, fmt.Errorf("no N=1 %s %s replay row (run pfsbench with --replay-nodes 1,… --modes local,direct,copper,staging)", mode, phase)
+	}
+	var errs []error
+	must := func(mode, phase string) *pfsbench.Row {
+		r, err := find(mode, phase)
+		errs = append(errs, err)
+		return r
+	}
+	local, dc, dw, cc, cw := must(pfsbench.ModeLocal, "cold"), must(pfsbench.ModeDirect, "cold"), must(pfsbench.ModeDirect, "warm"),
+		must(pfsbench.ModeCopper, "cold"), must(pfsbench.ModeCopper, "warm")
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if dc.Backend == nil || dw.Backend == nil || cc.Backend == nil {
+		return errors.New("N=1 direct or copper rows lack emulator counters")
+	}
+	procOps := float64(res.Settings.Procs * len(w.Ops))
+	total := func(b *pfsbench.Backend) float64 {
+		var n int64
+		for _, v := range b.Ops {
+			n += v
+		}
+		return float64(n)
+	}
+	k := &cal.Costs
+	k.ClientOpNative = local.CPUClientsS / procOps
+	k.ClientOpMount = cw.CPUClientsS / procOps
+	rw, rc, bc := total(dw.Backend), total(dc.Backend), float64(dc.Backend.DataBytes)
+	if rw == 0 || bc == 0 {
+		return errors.New("N=1 direct rows: no requests or no bytes counted")
+	}
+	k.ClientReq = max(0, (dw.CPUClientsS-procOps*k.ClientOpMount)/rw)
+	k.ClientByte = max(0, (dc.CPUClientsS-procOps*k.ClientOpMount-rc*k.ClientReq)/bc)
+	k.EmulatorOp = max(0, dw.CPUEmulatorS/rw)
+	k.EmulatorByte = max(0, (dc.CPUEmulatorS-rc*k.EmulatorOp)/bc)
+	rb, bb := total(cc.Backend), float64(cc.Backend.DataBytes)
+	fuse, fuseBytes := w.fuseRequests(cal.MaxCacheable)
+	k.DaemonReq = max(0, (cc.CPUDaemonsS-rb*k.ClientReq-(bb+float64(fuseBytes))*k.ClientByte)/float64(fuse))
+	k.NodeStart = cc.SetupS
+	s := cal.Sources
+	s["costs.client_op_native_s"] = "measured: N=1 local cold replay, clients' CPU (rusage) / (processes × traced operations)"
+	s["costs.client_op_mount_s"] = "measured: N=1 copper warm replay (no request reaches the daemon), clients' CPU / (processes × operations)"
+	s["costs.client_req_s"] = "measured: N=1 direct warm replay, clients' CPU beyond client_op_mount_s / the emulator's counted requests"
+	s["costs.client_byte_s"] = "measured: N=1 direct cold replay, clients' CPU beyond operations and requests / bytes read"
+	s["costs.emulator_op_s"] = "measured: N=1 direct warm replay, the emulator's CPU / its counted requests"
+	s["costs.emulator_byte_s"] = "measured: N=1 direct cold replay, the emulator's CPU beyond its requests / bytes read"
+	s["costs.daemon_req_s"] = "measured: N=1 copper cold replay, copper-node's CPU (/proc/<pid>/stat) beyond its own filesystem requests and bytes / the FUSE requests the model counts for the trace"
+	s["costs.node_start_s"] = "measured: N=1 copper cold replay's tree-ready wait (one daemon start)"
+	return nil
+}
+
+// fuseRequests counts the FUSE requests one node's kernel sends its
+// copper mount for the trace (lookups, listings, links, read chunks)
+// and the bytes it answers.
+func (w *Workload) fuseRequests(maxCacheable int64) (n int, bytes int64) {
+	dirs := map[string]bool{}
+	for _, a := range w.compile(128) {
+		switch a.kind {
+		case aLookup, aReadlink:
+			n++
+		case aReaddir:
+			if !dirs[a.path] {
+				dirs[a.path] = true
+				n++
+			}
+		case aData:
+			if a.size <= maxCacheable {
+				n += chunks(a.size)
+				bytes += a.size
+			}
+		}
+	}
+	return max(n, 1), bytes
+}
+
+// measureHop times in-process round trips over loopback and returns
+// the CPU per call (4 KiB answer, less its bytes) and per answer byte.
+func measureHop(ctx context.Context) (perCall, perByte float64, err error) {
+	const calls = 2000
+	token := []byte("scalemodel-calibration-token")
+	cpuPer := func(size int) (float64, error) {
+		answer := op.Result{Attr: op.Attr{Size: int64(size)}, Data: make([]byte, size)}
+		srv, err := cnet.Listen(ctx, "127.0.0.1:0", func(context.Context, op.Op, string) op.Result { return answer },
+			cnet.Config{Token: token, MaxFrame: 4 << 20})
+		if err != nil {
+			return 0, err
+		}
+		defer srv.Shutdown(context.Background())
+		c, err := cnet.Dial(ctx, srv.Addr(), cnet.Config{Token: token, MaxFrame: 4 << 20})
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		for range 100 { // warm up connections and buffers
+			if _, err := c.Call(ctx, op.Read, "/x"); err != nil {
+				return 0, err
+			}
+		}
+		before := cpuNow()
+		for range calls {
+			r, err := c.Call(ctx, op.Read, "/lib/libpython3.so")
+			if err != nil || len(r.Data) != size {
+				return 0, fmt.Errorf("call: %v (%d bytes)", err, len(r.Data))
+			}
+		}
+		return (cpuNow() - before) / calls, nil
+	}
+	small, err := cpuPer(4 << 10)
+	if err != nil {
+		return 0, 0, err
+	}
+	big, err := cpuPer(128 << 10)
+	if err != nil {
+		return 0, 0, err
+	}
+	perByte = max(0, (big-small)/float64(124<<10))
+	return max(0, small-perByte*4096), perByte, nil
+}
+
+func cpuNow() float64 {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// timeTar measures tar -c of the packages and tar -x of the result on
+// local disk, in a temporary directory it removes.
+func timeTar(ctx context.Context, pkgs []string) (create, extract, extractCPU float64, err error) {
+	if len(pkgs) == 0 {
+		return 0, 0, 0, errors.New("no packages to tar")
+	}
+	dir, err := os.MkdirTemp("", "scalemodel-tar-")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	tarFile := filepath.Join(dir, "site.tar")
+	args := []string{"-cf", tarFile}
+	for _, p := range pkgs {
+		args = append(args, "-C", filepath.Dir(p), filepath.Base(p))
+	}
+	run := func(args ...string) (wall, cpu float64, err error) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, "tar", args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return 0, 0, fmt.Errorf("tar %v: %w: %s", args, err, out)
+		}
+		cpu = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+		return time.Since(start).Seconds(), cpu, nil
+	}
+	if create, _, err = run(args...); err != nil {
+		return 0, 0, 0, err
+	}
+	x := filepath.Join(dir, "x")
+	if err := os.Mkdir(x, 0o700); err != nil {
+		return 0, 0, 0, err
+	}
+	if extract, extractCPU, err = run("-xf", tarFile, "-C", x); err != nil {
+		return 0, 0, 0, err
+	}
+	return create, extract, extractCPU, nil
+}

@@ -1,0 +1,177 @@
+package scalemodel
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// Costs are the measured CPU and latency costs the model charges, in
+// seconds (per byte: seconds per byte). Each was measured on this host
+// by `scalemodel calibrate`; Calibration.Sources says how.
+type Costs struct {
+	ClientOpNative float64 `json:"client_op_native_s"` // one traced syscall on local disk
+	ClientOpMount  float64 `json:"client_op_mount_s"`  // one traced syscall through a FUSE mount, kernel-cached
+	ClientReq      float64 `json:"client_req_s"`       // a client's side of one FUSE request (kernel, wake-ups)
+	ClientByte     float64 `json:"client_byte_s"`      // per byte read through a FUSE mount
+	EmulatorOp     float64 `json:"emulator_op_s"`      // the emulator's CPU per request it serves (validation only)
+	EmulatorByte   float64 `json:"emulator_byte_s"`    // and per byte
+	DaemonReq      float64 `json:"daemon_req_s"`       // copper-node's CPU per FUSE request (cache, singleflight, reply)
+	HopCPU         float64 `json:"hop_cpu_s"`          // both ends of one parent↔child call, small answer
+	HopByte        float64 `json:"hop_byte_s"`         // and per answer byte
+	NodeStart      float64 `json:"node_start_s"`       // one copper-node start until it answers, alone on the host
+	TarCreate      float64 `json:"tar_create_s"`       // tar -c of the package tree (local disk)
+	TarExtract     float64 `json:"tar_extract_s"`      // tar -x of it (local disk), wall
+	TarExtractCPU  float64 `json:"tar_extract_cpu_s"`  // its CPU part (the rest waits on the disk)
+}
+
+// Server is a filesystem's metadata and data service.
+type Server struct {
+	MetadataService float64 `json:"metadata_service_s"` // per metadata operation
+	Slots           int     `json:"slots"`              // operations in service at once, per metadata server
+	MDTs            int     `json:"mdts"`               // metadata servers; directories spread over them by hash
+	Bandwidth       float64 `json:"bandwidth_bytes_per_s"`
+	EntriesPerPage  int     `json:"entries_per_readdir_page"`
+}
+
+// Capacity is metadata operations per second.
+func (s Server) Capacity() float64 {
+	return float64(s.Slots*max(s.MDTs, 1)) / s.MetadataService
+}
+
+// Machine is the projected cluster's per-node resources and network.
+type Machine struct {
+	DaemonCores  int     `json:"daemon_cores"`              // cores copper-node runs on per node
+	NetLatency   float64 `json:"net_latency_s"`             // one-way wire latency of a hop
+	NICBandwidth float64 `json:"nic_bandwidth_bytes_per_s"` // per node
+}
+
+// Calibration is everything the model reads besides its scenario.
+type Calibration struct {
+	Created    string `json:"created"`               // UTC time and host of the measurement
+	Command    string `json:"command,omitempty"`     // the calibrate invocation
+	MeasuredBy string `json:"measured_by,omitempty"` // the measured run's command (pfsbench)
+	HostCores  int    `json:"host_cores"`
+	// HostAvailable is the cores' worth of CPU this process got when it
+	// asked for all of them (a spin probe around the measured run): the
+	// host is shared, so in validation each core runs the model's work
+	// at HostAvailable / HostCores of its speed.
+	HostAvailable   float64 `json:"host_available_cores"`
+	Procs           int     `json:"procs_per_node"` // of the calibration run
+	Costs           Costs   `json:"costs"`
+	Emulator        Server  `json:"emulator"`  // bench/slowpfs's parameters of the calibration run
+	Reference       Server  `json:"reference"` // the projection's filesystem (published figures; see Sources)
+	Machine         Machine `json:"machine"`   // the projection's nodes (published figures)
+	MaxCacheable    int64   `json:"max_cacheable_bytes"`
+	BackendParallel int     `json:"backend_parallel"`
+	// Sources says for each field (by JSON name) whether it was measured
+	// here (and how) or published (and where).
+	Sources  map[string]string `json:"sources"`
+	Workload *Workload         `json:"workload"`
+	// Measured are the calibration run's rows (pfsbench results.json),
+	// kept so that validation can set the model against them.
+	Measured []MeasuredRow `json:"measured,omitempty"`
+}
+
+// MeasuredRow is one pfsbench replay row.
+type MeasuredRow struct {
+	Mode    string  `json:"mode"`
+	Nodes   int     `json:"nodes"`
+	Phase   string  `json:"phase"`
+	SetupS  float64 `json:"setup_s"`
+	RunS    float64 `json:"run_s"`
+	MetaOps int64   `json:"metadata_ops"`
+	CPUS    float64 `json:"cpu_s"` // clients + daemons + emulator
+	Bytes   int64   `json:"data_bytes"`
+	Command string  `json:"command,omitempty"`
+}
+
+// Check refuses a calibration the model cannot run on.
+func (c *Calibration) Check() error {
+	var errs []error
+	pos := func(name string, v float64) {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Errorf("calibration %s = %v: want a finite value ≥ 0", name, v))
+		}
+	}
+	k := c.Costs
+	for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount,
+		"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte,
+		"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart,
+		"tar_create_s": k.TarCreate, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "net_latency_s": c.Machine.NetLatency} {
+		pos(name, v)
+	}
+	for name, s := range map[string]Server{"emulator": c.Emulator, "reference": c.Reference} {
+		if s.MetadataService <= 0 || s.Slots < 1 || s.Bandwidth <= 0 {
+			errs = append(errs, fmt.Errorf("calibration %s server: service %v s, %d slots, %v B/s: want all > 0", name, s.MetadataService, s.Slots, s.Bandwidth))
+		}
+	}
+	if !(c.HostAvailable > 0) {
+		errs = append(errs, fmt.Errorf("calibration host_available_cores = %v: want > 0", c.HostAvailable))
+	}
+	if c.HostCores < 1 || c.Machine.DaemonCores < 1 || c.Machine.NICBandwidth <= 0 {
+		errs = append(errs, fmt.Errorf("calibration host_cores %d, daemon_cores %d, nic %v B/s: want all > 0", c.HostCores, c.Machine.DaemonCores, c.Machine.NICBandwidth))
+	}
+	if c.BackendParallel < 1 {
+		errs = append(errs, fmt.Errorf("calibration backend_parallel = %d: want ≥ 1", c.BackendParallel))
+	}
+	if c.Workload == nil {
+		errs = append(errs, errors.New("calibration has no workload"))
+	} else if err := c.Workload.Check(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Write stores c as indented JSON, atomically.
+func (c *Calibration) Write(file string) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".calibration-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o644); err != nil { // a calibration is a document, not a secret
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
+
+// ReadCalibration loads and checks a calibration file.
+func ReadCalibration(file string) (*Calibration, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCalibration(b, file)
+}
+
+// ParseCalibration decodes and checks a calibration; name names it in
+// errors.
+func ParseCalibration(b []byte, name string) (*Calibration, error) {
+	var c Calibration
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("calibration %s: %w", name, err)
+	}
+	if err := c.Check(); err != nil {
+		return nil, fmt.Errorf("calibration %s: %w", name, err)
+	}
+	if c.Reference.Slots > 1<<16 || c.Emulator.Slots > 1<<16 || c.Machine.DaemonCores > 1<<12 || c.HostCores > 1<<12 {
+		return nil, fmt.Errorf("calibration %s: slots, daemon_cores or host_cores beyond any real machine", name)
+	}
+	return &c, nil
+}

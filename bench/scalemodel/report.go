@@ -1,0 +1,283 @@
+package scalemodel
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Plan is what Evaluate runs besides validation.
+type Plan struct {
+	Nodes        []int // projected node counts (32 is the base of the ≤ 1.5× target)
+	Procs        int   // processes per node
+	TreeCounts   []int // copper -T variants at VariantNodes
+	Fanouts      []int // copper fan-out variants at VariantNodes (0 = automatic)
+	VariantNodes []int
+	LargeBytes   int64 // the large-file variant's file
+	LargeNodes   []int
+	// Capacity factors for the sensitivity rows: the reference metadata
+	// server's service time divided by each, at SensitivityNodes.
+	Capacity         []float64
+	SensitivityNodes int
+}
+
+// DefaultPlan is the issue's projection: 12 processes per node.
+func DefaultPlan() Plan {
+	return Plan{
+		Nodes: []int{32, 128, 512, 2048, 8300, 20000}, Procs: 12,
+		TreeCounts: []int{1, 4, 16}, Fanouts: []int{0, 8, 32}, VariantNodes: []int{8300},
+		LargeBytes: 1 << 30, LargeNodes: []int{2048, 8300},
+		Capacity: []float64{0.25, 4, 16}, SensitivityNodes: 2048,
+	}
+}
+
+// ValidationRow sets one measured quantity against the model.
+type ValidationRow struct {
+	Mode     string  `json:"mode"`
+	Nodes    int     `json:"nodes"`
+	What     string  `json:"what"` // "cold run", "warm run", "setup"
+	Measured float64 `json:"measured_s"`
+	Modelled float64 `json:"modelled_s"`
+	Error    float64 `json:"error"` // (modelled − measured) / measured
+	// ModelledIdle is the model with the host's cores all ours (no
+	// other load): the bound the measured run would meet on an idle host.
+	ModelledIdle float64 `json:"modelled_idle_s"`
+	Command      string  `json:"command,omitempty"`
+}
+
+// Sensitivity is a projection row on a metadata server Factor times
+// as fast as the reference.
+type Sensitivity struct {
+	Factor float64 `json:"factor"`
+	Result
+}
+
+// CountRow sets one filesystem counter of a measured run (the
+// emulator's) against the model's count: no timing, so no host noise.
+type CountRow struct {
+	Mode     string `json:"mode"`
+	Nodes    int    `json:"nodes"`
+	What     string `json:"what"`
+	Measured int64  `json:"measured"`
+	Modelled int64  `json:"modelled"`
+}
+
+// CPURow sets the CPU seconds a measured run's processes spent (rusage
+// and /proc: clients, daemons, emulator) against the model's: the cost
+// structure, free of the host's other load.
+type CPURow struct {
+	Mode     string  `json:"mode"`
+	Nodes    int     `json:"nodes"`
+	Phase    string  `json:"phase"`
+	Measured float64 `json:"measured_s"`
+	Modelled float64 `json:"modelled_s"`
+}
+
+// Report is one Evaluate.
+type Report struct {
+	Command         string            `json:"command"`
+	CalibrationFile string            `json:"calibration_file"`
+	Created         string            `json:"calibration_created"`
+	CalibrateCmd    string            `json:"calibrate_command,omitempty"`
+	MeasuredBy      string            `json:"measured_by,omitempty"`
+	Costs           Costs             `json:"costs"`
+	Emulator        Server            `json:"emulator"`
+	Reference       Server            `json:"reference"`
+	Machine         Machine           `json:"machine"`
+	Sources         map[string]string `json:"sources"`
+	HostCores       int               `json:"host_cores"`
+	HostAvailable   float64           `json:"host_available_cores"`
+	Procs           int               `json:"procs_per_node"`
+	ValidationProcs int               `json:"validation_procs_per_node"`
+	Validation      []ValidationRow   `json:"validation"`
+	Counts          []CountRow        `json:"counts"`
+	CPU             []CPURow          `json:"cpu"`
+	Projection      []Result          `json:"projection"`
+	Variants        []Result          `json:"variants"`
+	Large           []Result          `json:"large"`
+	Sensitivity     []Sensitivity     `json:"sensitivity"`
+	TraceOps        int               `json:"trace_ops"`
+	Tree            TreeSize          `json:"tree"`
+}
+
+// Evaluate runs the validation scenarios (the calibration's measured
+// rows, on the host's cores against the emulator) and the plan's
+// projection (own cores per node, the reference filesystem).
+func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
+	rep := &Report{Created: cal.Created, CalibrateCmd: cal.Command, MeasuredBy: cal.MeasuredBy, Costs: cal.Costs, Emulator: cal.Emulator, Reference: cal.Reference, Machine: cal.Machine,
+		Sources: cal.Sources, HostCores: cal.HostCores, HostAvailable: cal.HostAvailable, Procs: plan.Procs, ValidationProcs: cal.Procs,
+		TraceOps: len(cal.Workload.Ops), Tree: cal.Workload.Tree}
+	type key struct {
+		mode  string
+		nodes int
+	}
+	models, idle := map[key]Result{}, map[key]Result{}
+	idleCal := *cal
+	idleCal.HostAvailable = float64(cal.HostCores)
+	for _, m := range cal.Measured {
+		if !slices.Contains(Modes, m.Mode) {
+			continue
+		}
+		k := key{m.Mode, m.Nodes}
+		r, ok := models[k]
+		if !ok {
+			var err error
+			r, err = Run(cal, Scenario{Mode: m.Mode, Nodes: m.Nodes, Procs: cal.Procs, Host: true})
+			if err != nil {
+				return nil, err
+			}
+			models[k] = r
+			if idle[k], err = Run(&idleCal, Scenario{Mode: m.Mode, Nodes: m.Nodes, Procs: cal.Procs, Host: true}); err != nil {
+				return nil, err
+			}
+		}
+		ri := idle[k]
+		add := func(what string, measured, modelled, modelledIdle float64) {
+			rep.Validation = append(rep.Validation, ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what,
+				Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle, Error: (modelled - measured) / measured, Command: m.Command})
+		}
+		if m.CPUS > 0 {
+			cpu := CPURow{Mode: m.Mode, Nodes: m.Nodes, Phase: m.Phase, Measured: m.CPUS, Modelled: r.ColdCPUS}
+			if m.Phase == "warm" {
+				cpu.Modelled = r.WarmCPUS
+			}
+			rep.CPU = append(rep.CPU, cpu)
+		}
+		if m.Mode != ModeStaging {
+			what, modelled := "cold metadata ops", r.MetaOps
+			if m.Phase == "warm" {
+				what, modelled = "warm metadata ops", r.WarmMetaOps
+			}
+			rep.Counts = append(rep.Counts, CountRow{Mode: m.Mode, Nodes: m.Nodes, What: what, Measured: m.MetaOps, Modelled: modelled})
+			if m.Phase == "cold" {
+				rep.Counts = append(rep.Counts, CountRow{Mode: m.Mode, Nodes: m.Nodes, What: "cold data bytes", Measured: m.Bytes, Modelled: r.DataBytes})
+			}
+		}
+		if m.Phase == "cold" {
+			add("cold run", m.RunS, r.ColdS, ri.ColdS)
+			if m.Mode != ModeDirect {
+				add("setup", m.SetupS, r.SetupS, ri.SetupS)
+			}
+		} else {
+			add("warm run", m.RunS, r.WarmS, ri.WarmS)
+		}
+	}
+	slices.SortStableFunc(rep.Validation, func(a, b ValidationRow) int {
+		if a.Mode != b.Mode {
+			return slices.Index(Modes, a.Mode) - slices.Index(Modes, b.Mode)
+		}
+		if a.What != b.What {
+			return strings.Compare(a.What, b.What)
+		}
+		return a.Nodes - b.Nodes
+	})
+	for _, mode := range Modes {
+		for _, n := range plan.Nodes {
+			r, err := Run(cal, Scenario{Mode: mode, Nodes: n, Procs: plan.Procs})
+			if err != nil {
+				return nil, err
+			}
+			rep.Projection = append(rep.Projection, r)
+		}
+	}
+	for _, n := range plan.VariantNodes {
+		for _, t := range plan.TreeCounts {
+			for _, f := range plan.Fanouts {
+				if t == 1 && f == 0 {
+					continue // the projection's own row
+				}
+				r, err := Run(cal, Scenario{Mode: ModeCopper, Nodes: n, Procs: plan.Procs, Trees: t, Fanout: f})
+				if err != nil {
+					return nil, err
+				}
+				rep.Variants = append(rep.Variants, r)
+			}
+		}
+	}
+	for _, f := range plan.Capacity {
+		c := *cal
+		c.Reference.MetadataService /= f
+		for _, mode := range []string{ModeDirect, ModeCopper} {
+			r, err := Run(&c, Scenario{Mode: mode, Nodes: plan.SensitivityNodes, Procs: plan.Procs})
+			if err != nil {
+				return nil, err
+			}
+			rep.Sensitivity = append(rep.Sensitivity, Sensitivity{Factor: f, Result: r})
+		}
+	}
+	if plan.LargeBytes > 0 {
+		for _, n := range plan.LargeNodes {
+			for _, sc := range []Scenario{
+				{Mode: ModeDirect}, {Mode: ModeCopper, LargePath: LargeDirect}, {Mode: ModeCopper, LargePath: LargeChunked},
+			} {
+				sc.Nodes, sc.Procs, sc.LargeBytes = n, plan.Procs, plan.LargeBytes
+				r, err := Run(cal, sc)
+				if err != nil {
+					return nil, err
+				}
+				rep.Large = append(rep.Large, r)
+			}
+		}
+	}
+	return rep, nil
+}
+
+// MaxAbsError is the largest |error| of the validation rows matching what
+// ("" = all).
+func (rep *Report) MaxAbsError(what string) (float64, ValidationRow) {
+	worst, row := -1.0, ValidationRow{}
+	for _, v := range rep.Validation {
+		if what != "" && v.What != what {
+			continue
+		}
+		if math.Abs(v.Error) > worst {
+			worst, row = math.Abs(v.Error), v
+		}
+	}
+	return worst, row
+}
+
+// find returns the projection row of mode at n.
+func (rep *Report) find(mode string, n int) (Result, bool) {
+	for _, r := range rep.Projection {
+		if r.Mode == mode && r.Nodes == n {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+// WriteAll writes model.json, model.md and scalemodel.svg into dir.
+func (rep *Report) WriteAll(dir string) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.md"), []byte(rep.Markdown()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "scalemodel.svg"), []byte(rep.SVG()), 0o644)
+}
+
+func pct(e float64) string { return fmt.Sprintf("%+.0f%%", e*100) }
+
+func secsStr(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case v >= 0.1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
+func us(v float64) string { return fmt.Sprintf("%.1f µs", v*1e6) }

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# make bench-model: calibrate and run the scale model (bench/scalemodel, issue #13) and write its
+# section of docs/BENCHMARKS.md (between the scalemodel markers), docs/scalemodel.svg and
+# docs/scalemodel-calibration.json (the inputs, so `scalemodel run` can be repeated without
+# measuring).
+#
+#   scripts/bench-model.sh                 # measure: pfsbench replay at N = $MODEL_NODES (1,4,8,16,32)
+#   scripts/bench-model.sh --from DIR [P]  # reuse a pfsbench run in DIR (scripts/bench.sh does);
+#                                          # P: available cores probed before it
+#   scripts/bench-model.sh --calibration   # no measurement: re-run the model on the committed
+#                                          # docs/scalemodel-calibration.json (its measured rows kept)
+#
+# Needs root (pfsbench mounts FUSE). The measured rows are one short run on this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+doc=docs/BENCHMARKS.md
+work=$(mktemp -d /tmp/copper-model.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+progress() { printf '[bench-model +%ss] %s\n' "$SECONDS" "$*" >&2; }
+
+go build -buildvcs=false -o bin/ ./bench/cmd/scalemodel
+cal=docs/scalemodel-calibration.json
+if [ "${1:-}" = --calibration ]; then
+  pfs=
+elif [ "${1:-}" = --from ]; then
+  pfs=${2:?--from needs a pfsbench output directory}
+  probe=${3:-}
+else
+  nodes=${MODEL_NODES:-1,4,8,16,32}
+  pfs=$work/pfs
+  probe=$(bin/scalemodel probe)
+  progress "pfsbench replay at N = $nodes (local, direct, copper, staging; 4 processes per node)"
+  scripts/pfsbench.sh quick "$pfs" --modes local,direct,copper,staging --workloads replay \
+    --replay-nodes "$nodes" --scale-nodes 0 >&2
+fi
+if [ -n "$pfs" ]; then
+  progress "calibrate (N=1 rows, an in-process round trip, tar on local disk, a CPU probe)"
+  bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} --out "$cal"
+fi
+progress "run the model (validation rows and the projection)"
+bin/scalemodel run --calibration "$cal" --out "$work/model" --command "bin/scalemodel run --calibration $cal --out DIR"
+cp "$work/model/scalemodel.svg" docs/scalemodel.svg
+
+# Replace the section between the markers, or append it.
+section=$work/section.md
+{ echo '<!-- scalemodel:begin (written by scripts/bench-model.sh) -->'; cat "$work/model/model.md"; echo '<!-- scalemodel:end -->'; } >"$section"
+if grep -q '^<!-- scalemodel:begin' "$doc"; then
+  awk -v f="$section" '
+    /^<!-- scalemodel:begin/ { while ((getline l < f) > 0) print l; skip = 1; next }
+    /^<!-- scalemodel:end/ { skip = 0; next }
+    !skip { print }' "$doc" >"$work/doc.md"
+else
+  { cat "$doc"; echo; cat "$section"; } >"$work/doc.md"
+fi
+cp "$work/doc.md" "$doc"
+progress "wrote the scale model section of $doc, docs/scalemodel.svg, docs/scalemodel-calibration.json"
