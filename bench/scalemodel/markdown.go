@@ -228,7 +228,7 @@ func (rep *Report) Markdown() string {
 	}
 	if len(rep.Large) > 0 {
 		p("### Large file: one file of %.0f MiB read by every process after the import (modelled)\n\n", float64(rep.Large[0].LargeBytes)/(1<<20))
-		p("Files over `max_cacheable_bytes` are read from the filesystem on every node today (*copper, direct large-file path*); *chunked* sends the file down the tree like a small file (the root reads it once; each parent sends it to its children over its NIC).\n\n")
+		p("Files over `max_cacheable_bytes` go through the tree in chunks with `large_files = chunked` (copper's default: *chunked*, the root reads the file once and each parent sends it to its children over its NIC) or are read from the filesystem by every node with `large_files = direct` (*direct large-file path*, Copper 1.0's behaviour).\n\n")
 		p("| N | mode | large-file path | first import s | warm s | fs data MiB |\n|---|---|---|---|---|---|\n")
 		for _, x := range rep.Large {
 			path := "–"
