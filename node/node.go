@@ -295,8 +295,12 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 		return r
 	}
 
-	// One request per (op, path) per node: every other asker, local or a
-	// child, waits for the leader's answer.
+	return n.getFlight(ctx, o, path)
+}
+
+// getFlight answers a miss with one request per (op, path) per node:
+// every other asker, local or a child, waits for the leader's answer.
+func (n *Node) getFlight(ctx context.Context, o op.Op, path string) op.Result {
 	deduped := false
 	f, led := n.flight.do(flightKey(o, path), func() op.Result {
 		// A flight that finished between our Lookup and do has
