@@ -172,3 +172,12 @@ func flight(m map[string]*item, key string, fetch func(finish func()), cb func()
 	})
 	return false
 }
+
+// reserveN books m jobs of d on p at now and returns when the last ends.
+func reserveN(p *pool, now, d float64, m int) float64 {
+	end := now
+	for range max(m, 1) {
+		end = max(end, p.reserve(now, d))
+	}
+	return end
+}

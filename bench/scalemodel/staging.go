@@ -1,0 +1,71 @@
+package scalemodel
+
+// stage is staging's setup: node 0 tars the tree from the filesystem
+// (one client, one operation at a time), then every node reads the tar
+// through its own client and extracts it.
+func (s *sim) stage(then func()) {
+	k := s.k
+	t := s.cal.Workload.Tree
+	tarBytes := t.Bytes + s.sc.LargeBytes + int64(t.Files+t.Dirs)*1024 // headers and padding
+	var steps []func(func())
+	for range t.Dirs {
+		steps = append(steps,
+			func(f func()) { s.serverOp(0, true, "lookup", "tar", 0, f) },
+			func(f func()) { s.serverOp(0, true, "opendir", "tar", 0, f) },
+			func(f func()) { s.serverOp(0, true, "readdir", "tar", 0, f) })
+	}
+	per := int64(0)
+	if t.Files > 0 {
+		per = t.Bytes / int64(t.Files)
+	}
+	for range t.Files {
+		steps = append(steps,
+			func(f func()) { s.serverOp(0, true, "lookup", "tar", 0, f) },
+			func(f func()) { s.serverOp(0, true, "open", "tar", 0, f) },
+			func(f func()) { s.dataRead(0, true, "tar", per, 1, f) })
+	}
+	var run func(i int)
+	run = func(i int) {
+		if i < len(steps) {
+			steps[i](func() { run(i + 1) })
+			return
+		}
+		s.clientCPU(k.TarCreate, func() {
+			s.fanOutNodes(func(n, m int, done func()) {
+				s.serverOp(n, true, "lookup", "site.tar", m, func() {
+					s.serverOp(n, true, "open", "site.tar", m, func() {
+						s.dataRead(n, true, "site.tar", tarBytes, m, func() { s.extract(done) })
+					})
+				})
+			}, then)
+		})
+	}
+	s.at(0, func() { run(0) })
+}
+
+// extract is one node's tar -x: its CPU (on the host's cores in Host
+// mode), then the rest of its measured time, spent waiting on the disk.
+func (s *sim) extract(done func()) {
+	k := s.k
+	s.clientCPU(k.TarExtractCPU, func() { s.at(s.now+max(0, k.TarExtract-k.TarExtractCPU), done) })
+}
+
+func (s *sim) fanOutNodes(op func(n, weight int, done func()), then func()) {
+	left := 0
+	for _, ns := range s.nodes {
+		if ns.weight > 0 {
+			left++
+		}
+	}
+	for n, ns := range s.nodes {
+		if ns.weight == 0 {
+			continue
+		}
+		op(n, ns.weight, func() {
+			left--
+			if left == 0 {
+				then()
+			}
+		})
+	}
+}
