@@ -6,18 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/hpc-copper/copper/bench/pfsbench"
 	"github.com/hpc-copper/copper/bench/replay"
-	cnet "github.com/hpc-copper/copper/net"
-	"github.com/hpc-copper/copper/op"
 )
 
 // Published figures for the projection. Each is cited in Sources; none is
@@ -49,46 +44,36 @@ type CalibrateInput struct {
 	Available []float64
 }
 
-// ProbeCores spins one thread per CPU for d and returns the CPU time it
-// got over d: the cores' worth this process gets on a shared host.
-func ProbeCores(d time.Duration) float64 {
-	n := runtime.NumCPU()
-	done := make(chan float64, n)
-	start := time.Now()
-	for range n {
-		go func() {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			var ts0, ts1 unix.Timespec
-			_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts0)
-			x := 0
-			for time.Since(start) < d {
-				for i := range 10000 {
-					x += i
-				}
-			}
-			_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts1)
-			done <- float64(ts1.Nano()-ts0.Nano())/1e9 + float64(x&0)
-		}()
-	}
-	var cpu float64
-	for range n {
-		cpu += <-done
-	}
-	return cpu / time.Since(start).Seconds()
-}
-
 // Calibrate fits the costs from a pfsbench run's N=1 rows, measures the
 // parent↔child call here, times tar on local disk, and builds the
 // workload from the run's trace and packages.
 func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
-	b, err := os.ReadFile(in.Results)
+	res, w, err := loadRun(in)
 	if err != nil {
 		return nil, err
 	}
+	cal := newCalibration(res, w)
+	cal.probeHost(in.Available)
+	cal.Measured = measuredRows(res)
+	if err := fitCosts(cal, res, w); err != nil {
+		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)
+	}
+	if err := cal.measureHere(ctx, res, in.Tar); err != nil {
+		return nil, err
+	}
+	return cal, cal.Check()
+}
+
+// loadRun reads the pfsbench results and builds the workload from the
+// run's trace and the packages it imported.
+func loadRun(in CalibrateInput) (*pfsbench.Results, *Workload, error) {
+	b, err := os.ReadFile(in.Results)
+	if err != nil {
+		return nil, nil, err
+	}
 	var res pfsbench.Results
 	if err := json.Unmarshal(b, &res); err != nil {
-		return nil, fmt.Errorf("pfsbench results %s: %w", in.Results, err)
+		return nil, nil, fmt.Errorf("pfsbench results %s: %w", in.Results, err)
 	}
 	traceFile := in.Trace
 	if traceFile == "" {
@@ -96,25 +81,32 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 	}
 	f, err := os.Open(traceFile)
 	if err != nil {
-		return nil, fmt.Errorf("trace of %s: %w", in.Results, err)
+		return nil, nil, fmt.Errorf("trace of %s: %w", in.Results, err)
 	}
 	defer f.Close()
 	prefix, err := tracePrefix(traceFile)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tr, err := replay.Parse(f, traceFile, prefix)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	list, err := PackagesLister(res.Tree.Packages)
 	if err != nil {
-		return nil, fmt.Errorf("packages of %s: %w", in.Results, err)
+		return nil, nil, fmt.Errorf("packages of %s: %w", in.Results, err)
 	}
 	w, err := BuildWorkload(tr, traceFile, list)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return &res, w, nil
+}
+
+// newCalibration is the calibration's frame: the measured run's
+// emulator and settings, the published projection figures, copper's
+// defaults, and where each came from.
+func newCalibration(res *pfsbench.Results, w *Workload) *Calibration {
 	ref, machine, src := published()
 	p := res.Settings.Params
 	cal := &Calibration{
@@ -133,13 +125,24 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 	cal.Sources["max_cacheable_bytes"] = "copper's default max_cacheable_bytes (config/sites/local.toml)"
 	cal.Sources["backend_parallel"] = "copper's default backend_parallel (config/sites/local.toml)"
 	cal.Sources["host_cores"] = "runtime.NumCPU() of the calibration host"
-	probes := append(append([]float64{}, in.Available...), ProbeCores(time.Second))
+	return cal
+}
+
+// probeHost probes the cores this process gets once more and keeps the
+// mean with the earlier probes.
+func (cal *Calibration) probeHost(available []float64) {
+	probes := append(append([]float64{}, available...), ProbeCores(time.Second))
 	var sum float64
 	for _, v := range probes {
 		sum += v
 	}
 	cal.HostAvailable = sum / float64(len(probes))
 	cal.Sources["host_available_cores"] = fmt.Sprintf("measured: mean of %d one-second spin probes (one thread per core; CPU time got / wall) around the measured run: %s", len(probes), fmtList(probes))
+}
+
+// measuredRows are the run's replay rows, kept for validation.
+func measuredRows(res *pfsbench.Results) []MeasuredRow {
+	var rows []MeasuredRow
 	for _, r := range res.Runs {
 		if r.Workload != pfsbench.WorkReplay {
 			continue
@@ -149,29 +152,9 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 		if r.Backend != nil {
 			mr.MetaOps, mr.Bytes = r.Backend.MetadataOps, r.Backend.DataBytes
 		}
-		cal.Measured = append(cal.Measured, mr)
+		rows = append(rows, mr)
 	}
-	if err := fitCosts(cal, &res, w); err != nil {
-		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)
-	}
-	hop, hopByte, err := measureHop(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("measure the parent-child call: %w", err)
-	}
-	cal.Costs.HopCPU, cal.Costs.HopByte = hop, hopByte
-	cal.Sources["costs.hop_cpu_s"] = "measured: CPU (getrusage) of 2,000 in-process net.Client.Call round trips with a 4 KiB answer, both ends, minus the per-byte part"
-	cal.Sources["costs.hop_byte_s"] = "measured: the same with a 128 KiB answer; the difference per answer byte"
-	if in.Tar {
-		c, x, xcpu, err := timeTar(ctx, res.Tree.Packages)
-		if err != nil {
-			return nil, fmt.Errorf("time tar: %w", err)
-		}
-		cal.Costs.TarCreate, cal.Costs.TarExtract, cal.Costs.TarExtractCPU = c, x, min(xcpu, x)
-		cal.Sources["costs.tar_extract_cpu_s"] = "measured: user + system time of that tar -xf (rusage of the child)"
-		cal.Sources["costs.tar_create_s"] = "measured: wall time of tar -cf of the packages on local disk"
-		cal.Sources["costs.tar_extract_s"] = "measured: wall time of tar -xf of that archive on local disk"
-	}
-	return cal, cal.Check()
+	return rows
 }
 
 func fmtList(vs []float64) string {
@@ -297,94 +280,4 @@ func (w *Workload) fuseRequests(maxCacheable int64) (n int, bytes int64) {
 		}
 	}
 	return max(n, 1), bytes
-}
-
-// measureHop times in-process round trips over loopback and returns
-// the CPU per call (4 KiB answer, less its bytes) and per answer byte.
-func measureHop(ctx context.Context) (perCall, perByte float64, err error) {
-	const calls = 2000
-	token := []byte("scalemodel-calibration-token")
-	cpuPer := func(size int) (float64, error) {
-		answer := op.Result{Attr: op.Attr{Size: int64(size)}, Data: make([]byte, size)}
-		srv, err := cnet.Listen(ctx, "127.0.0.1:0", func(context.Context, op.Op, string) op.Result { return answer },
-			cnet.Config{Token: token, MaxFrame: 4 << 20})
-		if err != nil {
-			return 0, err
-		}
-		defer srv.Shutdown(context.Background())
-		c, err := cnet.Dial(ctx, srv.Addr(), cnet.Config{Token: token, MaxFrame: 4 << 20})
-		if err != nil {
-			return 0, err
-		}
-		defer c.Close()
-		for range 100 { // warm up connections and buffers
-			if _, err := c.Call(ctx, op.Read, "/x"); err != nil {
-				return 0, err
-			}
-		}
-		before := cpuNow()
-		for range calls {
-			r, err := c.Call(ctx, op.Read, "/lib/libpython3.so")
-			if err != nil || len(r.Data) != size {
-				return 0, fmt.Errorf("call: %v (%d bytes)", err, len(r.Data))
-			}
-		}
-		return (cpuNow() - before) / calls, nil
-	}
-	small, err := cpuPer(4 << 10)
-	if err != nil {
-		return 0, 0, err
-	}
-	big, err := cpuPer(128 << 10)
-	if err != nil {
-		return 0, 0, err
-	}
-	perByte = max(0, (big-small)/float64(124<<10))
-	return max(0, small-perByte*4096), perByte, nil
-}
-
-func cpuNow() float64 {
-	var ru unix.Rusage
-	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-// timeTar measures tar -c of the packages and tar -x of the result on
-// local disk, in a temporary directory it removes.
-func timeTar(ctx context.Context, pkgs []string) (create, extract, extractCPU float64, err error) {
-	if len(pkgs) == 0 {
-		return 0, 0, 0, errors.New("no packages to tar")
-	}
-	dir, err := os.MkdirTemp("", "scalemodel-tar-")
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer os.RemoveAll(dir)
-	tarFile := filepath.Join(dir, "site.tar")
-	args := []string{"-cf", tarFile}
-	for _, p := range pkgs {
-		args = append(args, "-C", filepath.Dir(p), filepath.Base(p))
-	}
-	run := func(args ...string) (wall, cpu float64, err error) {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		start := time.Now()
-		cmd := exec.CommandContext(ctx, "tar", args...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return 0, 0, fmt.Errorf("tar %v: %w: %s", args, err, out)
-		}
-		cpu = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
-		return time.Since(start).Seconds(), cpu, nil
-	}
-	if create, _, err = run(args...); err != nil {
-		return 0, 0, 0, err
-	}
-	x := filepath.Join(dir, "x")
-	if err := os.Mkdir(x, 0o700); err != nil {
-		return 0, 0, 0, err
-	}
-	if extract, extractCPU, err = run("-xf", tarFile, "-C", x); err != nil {
-		return 0, 0, 0, err
-	}
-	return create, extract, extractCPU, nil
 }

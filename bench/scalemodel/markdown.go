@@ -13,10 +13,42 @@ import (
 func (rep *Report) Markdown() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	for _, section := range []func(printf){
+		rep.mdIntro,
+		rep.mdInputs,
+		rep.mdValidation,
+		rep.mdValidationSummary,
+		rep.mdMisses,
+		rep.mdCounts,
+		rep.mdCPU,
+		rep.mdProjection,
+		rep.mdTargets,
+		rep.mdPaper,
+		rep.mdSharding,
+		rep.mdSensitivity,
+		rep.mdLarge,
+		rep.findings,
+		rep.mdLeftOut,
+		rep.mdCommands,
+	} {
+		section(p)
+	}
+	return b.String()
+}
+
+// printf writes one formatted piece of the section.
+type printf = func(format string, args ...any)
+
+// mdIntro writes the heading and what is measured and what modelled.
+func (rep *Report) mdIntro(p printf) {
 	p("## Scale model (issue #13): modelled, validated at N ≤ 32\n\n")
 	p("Numbers from `%s` on the calibration of %s (`%s`). **Measured** here: the validation rows' *measured* column, and the costs marked measured below. **Modelled**: every other number in this section, from `bench/scalemodel`, a deterministic discrete-event model (no clock) of N nodes × P processes replaying the recorded import (%d traced operations; the tree holds %d files, %d directories, %.1f MiB), with kernel caches per node, copper's per-node cache and singleflight, dirplus, the tree from `tree.Locate`, each hop's CPU and wire, a root's `backend_parallel` slots, and the filesystem as metadata slots and a shared bandwidth.\n\n",
 		rep.Command, rep.Created, rep.CalibrationFile, rep.TraceOps, rep.Tree.Files, rep.Tree.Dirs, float64(rep.Tree.Bytes)/(1<<20))
+}
 
+// mdInputs writes the costs, servers and machine the model runs on,
+// each with its source.
+func (rep *Report) mdInputs(p printf) {
 	p("### Inputs\n\n| input | value | kind and source |\n|---|---|---|\n")
 	k := rep.Costs
 	row := func(name, val, key string) { p("| %s | %s | %s |\n", name, val, rep.Sources[key]) }
@@ -47,7 +79,11 @@ func (rep *Report) Markdown() string {
 	p("| projection node | copper-node on %d cores, each process on its own core | %s |\n", m.DaemonCores, rep.Sources["machine.daemon_cores"])
 	p("| projection wire | %s one way, %.0f GB/s per node | %s; %s |\n\n", us(m.NetLatency), m.NICBandwidth/1e9,
 		rep.Sources["machine.net_latency_s"], rep.Sources["machine.nic_bandwidth_bytes_per_s"])
+}
 
+// mdValidation writes the measured-against-modelled rows and how the
+// host is modelled.
+func (rep *Report) mdValidation(p printf) {
 	p("### Validation: measured vs modelled at N ≤ 32 (%d processes per node, this host's %d cores shared by all)\n\n", rep.ValidationProcs, rep.HostCores)
 	p("In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores. The host is shared with other jobs: spin probes around the measured run got %.2f cores' worth (%s), so the model counts the other jobs as that many competing threads and gives the run its per-thread share of the cores (its N × (processes + daemon) + emulator threads taken as runnable: `HostShare`), each core running the model's CPU work at that share of its speed (*modelled*); *idle host* is the same model with both cores ours. The costs were fitted on the N=1 rows of the same measured run, so N=1 is the calibration point and N > 1 is prediction. The measured column is one short run on a shared machine: noisy.\n\n",
 		rep.HostCores, rep.HostAvailable, rep.Sources["host_available_cores"])
@@ -56,6 +92,11 @@ func (rep *Report) Markdown() string {
 		p("| %s | %d | %s | %s | %s | %s | %s |\n", v.Mode, v.Nodes, v.What, secsStr(v.Measured), secsStr(v.Modelled), pct(v.Error), secsStr(v.ModelledIdle))
 	}
 	p("\n")
+}
+
+// mdValidationSummary writes how many rows are within ±25%, by mode and
+// quantity, and the worst of each.
+func (rep *Report) mdValidationSummary(p printf) {
 	within := 0
 	for _, v := range rep.Validation {
 		if math.Abs(v.Error) <= 0.25 {
@@ -98,12 +139,20 @@ func (rep *Report) Markdown() string {
 		}
 		p("\n")
 	}
+}
 
+// mdMisses writes where the model is known to miss.
+func (rep *Report) mdMisses(p printf) {
 	p("Where the model is known to miss (prose, no numbers; read the rows above for the size):\n\n")
 	p("* **copper setup** (tree-ready on the host): each daemon start is charged its N=1 wall time on the host's cores plus one readiness round trip per level; N daemons starting at once also wait on each other in the kernel (process creation, FUSE mounts), which was not measured, so the model is low there.\n")
 	p("* **staging setup**: an extraction's CPU comes from one `tar -x` timed right after the run, whose system time on this loaded host differs from the extractions inside the run.\n")
 	p("* **CPU per request is not constant**: the emulator and the FUSE clients spend less CPU per request when requests queue (wake-ups are shared), so the N=1 fit overcharges direct mode as N grows; copper-node's per-request cost fitted at N=1, where the root also serves the filesystem, undercharges the leaves. The CPU table below shows both.\n")
 	p("* **runs of tens of milliseconds** (warm copper and staging at small N) are dominated by worker start-up and scheduling; their relative errors are large while the absolute ones are small.\n\n")
+}
+
+// mdCounts writes the filesystem counters of the measured runs against
+// the model's.
+func (rep *Report) mdCounts(p printf) {
 	if len(rep.Counts) > 0 {
 		p("What the filesystem served, the emulator's counters of the same runs against the model's counts (no timing involved):\n\n")
 		p("| mode | N | counter | measured | modelled | error |\n|---|---|---|---|---|---|\n")
@@ -116,6 +165,10 @@ func (rep *Report) Markdown() string {
 		}
 		p("\n")
 	}
+}
+
+// mdCPU writes the CPU seconds of the measured runs against the model's.
+func (rep *Report) mdCPU(p printf) {
 	if len(rep.CPU) > 0 {
 		p("CPU seconds of the same runs (clients' rusage, copper-node's and the emulator's /proc counters) against the CPU the model charges: the cost structure, which the host's other load does not change as it changes wall time:\n\n")
 		p("| mode | N | phase | measured CPU s | modelled CPU s | error |\n|---|---|---|---|---|---|\n")
@@ -124,127 +177,19 @@ func (rep *Report) Markdown() string {
 		}
 		p("\n")
 	}
-	p("### Projection: %d processes per node (modelled)\n\n", rep.Procs)
-	p("*first import* = setup (copper: tree-ready; staging: the tar and its N copies) + the cold run until the last process is done; *warm* = the same job again. Root and interior load: requests the busiest root / interior node served its children. Filesystem: metadata operations and data of the cold phase (staging: its setup), and of the warm phase; *fetches/key*: metadata fetches per distinct (path, kind).\n\n")
-	p("| N | mode | depth (fan-out) | setup s | cold run s, last / mean node | first import s | warm s | root req | interior req | fs metadata ops | fs data MiB | fetches/key | warm fs ops |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	nodes := map[int]bool{}
-	for _, x := range rep.Projection {
-		nodes[x.Nodes] = true
-	}
-	var ns []int
-	for n := range nodes {
-		ns = append(ns, n)
-	}
-	sort.Ints(ns)
-	for _, n := range ns {
-		for _, mode := range Modes {
-			x, ok := rep.find(mode, n)
-			if !ok {
-				continue
-			}
-			depth := "–"
-			if mode == ModeCopper {
-				depth = fmt.Sprintf("%d (%d)", x.Depth, x.TreeFanout)
-			}
-			p("| %d | %s | %s | %s | %s / %s | %s | %s | %s | %s | %d | %.1f | %.2f | %d |\n", n, mode, depth, secsStr(x.SetupS), secsStr(x.ColdS), secsStr(x.ColdMeanNodeS), secsStr(x.FirstS()), secsStr(x.WarmS),
-				count(mode == ModeCopper, x.RootRequests), count(mode == ModeCopper, x.InteriorRequests), x.MetaOps, float64(x.DataBytes)/(1<<20), x.FetchesPerKey, x.WarmMetaOps)
-		}
-	}
-	p("\n![modelled time against N per mode](scalemodel.svg)\n\n")
+}
 
-	p("### Targets (modelled)\n\n| target | result | verdict |\n|---|---|---|\n")
-	c32, ok32 := rep.find(ModeCopper, 32)
-	c8300, ok83 := rep.find(ModeCopper, 8300)
-	if ok32 && ok83 {
-		ratio := c8300.FirstS() / c32.FirstS()
-		p("| copper first import at 8,300 nodes ≤ 1.5 × at 32 | %.2f× (%s s vs %s s) | %s |\n", ratio, secsStr(c8300.FirstS()), secsStr(c32.FirstS()), verdict(ratio <= 1.5))
-		rc := c8300.ColdS / c32.ColdS
-		p("| the same, cold run alone (tree-ready excluded) | %.2f× (%s s vs %s s) | %s |\n", rc, secsStr(c8300.ColdS), secsStr(c32.ColdS), verdict(rc <= 1.5))
-	}
-	allOne := true
-	var worstKey float64
-	for _, x := range append(append([]Result{}, rep.Projection...), rep.Variants...) {
-		if x.Mode != ModeCopper || x.LargeBytes > 0 {
-			continue
-		}
-		want := float64(x.Trees)
-		if d := math.Abs(x.FetchesPerKey - want); d > 1e-9 {
-			allOne = false
-		}
-		worstKey = math.Max(worstKey, x.FetchesPerKey/float64(x.Trees))
-	}
-	p("| copper filesystem fetches per (path, kind) = 1 per tree, every copper row | worst %.2f per tree | %s |\n\n", worstKey, verdict(allOne))
-
-	if d, ok := rep.find(ModeDirect, 2048); ok {
-		c, _ := rep.find(ModeCopper, 2048)
-		p("### Next to the Copper paper's published points (2,048 nodes × 12 processes)\n\n")
-		p("Published (PDSW 2024, Aurora, `import torch`, a far larger tree than this run's; quoted in copper-1.0.md) next to modelled (this run's import, the projection's filesystem):\n\n")
-		p("| quantity | published | modelled |\n|---|---|---|\n")
-		p("| second import, Copper | about 2 s | %s s (warm) |\n", secsStr(c.WarmS))
-		p("| second import, Lustre directly | about 180 s | %s s (direct warm) |\n", secsStr(d.WarmS))
-		p("| cold import, Copper vs Lustre | about 60 s faster, about half | copper first import %s s vs direct cold %s s (%.1f%% of it) |\n", secsStr(c.FirstS()), secsStr(d.ColdS), 100*c.FirstS()/d.ColdS)
-		p("| import time from 32 to 8,300 nodes | near constant | copper first import %s s at 32, %s s at 8,300 |\n\n", secsStr(c32.FirstS()), secsStr(c8300.FirstS()))
-		p("The replay carries no Python CPU (it replays the import's file operations only), so a modelled warm import is the file operations' own cost; the paper's times include the interpreter's work and a much larger package tree.\n\n")
-	}
-
-	if len(rep.Variants) > 0 {
-		p("### Sharding: several trees (`-T`) and fan-out choices, copper (modelled)\n\n")
-		p("| N | trees | fan-out | depth | tree-ready s | cold run s | first import s | root req | interior req | fs metadata ops | fetches/key |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
-		all := append([]Result{}, rep.Variants...)
-		for _, x := range rep.Projection {
-			if x.Mode == ModeCopper && (x.Nodes == 8300 || x.Nodes == 20000) {
-				all = append(all, x)
-			}
-		}
-		sort.SliceStable(all, func(i, j int) bool {
-			a, b := all[i], all[j]
-			if a.Nodes != b.Nodes {
-				return a.Nodes < b.Nodes
-			}
-			if a.Trees != b.Trees {
-				return a.Trees < b.Trees
-			}
-			return a.TreeFanout < b.TreeFanout
-		})
-		for _, x := range all {
-			fan := fmt.Sprintf("%d", x.TreeFanout)
-			if x.Fanout == 0 {
-				fan += " (auto)"
-			}
-			p("| %d | %d | %s | %d | %s | %s | %s | %d | %d | %d | %.2f |\n", x.Nodes, x.Trees, fan, x.Depth, secsStr(x.SetupS), secsStr(x.ColdS), secsStr(x.FirstS()),
-				x.RootRequests, x.InteriorRequests, x.MetaOps, x.FetchesPerKey)
-		}
-		p("\n")
-	}
-	if len(rep.Sensitivity) > 0 {
-		p("### Sensitivity to the metadata server (modelled)\n\n")
-		p("The projection's metadata server is an assumption (above); here it is made slower or faster (service time divided by the factor), the rest unchanged.\n\n")
-		p("| N | server capacity | ops/s | direct first import s | direct warm s | copper first import s | copper warm s |\n|---|---|---|---|---|---|---|\n")
-		for i := 0; i+1 < len(rep.Sensitivity); i += 2 {
-			d, c := rep.Sensitivity[i], rep.Sensitivity[i+1]
-			p("| %d | %g × | %.0f | %s | %s | %s | %s |\n", d.Nodes, d.Factor, rep.Reference.Capacity()*d.Factor, secsStr(d.FirstS()), secsStr(d.WarmS), secsStr(c.FirstS()), secsStr(c.WarmS))
-		}
-		p("\n")
-	}
-	if len(rep.Large) > 0 {
-		p("### Large file: one file of %.0f MiB read by every process after the import (modelled)\n\n", float64(rep.Large[0].LargeBytes)/(1<<20))
-		p("Files over `max_cacheable_bytes` go through the tree in chunks with `large_files = chunked` (copper's default: *chunked*, the root reads the file once and each parent sends it to its children over its NIC) or are read from the filesystem by every node with `large_files = direct` (*direct large-file path*, Copper 1.0's behaviour).\n\n")
-		p("| N | mode | large-file path | first import s | warm s | fs data MiB |\n|---|---|---|---|---|---|\n")
-		for _, x := range rep.Large {
-			path := "–"
-			if x.Mode == ModeCopper {
-				path = x.LargePath
-			}
-			p("| %d | %s | %s | %s | %s | %.0f |\n", x.Nodes, x.Mode, path, secsStr(x.FirstS()), secsStr(x.WarmS), float64(x.DataBytes)/(1<<20))
-		}
-		p("\n")
-	}
-	rep.findings(p)
+// mdLeftOut writes what the model leaves out.
+func (rep *Report) mdLeftOut(p printf) {
 	p("### What the model leaves out\n\n")
 	p("* The launch before tree-ready (the all-gather of addresses, process start by the launcher): tree-ready here is a daemon start plus one readiness round trip per level.\n")
 	p("* Failures, heartbeats and failover; the kernel's own dentry revalidation; network contention beyond each node's NIC; the filesystem's other users.\n")
 	p("* Processes of a node are identical in the projection (one representative per node, its per-process filesystem operations issued %d times); on the host they are modelled one by one.\n", rep.Procs)
 	p("* The server is first come, first served slots and one shared bandwidth: no lock contention or caching inside the MDS.\n\n")
+}
+
+// mdCommands writes the commands that measured, calibrated and ran the model.
+func (rep *Report) mdCommands(p printf) {
 	p("### Commands\n\n")
 	if rep.MeasuredBy != "" {
 		p("    # the measured run (validation rows; its N=1 rows calibrate the costs)\n    %s\n", rep.MeasuredBy)
@@ -271,70 +216,4 @@ func (rep *Report) Markdown() string {
 		}
 	}
 	p("\nInputs: `%s` (costs, sources, the workload). Raw outputs: `model.json` of the run.\n", rep.CalibrationFile)
-	return b.String()
-}
-
-func count(ok bool, v int64) string {
-	if !ok {
-		return "–"
-	}
-	return fmt.Sprintf("%d", v)
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "**not met** (finding)"
-}
-
-// findings writes sentences computed from the rows: where the model says
-// time goes as N grows.
-func (rep *Report) findings(p func(string, ...any)) {
-	p("### Findings (computed from the rows above)\n\n")
-	var lo, hi Result
-	for _, x := range rep.Projection {
-		if x.Mode != ModeCopper {
-			continue
-		}
-		if lo.Nodes == 0 || x.Nodes < lo.Nodes {
-			lo = x
-		}
-		if x.Nodes > hi.Nodes {
-			hi = x
-		}
-	}
-	if lo.Nodes > 0 && hi.Nodes > lo.Nodes {
-		p("* Copper, one tree: from %d to %d nodes the first import goes from %s s to %s s, while the busiest root's requests go from %d to %d (fan-out %d → %d) and the filesystem sees %d metadata operations at every N.\n",
-			lo.Nodes, hi.Nodes, secsStr(lo.FirstS()), secsStr(hi.FirstS()), lo.RootRequests, hi.RootRequests, lo.TreeFanout, hi.TreeFanout, hi.MetaOps)
-	}
-	if d, ok := rep.find(ModeDirect, hi.Nodes); ok && hi.Nodes > 0 {
-		p("* Direct at %d nodes: %d metadata operations cold and %d warm (every process's opens reach the server), %s s and %s s at the projection's %.0f operations/s.\n",
-			d.Nodes, d.MetaOps, d.WarmMetaOps, secsStr(d.ColdS), secsStr(d.WarmS), rep.Reference.Capacity())
-	}
-	if st, ok := rep.find(ModeStaging, hi.Nodes); ok {
-		p("* Staging at %d nodes: its copies move %.0f MiB through the shared bandwidth, %s s before any process starts.\n", st.Nodes, float64(st.DataBytes)/(1<<20), secsStr(st.SetupS))
-	}
-	var worstT Result
-	for _, x := range rep.Variants {
-		if x.Trees > worstT.Trees || (x.Trees == worstT.Trees && x.ColdS > worstT.ColdS) {
-			worstT = x
-		}
-	}
-	if worstT.Trees > 1 {
-		p("* Several trees: %d trees at %d nodes make the filesystem serve %d metadata operations (%d per tree) and the cold run takes %s s against %s s with one tree: the roots queue at the same metadata server.\n",
-			worstT.Trees, worstT.Nodes, worstT.MetaOps, worstT.MetaOps/int64(worstT.Trees), secsStr(worstT.ColdS), secsStr(hi.ColdS))
-	}
-	for _, x := range rep.Large {
-		if x.Mode != ModeCopper || x.LargePath != LargeDirect {
-			continue
-		}
-		for _, y := range rep.Large {
-			if y.Mode == ModeCopper && y.LargePath == LargeChunked && y.Nodes == x.Nodes {
-				p("* Large files: at %d nodes a %.0f MiB file over `max_cacheable_bytes` costs %s s when every node reads it from the filesystem (%.0f MiB read) against %s s through the tree (%.0f MiB read).\n",
-					x.Nodes, float64(x.LargeBytes)/(1<<20), secsStr(x.FirstS()), float64(x.DataBytes)/(1<<20), secsStr(y.FirstS()), float64(y.DataBytes)/(1<<20))
-			}
-		}
-	}
-	p("\n")
 }

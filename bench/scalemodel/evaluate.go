@@ -1,0 +1,168 @@
+package scalemodel
+
+import (
+	"slices"
+	"strings"
+)
+
+// Evaluate runs the validation scenarios (the calibration's measured
+// rows, on the host's cores against the emulator) and the plan's
+// projection (own cores per node, the reference filesystem).
+func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
+	rep := &Report{Created: cal.Created, CalibrateCmd: cal.Command, MeasuredBy: cal.MeasuredBy, Costs: cal.Costs, Emulator: cal.Emulator, Reference: cal.Reference, Machine: cal.Machine,
+		Sources: cal.Sources, HostCores: cal.HostCores, HostAvailable: cal.HostAvailable, Procs: plan.Procs, ValidationProcs: cal.Procs,
+		TraceOps: len(cal.Workload.Ops), Tree: cal.Workload.Tree}
+	for _, step := range []func(*Calibration, Plan) error{rep.runValidation, rep.runProjection, rep.runVariants, rep.runSensitivity, rep.runLarge} {
+		if err := step(cal, plan); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// runValidation models each measured row's scenario on the host (as
+// loaded when measured, and idle) and sets the two side by side.
+func (rep *Report) runValidation(cal *Calibration, _ Plan) error {
+	type key struct {
+		mode  string
+		nodes int
+	}
+	models, idle := map[key]Result{}, map[key]Result{}
+	idleCal := *cal
+	idleCal.HostAvailable = float64(cal.HostCores)
+	for _, m := range cal.Measured {
+		if !slices.Contains(Modes, m.Mode) {
+			continue
+		}
+		k := key{m.Mode, m.Nodes}
+		r, ok := models[k]
+		if !ok {
+			var err error
+			r, err = Run(cal, Scenario{Mode: m.Mode, Nodes: m.Nodes, Procs: cal.Procs, Host: true})
+			if err != nil {
+				return err
+			}
+			models[k] = r
+			if idle[k], err = Run(&idleCal, Scenario{Mode: m.Mode, Nodes: m.Nodes, Procs: cal.Procs, Host: true}); err != nil {
+				return err
+			}
+		}
+		rep.addMeasured(m, r, idle[k])
+	}
+	slices.SortStableFunc(rep.Validation, func(a, b ValidationRow) int {
+		if a.Mode != b.Mode {
+			return slices.Index(Modes, a.Mode) - slices.Index(Modes, b.Mode)
+		}
+		if a.What != b.What {
+			return strings.Compare(a.What, b.What)
+		}
+		return a.Nodes - b.Nodes
+	})
+	return nil
+}
+
+// addMeasured adds measured row m's CPU, counter and time rows against
+// r, the model on the loaded host, and ri, the model on an idle one.
+func (rep *Report) addMeasured(m MeasuredRow, r, ri Result) {
+	add := func(what string, measured, modelled, modelledIdle float64) {
+		rep.Validation = append(rep.Validation, ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what,
+			Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle, Error: (modelled - measured) / measured, Command: m.Command})
+	}
+	if m.CPUS > 0 {
+		cpu := CPURow{Mode: m.Mode, Nodes: m.Nodes, Phase: m.Phase, Measured: m.CPUS, Modelled: r.ColdCPUS}
+		if m.Phase == "warm" {
+			cpu.Modelled = r.WarmCPUS
+		}
+		rep.CPU = append(rep.CPU, cpu)
+	}
+	if m.Mode != ModeStaging {
+		what, modelled := "cold metadata ops", r.MetaOps
+		if m.Phase == "warm" {
+			what, modelled = "warm metadata ops", r.WarmMetaOps
+		}
+		rep.Counts = append(rep.Counts, CountRow{Mode: m.Mode, Nodes: m.Nodes, What: what, Measured: m.MetaOps, Modelled: modelled})
+		if m.Phase == "cold" {
+			rep.Counts = append(rep.Counts, CountRow{Mode: m.Mode, Nodes: m.Nodes, What: "cold data bytes", Measured: m.Bytes, Modelled: r.DataBytes})
+		}
+	}
+	if m.Phase == "cold" {
+		add("cold run", m.RunS, r.ColdS, ri.ColdS)
+		if m.Mode != ModeDirect {
+			add("setup", m.SetupS, r.SetupS, ri.SetupS)
+		}
+	} else {
+		add("warm run", m.RunS, r.WarmS, ri.WarmS)
+	}
+}
+
+// runProjection models every mode at the plan's node counts.
+func (rep *Report) runProjection(cal *Calibration, plan Plan) error {
+	for _, mode := range Modes {
+		for _, n := range plan.Nodes {
+			r, err := Run(cal, Scenario{Mode: mode, Nodes: n, Procs: plan.Procs})
+			if err != nil {
+				return err
+			}
+			rep.Projection = append(rep.Projection, r)
+		}
+	}
+	return nil
+}
+
+// runVariants models copper's tree counts and fan-outs at the plan's
+// variant node counts.
+func (rep *Report) runVariants(cal *Calibration, plan Plan) error {
+	for _, n := range plan.VariantNodes {
+		for _, t := range plan.TreeCounts {
+			for _, f := range plan.Fanouts {
+				if t == 1 && f == 0 {
+					continue // the projection's own row
+				}
+				r, err := Run(cal, Scenario{Mode: ModeCopper, Nodes: n, Procs: plan.Procs, Trees: t, Fanout: f})
+				if err != nil {
+					return err
+				}
+				rep.Variants = append(rep.Variants, r)
+			}
+		}
+	}
+	return nil
+}
+
+// runSensitivity models direct and copper on metadata servers faster
+// or slower than the reference by the plan's factors.
+func (rep *Report) runSensitivity(cal *Calibration, plan Plan) error {
+	for _, f := range plan.Capacity {
+		c := *cal
+		c.Reference.MetadataService /= f
+		for _, mode := range []string{ModeDirect, ModeCopper} {
+			r, err := Run(&c, Scenario{Mode: mode, Nodes: plan.SensitivityNodes, Procs: plan.Procs})
+			if err != nil {
+				return err
+			}
+			rep.Sensitivity = append(rep.Sensitivity, Sensitivity{Factor: f, Result: r})
+		}
+	}
+	return nil
+}
+
+// runLarge models the large-file variant: direct, and copper on each
+// large-file path.
+func (rep *Report) runLarge(cal *Calibration, plan Plan) error {
+	if plan.LargeBytes <= 0 {
+		return nil
+	}
+	for _, n := range plan.LargeNodes {
+		for _, sc := range []Scenario{
+			{Mode: ModeDirect}, {Mode: ModeCopper, LargePath: LargeDirect}, {Mode: ModeCopper, LargePath: LargeChunked},
+		} {
+			sc.Nodes, sc.Procs, sc.LargeBytes = n, plan.Procs, plan.LargeBytes
+			r, err := Run(cal, sc)
+			if err != nil {
+				return err
+			}
+			rep.Large = append(rep.Large, r)
+		}
+	}
+	return nil
+}
