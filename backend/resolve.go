@@ -146,3 +146,28 @@ func openTarget(target string) (int, error) {
 	}
 	return -1, fmt.Errorf("target %s: %w", target, err)
 }
+
+// OpenBeneath opens the view path view (absolute and clean) beneath
+// target with flags, following no symlink in any component below target
+// (ELOOP), as the backend's own lookups do: for callers outside a
+// Backend, such as a mount reading a large file straight from the host,
+// where a name swapped for a symlink must not lead anywhere else. The
+// descriptor is O_CLOEXEC.
+func OpenBeneath(target, view string, flags int) (int, error) {
+	root, err := openTarget(target)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(root)
+	rel := "."
+	if view != "/" {
+		rel = strings.TrimPrefix(view, "/")
+	}
+	rs := resolver{openat2: unix.Openat2}
+	if has, err := probeOpenat2(root, unix.Openat2, target); err != nil {
+		return -1, err
+	} else if !has {
+		rs.openat2 = nil
+	}
+	return rs.open(root, rel, flags)
+}

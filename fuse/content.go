@@ -7,6 +7,7 @@ import (
 
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/hpc-copper/copper/backend"
 	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/op"
 )
@@ -67,12 +68,12 @@ func (d DirectFiles) Check(_ context.Context, viewPath string, attr op.Attr) sys
 // over the path. O_NOFOLLOW: the view saw a regular file at this path,
 // so a symlink there now is a change, not a file.
 func (d DirectFiles) Open(_ context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno) {
-	host := filepath.Join(d.Target, viewPath)
-	var fd int
-	err := osutil.RetryEINTR(func() (err error) {
-		fd, err = syscall.Open(host, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-		return err
-	})
+	// Beneath the target, no symlink in any component: a name on the
+	// way swapped for a symlink after the view was built answers ELOOP
+	// instead of opening a file outside the target (allow_other mounts
+	// serve other users). O_NONBLOCK: a FIFO swapped in for the file
+	// must not block the daemon in open (the type check refuses it).
+	fd, err := backend.OpenBeneath(d.Target, viewPath, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK)
 	if err != nil {
 		if errno := errnoOf(err); !goneErrno(errno) {
 			return nil, errno
