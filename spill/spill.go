@@ -265,6 +265,34 @@ func (s *Store) ReadAt(key string, dest []byte, off int64) (n int, ok bool) {
 	return n, true
 }
 
+// Open opens the held chunk key's file for reading, for a caller that
+// hands the kernel the file rather than its bytes (a splice into
+// /dev/fuse). A chunk file is immutable once renamed into place and its
+// name is a hash of the key (path, version, index), so the open file
+// keeps that chunk's bytes even if it is evicted or the disk is turned
+// off meanwhile. ok is false when the chunk is not held or the store
+// keeps chunks in memory; the caller closes f.
+func (s *Store) Open(key string) (f *os.File, size int64, ok bool) {
+	s.mu.Lock()
+	e, held := s.entries[key]
+	if !held || !s.disk {
+		s.mu.Unlock()
+		return nil, 0, false
+	}
+	s.lru.MoveToFront(e)
+	size = e.Value.(*entry).size
+	name := s.file(key)
+	s.mu.Unlock()
+	// Evicted between the unlock and the open: a miss.
+	f, err := os.Open(name)
+	if err != nil {
+		s.misses.Add(1)
+		return nil, 0, false
+	}
+	s.hits.Add(1)
+	return f, size, true
+}
+
 // Load returns the whole held chunk key.
 func (s *Store) Load(key string) ([]byte, bool) {
 	s.mu.Lock()

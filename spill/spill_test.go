@@ -160,3 +160,30 @@ func TestSweepRemovesOnlyDeadRuns(t *testing.T) {
 	assert.DirExists(t, odd, "nor one without a lock file")
 	assert.DirExists(t, next.Dir())
 }
+
+// TestOpenKeepsTheChunk: a chunk file handed out by Open keeps its
+// bytes after the store evicts the chunk; a chunk not held, or a store
+// in memory, opens nothing.
+func TestOpenKeepsTheChunk(t *testing.T) {
+	s := Open(Config{Dir: t.TempDir(), BudgetBytes: 8, MemoryBytes: 8})
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	s.Put("a", []byte("aaaaaaaa"))
+	f, size, ok := s.Open("a")
+	require.True(t, ok)
+	defer f.Close()
+	require.EqualValues(t, 8, size)
+	s.Put("b", []byte("bbbbbbbb")) // evicts a
+	require.False(t, s.Has("a"))
+	got := make([]byte, 8)
+	_, err := f.ReadAt(got, 0)
+	require.NoError(t, err)
+	require.Equal(t, "aaaaaaaa", string(got))
+	_, _, ok = s.Open("a")
+	require.False(t, ok, "an evicted chunk")
+
+	mem := Open(Config{MemoryBytes: 8})
+	t.Cleanup(func() { require.NoError(t, mem.Close()) })
+	mem.Put("a", []byte("aaaaaaaa"))
+	_, _, ok = mem.Open("a")
+	require.False(t, ok, "a store in memory has no files")
+}
