@@ -56,6 +56,8 @@ func run(args []string) int {
 	workloads := fs.String("workloads", "replay,import,large", "comma-separated workloads: replay, import, large (issue #10: N nodes read one large file)")
 	largeBytes := fs.Int64("large-bytes", 0, "large workload: the file's size (default 256 MiB quick, 1 GiB full)")
 	largeNodes := fs.Int("large-nodes", 0, "large workload: readers, one per node (default 8 quick, 32 full)")
+	largeScaleBytes := fs.Int64("large-scale-bytes", -1, "large workload, scale model: the file's size, 0 = no scale-model passes (default 64 MiB quick, 256 MiB full)")
+	largeRefBandwidth := fs.Int64("large-ref-bandwidth", 0, "large workload, scale model: bytes/s of the reference server, one OST (default 5e9)")
 	replayNodes := fs.IntSlice("replay-nodes", nil, "node counts for the replay workload (default: the set's)")
 	importNodes := fs.IntSlice("import-nodes", nil, "node counts for the real import (default: the set's)")
 	procs := fs.Int("procs", 0, "processes per node (default 4)")
@@ -118,6 +120,12 @@ func run(args []string) int {
 	}
 	if *largeBytes > 0 {
 		cfg.Large.Bytes = *largeBytes
+	}
+	if *largeScaleBytes >= 0 {
+		cfg.Large.ScaleBytes = *largeScaleBytes
+	}
+	if *largeRefBandwidth > 0 {
+		cfg.Large.RefServerBandwidth = *largeRefBandwidth
 	}
 	if *largeNodes > 0 {
 		cfg.Large.Nodes = *largeNodes
