@@ -30,7 +30,10 @@ func TestLargeReadsAndTerminalIoctlsThroughMount(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 3*limit/16+100)
 	require.NoError(t, os.WriteFile(filepath.Join(src, "big.bin"), big, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(src, "small.py"), []byte("x = 1\n"), 0o644))
-	p := startProfiledNode(t, src, func(s *config.Settings) { s.MaxCacheableBytes = limit })
+	p := startProfiledNode(t, src, func(s *config.Settings) {
+		s.MaxCacheableBytes = limit
+		s.LargeFiles = "direct" // read straight from the target, as Copper 1.0
+	})
 
 	require.NoError(t, within(t, "read big.bin", func() error {
 		got, err := os.ReadFile(filepath.Join(p.mnt, "big.bin"))
