@@ -648,7 +648,7 @@ func (res *Results) largeSection(b *strings.Builder) {
 	w("| direct | %.2f s | %d | %.2f |\n", l.DirectS, l.DirectBackendBytes, float64(l.DirectBackendBytes)/float64(l.FileBytes))
 	w("| copper (cold; tree start %.2f s not included) | %.2f s | %d | %.2f |\n\n", l.CopperSetupS, l.CopperS, l.CopperBackendBytes,
 		float64(l.CopperBackendBytes)/float64(l.FileBytes))
-	w("Direct mode's time is the emulator's bandwidth model (its clients wait, using no CPU); copper's is the work of %d "+
+	w("Direct mode's time is the emulator's bandwidth model (its readers wait; the emulator's own CPU is in the passes table below); copper's is the work of %d "+
 		"copper-node daemons moving %d MiB each (TCP to their children, the chunk store, FUSE) on this machine's %d cores "+
 		"at the load average in the header, where on a cluster each node has its own.\n\n", l.Nodes, l.FileBytes>>20, res.Machine.Cores)
 	w("Warm, on rank %d's mount after the cold read, against the same file in this host's page cache, "+
