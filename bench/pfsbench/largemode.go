@@ -163,6 +163,12 @@ type LargeResult struct {
 	WarmMmapFaults   int64 `json:"warm_mmap_faults"`
 	NativeMmapFaults int64 `json:"native_mmap_faults"`
 
+	// One reader on a non-root mount: a file no node has read, fetched
+	// through the tree (cold), then the same file with the mount's pages
+	// dropped, read from the node's chunk store (median).
+	ServedColdMiBs  float64 `json:"served_cold_mib_s"`
+	ServedSpillMiBs float64 `json:"served_spill_mib_s"`
+
 	// Passes with their bounds: today's (model "machine") and the scale
 	// model's (see LargeConfig).
 	Passes             []LargeModeRow `json:"passes"`
@@ -180,6 +186,9 @@ type LargeResult struct {
 const (
 	largeFile      = "large/big.bin"
 	largeScaleFile = "large/scale.bin"
+	// largeServedFile is read by one node only, after the N-node pass:
+	// written with the others, before any tree lists its directory.
+	largeServedFile = "large/served.bin"
 )
 
 // writeLargeFile writes n bytes of a fixed pattern that differs in every
@@ -223,6 +232,44 @@ func readSum(path string) (int64, uint32, error) {
 	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
 	return n, h.Sum32(), err
+}
+
+// servedReads reads path (a file no node has read) once, then rounds
+// times more with the mount's pages of it dropped before each read, so
+// that every READ reaches copper-node and is answered from its chunk
+// store; it returns the cold and the median chunk-store MiB/s.
+// posix_fadvise(DONTNEED) drops a FUSE file's clean pages (the kernel's
+// generic fadvise), and only this mount's: no global drop_caches.
+func servedReads(path string, size int64, sum uint32, rounds int) (cold, spill float64, err error) {
+	read := func() (float64, error) {
+		start := time.Now()
+		n, got, err := readSum(path)
+		if err != nil || n != size || got != sum {
+			return 0, fmt.Errorf("read %s: %d bytes crc32c %08x: %v", path, n, got, err)
+		}
+		return mibPerS(n, time.Since(start)), nil
+	}
+	if cold, err = read(); err != nil {
+		return 0, 0, err
+	}
+	var v []float64
+	for range rounds {
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, 0, err
+		}
+		err = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		f.Close()
+		if err != nil {
+			return 0, 0, fmt.Errorf("drop the pages of %s: %w", path, err)
+		}
+		m, err := read()
+		if err != nil {
+			return 0, 0, err
+		}
+		v = append(v, m)
+	}
+	return cold, medianF(v), nil
 }
 
 // readersAt reads the file once from each of paths at the same time and
@@ -297,9 +344,10 @@ type largeStatus struct {
 	Node struct {
 		Rank   int `json:"rank"`
 		Chunks *struct {
-			Fetched int64 `json:"fetched"`
-			Served  int64 `json:"served"`
-			Store   struct {
+			Fetched    int64 `json:"fetched"`
+			Served     int64 `json:"served"`
+			LocalBytes int64 `json:"local_bytes"`
+			Store      struct {
 				Mode        string `json:"mode"`
 				Bytes       int64  `json:"bytes"`
 				BudgetBytes int64  `json:"budget_bytes"`
@@ -329,6 +377,7 @@ func (r *runner) runLarge(ctx context.Context) {
 	}
 	_ = os.Remove(filepath.Join(r.backing, largeFile))
 	_ = os.Remove(filepath.Join(r.backing, largeScaleFile))
+	_ = os.Remove(filepath.Join(r.backing, largeServedFile))
 }
 
 func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) error {
@@ -338,6 +387,10 @@ func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) er
 	}
 	r.progress("large file: writing %d MiB", lc.Bytes>>20)
 	sum, err := writeLargeFile(host, lc.Bytes)
+	if err != nil {
+		return err
+	}
+	servedSum, err := writeLargeFile(filepath.Join(r.backing, largeServedFile), lc.Bytes)
 	if err != nil {
 		return err
 	}
@@ -412,6 +465,27 @@ func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) er
 	res.WarmSeqMiBs, res.NativeSeqMiBs = medianF(seq), medianF(nseq)
 	res.WarmMmapMiBs, res.NativeMmapMiBs = medianF(mm), medianF(nmm)
 	res.WarmMmapFaults, res.NativeMmapFaults = int64(medianF(flt)), int64(medianF(nflt))
+
+	// Served: one reader on the same mount, a file no node has read.
+	leafMount := tree.mounts[len(tree.mounts)-1]
+	served := filepath.Join(leafMount, largeServedFile)
+	r.progress("large file: one reader, %s cold, then from its node's chunk store, %d rounds", served, lc.WarmRounds)
+	before, err := r.chunkLocalBytes(ctx, leafMount)
+	if err != nil {
+		return err
+	}
+	if res.ServedColdMiBs, res.ServedSpillMiBs, err = servedReads(served, lc.Bytes, servedSum, lc.WarmRounds); err != nil {
+		return err
+	}
+	after, err := r.chunkLocalBytes(ctx, leafMount)
+	if err != nil {
+		return err
+	}
+	// Every read must have reached copper-node, or the chunk-store
+	// figure would be the page cache's.
+	if want := int64(lc.WarmRounds+1) * lc.Bytes; after-before < want {
+		return fmt.Errorf("served reads of %s: copper-node read %d bytes for the mount, want ≥ %d (pages not dropped?)", served, after-before, want)
+	}
 	if err := r.cleanup.popTo(copperMark); err != nil {
 		return err
 	}
@@ -515,6 +589,23 @@ func (r *runner) largeCopper(ctx context.Context, lc LargeConfig, file string, s
 	row.WallS, row.BackendBytes = d.Seconds(), snap.Model.DataBytes
 	row.judge(runtime.NumCPU())
 	return row, tree, nil
+}
+
+// chunkLocalBytes is the large-file bytes mount's copper-node has read
+// for its own mount (stats chunks.local_bytes).
+func (r *runner) chunkLocalBytes(ctx context.Context, mount string) (int64, error) {
+	res, err := runBounded(ctx, 30*time.Second, r.copperEnv(), filepath.Join(r.cfg.Bin, "copper-node"), "stats", "--mount", mount, "--json")
+	if err != nil {
+		return 0, err
+	}
+	var st largeStatus
+	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
+		return 0, fmt.Errorf("copper-node stats --mount %s --json: %w", mount, err)
+	}
+	if st.Node.Chunks == nil {
+		return 0, fmt.Errorf("%s: no chunk store in its stats", mount)
+	}
+	return st.Node.Chunks.LocalBytes, nil
 }
 
 // largeMemory reads every node's RSS and chunk store.
@@ -659,6 +750,11 @@ func (res *Results) largeSection(b *strings.Builder) {
 		w("The warm copper numbers are the kernel's page cache of the FUSE inode (no passthrough, see docs/DESIGN.md): " +
 			"no request reaches copper-node; a mapping of it is filled page fault by page fault, the native one by the local " +
 			"file system's own fault path.\n\n")
+	}
+	if l.ServedColdMiBs > 0 {
+		w("One reader on rank %d's mount (1 MiB reads): a %d MiB file no node had read, fetched through the tree, %.0f MiB/s; "+
+			"the same file with the mount's pages of it dropped (posix_fadvise DONTNEED), every READ answered from the node's chunk "+
+			"store, %.0f MiB/s (median of %d).\n\n", l.Nodes-1, l.FileBytes>>20, l.ServedColdMiBs, l.ServedSpillMiBs, l.WarmRounds)
 	}
 	if l.WarmMmapFaults > 0 && l.NativeMmapFaults > 0 {
 		mibs := float64(l.FileBytes) / (1 << 20)

@@ -171,6 +171,8 @@ func TestRunEndToEnd(t *testing.T) {
 		assert.LessOrEqual(t, m.SpillBytes, m.SpillBudget)
 	}
 	assert.True(t, strings.HasPrefix(res.Large.KernelPath, "page_cache ("), res.Large.KernelPath)
+	assert.Positive(t, res.Large.ServedColdMiBs)
+	assert.Positive(t, res.Large.ServedSpillMiBs)
 	assert.Positive(t, res.Large.WarmMmapFaults)
 	assert.Positive(t, res.Large.NativeMmapFaults)
 	require.Len(t, res.Large.Passes, 4)
@@ -209,6 +211,7 @@ func TestRunEndToEnd(t *testing.T) {
 	assert.Contains(t, string(md), "### Reading the results (computed from this run)")
 	assert.Contains(t, string(md), "### Large files through the tree (issue #10)")
 	assert.Contains(t, string(md), "| scale | direct | 3 | 4 | 64.0 |")
+	assert.Contains(t, string(md), "One reader on rank 2's mount")
 	assert.Contains(t, string(md), "Scale model: on the reference machine, 6 nodes")
 	assert.Contains(t, progress.String(), "copper N=2 replay cold")
 	assert.True(t, strings.HasPrefix(string(md), "## "), "a fragment to include under the document's title")
