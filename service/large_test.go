@@ -402,6 +402,8 @@ func TestLargeFilesStatusReportsKernel(t *testing.T) {
 	assert.Equal(t, "page_cache", st.KernelPath)
 	assert.Equal(t, int64(testChunk), st.ChunkBytes)
 	assert.Equal(t, want, st.KernelOffersPassthrough, "the kernel's offer at mount time")
+	require.Zero(t, os.Geteuid(), "the readahead window above 128 KiB is set as root")
+	assert.Equal(t, c.nodes[0].Settings.MaxReadaheadB, st.ReadaheadBytes, "max_readahead_bytes, set through the mount's bdi")
 }
 
 // kernelConfigHas reports whether the running kernel's build
