@@ -189,7 +189,12 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 	if opts.MaxReadahead > kernelReadaheadCap {
 		// Not fatal: a view that cannot raise it reads in 128 KiB READs.
 		if readahead, err = raiseReadahead(mountpoint, opts.MaxReadahead); err != nil {
-			fsys.logger.Warn("copper view keeps the kernel's readahead window", "mount", mountpoint, "err", err)
+			// Not root is the usual case on a cluster: said once, not warned.
+			level := slog.LevelWarn
+			if errors.Is(err, os.ErrPermission) {
+				level = slog.LevelInfo
+			}
+			fsys.logger.Log(context.Background(), level, "copper view keeps the kernel's readahead window", "mount", mountpoint, "err", err)
 			readahead = max(readahead, kernelReadaheadCap)
 		}
 	} else if opts.MaxReadahead > 0 {

@@ -24,6 +24,14 @@ const kernelReadaheadCap = 128 << 10
 // sequential read into MaxRead-sized READs instead of 128 KiB ones.
 // It returns the window in effect afterwards.
 func raiseReadahead(mountpoint string, want int) (int, error) {
+	// Only ever a FUSE superblock's bdi: never the disk's under it.
+	var fs unix.Statfs_t
+	if err := unix.Statfs(mountpoint, &fs); err != nil {
+		return 0, fmt.Errorf("readahead of %s: %w", mountpoint, err)
+	}
+	if fs.Type != unix.FUSE_SUPER_MAGIC {
+		return 0, fmt.Errorf("readahead of %s: not a FUSE mount (file system type %#x)", mountpoint, fs.Type)
+	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(mountpoint, &st); err != nil {
 		return 0, fmt.Errorf("readahead of %s: %w", mountpoint, err)

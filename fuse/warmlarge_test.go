@@ -66,3 +66,10 @@ func TestWarmLargeFileStaysInTheKernel(t *testing.T) {
 	}
 	assert.Equal(t, cold, requestCounts(trace.String())["READ"], "READs of the warm reads and maps")
 }
+
+// TestRaiseReadaheadOnlyOnFUSE: the readahead window is only ever set
+// on a FUSE mount's bdi, never on the disk under a plain directory.
+func TestRaiseReadaheadOnlyOnFUSE(t *testing.T) {
+	_, err := raiseReadahead(t.TempDir(), 1<<20)
+	require.ErrorContains(t, err, "not a FUSE mount")
+}
