@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"context"
+	"os"
 	"sync/atomic"
 	"syscall"
 
@@ -17,6 +18,15 @@ type ChunkSource interface {
 	ReadChunk(ctx context.Context, req op.ChunkReq, dest []byte, off int64) (int, syscall.Errno)
 }
 
+// ChunkFileSource is a ChunkSource that can hand over the file holding
+// a chunk (node.Node, with a chunk store on disk), so that a read is
+// spliced from it into /dev/fuse rather than copied through a buffer.
+// A nil file with no errno: read the chunk with ReadChunk instead.
+type ChunkFileSource interface {
+	ChunkSource
+	ChunkFile(ctx context.Context, req op.ChunkReq, off int64, size int) (*os.File, syscall.Errno)
+}
+
 // ChunkedFiles serves files over MaxCacheable in chunks through the tree:
 // each node fetches a chunk once from its parent (the root from the
 // backing file system), keeps it in its chunk store and serves it to its
@@ -28,7 +38,18 @@ type ChunkedFiles struct {
 	Source     ChunkSource
 	ChunkBytes int64
 	Opened     *atomic.Int64 // counts Opens; nil ok
+	// Splice lets reads that lie within one chunk and fit a pipe
+	// (maxSpliceRead) be spliced from the chunk's file when Source is a
+	// ChunkFileSource; go-fuse copies them itself if splicing fails.
+	Splice bool
 }
+
+// maxSpliceRead is the largest read go-fuse can splice: it sends the
+// reply header and the data through one pipe of at most
+// /proc/sys/fs/pipe-max-size (1 MiB by default; go-fuse will not go
+// beyond it even for root) and wants a page to spare. A larger read is
+// copied.
+const maxSpliceRead = 1<<20 - 2*4096
 
 // Open returns the content of attr's version of viewPath.
 func (c ChunkedFiles) Open(_ context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno) {
@@ -59,6 +80,9 @@ func (c chunkedContent) Read(ctx context.Context, dest []byte, off int64) (gofus
 	}
 	dest = dest[:min(int64(len(dest)), size-off)]
 	cb := c.files.ChunkBytes
+	if r, ok := c.spliced(ctx, off, len(dest)); ok {
+		return r, 0
+	}
 	n := 0
 	for n < len(dest) {
 		pos := off + int64(n)
@@ -75,6 +99,53 @@ func (c chunkedContent) Read(ctx context.Context, dest []byte, off int64) (gofus
 		n += m
 	}
 	return gofuse.ReadResultData(dest[:n]), 0
+}
+
+// spliced answers a read within one chunk with the chunk's file, if the
+// source can hand it over; ok false: copy instead. The file is held
+// open until go-fuse has sent the reply, so the bytes are those of the
+// chunk (and version) asked for even if the store evicts it meanwhile.
+func (c chunkedContent) spliced(ctx context.Context, off int64, n int) (gofuse.ReadResult, bool) {
+	src, ok := c.files.Source.(ChunkFileSource)
+	cb := c.files.ChunkBytes
+	if !c.files.Splice || !ok || n == 0 || n > maxSpliceRead || off/cb != (off+int64(n)-1)/cb {
+		return nil, false
+	}
+	req := op.ChunkReq{Path: c.path, Version: c.version, Index: off / cb, Bytes: cb}
+	within := off - req.Off()
+	if within+int64(n) > req.Len() {
+		return nil, false
+	}
+	f, errno := src.ChunkFile(ctx, req, within, n)
+	if errno != 0 || f == nil {
+		return nil, false // the copy path reads it again and reports its errno
+	}
+	return &chunkFileResult{f: f, off: within, n: n}, true
+}
+
+// chunkFileResult is a read answered from a chunk file: go-fuse splices
+// it (Seekable) or, failing that, reads it (Bytes); Done closes it.
+type chunkFileResult struct {
+	f   *os.File
+	off int64
+	n   int
+}
+
+func (r *chunkFileResult) Seekable() (uintptr, int64, int) { return r.f.Fd(), r.off, r.n }
+func (r *chunkFileResult) Size() int                       { return r.n }
+func (r *chunkFileResult) Done()                           { _ = r.f.Close() }
+
+// Bytes reads the whole range: a chunk file is never shorter than its
+// version says, so a short read is an error, not an end of file.
+func (r *chunkFileResult) Bytes(buf []byte) ([]byte, gofuse.Status) {
+	if cap(buf) < r.n {
+		buf = make([]byte, r.n)
+	}
+	buf = buf[:r.n]
+	if _, err := r.f.ReadAt(buf, r.off); err != nil {
+		return nil, gofuse.EIO
+	}
+	return buf, gofuse.OK
 }
 
 func (chunkedContent) Release() syscall.Errno { return 0 }

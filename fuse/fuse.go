@@ -98,9 +98,15 @@ type Mounted struct {
 	mountpoint string
 	logger     *slog.Logger
 
+	readahead int // the kernel's readahead window for this mount, bytes
+
 	mu        sync.Mutex
 	unmounted bool
 }
+
+// ReadaheadBytes returns the readahead window the kernel uses for this
+// mount (max_readahead_bytes if it could be set, see raiseReadahead).
+func (m *Mounted) ReadaheadBytes() int { return m.readahead }
 
 // Mount validates opts, mounts the view at opts.Mount and serves it in
 // the background until Unmount.
@@ -179,9 +185,25 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 	if err := server.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
 	}
+	readahead := kernelReadaheadCap
+	if opts.MaxReadahead > kernelReadaheadCap {
+		// Not fatal: a view that cannot raise it reads in 128 KiB READs.
+		if readahead, err = raiseReadahead(mountpoint, opts.MaxReadahead); err != nil {
+			// Not root is the usual case on a cluster: said once, not warned.
+			level := slog.LevelWarn
+			if errors.Is(err, os.ErrPermission) {
+				level = slog.LevelInfo
+			}
+			fsys.logger.Log(context.Background(), level, "copper view keeps the kernel's readahead window", "mount", mountpoint, "err", err)
+			readahead = max(readahead, kernelReadaheadCap)
+		}
+	} else if opts.MaxReadahead > 0 {
+		readahead = opts.MaxReadahead
+	}
 	fsys.logger.Info("copper view mounted", "mount", mountpoint, "target", fsys.target,
-		"guarded", fsys.guards, "direct_mount", asRoot)
-	return &Mounted{server: server, fsys: fsys, root: root, mountpoint: mountpoint, logger: fsys.logger}, nil
+		"guarded", fsys.guards, "direct_mount", asRoot, "readahead_bytes", readahead)
+	return &Mounted{server: server, fsys: fsys, root: root, mountpoint: mountpoint, logger: fsys.logger,
+		readahead: readahead}, nil
 }
 
 // checkMountpoint gives a precise error for the usual failures before

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -154,6 +155,42 @@ func (n *Node) ReadChunk(ctx context.Context, req op.ChunkReq, dest []byte, off 
 	m := copy(dest, r.Data[min(off, int64(len(r.Data))):])
 	c.localBytes.Add(int64(m))
 	return m, 0
+}
+
+// ChunkFile returns the chunk store's open file of chunk req, fetching
+// the chunk first if it is not held, for a read through this node's
+// mount that hands the kernel the file (a splice) instead of copying
+// its bytes; n is the bytes the read takes from it. A nil file with no
+// errno means the store keeps chunks in memory or just evicted this
+// one: read it with ReadChunk. The caller closes the file.
+func (n *Node) ChunkFile(ctx context.Context, req op.ChunkReq, off int64, size int) (*os.File, syscall.Errno) {
+	c := n.chunks
+	if c == nil {
+		return nil, syscall.ENOSYS
+	}
+	if !c.valid(req) {
+		return nil, syscall.EINVAL
+	}
+	if c.store.Dir() == "" {
+		return nil, 0 // chunks in memory: no file to hand over
+	}
+	if off < int64(size) {
+		n.readahead(ctx, req) // the first read of a chunk
+	}
+	f, _, ok := c.store.Open(req.Key())
+	if ok {
+		n.hits[op.Chunk].Add(1)
+	} else {
+		n.misses[op.Chunk].Add(1)
+		if r := n.chunkFlight(ctx, req); !r.OK() {
+			return nil, r.Errno
+		}
+		if f, _, ok = c.store.Open(req.Key()); !ok {
+			return nil, 0
+		}
+	}
+	c.localBytes.Add(int64(size))
+	return f, 0
 }
 
 // chunkFlight fetches req once per node whoever asks, stores it and

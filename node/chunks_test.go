@@ -88,3 +88,41 @@ func TestChunkChain(t *testing.T) {
 		assert.EqualValues(t, 1, n.Stats().Chunks.Stale)
 	}
 }
+
+// TestChunkFile: a leaf with its chunk store on disk hands over the
+// chunk's file (fetched through the tree once), with the chunk's bytes;
+// a store in memory hands over nothing (the caller copies), and a
+// changed file answers ESTALE.
+func TestChunkFile(t *testing.T) {
+	dir := sourceDir(t)
+	root := newRoot(t, dir)
+	root.chunks = newChunkState(spill.Open(spill.Config{MemoryBytes: 1 << 20}), 0, 4)
+	leaf := newChild(t, 1, &direct{n: root})
+	disk := spill.Open(spill.Config{Dir: t.TempDir(), BudgetBytes: 1 << 20, MemoryBytes: 1 << 20})
+	t.Cleanup(func() { require.NoError(t, disk.Close()) })
+	leaf.chunks = newChunkState(disk, 0, 4)
+
+	attr := leaf.Get(context.Background(), op.Getattr, "/pkg/__init__.py").Attr
+	req := op.ChunkReq{Path: "/pkg/__init__.py", Version: op.VersionOf(attr), Index: 0, Bytes: 4}
+	for range 2 {
+		f, errno := leaf.ChunkFile(context.Background(), req, 0, 4)
+		require.Zero(t, errno)
+		require.NotNil(t, f)
+		buf := make([]byte, 4)
+		_, err := f.ReadAt(buf, 0)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		assert.Equal(t, "x = ", string(buf))
+	}
+	assert.EqualValues(t, 1, leaf.Stats().Chunks.Fetched)
+	assert.EqualValues(t, 8, leaf.Stats().Chunks.LocalBytes)
+
+	f, errno := root.ChunkFile(context.Background(), req, 0, 4)
+	assert.Zero(t, errno)
+	assert.Nil(t, f, "a store in memory has no file to hand over")
+
+	stale := req
+	stale.Version.MtimeNs++
+	_, errno = leaf.ChunkFile(context.Background(), stale, 0, 4)
+	assert.Equal(t, syscall.ESTALE, errno)
+}

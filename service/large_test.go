@@ -27,6 +27,7 @@ import (
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/node"
 	"github.com/hpc-copper/copper/op"
+	"github.com/hpc-copper/copper/profile"
 )
 
 const testChunk = 64 << 10
@@ -268,6 +269,14 @@ func TestMountLargeSpillUnusable(t *testing.T) {
 				assert.EqualValues(t, 1, cs.Store.Failures, "rank %d: found unusable once", r)
 			}
 			assert.Contains(t, c.logs.String(), "chunk spill directory unusable")
+
+			// Copper 1.0's clear-cache command frees the chunks kept in memory.
+			require.Positive(t, chunkStats(t, c.nodes[1].Node().Stats()).Store.Bytes)
+			ioctl(t, filepath.Join(mounts[1], "big"), profile.IoctlClearCaches)
+			assert.Zero(t, chunkStats(t, c.nodes[1].Node().Stats()).Store.Bytes, "ioctl 100 frees the chunks in memory")
+			got, err := os.ReadFile(filepath.Join(mounts[1], "big"))
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(data, got), "after ioctl 100")
 		})
 	}
 }
@@ -393,6 +402,8 @@ func TestLargeFilesStatusReportsKernel(t *testing.T) {
 	assert.Equal(t, "page_cache", st.KernelPath)
 	assert.Equal(t, int64(testChunk), st.ChunkBytes)
 	assert.Equal(t, want, st.KernelOffersPassthrough, "the kernel's offer at mount time")
+	require.Zero(t, os.Geteuid(), "the readahead window above 128 KiB is set as root")
+	assert.Equal(t, c.nodes[0].Settings.MaxReadaheadB, st.ReadaheadBytes, "max_readahead_bytes, set through the mount's bdi")
 }
 
 // kernelConfigHas reports whether the running kernel's build

@@ -33,7 +33,7 @@ func newCollector(svc *Service, s config.Settings, rnk int, o Options) *profile.
 		Logger:           svc.log,
 		// svc.node is set before anything can ask (Start wires it next).
 		Stats:      func() node.Stats { return svc.node.Stats() },
-		ClearCache: svc.cache.Clear,
+		ClearCache: svc.clearCaches,
 		LargeReads: func() profile.LargeReads { return largeReads(svc.directReads.Stats()) },
 	})
 }
@@ -82,3 +82,13 @@ func (svc *Service) snapshot(tag string) {
 
 // Profile is the node's profiler.
 func (svc *Service) Profile() *profile.Collector { return svc.prof }
+
+// clearCaches is Copper 1.0's clear-cache command (ioctl 100): the
+// cache, and the chunks the chunk store keeps in memory when its spill
+// directory is unusable (chunk files on disk stay: see spill.DropMemory).
+func (svc *Service) clearCaches() {
+	svc.cache.Clear()
+	if svc.chunks != nil {
+		svc.chunks.DropMemory()
+	}
+}

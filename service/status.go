@@ -49,8 +49,12 @@ type LargeFilesStatus struct {
 	KernelPath string `json:"kernel_path"`
 	// KernelOffersPassthrough is whether this mount's kernel offered
 	// FUSE passthrough at mount time (unused either way).
-	KernelOffersPassthrough bool  `json:"kernel_offers_passthrough"`
-	Opened                  int64 `json:"opened"` // large files opened through the mount (chunked)
+	KernelOffersPassthrough bool `json:"kernel_offers_passthrough"`
+	// ReadaheadBytes is the kernel's readahead window for this mount:
+	// max_readahead_bytes once copper-node could set it (root), else the
+	// kernel's 128 KiB.
+	ReadaheadBytes int   `json:"readahead_bytes"`
+	Opened         int64 `json:"opened"` // large files opened through the mount (chunked)
 }
 
 // LargeFiles is how this node serves files over max_cacheable_bytes.
@@ -61,6 +65,7 @@ func (svc *Service) LargeFiles() LargeFilesStatus {
 	}
 	if svc.mounted != nil {
 		st.KernelOffersPassthrough = svc.mounted.KernelOffersPassthrough()
+		st.ReadaheadBytes = svc.mounted.ReadaheadBytes()
 	}
 	return st
 }

@@ -115,10 +115,17 @@ func lockRunDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// sweep removes the run directories in base, other than ours, whose
-// lock file can be locked (their store is gone) and that we own; it
-// returns how many it removed. Anything else (no lock file yet, another
-// owner, a symlink) is left alone.
+// noLockGrace is how old a run directory without a lock file must be
+// for a sweep to remove it. A store locks its directory right after
+// making it, so one without a lock for this long is of a run killed in
+// between, never of a live one.
+const noLockGrace = 10 * time.Minute
+
+// sweep removes the run directories in base, other than ours, that we
+// own and whose lock file can be locked (their store is gone) or that
+// have had no lock file for noLockGrace; it returns how many it
+// removed. Anything else (a lock held, a young directory without one,
+// another owner, a symlink) is left alone.
 func sweep(base, ours string) int {
 	entries, err := os.ReadDir(base)
 	if err != nil {
@@ -135,6 +142,12 @@ func sweep(base, ours string) int {
 			continue
 		}
 		fd, err := syscall.Open(filepath.Join(dir, lockName), syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		if err == syscall.ENOENT {
+			if time.Since(time.Unix(st.Mtim.Unix())) > noLockGrace && os.RemoveAll(dir) == nil {
+				n++
+			}
+			continue
+		}
 		if err != nil {
 			continue
 		}
@@ -263,6 +276,34 @@ func (s *Store) ReadAt(key string, dest []byte, off int64) (n int, ok bool) {
 	}
 	s.hits.Add(1)
 	return n, true
+}
+
+// Open opens the held chunk key's file for reading, for a caller that
+// hands the kernel the file rather than its bytes (a splice into
+// /dev/fuse). A chunk file is immutable once renamed into place and its
+// name is a hash of the key (path, version, index), so the open file
+// keeps that chunk's bytes even if it is evicted or the disk is turned
+// off meanwhile. ok is false when the chunk is not held or the store
+// keeps chunks in memory; the caller closes f.
+func (s *Store) Open(key string) (f *os.File, size int64, ok bool) {
+	s.mu.Lock()
+	e, held := s.entries[key]
+	if !held || !s.disk {
+		s.mu.Unlock()
+		return nil, 0, false
+	}
+	s.lru.MoveToFront(e)
+	size = e.Value.(*entry).size
+	name := s.file(key)
+	s.mu.Unlock()
+	// Evicted between the unlock and the open: a miss.
+	f, err := os.Open(name)
+	if err != nil {
+		s.misses.Add(1)
+		return nil, 0, false
+	}
+	s.hits.Add(1)
+	return f, size, true
 }
 
 // Load returns the whole held chunk key.
@@ -433,6 +474,24 @@ func (s *Store) Close() error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return fmt.Errorf("remove spill directory %s: %w", dir, err)
+}
+
+// DropMemory drops the chunks the store keeps in memory (its fallback
+// when the spill directory is unusable) and returns the bytes freed:
+// Copper 1.0's clear-cache command (ioctl 100) frees them with the
+// cache. Chunk files on disk stay: they count against the spill budget,
+// not memory, and the kernel may still be reading them.
+func (s *Store) DropMemory() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.disk {
+		return 0
+	}
+	freed := s.bytes
+	s.lru.Init()
+	clear(s.entries)
+	s.bytes = 0
+	return freed
 }
 
 // closeAttempts bounds Close's RemoveAll repeats.

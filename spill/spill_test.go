@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -140,8 +141,10 @@ func TestCloseWhilePutting(t *testing.T) {
 }
 
 // A run directory whose store is gone without removing it (the node was
-// killed) is removed by the next store in the same base; a live one, or
-// a directory with no lock file, is left alone.
+// killed) is removed by the next store in the same base, and so is one
+// that has had no lock file for noLockGrace (killed between making it
+// and locking it); a live one, or a young directory with no lock file,
+// is left alone.
 func TestSweepRemovesOnlyDeadRuns(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "spill")
 	live := Open(Config{Dir: base, BudgetBytes: 1 << 20})
@@ -152,11 +155,61 @@ func TestSweepRemovesOnlyDeadRuns(t *testing.T) {
 	require.NoError(t, dead.lock.Close()) // as a killed process's lock goes
 	odd := filepath.Join(base, "run-no-lock")
 	require.NoError(t, os.Mkdir(odd, 0o700))
+	old := filepath.Join(base, "run-no-lock-old")
+	require.NoError(t, os.Mkdir(old, 0o700))
+	long := time.Now().Add(-noLockGrace - time.Minute)
+	require.NoError(t, os.Chtimes(old, long, long))
 
 	next := Open(Config{Dir: base, BudgetBytes: 1 << 20})
 	t.Cleanup(func() { _ = next.Close() })
 	assert.NoDirExists(t, deadDir, "the dead run's directory is swept")
 	assert.DirExists(t, live.Dir(), "a live run's is not")
-	assert.DirExists(t, odd, "nor one without a lock file")
+	assert.DirExists(t, odd, "nor a young one without a lock file")
+	assert.NoDirExists(t, old, "an old one without a lock file is swept")
 	assert.DirExists(t, next.Dir())
+}
+
+// TestOpenKeepsTheChunk: a chunk file handed out by Open keeps its
+// bytes after the store evicts the chunk; a chunk not held, or a store
+// in memory, opens nothing.
+func TestOpenKeepsTheChunk(t *testing.T) {
+	s := Open(Config{Dir: t.TempDir(), BudgetBytes: 8, MemoryBytes: 8})
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	s.Put("a", []byte("aaaaaaaa"))
+	f, size, ok := s.Open("a")
+	require.True(t, ok)
+	defer f.Close()
+	require.EqualValues(t, 8, size)
+	s.Put("b", []byte("bbbbbbbb")) // evicts a
+	require.False(t, s.Has("a"))
+	got := make([]byte, 8)
+	_, err := f.ReadAt(got, 0)
+	require.NoError(t, err)
+	require.Equal(t, "aaaaaaaa", string(got))
+	_, _, ok = s.Open("a")
+	require.False(t, ok, "an evicted chunk")
+
+	mem := Open(Config{MemoryBytes: 8})
+	t.Cleanup(func() { require.NoError(t, mem.Close()) })
+	mem.Put("a", []byte("aaaaaaaa"))
+	_, _, ok = mem.Open("a")
+	require.False(t, ok, "a store in memory has no files")
+}
+
+// TestDropMemory: the clear-cache command frees the chunks a store keeps
+// in memory; a store on disk keeps its files.
+func TestDropMemory(t *testing.T) {
+	mem := Open(Config{MemoryBytes: 1 << 20})
+	t.Cleanup(func() { require.NoError(t, mem.Close()) })
+	mem.Put("a", chunk(1, 100))
+	mem.Put("b", chunk(2, 50))
+	assert.EqualValues(t, 150, mem.DropMemory())
+	assert.False(t, mem.Has("a"))
+	assert.Zero(t, mem.Stats().Bytes)
+
+	disk := Open(Config{Dir: t.TempDir(), BudgetBytes: 1 << 20, MemoryBytes: 1 << 20})
+	t.Cleanup(func() { require.NoError(t, disk.Close()) })
+	disk.Put("a", chunk(1, 100))
+	assert.Zero(t, disk.DropMemory())
+	assert.True(t, disk.Has("a"))
 }

@@ -120,7 +120,8 @@ func Quick() Config {
 	c.ImportNodes = []int{1, 4}
 	c.Scale = DefaultScale()
 	c.WarmImportRounds = 5
-	c.Large = LargeConfig{Bytes: 256 << 20, Nodes: 8, ChunkBytes: 4 << 20, CacheBytes: 64 << 20, WarmRounds: 3}
+	c.Large = LargeConfig{Bytes: 256 << 20, Nodes: 8, ChunkBytes: 4 << 20, CacheBytes: 64 << 20, WarmRounds: 3,
+		ScaleBytes: 64 << 20, RefNodes: DefaultLargeRefNodes, RefServerBandwidth: DefaultLargeRefBandwidth}
 	return c
 }
 
@@ -131,7 +132,8 @@ func Full() Config {
 	c.ImportNodes = []int{1, 2, 4, 8, 16, 32}
 	c.Scale = DefaultScale()
 	c.WarmImportRounds = 9
-	c.Large = LargeConfig{Bytes: 1 << 30, Nodes: 32, ChunkBytes: 4 << 20, CacheBytes: 64 << 20, WarmRounds: 5}
+	c.Large = LargeConfig{Bytes: 1 << 30, Nodes: 32, ChunkBytes: 4 << 20, CacheBytes: 64 << 20, WarmRounds: 5,
+		ScaleBytes: 256 << 20, RefNodes: DefaultLargeRefNodes, RefServerBandwidth: DefaultLargeRefBandwidth}
 	return c
 }
 
@@ -194,6 +196,12 @@ func (c *Config) check() error {
 			errs = append(errs, fmt.Errorf("large-file workload %+v: want ≥ 1 MiB, 1..256 nodes, chunks ≥ 64 KiB, cache ≥ 1 MiB", *l))
 		}
 		l.WarmRounds = max(l.WarmRounds, 1)
+		if l.ScaleBytes != 0 {
+			if l.ScaleBytes < 1<<20 || l.RefNodes < 1 || l.ScaleBandwidth() < 1<<20 {
+				errs = append(errs, fmt.Errorf("large-file scale model: file %d bytes, %d reference nodes, server %d B/s: want a file ≥ 1 MiB and a scaled server (bandwidth × %d nodes / reference nodes) ≥ 1 MiB/s",
+					l.ScaleBytes, l.RefNodes, l.RefServerBandwidth, l.Nodes))
+			}
+		}
 	}
 	if c.DirectClients != "node" && c.DirectClients != "process" {
 		errs = append(errs, fmt.Errorf("direct clients %q: want node or process", c.DirectClients))

@@ -77,7 +77,9 @@ func TestRunEndToEnd(t *testing.T) {
 	cfg.ReplayNodes, cfg.ImportNodes, cfg.Procs = []int{1, 2}, []int{2}, 2
 	cfg.WarmImportRounds = 1
 	// A small large-file workload: 3 nodes read 24 MiB in 1 MiB chunks.
-	cfg.Large = LargeConfig{Bytes: 24 << 20, Nodes: 3, ChunkBytes: 1 << 20, CacheBytes: 16 << 20, WarmRounds: 1}
+	// Scale model: 3 of 6 reference nodes share a 128 MiB/s server.
+	cfg.Large = LargeConfig{Bytes: 24 << 20, Nodes: 3, ChunkBytes: 1 << 20, CacheBytes: 16 << 20, WarmRounds: 1,
+		ScaleBytes: 4 << 20, RefNodes: 6, RefServerBandwidth: 128 << 20}
 	// A small scale model: 4 × 2 reference processes on the server
 	// that 2 × 2 here share, so the scaled server has half the capacity.
 	cfg.Scale = ScaleModel{Nodes: 2, RefNodes: 4, RefProcs: 2, Modes: []string{ModeDirect, ModeCopper}, StepTimeout: 40 * time.Second}
@@ -169,8 +171,23 @@ func TestRunEndToEnd(t *testing.T) {
 		assert.LessOrEqual(t, m.SpillBytes, m.SpillBudget)
 	}
 	assert.True(t, strings.HasPrefix(res.Large.KernelPath, "page_cache ("), res.Large.KernelPath)
+	assert.Positive(t, res.Large.ServedColdMiBs)
+	assert.Positive(t, res.Large.ServedSpillMiBs)
+	assert.Positive(t, res.Large.WarmMmapFaults)
+	assert.Positive(t, res.Large.NativeMmapFaults)
+	require.Len(t, res.Large.Passes, 4)
+	for _, p := range res.Large.Passes {
+		assert.NotEmpty(t, p.Verdict, "%+v", p)
+		assert.Positive(t, p.CPUFloorS, "%+v", p)
+		assert.Positive(t, p.ServerS, "%+v", p)
+	}
+	scale := res.Large.pass("scale", ModeDirect)
+	require.NotNil(t, scale)
+	assert.EqualValues(t, 64<<20, scale.Bandwidth, "128 MiB/s × 3 / 6 nodes")
+	assert.Equal(t, 3*scale.FileBytes, scale.BackendBytes)
+	assert.Equal(t, res.Large.pass("scale", ModeCopper).FileBytes, res.Large.pass("scale", ModeCopper).BackendBytes)
 
-	assert.Len(t, res.Targets, 13)
+	assert.Len(t, res.Targets, 14)
 	for _, tg := range res.Targets {
 		assert.True(t, tg.Measured, "target %q: %s", tg.Name, tg.Result)
 	}
@@ -193,6 +210,9 @@ func TestRunEndToEnd(t *testing.T) {
 	assert.Contains(t, string(md), "### Scale model: N=2 in the regime of 4 nodes × 2 processes")
 	assert.Contains(t, string(md), "### Reading the results (computed from this run)")
 	assert.Contains(t, string(md), "### Large files through the tree (issue #10)")
+	assert.Contains(t, string(md), "| scale | direct | 3 | 4 | 64.0 |")
+	assert.Contains(t, string(md), "One reader on rank 2's mount")
+	assert.Contains(t, string(md), "Scale model: on the reference machine, 6 nodes")
 	assert.Contains(t, progress.String(), "copper N=2 replay cold")
 	assert.True(t, strings.HasPrefix(string(md), "## "), "a fragment to include under the document's title")
 }

@@ -100,6 +100,8 @@ type options struct {
 	workloads     *string
 	largeBytes    *int64
 	largeNodes    *int
+	largeScale    *int64
+	largeRefBW    *int64
 	replayNodes   *[]int
 	importNodes   *[]int
 	procs         *int
@@ -127,6 +129,8 @@ func defineFlags(fs *pflag.FlagSet) *options {
 		workloads:     fs.String("workloads", "replay,import,large", "comma-separated workloads: replay, import, large (issue #10: N nodes read one large file)"),
 		largeBytes:    fs.Int64("large-bytes", 0, "large workload: the file's size (default 256 MiB quick, 1 GiB full)"),
 		largeNodes:    fs.Int("large-nodes", 0, "large workload: readers, one per node (default 8 quick, 32 full)"),
+		largeScale:    fs.Int64("large-scale-bytes", -1, "large workload, scale model: the file's size, 0 = no scale-model passes (default 64 MiB quick, 256 MiB full)"),
+		largeRefBW:    fs.Int64("large-ref-bandwidth", 0, "large workload, scale model: bytes/s of the reference server, one OST (default 5e9)"),
 		replayNodes:   fs.IntSlice("replay-nodes", nil, "node counts for the replay workload (default: the set's)"),
 		importNodes:   fs.IntSlice("import-nodes", nil, "node counts for the real import (default: the set's)"),
 		procs:         fs.Int("procs", 0, "processes per node (default 4)"),
@@ -183,6 +187,12 @@ func (o *options) config(fs *pflag.FlagSet) (pfsbench.Config, int, bool) {
 	}
 	if *o.largeNodes > 0 {
 		cfg.Large.Nodes = *o.largeNodes
+	}
+	if *o.largeScale >= 0 {
+		cfg.Large.ScaleBytes = *o.largeScale
+	}
+	if *o.largeRefBW > 0 {
+		cfg.Large.RefServerBandwidth = *o.largeRefBW
 	}
 	if *o.procs > 0 {
 		cfg.Procs = *o.procs

@@ -1,0 +1,173 @@
+package fuse
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/op"
+	"github.com/hpc-copper/copper/spill"
+)
+
+// storeSource serves the chunks of one file from a real chunk store,
+// fetching a chunk it does not hold from data, as a node does from its
+// parent.
+type storeSource struct {
+	store             *spill.Store
+	data              []byte
+	files, copies     atomic.Int64 // reads answered with a chunk file / with bytes
+	evictEveryOpen    bool         // drop the chunk right after handing out its file
+	fetches           atomic.Int64
+	budget, chunkSize int64
+}
+
+func (s *storeSource) fetch(req op.ChunkReq) {
+	if !s.store.Has(req.Key()) {
+		s.fetches.Add(1)
+		s.store.Put(req.Key(), s.data[req.Off():req.Off()+req.Len()])
+	}
+}
+
+func (s *storeSource) ReadChunk(_ context.Context, req op.ChunkReq, dest []byte, off int64) (int, syscall.Errno) {
+	s.copies.Add(1)
+	s.fetch(req)
+	n, ok := s.store.ReadAt(req.Key(), dest, off)
+	if !ok {
+		n = copy(dest, s.data[req.Off()+off:req.Off()+req.Len()])
+	}
+	return n, 0
+}
+
+func (s *storeSource) ChunkFile(_ context.Context, req op.ChunkReq, _ int64, _ int) (*os.File, syscall.Errno) {
+	s.fetch(req)
+	f, _, ok := s.store.Open(req.Key())
+	if !ok {
+		return nil, 0
+	}
+	if s.evictEveryOpen {
+		// Another chunk pushes this one out while the read is in flight:
+		// the held file still has its bytes.
+		other := req
+		other.Index = -1 - req.Index
+		s.store.Put(other.Key(), make([]byte, s.budget))
+	}
+	s.files.Add(1)
+	return f, 0
+}
+
+// mountChunked mounts a tree with one file of size bytes served by a
+// storeSource in chunks of chunkBytes.
+func mountChunked(t *testing.T, size, chunkBytes int64, splice bool, maxRead int, edit func(*storeSource)) (string, *storeSource, []byte) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "tree")
+	require.NoError(t, os.MkdirAll(root, 0o755))
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*13 + i>>16)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(root, "big.bin"), data, 0o644))
+	budget := 4 * chunkBytes
+	src := &storeSource{data: data, budget: budget, chunkSize: chunkBytes,
+		store: spill.Open(spill.Config{Dir: filepath.Join(t.TempDir(), "spill"), BudgetBytes: budget + chunkBytes, MemoryBytes: budget})}
+	t.Cleanup(func() { require.NoError(t, src.store.Close()) })
+	require.NotEmpty(t, src.store.Dir(), "the chunk store is on disk")
+	if edit != nil {
+		edit(src)
+	}
+	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) {
+		o.MaxRead = maxRead
+		o.MaxReadahead = maxRead
+		o.LargeFiles = ChunkedFiles{Source: src, ChunkBytes: chunkBytes, Splice: splice}
+	})
+	return filepath.Join(m.Mountpoint(), "big.bin"), src, data
+}
+
+// TestChunkReadsSpliceFromTheStore: reads within one chunk are answered
+// with the chunk's file (spliced by go-fuse), reads across chunks and
+// over a pipe's size are copied, and either way every byte is the
+// file's, at chunk boundaries and with the chunk evicted under the read.
+func TestChunkReadsSpliceFromTheStore(t *testing.T) {
+	const chunk = 1 << 20
+	for _, tc := range []struct {
+		name       string
+		size       int64
+		maxRead    int
+		evict      bool
+		wantSplice bool
+	}{
+		{"many chunks, 512 KiB reads", 5*chunk + 4321, 512 << 10, false, true},
+		{"evicted under the read", 3*chunk + 1, 512 << 10, true, true},
+		{"1 MiB reads do not fit a pipe", 3*chunk - 1, 1 << 20, false, false},
+		{"one chunk", chunk, 128 << 10, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, src, want := mountChunked(t, tc.size, chunk, true, tc.maxRead, func(s *storeSource) { s.evictEveryOpen = tc.evict })
+			got, err := os.ReadFile(p)
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(want, got), "bytes of %s", p)
+			if tc.wantSplice {
+				assert.Positive(t, src.files.Load(), "reads answered with a chunk file")
+			} else {
+				assert.Zero(t, src.files.Load(), "reads answered with a chunk file")
+				assert.Positive(t, src.copies.Load())
+			}
+			// Random reads, some across chunk boundaries, with O_DIRECT
+			// off: compare with a fresh mount's page cache.
+			f, err := os.Open(p)
+			require.NoError(t, err)
+			defer f.Close()
+			for _, off := range []int64{0, chunk - 10, chunk, 2*chunk - 1, tc.size - 7} {
+				if off >= tc.size {
+					continue
+				}
+				buf := make([]byte, 100)
+				n, err := f.ReadAt(buf, off)
+				if err != io.EOF {
+					require.NoError(t, err)
+				}
+				require.Equal(t, want[off:off+int64(n)], buf[:n], "at %d", off)
+			}
+		})
+	}
+}
+
+// TestChunkReadThroughput logs MiB/s of a sequential read of a file
+// held in the chunk store through a fresh mount (the FUSE page cache
+// cold, the store's files in the host's page cache), copy vs splice,
+// alternating. Numbers only: speed targets live in benchmarks.
+func TestChunkReadThroughput(t *testing.T) {
+	if os.Getenv("COPPER_CHUNK_THROUGHPUT") == "" {
+		t.Skip("set COPPER_CHUNK_THROUGHPUT=1 to measure")
+	}
+	const size, chunk = 256 << 20, 4 << 20
+	for round := range 3 {
+		for _, v := range []struct {
+			splice  bool
+			maxRead int
+		}{{false, 1 << 20}, {true, maxSpliceRead}, {false, maxSpliceRead}} {
+			p, src, _ := mountChunked(t, size, chunk, v.splice, v.maxRead, func(s *storeSource) {})
+			src.budget = size
+			for i := range int64(size / chunk) {
+				src.fetch(op.ChunkReq{Path: "/big.bin", Index: i, Bytes: chunk})
+			}
+			start := time.Now()
+			f, err := os.Open(p)
+			require.NoError(t, err)
+			n, err := io.Copy(io.Discard, f)
+			require.NoError(t, err)
+			f.Close()
+			fmt.Printf("round %d splice=%v max_read=%d: %.0f MiB/s (files %d copies %d)\n", round, v.splice, v.maxRead,
+				float64(n)/(1<<20)/time.Since(start).Seconds(), src.files.Load(), src.copies.Load())
+		}
+	}
+}
