@@ -173,36 +173,8 @@ func (c *Config) check() error {
 			errs = append(errs, fmt.Errorf("unknown mode %q (known: %v)", m, knownModes))
 		}
 	}
-	if s := &c.Scale; s.Nodes != 0 {
-		if s.Nodes < 1 || s.Nodes > 256 {
-			errs = append(errs, fmt.Errorf("scale-model node count %d outside [1, 256]", s.Nodes))
-		}
-		if s.RefNodes < 1 || s.RefProcs < 1 {
-			errs = append(errs, fmt.Errorf("scale model reference %d nodes × %d processes: want both ≥ 1", s.RefNodes, s.RefProcs))
-		} else if _, err := c.Params.ScaleCapacity(s.Ratio(max(c.Procs, 1))); err != nil {
-			errs = append(errs, fmt.Errorf("scale model: %w", err))
-		}
-		for _, m := range s.Modes {
-			if m != ModeDirect && m != ModeCopper && m != ModePrefetch {
-				errs = append(errs, fmt.Errorf("scale-model mode %q: want direct, copper or copper+prefetch", m))
-			}
-		}
-		if s.StepTimeout <= 0 {
-			s.StepTimeout = 15 * time.Minute
-		}
-	}
-	if l := &c.Large; l.Bytes != 0 {
-		if l.Bytes < 1<<20 || l.Nodes < 1 || l.Nodes > 256 || l.ChunkBytes < 64<<10 || l.CacheBytes < 1<<20 {
-			errs = append(errs, fmt.Errorf("large-file workload %+v: want ≥ 1 MiB, 1..256 nodes, chunks ≥ 64 KiB, cache ≥ 1 MiB", *l))
-		}
-		l.WarmRounds = max(l.WarmRounds, 1)
-		if l.ScaleBytes != 0 {
-			if l.ScaleBytes < 1<<20 || l.RefNodes < 1 || l.ScaleBandwidth() < 1<<20 {
-				errs = append(errs, fmt.Errorf("large-file scale model: file %d bytes, %d reference nodes, server %d B/s: want a file ≥ 1 MiB and a scaled server (bandwidth × %d nodes / reference nodes) ≥ 1 MiB/s",
-					l.ScaleBytes, l.RefNodes, l.RefServerBandwidth, l.Nodes))
-			}
-		}
-	}
+	errs = append(errs, c.checkScale()...)
+	errs = append(errs, c.checkLarge()...)
 	if c.DirectClients != "node" && c.DirectClients != "process" {
 		errs = append(errs, fmt.Errorf("direct clients %q: want node or process", c.DirectClients))
 	}
@@ -237,4 +209,48 @@ func (c *Config) check() error {
 		c.Progress = io.Discard
 	}
 	return errors.Join(errs...)
+}
+
+// checkScale checks the scale model's settings (Scale.Nodes 0 = not
+// run) and fills in its step timeout.
+func (c *Config) checkScale() []error {
+	var errs []error
+	if s := &c.Scale; s.Nodes != 0 {
+		if s.Nodes < 1 || s.Nodes > 256 {
+			errs = append(errs, fmt.Errorf("scale-model node count %d outside [1, 256]", s.Nodes))
+		}
+		if s.RefNodes < 1 || s.RefProcs < 1 {
+			errs = append(errs, fmt.Errorf("scale model reference %d nodes × %d processes: want both ≥ 1", s.RefNodes, s.RefProcs))
+		} else if _, err := c.Params.ScaleCapacity(s.Ratio(max(c.Procs, 1))); err != nil {
+			errs = append(errs, fmt.Errorf("scale model: %w", err))
+		}
+		for _, m := range s.Modes {
+			if m != ModeDirect && m != ModeCopper && m != ModePrefetch {
+				errs = append(errs, fmt.Errorf("scale-model mode %q: want direct, copper or copper+prefetch", m))
+			}
+		}
+		if s.StepTimeout <= 0 {
+			s.StepTimeout = 15 * time.Minute
+		}
+	}
+	return errs
+}
+
+// checkLarge checks the large-file workload's settings (Large.Bytes 0 =
+// not run) and fills in its warm rounds.
+func (c *Config) checkLarge() []error {
+	var errs []error
+	if l := &c.Large; l.Bytes != 0 {
+		if l.Bytes < 1<<20 || l.Nodes < 1 || l.Nodes > 256 || l.ChunkBytes < 64<<10 || l.CacheBytes < 1<<20 {
+			errs = append(errs, fmt.Errorf("large-file workload %+v: want ≥ 1 MiB, 1..256 nodes, chunks ≥ 64 KiB, cache ≥ 1 MiB", *l))
+		}
+		l.WarmRounds = max(l.WarmRounds, 1)
+		if l.ScaleBytes != 0 {
+			if l.ScaleBytes < 1<<20 || l.RefNodes < 1 || l.ScaleBandwidth() < 1<<20 {
+				errs = append(errs, fmt.Errorf("large-file scale model: file %d bytes, %d reference nodes, server %d B/s: want a file ≥ 1 MiB and a scaled server (bandwidth × %d nodes / reference nodes) ≥ 1 MiB/s",
+					l.ScaleBytes, l.RefNodes, l.RefServerBandwidth, l.Nodes))
+			}
+		}
+	}
+	return errs
 }
