@@ -121,6 +121,29 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 	}
 	asRoot := os.Geteuid() == 0
 
+	fsOpts := mountOptions(fsys, opts, asRoot)
+
+	// fs.Mount, with the bridge wrapped (see rawView).
+	root := &node{fs: fsys, path: "/"}
+	raw := &rawView{RawFileSystem: fs.NewNodeFS(root, fsOpts), fs: fsys}
+	server, err := gofuse.NewServer(raw, mountpoint, &fsOpts.MountOptions)
+	if err != nil {
+		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
+	}
+	readahead := mountReadahead(fsys, mountpoint, opts)
+	fsys.logger.Info("copper view mounted", "mount", mountpoint, "target", fsys.target,
+		"guarded", fsys.guards, "direct_mount", asRoot, "readahead_bytes", readahead)
+	return &Mounted{server: server, fsys: fsys, root: root, mountpoint: mountpoint, logger: fsys.logger,
+		readahead: readahead}, nil
+}
+
+// mountOptions is go-fuse's configuration of the view: read-only,
+// kernel caching of what never changes, and the timeouts of opts.
+func mountOptions(fsys *filesystem, opts Options, asRoot bool) *fs.Options {
 	entry, attr := max(opts.EntryTimeout, 0), max(opts.AttrTimeout, 0)
 	fsOpts := &fs.Options{
 		MountOptions: gofuse.MountOptions{
@@ -173,21 +196,16 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 		negative := opts.NegativeTimeout
 		fsOpts.NegativeTimeout = &negative
 	}
+	return fsOpts
+}
 
-	// fs.Mount, with the bridge wrapped (see rawView).
-	root := &node{fs: fsys, path: "/"}
-	raw := &rawView{RawFileSystem: fs.NewNodeFS(root, fsOpts), fs: fsys}
-	server, err := gofuse.NewServer(raw, mountpoint, &fsOpts.MountOptions)
-	if err != nil {
-		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
-	}
-	go server.Serve()
-	if err := server.WaitMount(); err != nil {
-		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)
-	}
+// mountReadahead raises the kernel's readahead window for the mounted
+// view to opts.MaxReadahead where it can and returns the window in use.
+func mountReadahead(fsys *filesystem, mountpoint string, opts Options) int {
 	readahead := kernelReadaheadCap
 	if opts.MaxReadahead > kernelReadaheadCap {
 		// Not fatal: a view that cannot raise it reads in 128 KiB READs.
+		var err error
 		if readahead, err = raiseReadahead(mountpoint, opts.MaxReadahead); err != nil {
 			// Not root is the usual case on a cluster: said once, not warned.
 			level := slog.LevelWarn
@@ -200,10 +218,7 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 	} else if opts.MaxReadahead > 0 {
 		readahead = opts.MaxReadahead
 	}
-	fsys.logger.Info("copper view mounted", "mount", mountpoint, "target", fsys.target,
-		"guarded", fsys.guards, "direct_mount", asRoot, "readahead_bytes", readahead)
-	return &Mounted{server: server, fsys: fsys, root: root, mountpoint: mountpoint, logger: fsys.logger,
-		readahead: readahead}, nil
+	return readahead
 }
 
 // checkMountpoint gives a precise error for the usual failures before
