@@ -3,6 +3,7 @@ package net
 import (
 	"bytes"
 	"context"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -16,9 +17,9 @@ import (
 // checked; its answer (larger than inlineData: the tail write) comes back
 // whole. A request no ChunkReq decodes to is answered without the handler.
 func TestCallChunk(t *testing.T) {
-	var handled int
+	var handled atomic.Int32 // the handler runs on the server's goroutines
 	s := startServer(t, func(_ context.Context, o op.Op, path string) op.Result {
-		handled++
+		handled.Add(1)
 		req, errno := op.DecodeChunkReq(path)
 		if o != op.Chunk || errno != 0 {
 			return op.Fail(syscall.EPROTO)
@@ -39,5 +40,5 @@ func TestCallChunk(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, syscall.EINVAL, res.Errno, bad)
 	}
-	assert.Equal(t, 1, handled)
+	assert.EqualValues(t, 1, handled.Load())
 }
