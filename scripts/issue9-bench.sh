@@ -3,7 +3,7 @@
 # copper-node processes with non-root mounts (part of make bench and
 # make bench-quick; scripts/bench.sh puts the output in docs/BENCHMARKS.md):
 #
-#   scripts/issue9-bench.sh quick|full OUT
+#   scripts/issue9-bench.sh quick|full OUT [DOC]
 #
 # * storm: N=8 nodes × 4 readers, each reader `find DIR -type f -exec cat {} +`
 #   over a local tree of 1,500 small files in 30 package directories:
@@ -17,13 +17,17 @@
 #   counters) against the directories the import touched plus the files it
 #   read (its strace).
 #
-# Writes OUT/issue9-rows.md (rows of the issue #9 targets table) and
-# OUT/issue9-details.md (the per-round numbers, per-opcode table, commands).
+# Writes OUT/issue9-section.md: a section of docs/BENCHMARKS.md between the
+# issue9 markers (its targets table with verdicts, the per-round numbers,
+# the per-opcode table, how each side is counted). scripts/bench.sh puts it
+# under its own issue #9 table; given DOC, this script rewrites that section
+# of DOC itself (appending it if DOC has none) and leaves the rest as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-quick}
-case "$mode" in quick | full) ;; *) echo "usage: $0 quick|full OUT" >&2; exit 2 ;; esac
-out=${2:?usage: $0 quick|full OUT}
+case "$mode" in quick | full) ;; *) echo "usage: $0 quick|full OUT [DOC]" >&2; exit 2 ;; esac
+out=${2:?usage: $0 quick|full OUT [DOC]}
+doc=${3:-}
 mkdir -p "$out"
 
 scripts/setup-test-deps.sh >&2 # fuse3, numpy, scipy, pandas, strace
@@ -130,6 +134,7 @@ leaf=${mounts[1]}
 pid=$(node_pid "$leaf")
 log=$(ls "$work"/logs/local/logs/*-"$pid"-output.log)
 import_cmd=("${pyenv[@]}" "PYTHONPATH=$leaf$site" "$python" -c "import numpy, sys; sys.exit(0 if numpy.__file__.startswith('$leaf') else 'numpy not from the mount: ' + numpy.__file__)")
+import_show="${pyenv[*]:1} PYTHONPATH=<rank 1 mount>$site $python -c 'import numpy'"
 # counts: opcode count lines of the requests in the node's trace so far
 counts() { grep -o 'msg="rx [0-9]*: [A-Z_0-9]*' "$log" | awk '{ n[$3]++ } END { for (o in n) print o, n[o] }' | sort; }
 # ioctls: the ioctl commands in the trace so far, one per request
@@ -231,16 +236,21 @@ EOF
 budget=$((touched + read_files))
 trips_r=$(ratio "$trips" "$budget")
 
-# --- the fragment ------------------------------------------------------------
-cat >"$out/issue9-rows.md" <<EOT
+# --- the section ---------------------------------------------------------------
+cat >"$out/issue9-section.md" <<EOT
+<!-- issue9:begin (written by scripts/issue9-bench.sh; do not edit by hand) -->
+## Targets (issue #9) on real nodes
+
+Numbers from \`scripts/issue9-bench.sh $mode\`, $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`, in ${SECONDS} s; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end. Real copper-node processes started by \`copper-launch --local\`, every measured mount a non-root node's; ratios side by side in one run.
+
+| measurement | result | target | verdict |
+|---|---|---|---|
 | warm open-heavy read, N=$nodes non-root nodes × $readers readers, every file of $files small files, copper vs native | ${warm_r}× (median of $rounds alternating rounds' ratios, range ${warm_range}; median times $warm_m s vs $nat_m s; copper-node CPU $wcpu_m s/node) | ≤ 1.2× | $(verdict "$warm_r" 1.2) |
 | cold open-heavy read, same, fresh nodes | ${cold_r}× (per-round range ${cold_range}; median times $cold_m s vs $nat_m s; copper-node CPU $ccpu_m s/node) | ≤ 3× | $(verdict "$cold_r" 3) |
 | FUSE requests reaching a non-root node for a warm \`import numpy\` | $warm_total ($warm_ioctl IOCTL${ioctl_cmds:+: $ioctl_cmds}; $warm_other other) | only the terminal ioctls | $req_verdict |
 | cold round trips to the parent for one \`import numpy, scipy, pandas\` on a fresh non-root node | $trips (${trips_r}× of the budget: $touched directories touched + $read_files files read) | ≤ directories touched + files read | $(verdict "$trips" "$budget") |
-EOT
 
-cat >"$out/issue9-details.md" <<EOT
-### Open-heavy read (issue #9)
+### Open-heavy read
 
 The tree: $files files, $dirs package directories, $((bytes / 1024)) KiB, generated on this machine's disk (\`$work/storm\`, random bytes, 200 B–16 KiB per file). Each round runs, one after another: *native* — $nodes × $readers readers at once, every one \`find <tree> -type f -exec cat {} +\` on the local tree; *cold* — \`copper-launch --local $((nodes + 1))\` (rank 0 is the root and runs no reader), then $readers such readers on each of ranks 1–$nodes through its own mount (all non-root), timed from the readers' start (tree-ready excluded); *warm* — the same again on the same nodes. copper-node CPU is the user + system time the $nodes reader nodes' daemons spent during the pass (\`/proc/<pid>/stat\`), per node.
 
@@ -248,20 +258,36 @@ The tree: $files files, $dirs package directories, $((bytes / 1024)) KiB, genera
 |---|---|---|---|---|---|---|---|
 ${round_rows%$'\n'}
 
-### FUSE requests reaching a non-root node, by opcode (issue #9)
+### FUSE requests reaching a non-root node, by opcode
 
-A 2-node copper (\`copper-launch --local 2 --log-level 5\`); \`import numpy\` through rank 1's mount twice (\`${import_cmd[*]}\`). Counted from rank 1's own go-fuse request trace (each \`rx\` line of its log is one request the kernel sent the daemon, whether copper handles the opcode or not). Cold ioctl commands: ${cold_ioctl_cmds:-none}; warm: ${ioctl_cmds:-none}.
+A 2-node copper (\`copper-launch --local 2 --log-level 5\`); \`import numpy\` through rank 1's mount twice (\`$import_show\`, checking that numpy came from the mount). Counted from rank 1's own go-fuse request trace (each \`rx\` line of its log is one request the kernel sent the daemon, whether copper handles the opcode or not). Cold ioctl commands: ${cold_ioctl_cmds:-none}; warm: ${ioctl_cmds:-none}.
 
 | opcode | cold import | warm import |
 |---|---|---|
 ${op_rows%$'\n'}
 
-### Warm import: what the mount still costs (issue #9)
+### Warm import: what the mount still costs
 
 A fresh 2-node copper, \`import numpy\` warmed through rank 1's mount once, then $((rounds + 2)) alternating rounds of the same import from local disk and through the mount (\`PYTHONPATH=<root>$site\`, timed inside Python), and of 5,000 \`isatty()\` calls on an open file (the TCGETS ioctl Python issues for every file it opens). Medians: the import $(awk -v x="$wi_m" 'BEGIN { printf "%.1f", x * 1e3 }') ms through the mount vs $(awk -v x="$wi_l" 'BEGIN { printf "%.1f", x * 1e3 }') ms local ($(ratio "$wi_m" "$wi_l")×, a difference of $wi_gap_ms ms); one isatty $tty_m ns through the mount vs $tty_l ns local. The warm import sends $warm_ioctl such ioctls (the opcode table above), all of which the kernel forwards to the daemon whatever it answered before: $warm_ioctl × ($tty_m − $tty_l) ns = $ioctl_ms ms ($ioctl_share of the difference, when the mount was the slower). The rest is the kernel's FUSE path on every path walk and stat (see the warm-stat table) and the noise of this shared machine.
 
-### Cold round trips for \`import numpy, scipy, pandas\` (issue #9)
+### Cold round trips for \`import numpy, scipy, pandas\`
 
-A fresh 2-node copper; the import runs once through rank 1's mount under \`strace -f -qq -e trace=%file,getdents64\`. *Round trips* are rank 1's own counters: the requests it forwarded to its parent during the import (\`copper-node stats --json\`, the sum of \`forwarded\` over every operation; by operation: ${fwd_by_op:-none}). *Directories touched* are counted from the trace: every directory under the mount on the way to a path the import named (each such directory must be looked up or listed in), plus every directory it opened; *files read* are the distinct paths under the mount it opened successfully without O_DIRECTORY. The import named $named distinct paths under the mount.
+A fresh 2-node copper; the import runs once through rank 1's mount under \`strace -f -qq -e trace=%file,getdents64\`. *Round trips* are rank 1's own counters: the requests it forwarded to its parent during the import (\`copper-node stats --json\`, the sum of \`forwarded\` over every operation; by operation, since the node started: ${fwd_by_op:-none}). *Directories touched* are counted from the trace: every directory under the mount on the way to a path the import named (each such directory must be looked up or listed in), plus every directory it opened; *files read* are the distinct paths under the mount it opened successfully without O_DIRECTORY. The import named $named distinct paths under the mount.
+<!-- issue9:end -->
 EOT
-progress "wrote $out/issue9-rows.md and $out/issue9-details.md"
+
+if [ -n "$doc" ]; then
+  # Replace the section if DOC has one, else append it.
+  tmp=$(mktemp "$doc.XXXXXX")
+  if grep -q '^<!-- issue9:begin' "$doc" 2>/dev/null; then
+    SECTION="$(cat "$out/issue9-section.md")" awk '
+      /^<!-- issue9:begin/ { print ENVIRON["SECTION"]; skip = 1; next }
+      /^<!-- issue9:end/ { skip = 0; next }
+      !skip { print }' "$doc" >"$tmp"
+  else
+    { cat "$doc" 2>/dev/null; printf '\n%s\n' "$(cat "$out/issue9-section.md")"; } >"$tmp"
+  fi
+  mv "$tmp" "$doc"
+  progress "wrote the issue #9 section of $doc"
+fi
+progress "wrote $out/issue9-section.md"
