@@ -203,6 +203,8 @@ The round trip from the interleaved rounds below; the emulated-filesystem rows f
 | parent↔child round trip, 4 KiB answer, vs a netpoll echo of the same bytes | ${r4}× (per-round ratios ${r4range}; medians $rt4 ns vs $ec4 ns) | ≤ 1.5× | $(verdict "$r4" 1.5) |
 $(cat "$pfs_out/issue9-rows.md")
 
+The other unchanged properties are held by tests through real mounts, not by this run: EROFS for every mutation (\`fuse\` TestMutationsAreRefused, TestNodeRefusesMutations), real errnos across the tree (\`net\` TestErrnoTravelsUnchanged), torn-read protection (\`backend\` TestReadNeverTorn, \`fuse\` TestChangedFileIsOneVersion), mmap (\`fuse\` TestMmapThroughMount).
+
 Round trips are ratios of wall time, the median of $rtrounds interleaved rounds' ratios (each call benchmark runs right before its echo). CPU per operation of the same runs (client and server are one process, so this is the whole exchange's cost, and other processes' load stretches it far less than wall time): 4 KiB ${c4}× the echo ($rtc4 vs $ecc4 cpu-ns/op, $rta4 allocations per call), 128 KiB ${c128}× ($rtc128 vs $ecc128 cpu-ns/op, $rta128 allocations per call; 128 KiB per-round wall ratios ${r128range}).
 
 $(echo_note)

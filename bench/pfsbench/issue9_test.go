@@ -12,6 +12,7 @@ import (
 
 func TestIssue9Targets(t *testing.T) {
 	res := synthetic()
+	res.computeTargets()
 	res.Settings.ReplayNodes = []int{1, 8, 32}
 	res.Runs = append(res.Runs,
 		Row{Workload: WorkReplay, Mode: ModeDirect, Nodes: 8, Phase: "cold", RunS: 1.2},
@@ -25,6 +26,7 @@ func TestIssue9Targets(t *testing.T) {
 		{"cold replay over the emulated slow filesystem, N=8 × 4 processes, direct vs copper", 2, "missed by 33%"},
 		{"cold replay, scale model (2048×12 clients per server) at N=32, direct vs copper", 50, "met"},
 		{"unchanged: server operations per (path, kind) under copper, cold replay, N=32", 1, "met"},
+		{"unchanged: per-node memory vs cached bytes × 1.2 + 40 MiB", 60.0 / 52.0, "missed by 15%"},
 	}
 	got := res.issue9Targets()
 	require.Len(t, got, len(tests))

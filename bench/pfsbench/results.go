@@ -275,7 +275,7 @@ func (res *Results) computeTargets() {
 		ts = append(ts, notMeasured(name, goal, "no copper run at that scale"))
 	}
 
-	name = "per-node memory vs cached bytes × 1.2 + 40 MiB"
+	name = memoryTargetName
 	goal = "RSS ≤ limit on every node"
 	var worst *NodeMemory
 	for _, r := range res.Runs {
@@ -297,6 +297,9 @@ func (res *Results) computeTargets() {
 	}
 	res.Targets = ts
 }
+
+// memoryTargetName names the memory-budget target (issue #9 repeats it).
+const memoryTargetName = "per-node memory vs cached bytes × 1.2 + 40 MiB"
 
 func nanTo(v, alt float64) float64 {
 	if math.IsNaN(v) {
