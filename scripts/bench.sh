@@ -8,7 +8,8 @@ BIN=$PWD/bin
 out=docs/BENCHMARKS.md
 work=$(mktemp -d /tmp/copper-bench.XXXXXX)
 source scripts/local-nodes.sh
-cleanup() { stop_local_nodes; rm -rf "$work"; }
+# The bind mount below holds only a copy inside $work; unmounted first all the same.
+cleanup() { stop_local_nodes; if mountpoint -q "$work/n2"; then umount -l "$work/n2"; fi; rm -rf "$work"; }
 trap cleanup EXIT
 
 if [ "$mode" = full ]; then count=5; rounds=9; nstat=300000; clusterx=3; else count=2; rounds=5; nstat=100000; clusterx=1; fi
@@ -18,20 +19,42 @@ add() { section+=("$*"); }
 
 go build -buildvcs=false -o "$work/statloop" ./bench/statloop
 
-progress "starting a 2-node copper (rank 1 is a non-root node)"
-start_local_nodes 2 >/dev/null
+progress "starting a 2-node copper (rank 1 is a non-root node, its go-fuse request trace on)"
+start_local_nodes 2 --log-level 5 >/dev/null
 leaf=${mounts[1]}
+# requests: how many FUSE requests rank 1's trace shows so far (each `rx`
+# line of its log is one request the kernel sent the daemon).
+leaf_pid=$("$BIN/copper-node" stats --json --mount "$leaf" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+requests() { cat "$work"/logs/*/logs/*-"$leaf_pid"-output.log | grep -c 'msg="rx [0-9]*: ' || true; }
 file=/usr/lib/python3/dist-packages/numpy/__init__.py
-cat "$leaf$file" >/dev/null # warm: through the tree once, then the kernel caches it
-progress "warm stat through the mount vs native"
-stat_cmd="statloop -rounds $rounds -n $nstat $file <leaf mount>"
-stat_line=$("$work/statloop" -rounds "$rounds" -n "$nstat" "$file" "$leaf")
 miss=/usr/lib/python3/dist-packages/numpy/no_such_module.py
+# Baselines at the mount's depth ($work/n1 and $work/n2 beside $work/m1,
+# the same number of path components): a native copy of the file (the
+# longer path walk alone) and, as root, a read-only bind mount of that copy
+# (a mount crossing too); what the FUSE mount costs beyond them is the
+# kernel's FUSE path.
+mkdir -p "$work/n1$(dirname "$file")" "$work/n2"
+cp "$file" "$work/n1$file"
+baselines="depth=$work/n1"
+if [ "$(id -u)" = 0 ] && mount --bind -o ro "$work/n1" "$work/n2"; then baselines+=",bind=$work/n2"; fi
+cat "$leaf$file" >/dev/null # warm: through the tree once, then the kernel caches it
 "$work/statloop" -rounds 1 -n 1 -missing "$miss" "$leaf" >/dev/null
+progress "warm stat through the mount vs native"
+stat_cmd="statloop -rounds $rounds -n $nstat -baseline ${baselines//$work/<work>} $file <leaf mount>"
+q0=$(requests)
+stat_line=$("$work/statloop" -rounds "$rounds" -n "$nstat" -baseline "$baselines" "$file" "$leaf")
+q1=$(requests)
 progress "warm stat of a missing path"
-miss_cmd="statloop -missing -rounds $rounds -n $nstat $miss <leaf mount>"
-miss_line=$("$work/statloop" -missing -rounds "$rounds" -n "$nstat" "$miss" "$leaf")
+miss_cmd="statloop -missing -rounds $rounds -n $nstat -baseline ${baselines//$work/<work>} $miss <leaf mount>"
+miss_line=$("$work/statloop" -missing -rounds "$rounds" -n "$nstat" -baseline "$baselines" "$miss" "$leaf")
+q2=$(requests)
+stat_requests=$((q1 - q0)); miss_requests=$((q2 - q1))
 stop_local_nodes
+if mountpoint -q "$work/n2"; then umount "$work/n2"; fi
+
+progress "issue #9's node-side targets (scripts/issue9-bench.sh $mode)"
+i9_out=$work/issue9
+scripts/issue9-bench.sh "$mode" "$i9_out" >&2
 
 # Round trip vs echo: interleaved rounds of all four benchmarks (each call
 # benchmark runs right before its echo), so that each round's ratios
@@ -104,7 +127,23 @@ rrange() {
   if [ -z "$v" ]; then echo n/a; else printf '%.2f–%.2f' "$(head -1 <<<"$v")" "$(tail -1 <<<"$v")"; fi
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else printf "%.2f", a / b }'; }
-field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+# field NAME LINE: the value of the key=value field NAME (a whole key: "ratio" is not "depth_ratio")
+field() { sed -n "s/\(^\|.* \)$1=\([0-9.]*\).*/\2/p" <<<"$2"; }
+
+# stat_split: where the warm-stat gap lies, from this run's baselines.
+stat_split() {
+  local kind line n
+  echo "Where the warm-stat gap lies, from the same alternating loops (baselines at the mount's depth: \`depth\` a plain directory holding a native copy of the file, the longer path walk alone; \`bind\` a read-only bind mount of that copy, a mount crossing too; the mount against the last of them is the kernel's FUSE path: its dentry revalidation and permission hooks on each FUSE component):"
+  echo
+  echo "| stat of | depth / native | bind / native | mount / native | mount / depth | mount / bind | requests reaching rank 1 during the loops |"
+  echo "|---|---|---|---|---|---|---|"
+  for kind in cached missing; do
+    if [ $kind = cached ]; then line=$stat_line; n=$stat_requests; else line=$miss_line; n=$miss_requests; fi
+    echo "| $kind | $(field depth_ratio "$line" | grep . || echo n/a) | $(field bind_ratio "$line" | grep . || echo "n/a (needs root)") | $(field ratio "$line") | $(field mount_vs_depth "$line" | grep . || echo n/a) | $(field mount_vs_bind "$line" | grep . || echo n/a) | $n |"
+  done
+  echo
+  echo "Requests are counted from rank 1's go-fuse request trace (log_level 5: each \`rx\` line of its log is one request the kernel sent the daemon)."
+}
 
 rt4=$(med 'RoundTrip4KiB' "$rt_raw"); ec4=$(med 'NetpollEcho4KiB' "$rt_raw")
 rt128=$(med 'RoundTrip128KiB' "$rt_raw"); ec128=$(med 'NetpollEcho128KiB' "$rt_raw")
@@ -157,23 +196,27 @@ so compare ratios, not absolute times, across runs.
 | parent↔child round trip, 4 KiB answer, vs bare netpoll echo | ${r4}× ($rt4 ns vs $ec4 ns) | ≤ 2× | $(verdict "$r4" 2) |
 | parent↔child round trip, 128 KiB answer, vs bare netpoll echo | ${r128}× ($rt128 ns vs $ec128 ns) | ≤ 2× | $(verdict "$r128" 2) |
 
-## Targets (issue #9, per-request CPU)
+$(stat_split)
+
+## Targets (issue #9)
+
+The round trip from the interleaved rounds below; the emulated-filesystem rows from \`scripts/pfsbench.sh $mode\` (section "Job startup on an emulated parallel filesystem"). The targets measured on real copper-node processes — the open-heavy read warm and cold at N=8, the FUSE requests of a warm import, the cold round trips of an import — are in the next section, from \`scripts/issue9-bench.sh $mode\` in this same run.
 
 | measurement | result | target | verdict |
 |---|---|---|---|
 | parent↔child round trip, 4 KiB answer, vs a netpoll echo of the same bytes | ${r4}× (per-round ratios ${r4range}; medians $rt4 ns vs $ec4 ns) | ≤ 1.5× | $(verdict "$r4" 1.5) |
+$(cat "$pfs_out/issue9-rows.md")
+
+The other unchanged properties are held by tests through real mounts, not by this run: EROFS for every mutation (\`fuse\` TestMutationsAreRefused, TestNodeRefusesMutations), real errnos across the tree (\`net\` TestErrnoTravelsUnchanged), torn-read protection (\`backend\` TestReadNeverTorn, \`fuse\` TestChangedFileIsOneVersion), mmap (\`fuse\` TestMmapThroughMount).
 
 Round trips are ratios of wall time, the median of $rtrounds interleaved rounds' ratios (each call benchmark runs right before its echo). CPU per operation of the same runs (client and server are one process, so this is the whole exchange's cost, and other processes' load stretches it far less than wall time): 4 KiB ${c4}× the echo ($rtc4 vs $ecc4 cpu-ns/op, $rta4 allocations per call), 128 KiB ${c128}× ($rtc128 vs $ecc128 cpu-ns/op, $rta128 allocations per call; 128 KiB per-round wall ratios ${r128range}).
 
 $(echo_note)
 
+$(cat "$i9_out/issue9-section.md")
+
 ## Notes (prose without numbers, not re-checked by this run)
 
-* **Warm stat**: in an earlier session, \`copper-node stats\` taken by hand around \`statloop\`
-  showed no request reaching copper-node during the timed loop: the kernel answers from its entry
-  and attribute caches, and what the mount adds is the kernel's own FUSE path walk (more path
-  components, each cached FUSE dentry revalidated against its timeout). This run does not repeat
-  that check; its ratio is the one in the table above.
 * **Everything on one machine**: all N emulated nodes share this machine's cores, so per-node CPU
   adds up here and not on a real cluster. The pfsbench section below says, computed from its own
   rows, which runs were CPU-bound and which were bound by the emulated server.

@@ -18,8 +18,9 @@ shift || true
 
 scripts/setup-test-deps.sh # fuse3, python3-numpy, ...
 # strace records the import once; pandas (four small packages without
-# recommends) makes `--import numpy,pandas` available. scipy is left out:
-# it pulls in boost and pythran headers, far from cheap.
+# recommends) makes `--import numpy,pandas` available. setup-test-deps.sh
+# installs both, and SciPy without recommends (for scripts/issue9-bench.sh);
+# the check stays for a machine set up before.
 need=()
 command -v strace >/dev/null 2>&1 || need+=(strace)
 /usr/bin/python3 -c 'import pandas' >/dev/null 2>&1 || need+=(python3-pandas)

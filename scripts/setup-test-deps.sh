@@ -5,7 +5,8 @@
 # copper-launch under mpiexec.mpich and under mpirun.openmpi), strace (the
 # benchmark records an import once to replay it), Lmod and man-db (packaging
 # tests: `module load copper` and `man -w` on a make install), shellcheck
-# (the example job scripts' test).
+# (the example job scripts' test), SciPy and pandas without recommends (the
+# issue #9 benchmark imports numpy, scipy and pandas cold through a mount).
 # Idempotent: installs only what is missing.
 #
 # The machine's alternatives are left as they were: Open MPI registers an
@@ -28,12 +29,17 @@ command -v strace >/dev/null 2>&1 || need+=(strace) # bench: records an import o
 [ -r /usr/share/lmod/lmod/init/bash ] || need+=(lmod) # packaging: module use / module load
 command -v man >/dev/null 2>&1 || need+=(man-db)      # packaging: man -w finds the pages
 
-if [ ${#need[@]} -gt 0 ]; then
+# Without recommends: SciPy's pull in boost and pythran headers, far from cheap.
+lean=()
+/usr/bin/python3 -c 'import scipy' >/dev/null 2>&1 || lean+=(python3-scipy)
+/usr/bin/python3 -c 'import pandas' >/dev/null 2>&1 || lean+=(python3-pandas)
+
+if [ $((${#need[@]} + ${#lean[@]})) -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "setup-test-deps: missing packages: ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
+    echo "setup-test-deps: missing packages: ${need[*]} ${lean[*]}; run as root or: sudo apt-get install -y ${need[*]} && sudo apt-get install -y --no-install-recommends ${lean[*]}" >&2
     exit 1
   fi
-  echo "setup-test-deps: installing ${need[*]}"
+  echo "setup-test-deps: installing ${need[*]} ${lean[*]}"
   export DEBIAN_FRONTEND=noninteractive
   saved=$(mktemp)
   "$here/alternatives.sh" save "$saved"
@@ -47,7 +53,8 @@ if [ ${#need[@]} -gt 0 ]; then
   trap restore EXIT
   # Another apt on this machine (a shared test host) is waited for, not failed on.
   apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null
+  if [ ${#need[@]} -gt 0 ]; then apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null; fi
+  if [ ${#lean[@]} -gt 0 ]; then apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${lean[@]}" >/dev/null; fi
   trap - EXIT
   "$here/alternatives.sh" restore "$saved"
   rm -f "$saved"

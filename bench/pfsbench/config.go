@@ -116,7 +116,7 @@ type Config struct {
 // server-bound there by design).
 func Quick() Config {
 	c := base("quick")
-	c.ReplayNodes = []int{1, 4, 32}
+	c.ReplayNodes = []int{1, 4, 8, 32} // 8: issue #9's slow-filesystem target
 	c.ImportNodes = []int{1, 4}
 	c.Scale = DefaultScale()
 	c.WarmImportRounds = 5

@@ -124,7 +124,7 @@ func (r *runner) save(cause error) error {
 		errs = append(errs, cause)
 		r.res.Errors = append(r.res.Errors, "interrupted: "+cause.Error())
 	}
-	for _, write := range []func(string) error{r.res.writeJSON, r.res.writeCSV, r.res.writeMarkdown, r.res.writeSVG} {
+	for _, write := range []func(string) error{r.res.writeJSON, r.res.writeCSV, r.res.writeMarkdown, r.res.writeSVG, r.res.writeIssue9} {
 		if err := write(r.cfg.Out); err != nil {
 			errs = append(errs, err)
 		}
@@ -132,7 +132,7 @@ func (r *runner) save(cause error) error {
 	for _, e := range r.res.Errors {
 		errs = append(errs, errors.New(e))
 	}
-	r.progress("wrote %s", strings.Join([]string{"results.json", "results.csv", FragmentFile, PlotFile}, ", "))
+	r.progress("wrote %s", strings.Join([]string{"results.json", "results.csv", FragmentFile, PlotFile, Issue9File}, ", "))
 	return errors.Join(errs...)
 }
 
