@@ -209,6 +209,8 @@ type env struct {
 	roots  [][]string // per node, per process
 	setup  time.Duration
 	setupB *Backend
+	// staging: the N tar -x's CPU (children's rusage)
+	extractCPU time.Duration
 	// copper+prefetch: the wait for every node's prefetch (part of
 	// setup) and each node's summary.
 	prefetch          time.Duration
@@ -278,7 +280,7 @@ func (r *runner) startEnv(ctx context.Context, work, mode string, n int) (*env, 
 			return nil, err
 		}
 		var locals []string
-		if e.setup, locals, err = r.stage(ctx, e.em, n); err != nil {
+		if e.setup, locals, e.extractCPU, err = r.stage(ctx, e.em, n); err != nil {
 			return nil, err
 		}
 		each(func(i, _ int) string { return locals[i] })
@@ -325,6 +327,7 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 	}
 	rows[0].SetupS = secs(e.setup)
 	rows[0].PrefetchS, rows[0].Prefetch = secs(e.prefetch), e.prefetchSummaries
+	rows[0].SetupCPU = &SetupCPU{ExtractS: secs(e.extractCPU)}
 	if mode == ModeStaging || mode == ModeCopper || mode == ModePrefetch {
 		rows[0].SetupBackend = e.setupB
 	}
@@ -339,6 +342,9 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 	for i := range rows {
 		r.progress("%s N=%d %s %s", mode, n, work, rows[i].Phase)
 		daemonCPU, emuCPU := cpuTimes(daemons), cpuTime(emuPid)
+		if i == 0 { // before the cold phase: what the daemons' start spent
+			rows[0].SetupCPU.DaemonStartS = secs(sumDurations(daemonCPU))
+		}
 		var m measure
 		if work != WorkImport {
 			m, err = r.runReplay(ctx, e.roots, r.timeoutFor(work))
@@ -499,6 +505,13 @@ func (r *runner) warmImport(ctx context.Context) (*WarmImport, error) {
 	w.Command = fmt.Sprintf("alternately PYTHONPATH=<pfs backing dir>/site and PYTHONPATH=<rank 1 mount>/site %s -c %s (import time inside the process)",
 		r.cfg.Python, quoteArgs([]string{r.importScript()})[0])
 	return w, nil
+}
+
+func sumDurations(ds []time.Duration) (t time.Duration) {
+	for _, d := range ds {
+		t += d
+	}
+	return t
 }
 
 func secondsOf(ds []time.Duration) []float64 {
