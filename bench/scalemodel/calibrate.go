@@ -61,6 +61,10 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 	if err := cal.measureHere(ctx, res, in.Tar); err != nil {
 		return nil, err
 	}
+	fitSetupCPU(cal, res)
+	if err := cal.fitHopCPU(); err != nil {
+		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)
+	}
 	return cal, cal.Check()
 }
 
@@ -148,7 +152,7 @@ func measuredRows(res *pfsbench.Results) []MeasuredRow {
 			continue
 		}
 		mr := MeasuredRow{Mode: r.Mode, Nodes: r.Nodes, Phase: r.Phase, SetupS: r.SetupS, RunS: r.RunS, Command: r.Command,
-			CPUS: r.CPUClientsS + r.CPUDaemonsS + r.CPUEmulatorS}
+			CPUS: r.CPUClientsS + r.CPUDaemonsS + r.CPUEmulatorS, ProcMedianS: r.ProcMedianS, ProcMaxS: r.ProcMaxS}
 		if r.Backend != nil {
 			mr.MetaOps, mr.Bytes = r.Backend.MetadataOps, r.Backend.DataBytes
 		}

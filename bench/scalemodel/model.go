@@ -187,7 +187,7 @@ func (s *sim) setCosts() {
 		f := float64(cal.HostCores) / HostShare(cal.HostCores, cal.HostAvailable, sc.Nodes*(sc.Procs+1)+1)
 		s.slow = f
 		for _, c := range []*float64{&s.k.ClientOpNative, &s.k.ClientOpMount, &s.k.ClientReq, &s.k.ClientByte, &s.k.EmulatorOp,
-			&s.k.EmulatorByte, &s.k.DaemonReq, &s.k.HopCPU, &s.k.HopByte, &s.k.TarExtractCPU} { // CPU seconds; the starts and tar are wall times
+			&s.k.EmulatorByte, &s.k.DaemonReq, &s.k.HopCPU, &s.k.HopByte, &s.k.TarExtractCPU, &s.k.NodeStartCPU} { // CPU seconds; the starts and tar are wall times
 			*c *= f
 		}
 	}
