@@ -1,6 +1,10 @@
 package scalemodel
 
 import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -108,5 +112,51 @@ func TestWithinNoise(t *testing.T) {
 		{ValidationRow{Measured: 0.05, Modelled: 0.05}, false}, // no scatter recorded: nothing to be within
 	} {
 		assert.Equal(t, tc.want, tc.v.WithinNoise(), "%+v", tc.v)
+	}
+}
+
+// The worker's start-up CPU is measured on the real pfsbench binary (built
+// here) up to its ready, and a binary that never says ready is an error
+// naming it.
+func TestMeasureWorkerStart(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "pfsbench")
+	build := exec.Command("go", "build", "-o", bin, "github.com/hpc-copper/copper/bench/cmd/pfsbench")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	trace := filepath.Join(dir, "import.strace")
+	require.NoError(t, os.WriteFile(trace, []byte(`open("/x/site/pkg/__init__.py", O_RDONLY|O_CLOEXEC) = 3
+read(3, ""..., 4096) = 6
+close(3) = 0
+`), 0o644))
+	cal := toyCal(toyWorkload())
+	cal.Sources = map[string]string{}
+	require.NoError(t, cal.measureWorkerStart(context.Background(), bin, trace))
+	assert.Greater(t, cal.Costs.WorkerStartCPU, 0.0)
+	assert.Less(t, cal.Costs.WorkerStartCPU, 1.0, "a Go start and a three-line parse")
+	assert.Contains(t, cal.Sources["costs.worker_start_cpu_s"], "replay-worker")
+
+	err = cal.measureWorkerStart(context.Background(), "/bin/true", trace)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "/bin/true")
+}
+
+// A worker's start-up CPU is in the run's rusage once per node and phase,
+// never in its time.
+func TestWorkerStartInCPUNotTime(t *testing.T) {
+	for _, nodes := range []int{1, 4, 32} {
+		cal := toyCal(toyWorkload())
+		base, err := Run(cal, Scenario{Mode: ModeStaging, Nodes: nodes, Procs: 2, Host: true})
+		require.NoError(t, err)
+		cal.Costs.WorkerStartCPU = 0.005
+		r, err := Run(cal, Scenario{Mode: ModeStaging, Nodes: nodes, Procs: 2, Host: true})
+		require.NoError(t, err)
+		assert.InDelta(t, base.ColdCPUS+float64(nodes)*0.005, r.ColdCPUS, 1e-12)
+		assert.InDelta(t, base.WarmCPUS+float64(nodes)*0.005, r.WarmCPUS, 1e-12)
+		assert.Equal(t, base.ColdS, r.ColdS)
+		assert.Equal(t, base.WarmS, r.WarmS)
+		p, err := Run(cal, Scenario{Mode: ModeStaging, Nodes: nodes, Procs: 2})
+		require.NoError(t, err)
+		assert.Zero(t, p.WarmCPUS, "the projection reports no host CPU")
 	}
 }

@@ -214,7 +214,7 @@ func (s *sim) simulate(res *Result) {
 	// Cold, then warm, each from a release of every process at once.
 	busy := s.hostBusy()
 	res.ColdS, res.ColdMeanNodeS = s.phase(res.SetupS)
-	res.ColdCPUS = (s.hostBusy() - busy) / s.slow
+	res.ColdCPUS = (s.hostBusy()-busy)/s.slow + s.workersStartCPU()
 	if sc.Mode != ModeStaging {
 		res.MetaOps, res.DataBytes, res.OpsByKind, res.FetchesPerKey = s.counters()
 	}
@@ -229,9 +229,18 @@ func (s *sim) simulate(res *Result) {
 	s.resetCounters()
 	busy = s.hostBusy()
 	res.WarmS, _ = s.phase(s.now)
-	res.WarmCPUS = (s.hostBusy() - busy) / s.slow
+	res.WarmCPUS = (s.hostBusy()-busy)/s.slow + s.workersStartCPU()
 	res.WarmMetaOps, _, _, _ = s.counters()
 	res.Events = int64(s.seq)
+}
+
+// workersStartCPU is what the phase's replay workers spent before their
+// release (one per node, Host mode): in the run's rusage, not in its time.
+func (s *sim) workersStartCPU() float64 {
+	if s.host == nil {
+		return 0
+	}
+	return float64(s.sc.Nodes) * s.cal.Costs.WorkerStartCPU
 }
 
 // SortResults orders results by mode, then nodes, then trees.
