@@ -16,7 +16,7 @@ import (
 // SetupCPU is a cold row's setup CPU seconds, for the scale model
 // (bench/scalemodel): what N starts at once cost the host's cores.
 type SetupCPU struct {
-	DaemonStartS float64 `json:"daemon_start_s,omitempty"` // copper: the daemons' CPU from their start to the cold phase (/proc/<pid>/stat)
+	DaemonStartS float64 `json:"daemon_start_s,omitempty"` // copper: the daemons' CPU from their start to the cold phase (/proc/<pid>/stat) and their reaped foreground processes' (rusage)
 	ExtractS     float64 `json:"extract_s,omitempty"`      // staging: the N tar -x's CPU (children's rusage)
 }
 
