@@ -88,8 +88,8 @@ func (rep *Report) mdInputs(p printf) {
 // host is modelled.
 func (rep *Report) mdValidation(p printf) {
 	p("### Validation: measured vs modelled at N ≤ 32 (%d processes per node, this host's %d cores shared by all)\n\n", rep.ValidationProcs, rep.HostCores)
-	p("In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores. The host is shared with other jobs: spin probes around the measured run got %.2f cores' worth (%s), so the model counts the other jobs as that many competing threads and gives the run its per-thread share of the cores (its N × (processes + daemon) + emulator threads taken as runnable: `HostShare`), each core running the model's CPU work at that share of its speed (*modelled*); *idle host* is the same model with both cores ours. The costs were fitted on the N=1 rows of the same measured run, so N=1 is the calibration point and N > 1 is prediction. The measured column is one short run on a shared machine: noisy.\n\n",
-		rep.HostCores, rep.HostAvailable, rep.Sources["host_available_cores"])
+	p("In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores. The host is shared with other jobs: spin probes around the measured run got %.2f cores' worth (%s), so the model counts the other jobs as that many competing threads and gives the run its per-thread share of the cores (its N × (processes + daemon) + emulator threads taken as runnable: `HostShare`), each core running the model's CPU work at that share of its speed (*modelled*); *idle host* is the same model with both cores ours. The costs were fitted on the N=1 rows of the same measured run, so N=1 is the calibration point and N > 1 is prediction%s. The measured column is one short run on a shared machine: noisy.\n\n",
+		rep.HostCores, rep.HostAvailable, rep.Sources["host_available_cores"], rep.hopFitNote())
 	p("*Run's scatter* is the measured run's own noise: its slowest process's time minus its median's (every process replays the same trace, so the gap is the scheduler's; each row is one run, repeat count 1, so this is the only noise figure a row has; the timer is Go's monotonic clock, ns). *Within* says whether the error is within ±25%%, or else within that scatter.\n\n")
 	p("| mode | N | quantity | measured s | modelled s | error | run's scatter s | within | idle host s |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, v := range rep.Validation {
@@ -106,6 +106,15 @@ func (rep *Report) mdValidation(p printf) {
 		p("| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", v.Mode, v.Nodes, v.What, secsStr(v.Measured), secsStr(v.Modelled), pct(v.Error), sc, in, secsStr(v.ModelledIdle))
 	}
 	p("\n")
+}
+
+// hopFitNote names the one measured row beyond N=1 the calibration
+// read, if it did.
+func (rep *Report) hopFitNote() string {
+	if !strings.HasPrefix(rep.Sources["costs.hop_cpu_s"], "fitted") {
+		return ""
+	}
+	return ", except the parent↔child call's CPU, fitted on the largest copper cold row's CPU (see its input above): that row's CPU is fitted, its time still predicted"
 }
 
 // mdValidationSummary writes how many rows are within ±25%, by mode and
