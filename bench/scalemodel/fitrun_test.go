@@ -160,3 +160,33 @@ func TestWorkerStartInCPUNotTime(t *testing.T) {
 		assert.Zero(t, p.WarmCPUS, "the projection reports no host CPU")
 	}
 }
+
+// The N=1 fits take the worker's start-up CPU off each clients' figure
+// before dividing by the operations (one worker at N=1).
+func TestFitCostsTakesOffTheWorkerStart(t *testing.T) {
+	w := toyWorkload()
+	ops := func(n int64) *pfsbench.Backend { return &pfsbench.Backend{Ops: map[string]int64{"lookup": n}, DataBytes: 1000} }
+	row := func(mode, phase string, clients float64, b *pfsbench.Backend) pfsbench.Row {
+		return pfsbench.Row{Workload: pfsbench.WorkReplay, Mode: mode, Nodes: 1, Phase: phase, CPUClientsS: clients, Backend: b}
+	}
+	res := &pfsbench.Results{Runs: []pfsbench.Row{
+		row(pfsbench.ModeLocal, "cold", 0.010, nil),
+		row(pfsbench.ModeDirect, "cold", 0.050, ops(20)),
+		row(pfsbench.ModeDirect, "warm", 0.030, ops(10)),
+		row(pfsbench.ModeCopper, "cold", 0.040, ops(5)),
+		row(pfsbench.ModeCopper, "warm", 0.014, nil),
+	}}
+	res.Settings.Procs = 2
+	procOps := float64(2 * len(w.Ops))
+	for _, start := range []float64{0, 0.002, 0.006} {
+		cal := toyCal(w)
+		cal.Sources = map[string]string{}
+		cal.Costs.WorkerStartCPU = start
+		require.NoError(t, fitCosts(cal, res, w))
+		assert.InDelta(t, (0.010-start)/procOps, cal.Costs.ClientOpNative, 1e-12, "start %v", start)
+		assert.InDelta(t, (0.014-start)/procOps, cal.Costs.ClientOpMount, 1e-12, "start %v", start)
+		// What a request costs the client is the same either way: the
+		// start comes off both its row and the mount's syscalls.
+		assert.InDelta(t, (0.030-0.014)/10, cal.Costs.ClientReq, 1e-12, "start %v", start)
+	}
+}
