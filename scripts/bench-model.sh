@@ -35,7 +35,8 @@ else
 fi
 if [ -n "$pfs" ]; then
   progress "calibrate (N=1 rows, an in-process round trip, tar on local disk, a CPU probe)"
-  bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} --out "$cal"
+  worker=; [ -x bin/pfsbench ] && worker=bin/pfsbench
+  bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} ${worker:+--worker "$worker"} --out "$cal"
 fi
 progress "run the model (validation rows and the projection)"
 bin/scalemodel run --calibration "$cal" --out "$work/model" --command "bin/scalemodel run --calibration $cal --out DIR"

@@ -101,6 +101,7 @@ type Row struct {
 	// daemon's (from /proc/<pid>/stat before and after the run).
 	CPUClientPerNodeS []float64 `json:"cpu_client_per_node_s,omitempty"`
 	CPUDaemonPerNodeS []float64 `json:"cpu_daemon_per_node_s,omitempty"`
+	SetupCPU          *SetupCPU `json:"setup_cpu,omitempty"` // cold only: the setup's CPU seconds
 
 	Backend      *Backend     `json:"backend,omitempty"`       // the emulator's counters for this phase
 	SetupBackend *Backend     `json:"setup_backend,omitempty"` // and for the setup

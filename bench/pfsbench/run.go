@@ -209,6 +209,9 @@ type env struct {
 	roots  [][]string // per node, per process
 	setup  time.Duration
 	setupB *Backend
+	// staging: the N tar -x's CPU (children's rusage); reaped: this
+	// process's children's CPU before the setup (see setupCPU)
+	extractCPU, reaped time.Duration
 	// copper+prefetch: the wait for every node's prefetch (part of
 	// setup) and each node's summary.
 	prefetch          time.Duration
@@ -219,7 +222,7 @@ type env struct {
 func (r *runner) startEnv(ctx context.Context, work, mode string, n int) (*env, error) {
 	p := r.cfg.Procs
 	params := r.paramsFor(work)
-	e := &env{roots: make([][]string, n)}
+	e := &env{roots: make([][]string, n), reaped: childrenCPU()}
 	each := func(root func(node, proc int) string) {
 		for i := range n {
 			e.roots[i] = make([]string, p)
@@ -278,7 +281,7 @@ func (r *runner) startEnv(ctx context.Context, work, mode string, n int) (*env, 
 			return nil, err
 		}
 		var locals []string
-		if e.setup, locals, err = r.stage(ctx, e.em, n); err != nil {
+		if e.setup, locals, e.extractCPU, err = r.stage(ctx, e.em, n); err != nil {
 			return nil, err
 		}
 		each(func(i, _ int) string { return locals[i] })
@@ -339,6 +342,9 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 	for i := range rows {
 		r.progress("%s N=%d %s %s", mode, n, work, rows[i].Phase)
 		daemonCPU, emuCPU := cpuTimes(daemons), cpuTime(emuPid)
+		if i == 0 {
+			rows[0].SetupCPU = e.setupCPU(daemonCPU)
+		}
 		var m measure
 		if work != WorkImport {
 			m, err = r.runReplay(ctx, e.roots, r.timeoutFor(work))
@@ -499,6 +505,26 @@ func (r *runner) warmImport(ctx context.Context) (*WarmImport, error) {
 	w.Command = fmt.Sprintf("alternately PYTHONPATH=<pfs backing dir>/site and PYTHONPATH=<rank 1 mount>/site %s -c %s (import time inside the process)",
 		r.cfg.Python, quoteArgs([]string{r.importScript()})[0])
 	return w, nil
+}
+
+// setupCPU is the cold row's setup CPU, read just before the cold phase:
+// copper's daemons (their CPU so far) and their foreground processes
+// (reaped once the daemon is ready), staging's extractions; nil else.
+func (e *env) setupCPU(daemonCPU []time.Duration) *SetupCPU {
+	switch {
+	case e.tree != nil:
+		return &SetupCPU{DaemonStartS: secs(sumDurations(daemonCPU) + childrenCPU() - e.reaped)}
+	case e.extractCPU > 0:
+		return &SetupCPU{ExtractS: secs(e.extractCPU)}
+	}
+	return nil
+}
+
+func sumDurations(ds []time.Duration) (t time.Duration) {
+	for _, d := range ds {
+		t += d
+	}
+	return t
 }
 
 func secondsOf(ds []time.Duration) []float64 {

@@ -9,7 +9,16 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// SetupCPU is a cold row's setup CPU seconds, for the scale model
+// (bench/scalemodel): what N starts at once cost the host's cores.
+type SetupCPU struct {
+	DaemonStartS float64 `json:"daemon_start_s,omitempty"` // copper: the daemons' CPU from their start to the cold phase (/proc/<pid>/stat) and their reaped foreground processes' (rusage)
+	ExtractS     float64 `json:"extract_s,omitempty"`      // staging: the N tar -x's CPU (children's rusage)
+}
 
 // stagingTar is where the staging mode's tarball lives on the emulated
 // filesystem, beside (not inside) the package tree.
@@ -20,19 +29,23 @@ const stagingTar = "_staging/site.tar"
 // read through that node's PFS client, into a node-local directory.
 // Writing the tarball to the PFS is not charged (the emulator models
 // reads); reading the tree for it and every node's read of it are.
-func (r *runner) stage(ctx context.Context, em *emulator, n int) (time.Duration, []string, error) {
+// extractCPU is the CPU the N tar -x spent (the children's rusage over
+// the extraction): the scale model charges it, measured in the run it
+// validates against, not in a later tar on a differently loaded host.
+func (r *runner) stage(ctx context.Context, em *emulator, n int) (elapsed time.Duration, locals []string, extractCPU time.Duration, err error) {
 	tarball := filepath.Join(r.backing, stagingTar)
 	if err := os.MkdirAll(filepath.Dir(tarball), 0o755); err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	r.cleanup.push("remove staged copies", func() error {
 		return errors.Join(os.RemoveAll(filepath.Dir(tarball)), os.RemoveAll(r.localDir))
 	})
 	start := time.Now()
 	if _, err := runBounded(ctx, r.cfg.StepTimeout, nil, "tar", "-cf", tarball, "-C", em.clients[0], "site"); err != nil {
-		return 0, nil, fmt.Errorf("staging: tar the tree: %w", err)
+		return 0, nil, 0, fmt.Errorf("staging: tar the tree: %w", err)
 	}
-	locals := make([]string, n)
+	before := childrenCPU()
+	locals = make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -47,8 +60,19 @@ func (r *runner) stage(ctx context.Context, em *emulator, n int) (time.Duration,
 		})
 	}
 	wg.Wait()
+	extractCPU = childrenCPU() - before
 	if err := errors.Join(errs...); err != nil {
-		return 0, nil, fmt.Errorf("staging: extract on %d nodes: %w", n, err)
+		return 0, nil, 0, fmt.Errorf("staging: extract on %d nodes: %w", n, err)
 	}
-	return time.Since(start), locals, nil
+	return time.Since(start), locals, extractCPU, nil
+}
+
+// childrenCPU is the user + system time of this process's waited-for
+// children (RUSAGE_CHILDREN); 0 if getrusage fails.
+func childrenCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_CHILDREN, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -42,6 +42,9 @@ type CalibrateInput struct {
 	// one taken before the measured run; Calibrate probes once more
 	// and keeps the mean.
 	Available []float64
+	// Worker is the run's pfsbench binary; "" = the worker's start-up
+	// CPU is not measured (and stays in the per-operation fits).
+	Worker string
 }
 
 // Calibrate fits the costs from a pfsbench run's N=1 rows, measures the
@@ -55,11 +58,20 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 	cal := newCalibration(res, w)
 	cal.probeHost(in.Available)
 	cal.Measured = measuredRows(res)
+	if in.Worker != "" {
+		if err := cal.measureWorkerStart(ctx, in.Worker, w.Trace); err != nil {
+			return nil, fmt.Errorf("calibrate: %w", err)
+		}
+	}
 	if err := fitCosts(cal, res, w); err != nil {
 		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)
 	}
 	if err := cal.measureHere(ctx, res, in.Tar); err != nil {
 		return nil, err
+	}
+	fitSetupCPU(cal, res)
+	if err := cal.fitHopCPU(); err != nil {
+		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)
 	}
 	return cal, cal.Check()
 }
@@ -148,7 +160,7 @@ func measuredRows(res *pfsbench.Results) []MeasuredRow {
 			continue
 		}
 		mr := MeasuredRow{Mode: r.Mode, Nodes: r.Nodes, Phase: r.Phase, SetupS: r.SetupS, RunS: r.RunS, Command: r.Command,
-			CPUS: r.CPUClientsS + r.CPUDaemonsS + r.CPUEmulatorS}
+			CPUS: r.CPUClientsS + r.CPUDaemonsS + r.CPUEmulatorS, ProcMedianS: r.ProcMedianS, ProcMaxS: r.ProcMaxS}
 		if r.Backend != nil {
 			mr.MetaOps, mr.Bytes = r.Backend.MetadataOps, r.Backend.DataBytes
 		}
@@ -232,14 +244,16 @@ func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
 		return float64(n)
 	}
 	k := &cal.Costs
-	k.ClientOpNative = local.CPUClientsS / procOps
-	k.ClientOpMount = cw.CPUClientsS / procOps
+	// One worker at N=1: its start-up CPU is in every clients' figure.
+	clients := func(r *pfsbench.Row) float64 { return max(0, r.CPUClientsS-k.WorkerStartCPU) }
+	k.ClientOpNative = clients(local) / procOps
+	k.ClientOpMount = clients(cw) / procOps
 	rw, rc, bc := total(dw.Backend), total(dc.Backend), float64(dc.Backend.DataBytes)
 	if rw == 0 || bc == 0 {
 		return errors.New("N=1 direct rows: no requests or no bytes counted")
 	}
-	k.ClientReq = max(0, (dw.CPUClientsS-procOps*k.ClientOpMount)/rw)
-	k.ClientByte = max(0, (dc.CPUClientsS-procOps*k.ClientOpMount-rc*k.ClientReq)/bc)
+	k.ClientReq = max(0, (clients(dw)-procOps*k.ClientOpMount)/rw)
+	k.ClientByte = max(0, (clients(dc)-procOps*k.ClientOpMount-rc*k.ClientReq)/bc)
 	k.EmulatorOp = max(0, dw.CPUEmulatorS/rw)
 	k.EmulatorByte = max(0, (dc.CPUEmulatorS-rc*k.EmulatorOp)/bc)
 	rb, bb := total(cc.Backend), float64(cc.Backend.DataBytes)
@@ -247,7 +261,7 @@ func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
 	k.DaemonReq = max(0, (cc.CPUDaemonsS-rb*k.ClientReq-(bb+float64(fuseBytes))*k.ClientByte)/float64(fuse))
 	k.NodeStart = cc.SetupS
 	s := cal.Sources
-	s["costs.client_op_native_s"] = "measured: N=1 local cold replay, clients' CPU (rusage) / (processes × traced operations)"
+	s["costs.client_op_native_s"] = "measured: N=1 local cold replay, clients' CPU (rusage) less the worker's start-up / (processes × traced operations)"
 	s["costs.client_op_mount_s"] = "measured: N=1 copper warm replay (no request reaches the daemon), clients' CPU / (processes × operations)"
 	s["costs.client_req_s"] = "measured: N=1 direct warm replay, clients' CPU beyond client_op_mount_s / the emulator's counted requests"
 	s["costs.client_byte_s"] = "measured: N=1 direct cold replay, clients' CPU beyond operations and requests / bytes read"

@@ -23,6 +23,8 @@ type Costs struct {
 	HopCPU         float64 `json:"hop_cpu_s"`          // both ends of one parent↔child call, small answer
 	HopByte        float64 `json:"hop_byte_s"`         // and per answer byte
 	NodeStart      float64 `json:"node_start_s"`       // one copper-node start until it answers, alone on the host
+	NodeStartCPU   float64 `json:"node_start_cpu_s"`   // its CPU (0: unmeasured, the wall time is charged as CPU)
+	WorkerStartCPU float64 `json:"worker_start_cpu_s"` // a node's replay worker before release (Go start, trace parse): in its CPU, not its timed run
 	TarCreate      float64 `json:"tar_create_s"`       // tar -c of the package tree (local disk)
 	TarExtract     float64 `json:"tar_extract_s"`      // tar -x of it (local disk), wall
 	TarExtractCPU  float64 `json:"tar_extract_cpu_s"`  // its CPU part (the rest waits on the disk)
@@ -85,8 +87,12 @@ type MeasuredRow struct {
 	RunS    float64 `json:"run_s"`
 	MetaOps int64   `json:"metadata_ops"`
 	CPUS    float64 `json:"cpu_s"` // clients + daemons + emulator
-	Bytes   int64   `json:"data_bytes"`
-	Command string  `json:"command,omitempty"`
+	// The run's own scatter: its processes' median and slowest times
+	// (every process replays the same trace, so the gap is scheduling).
+	ProcMedianS float64 `json:"proc_median_s,omitempty"`
+	ProcMaxS    float64 `json:"proc_max_s,omitempty"`
+	Bytes       int64   `json:"data_bytes"`
+	Command     string  `json:"command,omitempty"`
 }
 
 // Check refuses a calibration the model cannot run on.
@@ -100,7 +106,7 @@ func (c *Calibration) Check() error {
 	k := c.Costs
 	for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount,
 		"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte,
-		"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart,
+		"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart, "node_start_cpu_s": k.NodeStartCPU, "worker_start_cpu_s": k.WorkerStartCPU,
 		"tar_create_s": k.TarCreate, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "net_latency_s": c.Machine.NetLatency} {
 		pos(name, v)
 	}

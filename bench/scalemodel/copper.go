@@ -1,5 +1,7 @@
 package scalemodel
 
+import "math"
+
 // fuse is n FUSE requests from a process on node to its copper-node
 // (size bytes answered), which needs key from its cache or the tree.
 func (s *sim) fuse(node, n int, size int64, key string, fin func()) {
@@ -187,9 +189,9 @@ func (s *sim) rootRead(node int, p string, size int64, then func()) {
 	})
 }
 
-// treeReady is copper's setup: every daemon starts (Host mode: all on
-// the host's cores), and a node is ready once it and its parent are,
-// plus one readiness round trip.
+// treeReady is copper's setup: every daemon starts (Host mode: all at
+// once on the host's cores), and a node is ready once it and its parent
+// are, plus one readiness round trip.
 func (s *sim) treeReady() float64 {
 	k := s.k
 	ready := make([]float64, len(s.nodes))
@@ -197,7 +199,7 @@ func (s *sim) treeReady() float64 {
 	for n, ns := range s.nodes { // parents have lower ranks
 		started := k.NodeStart
 		if s.host != nil {
-			started = s.host.reserve(0, k.NodeStart)
+			started = s.daemonStart()
 		}
 		if ns.pos.IsRoot() {
 			ready[n] = started
@@ -211,4 +213,20 @@ func (s *sim) treeReady() float64 {
 		last = max(last, ready[n])
 	}
 	return last
+}
+
+// daemonStart is one copper-node start on the host, all starting at 0:
+// its measured CPU competes for the host's cores with every other
+// start's, spread over as many threads as it used alone (CPU over wall
+// time at N=1: the Go runtime's threads), then the rest of its N=1 wall
+// time waits (mount, dials). Without a measured CPU the wall time is
+// charged as CPU.
+func (s *sim) daemonStart() float64 {
+	alone, cpu := s.cal.Costs.NodeStartCPU, s.k.NodeStartCPU
+	if alone <= 0 || s.k.NodeStart <= 0 {
+		return s.host.reserve(0, s.k.NodeStart)
+	}
+	threads := max(1, min(s.cal.HostCores, int(math.Ceil(alone/s.k.NodeStart))))
+	end := reserveN(s.host, 0, cpu/float64(threads), threads)
+	return end + max(0, s.k.NodeStart-alone/float64(threads))
 }

@@ -65,8 +65,12 @@ func (rep *Report) runValidation(cal *Calibration, _ Plan) error {
 // r, the model on the loaded host, and ri, the model on an idle one.
 func (rep *Report) addMeasured(m MeasuredRow, r, ri Result) {
 	add := func(what string, measured, modelled, modelledIdle float64) {
-		rep.Validation = append(rep.Validation, ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what,
-			Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle, Error: (modelled - measured) / measured, Command: m.Command})
+		v := ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what,
+			Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle, Error: (modelled - measured) / measured, Command: m.Command}
+		if what != "setup" {
+			v.Scatter = max(0, m.ProcMaxS-m.ProcMedianS)
+		}
+		rep.Validation = append(rep.Validation, v)
 	}
 	if m.CPUS > 0 {
 		cpu := CPURow{Mode: m.Mode, Nodes: m.Nodes, Phase: m.Phase, Measured: m.CPUS, Modelled: r.ColdCPUS}

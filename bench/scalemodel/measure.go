@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -70,6 +71,34 @@ func (cal *Calibration) measureHere(ctx context.Context, res *pfsbench.Results, 
 	cal.Sources["costs.tar_extract_cpu_s"] = "measured: user + system time of that tar -xf (rusage of the child)"
 	cal.Sources["costs.tar_create_s"] = "measured: wall time of tar -cf of the packages on local disk"
 	cal.Sources["costs.tar_extract_s"] = "measured: wall time of tar -xf of that archive on local disk"
+	return nil
+}
+
+// measureWorkerStart runs the run's replay worker (pfsbench's
+// replay-worker) up to its "ready" 20 times with stdin closed, so each
+// exits before replaying, and keeps the mean CPU (rusage) of one: the
+// Go start and the trace's parse, which the clients' CPU of every
+// measured row holds once per node and the timed run does not.
+func (cal *Calibration) measureWorkerStart(ctx context.Context, bin, trace string) error {
+	prefix, err := tracePrefix(trace)
+	if err != nil {
+		return err
+	}
+	const runs = 20
+	var cpu float64
+	for range runs {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		cmd := exec.CommandContext(ctx, bin, pfsbench.WorkerCommand, "--trace", trace, "--prefix", prefix,
+			"--root", os.TempDir())
+		out, _ := cmd.CombinedOutput() // it fails waiting for go on a closed stdin, after "ready"
+		cancel()
+		if cmd.ProcessState == nil || !strings.HasPrefix(string(out), "ready") {
+			return fmt.Errorf("replay worker %s: no ready: %s", bin, out)
+		}
+		cpu += (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	}
+	cal.Costs.WorkerStartCPU = cpu / runs
+	cal.Sources["costs.worker_start_cpu_s"] = fmt.Sprintf("measured: mean CPU (rusage) of %d starts of `%s %s` up to its ready (Go start, trace parse), stdin closed; taken off the N=1 clients' CPU before the per-operation fits and added once per node to the modelled CPU", runs, filepath.Base(bin), pfsbench.WorkerCommand)
 	return nil
 }
 

@@ -187,7 +187,7 @@ func (s *sim) setCosts() {
 		f := float64(cal.HostCores) / HostShare(cal.HostCores, cal.HostAvailable, sc.Nodes*(sc.Procs+1)+1)
 		s.slow = f
 		for _, c := range []*float64{&s.k.ClientOpNative, &s.k.ClientOpMount, &s.k.ClientReq, &s.k.ClientByte, &s.k.EmulatorOp,
-			&s.k.EmulatorByte, &s.k.DaemonReq, &s.k.HopCPU, &s.k.HopByte, &s.k.TarExtractCPU} { // CPU seconds; the starts and tar are wall times
+			&s.k.EmulatorByte, &s.k.DaemonReq, &s.k.HopCPU, &s.k.HopByte, &s.k.TarExtractCPU, &s.k.NodeStartCPU} { // CPU seconds; the starts and tar are wall times
 			*c *= f
 		}
 	}
@@ -214,7 +214,7 @@ func (s *sim) simulate(res *Result) {
 	// Cold, then warm, each from a release of every process at once.
 	busy := s.hostBusy()
 	res.ColdS, res.ColdMeanNodeS = s.phase(res.SetupS)
-	res.ColdCPUS = (s.hostBusy() - busy) / s.slow
+	res.ColdCPUS = (s.hostBusy()-busy)/s.slow + s.workersStartCPU()
 	if sc.Mode != ModeStaging {
 		res.MetaOps, res.DataBytes, res.OpsByKind, res.FetchesPerKey = s.counters()
 	}
@@ -229,9 +229,18 @@ func (s *sim) simulate(res *Result) {
 	s.resetCounters()
 	busy = s.hostBusy()
 	res.WarmS, _ = s.phase(s.now)
-	res.WarmCPUS = (s.hostBusy() - busy) / s.slow
+	res.WarmCPUS = (s.hostBusy()-busy)/s.slow + s.workersStartCPU()
 	res.WarmMetaOps, _, _, _ = s.counters()
 	res.Events = int64(s.seq)
+}
+
+// workersStartCPU is what the phase's replay workers spent before their
+// release (one per node, Host mode): in the run's rusage, not in its time.
+func (s *sim) workersStartCPU() float64 {
+	if s.host == nil {
+		return 0
+	}
+	return float64(s.sc.Nodes) * s.cal.Costs.WorkerStartCPU
 }
 
 // SortResults orders results by mode, then nodes, then trees.

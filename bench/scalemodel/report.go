@@ -44,7 +44,19 @@ type ValidationRow struct {
 	// ModelledIdle is the model with the host's cores all ours (no
 	// other load): the bound the measured run would meet on an idle host.
 	ModelledIdle float64 `json:"modelled_idle_s"`
-	Command      string  `json:"command,omitempty"`
+	// Scatter is the measured run's own noise: its slowest process's
+	// time minus its median's (every process replays the same trace, so
+	// the gap is scheduling; each row is one run, no repeats). 0 = not
+	// recorded or a setup row.
+	Scatter float64 `json:"scatter_s,omitempty"`
+	Command string  `json:"command,omitempty"`
+}
+
+// WithinNoise reports whether the model is within the measured run's
+// own scatter of it (see Scatter): a run of tens of milliseconds on a
+// loaded host cannot be held to ±25% of itself.
+func (v ValidationRow) WithinNoise() bool {
+	return v.Scatter > 0 && math.Abs(v.Modelled-v.Measured) <= v.Scatter
 }
 
 // Sensitivity is a projection row on a metadata server Factor times

@@ -61,13 +61,14 @@ func calibrate(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "calibration file to write (required)")
 	tar := fs.Bool("tar", true, "time tar -c/-x of the package tree on local disk (staging's copy)")
 	avail := fs.Float64Slice("available", nil, "cores' worth of CPU probed (scalemodel probe) before the measured run; calibrate probes once more")
+	worker := fs.String("worker", "", "the run's pfsbench binary: time its replay worker's start-up CPU (Go start, trace parse), which the clients' CPU includes and the timed run does not")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *results == "" || *out == "" {
 		return errors.New("--results and --out are required")
 	}
-	cal, err := scalemodel.Calibrate(ctx, scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail})
+	cal, err := scalemodel.Calibrate(ctx, scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail, Worker: *worker})
 	if err != nil {
 		return err
 	}

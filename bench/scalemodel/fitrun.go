@@ -1,0 +1,85 @@
+package scalemodel
+
+// Fits that read the measured run beyond its N=1 replay: the setup's CPU
+// measured inside the run, and the hop's CPU between processes.
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/hpc-copper/copper/bench/pfsbench"
+)
+
+// fitSetupCPU takes a copper-node start's CPU from the N=1 copper cold
+// row (the daemon's CPU from its start to the cold phase) and an
+// extraction's from the N=1 staging cold row (its tar -x's rusage),
+// when the run recorded them: measured where the validation was, not in
+// a later tar on a differently loaded host.
+func fitSetupCPU(cal *Calibration, res *pfsbench.Results) {
+	for _, r := range res.Runs {
+		if r.Workload != pfsbench.WorkReplay || r.Nodes != 1 || r.Phase != "cold" || r.Error != "" || r.SetupCPU == nil {
+			continue
+		}
+		switch {
+		case r.Mode == pfsbench.ModeCopper && r.SetupCPU.DaemonStartS > 0:
+			cal.Costs.NodeStartCPU = r.SetupCPU.DaemonStartS
+			cal.Sources["costs.node_start_cpu_s"] = "measured: N=1 copper cold replay, copper-node's CPU (/proc/<pid>/stat) from its start to the cold phase"
+		case r.Mode == pfsbench.ModeStaging && r.SetupCPU.ExtractS > 0:
+			// The wait beyond CPU (the disk) stays the timed tar's.
+			wait := max(0, cal.Costs.TarExtract-cal.Costs.TarExtractCPU)
+			cal.Costs.TarExtractCPU = r.SetupCPU.ExtractS
+			cal.Costs.TarExtract = r.SetupCPU.ExtractS + wait
+			cal.Sources["costs.tar_extract_cpu_s"] = "measured: N=1 staging cold replay, its tar -x's user + system time (children's rusage, inside the run)"
+		}
+	}
+}
+
+// hopFitRow is the one measured point beyond N=1 the calibration reads:
+// the copper cold row with the most nodes, whose non-root daemons'
+// calls to their parents are most of what N=1 does not show.
+func hopFitRow(rows []MeasuredRow) (MeasuredRow, bool) {
+	var best MeasuredRow
+	for _, m := range rows {
+		if m.Mode == ModeCopper && m.Phase == "cold" && m.Nodes > 1 && m.CPUS > 0 && m.Nodes > best.Nodes {
+			best = m
+		}
+	}
+	return best, best.Nodes > 1
+}
+
+// fitHopCPU sets the parent↔child call's CPU from hopFitRow's measured
+// CPU. The in-process loop (measureHop) has both ends in one process, so
+// it misses what a call between two processes adds (each end's wake-up,
+// the scheduler's switch, netpoll's epoll in both daemons); that is a
+// lower bound, and the call's CPU is what the N=1 rows cannot show (one
+// node makes no calls). The model's CPU is linear in the hop's, so two
+// runs solve for it; the in-process figure stays the floor.
+func (cal *Calibration) fitHopCPU() error {
+	row, ok := hopFitRow(cal.Measured)
+	if !ok || cal.Costs.HopCPU <= 0 {
+		return nil
+	}
+	if err := cal.Check(); err != nil {
+		return err
+	}
+	cpuAt := func(h float64) (float64, error) {
+		c := *cal
+		c.Costs.HopCPU = h
+		r, err := Run(&c, Scenario{Mode: ModeCopper, Nodes: row.Nodes, Procs: cal.Procs, Host: true})
+		return r.ColdCPUS, err
+	}
+	h0 := cal.Costs.HopCPU
+	c0, err0 := cpuAt(h0)
+	c1, err1 := cpuAt(2 * h0)
+	if err := errors.Join(err0, err1); err != nil {
+		return fmt.Errorf("fit the hop's CPU at N=%d: %w", row.Nodes, err)
+	}
+	if c1 <= c0 {
+		return nil
+	}
+	h := max(h0, h0+(row.CPUS-c0)*h0/(c1-c0))
+	cal.Sources["costs.hop_cpu_s"] = fmt.Sprintf("fitted: the copper cold replay at N=%d (the one measured point beyond N=1 the calibration reads), its measured CPU (%.2f s) against the model's, solved for the call's CPU between two processes; floor: the in-process figure, %.1f µs (%s)",
+		row.Nodes, row.CPUS, h0*1e6, cal.Sources["costs.hop_cpu_s"])
+	cal.Costs.HopCPU = h
+	return nil
+}
