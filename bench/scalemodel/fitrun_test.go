@@ -165,7 +165,9 @@ func TestWorkerStartInCPUNotTime(t *testing.T) {
 // before dividing by the operations (one worker at N=1).
 func TestFitCostsTakesOffTheWorkerStart(t *testing.T) {
 	w := toyWorkload()
-	ops := func(n int64) *pfsbench.Backend { return &pfsbench.Backend{Ops: map[string]int64{"lookup": n}, DataBytes: 1000} }
+	ops := func(n int64) *pfsbench.Backend {
+		return &pfsbench.Backend{Ops: map[string]int64{"lookup": n}, DataBytes: 1000}
+	}
 	row := func(mode, phase string, clients float64, b *pfsbench.Backend) pfsbench.Row {
 		return pfsbench.Row{Workload: pfsbench.WorkReplay, Mode: mode, Nodes: 1, Phase: phase, CPUClientsS: clients, Backend: b}
 	}
