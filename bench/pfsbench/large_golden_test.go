@@ -48,6 +48,8 @@ func largeFixture() *Results {
 			CopperS: 2.5, CopperSetupS: 0.75, CopperBackendBytes: 256 << 20,
 			WarmSeqMiBs: 2900, NativeSeqMiBs: 3400, WarmMmapMiBs: 1500, NativeMmapMiBs: 4100, WarmRounds: 3,
 			WarmMmapFaults: 4096, NativeMmapFaults: 130,
+			WarmFolios:   []FolioShare{{FolioBytes: 4096, Share: 1}},
+			NativeFolios: []FolioShare{{FolioBytes: 2 << 20, Share: 0.9}, {FolioBytes: 64 << 10, Share: 0.095}, {FolioBytes: 4096, Share: 0.005}},
 			ServedColdMiBs: 410, ServedSpillMiBs: 960,
 			Passes: []LargeModeRow{machine(ModeDirect, 5.12, 4*256<<20), machine(ModeCopper, 2.5, 256<<20),
 				scale(ModeDirect, 27.6, 4*64<<20), scale(ModeCopper, 7.4, 64<<20)},

@@ -56,6 +56,13 @@ func (res *Results) largeSection(b *strings.Builder) {
 			l.WarmMmapFaults, mibs*1024/float64(l.WarmMmapFaults), l.NativeMmapFaults, mibs*1024/float64(l.NativeMmapFaults),
 			float64(l.WarmMmapFaults)/float64(l.NativeMmapFaults))
 	}
+	if len(l.WarmFolios) > 0 && len(l.NativeFolios) > 0 {
+		w("Page-cache folios behind one mapping of each, after the last round's touch (/proc/self/pagemap → /proc/kpageflags, root only): "+
+			"through the mount %s; native %s. A 2 MiB folio under a 2 MiB-aligned mapping is mapped by one PMD fault; smaller folios "+
+			"one fault-around window (64 KiB by default) per fault, and read(2) copies them a folio at a time. The FUSE folio size is "+
+			"the kernel's choice: copper's mount options do not raise it on a kernel without FUSE large folios.\n\n",
+			folioText(l.WarmFolios), folioText(l.NativeFolios))
+	}
 	if len(l.Passes) > 0 {
 		w("Each pass against its two lower bounds: the *CPU floor* (CPU seconds of the readers, the copper daemons and the emulator over "+
 			"this machine's %d cores: every node shares them) and the *server time* (backend bytes over the emulated bandwidth). "+

@@ -73,6 +73,10 @@ type LargeResult struct {
 	// large folios whole.
 	WarmMmapFaults   int64 `json:"warm_mmap_faults"`
 	NativeMmapFaults int64 `json:"native_mmap_faults"`
+	// Folio sizes backing one mapping of each (root only; see
+	// folioCensus): the fault counts' cause.
+	WarmFolios   []FolioShare `json:"warm_folios,omitempty"`
+	NativeFolios []FolioShare `json:"native_folios,omitempty"`
 
 	// One reader on a non-root mount: a file no node has read, fetched
 	// through the tree (cold), then the same file with the mount's pages
