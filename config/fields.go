@@ -52,7 +52,7 @@ var specs = map[string]spec{
 	"entry_timeout_s":     {doc: "kernel name-lookup cache lifetime, in seconds", rule: floatMin{0}},
 	"attr_timeout_s":      {doc: "kernel attribute cache lifetime, in seconds", rule: floatMin{0}},
 	"negative_timeout_s":  {doc: "kernel 'no such file' cache lifetime, in seconds", rule: floatMin{0}},
-	"max_read_bytes":      {doc: "largest FUSE read request (the kernel caps it at 1 MiB); a large-file read under 1 MiB - 8 KiB within one chunk is spliced from the chunk store", rule: intRange{lo: 4 * kib, hi: 16 * mib, bounded: true, bytes: true}},
+	"max_read_bytes":      {doc: "largest FUSE read request (capped at /proc/sys/fs/fuse/max_pages_limit pages: 1 MiB by default); a large-file read under 1 MiB - 8 KiB within one chunk is spliced from the chunk store", rule: intRange{lo: 4 * kib, hi: 16 * mib, bounded: true, bytes: true}},
 	"max_readahead_bytes": {doc: "kernel readahead window; above 128 KiB it is set through the mount's /sys/class/bdi entry (root only, else 128 KiB, logged); 0 = kernel default", rule: intRange{lo: 0, hi: 16 * mib, bounded: true, bytes: true}},
 	"allow_other":         {doc: "let users other than the mounter use the mount (needs user_allow_other in /etc/fuse.conf)"},
 

@@ -162,9 +162,14 @@ func mountOptions(fsys *filesystem, opts Options, asRoot bool) *fs.Options {
 			// go through fusermount3.
 			DirectMountStrict: asRoot,
 			DirectMountFlags:  syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
-			MaxWrite:          opts.MaxRead, // go-fuse derives max_read and MaxPages from it
-			MaxReadAhead:      opts.MaxReadahead,
-			MaxBackground:     maxBackground,
+			// go-fuse derives max_read and MaxPages from MaxWrite (capped
+			// at fs.fuse.max_pages_limit pages). Kernels with FUSE large
+			// folios (after 6.18) size page-cache folios by the least of
+			// the three; 6.18 keeps 4 KiB folios whatever they are
+			// (pfsbench's folio census).
+			MaxWrite:      opts.MaxRead,
+			MaxReadAhead:  opts.MaxReadahead,
+			MaxBackground: maxBackground,
 			// A view inode never changes: a changed file is a new inode
 			// (see stableAttrFor). Let the kernel keep symlink targets
 			// and pages instead of invalidating them on every attribute

@@ -47,22 +47,7 @@ func (res *Results) largeSection(b *strings.Builder) {
 			"the same file with the mount's pages of it dropped (posix_fadvise DONTNEED), every READ answered from the node's chunk "+
 			"store, %.0f MiB/s (median of %d).\n\n", l.Nodes-1, l.FileBytes>>20, l.ServedColdMiBs, l.ServedSpillMiBs, l.WarmRounds)
 	}
-	if l.WarmMmapFaults > 0 && l.NativeMmapFaults > 0 {
-		mibs := float64(l.FileBytes) / (1 << 20)
-		w("Page faults of one mmap+touch pass (medians, this process's minor faults): %d through the mount (%.0f KiB mapped per fault), "+
-			"%d native (%.0f KiB per fault), %.0f× as many. The kernel maps a FUSE file's cached pages one fault-around window at a time; "+
-			"the local file system keeps the file in large folios that a fault maps whole. The gap is the kernel's FUSE page cache, "+
-			"not a request to copper-node (none is sent: TestWarmLargeFileStaysInTheKernel).\n\n",
-			l.WarmMmapFaults, mibs*1024/float64(l.WarmMmapFaults), l.NativeMmapFaults, mibs*1024/float64(l.NativeMmapFaults),
-			float64(l.WarmMmapFaults)/float64(l.NativeMmapFaults))
-	}
-	if len(l.WarmFolios) > 0 && len(l.NativeFolios) > 0 {
-		w("Page-cache folios behind one mapping of each, after the last round's touch (/proc/self/pagemap → /proc/kpageflags, root only): "+
-			"through the mount %s; native %s. A 2 MiB folio under a 2 MiB-aligned mapping is mapped by one PMD fault; smaller folios "+
-			"one fault-around window (64 KiB by default) per fault, and read(2) copies them a folio at a time. The FUSE folio size is "+
-			"the kernel's choice: copper's mount options do not raise it on a kernel without FUSE large folios.\n\n",
-			folioText(l.WarmFolios), folioText(l.NativeFolios))
-	}
+	l.faultsText(w)
 	if len(l.Passes) > 0 {
 		w("Each pass against its two lower bounds: the *CPU floor* (CPU seconds of the readers, the copper daemons and the emulator over "+
 			"this machine's %d cores: every node shares them) and the *server time* (backend bytes over the emulated bandwidth). "+
@@ -92,4 +77,25 @@ func (res *Results) largeSection(b *strings.Builder) {
 			m.SpillMode, mib(m.SpillBytes), mib(m.SpillBudget))
 	}
 	w("\n")
+}
+
+// faultsText writes the warm mmap's page faults and folio census, the
+// why of the mmap ratio.
+func (l *LargeResult) faultsText(w func(format string, args ...any)) {
+	if l.WarmMmapFaults > 0 && l.NativeMmapFaults > 0 {
+		mibs := float64(l.FileBytes) / (1 << 20)
+		w("Page faults of one mmap+touch pass (medians, this process's minor faults): %d through the mount (%.0f KiB mapped per fault), "+
+			"%d native (%.0f KiB per fault), %.0f× as many. The kernel maps a FUSE file's cached pages one fault-around window at a time; "+
+			"the local file system keeps the file in large folios that a fault maps whole. The gap is the kernel's FUSE page cache, "+
+			"not a request to copper-node (none is sent: TestWarmLargeFileStaysInTheKernel).\n\n",
+			l.WarmMmapFaults, mibs*1024/float64(l.WarmMmapFaults), l.NativeMmapFaults, mibs*1024/float64(l.NativeMmapFaults),
+			float64(l.WarmMmapFaults)/float64(l.NativeMmapFaults))
+	}
+	if len(l.WarmFolios) > 0 && len(l.NativeFolios) > 0 {
+		w("Page-cache folios behind one mapping of each, after the last round's touch (/proc/self/pagemap → /proc/kpageflags, root only): "+
+			"through the mount %s; native %s. A 2 MiB folio under a 2 MiB-aligned mapping is mapped by one PMD fault; smaller folios "+
+			"one fault-around window (64 KiB by default) per fault, and read(2) copies them a folio at a time. The FUSE folio size is "+
+			"the kernel's choice: copper's mount options do not raise it on a kernel without FUSE large folios.\n\n",
+			folioText(l.WarmFolios), folioText(l.NativeFolios))
+	}
 }
