@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -33,7 +34,7 @@ func (b *Backend) Chunk(ctx context.Context, req op.ChunkReq) op.Result {
 	b.ops[op.Chunk].Add(1)
 	var r op.Result
 	if err := b.rootConn.Control(func(fd uintptr) { r = b.readChunk(int(fd), req) }); err != nil {
-		return op.Fail(syscall.EIO) // closed: the node is stopping
+		return b.eio(op.Chunk, req.Path, fmt.Errorf("target directory closed (the node is stopping): %w", err))
 	}
 	if r.OK() {
 		b.chunkBytes.Add(int64(len(r.Data)))
@@ -47,20 +48,20 @@ func (b *Backend) ChunkBytes() int64 { return b.chunkBytes.Load() }
 func (b *Backend) readChunk(root int, req op.ChunkReq) op.Result {
 	dir, name, done, err := b.parent(root, req.Path)
 	if err != nil {
-		return op.Fail(osutil.Errno(err))
+		return b.fail(op.Chunk, req.Path, err)
 	}
 	defer done()
 	fd, err := openNoFollow(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err != nil {
-		if errno := osutil.Errno(err); errno != syscall.ENOENT {
-			return op.Fail(errno)
+		if osutil.Errno(err) != syscall.ENOENT {
+			return b.fail(op.Chunk, req.Path, err)
 		}
 		return op.Fail(syscall.ESTALE) // the version asked for is gone
 	}
 	defer unix.Close(fd)
 	var before unix.Stat_t
 	if err := osutil.RetryEINTR(func() error { return unix.Fstat(fd, &before) }); err != nil {
-		return op.Fail(osutil.Errno(err))
+		return b.fail(op.Chunk, req.Path, fmt.Errorf("fstat: %w", err))
 	}
 	if errno := readable(&before, before.Size); errno != 0 {
 		return op.Fail(errno)
@@ -69,16 +70,16 @@ func (b *Backend) readChunk(root int, req op.ChunkReq) op.Result {
 		return op.Fail(syscall.ESTALE)
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
-		return op.Fail(osutil.Errno(err))
+		return b.fail(op.Chunk, req.Path, fmt.Errorf("fcntl: %w", err))
 	}
 	data := make([]byte, req.Len())
 	n, err := preadFull(fd, data, req.Off())
 	if err != nil {
-		return op.Fail(osutil.Errno(err))
+		return b.fail(op.Chunk, req.Path, fmt.Errorf("read chunk %d at %d: %w", req.Index, req.Off()+int64(n), err))
 	}
 	var after unix.Stat_t
 	if err := osutil.RetryEINTR(func() error { return unix.Fstat(fd, &after) }); err != nil {
-		return op.Fail(osutil.Errno(err))
+		return b.fail(op.Chunk, req.Path, fmt.Errorf("fstat: %w", err))
 	}
 	// The torn-read guard: a write during the read moves mtime or ctime
 	// (or the size); those bytes are never served.

@@ -2,6 +2,10 @@ package fuse
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +46,9 @@ type ChunkedFiles struct {
 	// (maxSpliceRead) be spliced from the chunk's file when Source is a
 	// ChunkFileSource; go-fuse copies them itself if splicing fails.
 	Splice bool
+	// Logger gets a line for every EIO a read answers here (nil:
+	// discard): the application sees only the errno.
+	Logger *slog.Logger
 }
 
 // maxSpliceRead is the largest read go-fuse can splice: it sends the
@@ -54,6 +61,7 @@ const maxSpliceRead = 1<<20 - 2*4096
 // Open returns the content of attr's version of viewPath.
 func (c ChunkedFiles) Open(_ context.Context, viewPath string, attr op.Attr) (Content, syscall.Errno) {
 	if c.ChunkBytes <= 0 || c.Source == nil {
+		logEIO(c.Logger, viewPath, 0, "large-file provider not set up", "chunk_bytes", c.ChunkBytes, "source", c.Source != nil)
 		return nil, syscall.EIO
 	}
 	if c.Opened != nil {
@@ -90,11 +98,18 @@ func (c chunkedContent) Read(ctx context.Context, dest []byte, off int64) (gofus
 		within := pos - req.Off()
 		end := min(int64(len(dest)-n), req.Len()-within)
 		m, errno := c.files.Source.ReadChunk(ctx, req, dest[n:n+int(end)], within)
+		if errno == syscall.EIO {
+			// The node logged its own cause (a parent that failed or
+			// answered another version, a backend error) where it knew one.
+			logEIO(c.files.Logger, c.path, pos, "chunk read failed (see the node's log for the cause)", "chunk", req.Index)
+		}
 		if errno != 0 {
 			return nil, errno
 		}
 		if int64(m) != end {
-			return nil, syscall.EIO // a chunk shorter than its version says
+			logEIO(c.files.Logger, c.path, pos, "chunk shorter than its version says", "chunk", req.Index,
+				"got_bytes", m, "want_bytes", end, "size", c.version.Size)
+			return nil, syscall.EIO
 		}
 		n += m
 	}
@@ -120,7 +135,7 @@ func (c chunkedContent) spliced(ctx context.Context, off int64, n int) (gofuse.R
 	if errno != 0 || f == nil {
 		return nil, false // the copy path reads it again and reports its errno
 	}
-	return &chunkFileResult{f: f, off: within, n: n}, true
+	return &chunkFileResult{f: f, off: within, n: n, log: c.files.Logger, path: c.path, fileOff: off}, true
 }
 
 // chunkFileResult is a read answered from a chunk file: go-fuse splices
@@ -129,6 +144,10 @@ type chunkFileResult struct {
 	f   *os.File
 	off int64
 	n   int
+
+	log     *slog.Logger // for the line of a failed read
+	path    string
+	fileOff int64
 }
 
 func (r *chunkFileResult) Seekable() (uintptr, int64, int) { return r.f.Fd(), r.off, r.n }
@@ -142,10 +161,22 @@ func (r *chunkFileResult) Bytes(buf []byte) ([]byte, gofuse.Status) {
 		buf = make([]byte, r.n)
 	}
 	buf = buf[:r.n]
-	if _, err := r.f.ReadAt(buf, r.off); err != nil {
+	if n, err := r.f.ReadAt(buf, r.off); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("chunk file %s ends %d bytes short: %w", r.f.Name(), r.n-n, err)
+		}
+		logEIO(r.log, r.path, r.fileOff, "reading the chunk file after the splice failed", "err", err)
 		return nil, gofuse.EIO
 	}
 	return buf, gofuse.OK
+}
+
+// logEIO logs why a read of path at off answers EIO (nil log: not).
+func logEIO(log *slog.Logger, path string, off int64, cause string, attrs ...any) {
+	if log == nil {
+		return
+	}
+	log.Error("large-file read answers EIO: "+cause, append([]any{"path", path, "offset", off}, attrs...)...)
 }
 
 func (chunkedContent) Release() syscall.Errno { return 0 }

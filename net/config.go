@@ -105,10 +105,11 @@ func readFrame(r netpoll.Reader, maxPayload uint32) (Header, []byte, error) {
 		return h, nil, nil
 	}
 	var payload []byte
-	if h.Kind == KindResponse && h.Op == op.Read {
-		// File data outlives the frame (it is cached): one copy into a
-		// slice of its own, which Next would add to when the payload
-		// spans netpoll's buffer nodes.
+	if h.Kind == KindResponse && (h.Op == op.Read || h.Op == op.Chunk) {
+		// File data outlives the frame (it is cached or spilled): one
+		// copy into a slice of its own, which Next would add to when the
+		// payload spans netpoll's buffer nodes (a 4 MiB chunk always
+		// does), and decodeResponse then keeps, not copies again.
 		payload, err = r.ReadBinary(int(h.Length))
 	} else {
 		payload, err = r.Next(int(h.Length))

@@ -24,14 +24,20 @@ const maxSpareBatch = 256 << 10
 // A queued frame's write error is not returned to its caller: the first
 // error is kept and returned by every later write, and a connection whose
 // write failed is failed as a whole (its frames may be half written).
+//
+// A frame larger than maxSpareBatch (a chunk answer: 4 MiB) is not
+// queued: its caller waits for the writer and sends it from its own
+// buffers, since queuing it would copy it (and grow the queue) only for
+// Connection.Write to copy it again.
 type frameWriter struct {
 	conn netpoll.Connection
 
 	mu     sync.Mutex
-	busy   bool   // a caller is writing
-	queued []byte // whole frames waiting for the writing caller
-	spare  []byte // a drained batch buffer, for the next queue
-	err    error  // the first write error
+	idle   sync.Cond // signalled when busy turns false; L is &mu
+	busy   bool      // a caller is writing
+	queued []byte    // whole frames waiting for the writing caller
+	spare  []byte    // a drained batch buffer, for the next queue
+	err    error     // the first write error
 }
 
 // write sends the frame made of parts, or queues it when another caller
@@ -43,12 +49,23 @@ func (w *frameWriter) write(deadline time.Time, parts ...[]byte) error {
 		w.mu.Unlock()
 		return err
 	}
-	if w.busy {
+	if w.busy && framesLen(parts) <= maxSpareBatch {
 		for _, p := range parts {
 			w.queued = append(w.queued, p...)
 		}
 		w.mu.Unlock()
 		return nil
+	}
+	for w.busy { // a large frame: wait for the writer rather than copy it
+		if w.idle.L == nil {
+			w.idle.L = &w.mu
+		}
+		w.idle.Wait()
+	}
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
 	}
 	w.busy = true
 	w.mu.Unlock()
@@ -81,8 +98,19 @@ func (w *frameWriter) write(deadline time.Time, parts ...[]byte) error {
 		w.queued = nil
 	}
 	w.busy = false
+	if w.idle.L != nil {
+		w.idle.Broadcast()
+	}
 	w.mu.Unlock()
 	return err
+}
+
+func framesLen(parts [][]byte) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	return n
 }
 
 func (w *frameWriter) send(p []byte) error {

@@ -18,8 +18,9 @@ import (
 
 // TestFrameWriterKeepsFramesWhole writes frames from many goroutines at
 // once, some in two parts, and reads the stream back: every frame arrives
-// whole (queued frames are never interleaved with the writing caller's)
-// and each writer's frames in the order it wrote them.
+// whole (queued frames are never interleaved with the writing caller's,
+// large ones wait for the writer) and each writer's frames in the order
+// it wrote them.
 func TestFrameWriterKeepsFramesWhole(t *testing.T) {
 	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -35,7 +36,11 @@ func TestFrameWriterKeepsFramesWhole(t *testing.T) {
 	w := frameWriter{conn: conn}
 	total := 0
 	frameOf := func(g, i int) []byte {
-		path := fmt.Sprintf("/w%d/%d/%s", g, i, strings.Repeat("x", (g*131+i*17)%900))
+		n := (g*131 + i*17) % 900
+		if i%50 == 7 { // over maxSpareBatch, as a chunk answer: written, never queued
+			n = maxSpareBatch + g*1000
+		}
+		path := fmt.Sprintf("/w%d/%d/%s", g, i, strings.Repeat("x", n))
 		return AppendRequest(nil, uint64(g*frames+i), op.Getattr, path)
 	}
 	for g := range writers {

@@ -161,8 +161,9 @@ func (n *Node) ReadChunk(ctx context.Context, req op.ChunkReq, dest []byte, off 
 // the chunk first if it is not held, for a read through this node's
 // mount that hands the kernel the file (a splice) instead of copying
 // its bytes; n is the bytes the read takes from it. A nil file with no
-// errno means the store keeps chunks in memory or just evicted this
-// one: read it with ReadChunk. The caller closes the file.
+// errno means the store keeps chunks (or this one, hot) in memory or
+// just evicted this one: read it with ReadChunk. The caller closes the
+// file.
 func (n *Node) ChunkFile(ctx context.Context, req op.ChunkReq, off int64, size int) (*os.File, syscall.Errno) {
 	c := n.chunks
 	if c == nil {
@@ -171,8 +172,8 @@ func (n *Node) ChunkFile(ctx context.Context, req op.ChunkReq, off int64, size i
 	if !c.valid(req) {
 		return nil, syscall.EINVAL
 	}
-	if c.store.Dir() == "" {
-		return nil, 0 // chunks in memory: no file to hand over
+	if c.store.Dir() == "" || c.store.Hot(req.Key()) {
+		return nil, 0 // chunks (or this one) in memory: copying is cheaper than its file
 	}
 	if off < int64(size) {
 		n.readahead(ctx, req) // the first read of a chunk
@@ -184,6 +185,9 @@ func (n *Node) ChunkFile(ctx context.Context, req op.ChunkReq, off int64, size i
 		n.misses[op.Chunk].Add(1)
 		if r := n.chunkFlight(ctx, req); !r.OK() {
 			return nil, r.Errno
+		}
+		if c.store.Hot(req.Key()) {
+			return nil, 0 // just fetched: still in memory
 		}
 		if f, _, ok = c.store.Open(req.Key()); !ok {
 			return nil, 0

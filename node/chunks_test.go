@@ -91,14 +91,14 @@ func TestChunkChain(t *testing.T) {
 
 // TestChunkFile: a leaf with its chunk store on disk hands over the
 // chunk's file (fetched through the tree once), with the chunk's bytes;
-// a store in memory hands over nothing (the caller copies), and a
-// changed file answers ESTALE.
+// a store in memory, or one holding the chunk hot, hands over nothing
+// (the caller copies), and a changed file answers ESTALE.
 func TestChunkFile(t *testing.T) {
 	dir := sourceDir(t)
 	root := newRoot(t, dir)
 	root.chunks = newChunkState(spill.Open(spill.Config{MemoryBytes: 1 << 20}), 0, 4)
 	leaf := newChild(t, 1, &direct{n: root})
-	disk := spill.Open(spill.Config{Dir: t.TempDir(), BudgetBytes: 1 << 20, MemoryBytes: 1 << 20})
+	disk := spill.Open(spill.Config{Dir: t.TempDir(), BudgetBytes: 1 << 20}) // nothing hot
 	t.Cleanup(func() { require.NoError(t, disk.Close()) })
 	leaf.chunks = newChunkState(disk, 0, 4)
 
@@ -120,6 +120,21 @@ func TestChunkFile(t *testing.T) {
 	f, errno := root.ChunkFile(context.Background(), req, 0, 4)
 	assert.Zero(t, errno)
 	assert.Nil(t, f, "a store in memory has no file to hand over")
+
+	hot := newChild(t, 2, &direct{n: root})
+	hotStore := spill.Open(spill.Config{Dir: t.TempDir(), BudgetBytes: 1 << 20, MemoryBytes: 1 << 20})
+	t.Cleanup(func() { require.NoError(t, hotStore.Close()) })
+	hot.chunks = newChunkState(hotStore, 0, 4)
+	for range 2 {
+		f, errno = hot.ChunkFile(context.Background(), req, 0, 4)
+		assert.Zero(t, errno)
+		assert.Nil(t, f, "a hot chunk is copied from memory")
+	}
+	buf := make([]byte, 4)
+	m, errno := hot.ReadChunk(context.Background(), req, buf, 0)
+	require.Zero(t, errno)
+	assert.Equal(t, "x = ", string(buf[:m]))
+	assert.EqualValues(t, 1, hot.Stats().Chunks.Fetched)
 
 	stale := req
 	stale.Version.MtimeNs++

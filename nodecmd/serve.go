@@ -268,6 +268,7 @@ func serveNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err erro
 		return err
 	}
 	defer closeLog()
+	defer startCPUProfile(a.rank, log)()
 
 	if err := limitMemory(s, log); err != nil {
 		return err

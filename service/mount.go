@@ -19,7 +19,7 @@ func (svc *Service) mount(s config.Settings, rank int, guard []string) error {
 	}
 	var large cfuse.ContentProvider // nil: direct, from this host
 	if svc.chunks != nil {
-		large = cfuse.ChunkedFiles{Source: svc.node, ChunkBytes: s.ChunkBytes, Opened: &svc.largeOpens, Splice: true}
+		large = cfuse.ChunkedFiles{Source: svc.node, ChunkBytes: s.ChunkBytes, Opened: &svc.largeOpens, Splice: true, Logger: svc.log}
 	}
 	m, err := cfuse.Mount(svc.node, cfuse.Options{
 		LargeFiles:      large,

@@ -84,8 +84,9 @@ func (svc *Service) snapshot(tag string) {
 func (svc *Service) Profile() *profile.Collector { return svc.prof }
 
 // clearCaches is Copper 1.0's clear-cache command (ioctl 100): the
-// cache, and the chunks the chunk store keeps in memory when its spill
-// directory is unusable (chunk files on disk stay: see spill.DropMemory).
+// cache, and the chunks the chunk store keeps in memory (all of them when
+// its spill directory is unusable, the hot ones otherwise; chunk files on
+// disk stay: see spill.DropMemory).
 func (svc *Service) clearCaches() {
 	svc.cache.Clear()
 	if svc.chunks != nil {

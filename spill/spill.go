@@ -11,6 +11,12 @@
 // by someone else), the store warns once and keeps chunks in memory
 // instead, under MemoryBytes: slower for a big file, never an error for
 // the application. Close removes this run's directory and nothing else.
+//
+// On disk, the most recently stored chunks also stay in memory (hot),
+// under the same MemoryBytes: a chunk is read by the node's own reader
+// and asked for by its children right after it arrives, and answering
+// those from memory spares reading the file back (an open, a pread and
+// a fresh buffer per read) while the bytes are still at hand.
 package spill
 
 import (
@@ -35,8 +41,8 @@ type Config struct {
 	Dir string
 	// BudgetBytes bounds the bytes of chunk files on disk.
 	BudgetBytes int64
-	// MemoryBytes bounds the chunks kept in memory when the disk cannot
-	// be used.
+	// MemoryBytes bounds the chunks kept in memory: all of them when
+	// the disk cannot be used, the hot ones when it can.
 	MemoryBytes int64
 	Logger      *slog.Logger
 }
@@ -52,9 +58,13 @@ type Store struct {
 	disk    bool // chunks go to dir
 	lru     list.List
 	entries map[string]*list.Element
-	bytes   int64 // on disk, or in memory when !disk
+	bytes   int64     // on disk, or in memory when !disk
+	hot     list.List // disk mode: entries whose data is also kept, newest first
+	hotB    int64     // their bytes, at most cfg.MemoryBytes
 	warned  bool
 	closed  bool // Close began: Put stores nothing more
+
+	direct directWriter
 
 	spilled, evicted, hits, misses, failures atomic.Int64
 }
@@ -62,7 +72,8 @@ type Store struct {
 type entry struct {
 	key  string
 	size int64
-	data []byte // memory mode only
+	data []byte // memory mode, or a hot chunk on disk; never modified
+	hotE *list.Element
 }
 
 // Open makes the store. It does not fail for a spill directory it cannot
@@ -98,9 +109,7 @@ func (s *Store) degrade(err error) {
 	s.failures.Add(1)
 	if s.disk {
 		s.disk = false
-		s.lru.Init()
-		clear(s.entries)
-		s.bytes = 0
+		s.forgetLocked()
 		_ = os.RemoveAll(s.dir)
 	}
 }
@@ -128,6 +137,15 @@ func (s *Store) Has(key string) bool {
 	return ok
 }
 
+// Hot reports whether key is held in memory (in memory mode, or a hot
+// chunk on disk): ReadAt answers it without touching a file.
+func (s *Store) Hot(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[key]
+	return ok && e.Value.(*entry).data != nil
+}
+
 // ReadAt copies the held chunk key's bytes from off into dest. ok is
 // false when the chunk is not held (never fetched, or evicted).
 func (s *Store) ReadAt(key string, dest []byte, off int64) (n int, ok bool) {
@@ -140,9 +158,9 @@ func (s *Store) ReadAt(key string, dest []byte, off int64) (n int, ok bool) {
 	}
 	s.lru.MoveToFront(e)
 	en := e.Value.(*entry)
-	if !s.disk {
-		n = copy(dest, en.data[min(off, int64(len(en.data))):])
+	if data := en.data; data != nil { // in memory, or hot
 		s.mu.Unlock()
+		n = copy(dest, data[min(off, int64(len(data))):])
 		s.hits.Add(1)
 		return n, true
 	}
@@ -193,7 +211,8 @@ func (s *Store) Open(key string) (f *os.File, size int64, ok bool) {
 	return f, size, true
 }
 
-// Load returns the whole held chunk key.
+// Load returns the whole held chunk key. The bytes may be the store's
+// own (a chunk in memory): the caller must not modify them.
 func (s *Store) Load(key string) ([]byte, bool) {
 	s.mu.Lock()
 	e, held := s.entries[key]
@@ -201,7 +220,14 @@ func (s *Store) Load(key string) ([]byte, bool) {
 		s.mu.Unlock()
 		return nil, false
 	}
-	size := e.Value.(*entry).size
+	en := e.Value.(*entry)
+	if data := en.data; data != nil {
+		s.lru.MoveToFront(e)
+		s.mu.Unlock()
+		s.hits.Add(1)
+		return data, true
+	}
+	size := en.size
 	s.mu.Unlock()
 	buf := make([]byte, size)
 	n, ok := s.ReadAt(key, buf, 0)
@@ -211,8 +237,8 @@ func (s *Store) Load(key string) ([]byte, bool) {
 	return buf, true
 }
 
-// Put stores data as chunk key (data is not kept in disk mode; in memory
-// mode it is, and must not be modified). A chunk larger than the budget
+// Put stores data as chunk key. The store may keep data (in memory
+// mode, or as a hot chunk on disk): it must not be modified afterwards. A chunk larger than the budget
 // is not stored. A write that fails (disk full, read-only) turns the disk
 // off with one warning.
 func (s *Store) Put(key string, data []byte) {
@@ -230,7 +256,7 @@ func (s *Store) Put(key string, data []byte) {
 	dir := s.dir
 	s.mu.Unlock()
 
-	err := writeFile(dir, name, data)
+	err := s.writeChunk(dir, name, data)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -255,16 +281,20 @@ func (s *Store) Put(key string, data []byte) {
 		return // another Put of the same chunk won; same bytes
 	}
 	s.spilled.Add(1)
-	s.putLocked(&entry{key: key, size: int64(len(data))}, s.cfg.BudgetBytes)
+	e := &entry{key: key, size: int64(len(data))}
+	if s.putLocked(e, s.cfg.BudgetBytes) {
+		s.heatLocked(e, data)
+	}
 }
 
-// putLocked adds e and evicts the least recently used entries over budget.
-func (s *Store) putLocked(e *entry, budget int64) {
+// putLocked adds e and evicts the least recently used entries over
+// budget; false: e is larger than the budget and not stored.
+func (s *Store) putLocked(e *entry, budget int64) bool {
 	if e.size > budget {
 		if s.disk {
 			_ = os.Remove(s.file(e.key))
 		}
-		return
+		return false
 	}
 	s.entries[e.key] = s.lru.PushFront(e)
 	s.bytes += e.size
@@ -275,10 +305,14 @@ func (s *Store) putLocked(e *entry, budget int64) {
 		delete(s.entries, v.key)
 		s.bytes -= v.size
 		s.evicted.Add(1)
+		if v.hotE != nil {
+			s.coolLocked(v)
+		}
 		if s.disk {
 			_ = os.Remove(s.file(v.key))
 		}
 	}
+	return true
 }
 
 // Close forgets every chunk and removes this run's directory. A Put
@@ -289,9 +323,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.disk = false
-	s.lru.Init()
-	clear(s.entries)
-	s.bytes = 0
+	s.forgetLocked()
 	dir := s.dir
 	s.mu.Unlock()
 	if dir == "" {
@@ -315,21 +347,53 @@ func (s *Store) Close() error {
 }
 
 // DropMemory drops the chunks the store keeps in memory (its fallback
-// when the spill directory is unusable) and returns the bytes freed:
-// Copper 1.0's clear-cache command (ioctl 100) frees them with the
-// cache. Chunk files on disk stay: they count against the spill budget,
-// not memory, and the kernel may still be reading them.
+// when the spill directory is unusable, or the hot copies of chunks on
+// disk) and returns the bytes freed: Copper 1.0's clear-cache command
+// (ioctl 100) frees them with the cache. Chunk files on disk stay: they
+// count against the spill budget, not memory, and the kernel may still
+// be reading them.
 func (s *Store) DropMemory() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.disk {
-		return 0
+		freed := s.hotB
+		for s.hot.Len() > 0 {
+			s.coolLocked(s.hot.Back().Value.(*entry))
+		}
+		return freed
 	}
 	freed := s.bytes
+	s.forgetLocked()
+	return freed
+}
+
+// forgetLocked drops every entry, hot or not.
+func (s *Store) forgetLocked() {
 	s.lru.Init()
 	clear(s.entries)
 	s.bytes = 0
-	return freed
+	s.hot.Init()
+	s.hotB = 0
+}
+
+// heatLocked keeps data in memory as disk entry e's bytes, cooling the
+// oldest hot entries beyond MemoryBytes.
+func (s *Store) heatLocked(e *entry, data []byte) {
+	if e.size > s.cfg.MemoryBytes {
+		return
+	}
+	e.data, e.hotE = data, s.hot.PushFront(e)
+	s.hotB += e.size
+	for s.hotB > s.cfg.MemoryBytes {
+		s.coolLocked(s.hot.Back().Value.(*entry))
+	}
+}
+
+// coolLocked lets hot entry e's bytes go; its file stays.
+func (s *Store) coolLocked(e *entry) {
+	s.hot.Remove(e.hotE)
+	e.data, e.hotE = nil, nil
+	s.hotB -= e.size
 }
 
 // closeAttempts bounds Close's RemoveAll repeats.

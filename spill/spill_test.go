@@ -197,7 +197,7 @@ func TestOpenKeepsTheChunk(t *testing.T) {
 }
 
 // TestDropMemory: the clear-cache command frees the chunks a store keeps
-// in memory; a store on disk keeps its files.
+// in memory; a store on disk frees its hot copies and keeps its files.
 func TestDropMemory(t *testing.T) {
 	mem := Open(Config{MemoryBytes: 1 << 20})
 	t.Cleanup(func() { require.NoError(t, mem.Close()) })
@@ -210,6 +210,77 @@ func TestDropMemory(t *testing.T) {
 	disk := Open(Config{Dir: t.TempDir(), BudgetBytes: 1 << 20, MemoryBytes: 1 << 20})
 	t.Cleanup(func() { require.NoError(t, disk.Close()) })
 	disk.Put("a", chunk(1, 100))
+	assert.EqualValues(t, 100, disk.DropMemory(), "the hot copy goes")
 	assert.Zero(t, disk.DropMemory())
-	assert.True(t, disk.Has("a"))
+	assert.True(t, disk.Has("a"), "the file stays")
+	got, ok := disk.Load("a")
+	require.True(t, ok)
+	assert.Equal(t, chunk(1, 100), got)
+}
+
+// TestHotChunksAnsweredFromMemory: on disk, the newest chunks up to
+// MemoryBytes are also kept in memory and answered from there (their
+// files removed behind the store's back prove it); older ones are read
+// from their files, and an evicted chunk leaves memory too.
+func TestHotChunksAnsweredFromMemory(t *testing.T) {
+	s := Open(Config{Dir: t.TempDir(), BudgetBytes: 3000, MemoryBytes: 2000})
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	for i := range 3 {
+		s.Put(fmt.Sprint(i), chunk(i, 1000))
+	}
+	for i := range 3 {
+		require.NoError(t, os.Remove(s.file(fmt.Sprint(i))))
+	}
+	buf := make([]byte, 1000)
+	n, ok := s.ReadAt("2", buf, 10)
+	require.True(t, ok, "hot")
+	assert.Equal(t, chunk(2, 990), buf[:n])
+	whole, ok := s.Load("1")
+	require.True(t, ok, "hot")
+	assert.Equal(t, chunk(1, 1000), whole)
+	_, ok = s.ReadAt("0", buf, 0)
+	assert.False(t, ok, "cooled: read from its file, which is gone")
+
+	s.Put("3", chunk(3, 1000)) // evicts 2, the least recently read, and its hot copy
+	assert.False(t, s.Has("2"))
+	_, ok = s.ReadAt("1", buf, 0)
+	assert.True(t, ok, "still hot: the evicted chunk's copy made room")
+	n, ok = s.ReadAt("3", buf, 0)
+	require.True(t, ok)
+	assert.Equal(t, chunk(3, 1000), buf[:n])
+	assert.EqualValues(t, 2000, s.DropMemory(), "hot bytes stay within MemoryBytes")
+
+	small := Open(Config{Dir: t.TempDir(), BudgetBytes: 1000, MemoryBytes: 2000})
+	t.Cleanup(func() { require.NoError(t, small.Close()) })
+	small.Put("a", chunk(1, 1000))
+	small.Put("b", chunk(2, 1000)) // evicts a, and its hot copy with it
+	assert.EqualValues(t, 1000, small.DropMemory())
+}
+
+// TestChunkFilesWhole: chunk files hold exactly the bytes put, whatever
+// their length against O_DIRECT's alignment and buffer, written direct
+// or (a file system that refuses O_DIRECT) buffered.
+func TestChunkFilesWhole(t *testing.T) {
+	for _, buffered := range []bool{false, true} {
+		for _, size := range []int{1, directAlign - 1, directAlign, directPiece + 1, 2*directPiece + 123} {
+			t.Run(fmt.Sprintf("buffered=%v/%d", buffered, size), func(t *testing.T) {
+				s := Open(Config{Dir: t.TempDir(), BudgetBytes: 4 << 20})
+				t.Cleanup(func() { require.NoError(t, s.Close()) })
+				s.direct.off.Store(buffered)
+				data := make([]byte, size)
+				for i := range data {
+					data[i] = byte(i*7 + i>>12)
+				}
+				s.Put("k", data)
+				require.False(t, s.Hot("k"), "MemoryBytes 0: nothing hot")
+				st, err := os.Stat(s.file("k"))
+				require.NoError(t, err)
+				assert.EqualValues(t, size, st.Size())
+				got, ok := s.Load("k")
+				require.True(t, ok)
+				assert.True(t, bytes.Equal(data, got))
+				assert.Zero(t, s.Stats().Failures)
+			})
+		}
+	}
 }
