@@ -113,7 +113,7 @@ func (c chunkedContent) Read(ctx context.Context, dest []byte, off int64) (gofus
 		}
 		n += m
 	}
-	return gofuse.ReadResultData(dest[:n]), 0
+	return bytesResult(dest[:n]), 0
 }
 
 // spliced answers a read within one chunk with the chunk's file, if the

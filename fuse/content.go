@@ -141,7 +141,7 @@ func (c directContent) Read(_ context.Context, dest []byte, off int64) (gofuse.R
 		return nil, syscall.ESTALE
 	}
 	c.reads.read(c.counted, n)
-	return gofuse.ReadResultData(dest[:n]), 0
+	return bytesResult(dest[:n]), 0
 }
 
 func (c directContent) Release() syscall.Errno { return errnoOf(syscall.Close(c.fd)) }
@@ -158,7 +158,17 @@ func (c memoryContent) Read(_ context.Context, dest []byte, off int64) (gofuse.R
 		return gofuse.ReadResultData(nil), 0
 	}
 	end := min(off+int64(len(dest)), int64(len(c.data)))
-	return gofuse.ReadResultData(c.data[off:end]), 0
+	return bytesResult(c.data[off:end]), 0
 }
 
 func (memoryContent) Release() syscall.Errno { return 0 }
+
+// bytesResult answers a read with b, written to /dev/fuse by one writev.
+// go-fuse's ReadResultData would first try to splice it: a pipe taken from
+// a global pool, a writev of the reply's header into it, then (b being no
+// file) a give-up and a drain of the pipe (splice to /dev/null, FIONREAD):
+// three system calls and a lock wasted on every read reply before the
+// real writev. A vector result skips the splice attempt.
+func bytesResult(b []byte) gofuse.ReadResult {
+	return gofuse.ReadResultVector([][]byte{b})
+}

@@ -44,6 +44,15 @@ func newFlights() *flights {
 // none is in the air; led says this call started it. Wait on f.done and
 // read f.res after it is closed.
 func (g *flights) do(key string, fetch func() op.Result) (f *flight, led bool) {
+	return g.doOn(key, false, fetch)
+}
+
+// doOn is do, running fetch on the calling goroutine when here is set and
+// a flight is started: for an asker that cannot give up (a FUSE request,
+// whose context never ends), a worker's only effect is two goroutine
+// hand-offs per miss, each a wake-up of another thread on a busy node.
+// The fetch is the same either way, and other askers wait on f.done.
+func (g *flights) doOn(key string, here bool, fetch func() op.Result) (f *flight, led bool) {
 	g.mu.Lock()
 	if f, ok := g.m[key]; ok {
 		g.mu.Unlock()
@@ -52,13 +61,18 @@ func (g *flights) do(key string, fetch func() op.Result) (f *flight, led bool) {
 	f = &flight{done: make(chan struct{})}
 	g.m[key] = f
 	g.mu.Unlock()
-	g.run(func() {
+	job := func() {
 		f.res = fetch()
 		g.mu.Lock()
 		delete(g.m, key)
 		g.mu.Unlock()
 		close(f.done)
-	})
+	}
+	if here {
+		job()
+	} else {
+		g.run(job)
+	}
 	return f, true
 }
 

@@ -83,3 +83,31 @@ func TestFlightsOfManyKeysRunAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A flight started here runs on the asker's goroutine: it has landed when
+// doOn returns, and askers that came meanwhile share it.
+func TestFlightsRunHereOnTheAsker(t *testing.T) {
+	g := newFlights()
+	var fetches atomic.Int32
+	joined := make(chan *flight, 1)
+	f, led := g.doOn("k", true, func() op.Result {
+		fetches.Add(1)
+		go func() { // another asker, while this fetch is in the air
+			f2, led2 := g.doOn("k", true, func() op.Result { panic("second fetch of k") })
+			assert.False(t, led2)
+			joined <- f2
+		}()
+		f2 := <-joined
+		joined <- f2
+		return op.Result{Attr: op.Attr{Size: 7}}
+	})
+	require.True(t, led)
+	select {
+	case <-f.done:
+	default:
+		t.Fatal("doOn(here) returned before its fetch landed")
+	}
+	assert.Same(t, f, <-joined, "the asker that came meanwhile shares the flight")
+	assert.Equal(t, int64(7), f.res.Attr.Size)
+	assert.Equal(t, int32(1), fetches.Load())
+}

@@ -302,7 +302,7 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 // every other asker, local or a child, waits for the leader's answer.
 func (n *Node) getFlight(ctx context.Context, o op.Op, path string) op.Result {
 	deduped := false
-	f, led := n.flight.do(flightKey(o, path), func() op.Result {
+	f, led := n.flight.doOn(flightKey(o, path), ctx.Done() == nil, func() op.Result {
 		// A flight that finished between our Lookup and do has
 		// already stored the answer: do not ask again. That answer is a
 		// dedup, like a wait on a flight, not a second miss.
@@ -426,7 +426,7 @@ func (n *Node) getDirPlus(ctx context.Context, o op.Op, dir, after string) op.Re
 // Otherwise (a Getattr or Readdir missed) it is that request's answer.
 func (n *Node) dirPlusFlight(ctx context.Context, dir string, looked bool) (op.Result, Outcome) {
 	deduped := false
-	f, led := n.flight.do(flightKey(op.DirPlus, dir), func() op.Result {
+	f, led := n.flight.doOn(flightKey(op.DirPlus, dir), ctx.Done() == nil, func() op.Result {
 		// The request's miss is counted: this look counts no other.
 		if r, ok := n.cfg.Cache.Recheck(op.DirPlus, dir); ok {
 			deduped = looked

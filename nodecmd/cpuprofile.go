@@ -4,39 +4,42 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 )
 
-// cpuProfileEnv names a directory: when set, a serving node writes a CPU
-// profile of its whole run there (cpu-rank<R>-<pid>.pprof, read with
-// `go tool pprof`). A developer's hook for measuring the daemon as the
-// benchmarks run it; unset, it costs nothing.
-const cpuProfileEnv = "COPPER_NODE_CPUPROFILE"
+// cpuProfileEnv names the CPU profile's file when --cpu-profile is not
+// given: copper-launch passes only settings to the nodes it starts, and its
+// environment reaches them.
+const cpuProfileEnv = "COPPER_CPU_PROFILE"
 
-// startCPUProfile starts the profile cpuProfileEnv asks for and returns
-// the function that stops and writes it. A profile that cannot be
-// started is logged, never fatal.
-func startCPUProfile(rank int, log *slog.Logger) (stop func()) {
-	dir := os.Getenv(cpuProfileEnv)
-	if dir == "" {
-		return func() {}
+// startCPUProfile writes a pprof CPU profile of this process to path (or
+// $COPPER_CPU_PROFILE; {rank} and {pid} replaced) from now until the
+// returned stop, which the caller runs once the node has stopped. With
+// neither, it profiles nothing: off by default, costing nothing then. It
+// is a developer's tool (go tool pprof), apart from operation profiling.
+func startCPUProfile(path string, rank int, log *slog.Logger) (stop func(), err error) {
+	if path == "" {
+		path = os.Getenv(cpuProfileEnv)
 	}
-	name := filepath.Join(dir, fmt.Sprintf("cpu-rank%d-%d.pprof", rank, os.Getpid()))
-	f, err := os.Create(name)
+	if path == "" {
+		return func() {}, nil
+	}
+	path = strings.NewReplacer("{rank}", strconv.Itoa(rank), "{pid}", strconv.Itoa(os.Getpid())).Replace(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		log.Warn("no CPU profile", "env", cpuProfileEnv, "err", err)
-		return func() {}
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		log.Warn("no CPU profile", "env", cpuProfileEnv, "file", name, "err", err)
 		f.Close()
-		return func() {}
+		return nil, fmt.Errorf("--cpu-profile %s: %w", path, err)
 	}
+	log.Info("cpu profile", "file", path)
 	return func() {
 		pprof.StopCPUProfile()
 		if err := f.Close(); err != nil {
-			log.Warn("CPU profile", "file", name, "err", err)
+			log.Error("cpu profile", "file", path, "err", err)
 		}
-	}
+	}, nil
 }

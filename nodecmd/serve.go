@@ -42,6 +42,7 @@ type serveArgs struct {
 	foreground  bool
 	jobDir      string
 	stopTimeout time.Duration
+	cpuProfile  string
 }
 
 func parseServe(args []string) (serveArgs, error) {
@@ -86,6 +87,7 @@ func serveFlags(a *serveArgs, s *config.Settings) *pflag.FlagSet {
 	fs.BoolVar(&a.foreground, "foreground", false, "stay attached instead of daemonizing")
 	fs.StringVar(&a.jobDir, "job-dir", "", "job output directory (default <log_dir>/<job_id>)")
 	fs.DurationVar(&a.stopTimeout, "stop-timeout", 30*time.Second, "how long a stop waits for in-flight requests")
+	fs.StringVar(&a.cpuProfile, "cpu-profile", "", "write a Go CPU profile (go tool pprof) of the serving node to FILE until it stops; {rank} and {pid} are replaced; empty: $"+cpuProfileEnv+", else off")
 	s.RegisterFlags(fs)
 	return fs
 }
@@ -268,8 +270,6 @@ func serveNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err erro
 		return err
 	}
 	defer closeLog()
-	defer startCPUProfile(a.rank, log)()
-
 	if err := limitMemory(s, log); err != nil {
 		return err
 	}
@@ -277,6 +277,12 @@ func serveNode(a serveArgs, report io.WriteCloser, lock *control.Lock) (err erro
 	if err != nil {
 		return err
 	}
+
+	stopProfile, err := startCPUProfile(a.cpuProfile, a.rank, log)
+	if err != nil {
+		return err
+	}
+	defer stopProfile() // after the service has stopped
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
