@@ -109,7 +109,7 @@ func readFrame(r netpoll.Reader, maxPayload uint32) (Header, []byte, error) {
 		// File data outlives the frame (it is cached): one copy into a
 		// slice of its own, which Next would add to when the payload
 		// spans netpoll's buffer nodes.
-		payload, err = r.ReadBinary(int(h.Length))
+		payload, err = readOwned(r, int(h.Length))
 	} else {
 		payload, err = r.Next(int(h.Length))
 	}
