@@ -37,8 +37,8 @@ func (fp *framePool) put(b *[]byte) {
 }
 
 // readPiece is the most of a large payload held in netpoll's input
-// buffer at once while it is copied out.
-const readPiece = 256 << 10
+// buffer at once while it is copied out (1 MiB, as maxWritePiece).
+const readPiece = 1 << 20
 
 // readOwned reads the next n bytes of r into a slice of their own.
 // Beyond readPiece it copies them piece by piece, releasing each read

@@ -154,6 +154,10 @@ func bigAnswer(t *testing.T, id uint64, size int) (head, tail []byte) {
 // copies each Write into a buffer of its pools rounded up to a power of
 // two, and the pools keep them: a whole 4.5 MiB answer took 8 MiB.
 func TestFrameWriterBoundsNetpollWrites(t *testing.T) {
+	// The pools keep a buffer this size per connection being written (and
+	// read, readPiece): well under the 8 MiB a whole file frame took.
+	require.LessOrEqual(t, maxWritePiece, 1<<20)
+	require.LessOrEqual(t, readPiece, 1<<20)
 	for _, size := range []int{maxWritePiece - HeaderSize, maxWritePiece, 9 << 19, 3*maxWritePiece + 1} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			conn, peer := pipe(t)
