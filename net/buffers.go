@@ -5,6 +5,8 @@ import (
 
 	"github.com/bytedance/gopkg/lang/dirtmake"
 	"github.com/cloudwego/netpoll"
+
+	"github.com/hpc-copper/copper/op"
 )
 
 // maxPooledFrame is the largest frame buffer kept for reuse: small
@@ -34,6 +36,13 @@ func (fp *framePool) put(b *[]byte) {
 	}
 	*b = (*b)[:0]
 	fp.p.Put(b)
+}
+
+// ownedPayload reports whether readFrame gives h's payload a slice of its
+// own (readOwned) rather than lending netpoll's buffer: file data, which
+// the receiver keeps.
+func ownedPayload(h Header) bool {
+	return h.Kind == KindResponse && (h.Op == op.Read || h.Op == op.Chunk)
 }
 
 // readPiece is the most of a large payload held in netpoll's input

@@ -11,39 +11,45 @@ import (
 	"github.com/hpc-copper/copper/op"
 )
 
-// TestReadFrameLargeReadPayload reads Read answers around readPiece
-// (copied out piece by piece beyond it) followed by a small frame: every
-// payload arrives whole, owned by the caller, and the stream stays in
-// step after the pieces' Releases.
-func TestReadFrameLargeReadPayload(t *testing.T) {
-	for _, size := range []int{readPiece - AttrSize - 4, readPiece - AttrSize - 3, 2*readPiece + 1, 9 << 19} {
-		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			conn, peer := pipe(t)
-			head, tail := bigAnswer(t, 7, size)
-			next := AppendRequest(nil, 8, op.Getattr, "/after")
-			go func() {
-				_ = peer.SetWriteDeadline(time.Now().Add(30 * time.Second))
-				for _, p := range [][]byte{head, tail, next} {
-					if _, err := peer.Write(p); err != nil {
-						return
-					}
-				}
-			}()
-			r := conn.Reader()
-			_ = conn.SetReadTimeout(30 * time.Second)
-			h, payload, err := readFrame(r, 16<<20)
-			require.NoError(t, err)
-			res, err := DecodeResponse(h.Op, payload)
-			require.NoError(t, err)
-			require.Equal(t, tail, res.Data)
-			require.NoError(t, r.Release())
-			assert.Equal(t, tail, res.Data, "the payload is the caller's, not netpoll's buffer")
-
-			h, payload, err = readFrame(r, 16<<20)
-			require.NoError(t, err)
-			assert.Equal(t, uint64(8), h.ID)
-			assert.Equal(t, "/after", string(payload))
-			require.NoError(t, r.Release())
-		})
+// TestReadFrameLargeOwnedPayload reads Read and Chunk answers around
+// readPiece (copied out piece by piece beyond it) followed by a small
+// frame: every payload arrives whole, owned by the caller (it survives
+// the Releases and the next frame's read), and the stream stays in step.
+func TestReadFrameLargeOwnedPayload(t *testing.T) {
+	for _, o := range []op.Op{op.Read, op.Chunk} {
+		for _, size := range []int{readPiece - AttrSize - 4, readPiece - AttrSize - 3, 2*readPiece + 1, 9 << 19} {
+			t.Run(fmt.Sprint(o, size), func(t *testing.T) { readOwnedFrame(t, o, size) })
+		}
 	}
+}
+
+func readOwnedFrame(t *testing.T, o op.Op, size int) {
+	conn, peer := pipe(t)
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*13 + size)
+	}
+	frame, err := AppendResponse(nil, 7, o, op.Result{Attr: op.Attr{Size: int64(size)}, Data: data})
+	require.NoError(t, err)
+	frame = AppendRequest(frame, 8, op.Getattr, "/after")
+	go func() {
+		_ = peer.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, _ = peer.Write(frame)
+	}()
+	r := conn.Reader()
+	_ = conn.SetReadTimeout(30 * time.Second)
+	h, payload, err := readFrame(r, 16<<20)
+	require.NoError(t, err)
+	require.True(t, ownedPayload(h))
+	res, err := decodeResponse(h.Op, payload, false)
+	require.NoError(t, err)
+	require.Equal(t, data, res.Data)
+	require.NoError(t, r.Release())
+
+	h, payload, err = readFrame(r, 16<<20)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(8), h.ID)
+	assert.Equal(t, "/after", string(payload))
+	require.NoError(t, r.Release())
+	assert.Equal(t, data, res.Data, "the payload is the caller's, not netpoll's buffer")
 }
