@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/BurntSushi/toml v1.6.0
+	github.com/bytedance/gopkg v0.1.1
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/cloudwego/netpoll v0.7.2
 	github.com/hanwen/go-fuse/v2 v2.12.1
@@ -15,7 +16,6 @@ require (
 )
 
 require (
-	github.com/bytedance/gopkg v0.1.1 // indirect
 	github.com/cloudwego/gopkg v0.1.4 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 )

@@ -30,6 +30,11 @@ func BenchmarkNetpollEcho4KiB(b *testing.B) { benchmarkNetpollEcho(b, 4<<10) }
 func BenchmarkRoundTrip128KiB(b *testing.B)   { benchmarkRoundTrip(b, 128<<10) }
 func BenchmarkNetpollEcho128KiB(b *testing.B) { benchmarkNetpollEcho(b, 128<<10) }
 
+// 4.5 MiB: a large shared library (numpy's _multiarray_umath) cached
+// whole, a frame just over a power of two.
+func BenchmarkRoundTrip4_5MiB(b *testing.B)   { benchmarkRoundTrip(b, 9<<19) }
+func BenchmarkNetpollEcho4_5MiB(b *testing.B) { benchmarkNetpollEcho(b, 9<<19) }
+
 // benchPath is the path every benchmark call asks for.
 const benchPath = "/lib/libpython3.so"
 

@@ -1,6 +1,13 @@
 package net
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/bytedance/gopkg/lang/dirtmake"
+	"github.com/cloudwego/netpoll"
+
+	"github.com/hpc-copper/copper/op"
+)
 
 // maxPooledFrame is the largest frame buffer kept for reuse: small
 // answers (attributes, listings, small files) are the common case, and a
@@ -29,4 +36,42 @@ func (fp *framePool) put(b *[]byte) {
 	}
 	*b = (*b)[:0]
 	fp.p.Put(b)
+}
+
+// ownedPayload reports whether readFrame gives h's payload a slice of its
+// own (readOwned) rather than lending netpoll's buffer: file data, which
+// the receiver keeps.
+func ownedPayload(h Header) bool {
+	return h.Kind == KindResponse && (h.Op == op.Read || h.Op == op.Chunk)
+}
+
+// readPiece is the most of a large payload held in netpoll's input
+// buffer at once while it is copied out (1 MiB, as maxWritePiece).
+const readPiece = 1 << 20
+
+// readOwned reads the next n bytes of r into a slice of their own.
+// Beyond readPiece it copies them piece by piece, releasing each read
+// piece: netpoll sizes a connection's next input buffer by the most it
+// has held between two Releases (rounded up to a power of two, up to 8
+// MiB) and never shrinks that size, so one whole 4.5 MiB file frame made
+// every later buffer of the parent connection 8 MiB, and its pool kept
+// several (docs/BENCHMARKS.md, per-node memory). It releases r: the
+// caller holds nothing borrowed from it.
+func readOwned(r netpoll.Reader, n int) ([]byte, error) {
+	if n <= readPiece {
+		return r.ReadBinary(n)
+	}
+	// Not zeroed: every byte is written below before it is returned.
+	buf := dirtmake.Bytes(n, n)
+	for off := 0; off < n; {
+		p, err := r.Next(min(n-off, readPiece))
+		if err != nil {
+			return nil, err
+		}
+		off += copy(buf[off:], p)
+		if err := r.Release(); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }

@@ -404,7 +404,7 @@ func (c *Client) deliver(h Header, payload []byte) error {
 	// connection to it after the violation has been logged.
 	var rep reply
 	var err error
-	if rep.res, err = decodeResponse(h.Op, payload, h.Op != op.Read && h.Op != op.Chunk); err != nil { // see readFrame
+	if rep.res, err = decodeResponse(h.Op, payload, !ownedPayload(h)); err != nil { // see readFrame
 		return err
 	}
 	c.mu.Lock()

@@ -85,8 +85,8 @@ func (e *frameError) Error() string { return e.err.Error() }
 func (e *frameError) Unwrap() error { return e.err }
 
 // readFrame reads one frame from r, blocking until it is complete or the
-// connection fails. The payload of a Read response is a copy the caller
-// owns (its Data is kept as it is); any other payload is borrowed from r:
+// connection fails. The payload of a Read or Chunk response is a copy the
+// caller owns (its Data is kept as it is); any other payload is borrowed from r:
 // valid only until the caller's r.Release, so whatever outlives the frame
 // is copied out of it (a request's path, a response's decoded fields),
 // which saves an allocation and a copy of every such payload. The caller
@@ -105,12 +105,11 @@ func readFrame(r netpoll.Reader, maxPayload uint32) (Header, []byte, error) {
 		return h, nil, nil
 	}
 	var payload []byte
-	if h.Kind == KindResponse && (h.Op == op.Read || h.Op == op.Chunk) {
-		// File data outlives the frame (it is cached or spilled): one
-		// copy into a slice of its own, which Next would add to when the
-		// payload spans netpoll's buffer nodes (a 4 MiB chunk always
-		// does), and decodeResponse then keeps, not copies again.
-		payload, err = r.ReadBinary(int(h.Length))
+	if ownedPayload(h) {
+		// File data outlives the frame (it is cached, or stored as a
+		// chunk): one copy into a slice of its own, which Next would add
+		// to when the payload spans netpoll's buffer nodes.
+		payload, err = readOwned(r, int(h.Length))
 	} else {
 		payload, err = r.Next(int(h.Length))
 	}

@@ -7,9 +7,25 @@ import (
 	"github.com/cloudwego/netpoll"
 )
 
-// maxSpareBatch is the largest batch buffer a frameWriter keeps between
-// bursts.
-const maxSpareBatch = 256 << 10
+const (
+	// maxSpareBatch is the largest batch buffer a frameWriter keeps
+	// between bursts.
+	maxSpareBatch = 256 << 10
+	// maxQueuedFrame is the largest frame copied into the queue: a
+	// larger one (a file's data) waits for the writer instead, as it
+	// did before frames were combined, so the queue never holds a copy
+	// of megabytes of file data beside the netpoll buffer it goes into.
+	maxQueuedFrame = 64 << 10
+	// maxWritePiece is the most handed to netpoll's Write at once.
+	// Write copies into a buffer from netpoll's pools, which round up
+	// to a power of two and keep what they are given: one 4.5 MiB answer
+	// took an 8 MiB buffer that stayed in the pool, one per child served
+	// at once (docs/BENCHMARKS.md, per-node memory). Pieces keep those
+	// buffers small; a large write is several sendmsg calls either way.
+	// Smaller pieces cost more: a 4.5 MiB round trip took about 6% more
+	// CPU with 1 MiB pieces and 14% with 256 KiB (BenchmarkRoundTrip4_5MiB).
+	maxWritePiece = 1 << 20
+)
 
 // frameWriter is the one way frames go out on a connection. Netpoll's
 // writer is not concurrent, so one caller writes at a time; frames that
@@ -21,19 +37,17 @@ const maxSpareBatch = 256 << 10
 // netpoll's close waits for, while Malloc from outside netpoll's callbacks
 // could write into a buffer a concurrent close recycled.
 //
+// Only frames up to maxQueuedFrame are queued; a caller with a larger one
+// waits until no one writes (idle) and writes it itself.
+//
 // A queued frame's write error is not returned to its caller: the first
 // error is kept and returned by every later write, and a connection whose
 // write failed is failed as a whole (its frames may be half written).
-//
-// A frame larger than maxSpareBatch (a chunk answer: 4 MiB) is not
-// queued: its caller waits for the writer and sends it from its own
-// buffers, since queuing it would copy it (and grow the queue) only for
-// Connection.Write to copy it again.
 type frameWriter struct {
 	conn netpoll.Connection
 
 	mu     sync.Mutex
-	idle   sync.Cond // signalled when busy turns false; L is &mu
+	idle   sync.Cond // signalled when busy turns false; L is &mu, set on first wait
 	busy   bool      // a caller is writing
 	queued []byte    // whole frames waiting for the writing caller
 	spare  []byte    // a drained batch buffer, for the next queue
@@ -44,19 +58,7 @@ type frameWriter struct {
 // is writing. A non-zero deadline bounds this caller's writes.
 func (w *frameWriter) write(deadline time.Time, parts ...[]byte) error {
 	w.mu.Lock()
-	if w.err != nil {
-		err := w.err
-		w.mu.Unlock()
-		return err
-	}
-	if w.busy && framesLen(parts) <= maxSpareBatch {
-		for _, p := range parts {
-			w.queued = append(w.queued, p...)
-		}
-		w.mu.Unlock()
-		return nil
-	}
-	for w.busy { // a large frame: wait for the writer rather than copy it
+	for w.busy && w.err == nil && frameSize(parts) > maxQueuedFrame {
 		if w.idle.L == nil {
 			w.idle.L = &w.mu
 		}
@@ -66,6 +68,13 @@ func (w *frameWriter) write(deadline time.Time, parts ...[]byte) error {
 		err := w.err
 		w.mu.Unlock()
 		return err
+	}
+	if w.busy {
+		for _, p := range parts {
+			w.queued = append(w.queued, p...)
+		}
+		w.mu.Unlock()
+		return nil
 	}
 	w.busy = true
 	w.mu.Unlock()
@@ -105,18 +114,22 @@ func (w *frameWriter) write(deadline time.Time, parts ...[]byte) error {
 	return err
 }
 
-func framesLen(parts [][]byte) int {
+// send writes p in pieces of at most maxWritePiece (see there).
+func (w *frameWriter) send(p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), maxWritePiece)
+		if _, err := w.conn.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+func frameSize(parts [][]byte) int {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
 	}
 	return n
-}
-
-func (w *frameWriter) send(p []byte) error {
-	if len(p) == 0 {
-		return nil
-	}
-	_, err := w.conn.Write(p)
-	return err
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	stdnet "net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -87,4 +88,132 @@ func TestFrameWriterKeepsFramesWhole(t *testing.T) {
 	for g := range writers {
 		assert.Equal(t, frames, next[g], "writer %d", g)
 	}
+}
+
+// recordingConn records the size of every Write handed to netpoll and,
+// while hold is set, blocks the first Write until release is closed.
+type recordingConn struct {
+	netpoll.Connection
+	mu      sync.Mutex
+	sizes   []int
+	hold    bool
+	entered chan struct{} // closed when the held Write has begun
+	release chan struct{}
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.sizes = append(c.sizes, len(p))
+	held := c.hold
+	c.hold = false
+	c.mu.Unlock()
+	if held {
+		close(c.entered)
+		<-c.release
+	}
+	return c.Connection.Write(p)
+}
+
+// pipe is a netpoll connection whose bytes a plain socket reads.
+func pipe(t *testing.T) (netpoll.Connection, stdnet.Conn) {
+	t.Helper()
+	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	conn, err := netpoll.DialConnection("tcp", ln.Addr().String(), 10*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	peer, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = peer.Close() })
+	return conn, peer
+}
+
+// readStream reads n bytes from peer in the background.
+func readStream(peer stdnet.Conn, n int) <-chan []byte {
+	out := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, n)
+		_ = peer.SetReadDeadline(time.Now().Add(30 * time.Second))
+		k, _ := io.ReadFull(peer, b)
+		out <- b[:k]
+	}()
+	return out
+}
+
+// bigAnswer is a Read answer's frame as the server sends it: a head and
+// the file's data as a second part.
+func bigAnswer(t *testing.T, id uint64, size int) (head, tail []byte) {
+	t.Helper()
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*7 + int(id))
+	}
+	f, err := AppendResponse(nil, id, op.Read, op.Result{Attr: op.Attr{Size: int64(size)}, Data: data})
+	require.NoError(t, err)
+	return f[:len(f)-size], f[len(f)-size:]
+}
+
+// TestFrameWriterBoundsNetpollWrites: a frame of megabytes reaches
+// netpoll in pieces of at most maxWritePiece, whole and in order. Netpoll
+// copies each Write into a buffer of its pools rounded up to a power of
+// two, and the pools keep them: a whole 4.5 MiB answer took 8 MiB.
+func TestFrameWriterBoundsNetpollWrites(t *testing.T) {
+	// The pools keep a buffer this size per connection being written (and
+	// read, readPiece): well under the 8 MiB a whole file frame took.
+	require.LessOrEqual(t, maxWritePiece, 1<<20)
+	require.LessOrEqual(t, readPiece, 1<<20)
+	for _, size := range []int{maxWritePiece - HeaderSize, maxWritePiece, 9 << 19, 3*maxWritePiece + 1} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			conn, peer := pipe(t)
+			rc := &recordingConn{Connection: conn}
+			w := frameWriter{conn: rc}
+			head, tail := bigAnswer(t, 1, size)
+			got := readStream(peer, len(head)+len(tail))
+			require.NoError(t, w.write(time.Time{}, head, tail))
+			assert.Equal(t, append(append([]byte{}, head...), tail...), <-got)
+			total := 0
+			for _, n := range rc.sizes {
+				assert.LessOrEqual(t, n, maxWritePiece, "one Write to netpoll")
+				total += n
+			}
+			assert.Equal(t, len(head)+len(tail), total)
+		})
+	}
+}
+
+// TestFrameWriterLargeFrameWaits: while a caller writes, a small frame is
+// queued and its caller returns, but a large one is not copied into the
+// queue: its caller waits its turn and then writes it itself. Every frame
+// arrives whole.
+func TestFrameWriterLargeFrameWaits(t *testing.T) {
+	conn, peer := pipe(t)
+	rc := &recordingConn{Connection: conn, hold: true, entered: make(chan struct{}), release: make(chan struct{})}
+	w := frameWriter{conn: rc}
+	first := AppendRequest(nil, 1, op.Getattr, "/first")
+	small := AppendRequest(nil, 2, op.Getattr, "/small")
+	head, tail := bigAnswer(t, 3, maxQueuedFrame+1)
+	got := readStream(peer, len(first)+len(small)+len(head)+len(tail))
+
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- w.write(time.Time{}, first) }()
+	<-rc.entered // the first caller is inside netpoll's Write, busy
+	require.NoError(t, w.write(time.Time{}, small), "a small frame is queued")
+	largeDone := make(chan error, 1)
+	go func() { largeDone <- w.write(time.Time{}, head, tail) }()
+	select {
+	case err := <-largeDone:
+		t.Fatalf("the large frame's caller returned while another wrote (err %v): it was queued", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	w.mu.Lock()
+	queued := len(w.queued)
+	w.mu.Unlock()
+	assert.Equal(t, len(small), queued, "only the small frame is queued")
+
+	close(rc.release)
+	require.NoError(t, <-firstDone)
+	require.NoError(t, <-largeDone)
+	want := slices.Concat(first, small, head, tail)
+	assert.Equal(t, want, <-got)
 }

@@ -1,12 +1,13 @@
 // Package nodecmd is the copper-node command: serve one node (daemonized
-// or in the foreground) and the control commands stats, wait, stop and
-// snapshot, which talk to a node over its mount's control socket.
+// or in the foreground) and the control commands stats, wait, stop,
+// snapshot and memory, which talk to a node over its mount's control socket.
 //
 //	copper-node [serve] --book FILE --rank R [--site NAME|PATH] [--foreground] [settings flags]
 //	copper-node stats --mount DIR [--json]
 //	copper-node wait  --mount DIR [--timeout D] [--prefetched] [--job-id ID]
 //	copper-node stop  --mount DIR [--timeout D]
 //	copper-node snapshot --mount DIR [--tag T]
+//	copper-node memory --mount DIR [--heap-profile FILE] [--gc] [--json]
 package nodecmd
 
 import (
@@ -35,7 +36,7 @@ func Run(args []string) int {
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "stats", "stop", "wait", "snapshot":
+		case "serve", "stats", "stop", "wait", "snapshot", "memory":
 			cmd, args = args[0], args[1:]
 		case "help", "-h", "--help":
 			fmt.Fprint(os.Stdout, usage)
@@ -54,6 +55,8 @@ func Run(args []string) int {
 		err = wait(args)
 	case "snapshot":
 		err = snapshot(args)
+	case "memory":
+		err = memory(args, os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "copper-node %s: %v\n", cmd, err)
@@ -77,6 +80,9 @@ const usage = `copper-node: one node of copper's read-only cooperative cache.
   copper-node stop  --mount DIR [--timeout D]   stop it cleanly (unmount, exit)
   copper-node snapshot --mount DIR [--tag T]   write profiling/<T>/ and tables/<T>/ in the
       node's job directory now (default tag ioctl-snapshot); prints the directories
+  copper-node memory --mount DIR [--heap-profile FILE] [--gc] [--json]
+      where that node's memory went (resident set, Go heap by class, stacks,
+      GOGC and memory limit); --heap-profile writes its heap profile (pprof)
   copper-node --version   (or: version) version, commit and Go version
 
 Run 'copper-node serve --help' for every settings flag.

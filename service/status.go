@@ -154,6 +154,8 @@ func (svc *Service) handleControl(ctx context.Context, req control.Request) (any
 	case "stop":
 		svc.stopOnce.Do(func() { close(svc.stopReq) })
 		return map[string]bool{"stopping": true}, nil
+	case "memory":
+		return svc.controlMemory(req)
 	case "snapshot":
 		tag := req.Args["tag"]
 		if tag == "" {
@@ -164,7 +166,7 @@ func (svc *Service) handleControl(ctx context.Context, req control.Request) (any
 		}
 		return SnapshotResult{Profiling: svc.prof.ProfilingDir(tag), Tables: svc.prof.TablesDir(tag)}, nil
 	}
-	return nil, fmt.Errorf("unknown command %q (want stats, ready, wait, prefetch, stop or snapshot)", req.Cmd)
+	return nil, fmt.Errorf("unknown command %q (want stats, ready, wait, prefetch, memory, stop or snapshot)", req.Cmd)
 }
 
 // waitServing blocks until the node serves: tree-ready and, when it

@@ -102,6 +102,10 @@ type Config struct {
 	DirectClients string        // "node": one PFS client per node (Lustre); "process": one per process
 
 	CopperFlags []string // extra copper-node flags
+	// HeapProfiles is a directory for each copper node's memory by class
+	// and heap profile (copper-node memory), taken when its RSS is read;
+	// "" = none.
+	HeapProfiles string
 
 	Large LargeConfig // the large-file workload; Bytes 0 = not run
 

@@ -153,8 +153,10 @@ type NodeMemory struct {
 // memoryLimit is the per-node memory target for a cache of this size.
 func memoryLimit(cacheBytes int64) int64 { return cacheBytes*12/10 + 40<<20 }
 
-// memory reads every node's RSS and cache size.
-func (t *copperTree) memory(ctx context.Context) ([]NodeMemory, error) {
+// memory reads every node's RSS and cache size; with Config.HeapProfiles
+// also each node's memory by class and heap profile, files named after
+// label and the rank.
+func (t *copperTree) memory(ctx context.Context, label string) ([]NodeMemory, error) {
 	out := make([]NodeMemory, len(t.mounts))
 	for rank, m := range t.mounts {
 		res, err := runBounded(ctx, 30*time.Second, t.r.copperEnv(), filepath.Join(t.r.cfg.Bin, "copper-node"), "stats", "--mount", m, "--json")
@@ -169,9 +171,29 @@ func (t *copperTree) memory(ctx context.Context) ([]NodeMemory, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rank %d pid %d: %w", rank, st.PID, err)
 		}
+		if d := t.r.cfg.HeapProfiles; d != "" {
+			if err := t.heapProfile(ctx, m, filepath.Join(d, fmt.Sprintf("%s-rank%d", label, rank))); err != nil {
+				return nil, err
+			}
+		}
 		out[rank] = NodeMemory{Rank: rank, RSSBytes: rss, CacheBytes: st.Node.Cache.Bytes, LimitBytes: memoryLimit(st.Node.Cache.Bytes)}
 	}
 	return out, nil
+}
+
+// heapProfile writes what `copper-node memory` says of the node serving
+// mount to base.json and its heap profile to base.pprof. It runs after
+// the node's RSS was read: its GC must not lower that reading.
+func (t *copperTree) heapProfile(ctx context.Context, mount, base string) error {
+	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+		return err
+	}
+	res, err := runBounded(ctx, 30*time.Second, t.r.copperEnv(), filepath.Join(t.r.cfg.Bin, "copper-node"),
+		"memory", "--mount", mount, "--json", "--gc", "--heap-profile", base+".pprof")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(base+".json", []byte(res.stdout), 0o644)
 }
 
 // stop stops every node (they unmount and exit), kills any that remain

@@ -383,7 +383,7 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 		r.progress("%s N=%d %s %s: %.3f s (+%.3f s setup; CPU floor %.3f s)", mode, n, work, row.Phase, row.RunS, row.SetupS, row.CPUFloorS)
 	}
 	if e.tree != nil {
-		mem, err := e.tree.memory(ctx)
+		mem, err := e.tree.memory(ctx, fmt.Sprintf("%s-%s-n%d", work, mode, n))
 		if err != nil {
 			r.res.Errors = append(r.res.Errors, fmt.Sprintf("%s %s N=%d: memory: %v", work, mode, n, err))
 		}

@@ -96,6 +96,7 @@ type options struct {
 	out           *string
 	work          *string
 	bin           *string
+	heapProfiles  *string
 	modes         *string
 	workloads     *string
 	largeBytes    *int64
@@ -125,6 +126,7 @@ func defineFlags(fs *pflag.FlagSet) *options {
 		out:           fs.String("out", "", "results directory (required)"),
 		work:          fs.String("work", "", "scratch directory for trees and mounts (default: a new one under /tmp, removed at the end)"),
 		bin:           fs.String("bin", "", "directory with copper-node and slowpfs (default: this binary's directory)"),
+		heapProfiles:  fs.String("heap-profiles", "", "directory for each copper node's memory by class and heap profile, taken with its RSS (copper-node memory)"),
 		modes:         fs.String("modes", "", "comma-separated modes (default: local,direct,copper,staging,copper+prefetch)"),
 		workloads:     fs.String("workloads", "replay,import,large", "comma-separated workloads: replay, import, large (issue #10: N nodes read one large file)"),
 		largeBytes:    fs.Int64("large-bytes", 0, "large workload: the file's size (default 256 MiB quick, 1 GiB full)"),
@@ -154,7 +156,7 @@ func (o *options) config(fs *pflag.FlagSet) (pfsbench.Config, int, bool) {
 	if *o.full {
 		cfg = pfsbench.Full()
 	}
-	cfg.Out, cfg.Work, cfg.Bin, cfg.Progress = *o.out, *o.work, *o.bin, os.Stderr
+	cfg.Out, cfg.Work, cfg.Bin, cfg.HeapProfiles, cfg.Progress = *o.out, *o.work, *o.bin, *o.heapProfiles, os.Stderr
 	if *o.modes != "" {
 		cfg.Modes = strings.Split(*o.modes, ",")
 	}
