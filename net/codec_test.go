@@ -66,7 +66,7 @@ func successCases() []struct {
 			{Name: "a.pyc", Attr: op.Attr{Mode: syscall.S_IFREG | 0o644, Size: 5}, Data: []byte("hello"), HasData: true},
 			{Name: "b", Attr: op.Attr{Mode: syscall.S_IFREG | 0o644, Size: 0}, Data: []byte{}, HasData: true},
 			{Name: "big.so", Attr: op.Attr{Mode: syscall.S_IFREG | 0o755, Size: 1 << 30}},
-			{Name: "c", Attr: op.Attr{Mode: syscall.S_IFREG | 0o644, Size: 64 << 10}, Data: bytes.Repeat([]byte{1, 2}, 32<<10), HasData: true},
+			{Name: "c", Attr: op.Attr{Mode: syscall.S_IFREG | 0o644, Size: 2 << 10}, Data: bytes.Repeat([]byte{1, 2}, 1<<10), HasData: true},
 		}}},
 		{"dirplus page with more", op.DirPlusNext, op.Result{More: true, Plus: []op.PlusEntry{
 			{Name: strings.Repeat("n", op.MaxNameLen), Attr: sampleAttr},
