@@ -305,7 +305,7 @@ func TestCoalescedAcrossMountsColdCount(t *testing.T) {
 	// readlink of each link), never a readdir; "/" is the one getattr of
 	// its own.
 	expect := want.counts(testMaxCacheable)
-	t.Logf("cold walk: %d paths, %d directories, %d symlinks, %d cacheable non-empty files",
+	t.Logf("cold walk: %d paths, %d directories, %d symlinks, %d files up to max_cacheable_bytes",
 		expect.paths, expect.dirs, expect.symlinks, expect.cacheableReads)
 	st := c.stats(0)
 	require.True(t, st.Node.Root)
