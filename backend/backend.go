@@ -29,9 +29,12 @@ type Backend struct {
 	target       string
 	guard        []string
 	maxCacheable int64
+	dirFiles     int64 // largest file shipped with its directory's dirplus (0: none)
 	slots        chan struct{}
 	ops          [len(op.All) + 1]atomic.Int64
 	chunkBytes   atomic.Int64 // bytes Chunk read
+	shipped      atomic.Int64 // files read into dirplus answers
+	shippedBytes atomic.Int64 // their bytes
 	res          resolver
 	// root is Target, O_PATH|O_DIRECTORY. Its RawConn's Control holds a
 	// reference for the length of one operation, so Close never frees
@@ -42,10 +45,14 @@ type Backend struct {
 
 // Config describes a backend.
 type Config struct {
-	Target       string   // absolute, clean host directory shown at the view root
-	Parallel     int      // concurrent backend operations (>= 1)
-	MaxCacheable int64    // Read of a larger file answers EFBIG
-	Guard        []string // host path prefixes answered ENOENT (copper mounts: never recurse into them)
+	Target       string // absolute, clean host directory shown at the view root
+	Parallel     int    // concurrent backend operations (>= 1)
+	MaxCacheable int64  // Read of a larger file answers EFBIG
+	// DirFiles is the largest regular file whose content a DirPlus answer
+	// carries (at most MaxCacheable; 0: none), up to DirFilesTotal bytes
+	// per directory.
+	DirFiles int64
+	Guard    []string // host path prefixes answered ENOENT (copper mounts: never recurse into them)
 	// ForceWalk resolves paths by the openat walk that kernels without
 	// openat2 (before 5.6) get automatically; for tests.
 	ForceWalk bool
@@ -94,6 +101,7 @@ func newBackend(cfg Config, openat2 openat2Func) (*Backend, error) {
 		target:       cfg.Target,
 		guard:        cfg.Guard,
 		maxCacheable: cfg.MaxCacheable,
+		dirFiles:     max(min(cfg.DirFiles, cfg.MaxCacheable), 0),
 		slots:        make(chan struct{}, cfg.Parallel),
 		res:          res,
 		root:         root,

@@ -151,6 +151,10 @@ func (b *Backend) dirPlus(root int, view string) op.Result {
 	slices.SortFunc(list, func(a, b op.DirEntry) int { return strings.Compare(a.Name, b.Name) })
 	plus := make([]op.PlusEntry, len(list))
 	errs := make([]syscall.Errno, len(list))
+	var budget *shipBudget
+	if b.dirFiles > 0 {
+		budget = newShipBudget()
+	}
 	var next atomic.Int64
 	work := func() {
 		for {
@@ -159,12 +163,20 @@ func (b *Backend) dirPlus(root int, view string) op.Result {
 				return
 			}
 			plus[i], errs[i] = b.statEntry(fd, list[i])
+			if budget != nil && errs[i] == 0 {
+				b.shipFile(fd, &plus[i], budget)
+			}
 		}
 	}
 	var wg sync.WaitGroup
 	// Extra workers only on slots free now: a busy root does not wait.
+	// Reading files is slower than stats: more workers then.
+	per := 8
+	if budget != nil {
+		per = 2
+	}
 spawn:
-	for range min(len(list)/8, cap(b.slots)-1) {
+	for range min(len(list)/per, cap(b.slots)-1) {
 		select {
 		case b.slots <- struct{}{}:
 			wg.Go(func() {

@@ -62,6 +62,14 @@ func readOnce(dir int, name string, limit int64) (op.Result, bool) {
 	if errno := readable(&before, limit); errno != 0 {
 		return op.Fail(errno), true
 	}
+	return readOpen(dir, name, limit)
+}
+
+// readOpen is readOnce after its first stat: open name, check what was
+// opened, read it whole and check it did not change meanwhile (stable
+// false: it did, read again). A dirplus calls it after its own stat.
+func readOpen(dir int, name string, limit int64) (op.Result, bool) {
+	var before unix.Stat_t
 	// O_NONBLOCK and O_NOCTTY: if a FIFO or device replaced the file since
 	// the stat, the open neither blocks nor acquires it.
 	fd, err := openNoFollow(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)

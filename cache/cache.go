@@ -71,6 +71,9 @@ type Cache struct {
 type fileData struct {
 	attr op.Attr
 	data []byte
+	// shipped: it came with its directory's dirplus; unread: no Read has
+	// been answered with it yet (counted once it is: DirFiles.Read).
+	shipped, unread bool
 }
 
 type counters struct {
@@ -78,6 +81,7 @@ type counters struct {
 	negStores, negServes, negExpires, negClear uint64
 	listingServes                              uint64
 	rejected                                   uint64
+	dirFiles, dirFileBytes, dirFilesRead       uint64
 }
 
 // New returns an empty cache.
@@ -155,9 +159,10 @@ func (c *Cache) lookup(o op.Op, path string, counting bool) (op.Result, bool) {
 	case op.Readlink:
 		r.Target, ok = c.links.get(path, c.tick)
 	case op.Read:
-		var d fileData
-		if d, ok = c.data.get(path, c.tick); ok {
-			r.Attr, r.Data = d.attr, d.data
+		var it *item[fileData]
+		if it, ok = c.data.getItem(path, c.tick); ok {
+			r.Attr, r.Data = it.val.attr, it.val.data
+			c.markRead(&it.val)
 		}
 	case op.DirPlus:
 		r.Plus, ok = c.plus(path)
@@ -230,6 +235,9 @@ func (c *Cache) plus(dir string) ([]op.PlusEntry, bool) {
 		out[i] = op.PlusEntry{Name: e.Name, Attr: attr}
 		if attr.IsSymlink() {
 			out[i].Target, out[i].HasTarget = c.links.get(p, c.tick)
+		}
+		if attr.IsRegular() {
+			out[i].Data, out[i].HasData = c.shippedData(p, attr)
 		}
 	}
 	return out, true
@@ -311,6 +319,9 @@ func (c *Cache) storePositive(o op.Op, path string, r op.Result) {
 			if ch.hasTarget {
 				put(c, c.links, ch.path, ch.target, ch.linkSize)
 			}
+			if ch.hasData {
+				c.storeShipped(ch)
+			}
 		}
 		put(c, c.tree, path, entries, opSize)
 	}
@@ -319,11 +330,12 @@ func (c *Cache) storePositive(o op.Op, path string, r op.Result) {
 
 // child is one DirPlus entry ready to store.
 type child struct {
-	path               string
-	attr               op.Attr
-	target             string
-	hasTarget          bool
-	attrSize, linkSize int64
+	path                         string
+	attr                         op.Attr
+	target                       string
+	hasTarget, hasData           bool
+	data                         []byte
+	attrSize, linkSize, dataSize int64
 }
 
 // plusEntries derives a listing and the per-name entries of a DirPlus
@@ -337,6 +349,10 @@ func plusEntries(dir string, plus []op.PlusEntry) ([]op.DirEntry, []child) {
 		children[i] = child{path: p, attr: e.Attr, target: e.Target, hasTarget: e.HasTarget, attrSize: metadataBytes(p)}
 		if e.HasTarget {
 			children[i].linkSize = linkBytes(p, e.Target)
+		}
+		if e.HasData {
+			children[i].hasData, children[i].data = true, e.Data[:len(e.Data):len(e.Data)]
+			children[i].dataSize = dataBytes(p, e.Data)
 		}
 	}
 	return sortedEntries(entries), children

@@ -56,6 +56,9 @@ type Stats struct {
 	// absent from the held listing of its directory (no TTL).
 	ListingServes uint64 `json:"listing_serves"`
 	Rejected      uint64 `json:"rejected"` // results larger than the whole budget, not stored
+	// DirFiles counts small files that came with their directory's
+	// dirplus (dir_files_max_bytes).
+	DirFiles DirFileStats `json:"dir_files"`
 }
 
 // Tables lists the tables in a stable order: data, tree, metadata,
@@ -84,5 +87,9 @@ func (c *Cache) Stats() Stats {
 		NegativeClears:  c.count.negClear,
 		ListingServes:   c.count.listingServes,
 		Rejected:        c.count.rejected,
+		DirFiles: DirFileStats{
+			Stored: c.count.dirFiles, Bytes: c.count.dirFileBytes,
+			Read: c.count.dirFilesRead, Unread: c.count.dirFiles - c.count.dirFilesRead,
+		},
 	}
 }

@@ -77,6 +77,15 @@ func (t *table[V]) get(path string, used uint64) (V, bool) {
 	return it.val, true
 }
 
+// getItem is get, for a caller that updates the value in place.
+func (t *table[V]) getItem(path string, used uint64) (*item[V], bool) {
+	it, ok := t.lru.Get(path)
+	if ok {
+		it.used = used
+	}
+	return it, ok
+}
+
 // peek returns path's value without changing its recency.
 func (t *table[V]) peek(path string) (V, bool) {
 	it, ok := t.lru.Peek(path)

@@ -41,6 +41,7 @@ var specs = map[string]spec{
 	"md_enoent_ttl_ms":     {doc: "lifetime of a cached 'no such file' answer, in milliseconds", rule: intRange{lo: 0}},
 	"cache_memory_bytes":   {doc: "cache memory budget in bytes; 0 = cache_memory_percent of RAM", rule: intRange{lo: 0}},
 	"cache_memory_percent": {doc: "cache budget as a percentage of MemTotal when cache_memory_bytes is 0", rule: intRange{lo: 1, hi: 90, bounded: true}},
+	"dir_files_max_bytes":  {doc: "regular files up to this size travel with their directory's listing (read once by the root, cached at every hop, at most 4 MiB of them per directory; capped by max_cacheable_bytes); 0 = off", rule: intRange{lo: 0, hi: 16 * mib, bounded: true, bytes: true}},
 	"backend_parallel":     {doc: "concurrent backend (file system) operations at a tree root", rule: intRange{lo: 1, hi: 4096, bounded: true}},
 	"large_files":          {doc: "files over max_cacheable_bytes: chunked (fetched once per tree in chunks, kept in the node-local chunk store) or direct (read from the backend on every node, as Copper 1.0)", rule: oneOf{"chunked", "direct"}},
 	"chunk_bytes":          {doc: "chunk size of large files; must fit a wire frame", rule: intRange{lo: 64 * kib, hi: 256 * mib, bounded: true, bytes: true}},

@@ -26,6 +26,9 @@ type Settings struct {
 	CacheMemoryBytes  int64 `toml:"cache_memory_bytes"`  // cache budget; 0 = cache_memory_percent of RAM
 	CacheMemoryPct    int   `toml:"cache_memory_percent"`
 	BackendParallel   int   `toml:"backend_parallel"` // concurrent backend operations at the root
+	// Regular files up to this size ride with their directory's dirplus
+	// (read by the root, cached at every hop); 0 = off.
+	DirFilesMaxBytes int64 `toml:"dir_files_max_bytes"`
 	// Manifest of host paths to pull into the cache once the node is
 	// tree-ready (package prefetch); empty = off.
 	Prefetch string `toml:"prefetch"`

@@ -31,6 +31,7 @@ func Default() Settings {
 		CacheMemoryBytes:  0,
 		CacheMemoryPct:    25,
 		BackendParallel:   64,
+		DirFilesMaxBytes:  64 * kib,
 
 		LargeFiles:       "chunked",
 		ChunkBytes:       4 * mib,

@@ -157,9 +157,12 @@ func (m manifest) counts(maxCacheable int64) walkCounts {
 		case "symlink":
 			c.symlinks++
 		case "file":
-			// The kernel answers a read of an empty file from its size
-			// and never sends READ; larger files bypass the tree.
-			if e.Size > 0 && e.Size <= maxCacheable {
+			// Each file up to maxCacheable (= the default
+			// dir_files_max_bytes here) is read by the root into its
+			// directory's dirplus, an empty one too (without that the
+			// kernel never sends READ for one); larger files bypass the
+			// tree.
+			if e.Size <= maxCacheable {
 				c.cacheableReads++
 			}
 		}

@@ -14,15 +14,15 @@ import (
 // Frame constants; see the package documentation for the layout.
 const (
 	HeaderSize = 20 // bytes before every payload
-	Version    = 3  // the only protocol version this package speaks (3: dirplus)
+	Version    = 4  // the only protocol version this package speaks (3: dirplus; 4: files in a dirplus)
 	NonceSize  = 32 // a handshake nonce (hello; first half of auth)
 	MACSize    = 32 // HMAC-SHA256 in auth and auth-ok payloads
 	AttrSize   = 84 // encoded op.Attr
 
 	magic0, magic1 = 'C', 0xCE
 	minEntrySize   = 4 + 8 + 2 + 1 // mode, ino, name length, a name of one byte
-	// name length, a name of one byte, attr, target flag
-	minPlusEntrySize = 2 + 1 + AttrSize + 1
+	// name length, a name of one byte, attr, target flag, data flag
+	minPlusEntrySize = 2 + 1 + AttrSize + 1 + 1
 )
 
 // ErrProtocol is wrapped by every error about malformed frames or
@@ -149,7 +149,7 @@ func headerError(b []byte) error {
 		return fmt.Errorf("%w: bad magic %q", ErrProtocol, b[:2])
 	}
 	if b[2] != Version {
-		return fmt.Errorf("%w: unsupported version %d", ErrProtocol, b[2])
+		return fmt.Errorf("%w: unsupported version %d (this copper speaks %d; every node of a job must run the same copper)", ErrProtocol, b[2], Version)
 	}
 	if b[5]|b[6]|b[7] != 0 {
 		return fmt.Errorf("%w: non-zero reserved bytes % x", ErrProtocol, b[5:8])
@@ -250,26 +250,6 @@ func responsePayloadSize(o op.Op, r op.Result) int {
 	return n
 }
 
-// PlusPageSize is the bytes a dirplus page holding entries takes in a
-// response payload after the errno, so that a node can cut pages to fit a
-// frame before encoding them.
-func PlusPageSize(entries []op.PlusEntry) int {
-	n := 1 + 4 // more, count
-	for _, e := range entries {
-		n += PlusEntrySize(e)
-	}
-	return n
-}
-
-// PlusEntrySize is one entry's share of PlusPageSize.
-func PlusEntrySize(e op.PlusEntry) int {
-	n := 2 + len(e.Name) + AttrSize + 1
-	if e.HasTarget {
-		n += 4 + len(e.Target)
-	}
-	return n
-}
-
 func appendResponsePayload(b []byte, o op.Op, r op.Result) ([]byte, error) {
 	if !o.Valid() {
 		return b, fmt.Errorf("cnet: response for unknown %v", o)
@@ -323,41 +303,6 @@ func appendResponsePayload(b []byte, o op.Op, r op.Result) ([]byte, error) {
 	return b, nil
 }
 
-func appendPlus(b []byte, r op.Result) ([]byte, error) {
-	if len(r.Plus) > math.MaxUint32 {
-		return b, fmt.Errorf("cnet: dirplus of %d entries overflows the count field", len(r.Plus))
-	}
-	more := byte(0)
-	if r.More {
-		more = 1
-	}
-	b = append(b, more)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Plus)))
-	for i, e := range r.Plus {
-		if err := checkName(e.Name); err != nil {
-			return b, err
-		}
-		// Receivers binary-search listings for local ENOENT answers.
-		if i > 0 && r.Plus[i-1].Name >= e.Name {
-			return b, fmt.Errorf("cnet: dirplus names not strictly sorted at %q", e.Name)
-		}
-		b = binary.BigEndian.AppendUint16(b, uint16(len(e.Name)))
-		b = append(b, e.Name...)
-		b = appendAttr(b, e.Attr)
-		if !e.HasTarget {
-			b = append(b, 0)
-			continue
-		}
-		if err := checkTarget(e.Target); err != nil {
-			return b, err
-		}
-		b = append(b, 1)
-		b = binary.BigEndian.AppendUint32(b, uint32(len(e.Target)))
-		b = append(b, e.Target...)
-	}
-	return b, nil
-}
-
 // DecodeResponse decodes a response payload for operation o. Result.Data
 // aliases payload (no copy: the caller hands over a buffer it owns);
 // names and targets are copied. Trailing bytes are an error.
@@ -403,7 +348,7 @@ func decodeResponse(o op.Op, payload []byte, borrowed bool) (op.Result, error) {
 				res.Data = append(make([]byte, 0, len(res.Data)), res.Data...) // non-nil when empty
 			}
 		case op.DirPlus, op.DirPlusNext:
-			res.Plus, res.More = d.plus()
+			res.Plus, res.More = d.plus(borrowed)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {
@@ -568,56 +513,4 @@ func (d *decoder) entries() []op.DirEntry {
 		entries = append(entries, e)
 	}
 	return entries
-}
-
-// plus decodes a dirplus page: more flag, count, entries with strictly
-// increasing names (a receiver binary-searches them to answer ENOENT).
-func (d *decoder) plus() ([]op.PlusEntry, bool) {
-	var more bool
-	switch d.u8() {
-	case 0:
-	case 1:
-		more = true
-	default:
-		d.fail("more flag is neither 0 nor 1")
-	}
-	count := d.u32()
-	// Bound the allocation by what the payload can hold, not by the claim.
-	if d.err == nil && uint64(count)*minPlusEntrySize > uint64(len(d.b)) {
-		d.fail(fmt.Sprintf("%d entries cannot fit in %d bytes", count, len(d.b)))
-	}
-	if d.err != nil {
-		return nil, false
-	}
-	entries := make([]op.PlusEntry, 0, count)
-	for range count {
-		var e op.PlusEntry
-		e.Name = string(d.bytes(uint32(d.u16())))
-		e.Attr = d.attr()
-		switch d.u8() {
-		case 0:
-		case 1:
-			e.HasTarget = true
-			e.Target = string(d.bytes(d.u32()))
-		default:
-			d.fail("target flag is neither 0 nor 1")
-		}
-		if d.err != nil {
-			return nil, false
-		}
-		if err := checkName(e.Name); err != nil {
-			d.err = fmt.Errorf("%w: %w", ErrProtocol, err)
-			return nil, false
-		}
-		if err := checkTarget(e.Target); err != nil {
-			d.err = fmt.Errorf("%w: %w", ErrProtocol, err)
-			return nil, false
-		}
-		if n := len(entries); n > 0 && entries[n-1].Name >= e.Name {
-			d.fail(fmt.Sprintf("names not strictly sorted at %q", e.Name))
-			return nil, false
-		}
-		entries = append(entries, e)
-	}
-	return entries, more
 }

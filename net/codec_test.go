@@ -62,6 +62,12 @@ func successCases() []struct {
 			{Name: "unreadable link", Attr: op.Attr{Mode: syscall.S_IFLNK | 0o777}},
 			{Name: "日本語", Attr: op.Attr{Mode: syscall.S_IFDIR | 0o755}},
 		}}},
+		{"dirplus with files", op.DirPlus, op.Result{Plus: []op.PlusEntry{
+			{Name: "a.pyc", Attr: op.Attr{Mode: syscall.S_IFREG | 0o644, Size: 5}, Data: []byte("hello"), HasData: true},
+			{Name: "b", Attr: op.Attr{Mode: syscall.S_IFREG | 0o644, Size: 0}, Data: []byte{}, HasData: true},
+			{Name: "big.so", Attr: op.Attr{Mode: syscall.S_IFREG | 0o755, Size: 1 << 30}},
+			{Name: "c", Attr: op.Attr{Mode: syscall.S_IFREG | 0o644, Size: 2 << 10}, Data: bytes.Repeat([]byte{1, 2}, 1<<10), HasData: true},
+		}}},
 		{"dirplus page with more", op.DirPlusNext, op.Result{More: true, Plus: []op.PlusEntry{
 			{Name: strings.Repeat("n", op.MaxNameLen), Attr: sampleAttr},
 			{Name: "z", Attr: op.Attr{Mode: syscall.S_IFLNK}, Target: strings.Repeat("x", op.MaxPathLen), HasTarget: true},
@@ -126,7 +132,7 @@ func TestRequestRoundTrip(t *testing.T) {
 
 func TestHeaderLayout(t *testing.T) {
 	got := AppendHeader(nil, Header{Kind: KindResponse, Op: op.Read, ID: 0x0102030405060708, Length: 0x0a0b0c0d})
-	want := []byte{'C', 0xCE, 3, 5, 5, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d}
+	want := []byte{'C', 0xCE, 4, 5, 5, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d}
 	assert.Equal(t, want, got)
 }
 
@@ -163,6 +169,11 @@ func TestAppendResponseRejects(t *testing.T) {
 
 // payload builds a response payload from pieces: uint8/16/32/64 are
 // encoded big-endian, strings and byte slices are copied.
+// regAttr is an encoded attr of a regular file of size bytes.
+func regAttr(size int64) []byte {
+	return appendAttr(nil, op.Attr{Mode: syscall.S_IFREG | 0o644, Size: size})
+}
+
 func payload(parts ...any) []byte {
 	var b []byte
 	for _, p := range parts {
@@ -217,9 +228,14 @@ func TestDecodeResponseRejects(t *testing.T) {
 		{"dir trailing", op.Readdir, payload(uint32(0), uint32(1), entry("a"), uint8(0)), "trailing"},
 		{"dirplus more flag 2", op.DirPlus, payload(uint32(0), uint8(2), uint32(0)), "neither 0 nor 1"},
 		{"dirplus count beyond payload", op.DirPlus, payload(uint32(0), uint8(0), uint32(math.MaxUint32)), "cannot fit"},
-		{"dirplus target flag 2", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), "a", attr, uint8(2)), "neither 0 nor 1"},
-		{"dirplus dot entry", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), ".", attr, uint8(0)), "invalid directory entry name"},
-		{"dirplus unsorted", op.DirPlusNext, payload(uint32(0), uint8(0), uint32(2), uint16(1), "b", attr, uint8(0), uint16(1), "a", attr, uint8(0)), "not strictly sorted"},
+		{"dirplus target flag 2", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), "a", attr, uint8(2), uint8(0)), "neither 0 nor 1"},
+		{"dirplus dot entry", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), ".", attr, uint8(0), uint8(0)), "invalid directory entry name"},
+		{"dirplus unsorted", op.DirPlusNext, payload(uint32(0), uint8(0), uint32(2), uint16(1), "b", attr, uint8(0), uint8(0), uint16(1), "a", attr, uint8(0), uint8(0)), "not strictly sorted"},
+		{"dirplus without data flag (version 3 layout)", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), "a", attr, uint8(0)), "cannot fit"},
+		{"dirplus data flag 2", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), "a", attr, uint8(0), uint8(2)), "neither 0 nor 1"},
+		{"dirplus data beyond payload", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), "a", regAttr(4), uint8(0), uint8(1), uint32(4), "abc"), "truncated field"},
+		{"dirplus data of another size", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), "a", regAttr(4), uint8(0), uint8(1), uint32(3), "abc"), "of size 4"},
+		{"dirplus data of a directory", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), "a", appendAttr(nil, op.Attr{Mode: syscall.S_IFDIR}), uint8(0), uint8(1), uint32(0)), "not a regular file"},
 		{"dirplus target beyond payload", op.DirPlus, payload(uint32(0), uint8(0), uint32(1), uint16(1), "l", attr, uint8(1), uint32(99), "x"), "truncated field"},
 		{"dirplus trailing", op.DirPlus, payload(uint32(0), uint8(0), uint32(0), uint8(0)), "trailing"},
 		{"target beyond payload", op.Readlink, payload(uint32(0), uint32(10), "abc"), "truncated field"},
@@ -261,7 +277,8 @@ func TestDecodeHeaderRejects(t *testing.T) {
 		{"version 0", edit(2, 0), "unsupported version 0"},
 		{"version 1 (no server proof)", edit(2, 1), "unsupported version 1"},
 		{"version 2 (no dirplus)", edit(2, 2), "unsupported version 2"},
-		{"version 4", edit(2, 4), "unsupported version 4"},
+		{"version 3 (no files in a dirplus)", edit(2, 3), "unsupported version 3 (this copper speaks 4"},
+		{"version 5", edit(2, 5), "unsupported version 5"},
 		{"kind 0", edit(3, 0), "unknown frame kind(0)"},
 		{"kind 8", edit(3, 8), "unknown frame kind(8)"},
 		{"op 0 in request", edit(4, 0), "unknown op(0)"},
@@ -390,14 +407,24 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add(uint8(op.Readdir), payload(uint32(0), uint32(math.MaxUint32)))
 	f.Fuzz(func(t *testing.T, o uint8, p []byte) {
 		res, err := DecodeResponse(op.Op(o), p)
-		borrowed, berr := decodeResponse(op.Op(o), p, true)
+		q := bytes.Clone(p) // a netpoll buffer, reused after the call
+		borrowed, berr := decodeResponse(op.Op(o), q, true)
 		require.Equal(t, err == nil, berr == nil, "a borrowed payload decodes like an owned one")
 		if err != nil {
 			return
 		}
-		require.Equal(t, res, borrowed)
+		for i := range q {
+			q[i] ^= 0xa5
+		}
+		require.Equal(t, res, borrowed, "nothing of a borrowed payload is kept")
 		if len(borrowed.Data) > 0 {
 			require.NotSame(t, &p[len(p)-len(borrowed.Data)], &borrowed.Data[0], "data of a borrowed payload is copied out of it")
+		}
+		for _, e := range borrowed.Plus {
+			if e.HasData {
+				require.Equal(t, e.Attr.Size, int64(len(e.Data)), "a dirplus entry's data is its whole file")
+				require.True(t, e.Attr.IsRegular())
+			}
 		}
 		again, err := appendResponsePayload(nil, op.Op(o), res)
 		require.NoError(t, err, "an accepted response must be encodable")

@@ -21,7 +21,8 @@
 //
 //	offset size field
 //	0      2    magic "C\xCE"
-//	2      1    version (3; 3 added dirplus, older peers are refused)
+//	2      1    version (4; 3 added dirplus, 4 file content in dirplus
+//	            entries; older peers are refused, the error names both)
 //	3      1    kind
 //	4      1    op (op.Op for request/response, 0 otherwise)
 //	5      3    reserved, zero
@@ -61,7 +62,9 @@
 //	read      attr, data length u32, data
 //	dirplus   more u8 (0 or 1), count u32, then per entry: name length u16,
 //	          name, attr, target flag u8 (0 or 1), and when 1: target
-//	          length u32, target
+//	          length u32, target; data flag u8 (0 or 1), and when 1: data
+//	          length u32, data (the whole content of a regular file, read
+//	          under attr: its length must be attr's size)
 //	dirplus_next  the same
 //
 // dirplus (op 6) asks for a directory's listing with every entry's lstat
@@ -71,7 +74,7 @@
 // name), and more = 1 says a page follows. The server's handler answers
 // the whole listing (after the name, for dirplus_next); the server cuts it
 // to a payload of at most min(Config.MaxFrame, MaxPlusPage = 1 MiB), at
-// least one entry. Client.Call of dirplus asks dirplus_next after the last
+// least one entry (file content counts toward it). Client.Call of dirplus asks dirplus_next after the last
 // name it got until more = 0 and returns the whole listing; a page that
 // does not start after that name is a protocol violation.
 //

@@ -112,12 +112,17 @@ type DirEntry struct {
 
 // PlusEntry is one name of a DirPlus listing: its lstat, as Getattr of
 // the name answers it, and for a symbolic link its text (HasTarget false
-// when the link could not be read: Readlink then asks on its own).
+// when the link could not be read: Readlink then asks on its own). A
+// small regular file may ride with its directory (dir_files_max_bytes):
+// HasData, and Data is its whole content read under Attr, as Read would
+// answer it (len(Data) == Attr.Size).
 type PlusEntry struct {
 	Name      string
 	Attr      Attr
 	Target    string
 	HasTarget bool
+	Data      []byte
+	HasData   bool
 }
 
 // Entry is the DirEntry a Readdir answers for e.
@@ -153,7 +158,7 @@ func (r Result) Size() int64 {
 		n += 32 + int64(len(e.Name))
 	}
 	for _, e := range r.Plus {
-		n += 128 + int64(len(e.Name)+len(e.Target))
+		n += 128 + int64(len(e.Name)+len(e.Target)+len(e.Data))
 	}
 	return n
 }

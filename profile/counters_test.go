@@ -82,6 +82,7 @@ func TestAggregateCarriesSettingsAndLargeReads(t *testing.T) {
 		"target": "/lus/env", "mount": "/tmp/cu", "max_cacheable_bytes": itoa(64 << 20),
 		"large_direct_files": "2", "large_direct_opens": "5", "large_direct_bytes": itoa(300 << 20),
 		"large_direct_paths_dropped": "0",
+		"dir_files_stored":           "0", "dir_files_bytes": "0", "dir_files_read": "0", "dir_files_unread": "0",
 	} {
 		assert.Equal(t, want, agg[metric], metric)
 	}

@@ -65,7 +65,8 @@ func goldenReport() Report {
 			Tree:     cache.TableStat{Name: "tree", Entries: 1, Bytes: 512},
 			Metadata: cache.TableStat{Name: "metadata", Entries: 20, Bytes: 2048},
 			Negative: cache.TableStat{Name: "negative", Entries: 1, Bytes: 100},
-			Links:    cache.TableStat{Name: "links", Entries: 0, Bytes: 0}},
+			Links:    cache.TableStat{Name: "links", Entries: 0, Bytes: 0},
+			DirFiles: cache.DirFileStats{Stored: 5, Bytes: 3000, Read: 2, Unread: 3}},
 		TopPaths: []CategoryPaths{
 			{Category: CategoryMetadata, Paths: []PathCount{
 				{Path: "/usr/lib/python3.12/os.py", PathCounts: PathCounts{Events: 30, Hits: 29, Misses: 1}},

@@ -57,6 +57,7 @@ func (r Report) Totals() OpRow {
 func micros(d time.Duration) string  { return strconv.FormatFloat(float64(d)/1e3, 'f', 3, 64) }
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 6, 64) }
 func itoa(n int64) string            { return strconv.FormatInt(n, 10) }
+func utoa(n uint64) string           { return strconv.FormatUint(n, 10) }
 
 func boolDigit(b bool) string {
 	if b {
@@ -143,6 +144,10 @@ func AggregateRows(r Report) [][2]string {
 		{schema.MetricIoctlTerminal, itoa(r.IoctlTerminal)},
 		{schema.MetricCacheBytes, itoa(r.Cache.Bytes)},
 		{schema.MetricCacheBudget, itoa(r.Cache.BudgetBytes)},
+		{schema.MetricDirFilesStored, utoa(r.Cache.DirFiles.Stored)},
+		{schema.MetricDirFilesBytes, utoa(r.Cache.DirFiles.Bytes)},
+		{schema.MetricDirFilesRead, utoa(r.Cache.DirFiles.Read)},
+		{schema.MetricDirFilesUnread, utoa(r.Cache.DirFiles.Unread)},
 		{schema.MetricTopN, strconv.Itoa(r.TopN)},
 		{schema.MetricPathsFull, boolDigit(r.PathsFull)},
 		{schema.MetricPathsDropped, itoa(r.PathsDropped)},

@@ -135,7 +135,8 @@ func metricKindOf(name string) metricKind {
 		schema.MetricIoctlExternal, schema.MetricIoctlTerminal, schema.MetricCacheBytes,
 		schema.MetricCacheBudget, schema.MetricTopN, schema.MetricPathsDropped,
 		schema.MetricMaxCacheable, schema.MetricLargeFiles, schema.MetricLargeOpens,
-		schema.MetricLargeBytes, schema.MetricLargeDropped:
+		schema.MetricLargeBytes, schema.MetricLargeDropped, schema.MetricDirFilesStored,
+		schema.MetricDirFilesBytes, schema.MetricDirFilesRead, schema.MetricDirFilesUnread:
 		return metricCount
 	}
 	return metricText

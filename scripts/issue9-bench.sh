@@ -17,6 +17,9 @@
 #   counters) against the directories the import touched plus the files it
 #   read (its strace).
 #
+# ISSUE9_ONLY=open-heavy runs the storm alone and prints its table (no
+# section is written); ISSUE9_ROUNDS sets the rounds.
+#
 # Writes OUT/issue9-section.md: a section of docs/BENCHMARKS.md between the
 # issue9 markers (its targets table with verdicts, the per-round numbers,
 # the per-opcode table, how each side is counted). scripts/bench.sh puts it
@@ -129,6 +132,11 @@ warm_r=$(median <<<"${warmr_all%$'\n'}"); cold_r=$(median <<<"${coldr_all%$'\n'}
 # rrange: "min–max" of a list of ratios
 rrange() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s", lo, hi }'; }
 warm_range=$(rrange <<<"${warmr_all%$'\n'}"); cold_range=$(rrange <<<"${coldr_all%$'\n'}")
+if [ "${ISSUE9_ONLY:-}" = open-heavy ]; then
+  printf '| round | native s | copper cold s | copper warm s | native again s | cold / native | warm / native again | cold copper-node CPU s/node | warm copper-node CPU s/node |\n|---|---|---|---|---|---|---|---|---|\n%s' "$round_rows"
+  echo "cold ${cold_r}x (range ${cold_range}), warm ${warm_r}x (range ${warm_range}); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
 
 # --- requests by opcode for a cold, then a warm import numpy ---------------
 progress "FUSE requests by opcode: cold and warm import numpy through rank 1 (log_level 5)"
@@ -205,6 +213,8 @@ f0=$(forwarded "$leaf")
 strace -f -qq -e trace=%file,getdents64 -o "$trace" "${rt_import[@]}"
 f1=$(forwarded "$leaf")
 fwd_by_op=$("$BIN/copper-node" stats --json --mount "$leaf" | "$python" -c 'import json, sys; print(", ".join("%s %d" % (o["op"], o["forwarded"]) for o in json.load(sys.stdin)["node"]["ops"] if o["forwarded"]))')
+# Small files that came with their directories (dir_files_max_bytes).
+shipped=$("$BIN/copper-node" stats --json --mount "$leaf" | "$python" -c 'import json, sys; f = json.load(sys.stdin)["node"]["cache"]["dir_files"]; print("%d files (%.1f MB) came with their directories, %d of them read, %d never" % (f["stored"], f["bytes"] / 1e6, f["read"], f["unread"]))')
 stop_local_nodes
 trips=$((f1 - f0))
 # Directories touched: every directory under the mount on the way to a
@@ -275,7 +285,7 @@ A fresh 2-node copper, \`import numpy\` warmed through rank 1's mount once, then
 
 ### Cold round trips for \`import numpy, scipy, pandas\`
 
-A fresh 2-node copper; the import runs once through rank 1's mount under \`strace -f -qq -e trace=%file,getdents64\`. *Round trips* are rank 1's own counters: the requests it forwarded to its parent during the import (\`copper-node stats --json\`, the sum of \`forwarded\` over every operation; by operation, since the node started: ${fwd_by_op:-none}). *Directories touched* are counted from the trace: every directory under the mount on the way to a path the import named (each such directory must be looked up or listed in), plus every directory it opened; *files read* are the distinct paths under the mount it opened successfully without O_DIRECTORY. The import named $named distinct paths under the mount.
+A fresh 2-node copper; the import runs once through rank 1's mount under \`strace -f -qq -e trace=%file,getdents64\`. *Round trips* are rank 1's own counters: the requests it forwarded to its parent during the import (\`copper-node stats --json\`, the sum of \`forwarded\` over every operation; by operation, since the node started: ${fwd_by_op:-none}; $shipped). *Directories touched* are counted from the trace: every directory under the mount on the way to a path the import named (each such directory must be looked up or listed in), plus every directory it opened; *files read* are the distinct paths under the mount it opened successfully without O_DIRECTORY. The import named $named distinct paths under the mount.
 <!-- issue9:end -->
 EOT
 

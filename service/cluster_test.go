@@ -62,6 +62,12 @@ func clusterSettings(tb testing.TB, target string) config.Settings {
 	// loaded host: a parent's reader can be unscheduled for a second. The
 	// heartbeat's own tests (net, e2e) use the default.
 	s.HeartbeatTimeoutMs = 5000
+	// The tests count each name's own requests (a read per file); the
+	// files that ride with their directory are tested on their own
+	// (dirfiles_test.go, the Python import). Benchmarks measure the default.
+	if _, bench := tb.(*testing.B); !bench {
+		s.DirFilesMaxBytes = 0
+	}
 	return s
 }
 

@@ -57,6 +57,7 @@ func startProfiledNode(t *testing.T, target string, edit func(*config.Settings))
 	s.ReadyTimeoutS = 10
 	s.ProfileMetrics = true
 	s.ProfileTopN = 20
+	s.DirFilesMaxBytes = 0 // the counts below are per name: a read per file
 	s.ProfilePathsFull = true
 	if edit != nil {
 		edit(&s)

@@ -209,6 +209,7 @@ func (svc *Service) newNode(id Identity, o Options, budget int64, guard []string
 		Target:       s.Target,
 		Parallel:     s.BackendParallel,
 		MaxCacheable: s.MaxCacheableBytes,
+		DirFiles:     s.DirFilesMaxBytes,
 		Guard:        guard,
 		Logger:       log,
 	}

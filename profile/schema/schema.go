@@ -67,10 +67,16 @@ const (
 	MetricIoctlTerminal = "ioctl_terminal_count" // isatty's TCGETS & co., answered ENOTTY; not errors
 	MetricCacheBytes    = "cache_bytes"
 	MetricCacheBudget   = "cache_budget_bytes"
-	MetricTopN          = "profile_top_n"
-	MetricPathsFull     = "profile_paths_full"
-	MetricPathsDropped  = "profile_paths_dropped"
-	MetricLargeDropped  = "large_direct_paths_dropped" // large files counted but not listed (memory bound)
+	// Small files that came with their directory's dirplus
+	// (dir_files_max_bytes): stored, their bytes, read at least once, never read.
+	MetricDirFilesStored = "dir_files_stored"
+	MetricDirFilesBytes  = "dir_files_bytes"
+	MetricDirFilesRead   = "dir_files_read"
+	MetricDirFilesUnread = "dir_files_unread"
+	MetricTopN           = "profile_top_n"
+	MetricPathsFull      = "profile_paths_full"
+	MetricPathsDropped   = "profile_paths_dropped"
+	MetricLargeDropped   = "large_direct_paths_dropped" // large files counted but not listed (memory bound)
 )
 
 // Path results in profiling_paths_full.csv.

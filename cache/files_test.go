@@ -1,0 +1,77 @@
+package cache
+
+import (
+	"bytes"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/op"
+)
+
+func shippedPlus() []op.PlusEntry {
+	return []op.PlusEntry{
+		{Name: "a.pyc", Attr: op.Attr{Ino: 1, Mode: syscall.S_IFREG | 0o644, Size: 3}, Data: []byte("abc"), HasData: true},
+		{Name: "big.so", Attr: op.Attr{Ino: 2, Mode: syscall.S_IFREG | 0o755, Size: 1 << 20}},
+		{Name: "empty", Attr: op.Attr{Ino: 3, Mode: syscall.S_IFREG | 0o644}, Data: []byte{}, HasData: true},
+	}
+}
+
+// Files that come with a dirplus answer Read from the cache, are counted
+// (stored, bytes, read once, never read), and go on with the dirplus this
+// cache assembles for a child; a file only a Read fetched does not.
+func TestDirPlusShipsFiles(t *testing.T) {
+	c, _ := newTestCache(t, 1<<20, 0)
+	c.Store(op.DirPlus, "/d", op.Result{Plus: shippedPlus()})
+	assert.Equal(t, DirFileStats{Stored: 2, Bytes: 3, Unread: 2}, c.Stats().DirFiles)
+
+	r, ok := c.Lookup(op.Read, "/d/a.pyc")
+	require.True(t, ok, "a shipped file is read from the cache")
+	assert.Equal(t, []byte("abc"), r.Data)
+	assert.Equal(t, shippedPlus()[0].Attr, r.Attr)
+	_, ok = c.Lookup(op.Read, "/d/a.pyc")
+	require.True(t, ok)
+	_, ok = c.Lookup(op.Read, "/d/big.so")
+	assert.False(t, ok, "a file that did not come with the listing is not held")
+	assert.Equal(t, DirFileStats{Stored: 2, Bytes: 3, Read: 1, Unread: 1}, c.Stats().DirFiles, "a second read counts nothing")
+
+	got, ok := c.Lookup(op.DirPlus, "/d")
+	require.True(t, ok)
+	assert.Equal(t, shippedPlus(), got.Plus, "the child's dirplus carries the shipped files")
+
+	// A file a Read fetched is the child's own Read to make.
+	c.Store(op.Read, "/d/big.so", op.Result{Attr: shippedPlus()[1].Attr, Data: bytes.Repeat([]byte{1}, 1<<20)})
+	got, ok = c.Lookup(op.DirPlus, "/d")
+	require.True(t, ok)
+	assert.False(t, got.Plus[1].HasData)
+
+	// Evicted or dropped content leaves the entry without it.
+	c.Drop("/d/a.pyc")
+	c.Store(op.Getattr, "/d/a.pyc", op.Result{Attr: shippedPlus()[0].Attr})
+	got, ok = c.Lookup(op.DirPlus, "/d")
+	require.True(t, ok)
+	assert.False(t, got.Plus[0].HasData)
+	assert.True(t, got.Plus[2].HasData)
+}
+
+// Shipped content is charged to the budget like a Read's and evicted
+// first: a directory whose files exceed the budget keeps its listing.
+func TestDirPlusFilesWithinBudget(t *testing.T) {
+	const budget = 64 << 10
+	c, _ := newTestCache(t, budget, 0)
+	var plus []op.PlusEntry
+	for i := range 20 {
+		data := bytes.Repeat([]byte{byte(i)}, 8<<10)
+		plus = append(plus, op.PlusEntry{Name: string(rune('a' + i)), Attr: op.Attr{Ino: uint64(i + 1), Mode: syscall.S_IFREG, Size: int64(len(data))}, Data: data, HasData: true})
+	}
+	c.Store(op.DirPlus, "/d", op.Result{Plus: plus})
+	st := c.Stats()
+	assert.LessOrEqual(t, st.Bytes, int64(budget))
+	assert.Less(t, st.Data.Entries, 20, "some content was evicted")
+	assert.Positive(t, st.Data.Evictions)
+	assert.True(t, c.Listed("/d"), "the listing stays")
+	_, ok := c.Lookup(op.Getattr, "/d/t")
+	assert.True(t, ok)
+}
