@@ -40,6 +40,10 @@ type Scenario struct {
 	// reads at the end of the import; LargePath says how copper moves it.
 	LargeBytes int64
 	LargePath  string
+	// Available (Host mode) is the cores' worth the run got, measured
+	// during the row it is set against; 0 = the calibration's probe
+	// through HostShare.
+	Available float64
 }
 
 // Result is what one scenario gives.
@@ -47,7 +51,8 @@ type Result struct {
 	Scenario
 	TreeFanout    int     `json:"tree_fanout"`      // the fan-out used
 	Depth         int     `json:"depth"`            // the deepest node's hops to its root
-	SetupS        float64 `json:"setup_s"`          // copper: tree-ready; staging: the copies
+	SetupS        float64 `json:"setup_s"`          // copper: the launch's all-gather + tree-ready; staging: the copies
+	GatherS       float64 `json:"gather_s"`         // copper, projection: the all-gather part of SetupS
 	ColdS         float64 `json:"cold_s"`           // release to the last process done, first run
 	ColdMeanNodeS float64 `json:"cold_mean_node_s"` // mean over nodes of their last process
 	WarmS         float64 `json:"warm_s"`           // the same job again
@@ -183,8 +188,13 @@ func (s *sim) setCosts() {
 	sc, cal := s.sc, s.cal
 	s.k = cal.Costs
 	if sc.Host {
+		s.k = cal.Costs.onHost(cal.HostCosts)
 		// Other jobs share the host: each core runs ours slower.
-		f := float64(cal.HostCores) / HostShare(cal.HostCores, cal.HostAvailable, sc.Nodes*(sc.Procs+1)+1)
+		share := HostShare(cal.HostCores, cal.HostAvailable, sc.Nodes*(sc.Procs+1)+1)
+		if sc.Available > 0 {
+			share = min(float64(cal.HostCores), sc.Available)
+		}
+		f := float64(cal.HostCores) / share
 		s.slow = f
 		for _, c := range []*float64{&s.k.ClientOpNative, &s.k.ClientOpMount, &s.k.ClientReq, &s.k.ClientByte, &s.k.EmulatorOp,
 			&s.k.EmulatorByte, &s.k.DaemonReq, &s.k.HopCPU, &s.k.HopByte, &s.k.TarExtractCPU, &s.k.NodeStartCPU} { // CPU seconds; the starts and tar are wall times
@@ -204,7 +214,10 @@ func (s *sim) simulate(res *Result) {
 	s.resetCounters()
 	switch sc.Mode {
 	case ModeCopper:
-		res.SetupS = s.treeReady()
+		if !sc.Host { // pfsbench writes the book; a job's launch gathers it
+			res.GatherS = float64(sc.Nodes) * s.k.GatherPerRank
+		}
+		res.SetupS = res.GatherS + s.treeReady()
 	case ModeStaging:
 		s.stage(func() {})
 		s.run()

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -62,13 +63,21 @@ func calibrate(ctx context.Context, args []string) error {
 	tar := fs.Bool("tar", true, "time tar -c/-x of the package tree on local disk (staging's copy)")
 	avail := fs.Float64Slice("available", nil, "cores' worth of CPU probed (scalemodel probe) before the measured run; calibrate probes once more")
 	worker := fs.String("worker", "", "the run's pfsbench binary: time its replay worker's start-up CPU (Go start, trace parse), which the clients' CPU includes and the timed run does not")
+	gather := fs.String("gather", "", "RANKS:SERVE_MS, rank 0's serve time of a measured all-gather (bootstrap's BenchmarkGatherScale serve-ms): the launch before tree-ready at scale")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *results == "" || *out == "" {
 		return errors.New("--results and --out are required")
 	}
-	cal, err := scalemodel.Calibrate(ctx, scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail, Worker: *worker})
+	in := scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail, Worker: *worker}
+	if *gather != "" {
+		var err error
+		if in.GatherRanks, in.GatherServe, err = parseGather(*gather); err != nil {
+			return err
+		}
+	}
+	cal, err := scalemodel.Calibrate(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -108,4 +117,20 @@ func runModel(args []string) error {
 		return err
 	}
 	return rep.WriteAll(*out)
+}
+
+// parseGather reads --gather RANKS:SERVE_MS.
+func parseGather(v string) (ranks int, serveS float64, err error) {
+	r, ms, ok := strings.Cut(v, ":")
+	if ok {
+		ranks, err = strconv.Atoi(r)
+		if err == nil {
+			serveS, err = strconv.ParseFloat(ms, 64)
+			serveS /= 1000
+		}
+	}
+	if !ok || err != nil || ranks < 1 || !(serveS > 0) {
+		return 0, 0, fmt.Errorf("--gather %q: want RANKS:SERVE_MS, both > 0 (e.g. 2000:275.7)", v)
+	}
+	return ranks, serveS, nil
 }
