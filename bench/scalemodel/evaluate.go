@@ -1,6 +1,7 @@
 package scalemodel
 
 import (
+	"math"
 	"slices"
 	"strings"
 )
@@ -68,18 +69,29 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 	if err != nil {
 		return err
 	}
-	at := func(h *HostWindow) (Result, float64, error) {
+	// The row's share left by the other jobs, then the speed it runs at:
+	// a phase that keeps fewer cores busy (on an idle host) than it is
+	// left is not slowed (SpeedShare).
+	at := func(h *HostWindow, phase string) (Result, float64, error) {
 		a, ok := h.Available(cal.HostCores)
 		if !ok {
 			a, _ = cal.RunAvailable() // 0 without windows: the probe's share
 		}
-		r, err := run(m.Mode, m.Nodes, a)
+		speed := a
+		if a > 0 {
+			want := idle.Parallelism(phase, cal.Costs.WorkerStartCPU)
+			if phase == "setup" {
+				want = setupDemand(cal, m)
+			}
+			speed = SpeedShare(cal.HostCores, a, want)
+		}
+		r, err := run(m.Mode, m.Nodes, speed)
 		if a == 0 {
 			a = HostShare(cal.HostCores, cal.HostAvailable, m.Nodes*(cal.Procs+1)+1)
 		}
 		return r, a, err
 	}
-	r, avail, err := at(m.Host)
+	r, avail, err := at(m.Host, m.Phase)
 	if err != nil {
 		return err
 	}
@@ -116,7 +128,7 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 	}
 	add("cold run", m.RunS, r.ColdS, idle.ColdS, avail, phaseMeasured)
 	if m.Mode != ModeDirect {
-		rs, as, err := at(m.SetupHost)
+		rs, as, err := at(m.SetupHost, "setup")
 		if err != nil {
 			return err
 		}
@@ -196,4 +208,16 @@ func (rep *Report) runLarge(cal *Calibration, plan Plan) error {
 		}
 	}
 	return nil
+}
+
+// setupDemand is the cores a setup keeps busy while it computes: its
+// work is concurrent starts, not spread over its time (a mean would hide
+// the burst): every daemon's start threads (copper) or every node's
+// tar -x (staging) at once.
+func setupDemand(cal *Calibration, m MeasuredRow) float64 {
+	threads := 1.0
+	if k := cal.Costs; m.Mode == ModeCopper && k.NodeStart > 0 && k.NodeStartCPU > 0 {
+		threads = math.Ceil(k.NodeStartCPU / k.NodeStart)
+	}
+	return float64(m.Nodes) * threads
 }

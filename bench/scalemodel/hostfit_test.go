@@ -132,3 +132,23 @@ func TestHostCostsPooledBelowTheHeldOutN(t *testing.T) {
 	assert.InDelta(t, wantOp, host.ClientOpMount, 1e-12)
 	assert.InDelta(t, cal.Costs.NodeStart, host.NodeStart, 0, "the rest stays the cluster node's")
 }
+
+// A run that keeps fewer cores busy than the other jobs left it is not
+// slowed; one that wants more gets what is left.
+func TestSpeedShare(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		avail, want, got float64
+	}{
+		{"wants less than it is left", 1.2, 0.7, 2},
+		{"wants exactly what it is left", 0.7, 0.7, 2},
+		{"one thread, half a core left", 0.5, 1, 1},
+		{"saturating, one core left", 1, 5, 1},
+		{"wants both cores, 1.5 left", 1.5, 2, 1.5},
+		{"unknown demand: not slowed", 0.5, 0, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.InDelta(t, tc.got, SpeedShare(2, tc.avail, tc.want), 1e-12)
+		})
+	}
+}

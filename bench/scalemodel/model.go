@@ -69,8 +69,9 @@ type Result struct {
 	Events        int64            `json:"events"`
 	// Host mode: CPU seconds the run's processes, daemons and emulator
 	// spend (at full speed), cold and warm: what rusage would show.
-	ColdCPUS float64 `json:"cold_cpu_s,omitempty"`
-	WarmCPUS float64 `json:"warm_cpu_s,omitempty"`
+	ColdCPUS  float64 `json:"cold_cpu_s,omitempty"`
+	WarmCPUS  float64 `json:"warm_cpu_s,omitempty"`
+	SetupCPUS float64 `json:"setup_cpu_s,omitempty"`
 }
 
 // HostShare is the cores' worth of CPU a run of threads runnable threads
@@ -212,6 +213,7 @@ func (s *sim) simulate(res *Result) {
 	sc := s.sc
 	// Setup.
 	s.resetCounters()
+	setupBusy := s.hostBusy()
 	switch sc.Mode {
 	case ModeCopper:
 		if !sc.Host { // pfsbench writes the book; a job's launch gathers it
@@ -224,6 +226,7 @@ func (s *sim) simulate(res *Result) {
 		res.SetupS = s.now
 		res.MetaOps, res.DataBytes, res.OpsByKind, res.FetchesPerKey = s.counters()
 	}
+	res.SetupCPUS = (s.hostBusy() - setupBusy) / s.slow
 	// Cold, then warm, each from a release of every process at once.
 	busy := s.hostBusy()
 	res.ColdS, res.ColdMeanNodeS = s.phase(res.SetupS)
@@ -268,4 +271,34 @@ func SortResults(rs []Result) {
 		}
 		return a.Trees < b.Trees
 	})
+}
+
+// Parallelism is the cores' worth a phase of r keeps busy on an idle
+// host: its CPU in the phase (the workers' start-up, before the release,
+// taken off) over its time.
+func (r Result) Parallelism(phase string, workerStart float64) float64 {
+	cpu, t := r.ColdCPUS-float64(r.Nodes)*workerStart, r.ColdS
+	switch phase {
+	case "warm":
+		cpu, t = r.WarmCPUS-float64(r.Nodes)*workerStart, r.WarmS
+	case "setup":
+		cpu, t = r.SetupCPUS, r.SetupS
+	}
+	if t <= 0 || cpu <= 0 {
+		return 0
+	}
+	return cpu / t
+}
+
+// SpeedShare is the cores' worth at which a run that keeps want cores
+// busy on an idle host runs when the other jobs leave it avail of cores:
+// the kernel shares the cores per runnable thread, so a run that wants
+// fewer than it is left is not slowed (its threads find a core when they
+// wake), and one that wants more is slowed to what is left.
+func SpeedShare(cores int, avail, want float64) float64 {
+	c := float64(cores)
+	if want <= 0 || avail >= min(c, want) {
+		return c
+	}
+	return c * avail / min(c, want)
 }
