@@ -38,8 +38,13 @@ if [ -n "$pfs" ]; then
   # The launch before tree-ready: rank 0's serve time of an all-gather of
   # 2,000 ranks (the control-plane benchmark's smaller size, seconds here).
   progress "all-gather of 2,000 ranks (go test ./bootstrap -bench GatherScale/2000)"
-  gather=$(go test ./bootstrap -run '^$' -bench 'GatherScale/2000$' -benchtime 2x -count 1 |
-    awk '{ for (i = 2; i <= NF; i++) if ($i == "serve-ms") v = $(i - 1) } END { if (v != "") print "2000:" v }')
+  # Probed before and after: the serve time is scaled to the cores all ours.
+  go test -c -o "$work/bootstrap.test" ./bootstrap
+  p1=$(bin/scalemodel probe)
+  serve=$("$work/bootstrap.test" -test.run '^$' -test.bench 'GatherScale/2000$' -test.benchtime 2x -test.count 1 |
+    awk '{ for (i = 2; i <= NF; i++) if ($i == "serve-ms") v = $(i - 1) } END { print v }')
+  p2=$(bin/scalemodel probe)
+  gather=; [ -n "$serve" ] && gather="2000:$serve:$(awk -v a="$p1" -v b="$p2" 'BEGIN { printf "%.3f", (a + b) / 2 }')"
   progress "calibrate (N=1 rows, the pooled rows below the largest N, an in-process round trip, tar on local disk, a CPU probe)"
   worker=; [ -x bin/pfsbench ] && worker=bin/pfsbench
   bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} ${worker:+--worker "$worker"} \

@@ -49,6 +49,10 @@ type CalibrateInput struct {
 	// for GatherRanks ranks (bootstrap's BenchmarkGatherScale); 0 = none.
 	GatherRanks int
 	GatherServe float64
+	// GatherAvailable is the cores' worth a probe got around it (0 = not
+	// probed): the serve time is scaled to the host's cores all ours, so
+	// this host's other load does not reach the projection.
+	GatherAvailable float64
 }
 
 // Calibrate fits the costs from a pfsbench run's N=1 rows, measures the
@@ -75,8 +79,13 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 	}
 	fitSetupCPU(cal, res)
 	if in.GatherRanks > 0 && in.GatherServe > 0 {
-		cal.Costs.GatherPerRank = in.GatherServe / float64(in.GatherRanks)
-		cal.Sources["costs.gather_per_rank_s"] = fmt.Sprintf("measured: rank 0's bootstrap.Serve time of an all-gather of %d ranks over loopback (go test ./bootstrap -bench GatherScale/%d: serve-ms), %.3f s, per rank; on this host the joiners share rank 0's cores, so an upper bound for a launch node of its own", in.GatherRanks, in.GatherRanks, in.GatherServe)
+		share, note := 1.0, "not probed: the wall time as measured"
+		if in.GatherAvailable > 0 {
+			share = min(1, in.GatherAvailable/float64(cal.HostCores))
+			note = fmt.Sprintf("× %.2f, the share of the %d cores a spin probe got around it (%.2f cores' worth), so this host's other load stays out of the projection", share, cal.HostCores, in.GatherAvailable)
+		}
+		cal.Costs.GatherPerRank = in.GatherServe * share / float64(in.GatherRanks)
+		cal.Sources["costs.gather_per_rank_s"] = fmt.Sprintf("measured: rank 0's bootstrap.Serve time of an all-gather of %d ranks over loopback (go test ./bootstrap -bench GatherScale/%d: serve-ms), %.3f s, %s, per rank; the joiners share rank 0's cores here, so an upper bound for a launch node of its own", in.GatherRanks, in.GatherRanks, in.GatherServe, note)
 	}
 	if err := cal.fitHostCosts(res, w); err != nil {
 		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)

@@ -63,7 +63,7 @@ func calibrate(ctx context.Context, args []string) error {
 	tar := fs.Bool("tar", true, "time tar -c/-x of the package tree on local disk (staging's copy)")
 	avail := fs.Float64Slice("available", nil, "cores' worth of CPU probed (scalemodel probe) before the measured run; calibrate probes once more")
 	worker := fs.String("worker", "", "the run's pfsbench binary: time its replay worker's start-up CPU (Go start, trace parse), which the clients' CPU includes and the timed run does not")
-	gather := fs.String("gather", "", "RANKS:SERVE_MS, rank 0's serve time of a measured all-gather (bootstrap's BenchmarkGatherScale serve-ms): the launch before tree-ready at scale")
+	gather := fs.String("gather", "", "RANKS:SERVE_MS[:CORES], rank 0's serve time of a measured all-gather (bootstrap's BenchmarkGatherScale serve-ms) and the cores' worth a probe got around it: the launch before tree-ready at scale")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func calibrate(ctx context.Context, args []string) error {
 	in := scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail, Worker: *worker}
 	if *gather != "" {
 		var err error
-		if in.GatherRanks, in.GatherServe, err = parseGather(*gather); err != nil {
+		if in.GatherRanks, in.GatherServe, in.GatherAvailable, err = parseGather(*gather); err != nil {
 			return err
 		}
 	}
@@ -119,18 +119,23 @@ func runModel(args []string) error {
 	return rep.WriteAll(*out)
 }
 
-// parseGather reads --gather RANKS:SERVE_MS.
-func parseGather(v string) (ranks int, serveS float64, err error) {
-	r, ms, ok := strings.Cut(v, ":")
+// parseGather reads --gather RANKS:SERVE_MS[:CORES], CORES the cores'
+// worth a probe got around the measurement (0 = not probed).
+func parseGather(v string) (ranks int, serveS, avail float64, err error) {
+	f := strings.Split(v, ":")
+	ok := len(f) == 2 || len(f) == 3
 	if ok {
-		ranks, err = strconv.Atoi(r)
+		ranks, err = strconv.Atoi(f[0])
 		if err == nil {
-			serveS, err = strconv.ParseFloat(ms, 64)
+			serveS, err = strconv.ParseFloat(f[1], 64)
 			serveS /= 1000
 		}
+		if err == nil && len(f) == 3 {
+			avail, err = strconv.ParseFloat(f[2], 64)
+		}
 	}
-	if !ok || err != nil || ranks < 1 || !(serveS > 0) {
-		return 0, 0, fmt.Errorf("--gather %q: want RANKS:SERVE_MS, both > 0 (e.g. 2000:275.7)", v)
+	if !ok || err != nil || ranks < 1 || !(serveS > 0) || !(avail >= 0) {
+		return 0, 0, 0, fmt.Errorf("--gather %q: want RANKS:SERVE_MS[:CORES], ranks and time > 0 (e.g. 2000:275.7:1.9)", v)
 	}
-	return ranks, serveS, nil
+	return ranks, serveS, avail, nil
 }
