@@ -49,6 +49,10 @@ type CalibrateInput struct {
 	// for GatherRanks ranks (bootstrap's BenchmarkGatherScale); 0 = none.
 	GatherRanks int
 	GatherServe float64
+	// Self is a bench/cmd/scalemodel binary: a parent↔child call is
+	// measured between this process and its hop-server child (a cluster
+	// node's call); "" = in one process only.
+	Self string
 	// GatherAvailable is the cores' worth a probe got around it (0 = not
 	// probed): the serve time is scaled to the host's cores all ours, so
 	// this host's other load does not reach the projection.
@@ -74,7 +78,7 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 	if err := fitCosts(cal, res, w); err != nil {
 		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)
 	}
-	if err := cal.measureHere(ctx, res, in.Tar); err != nil {
+	if err := cal.measureHere(ctx, res, in.Tar, in.Self); err != nil {
 		return nil, err
 	}
 	fitSetupCPU(cal, res)

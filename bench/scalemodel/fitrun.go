@@ -66,9 +66,20 @@ func (cal *Calibration) fitHopCPU() error {
 	if err := cal.Check(); err != nil {
 		return err
 	}
+	// On this host's costs when fitted (a cluster node keeps the measured
+	// call: the fit carries the host's oversubscription); else on both.
+	set := func(c *Calibration, h float64) {
+		if c.HostCosts != nil {
+			hc := *c.HostCosts
+			hc.HopCPU = h
+			c.HostCosts = &hc
+			return
+		}
+		c.Costs.HopCPU = h
+	}
 	cpuAt := func(h float64) (float64, error) {
 		c := *cal
-		c.Costs.HopCPU = h
+		set(&c, h)
 		r, err := Run(&c, Scenario{Mode: ModeCopper, Nodes: row.Nodes, Procs: cal.Procs, Host: true})
 		return r.ColdCPUS, err
 	}
@@ -82,8 +93,13 @@ func (cal *Calibration) fitHopCPU() error {
 		return nil
 	}
 	h := max(h0, h0+(row.CPUS-c0)*h0/(c1-c0))
-	cal.Sources["costs.hop_cpu_s"] = fmt.Sprintf("fitted: the copper cold replay at N=%d (the largest copper row below the held-out N), its measured CPU (%.2f s) against the model's, solved for the call's CPU between two processes; floor: the in-process figure, %.1f µs (%s)",
+	src := fmt.Sprintf("fitted: the copper cold replay at N=%d (the largest copper row below the held-out N), its measured CPU (%.2f s) against the model's, solved for the call's CPU between two processes on this host; floor: %.1f µs (%s)",
 		row.Nodes, row.CPUS, h0*1e6, cal.Sources["costs.hop_cpu_s"])
-	cal.Costs.HopCPU = h
+	if cal.HostCosts != nil {
+		cal.Sources["host_costs.hop_cpu_s"] = src
+	} else {
+		cal.Sources["costs.hop_cpu_s"] = src
+	}
+	set(cal, h)
 	return nil
 }

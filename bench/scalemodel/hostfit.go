@@ -124,6 +124,9 @@ func (c Costs) onHost(h *Costs) Costs {
 	if h != nil {
 		c.ClientOpNative, c.ClientOpMount, c.ClientReq, c.ClientByte = h.ClientOpNative, h.ClientOpMount, h.ClientReq, h.ClientByte
 		c.EmulatorOp, c.EmulatorByte = h.EmulatorOp, h.EmulatorByte
+		if h.HopCPU > 0 {
+			c.HopCPU = h.HopCPU
+		}
 		if h.TarExtractCPU > 0 {
 			c.TarExtract, c.TarExtractCPU = h.TarExtract, h.TarExtractCPU
 		}

@@ -1,6 +1,9 @@
 package scalemodel
 
 import (
+	"context"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -151,4 +154,45 @@ func TestSpeedShare(t *testing.T) {
 			assert.InDelta(t, tc.got, SpeedShare(2, tc.avail, tc.want), 1e-12)
 		})
 	}
+}
+
+// The call between two processes is measured against the real
+// `scalemodel hop-server` (built here); a binary that is not one is an
+// error naming it.
+func TestMeasureHopProcesses(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "scalemodel")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/hpc-copper/copper/bench/cmd/scalemodel").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	perCall, perByte, err := measureHopProcesses(context.Background(), bin)
+	require.NoError(t, err)
+	assert.Greater(t, perCall, 0.0)
+	assert.Less(t, perCall, 0.1, "one small round trip")
+	assert.GreaterOrEqual(t, perByte, 0.0)
+	_, _, err = measureHopProcesses(context.Background(), "/bin/true")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "/bin/true")
+}
+
+// With this host's costs fitted, the hop fitted on a measured row is
+// this host's; a cluster node keeps the measured call.
+func TestFitHopCPUOnTheHostOnly(t *testing.T) {
+	base := toyCal(toyWorkload())
+	base.HostCores, base.HostAvailable = 2, 2
+	base.Costs.HopCPU, base.Costs.DaemonReq, base.Costs.ClientReq = 50e-6, 10e-6, 20e-6
+	host := base.Costs
+	base.HostCosts = &host
+	c := *base
+	hc := host
+	hc.HopCPU = 200e-6
+	c.HostCosts = &hc
+	r, err := Run(&c, Scenario{Mode: ModeCopper, Nodes: 8, Procs: 1, Host: true})
+	require.NoError(t, err)
+	cal := *base
+	cal.Sources = map[string]string{}
+	cal.Measured = []MeasuredRow{{Mode: ModeCopper, Phase: "cold", Nodes: 8, CPUS: r.ColdCPUS}}
+	require.NoError(t, cal.fitHopCPU())
+	assert.InDelta(t, 200e-6, cal.HostCosts.HopCPU, 1e-9)
+	assert.InDelta(t, 50e-6, cal.Costs.HopCPU, 0)
+	assert.InDelta(t, 50e-6, base.HostCosts.HopCPU, 0, "the fit copies, never writes through")
+	assert.Contains(t, cal.Sources["host_costs.hop_cpu_s"], "fitted")
 }

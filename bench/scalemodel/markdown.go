@@ -64,6 +64,9 @@ func (rep *Report) mdInputs(p printf) {
 	row("copper-node per FUSE request", us(k.DaemonReq), "costs.daemon_req_s")
 	row("parent↔child call, both ends", us(k.HopCPU), "costs.hop_cpu_s")
 	row("parent↔child call per answer byte", fmt.Sprintf("%.2f ns", k.HopByte*1e9), "costs.hop_byte_s")
+	if h := rep.HostCosts; h != nil && h.HopCPU > 0 && h.HopCPU != k.HopCPU {
+		row("parent↔child call on this host (validation only)", us(h.HopCPU), "host_costs.hop_cpu_s")
+	}
 	row("copper-node start", fmt.Sprintf("%.3f s", k.NodeStart), "costs.node_start_s")
 	if k.NodeStartCPU > 0 {
 		row("its CPU (charged on the host's cores, all starts at once)", fmt.Sprintf("%.3f s", k.NodeStartCPU), "costs.node_start_cpu_s")
@@ -140,8 +143,8 @@ func (rep *Report) fitNote() string {
 	if len(rep.FitNodes) > 0 {
 		s += fmt.Sprintf("; this host's per-operation CPU costs on the rows at N = %s pooled (role *CPU pooled*: their CPU is fitted, their times are not); every row at N = %d is *held out*: its CPU and time are predicted", fmtInts(rep.FitNodes), rep.HeldOutNodes)
 	}
-	if strings.HasPrefix(rep.Sources["costs.hop_cpu_s"], "fitted") {
-		s += "; the parent↔child call's CPU on one copper cold row's CPU (its input above says which)"
+	if strings.HasPrefix(rep.Sources["costs.hop_cpu_s"], "fitted") || strings.HasPrefix(rep.Sources["host_costs.hop_cpu_s"], "fitted") {
+		s += "; this host's parent↔child call CPU on one copper cold row's CPU (its input above says which)"
 	}
 	return s + ". No parameter is fitted on a row's time."
 }

@@ -40,6 +40,8 @@ func run(args []string) int {
 		err = calibrate(ctx, args[1:])
 	case "run":
 		err = runModel(args[1:])
+	case scalemodel.HopServerCommand: // the child of calibrate's call measurement
+		err = scalemodel.ServeHop(ctx, os.Stdin, os.Stdout)
 	case "probe":
 		fmt.Printf("%.3f\n", scalemodel.ProbeCores(time.Second))
 	default:
@@ -71,6 +73,9 @@ func calibrate(ctx context.Context, args []string) error {
 		return errors.New("--results and --out are required")
 	}
 	in := scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail, Worker: *worker}
+	if self, err := os.Executable(); err == nil {
+		in.Self = self // the hop-server child of the two-process call measurement
+	}
 	if *gather != "" {
 		var err error
 		if in.GatherRanks, in.GatherServe, in.GatherAvailable, err = parseGather(*gather); err != nil {
