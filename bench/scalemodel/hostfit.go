@@ -99,12 +99,25 @@ func (cal *Calibration) fitHostCosts(res *pfsbench.Results, w *Workload) error {
 			xnodes += r.Nodes
 		}
 	}
+	// And a daemon start's CPU: the copper setups' pooled per daemon.
+	var scpu float64
+	var snodes int
+	for _, r := range res.Runs {
+		if r.Workload == pfsbench.WorkReplay && r.Mode == pfsbench.ModeCopper && r.Phase == "cold" && r.Error == "" &&
+			contains(fit, r.Nodes) && r.SetupCPU != nil && r.SetupCPU.DaemonStartS > 0 {
+			scpu += r.SetupCPU.DaemonStartS
+			snodes += r.Nodes
+		}
+	}
+	if snodes > 0 && cal.Costs.NodeStartCPU > 0 {
+		host.NodeStartCPU = scpu / float64(snodes)
+	}
 	if xnodes > 0 {
 		host.TarExtractCPU = xcpu / float64(xnodes)
 		host.TarExtract = host.TarExtractCPU + max(0, cal.Costs.TarExtract-cal.Costs.TarExtractCPU)
 	}
 	cal.HostCosts, cal.HeldOutNodes, cal.FitNodes = &host, held, fit
-	cal.Sources["host_costs"] = fmt.Sprintf("fitted: the per-operation CPU costs (client syscalls, FUSE requests and bytes, the emulator's) by the N=1 formulas on the run's local, direct and copper-warm rows pooled over N = %s (sums of CPU, operations and counters), and the staging setups' tar -x CPU per node pooled alike; N = %d held out", fmtInts(fit), held)
+	cal.Sources["host_costs"] = fmt.Sprintf("fitted: the per-operation CPU costs (client syscalls, FUSE requests and bytes, the emulator's) by the N=1 formulas on the run's local, direct and copper-warm rows pooled over N = %s (sums of CPU, operations and counters), the staging setups' tar -x CPU per node and the copper setups' start CPU per daemon pooled alike; N = %d held out", fmtInts(fit), held)
 	return nil
 }
 
@@ -126,6 +139,9 @@ func (c Costs) onHost(h *Costs) Costs {
 		c.EmulatorOp, c.EmulatorByte = h.EmulatorOp, h.EmulatorByte
 		if h.HopCPU > 0 {
 			c.HopCPU = h.HopCPU
+		}
+		if h.NodeStartCPU > 0 {
+			c.NodeStartCPU = h.NodeStartCPU
 		}
 		if h.TarExtractCPU > 0 {
 			c.TarExtract, c.TarExtractCPU = h.TarExtract, h.TarExtractCPU

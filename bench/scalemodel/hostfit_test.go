@@ -118,13 +118,20 @@ func TestHostCostsPooledBelowTheHeldOutN(t *testing.T) {
 		runs = append(runs, row(pfsbench.ModeLocal, "cold", n, clients, 0), row(pfsbench.ModeCopper, "warm", n, clients, 0),
 			row(pfsbench.ModeDirect, "warm", n, clients+float64(n)*0.01, 10*int64(n)), row(pfsbench.ModeDirect, "cold", n, clients+float64(n)*0.01, 10*int64(n)))
 	}
+	// Daemon starts: 20 ms alone, 12 ms each of four.
+	for n, cpu := range map[int]float64{1: 0.020, 4: 0.048, 32: 9} {
+		r := row(pfsbench.ModeCopper, "cold", n, 0, 0)
+		r.SetupCPU = &pfsbench.SetupCPU{DaemonStartS: cpu}
+		runs = append(runs, r)
+	}
 	runs = append(runs, row(pfsbench.ModeLocal, "cold", 32, 99, 0)) // held out: must not move the fit
 	res := &pfsbench.Results{Runs: runs}
 	res.Settings.Procs = 2
 	cal := toyCal(w)
 	cal.Sources = map[string]string{}
-	cal.Costs.WorkerStartCPU = 0.004
+	cal.Costs.WorkerStartCPU, cal.Costs.NodeStartCPU = 0.004, 0.020
 	require.NoError(t, cal.fitHostCosts(res, w))
+	assert.InDelta(t, 0.068/5, cal.HostCosts.NodeStartCPU, 1e-12)
 	assert.Equal(t, 32, cal.HeldOutNodes)
 	assert.Equal(t, []int{1, 4, 8}, cal.FitNodes)
 	wantOp := (0.003 + 4*0.002 + 8*0.002) / 13 // Σ per-op CPU × nodes / Σ nodes

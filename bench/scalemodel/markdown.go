@@ -76,8 +76,8 @@ func (rep *Report) mdInputs(p printf) {
 		row("all-gather, rank 0 per rank (projection's launch)", us(k.GatherPerRank), "costs.gather_per_rank_s")
 	}
 	if h := rep.HostCosts; h != nil {
-		p("| this host (validation only): client syscall local / mount, FUSE request, per byte; emulator per request, per byte; tar -x CPU per node | %s / %s, %s, %.2f ns; %s, %.2f ns; %.3f s | %s |\n",
-			us(h.ClientOpNative), us(h.ClientOpMount), us(h.ClientReq), h.ClientByte*1e9, us(h.EmulatorOp), h.EmulatorByte*1e9, h.TarExtractCPU, rep.Sources["host_costs"])
+		p("| this host (validation only): client syscall local / mount, FUSE request, per byte; emulator per request, per byte; tar -x CPU per node; start CPU per daemon | %s / %s, %s, %.2f ns; %s, %.2f ns; %.3f s; %.3f s | %s |\n",
+			us(h.ClientOpNative), us(h.ClientOpMount), us(h.ClientReq), h.ClientByte*1e9, us(h.EmulatorOp), h.EmulatorByte*1e9, h.TarExtractCPU, h.NodeStartCPU, rep.Sources["host_costs"])
 	}
 	row("tar -c of the tree", fmt.Sprintf("%.3f s", k.TarCreate), "costs.tar_create_s")
 	row("tar -x of the tree", fmt.Sprintf("%.3f s", k.TarExtract), "costs.tar_extract_s")
@@ -217,7 +217,7 @@ func (rep *Report) mdMisses(p printf) {
 	p("What the model charges for each quantity on this host (prose, no numbers; the rows above give the size):\n\n")
 	p("* **all rows**: the host's cores at the share the other jobs left the row (*cores ours*). On a saturated host a run's wall time is its CPU over that share, so a row's time error is mostly its CPU error (the CPU table below) and the rest is the waits the model adds (the emulator's slots and bandwidth, FUSE round trips, the readiness backoff).\n")
 	p("* **warm runs** (copper's mount fully cached, staging's local copy): client syscalls only, CPU-bound on the shared cores; one worker alone spends more CPU per operation than each of N sharing the cores, so this host's costs are the pooled rows' (see above), not N=1's.\n")
-	p("* **copper setup** (tree-ready): every daemon's measured start CPU shared alike by the host's cores (all finish together), the rest of the N=1 start's wall time, then the readiness probes: a node whose parent is not yet tree-ready waits the probe's backoff (%.0f ms, doubling), so levels that start together become ready %.0f, %.0f, %.0f ms … apart.\n",
+	p("* **copper setup** (tree-ready): every daemon's start CPU (this host: pooled per daemon) shared alike by the host's cores (all finish together), the rest of the N=1 start's wall time, then the readiness probes: a node whose parent is not yet tree-ready waits the probe's backoff (%.0f ms, doubling), so levels that start together become ready %.0f, %.0f, %.0f ms … apart.\n",
 		rep.Probe.Initial*1e3, rep.Probe.Initial*1e3, 3*rep.Probe.Initial*1e3, 7*rep.Probe.Initial*1e3)
 	p("* **staging setup**: tar -c through one client (its metadata operations at the emulator's slots), then every node's read of the tarball through the emulator's bandwidth and CPU, and its tar -x's measured CPU (this host: pooled per node; its read syscalls are inside it, not charged again), plus the timed tar's wait beyond its CPU.\n")
 	p("* **known misses**: rows of tens of milliseconds (N=1 and warm rows) sit in windows too short for /proc/stat's ticks, so they get the run's mean share, not their own (*p*); the per-operation CPU falls as N grows (shared wake-ups, cache), which the pooled fit averages over the fit rows; a row's own scatter is given, and rows within it but outside ±25%% are not counted as met.\n\n")
