@@ -145,12 +145,25 @@ func (c *Calibration) Check() error {
 			errs = append(errs, fmt.Errorf("calibration %s = %v: want a finite value ≥ 0", name, v))
 		}
 	}
-	k := c.Costs
-	for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount,
-		"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte,
-		"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart, "node_start_cpu_s": k.NodeStartCPU, "worker_start_cpu_s": k.WorkerStartCPU,
-		"tar_create_s": k.TarCreate, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "gather_per_rank_s": k.GatherPerRank, "net_latency_s": c.Machine.NetLatency} {
-		pos(name, v)
+	costs := func(prefix string, k Costs) {
+		for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount,
+			"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte,
+			"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart, "node_start_cpu_s": k.NodeStartCPU, "worker_start_cpu_s": k.WorkerStartCPU,
+			"tar_create_s": k.TarCreate, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "gather_per_rank_s": k.GatherPerRank} {
+			pos(prefix+name, v)
+		}
+	}
+	costs("", c.Costs)
+	if c.HostCosts != nil {
+		costs("host_costs.", *c.HostCosts)
+	}
+	pos("net_latency_s", c.Machine.NetLatency)
+	for i, m := range c.Measured {
+		for _, h := range []*HostWindow{m.Host, m.SetupHost} {
+			if h != nil && !(h.WallS >= 0 && h.BusyS >= 0 && h.OwnS >= 0 && !math.IsInf(h.WallS+h.BusyS+h.OwnS, 0)) {
+				errs = append(errs, fmt.Errorf("calibration measured row %d (%s N=%d %s): host window %+v: want finite values ≥ 0", i, m.Mode, m.Nodes, m.Phase, *h))
+			}
+		}
 	}
 	for name, s := range map[string]Server{"emulator": c.Emulator, "reference": c.Reference} {
 		if s.MetadataService <= 0 || s.Slots < 1 || s.Bandwidth <= 0 {
