@@ -4,7 +4,8 @@
 # docs/scalemodel-calibration.json (the inputs, so `scalemodel run` can be repeated without
 # measuring).
 #
-#   scripts/bench-model.sh                 # measure: pfsbench replay at N = $MODEL_NODES (1,4,8,16,32)
+#   scripts/bench-model.sh                 # measure: pfsbench replay at N = $MODEL_NODES (1,4,8,16,32);
+#                                          # the largest N is held out of every fit
 #   scripts/bench-model.sh --from DIR [P]  # reuse a pfsbench run in DIR (scripts/bench.sh does);
 #                                          # P: available cores probed before it
 #   scripts/bench-model.sh --calibration   # no measurement: re-run the model on the committed
@@ -34,9 +35,20 @@ else
     --replay-nodes "$nodes" --scale-nodes 0 >&2
 fi
 if [ -n "$pfs" ]; then
-  progress "calibrate (N=1 rows, an in-process round trip, tar on local disk, a CPU probe)"
+  # The launch before tree-ready: rank 0's serve time of an all-gather of
+  # 2,000 ranks (the control-plane benchmark's smaller size, seconds here).
+  progress "all-gather of 2,000 ranks (go test ./bootstrap -bench GatherScale/2000)"
+  # Probed before and after: the serve time is scaled to the cores all ours.
+  go test -c -o "$work/bootstrap.test" ./bootstrap
+  p1=$(bin/scalemodel probe)
+  serve=$("$work/bootstrap.test" -test.run '^$' -test.bench 'GatherScale/2000$' -test.benchtime 2x -test.count 1 |
+    awk '{ for (i = 2; i <= NF; i++) if ($i == "serve-ms") v = $(i - 1) } END { print v }')
+  p2=$(bin/scalemodel probe)
+  gather=; [ -n "$serve" ] && gather="2000:$serve:$(awk -v a="$p1" -v b="$p2" 'BEGIN { printf "%.3f", (a + b) / 2 }')"
+  progress "calibrate (N=1 rows, the pooled rows below the largest N, an in-process round trip, tar on local disk, a CPU probe)"
   worker=; [ -x bin/pfsbench ] && worker=bin/pfsbench
-  bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} ${worker:+--worker "$worker"} --out "$cal"
+  bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} ${worker:+--worker "$worker"} \
+    ${gather:+--gather "$gather"} --out "$cal"
 fi
 progress "run the model (validation rows and the projection)"
 bin/scalemodel run --calibration "$cal" --out "$work/model" --command "bin/scalemodel run --calibration $cal --out DIR"

@@ -102,6 +102,9 @@ type Row struct {
 	CPUClientPerNodeS []float64 `json:"cpu_client_per_node_s,omitempty"`
 	CPUDaemonPerNodeS []float64 `json:"cpu_daemon_per_node_s,omitempty"`
 	SetupCPU          *SetupCPU `json:"setup_cpu,omitempty"` // cold only: the setup's CPU seconds
+	// The host's CPU during the phase and (cold) the setup: the other jobs' share.
+	Host      *HostLoad `json:"host,omitempty"`
+	SetupHost *HostLoad `json:"setup_host,omitempty"`
 
 	Backend      *Backend     `json:"backend,omitempty"`       // the emulator's counters for this phase
 	SetupBackend *Backend     `json:"setup_backend,omitempty"` // and for the setup

@@ -212,6 +212,7 @@ type env struct {
 	// staging: the N tar -x's CPU (children's rusage); reaped: this
 	// process's children's CPU before the setup (see setupCPU)
 	extractCPU, reaped time.Duration
+	host               hostClock // from the setup's start
 	// copper+prefetch: the wait for every node's prefetch (part of
 	// setup) and each node's summary.
 	prefetch          time.Duration
@@ -222,7 +223,7 @@ type env struct {
 func (r *runner) startEnv(ctx context.Context, work, mode string, n int) (*env, error) {
 	p := r.cfg.Procs
 	params := r.paramsFor(work)
-	e := &env{roots: make([][]string, n), reaped: childrenCPU()}
+	e := &env{roots: make([][]string, n), reaped: childrenCPU(), host: startHostClock()}
 	each := func(root func(node, proc int) string) {
 		for i := range n {
 			e.roots[i] = make([]string, p)
@@ -343,9 +344,10 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 		r.progress("%s N=%d %s %s", mode, n, work, rows[i].Phase)
 		daemonCPU, emuCPU := cpuTimes(daemons), cpuTime(emuPid)
 		if i == 0 {
-			rows[0].SetupCPU = e.setupCPU(daemonCPU)
+			rows[0].SetupCPU, rows[0].SetupHost = e.setupCPU(daemonCPU), e.host.stop(sumDurations(daemonCPU)+childrenCPU()-e.reaped+emuCPU)
 		}
 		var m measure
+		phaseHost := startHostClock()
 		if work != WorkImport {
 			m, err = r.runReplay(ctx, e.roots, r.timeoutFor(work))
 		} else {
@@ -369,6 +371,7 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 		}
 		row.CPUEmulatorS = secs(cpuTime(emuPid) - emuCPU)
 		row.CPUFloorS = (row.CPUClientsS + row.CPUDaemonsS + row.CPUEmulatorS) / float64(runtime.NumCPU())
+		row.Host = phaseHost.stop(time.Duration((row.CPUFloorS * float64(runtime.NumCPU())) * float64(time.Second)))
 		if m.Divergences > 0 && mode != ModeLocal {
 			r.progress("%s N=%d %s %s: %d replay divergences, first: %s", mode, n, work, row.Phase, m.Divergences, m.First)
 		}

@@ -45,6 +45,18 @@ type CalibrateInput struct {
 	// Worker is the run's pfsbench binary; "" = the worker's start-up
 	// CPU is not measured (and stays in the per-operation fits).
 	Worker string
+	// Gather is a measured all-gather: rank 0's serve time (seconds)
+	// for GatherRanks ranks (bootstrap's BenchmarkGatherScale); 0 = none.
+	GatherRanks int
+	GatherServe float64
+	// Self is a bench/cmd/scalemodel binary: a parent↔child call is
+	// measured between this process and its hop-server child (a cluster
+	// node's call); "" = in one process only.
+	Self string
+	// GatherAvailable is the cores' worth a probe got around it (0 = not
+	// probed): the serve time is scaled to the host's cores all ours, so
+	// this host's other load does not reach the projection.
+	GatherAvailable float64
 }
 
 // Calibrate fits the costs from a pfsbench run's N=1 rows, measures the
@@ -66,10 +78,22 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 	if err := fitCosts(cal, res, w); err != nil {
 		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)
 	}
-	if err := cal.measureHere(ctx, res, in.Tar); err != nil {
+	if err := cal.measureHere(ctx, res, in.Tar, in.Self); err != nil {
 		return nil, err
 	}
 	fitSetupCPU(cal, res)
+	if in.GatherRanks > 0 && in.GatherServe > 0 {
+		share, note := 1.0, "not probed: the wall time as measured"
+		if in.GatherAvailable > 0 {
+			share = min(1, in.GatherAvailable/float64(cal.HostCores))
+			note = fmt.Sprintf("× %.2f, the share of the %d cores a spin probe got around it (%.2f cores' worth), so this host's other load stays out of the projection", share, cal.HostCores, in.GatherAvailable)
+		}
+		cal.Costs.GatherPerRank = in.GatherServe * share / float64(in.GatherRanks)
+		cal.Sources["costs.gather_per_rank_s"] = fmt.Sprintf("measured: rank 0's bootstrap.Serve time of an all-gather of %d ranks over loopback (go test ./bootstrap -bench GatherScale/%d: serve-ms), %.3f s, %s, per rank; the joiners share rank 0's cores here, so an upper bound for a launch node of its own", in.GatherRanks, in.GatherRanks, in.GatherServe, note)
+	}
+	if err := cal.fitHostCosts(res, w); err != nil {
+		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)
+	}
 	if err := cal.fitHopCPU(); err != nil {
 		return nil, fmt.Errorf("calibrate from %s: %w", in.Results, err)
 	}
@@ -134,6 +158,8 @@ func newCalibration(res *pfsbench.Results, w *Workload) *Calibration {
 		MeasuredBy: res.Command,
 	}
 	cal.Sources["emulator"] = fmt.Sprintf("measured run's settings: %s", res.Settings.EmulatorCmd)
+	cal.Probe = DefaultProbe()
+	cal.Sources["ready_probe"] = "copper's default ready_probe_initial_ms and ready_probe_max_ms (config.Default; node.AwaitParent doubles the wait after each not-ready answer)"
 	cal.Sources["max_cacheable_bytes"] = "copper's default max_cacheable_bytes (config/sites/local.toml)"
 	cal.Sources["backend_parallel"] = "copper's default backend_parallel (config/sites/local.toml)"
 	cal.Sources["host_cores"] = "runtime.NumCPU() of the calibration host"
@@ -164,9 +190,17 @@ func measuredRows(res *pfsbench.Results) []MeasuredRow {
 		if r.Backend != nil {
 			mr.MetaOps, mr.Bytes = r.Backend.MetadataOps, r.Backend.DataBytes
 		}
+		mr.Host, mr.SetupHost = hostWindow(r.Host), hostWindow(r.SetupHost)
 		rows = append(rows, mr)
 	}
 	return rows
+}
+
+func hostWindow(h *pfsbench.HostLoad) *HostWindow {
+	if h == nil {
+		return nil
+	}
+	return &HostWindow{WallS: h.WallS, BusyS: h.BusyS, OwnS: h.OwnS}
 }
 
 func fmtList(vs []float64) string {
@@ -210,9 +244,10 @@ func indexFrom(s, sub string, from int) int {
 	return -1
 }
 
-// fitCosts derives the per-operation CPU costs from the N=1 rows.
+// fitCosts derives the costs from the N=1 rows: a cluster node's (each
+// process and daemon alone on its cores), and the start.
 func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
-	find := func(mode, phase string) (*pfsbench.Row, error) {
+	pick := func(mode, phase string) (*pfsbench.Row, error) {
 		for i := range res.Runs {
 			r := &res.Runs[i]
 			if r.Workload == pfsbench.WorkReplay && r.Mode == mode && r.Nodes == 1 && r.Phase == phase && r.Error == "" {
@@ -221,41 +256,14 @@ func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
 		}
 		return nil, fmt.Errorf("no N=1 %s %s replay row (run pfsbench with --replay-nodes 1,… --modes local,direct,copper,staging)", mode, phase)
 	}
-	var errs []error
-	must := func(mode, phase string) *pfsbench.Row {
-		r, err := find(mode, phase)
-		errs = append(errs, err)
-		return r
-	}
-	local, dc, dw, cc, cw := must(pfsbench.ModeLocal, "cold"), must(pfsbench.ModeDirect, "cold"), must(pfsbench.ModeDirect, "warm"),
-		must(pfsbench.ModeCopper, "cold"), must(pfsbench.ModeCopper, "warm")
-	if err := errors.Join(errs...); err != nil {
+	k := &cal.Costs
+	if err := fitOpCosts(k, pick, res.Settings.Procs, w); err != nil {
 		return err
 	}
-	if dc.Backend == nil || dw.Backend == nil || cc.Backend == nil {
-		return errors.New("N=1 direct or copper rows lack emulator counters")
+	cc, _ := pick(pfsbench.ModeCopper, "cold")
+	if cc.Backend == nil {
+		return errors.New("N=1 copper cold row lacks emulator counters")
 	}
-	procOps := float64(res.Settings.Procs * len(w.Ops))
-	total := func(b *pfsbench.Backend) float64 {
-		var n int64
-		for _, v := range b.Ops {
-			n += v
-		}
-		return float64(n)
-	}
-	k := &cal.Costs
-	// One worker at N=1: its start-up CPU is in every clients' figure.
-	clients := func(r *pfsbench.Row) float64 { return max(0, r.CPUClientsS-k.WorkerStartCPU) }
-	k.ClientOpNative = clients(local) / procOps
-	k.ClientOpMount = clients(cw) / procOps
-	rw, rc, bc := total(dw.Backend), total(dc.Backend), float64(dc.Backend.DataBytes)
-	if rw == 0 || bc == 0 {
-		return errors.New("N=1 direct rows: no requests or no bytes counted")
-	}
-	k.ClientReq = max(0, (clients(dw)-procOps*k.ClientOpMount)/rw)
-	k.ClientByte = max(0, (clients(dc)-procOps*k.ClientOpMount-rc*k.ClientReq)/bc)
-	k.EmulatorOp = max(0, dw.CPUEmulatorS/rw)
-	k.EmulatorByte = max(0, (dc.CPUEmulatorS-rc*k.EmulatorOp)/bc)
 	rb, bb := total(cc.Backend), float64(cc.Backend.DataBytes)
 	fuse, fuseBytes := w.fuseRequests(cal.MaxCacheable)
 	k.DaemonReq = max(0, (cc.CPUDaemonsS-rb*k.ClientReq-(bb+float64(fuseBytes))*k.ClientByte)/float64(fuse))
@@ -270,6 +278,50 @@ func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
 	s["costs.daemon_req_s"] = "measured: N=1 copper cold replay, copper-node's CPU (/proc/<pid>/stat) beyond its own filesystem requests and bytes / the FUSE requests the model counts for the trace"
 	s["costs.node_start_s"] = "measured: N=1 copper cold replay's tree-ready wait (one daemon start)"
 	return nil
+}
+
+// fitOpCosts fits the per-operation CPU costs (client syscalls, FUSE
+// requests and bytes, the emulator's) on the rows pick returns: one
+// N=1 row each, or several runs pooled into one (pooledRow), whose
+// Nodes says how many workers its CPU holds.
+func fitOpCosts(k *Costs, pick func(mode, phase string) (*pfsbench.Row, error), procs int, w *Workload) error {
+	var errs []error
+	must := func(mode, phase string) *pfsbench.Row {
+		r, err := pick(mode, phase)
+		errs = append(errs, err)
+		return r
+	}
+	local, dc, dw, cw := must(pfsbench.ModeLocal, "cold"), must(pfsbench.ModeDirect, "cold"), must(pfsbench.ModeDirect, "warm"), must(pfsbench.ModeCopper, "warm")
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if dc.Backend == nil || dw.Backend == nil {
+		return errors.New("direct rows lack emulator counters")
+	}
+	// Per worker (one per node): its start-up CPU is in every clients' figure.
+	perNode := func(r *pfsbench.Row) float64 { return float64(max(r.Nodes, 1)) }
+	clients := func(r *pfsbench.Row) float64 { return max(0, r.CPUClientsS-perNode(r)*k.WorkerStartCPU) }
+	procOps := func(r *pfsbench.Row) float64 { return perNode(r) * float64(procs*len(w.Ops)) }
+	k.ClientOpNative = clients(local) / procOps(local)
+	k.ClientOpMount = clients(cw) / procOps(cw)
+	rw, rc, bc := total(dw.Backend), total(dc.Backend), float64(dc.Backend.DataBytes)
+	if rw == 0 || bc == 0 {
+		return errors.New("direct rows: no requests or no bytes counted")
+	}
+	k.ClientReq = max(0, (clients(dw)-procOps(dw)*k.ClientOpMount)/rw)
+	k.ClientByte = max(0, (clients(dc)-procOps(dc)*k.ClientOpMount-rc*k.ClientReq)/bc)
+	k.EmulatorOp = max(0, dw.CPUEmulatorS/rw)
+	k.EmulatorByte = max(0, (dc.CPUEmulatorS-rc*k.EmulatorOp)/bc)
+	return nil
+}
+
+// total is the emulator's counted requests of every kind.
+func total(b *pfsbench.Backend) float64 {
+	var n int64
+	for _, v := range b.Ops {
+		n += v
+	}
+	return float64(n)
 }
 
 // fuseRequests counts the FUSE requests one node's kernel sends its

@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/hpc-copper/copper/config"
 )
 
 // Costs are the measured CPU and latency costs the model charges, in
@@ -28,6 +30,9 @@ type Costs struct {
 	TarCreate      float64 `json:"tar_create_s"`       // tar -c of the package tree (local disk)
 	TarExtract     float64 `json:"tar_extract_s"`      // tar -x of it (local disk), wall
 	TarExtractCPU  float64 `json:"tar_extract_cpu_s"`  // its CPU part (the rest waits on the disk)
+	// GatherPerRank is rank 0's serve time of the launch's all-gather per
+	// rank (bootstrap.Serve; 0 = not measured, the launch not modelled).
+	GatherPerRank float64 `json:"gather_per_rank_s,omitempty"`
 }
 
 // Server is a filesystem's metadata and data service.
@@ -61,14 +66,22 @@ type Calibration struct {
 	// asked for all of them (a spin probe around the measured run): the
 	// host is shared, so in validation each core runs the model's work
 	// at HostAvailable / HostCores of its speed.
-	HostAvailable   float64 `json:"host_available_cores"`
-	Procs           int     `json:"procs_per_node"` // of the calibration run
-	Costs           Costs   `json:"costs"`
-	Emulator        Server  `json:"emulator"`  // bench/slowpfs's parameters of the calibration run
-	Reference       Server  `json:"reference"` // the projection's filesystem (published figures; see Sources)
-	Machine         Machine `json:"machine"`   // the projection's nodes (published figures)
-	MaxCacheable    int64   `json:"max_cacheable_bytes"`
-	BackendParallel int     `json:"backend_parallel"`
+	HostAvailable float64 `json:"host_available_cores"`
+	Procs         int     `json:"procs_per_node"` // of the calibration run
+	Costs         Costs   `json:"costs"`          // a cluster node's: each worker alone on its cores (N=1)
+	// HostCosts are the costs on this host, every worker sharing its
+	// cores (hostfit.go); nil = the N=1 costs. FitNodes are the node
+	// counts they were fitted on, HeldOutNodes the one left out.
+	HostCosts    *Costs  `json:"host_costs,omitempty"`
+	FitNodes     []int   `json:"fit_nodes,omitempty"`
+	HeldOutNodes int     `json:"held_out_nodes,omitempty"`
+	Emulator     Server  `json:"emulator"`  // bench/slowpfs's parameters of the calibration run
+	Reference    Server  `json:"reference"` // the projection's filesystem (published figures; see Sources)
+	Machine      Machine `json:"machine"`   // the projection's nodes (published figures)
+	MaxCacheable int64   `json:"max_cacheable_bytes"`
+	// Probe is copper's readiness probe schedule (0 = the defaults).
+	Probe           ProbeSchedule `json:"ready_probe,omitempty"`
+	BackendParallel int           `json:"backend_parallel"`
 	// Sources says for each field (by JSON name) whether it was measured
 	// here (and how) or published (and where).
 	Sources  map[string]string `json:"sources"`
@@ -93,6 +106,35 @@ type MeasuredRow struct {
 	ProcMaxS    float64 `json:"proc_max_s,omitempty"`
 	Bytes       int64   `json:"data_bytes"`
 	Command     string  `json:"command,omitempty"`
+	// The host's CPU during the phase and (cold rows) the setup: what
+	// the other jobs left this run (HostWindow.Available).
+	Host      *HostWindow `json:"host,omitempty"`
+	SetupHost *HostWindow `json:"setup_host,omitempty"`
+}
+
+// HostWindow is the whole host's busy CPU over a window of the measured
+// run and the run's own CPU in it (pfsbench's HostLoad).
+type HostWindow struct {
+	WallS float64 `json:"wall_s"`
+	BusyS float64 `json:"busy_s"`
+	OwnS  float64 `json:"own_s"`
+}
+
+// minWindowS is the shortest window whose busy time says something:
+// /proc/stat counts 10 ms ticks, so 0.2 s gives 20 per core.
+const minWindowS = 0.2
+
+// Available is the cores' worth the other jobs left the run in the
+// window: the host's cores less their busy time (the host's less the
+// run's own) over the wall time; false for a window too short to tell
+// or none.
+func (h *HostWindow) Available(cores int) (float64, bool) {
+	if h == nil || h.WallS < minWindowS {
+		return 0, false
+	}
+	others := max(0, h.BusyS-h.OwnS) / h.WallS
+	c := float64(cores)
+	return min(c, max(c/8, c-others)), true // a floor: ticks are coarse
 }
 
 // Check refuses a calibration the model cannot run on.
@@ -103,12 +145,25 @@ func (c *Calibration) Check() error {
 			errs = append(errs, fmt.Errorf("calibration %s = %v: want a finite value ≥ 0", name, v))
 		}
 	}
-	k := c.Costs
-	for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount,
-		"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte,
-		"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart, "node_start_cpu_s": k.NodeStartCPU, "worker_start_cpu_s": k.WorkerStartCPU,
-		"tar_create_s": k.TarCreate, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "net_latency_s": c.Machine.NetLatency} {
-		pos(name, v)
+	costs := func(prefix string, k Costs) {
+		for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount,
+			"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte,
+			"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart, "node_start_cpu_s": k.NodeStartCPU, "worker_start_cpu_s": k.WorkerStartCPU,
+			"tar_create_s": k.TarCreate, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "gather_per_rank_s": k.GatherPerRank} {
+			pos(prefix+name, v)
+		}
+	}
+	costs("", c.Costs)
+	if c.HostCosts != nil {
+		costs("host_costs.", *c.HostCosts)
+	}
+	pos("net_latency_s", c.Machine.NetLatency)
+	for i, m := range c.Measured {
+		for _, h := range []*HostWindow{m.Host, m.SetupHost} {
+			if h != nil && !(h.WallS >= 0 && h.BusyS >= 0 && h.OwnS >= 0 && !math.IsInf(h.WallS+h.BusyS+h.OwnS, 0)) {
+				errs = append(errs, fmt.Errorf("calibration measured row %d (%s N=%d %s): host window %+v: want finite values ≥ 0", i, m.Mode, m.Nodes, m.Phase, *h))
+			}
+		}
 	}
 	for name, s := range map[string]Server{"emulator": c.Emulator, "reference": c.Reference} {
 		if s.MetadataService <= 0 || s.Slots < 1 || s.Bandwidth <= 0 {
@@ -180,4 +235,26 @@ func ParseCalibration(b []byte, name string) (*Calibration, error) {
 		return nil, fmt.Errorf("calibration %s: slots, daemon_cores or host_cores beyond any real machine", name)
 	}
 	return &c, nil
+}
+
+// ProbeSchedule is a node's readiness probe backoff (node.AwaitParent):
+// the first wait after a not-ready answer, doubling up to Max.
+type ProbeSchedule struct {
+	Initial float64 `json:"initial_s"`
+	Max     float64 `json:"max_s"`
+}
+
+// DefaultProbe is copper's default schedule (config.Default:
+// ready_probe_initial_ms, ready_probe_max_ms).
+func DefaultProbe() ProbeSchedule {
+	d := config.Default()
+	return ProbeSchedule{Initial: d.ReadyProbeInitial().Seconds(), Max: d.ReadyProbeMax().Seconds()}
+}
+
+// ReadyProbe is the calibration's probe schedule, or copper's default.
+func (c *Calibration) ReadyProbe() ProbeSchedule {
+	if c.Probe.Initial <= 0 || c.Probe.Max < c.Probe.Initial {
+		return DefaultProbe()
+	}
+	return c.Probe
 }

@@ -1,6 +1,7 @@
 package scalemodel
 
 import (
+	"math"
 	"slices"
 	"strings"
 )
@@ -11,7 +12,7 @@ import (
 func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
 	rep := &Report{Created: cal.Created, CalibrateCmd: cal.Command, MeasuredBy: cal.MeasuredBy, Costs: cal.Costs, Emulator: cal.Emulator, Reference: cal.Reference, Machine: cal.Machine,
 		Sources: cal.Sources, HostCores: cal.HostCores, HostAvailable: cal.HostAvailable, Procs: plan.Procs, ValidationProcs: cal.Procs,
-		TraceOps: len(cal.Workload.Ops), Tree: cal.Workload.Tree}
+		TraceOps: len(cal.Workload.Ops), Tree: cal.Workload.Tree, FitNodes: cal.FitNodes, HeldOutNodes: cal.HeldOutNodes, HostCosts: cal.HostCosts, Probe: cal.ReadyProbe()}
 	for _, step := range []func(*Calibration, Plan) error{rep.runValidation, rep.runProjection, rep.runVariants, rep.runSensitivity, rep.runLarge} {
 		if err := step(cal, plan); err != nil {
 			return nil, err
@@ -20,34 +21,32 @@ func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
 	return rep, nil
 }
 
-// runValidation models each measured row's scenario on the host (as
-// loaded when measured, and idle) and sets the two side by side.
+// runValidation models each measured row's scenario on the host (at
+// the cores' worth the row got, as measured during it, and idle) and
+// sets the two side by side.
 func (rep *Report) runValidation(cal *Calibration, _ Plan) error {
 	type key struct {
 		mode  string
 		nodes int
+		avail float64
 	}
-	models, idle := map[key]Result{}, map[key]Result{}
-	idleCal := *cal
-	idleCal.HostAvailable = float64(cal.HostCores)
+	memo := map[key]Result{}
+	run := func(mode string, nodes int, avail float64) (Result, error) {
+		k := key{mode, nodes, avail}
+		if r, ok := memo[k]; ok {
+			return r, nil
+		}
+		r, err := Run(cal, Scenario{Mode: mode, Nodes: nodes, Procs: cal.Procs, Host: true, Available: avail})
+		memo[k] = r
+		return r, err
+	}
 	for _, m := range cal.Measured {
 		if !slices.Contains(Modes, m.Mode) {
 			continue
 		}
-		k := key{m.Mode, m.Nodes}
-		r, ok := models[k]
-		if !ok {
-			var err error
-			r, err = Run(cal, Scenario{Mode: m.Mode, Nodes: m.Nodes, Procs: cal.Procs, Host: true})
-			if err != nil {
-				return err
-			}
-			models[k] = r
-			if idle[k], err = Run(&idleCal, Scenario{Mode: m.Mode, Nodes: m.Nodes, Procs: cal.Procs, Host: true}); err != nil {
-				return err
-			}
+		if err := rep.addMeasured(cal, m, run); err != nil {
+			return err
 		}
-		rep.addMeasured(m, r, idle[k])
 	}
 	slices.SortStableFunc(rep.Validation, func(a, b ValidationRow) int {
 		if a.Mode != b.Mode {
@@ -62,16 +61,50 @@ func (rep *Report) runValidation(cal *Calibration, _ Plan) error {
 }
 
 // addMeasured adds measured row m's CPU, counter and time rows against
-// r, the model on the loaded host, and ri, the model on an idle one.
-func (rep *Report) addMeasured(m MeasuredRow, r, ri Result) {
-	add := func(what string, measured, modelled, modelledIdle float64) {
-		v := ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what,
-			Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle, Error: (modelled - measured) / measured, Command: m.Command}
+// the model: each time at the cores' worth the row's window left the run
+// (the probe's share when the window is too short to tell), and on an
+// idle host.
+func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string, int, float64) (Result, error)) error {
+	idle, err := run(m.Mode, m.Nodes, float64(cal.HostCores))
+	if err != nil {
+		return err
+	}
+	// The row's share left by the other jobs, then the speed it runs at:
+	// a phase that keeps fewer cores busy (on an idle host) than it is
+	// left is not slowed (SpeedShare).
+	at := func(h *HostWindow, phase string) (Result, float64, error) {
+		a, ok := h.Available(cal.HostCores)
+		if !ok {
+			a, _ = cal.RunAvailable() // 0 without windows: the probe's share
+		}
+		speed := a
+		if a > 0 {
+			want := idle.Parallelism(phase, cal.Costs.WorkerStartCPU)
+			if phase == "setup" {
+				want = setupDemand(cal, m)
+			}
+			speed = SpeedShare(cal.HostCores, a, want)
+		}
+		r, err := run(m.Mode, m.Nodes, speed)
+		if a == 0 {
+			a = HostShare(cal.HostCores, cal.HostAvailable, m.Nodes*(cal.Procs+1)+1)
+		}
+		return r, a, err
+	}
+	r, avail, err := at(m.Host, m.Phase)
+	if err != nil {
+		return err
+	}
+	add := func(what string, measured, modelled, modelledIdle, avail float64, fromRow bool) {
+		v := ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what, Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle,
+			Error: (modelled - measured) / measured, Command: m.Command, Available: avail, AvailableMeasured: fromRow,
+			HeldOut: cal.HeldOutNodes > 0 && m.Nodes == cal.HeldOutNodes}
 		if what != "setup" {
 			v.Scatter = max(0, m.ProcMaxS-m.ProcMedianS)
 		}
 		rep.Validation = append(rep.Validation, v)
 	}
+	_, phaseMeasured := m.Host.Available(cal.HostCores)
 	if m.CPUS > 0 {
 		cpu := CPURow{Mode: m.Mode, Nodes: m.Nodes, Phase: m.Phase, Measured: m.CPUS, Modelled: r.ColdCPUS}
 		if m.Phase == "warm" {
@@ -89,14 +122,20 @@ func (rep *Report) addMeasured(m MeasuredRow, r, ri Result) {
 			rep.Counts = append(rep.Counts, CountRow{Mode: m.Mode, Nodes: m.Nodes, What: "cold data bytes", Measured: m.Bytes, Modelled: r.DataBytes})
 		}
 	}
-	if m.Phase == "cold" {
-		add("cold run", m.RunS, r.ColdS, ri.ColdS)
-		if m.Mode != ModeDirect {
-			add("setup", m.SetupS, r.SetupS, ri.SetupS)
-		}
-	} else {
-		add("warm run", m.RunS, r.WarmS, ri.WarmS)
+	if m.Phase != "cold" {
+		add("warm run", m.RunS, r.WarmS, idle.WarmS, avail, phaseMeasured)
+		return nil
 	}
+	add("cold run", m.RunS, r.ColdS, idle.ColdS, avail, phaseMeasured)
+	if m.Mode != ModeDirect {
+		rs, as, err := at(m.SetupHost, "setup")
+		if err != nil {
+			return err
+		}
+		_, setupMeasured := m.SetupHost.Available(cal.HostCores)
+		add("setup", m.SetupS, rs.SetupS, idle.SetupS, as, setupMeasured)
+	}
+	return nil
 }
 
 // runProjection models every mode at the plan's node counts.
@@ -169,4 +208,16 @@ func (rep *Report) runLarge(cal *Calibration, plan Plan) error {
 		}
 	}
 	return nil
+}
+
+// setupDemand is the cores a setup keeps busy while it computes: its
+// work is concurrent starts, not spread over its time (a mean would hide
+// the burst): every daemon's start threads (copper) or every node's
+// tar -x (staging) at once.
+func setupDemand(cal *Calibration, m MeasuredRow) float64 {
+	threads := 1.0
+	if k := cal.Costs; m.Mode == ModeCopper && k.NodeStart > 0 && k.NodeStartCPU > 0 {
+		threads = math.Ceil(k.NodeStartCPU / k.NodeStart)
+	}
+	return float64(m.Nodes) * threads
 }

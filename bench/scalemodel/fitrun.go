@@ -35,11 +35,15 @@ func fitSetupCPU(cal *Calibration, res *pfsbench.Results) {
 }
 
 // hopFitRow is the one measured point beyond N=1 the calibration reads:
-// the copper cold row with the most nodes, whose non-root daemons'
-// calls to their parents are most of what N=1 does not show.
-func hopFitRow(rows []MeasuredRow) (MeasuredRow, bool) {
+// the copper cold row with the most nodes below heldOut (0 = no bound),
+// whose non-root daemons' calls to their parents are most of what N=1
+// does not show.
+func hopFitRow(rows []MeasuredRow, heldOut int) (MeasuredRow, bool) {
 	var best MeasuredRow
 	for _, m := range rows {
+		if heldOut > 0 && m.Nodes >= heldOut {
+			continue
+		}
 		if m.Mode == ModeCopper && m.Phase == "cold" && m.Nodes > 1 && m.CPUS > 0 && m.Nodes > best.Nodes {
 			best = m
 		}
@@ -55,16 +59,27 @@ func hopFitRow(rows []MeasuredRow) (MeasuredRow, bool) {
 // node makes no calls). The model's CPU is linear in the hop's, so two
 // runs solve for it; the in-process figure stays the floor.
 func (cal *Calibration) fitHopCPU() error {
-	row, ok := hopFitRow(cal.Measured)
+	row, ok := hopFitRow(cal.Measured, cal.HeldOutNodes)
 	if !ok || cal.Costs.HopCPU <= 0 {
 		return nil
 	}
 	if err := cal.Check(); err != nil {
 		return err
 	}
+	// On this host's costs when fitted (a cluster node keeps the measured
+	// call: the fit carries the host's oversubscription); else on both.
+	set := func(c *Calibration, h float64) {
+		if c.HostCosts != nil {
+			hc := *c.HostCosts
+			hc.HopCPU = h
+			c.HostCosts = &hc
+			return
+		}
+		c.Costs.HopCPU = h
+	}
 	cpuAt := func(h float64) (float64, error) {
 		c := *cal
-		c.Costs.HopCPU = h
+		set(&c, h)
 		r, err := Run(&c, Scenario{Mode: ModeCopper, Nodes: row.Nodes, Procs: cal.Procs, Host: true})
 		return r.ColdCPUS, err
 	}
@@ -78,8 +93,13 @@ func (cal *Calibration) fitHopCPU() error {
 		return nil
 	}
 	h := max(h0, h0+(row.CPUS-c0)*h0/(c1-c0))
-	cal.Sources["costs.hop_cpu_s"] = fmt.Sprintf("fitted: the copper cold replay at N=%d (the one measured point beyond N=1 the calibration reads), its measured CPU (%.2f s) against the model's, solved for the call's CPU between two processes; floor: the in-process figure, %.1f µs (%s)",
+	src := fmt.Sprintf("fitted: the copper cold replay at N=%d (the largest copper row below the held-out N), its measured CPU (%.2f s) against the model's, solved for the call's CPU between two processes on this host; floor: %.1f µs (%s)",
 		row.Nodes, row.CPUS, h0*1e6, cal.Sources["costs.hop_cpu_s"])
-	cal.Costs.HopCPU = h
+	if cal.HostCosts != nil {
+		cal.Sources["host_costs.hop_cpu_s"] = src
+	} else {
+		cal.Sources["costs.hop_cpu_s"] = src
+	}
+	set(cal, h)
 	return nil
 }

@@ -64,9 +64,20 @@ func (rep *Report) mdInputs(p printf) {
 	row("copper-node per FUSE request", us(k.DaemonReq), "costs.daemon_req_s")
 	row("parent↔child call, both ends", us(k.HopCPU), "costs.hop_cpu_s")
 	row("parent↔child call per answer byte", fmt.Sprintf("%.2f ns", k.HopByte*1e9), "costs.hop_byte_s")
+	if h := rep.HostCosts; h != nil && h.HopCPU > 0 && h.HopCPU != k.HopCPU {
+		row("parent↔child call on this host (validation only)", us(h.HopCPU), "host_costs.hop_cpu_s")
+	}
 	row("copper-node start", fmt.Sprintf("%.3f s", k.NodeStart), "costs.node_start_s")
 	if k.NodeStartCPU > 0 {
 		row("its CPU (charged on the host's cores, all starts at once)", fmt.Sprintf("%.3f s", k.NodeStartCPU), "costs.node_start_cpu_s")
+	}
+	p("| readiness probe backoff | %.0f ms, doubling to %.0f ms | %s |\n", rep.Probe.Initial*1e3, rep.Probe.Max*1e3, rep.Sources["ready_probe"])
+	if k.GatherPerRank > 0 {
+		row("all-gather, rank 0 per rank (projection's launch)", us(k.GatherPerRank), "costs.gather_per_rank_s")
+	}
+	if h := rep.HostCosts; h != nil {
+		p("| this host (validation only): client syscall local / mount, FUSE request, per byte; emulator per request, per byte; tar -x CPU per node; start CPU per daemon | %s / %s, %s, %.2f ns; %s, %.2f ns; %.3f s; %.3f s | %s |\n",
+			us(h.ClientOpNative), us(h.ClientOpMount), us(h.ClientReq), h.ClientByte*1e9, us(h.EmulatorOp), h.EmulatorByte*1e9, h.TarExtractCPU, h.NodeStartCPU, rep.Sources["host_costs"])
 	}
 	row("tar -c of the tree", fmt.Sprintf("%.3f s", k.TarCreate), "costs.tar_create_s")
 	row("tar -x of the tree", fmt.Sprintf("%.3f s", k.TarExtract), "costs.tar_extract_s")
@@ -88,10 +99,11 @@ func (rep *Report) mdInputs(p printf) {
 // host is modelled.
 func (rep *Report) mdValidation(p printf) {
 	p("### Validation: measured vs modelled at N ≤ 32 (%d processes per node, this host's %d cores shared by all)\n\n", rep.ValidationProcs, rep.HostCores)
-	p("In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores. The host is shared with other jobs: spin probes around the measured run got %.2f cores' worth (%s), so the model counts the other jobs as that many competing threads and gives the run its per-thread share of the cores (its N × (processes + daemon) + emulator threads taken as runnable: `HostShare`), each core running the model's CPU work at that share of its speed (*modelled*); *idle host* is the same model with both cores ours. The costs were fitted on the N=1 rows of the same measured run, so N=1 is the calibration point and N > 1 is prediction%s. The measured column is one short run on a shared machine: noisy.\n\n",
-		rep.HostCores, rep.HostAvailable, rep.Sources["host_available_cores"], rep.hopFitNote())
-	p("*Run's scatter* is the measured run's own noise: its slowest process's time minus its median's (every process replays the same trace, so the gap is the scheduler's; each row is one run, repeat count 1, so this is the only noise figure a row has; the timer is Go's monotonic clock, ns). *Within* says whether the error is within ±25%%, or else within that scatter.\n\n")
-	p("| mode | N | quantity | measured s | modelled s | error | run's scatter s | within | idle host s |\n|---|---|---|---|---|---|---|---|---|\n")
+	p("**This host, not a cluster node.** In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores and none of this host's sharing applies. The host is shared with other jobs, whose load changes from one row to the next, so each row is modelled at the cores' worth the other jobs left it *during that row* (*cores ours*: the host's cores less the other jobs' CPU over the row's window, from `/proc/stat` read by pfsbench around each phase and setup, the run's own CPU taken off; marked *p* where the row's window is under %.1f s, too short for /proc/stat's 10 ms ticks: those rows get the run's mean over all its windows; a run without windows would get the spin probes' share, %.2f cores' worth got by a probe around the run, %s, turned into the run's per-thread share by `HostShare`). A row whose demand on an idle host is below its share is not slowed (`SpeedShare`: the kernel shares per runnable thread). *Idle host* is the same model with both cores ours.\n\n",
+		rep.HostCores, minWindowS, rep.HostAvailable, rep.Sources["host_available_cores"])
+	p("%s\n\n", rep.fitNote())
+	p("*Run's scatter* is the measured run's own noise: its slowest process's time minus its median's (every process replays the same trace, so the gap is the scheduler's; each row is one run, repeat count 1). *Within* says whether the error is within ±25%%, or else within that scatter (not counted as met).\n\n")
+	p("| mode | N | quantity | role | measured s | modelled s | error | within | cores ours | run's scatter s | idle host s |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, v := range rep.Validation {
 		sc, in := "–", "no"
 		if v.Scatter > 0 {
@@ -103,18 +115,38 @@ func (rep *Report) mdValidation(p printf) {
 		case v.WithinNoise():
 			in = "scatter"
 		}
-		p("| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", v.Mode, v.Nodes, v.What, secsStr(v.Measured), secsStr(v.Modelled), pct(v.Error), sc, in, secsStr(v.ModelledIdle))
+		avail := fmt.Sprintf("%.2f", v.Available)
+		if !v.AvailableMeasured {
+			avail += " p"
+		}
+		p("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", v.Mode, v.Nodes, v.What, rep.role(v), secsStr(v.Measured), secsStr(v.Modelled), pct(v.Error), in, avail, sc, secsStr(v.ModelledIdle))
 	}
 	p("\n")
 }
 
-// hopFitNote names the one measured row beyond N=1 the calibration
-// read, if it did.
-func (rep *Report) hopFitNote() string {
-	if !strings.HasPrefix(rep.Sources["costs.hop_cpu_s"], "fitted") {
-		return ""
+// role says what the row's N was used for in the calibration.
+func (rep *Report) role(v ValidationRow) string {
+	switch {
+	case v.HeldOut:
+		return "held out"
+	case v.Nodes == 1:
+		return "N=1 fit"
+	case len(rep.FitNodes) > 0:
+		return "CPU pooled"
 	}
-	return ", except the parent↔child call's CPU, fitted on the largest copper cold row's CPU (see its input above): that row's CPU is fitted, its time still predicted"
+	return "predicted"
+}
+
+// fitNote says which rows the calibration read.
+func (rep *Report) fitNote() string {
+	s := "What was fitted on which rows: a cluster node's costs on the N=1 rows (one worker alone on the cores, as on each node of a job)"
+	if len(rep.FitNodes) > 0 {
+		s += fmt.Sprintf("; this host's per-operation CPU costs on the rows at N = %s pooled (role *CPU pooled*: their CPU is fitted, their times are not); every row at N = %d is *held out*: its CPU and time are predicted", fmtInts(rep.FitNodes), rep.HeldOutNodes)
+	}
+	if strings.HasPrefix(rep.Sources["costs.hop_cpu_s"], "fitted") || strings.HasPrefix(rep.Sources["host_costs.hop_cpu_s"], "fitted") {
+		s += "; this host's parent↔child call CPU on one copper cold row's CPU (its input above says which)"
+	}
+	return s + ". No parameter is fitted on a row's time."
 }
 
 // mdValidationSummary writes how many rows are within ±25%, by mode and
@@ -133,6 +165,19 @@ func (rep *Report) mdValidationSummary(p printf) {
 		worstWarm, ww := rep.MaxAbsError("warm run")
 		worstSetup, ws := rep.MaxAbsError("setup")
 		p("* %d of %d rows within ±25%% (target ≤ 25%%); %d more within their run's own scatter, not counted as met.\n", within, len(rep.Validation), noise)
+		if rep.HeldOutNodes > 0 {
+			hin, hall := 0, 0
+			for _, v := range rep.Validation {
+				if v.HeldOut {
+					hall++
+					if math.Abs(v.Error) <= 0.25 {
+						hin++
+					}
+				}
+			}
+			p("* held out (N = %d, no parameter fitted on any of its rows): %d of %d within ±25%%.\n", rep.HeldOutNodes, hin, hall)
+		}
+		p("* verdict: %s.\n", verdict(within == len(rep.Validation)))
 		type mq struct{ mode, what string }
 		var order []mq
 		in, all := map[mq]int{}, map[mq]int{}
@@ -166,17 +211,16 @@ func (rep *Report) mdValidationSummary(p printf) {
 	}
 }
 
-// mdMisses writes where the model is known to miss.
+// mdMisses writes what each quantity's modelled mechanism is and where
+// the model is known to miss.
 func (rep *Report) mdMisses(p printf) {
-	p("Where the model is known to miss (prose, no numbers; read the rows above for the size):\n\n")
-	if rep.Costs.NodeStartCPU > 0 {
-		p("* **copper setup** (tree-ready on the host): every daemon starts at once and each start's measured CPU competes for the host's cores, then waits the rest of its N=1 wall time; what the starts wait on each other for in the kernel beyond CPU (FUSE mounts, process creation locks) is not modelled.\n")
-	} else {
-		p("* **copper setup** (tree-ready on the host): this calibration has no measured start CPU, so each start is charged its N=1 wall time as CPU; N daemons starting at once also wait on each other, which that misses, so the model is low there.\n")
-	}
-	p("* **staging setup**: each node's extraction is charged the CPU of the N=1 run's own `tar -x` when the run recorded it (else a `tar -x` timed after the run), plus the timed tar's wait beyond its CPU.\n")
-	p("* **CPU per request is not constant**: the emulator and the FUSE clients spend less CPU per request when requests queue (wake-ups are shared), so the N=1 fit overcharges direct mode's cold phase as N grows (the CPU table below shows it); not modelled. Copper's non-root nodes spend what N=1 cannot show (one node makes no calls): the parent↔child call's CPU is fitted on one more measured point, the largest copper cold row's CPU (its source below says which), with the in-process figure as the floor, so that row's CPU is fitted, not predicted.\n")
-	p("* **runs of tens of milliseconds** (warm copper and staging) are dominated by worker start-up and scheduling: the table gives each row's own scatter, and the rows within it but outside ±25%% are not counted as met.\n\n")
+	p("What the model charges for each quantity on this host (prose, no numbers; the rows above give the size):\n\n")
+	p("* **all rows**: the host's cores at the share the other jobs left the row (*cores ours*). On a saturated host a run's wall time is its CPU over that share, so a row's time error is mostly its CPU error (the CPU table below) and the rest is the waits the model adds (the emulator's slots and bandwidth, FUSE round trips, the readiness backoff).\n")
+	p("* **warm runs** (copper's mount fully cached, staging's local copy): client syscalls only, CPU-bound on the shared cores; one worker alone spends more CPU per operation than each of N sharing the cores, so this host's costs are the pooled rows' (see above), not N=1's.\n")
+	p("* **copper setup** (tree-ready): every daemon's start CPU (this host: pooled per daemon) shared alike by the host's cores (all finish together), the rest of the N=1 start's wall time, then the readiness probes: a node whose parent is not yet tree-ready waits the probe's backoff (%.0f ms, doubling), so levels that start together become ready %.0f, %.0f, %.0f ms … apart.\n",
+		rep.Probe.Initial*1e3, rep.Probe.Initial*1e3, 3*rep.Probe.Initial*1e3, 7*rep.Probe.Initial*1e3)
+	p("* **staging setup**: tar -c through one client (its metadata operations at the emulator's slots), then every node's read of the tarball through the emulator's bandwidth and CPU, and its tar -x's measured CPU (this host: pooled per node; its read syscalls are inside it, not charged again), plus the timed tar's wait beyond its CPU.\n")
+	p("* **known misses**: rows of tens of milliseconds (N=1 and warm rows) sit in windows too short for /proc/stat's ticks, so they get the run's mean share, not their own (*p*); the per-operation CPU falls as N grows (shared wake-ups, cache), which the pooled fit averages over the fit rows; a row's own scatter is given, and rows within it but outside ±25%% are not counted as met.\n\n")
 }
 
 // mdCounts writes the filesystem counters of the measured runs against
@@ -211,7 +255,11 @@ func (rep *Report) mdCPU(p printf) {
 // mdLeftOut writes what the model leaves out.
 func (rep *Report) mdLeftOut(p printf) {
 	p("### What the model leaves out\n\n")
-	p("* The launch before tree-ready (the all-gather of addresses, process start by the launcher): tree-ready here is a daemon start plus one readiness round trip per level.\n")
+	if rep.Costs.GatherPerRank > 0 {
+		p("* The launcher's own process start on every node (srun, mpiexec): the projection's nodes start their daemons at the same instant; a spread of start times changes how long the readiness backoff waits. The validation's setup has no all-gather (pfsbench writes the book), so the all-gather's per-rank cost is measured in the control-plane benchmark, not validated here.\n")
+	} else {
+		p("* The launch before tree-ready (the all-gather of addresses, process start by the launcher): this calibration has no all-gather measurement (scalemodel calibrate --gather), so setup is tree-ready alone.\n")
+	}
 	p("* Failures, heartbeats and failover; the kernel's own dentry revalidation; network contention beyond each node's NIC; the filesystem's other users.\n")
 	p("* Processes of a node are identical in the projection (one representative per node, its per-process filesystem operations issued %d times); on the host they are modelled one by one.\n", rep.Procs)
 	p("* The server is first come, first served slots and one shared bandwidth: no lock contention or caching inside the MDS.\n\n")

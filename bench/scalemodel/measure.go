@@ -52,7 +52,7 @@ func ProbeCores(d time.Duration) float64 {
 
 // measureHere measures the parent↔child call on this machine and, with
 // tar, times tar of the run's packages on local disk.
-func (cal *Calibration) measureHere(ctx context.Context, res *pfsbench.Results, tar bool) error {
+func (cal *Calibration) measureHere(ctx context.Context, res *pfsbench.Results, tar bool, self string) error {
 	hop, hopByte, err := measureHop(ctx)
 	if err != nil {
 		return fmt.Errorf("measure the parent-child call: %w", err)
@@ -60,6 +60,14 @@ func (cal *Calibration) measureHere(ctx context.Context, res *pfsbench.Results, 
 	cal.Costs.HopCPU, cal.Costs.HopByte = hop, hopByte
 	cal.Sources["costs.hop_cpu_s"] = "measured: CPU (getrusage) of 2,000 in-process net.Client.Call round trips with a 4 KiB answer, both ends, minus the per-byte part"
 	cal.Sources["costs.hop_byte_s"] = "measured: the same with a 128 KiB answer; the difference per answer byte"
+	if self != "" {
+		if hop, hopByte, err = measureHopProcesses(ctx, self); err != nil {
+			return fmt.Errorf("measure the parent-child call between processes: %w", err)
+		}
+		cal.Costs.HopCPU, cal.Costs.HopByte = hop, hopByte
+		cal.Sources["costs.hop_cpu_s"] = "measured: CPU of 3,000 net.Client.Call round trips between two processes over loopback (this one and its `scalemodel hop-server` child; getrusage here, the child's own reported), both ends, 4 KiB answer less the per-byte part: two processes with cores to spare, as a cluster node's daemon and its parent"
+		cal.Sources["costs.hop_byte_s"] = "measured: the same with a 128 KiB answer; the difference per answer byte"
+	}
 	if !tar {
 		return nil
 	}

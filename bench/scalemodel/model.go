@@ -40,6 +40,10 @@ type Scenario struct {
 	// reads at the end of the import; LargePath says how copper moves it.
 	LargeBytes int64
 	LargePath  string
+	// Available (Host mode) is the cores' worth the run got, measured
+	// during the row it is set against; 0 = the calibration's probe
+	// through HostShare.
+	Available float64
 }
 
 // Result is what one scenario gives.
@@ -47,7 +51,8 @@ type Result struct {
 	Scenario
 	TreeFanout    int     `json:"tree_fanout"`      // the fan-out used
 	Depth         int     `json:"depth"`            // the deepest node's hops to its root
-	SetupS        float64 `json:"setup_s"`          // copper: tree-ready; staging: the copies
+	SetupS        float64 `json:"setup_s"`          // copper: the launch's all-gather + tree-ready; staging: the copies
+	GatherS       float64 `json:"gather_s"`         // copper, projection: the all-gather part of SetupS
 	ColdS         float64 `json:"cold_s"`           // release to the last process done, first run
 	ColdMeanNodeS float64 `json:"cold_mean_node_s"` // mean over nodes of their last process
 	WarmS         float64 `json:"warm_s"`           // the same job again
@@ -64,8 +69,9 @@ type Result struct {
 	Events        int64            `json:"events"`
 	// Host mode: CPU seconds the run's processes, daemons and emulator
 	// spend (at full speed), cold and warm: what rusage would show.
-	ColdCPUS float64 `json:"cold_cpu_s,omitempty"`
-	WarmCPUS float64 `json:"warm_cpu_s,omitempty"`
+	ColdCPUS  float64 `json:"cold_cpu_s,omitempty"`
+	WarmCPUS  float64 `json:"warm_cpu_s,omitempty"`
+	SetupCPUS float64 `json:"setup_cpu_s,omitempty"`
 }
 
 // HostShare is the cores' worth of CPU a run of threads runnable threads
@@ -183,8 +189,13 @@ func (s *sim) setCosts() {
 	sc, cal := s.sc, s.cal
 	s.k = cal.Costs
 	if sc.Host {
+		s.k = cal.Costs.onHost(cal.HostCosts)
 		// Other jobs share the host: each core runs ours slower.
-		f := float64(cal.HostCores) / HostShare(cal.HostCores, cal.HostAvailable, sc.Nodes*(sc.Procs+1)+1)
+		share := HostShare(cal.HostCores, cal.HostAvailable, sc.Nodes*(sc.Procs+1)+1)
+		if sc.Available > 0 {
+			share = min(float64(cal.HostCores), sc.Available)
+		}
+		f := float64(cal.HostCores) / share
 		s.slow = f
 		for _, c := range []*float64{&s.k.ClientOpNative, &s.k.ClientOpMount, &s.k.ClientReq, &s.k.ClientByte, &s.k.EmulatorOp,
 			&s.k.EmulatorByte, &s.k.DaemonReq, &s.k.HopCPU, &s.k.HopByte, &s.k.TarExtractCPU, &s.k.NodeStartCPU} { // CPU seconds; the starts and tar are wall times
@@ -202,15 +213,20 @@ func (s *sim) simulate(res *Result) {
 	sc := s.sc
 	// Setup.
 	s.resetCounters()
+	setupBusy := s.hostBusy()
 	switch sc.Mode {
 	case ModeCopper:
-		res.SetupS = s.treeReady()
+		if !sc.Host { // pfsbench writes the book; a job's launch gathers it
+			res.GatherS = float64(sc.Nodes) * s.k.GatherPerRank
+		}
+		res.SetupS = res.GatherS + s.treeReady()
 	case ModeStaging:
 		s.stage(func() {})
 		s.run()
 		res.SetupS = s.now
 		res.MetaOps, res.DataBytes, res.OpsByKind, res.FetchesPerKey = s.counters()
 	}
+	res.SetupCPUS = (s.hostBusy() - setupBusy) / s.slow
 	// Cold, then warm, each from a release of every process at once.
 	busy := s.hostBusy()
 	res.ColdS, res.ColdMeanNodeS = s.phase(res.SetupS)
@@ -255,4 +271,34 @@ func SortResults(rs []Result) {
 		}
 		return a.Trees < b.Trees
 	})
+}
+
+// Parallelism is the cores' worth a phase of r keeps busy on an idle
+// host: its CPU in the phase (the workers' start-up, before the release,
+// taken off) over its time.
+func (r Result) Parallelism(phase string, workerStart float64) float64 {
+	cpu, t := r.ColdCPUS-float64(r.Nodes)*workerStart, r.ColdS
+	switch phase {
+	case "warm":
+		cpu, t = r.WarmCPUS-float64(r.Nodes)*workerStart, r.WarmS
+	case "setup":
+		cpu, t = r.SetupCPUS, r.SetupS
+	}
+	if t <= 0 || cpu <= 0 {
+		return 0
+	}
+	return cpu / t
+}
+
+// SpeedShare is the cores' worth at which a run that keeps want cores
+// busy on an idle host runs when the other jobs leave it avail of cores:
+// the kernel shares the cores per runnable thread, so a run that wants
+// fewer than it is left is not slowed (its threads find a core when they
+// wake), and one that wants more is slowed to what is left.
+func SpeedShare(cores int, avail, want float64) float64 {
+	c := float64(cores)
+	if want <= 0 || avail >= min(c, want) {
+		return c
+	}
+	return c * avail / min(c, want)
 }

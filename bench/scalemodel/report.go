@@ -50,6 +50,12 @@ type ValidationRow struct {
 	// recorded or a setup row.
 	Scatter float64 `json:"scatter_s,omitempty"`
 	Command string  `json:"command,omitempty"`
+	// Available is the cores' worth the model gave the row: measured
+	// during the row (AvailableMeasured) or the calibration's probe.
+	Available         float64 `json:"available_cores"`
+	AvailableMeasured bool    `json:"available_measured,omitempty"`
+	// HeldOut: the row's N was left out of every fit (hostfit.go).
+	HeldOut bool `json:"held_out,omitempty"`
 }
 
 // WithinNoise reports whether the model is within the measured run's
@@ -103,6 +109,10 @@ type Report struct {
 	HostAvailable   float64           `json:"host_available_cores"`
 	Procs           int               `json:"procs_per_node"`
 	ValidationProcs int               `json:"validation_procs_per_node"`
+	FitNodes        []int             `json:"fit_nodes,omitempty"`
+	HostCosts       *Costs            `json:"host_costs,omitempty"`
+	Probe           ProbeSchedule     `json:"ready_probe"`
+	HeldOutNodes    int               `json:"held_out_nodes,omitempty"`
 	Validation      []ValidationRow   `json:"validation"`
 	Counts          []CountRow        `json:"counts"`
 	CPU             []CPURow          `json:"cpu"`

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +40,8 @@ func run(args []string) int {
 		err = calibrate(ctx, args[1:])
 	case "run":
 		err = runModel(args[1:])
+	case scalemodel.HopServerCommand: // the child of calibrate's call measurement
+		err = scalemodel.ServeHop(ctx, os.Stdin, os.Stdout)
 	case "probe":
 		fmt.Printf("%.3f\n", scalemodel.ProbeCores(time.Second))
 	default:
@@ -62,13 +65,24 @@ func calibrate(ctx context.Context, args []string) error {
 	tar := fs.Bool("tar", true, "time tar -c/-x of the package tree on local disk (staging's copy)")
 	avail := fs.Float64Slice("available", nil, "cores' worth of CPU probed (scalemodel probe) before the measured run; calibrate probes once more")
 	worker := fs.String("worker", "", "the run's pfsbench binary: time its replay worker's start-up CPU (Go start, trace parse), which the clients' CPU includes and the timed run does not")
+	gather := fs.String("gather", "", "RANKS:SERVE_MS[:CORES], rank 0's serve time of a measured all-gather (bootstrap's BenchmarkGatherScale serve-ms) and the cores' worth a probe got around it: the launch before tree-ready at scale")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *results == "" || *out == "" {
 		return errors.New("--results and --out are required")
 	}
-	cal, err := scalemodel.Calibrate(ctx, scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail, Worker: *worker})
+	in := scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail, Worker: *worker}
+	if self, err := os.Executable(); err == nil {
+		in.Self = self // the hop-server child of the two-process call measurement
+	}
+	if *gather != "" {
+		var err error
+		if in.GatherRanks, in.GatherServe, in.GatherAvailable, err = parseGather(*gather); err != nil {
+			return err
+		}
+	}
+	cal, err := scalemodel.Calibrate(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -108,4 +122,25 @@ func runModel(args []string) error {
 		return err
 	}
 	return rep.WriteAll(*out)
+}
+
+// parseGather reads --gather RANKS:SERVE_MS[:CORES], CORES the cores'
+// worth a probe got around the measurement (0 = not probed).
+func parseGather(v string) (ranks int, serveS, avail float64, err error) {
+	f := strings.Split(v, ":")
+	ok := len(f) == 2 || len(f) == 3
+	if ok {
+		ranks, err = strconv.Atoi(f[0])
+		if err == nil {
+			serveS, err = strconv.ParseFloat(f[1], 64)
+			serveS /= 1000
+		}
+		if err == nil && len(f) == 3 {
+			avail, err = strconv.ParseFloat(f[2], 64)
+		}
+	}
+	if !ok || err != nil || ranks < 1 || !(serveS > 0) || !(avail >= 0) {
+		return 0, 0, 0, fmt.Errorf("--gather %q: want RANKS:SERVE_MS[:CORES], ranks and time > 0 (e.g. 2000:275.7:1.9)", v)
+	}
+	return ranks, serveS, avail, nil
 }

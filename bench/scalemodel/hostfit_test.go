@@ -1,0 +1,205 @@
+package scalemodel
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/bench/pfsbench"
+)
+
+// A probe finds its parent ready when the parent was ready as it
+// arrived; otherwise the node waits the backoff, doubling to its cap.
+func TestProbeUntilReady(t *testing.T) {
+	p := ProbeSchedule{Initial: 0.010, Max: 0.040}
+	for _, tc := range []struct {
+		name               string
+		start, parent, hop float64
+		want               float64
+	}{
+		{"parent ready before the probe", 1, 0.5, 0.002, 1.002},
+		{"parent ready as the probe arrives", 1, 1.001, 0.002, 1.002},
+		{"one not-ready answer: wait 10 ms", 1, 1.005, 0.002, 1 + 0.002 + 0.010 + 0.002},
+		{"two: 10 then 20 ms", 1, 1.015, 0.002, 1 + 2*0.002 + 0.030 + 0.002},
+		{"the wait stops doubling at its cap", 0, 0.2, 0, 0.01 + 0.02 + 0.04 + 0.04 + 0.04 + 0.04 + 0.04},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.InDelta(t, tc.want, probeUntilReady(tc.start, tc.parent, tc.hop, p), 1e-12)
+		})
+	}
+}
+
+// Nodes that start together become ready level by level: the root at
+// its start, its children after one probe (a 2 ms round trip here), each
+// deeper level after the backoff's next wait (10, then 20 ms); the
+// projection's launch adds the all-gather before any of it.
+func TestTreeReadyLevelsAndLaunch(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		nodes  int
+		gather float64
+		want   float64
+	}{
+		{"one node: its start", 1, 0, 0.020},
+		{"depth 1: one probe", 3, 0, 0.022},
+		{"depth 2: one backoff", 7, 0, 0.020 + 0.002 + 0.010 + 0.002},
+		{"depth 3: the second wait doubled", 15, 0, 0.020 + 0.002 + 0.010 + 0.002 + 0.020 + 0.002},
+		{"depth 3 after the all-gather", 15, 0.001, 0.015 + 0.056},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cal := toyCal(toyWorkload())
+			cal.Costs.NodeStart, cal.Costs.HopCPU, cal.Costs.GatherPerRank = 0.020, 0.002, tc.gather
+			r, err := Run(cal, Scenario{Mode: ModeCopper, Nodes: tc.nodes, Fanout: 2, Procs: 1})
+			require.NoError(t, err)
+			assert.InDelta(t, tc.want, r.SetupS, 1e-12)
+			assert.InDelta(t, tc.gather*float64(tc.nodes), r.GatherS, 1e-12)
+		})
+	}
+}
+
+// A row's window says what the other jobs left the run; windows too
+// short for /proc/stat's ticks say nothing, and the run's windows
+// together give its mean.
+func TestHostWindowAvailable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    *HostWindow
+		want float64
+		ok   bool
+	}{
+		{"none", nil, 0, false},
+		{"too short", &HostWindow{WallS: 0.05, BusyS: 0.1, OwnS: 0.05}, 0, false},
+		{"others took one core", &HostWindow{WallS: 1, BusyS: 2, OwnS: 1}, 1, true},
+		{"idle but us", &HostWindow{WallS: 1, BusyS: 0.5, OwnS: 0.6}, 2, true},
+		{"others took all: the floor", &HostWindow{WallS: 1, BusyS: 2, OwnS: 0}, 0.25, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, ok := tc.h.Available(2)
+			assert.Equal(t, tc.ok, ok)
+			assert.InDelta(t, tc.want, a, 1e-12)
+		})
+	}
+	cal := &Calibration{HostCores: 2, Measured: []MeasuredRow{
+		{Host: &HostWindow{WallS: 0.05, BusyS: 0.1, OwnS: 0}},
+		{Host: &HostWindow{WallS: 0.95, BusyS: 1.9, OwnS: 1.4}, SetupHost: &HostWindow{WallS: 1, BusyS: 2, OwnS: 1.5}},
+	}}
+	a, ok := cal.RunAvailable()
+	require.True(t, ok)
+	assert.InDelta(t, 2-(0.1+0.5+0.5)/2, a, 1e-12)
+	_, ok = (&Calibration{HostCores: 2}).RunAvailable()
+	assert.False(t, ok)
+}
+
+// The host's per-operation costs come from the rows below the largest
+// N pooled (sums of CPU and operations), the largest N held out; the
+// cluster node's stay N=1's.
+func TestHostCostsPooledBelowTheHeldOutN(t *testing.T) {
+	w := toyWorkload()
+	procOps := float64(2 * len(w.Ops))
+	row := func(mode, phase string, n int, clients float64, reqs int64) pfsbench.Row {
+		r := pfsbench.Row{Workload: pfsbench.WorkReplay, Mode: mode, Nodes: n, Phase: phase, CPUClientsS: clients}
+		if reqs > 0 {
+			r.Backend = &pfsbench.Backend{Ops: map[string]int64{"lookup": reqs}, DataBytes: 1000 * int64(n)}
+		}
+		return r
+	}
+	var runs []pfsbench.Row
+	// Per node: 0.004 s of start-up, and the syscalls 3 ms at N=1, 2 ms beyond.
+	for _, n := range []int{1, 4, 8} {
+		per := 0.002
+		if n == 1 {
+			per = 0.003
+		}
+		clients := float64(n) * (0.004 + per*procOps)
+		runs = append(runs, row(pfsbench.ModeLocal, "cold", n, clients, 0), row(pfsbench.ModeCopper, "warm", n, clients, 0),
+			row(pfsbench.ModeDirect, "warm", n, clients+float64(n)*0.01, 10*int64(n)), row(pfsbench.ModeDirect, "cold", n, clients+float64(n)*0.01, 10*int64(n)))
+	}
+	// Daemon starts: 20 ms alone, 12 ms each of four.
+	for n, cpu := range map[int]float64{1: 0.020, 4: 0.048, 32: 9} {
+		r := row(pfsbench.ModeCopper, "cold", n, 0, 0)
+		r.SetupCPU = &pfsbench.SetupCPU{DaemonStartS: cpu}
+		runs = append(runs, r)
+	}
+	runs = append(runs, row(pfsbench.ModeLocal, "cold", 32, 99, 0)) // held out: must not move the fit
+	res := &pfsbench.Results{Runs: runs}
+	res.Settings.Procs = 2
+	cal := toyCal(w)
+	cal.Sources = map[string]string{}
+	cal.Costs.WorkerStartCPU, cal.Costs.NodeStartCPU = 0.004, 0.020
+	require.NoError(t, cal.fitHostCosts(res, w))
+	assert.InDelta(t, 0.068/5, cal.HostCosts.NodeStartCPU, 1e-12)
+	assert.Equal(t, 32, cal.HeldOutNodes)
+	assert.Equal(t, []int{1, 4, 8}, cal.FitNodes)
+	wantOp := (0.003 + 4*0.002 + 8*0.002) / 13 // Σ per-op CPU × nodes / Σ nodes
+	assert.InDelta(t, wantOp, cal.HostCosts.ClientOpNative, 1e-12)
+	assert.InDelta(t, wantOp, cal.HostCosts.ClientOpMount, 1e-12)
+	assert.InDelta(t, 0.001, cal.HostCosts.ClientReq, 1e-12) // 0.01 s over 10 requests per node
+	host := cal.Costs.onHost(cal.HostCosts)
+	assert.InDelta(t, wantOp, host.ClientOpMount, 1e-12)
+	assert.InDelta(t, cal.Costs.NodeStart, host.NodeStart, 0, "the rest stays the cluster node's")
+}
+
+// A run that keeps fewer cores busy than the other jobs left it is not
+// slowed; one that wants more gets what is left.
+func TestSpeedShare(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		avail, want, got float64
+	}{
+		{"wants less than it is left", 1.2, 0.7, 2},
+		{"wants exactly what it is left", 0.7, 0.7, 2},
+		{"one thread, half a core left", 0.5, 1, 1},
+		{"saturating, one core left", 1, 5, 1},
+		{"wants both cores, 1.5 left", 1.5, 2, 1.5},
+		{"unknown demand: not slowed", 0.5, 0, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.InDelta(t, tc.got, SpeedShare(2, tc.avail, tc.want), 1e-12)
+		})
+	}
+}
+
+// The call between two processes is measured against the real
+// `scalemodel hop-server` (built here); a binary that is not one is an
+// error naming it.
+func TestMeasureHopProcesses(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "scalemodel")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/hpc-copper/copper/bench/cmd/scalemodel").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	perCall, perByte, err := measureHopProcesses(context.Background(), bin)
+	require.NoError(t, err)
+	assert.Greater(t, perCall, 0.0)
+	assert.Less(t, perCall, 0.1, "one small round trip")
+	assert.GreaterOrEqual(t, perByte, 0.0)
+	_, _, err = measureHopProcesses(context.Background(), "/bin/true")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "/bin/true")
+}
+
+// With this host's costs fitted, the hop fitted on a measured row is
+// this host's; a cluster node keeps the measured call.
+func TestFitHopCPUOnTheHostOnly(t *testing.T) {
+	base := toyCal(toyWorkload())
+	base.HostCores, base.HostAvailable = 2, 2
+	base.Costs.HopCPU, base.Costs.DaemonReq, base.Costs.ClientReq = 50e-6, 10e-6, 20e-6
+	host := base.Costs
+	base.HostCosts = &host
+	c := *base
+	hc := host
+	hc.HopCPU = 200e-6
+	c.HostCosts = &hc
+	r, err := Run(&c, Scenario{Mode: ModeCopper, Nodes: 8, Procs: 1, Host: true})
+	require.NoError(t, err)
+	cal := *base
+	cal.Sources = map[string]string{}
+	cal.Measured = []MeasuredRow{{Mode: ModeCopper, Phase: "cold", Nodes: 8, CPUS: r.ColdCPUS}}
+	require.NoError(t, cal.fitHopCPU())
+	assert.InDelta(t, 200e-6, cal.HostCosts.HopCPU, 1e-9)
+	assert.InDelta(t, 50e-6, cal.Costs.HopCPU, 0)
+	assert.InDelta(t, 50e-6, base.HostCosts.HopCPU, 0, "the fit copies, never writes through")
+	assert.Contains(t, cal.Sources["host_costs.hop_cpu_s"], "fitted")
+}
