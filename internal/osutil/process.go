@@ -44,13 +44,17 @@ func ProcessMentions(pid int, s string) bool {
 }
 
 // ProcessesMentioning lists the running processes other than this one
-// whose command line contains s.
+// and its ancestors whose command line contains s. Ancestors are left out
+// because a caller that cleans up after itself by killing what names its
+// scratch directory must not kill the shell or benchmark script that
+// passed it that directory (`pfsbench --work DIR` under a script).
 func ProcessesMentioning(s string) []int {
 	ents, _ := os.ReadDir("/proc")
+	self := ancestors(os.Getpid())
 	var pids []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
+		if err != nil || self[pid] {
 			continue
 		}
 		if ProcessMentions(pid, s) {
@@ -58,6 +62,17 @@ func ProcessesMentioning(s string) []int {
 		}
 	}
 	return pids
+}
+
+// ancestors returns pid and its ancestors up to init; the walk is bounded
+// in case a pid is reused into a loop while it runs.
+func ancestors(pid int) map[int]bool {
+	seen := map[int]bool{}
+	for i := 0; pid > 0 && i < 4096 && !seen[pid]; i++ {
+		seen[pid] = true
+		pid = ParentOf(pid)
+	}
+	return seen
 }
 
 // ParentOf returns the parent pid of pid, or -1 when pid is gone or its

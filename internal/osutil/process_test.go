@@ -1,6 +1,7 @@
 package osutil
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"strconv"
@@ -61,6 +62,16 @@ func TestProcessRuns(t *testing.T) {
 	assert.True(t, ProcessMentions(pid, "600"))
 	assert.False(t, ProcessMentions(pid, "no-such-argument"))
 	assert.Contains(t, ProcessesMentioning("sleep\x00600"), pid)
+	// This test binary's parent (go test, or a shell) names its own
+	// arguments; ancestors are never listed, so a cleanup that kills what
+	// it lists cannot kill whoever started it.
+	parent := ParentOf(os.Getpid())
+	parentCmd, err := os.ReadFile("/proc/" + strconv.Itoa(parent) + "/cmdline")
+	require.NoError(t, err)
+	if first, _, _ := bytes.Cut(parentCmd, []byte{0}); len(first) > 0 {
+		assert.NotContains(t, ProcessesMentioning(string(first)), parent, "an ancestor is listed")
+	}
+	assert.True(t, ancestors(os.Getpid())[parent])
 }
 
 // TestZombieDoesNotRun: a child that exited but is not yet reaped has
