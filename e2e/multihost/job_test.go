@@ -106,14 +106,17 @@ func (j *job) slurmEnv(i int) []string {
 
 // baseArgs are the settings every launcher of the job gets: short
 // timeouts so a failure shows in seconds, a small cache, fan-out 2 (with
-// four hosts: 0 → 1, 2; 1 → 3).
+// four hosts: 0 → 1, 2; 1 → 3). Small files do not ride with their
+// directory (dir_files_max_bytes 0): the failover checks count one
+// filesystem read per file read, and a file shipped with the directory
+// would already be held when the link goes down.
 func (j *job) baseArgs(i int) []string {
 	return []string{
 		"--site", "local", "--target", j.target, "--mount", j.mount(i),
 		"--log-dir", j.logDir, "--key-file", j.key, "--job-id", j.id, "--log-level", "4",
 		"--fanout", "2", "--cache-memory-bytes", strconv.Itoa(64 << 20),
 		"--ready-timeout-s", "30", "--rpc-timeout-s", "20", "--bootstrap-timeout-s", "20",
-		"--heartbeat-timeout-ms", "1000",
+		"--heartbeat-timeout-ms", "1000", "--dir-files-max-bytes", "0",
 	}
 }
 
