@@ -190,20 +190,24 @@ type privateFiles struct {
 	Book, Token string // Token is "" when the job runs without one
 }
 
-// privatePaths names the files of rank r of job in dir.
-func privatePaths(dir, jobID string, r int) privateFiles {
-	base := filepath.Join(dir, fmt.Sprintf("%s-rank%d", jobID, r))
+// privatePaths names the files of rank r of job in dir, written by the
+// launcher with pid. The pid makes them this launch's alone: two launches
+// with the same job id and rank (two --local jobs given the same id, as
+// the same user on one host) must neither overwrite nor remove each
+// other's copies, and no two live processes share a pid.
+func privatePaths(dir, jobID string, r, pid int) privateFiles {
+	base := filepath.Join(dir, fmt.Sprintf("%s-rank%d-%d", jobID, r, pid))
 	return privateFiles{Book: base + ".book", Token: base + ".token"}
 }
 
 // writePrivate writes this rank's book copy and, if token is not empty,
-// its token, in ctl.RuntimeDir().
+// its token, in ctl.RuntimeDir(), named for this process.
 func writePrivate(jobID string, r int, entries []tree.Entry, token []byte) (privateFiles, error) {
 	dir := ctl.RuntimeDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return privateFiles{}, fmt.Errorf("runtime directory: %w", err)
 	}
-	p := privatePaths(dir, jobID, r)
+	p := privatePaths(dir, jobID, r, os.Getpid())
 	if err := book.Write(p.Book, entries); err != nil {
 		return privateFiles{}, err
 	}
@@ -217,7 +221,9 @@ func writePrivate(jobID string, r int, entries []tree.Entry, token []byte) (priv
 	return p, nil
 }
 
-// Remove deletes the files once copper-node has read them.
+// Remove deletes the files once copper-node has read them. Only their
+// writer, or a stop of the node named on whose command line they are,
+// removes them: the names are that launch's own (privatePaths).
 func (p privateFiles) Remove() {
 	for _, f := range []string{p.Book, p.Token} {
 		if f != "" {

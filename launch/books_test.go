@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -179,8 +180,12 @@ func TestWritePrivate(t *testing.T) {
 	entries := []tree.Entry{{Host: "a", Endpoint: "127.0.0.1:1"}}
 	files, err := writePrivate("job7", 3, entries, []byte("abcdef0123456789abcdef"))
 	require.NoError(t, err)
-	assert.Equal(t, "job7-rank3.book", filepath.Base(files.Book))
-	assert.Equal(t, "job7-rank3.token", filepath.Base(files.Token))
+	pid := strconv.Itoa(os.Getpid())
+	assert.Equal(t, "job7-rank3-"+pid+".book", filepath.Base(files.Book), "named for the launch that wrote it")
+	assert.Equal(t, "job7-rank3-"+pid+".token", filepath.Base(files.Token))
+	other := privatePaths(filepath.Dir(files.Book), "job7", 3, os.Getpid()+1)
+	assert.NotEqual(t, files.Book, other.Book, "another launch of the same job and rank gets other names")
+	assert.NotEqual(t, files.Token, other.Token)
 	fi, err := os.Stat(files.Token)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())

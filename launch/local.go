@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,7 +46,16 @@ func runLocal(ctx context.Context, c Command, env Env, log *slog.Logger) int {
 		}
 		defer closeLocks(locks)
 	}
-	jobID := localJobID(c, env.Getenv)
+	jobID, source := localJobID(c, env.Getenv)
+	if !c.DryRun {
+		// Two live jobs must not share a job directory (records, logs,
+		// profiles): refused before any rank starts, the other untouched.
+		release, err := claimJobDirs(localJobDirs(c, jobID), jobID, source)
+		if err != nil {
+			return fail(env.Stderr, -1, err)
+		}
+		defer release()
+	}
 	addr := c.Bootstrap
 	if addr == "" && c.Settings.AddressBookSource == "discover" {
 		if addr, err = freeLoopbackAddr(); err != nil {
@@ -93,20 +103,40 @@ func checkLocalMounts(c Command) ([]string, int, error) {
 	return mounts, -1, nil
 }
 
-// localJobID is --job-id, else the environment's, else a fresh one.
-func localJobID(c Command, getenv func(string) string) string {
-	jobID := c.Settings.JobID
-	if jobID == "" {
-		jobID = rank.JobID(getenv)
+// localJobID is --job-id, else the environment's, else a fresh one, and
+// where it came from (for messages).
+func localJobID(c Command, getenv func(string) string) (jobID, source string) {
+	if c.Settings.JobID != "" {
+		return c.Settings.JobID, "--job-id or job_id"
 	}
-	if jobID == "" {
-		// Chosen here rather than by the all-gather so that prepared books
-		// work too and this process can name the job directory.
-		b := make([]byte, 4)
-		_, _ = rand.Read(b)
-		jobID = "local-" + hex.EncodeToString(b)
+	if jobID = rank.JobID(getenv); jobID != "" {
+		for _, name := range []string{"PBS_JOBID", "SLURM_JOB_ID", "COPPER_JOB_ID"} { // rank.JobID's order
+			if strings.TrimSpace(getenv(name)) != "" {
+				return jobID, name
+			}
+		}
 	}
-	return jobID
+	// Chosen here rather than by the all-gather so that prepared books
+	// work too and this process can name the job directory.
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "local-" + hex.EncodeToString(b), "generated"
+}
+
+// localJobDirs are the distinct job directories of the local ranks
+// (log_dir may depend on the rank); none when log_dir is empty.
+func localJobDirs(c Command, jobID string) []string {
+	var dirs []string
+	for r := range c.Local {
+		s := c.Settings
+		if s.Expand(r) != nil || s.LogDir == "" {
+			continue
+		}
+		if d := filepath.Join(s.LogDir, jobID); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
 }
 
 // startLocalRanks runs one copper-launch per rank, each inheriting its
