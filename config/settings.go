@@ -21,7 +21,7 @@ type Settings struct {
 	Fanout int `toml:"fanout"` // children per node; 0 = automatic (depth <= 4)
 
 	// Caches.
-	MaxCacheableBytes int64 `toml:"max_cacheable_bytes"` // files larger than this are read from the backend on each node
+	MaxCacheableBytes int64 `toml:"max_cacheable_bytes"` // larger files follow LargeFiles (chunked or direct)
 	MdEnoentTTLMs     int64 `toml:"md_enoent_ttl_ms"`    // exact-path ENOENT cache lifetime
 	CacheMemoryBytes  int64 `toml:"cache_memory_bytes"`  // cache budget; 0 = cache_memory_percent of RAM
 	CacheMemoryPct    int   `toml:"cache_memory_percent"`

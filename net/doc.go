@@ -7,7 +7,7 @@
 // connection while another is being written go out together in one write;
 // a large one (file data) waits its turn instead of being copied. Netpoll's
 // pooled buffers are kept small on both sides: writes reach it in pieces of
-// at most 1 MiB, and a large Read answer is copied out of its input
+// at most 1 MiB, and a large Read or Chunk answer is copied out of its input
 // buffer piece by piece (netpoll would otherwise size every later buffer of
 // the connection by its largest frame, rounded up to a power of two).
 // It knows nothing about caches or FUSE. Other packages import it as

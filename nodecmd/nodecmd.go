@@ -67,7 +67,7 @@ func Run(args []string) int {
 
 const usage = `copper-node: one node of copper's read-only cooperative cache.
 
-  copper-node [serve] --book FILE --rank R [--site NAME|PATH] [--foreground] [flags]
+  copper-node [serve] --book FILE --rank R --token-file F [--site NAME|PATH] [--foreground] [flags]
       Start the node. Without --foreground it daemonizes and returns 0 once the
       mount is up and the node is tree-ready (non-zero with the reason otherwise).
   copper-node stats --mount DIR [--json]   cache tables and counters of the node serving DIR

@@ -46,7 +46,7 @@ const (
 	MetricUptime        = "uptime_s"
 	MetricTarget        = "target"              // host directory at the view's "/"
 	MetricMount         = "mount"               // the view's mount point
-	MetricMaxCacheable  = "max_cacheable_bytes" // larger files are read directly
+	MetricMaxCacheable  = "max_cacheable_bytes" // larger files are chunked or read directly
 	MetricOperations    = "total_counted_fuse_operations"
 	MetricCacheHits     = "total_cache_hits"
 	MetricCacheMisses   = "total_cache_misses"
