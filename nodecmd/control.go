@@ -19,19 +19,36 @@ import (
 )
 
 func controlFlags(name string, args []string, withJSON bool) (mount string, asJSON bool, timeout time.Duration, err error) {
-	fs := pflag.NewFlagSet("copper-node "+name, pflag.ContinueOnError)
-	fs.StringVar(&mount, "mount", "", "mount directory of the node (required)")
-	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
+	fs, mountp, timeoutp := controlFlagSet(name)
 	if withJSON {
 		fs.BoolVar(&asJSON, "json", false, "print JSON for scripts")
 	}
-	if err = fs.Parse(args); err != nil {
-		return
+	err = parseControl(fs, args)
+	return *mountp, asJSON, *timeoutp, err
+}
+
+// controlFlagSet is the flag set every control command starts from:
+// --mount and --timeout; the command adds its own flags before parsing.
+func controlFlagSet(name string) (fs *pflag.FlagSet, mount *string, timeout *time.Duration) {
+	fs = pflag.NewFlagSet("copper-node "+name, pflag.ContinueOnError)
+	mount = fs.String("mount", "", "mount directory of the node (required)")
+	timeout = fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	return fs, mount, timeout
+}
+
+// parseControl parses args into fs and checks what every control command
+// needs: a --mount and no stray arguments.
+func parseControl(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	if mount == "" {
-		err = errors.New("--mount is required")
+	if m, _ := fs.GetString("mount"); m == "" {
+		return errors.New("--mount is required")
 	}
-	return
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
 }
 
 func stats(args []string) error {
@@ -159,18 +176,10 @@ func stop(args []string) error {
 
 // snapshot asks the node serving --mount to write a profiling snapshot.
 func snapshot(args []string) error {
-	fs := pflag.NewFlagSet("copper-node snapshot", pflag.ContinueOnError)
-	mount := fs.String("mount", "", "mount directory of the node (required)")
+	fs, mount, timeout := controlFlagSet("snapshot")
 	tag := fs.String("tag", profile.TagIoctl, "snapshot tag: the directory under profiling/ and tables/")
-	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := parseControl(fs, args); err != nil {
 		return err
-	}
-	if *mount == "" {
-		return errors.New("--mount is required")
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if err := profile.ValidTag(*tag); err != nil {
 		return err

@@ -3,13 +3,9 @@ package nodecmd
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"time"
-
-	"github.com/spf13/pflag"
 
 	"github.com/hpc-copper/copper/control"
 	"github.com/hpc-copper/copper/service"
@@ -18,20 +14,12 @@ import (
 // memory asks the node serving --mount where its memory went and, with
 // --heap-profile, writes its heap profile to a file.
 func memory(args []string, stdout io.Writer) error {
-	fs := pflag.NewFlagSet("copper-node memory", pflag.ContinueOnError)
-	mount := fs.String("mount", "", "mount directory of the node (required)")
+	fs, mount, timeout := controlFlagSet("memory")
 	out := fs.String("heap-profile", "", "write the node's heap profile (pprof format) to this file")
 	gc := fs.Bool("gc", false, "have the node collect garbage first, so in-use figures are those of now (a full GC: milliseconds)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts (without the profile's bytes)")
-	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := parseControl(fs, args); err != nil {
 		return err
-	}
-	if *mount == "" {
-		return errors.New("--mount is required")
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	req := control.Request{Cmd: "memory", Args: map[string]string{}}
 	if *out != "" {
