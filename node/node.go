@@ -211,6 +211,10 @@ func (n *Node) AwaitParent(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		pctx, pcancel := withTimeout(ctx, n.cfg.RPCTimeout)
 		r, err := n.probe(pctx)
+		// Whether the probe's own deadline cut it short, asked of its
+		// context: netpoll's dial reports that as a bare "i/o timeout"
+		// that neither errors.Is nor net.Error recognise.
+		cutShort := pctx.Err() != nil || isTimeout(err)
 		pcancel()
 		switch {
 		case err == nil && r.Ready:
@@ -220,7 +224,7 @@ func (n *Node) AwaitParent(ctx context.Context) error {
 		case err != nil:
 			// A probe cut short by a deadline says less than the refusal
 			// before it (say, "authentication failed"): keep the latter.
-			if lastErr == nil || !isTimeout(err) {
+			if lastErr == nil || !cutShort {
 				lastErr = err
 			}
 		default:

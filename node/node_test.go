@@ -275,26 +275,45 @@ func TestCancelledAskerGetsEINTR(t *testing.T) {
 }
 
 // errSeq is a Parent whose probes fail with the given errors in turn, the
-// last one repeating.
+// last one repeating. errAfterDeadline stands for a probe that hangs until
+// its deadline and then fails as netpoll's dial does: a bare "i/o timeout"
+// that neither errors.Is nor net.Error recognise as a timeout.
 type errSeq struct {
 	errs []error
 	i    int
 }
 
-func (e *errSeq) Call(context.Context, op.Op, string) (op.Result, error) {
+var errAfterDeadline = errors.New("i/o timeout")
+
+func (e *errSeq) Call(ctx context.Context, _ op.Op, _ string) (op.Result, error) {
 	err := e.errs[min(e.i, len(e.errs)-1)]
 	e.i++
+	if err == errAfterDeadline {
+		<-ctx.Done()
+	}
 	return op.Result{}, err
 }
 
 // A probe cut short by the deadline must not hide why earlier probes were
-// refused.
+// refused, however the cut-short probe words its error.
 func TestAwaitParentKeepsTheTellingError(t *testing.T) {
-	p := &errSeq{errs: []error{errors.New("authentication failed"), context.DeadlineExceeded}}
-	child, err := New(Config{Rank: 3, Cache: newCache(), Parent: p, ReadyProbeInitial: time.Millisecond, ReadyProbeMax: 2 * time.Millisecond, ReadyTimeout: 30 * time.Millisecond})
-	require.NoError(t, err)
-	err = child.AwaitParent(context.Background())
-	require.ErrorContains(t, err, "authentication failed")
+	tests := []struct {
+		name  string
+		later error
+	}{
+		{"context deadline", context.DeadlineExceeded},
+		{"bare i/o timeout after the probe's deadline", errAfterDeadline},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &errSeq{errs: []error{errors.New("authentication failed"), tt.later}}
+			child, err := New(Config{Rank: 3, Cache: newCache(), Parent: p, ReadyProbeInitial: time.Millisecond,
+				ReadyProbeMax: 2 * time.Millisecond, ReadyTimeout: 60 * time.Millisecond, RPCTimeout: 5 * time.Millisecond})
+			require.NoError(t, err)
+			err = child.AwaitParent(context.Background())
+			require.ErrorContains(t, err, "authentication failed")
+		})
+	}
 }
 
 // TestColdGetCountsOneMiss: on a cold get, the cache counts the misses
