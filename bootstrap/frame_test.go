@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/hpc-copper/copper/tree"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/tree"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -36,10 +36,11 @@ func TestReadFrameErrors(t *testing.T) {
 		{"short header", []byte("CB\x01"), "reading frame header"},
 		{"bad magic", []byte("XX\x01\x01\x00\x00\x00\x00"), "not a copper bootstrap frame"},
 		{"version 1 (untagged)", []byte("CB\x01\x01\x00\x00\x00\x00"), "frame version 1"},
-		{"version 3", []byte("CB\x03\x01\x00\x00\x00\x00"), "frame version 3"},
-		{"kind zero", []byte("CB\x02\x00\x00\x00\x00\x00"), "unknown frame kind 0"},
-		{"over cap", []byte("CB\x02\x01\x00\x01\x00\x01"), "exceeds the cap of 65536"},
-		{"short payload", []byte("CB\x02\x01\x00\x00\x00\x05abc"), "reading 5-byte hello payload"},
+		{"version 2 (JSON hello)", []byte("CB\x02\x01\x00\x00\x00\x00"), "frame version 2, this copper speaks 3"},
+		{"version 4", []byte("CB\x04\x01\x00\x00\x00\x00"), "frame version 4"},
+		{"kind zero", []byte("CB\x03\x00\x00\x00\x00\x00"), "unknown frame kind 0"},
+		{"over cap", []byte("CB\x03\x01\x00\x01\x00\x01"), "exceeds the cap of 65536"},
+		{"short payload", []byte("CB\x03\x01\x00\x00\x00\x05abc"), "reading 5-byte hello payload"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +94,25 @@ func TestResultRoundTrip(t *testing.T) {
 	got, err := decodeResult(payload, maxResultRaw)
 	require.NoError(t, err)
 	assert.Equal(t, Result{Book: book, JobID: "job-1"}, got)
+}
+
+func TestHelloRoundTrip(t *testing.T) {
+	many := nonced(7, 8)
+	many.Interfaces = []string{"hsn0=10.1.2.3", "ib0=fe80::1", "ü=1"}
+	empty := nonced(0, 1)
+	empty.Interfaces, empty.JobID = []string{}, ""
+	big := nonced(MaxRanks-1, MaxRanks)
+	big.Host, big.Endpoint = strings.Repeat("h", maxHostLen), strings.Repeat("e", maxEndpointLen)
+	for _, h := range []Hello{nonced(0, 1), many, empty, big} {
+		p, err := encodeHello(h, testKey)
+		require.NoError(t, err)
+		got, err := decodeHello(p, testKey)
+		require.NoError(t, err)
+		if len(h.Interfaces) == 0 {
+			h.Interfaces = nil // an empty list and none mean the same
+		}
+		assert.Equal(t, h, got)
+	}
 }
 
 func TestHelloTag(t *testing.T) {
@@ -214,7 +234,8 @@ func FuzzFrame(f *testing.F) {
 		encodeFrame(kindError, []byte("missing ranks 3,7-9 of 16")),
 		encodeFrame(kindHello, []byte(`{"rank":0,"size":1,"host":"h","endpoint":"e","x":1}`)),
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
-		[]byte("CB\x02\x01\xff\xff\xff\xff"),
+		[]byte("CB\x03\x01\xff\xff\xff\xff"),
+		[]byte("CB\x02\x01\x00\x00\x00\x00"),
 		nil,
 	} {
 		f.Add(seed)
@@ -257,16 +278,20 @@ func FuzzFrame(f *testing.F) {
 	})
 }
 
-// FuzzHelloBody fuzzes the hello's JSON behind a valid tag: what a rank
+// FuzzHelloBody fuzzes the hello body behind a valid tag: what a rank
 // holding the key could send.
 func FuzzHelloBody(f *testing.F) {
-	for _, h := range []Hello{nonced(0, 1), nonced(3, 9), hello(1, 2)} {
-		b, err := json.Marshal(h)
-		require.NoError(f, err)
+	many := nonced(2, 5)
+	many.Interfaces = []string{"hsn0=10.0.0.1", "hsn1=10.0.0.2", "ib0=fe80::1"}
+	for _, h := range []Hello{nonced(0, 1), nonced(3, 9), hello(1, 2), many} {
+		b := appendHello(nil, h)
 		f.Add(b)
+		f.Add(b[:len(b)-1])              // nonce cut short
+		f.Add(append(slices.Clip(b), 0)) // trailing byte
 	}
 	f.Add([]byte(`{"rank":0,"size":1,"host":"h","endpoint":"e","x":1}`))
-	f.Add([]byte(`{"rank":0}{}`))
+	f.Add([]byte("\x00\x01\x01h\x01e\x00\xff\xff\x03"))       // 2^14+ interfaces
+	f.Add([]byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")) // overlong rank
 	f.Fuzz(func(t *testing.T, body []byte) {
 		h, err := decodeHello(append(slices.Clip(body), helloTag(testKey, body)...), testKey)
 		if err != nil {
