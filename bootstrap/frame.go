@@ -154,25 +154,31 @@ func resultTag(key, nonce []byte, digest [sha256.Size]byte) []byte {
 
 // The result payload, before compression, is binary: decoding it is the
 // one step every rank does over the whole book, so it avoids reflection.
+// Each host and endpoint is front-coded against the previous entry's
+// (the bytes they share, then the rest): a job's host names and
+// addresses mostly count up, so after DEFLATE a book is about a tenth of
+// what plain strings gave (50 KB → 5 KB at 10,000 ranks), and rank 0
+// sends N copies of it.
 //
-//	uvarint n | n × (uvarint len | host | uvarint len | endpoint) |
-//	uvarint len | job id
+//	uvarint n | n × (shared host | suffix | shared endpoint | suffix) |
+//	str job id
 //
-// It carries no secret: the job's peer token is derived from the key and
-// the job id by every rank, never sent.
+// where shared is a uvarint count of leading bytes taken from the
+// previous entry's same field ("" before the first) and suffix and str
+// are a uvarint length then that many bytes. It carries no secret: the
+// job's peer token is derived from the key and the job id by every
+// rank, never sent.
 
 // encodeResult builds the one compressed result every rank receives
 // (before its per-rank tag).
 func encodeResult(book []tree.Entry, jobID string) ([]byte, error) {
-	size := binary.MaxVarintLen64 * (2*len(book) + 2)
-	for _, e := range book {
-		size += len(e.Host) + len(e.Endpoint)
-	}
-	raw := make([]byte, 0, size+len(jobID))
+	raw := make([]byte, 0, 16*len(book)+len(jobID)+2*binary.MaxVarintLen64)
 	raw = binary.AppendUvarint(raw, uint64(len(book)))
+	var host, endpoint string
 	for _, e := range book {
-		raw = appendString(raw, e.Host)
-		raw = appendString(raw, e.Endpoint)
+		raw = appendFront(raw, host, e.Host)
+		raw = appendFront(raw, endpoint, e.Endpoint)
+		host, endpoint = e.Host, e.Endpoint
 	}
 	raw = appendString(raw, jobID)
 
@@ -191,6 +197,15 @@ func encodeResult(book []tree.Entry, jobID string) ([]byte, error) {
 		return nil, fmt.Errorf("result of %d compressed bytes exceeds the cap of %d", buf.Len()+TagLen, MaxResultFrame)
 	}
 	return buf.Bytes(), nil
+}
+
+// appendFront appends s front-coded against prev.
+func appendFront(b []byte, prev, s string) []byte {
+	n := 0
+	for n < len(prev) && n < len(s) && prev[n] == s[n] {
+		n++
+	}
+	return appendString(binary.AppendUvarint(b, uint64(n)), s[n:])
 }
 
 func appendString(b []byte, s string) []byte {
@@ -214,41 +229,71 @@ func decodeResult(payload []byte, maxRaw int64) (Result, error) {
 
 // parseResult decodes an inflated result payload.
 func parseResult(raw []byte) (Result, error) {
-	// One string for the whole payload: hosts and endpoints are slices of
-	// it, two allocations instead of 2N.
 	d := wireDecoder{s: string(raw)}
 	n := d.uvarint()
 	if d.err == nil && (n == 0 || n > MaxRanks) {
 		return Result{}, fmt.Errorf("result: book of %d entries (want 1..%d)", n, MaxRanks)
 	}
-	// Each entry takes at least 2 bytes, so n is also bounded by the input.
+	// Each entry takes at least 4 bytes, so n is also bounded by the input.
 	if d.err == nil && n > uint64(len(d.s)) {
 		return Result{}, fmt.Errorf("result: book of %d entries in %d bytes", n, len(raw))
 	}
-	var r Result
-	if d.err == nil {
-		r.Book = make([]tree.Entry, n)
-	}
-	for i := range r.Book {
-		r.Book[i].Host = d.str("host", maxHostLen)
-		r.Book[i].Endpoint = d.str("endpoint", maxEndpointLen)
-		if d.err != nil {
+	// Every host and endpoint is written once into one arena, then
+	// sliced from one string: two allocations instead of 2N. spans holds
+	// each entry's host and endpoint as [start, end) in the arena.
+	arena := make([]byte, 0, 2*len(raw))
+	spans := make([][4]int, n)
+	var host, endpoint [2]int // the previous entry's spans
+	for i := range spans {
+		if arena, host, d.err = d.front(arena, host, "host", maxHostLen); d.err == nil {
+			arena, endpoint, d.err = d.front(arena, endpoint, "endpoint", maxEndpointLen)
+		}
+		switch {
+		case d.err != nil:
 			return Result{}, fmt.Errorf("result: book entry %d: %w", i, d.err)
-		}
-		if r.Book[i].Host == "" || r.Book[i].Endpoint == "" {
+		case host[0] == host[1] || endpoint[0] == endpoint[1]:
 			return Result{}, fmt.Errorf("result: book entry %d: empty host or endpoint", i)
+		case len(arena) > maxResultRaw:
+			return Result{}, fmt.Errorf("result: book entry %d: the book expands beyond %d bytes", i, maxResultRaw)
 		}
+		spans[i] = [4]int{host[0], host[1], endpoint[0], endpoint[1]}
 	}
-	r.JobID = d.str("job id", maxJobIDLen)
+	jobID := d.str("job id", maxJobIDLen)
 	switch {
 	case d.err != nil:
 		return Result{}, fmt.Errorf("result: %w", d.err)
 	case len(d.s) != 0:
 		return Result{}, fmt.Errorf("result: %d bytes of trailing data", len(d.s))
-	case r.JobID == "":
+	case jobID == "":
 		return Result{}, errors.New("result: empty job id")
 	}
+	all := string(arena)
+	r := Result{Book: make([]tree.Entry, n), JobID: jobID}
+	for i, sp := range spans {
+		r.Book[i] = tree.Entry{Host: all[sp[0]:sp[1]], Endpoint: all[sp[2]:sp[3]]}
+	}
 	return r, nil
+}
+
+// front reads one front-coded field: the bytes it shares with prev (a
+// span of arena), then its suffix. It appends the whole field to arena
+// and returns its span.
+func (d *wireDecoder) front(arena []byte, prev [2]int, what string, max int) ([]byte, [2]int, error) {
+	shared := d.uvarint()
+	if d.err == nil && shared > uint64(prev[1]-prev[0]) {
+		d.err = fmt.Errorf("%s shares %d bytes with the previous one of %d", what, shared, prev[1]-prev[0])
+	}
+	suffix := d.str(what, max)
+	if d.err != nil {
+		return arena, prev, d.err
+	}
+	if int(shared)+len(suffix) > max {
+		return arena, prev, fmt.Errorf("%s of %d bytes (max %d)", what, int(shared)+len(suffix), max)
+	}
+	start := len(arena)
+	arena = append(arena, arena[prev[0]:prev[0]+int(shared)]...)
+	arena = append(arena, suffix...)
+	return arena, [2]int{start, len(arena)}, nil
 }
 
 // wireDecoder consumes s (a hello body or an inflated result); the first

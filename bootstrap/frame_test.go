@@ -88,7 +88,9 @@ func TestHelloValidate(t *testing.T) {
 }
 
 func TestResultRoundTrip(t *testing.T) {
-	book := []tree.Entry{{Host: "a", Endpoint: "1.2.3.4:5"}, {Host: "x4000c0s0b0n0", Endpoint: "[fe80::1]:7000"}}
+	book := []tree.Entry{{Host: "a", Endpoint: "1.2.3.4:5"}, {Host: "x4000c0s0b0n0", Endpoint: "[fe80::1]:7000"},
+		{Host: "x4000c0s0b0n1", Endpoint: "[fe80::1]:7001"}, {Host: "x4000c0s0b0n1", Endpoint: "[fe80::1]:7001"}, // repeats
+		{Host: "x4000", Endpoint: "[fe80::1]:70"}, {Host: "y", Endpoint: "1.2.3.4:5"}}
 	payload, err := encodeResult(book, "job-1")
 	require.NoError(t, err)
 	got, err := decodeResult(payload, maxResultRaw)
@@ -166,7 +168,7 @@ func deflated(t *testing.T, raw []byte) []byte {
 }
 
 func TestDecodeResultErrors(t *testing.T) {
-	entry := "\x01h\x01e"
+	entry := "\x00\x01h\x00\x01e" // host "h", endpoint "e", nothing shared
 	tests := []struct {
 		name string
 		raw  string
@@ -175,10 +177,15 @@ func TestDecodeResultErrors(t *testing.T) {
 		{"empty", "", "truncated"},
 		{"no entries", "\x00", "book of 0 entries"},
 		{"too many entries", string(binary.AppendUvarint(nil, MaxRanks+1)), "book of 1048577 entries"},
-		{"more entries than bytes", "\x7f" + entry, "book of 127 entries in 5 bytes"},
-		{"truncated entry", "\x01\x05ab", "book entry 0"},
-		{"empty host", "\x01\x00\x01e\x01j", "empty host or endpoint"},
-		{"long host", "\x01" + string(binary.AppendUvarint(nil, 300)), "host of 300 bytes"},
+		{"more entries than bytes", "\x7f" + entry, "book of 127 entries in 7 bytes"},
+		{"truncated entry", "\x01\x00\x05ab", "book entry 0"},
+		{"empty host", "\x01\x00\x00\x00\x01e\x01j", "empty host or endpoint"},
+		{"long host", "\x01\x00" + string(binary.AppendUvarint(nil, 300)), "host of 300 bytes"},
+		{"long host by sharing", "\x02" + "\x00\xff\x01" + strings.Repeat("h", 255) + "\x00\x01e" + "\xff\x01\x01h\x00\x01e\x01j",
+			"book entry 1: host of 256 bytes (max 255)"},
+		{"shares more than the previous", "\x02" + entry + "\x02\x01h\x00\x01e\x01j", "book entry 1: host shares 2 bytes with the previous one of 1"},
+		{"first entry shares", "\x01\x01\x01h\x00\x01e\x01j", "book entry 0: host shares 1 bytes with the previous one of 0"},
+		{"endpoint shares too much", "\x02" + entry + "\x00\x01h\x05\x00\x01j", "book entry 1: endpoint shares 5 bytes"},
 		{"no job id", "\x01" + entry + "\x00", "empty job id"},
 		{"short job id", "\x01" + entry + "\x03j", "job id: 3 bytes wanted, 1 left"},
 		{"trailing (a v1 token)", "\x01" + entry + "\x01j" + strings.Repeat("t", 32), "32 bytes of trailing data"},
@@ -310,9 +317,12 @@ func FuzzHelloBody(f *testing.F) {
 // bytes rarely survive inflation, so FuzzFrame alone would seldom reach it.
 func FuzzResultPayload(f *testing.F) {
 	for _, seed := range []string{
-		"\x01\x01h\x01e\x01j",
-		"\x02\x01a\x03b:1\x01c\x03d:2\x05job-1",
-		"\x00", "\x7f\x01h\x01e", "\xff\xff\xff",
+		"\x01\x00\x01h\x00\x01e\x01j",
+		"\x02\x00\x01a\x00\x03b:1\x00\x01c\x00\x03d:2\x05job-1",
+		"\x02\x00\x05node1\x00\x0610.0.1\x04\x012\x05\x012\x01j", // shared prefixes
+		"\x02\x00\x01a\x00\x01b\x02\x00\x00\x00\x01j",            // shares more than the previous has
+		"\x02\x00\x01a\x00\x01b\x01\x00\x01\x00\x01j",            // a whole repeat: legal
+		"\x00", "\x7f\x00\x01h\x00\x01e", "\xff\xff\xff",
 	} {
 		f.Add([]byte(seed))
 	}
