@@ -138,6 +138,7 @@ func BenchmarkGatherScale(b *testing.B) {
 			// Ranks running the whole Join: about 100 per run.
 			sample := max(size/100, 1)
 			var total, serving, cpu time.Duration
+			var book Result
 			for b.Loop() {
 				cpu0 := processCPU(b)
 				ln := listen(b)
@@ -183,6 +184,7 @@ func BenchmarkGatherScale(b *testing.B) {
 				if len(srv.res.Book) != size {
 					b.Fatalf("rank 0's book has %d ranks, want %d", len(srv.res.Book), size)
 				}
+				book = srv.res
 			}
 			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/gather")
 			// Serve's own call, from before the first rank dials until the
@@ -194,6 +196,12 @@ func BenchmarkGatherScale(b *testing.B) {
 			// the cost a launch node pays per rank whatever the ranks'
 			// arrival, and far steadier than serve-ms on a shared host.
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N)/float64(size), "cpu-us/rank")
+			// What rank 0 writes to every rank: size copies of this.
+			payload, err := encodeResult(book.Book, book.JobID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(headerLen+len(payload)+TagLen), "result-B")
 		})
 	}
 }
