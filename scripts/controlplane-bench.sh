@@ -80,6 +80,9 @@ How they are measured:
   starting the joiner processes (Serve already accepting) until every rank has its verdict and every
   joiner has exited: process start-up is included. Rank 0 and the 10,000 simulated ranks share
   this machine's cores (and its load, above); on a job each rank's share runs on its own node.
+  Rank 0's own CPU is the benchmark process's user + system time over the gather (\`Serve\` and
+  starting the joiner processes, not the joiners), per rank: what a launch node pays per rank
+  whatever the ranks' arrival, and steadier than the wall times on a shared host.
 * **Tree-ready** (\`BenchmarkTreeReady1024\`): 1,024 \`service.Start\` at once, no FUSE, each with its
   own host name in the book (as in a job) and the local site's readiness backoff; until every node is
   tree-ready. All 1,024 nodes share this machine's cores.
