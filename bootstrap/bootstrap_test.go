@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,9 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hpc-copper/copper/tree"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/tree"
 )
 
 // testBound keeps a broken test from hanging; it is never a speed claim.
@@ -383,9 +382,14 @@ func TestGatherSurvivesGarbage(t *testing.T) {
 	h0.Nonce = make([]byte, NonceLen)
 	validHello, err := encodeHello(h0, testKey)
 	require.NoError(t, err)
-	// tagged gives a JSON body a valid tag, to reach the checks after it.
-	tagged := func(body string) []byte { return append([]byte(body), helloTag(testKey, []byte(body))...) }
-	nonce := `"nonce":"` + base64.StdEncoding.EncodeToString(make([]byte, NonceLen)) + `"`
+	// tagged gives a body a valid tag, to reach the checks after it.
+	tagged := func(body []byte) []byte { return append(slices.Clip(body), helloTag(testKey, body)...) }
+	body := func(h Hello) []byte { return appendHello(nil, h) }
+	h1 := hello(1, 2)
+	h1.Nonce = make([]byte, NonceLen)
+	withRank := func(r int) Hello { h := h1; h.Rank = r; return h }
+	noNonce := h1
+	noNonce.Nonce = nil
 	garbage := []struct {
 		name  string
 		bytes []byte
@@ -394,13 +398,15 @@ func TestGatherSurvivesGarbage(t *testing.T) {
 		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "not a copper bootstrap frame"},
 		{"oversized", rawFrame("CB", Version, byte(kindHello), 1<<30, nil), "exceeds the cap"},
 		{"other version", rawFrame("CB", Version+1, byte(kindHello), uint32(len(validHello)), validHello), "version"},
+		{"version 2 (JSON hello)", rawFrame("CB", 2, byte(kindHello), uint32(len(validHello)), validHello), "frame version 2, this copper speaks 3"},
 		{"wrong kind", encodeFrame(kindResult, []byte("{}")), "expected a hello frame"},
 		{"unknown kind", rawFrame("CB", Version, 99, 0, nil), "unknown frame kind"},
-		{"bad json", encodeFrame(kindHello, tagged("{rank")), "hello:"},
-		{"unknown field", encodeFrame(kindHello, tagged(`{"rank":1,"size":2,"host":"h","endpoint":"e",`+nonce+`,"x":1}`)), "unknown field"},
-		{"trailing data", encodeFrame(kindHello, tagged(`{"rank":1,"size":2,"host":"h","endpoint":"e",`+nonce+`}{}`)), "trailing data"},
-		{"invalid hello", encodeFrame(kindHello, tagged(`{"rank":5,"size":2,"host":"h",`+nonce+`}`)), "rank 5 outside"},
-		{"no nonce", encodeFrame(kindHello, tagged(`{"rank":1,"size":2,"host":"h","endpoint":"e"}`)), "nonce of 0 bytes"},
+		{"JSON body", encodeFrame(kindHello, tagged([]byte(`{"rank":1,"size":2,"host":"h","endpoint":"e"}`))), "hello:"},
+		{"cut short", encodeFrame(kindHello, tagged(body(h1)[:10])), "hello:"},
+		{"trailing data", encodeFrame(kindHello, tagged(append(body(h1), 0))), "1 bytes of trailing data"},
+		{"huge rank", encodeFrame(kindHello, tagged(body(withRank(MaxRanks+1)))), "must be at most"},
+		{"invalid hello", encodeFrame(kindHello, tagged(body(withRank(5)))), "rank 5 outside"},
+		{"no nonce", encodeFrame(kindHello, tagged(body(noNonce))), "nonce: 32 bytes wanted, 0 left"},
 		{"truncated", rawFrame("CB", Version, byte(kindHello), 100, []byte("{")), "payload"},
 	}
 	for _, g := range garbage {
@@ -530,8 +536,7 @@ func fakeRankZero(t *testing.T, frame func(h Hello) []byte) string {
 		if err != nil || len(p) < TagLen {
 			return
 		}
-		var h Hello
-		if json.Unmarshal(p[:len(p)-TagLen], &h) == nil {
+		if h, err := parseHello(p[:len(p)-TagLen]); err == nil {
 			c.Write(frame(h))
 		}
 	}()
@@ -605,8 +610,7 @@ func TestGatherRefusesImpostors(t *testing.T) {
 
 	h1 := hello(1, 2)
 	h1.Nonce = make([]byte, NonceLen)
-	body, err := json.Marshal(h1)
-	require.NoError(t, err)
+	body := appendHello(nil, h1)
 	otherKey := bytes.Repeat([]byte("othr"), 8)
 	impostors := []struct {
 		name    string
@@ -614,7 +618,7 @@ func TestGatherRefusesImpostors(t *testing.T) {
 		log     string
 	}{
 		{"no tag (version 1 hello)", body[:TagLen-1], "has no 32-byte tag"},
-		{"untagged JSON", body, "does not hold this job's key"},
+		{"untagged body", body, "does not hold this job's key"},
 		{"zero tag", append(slices.Clip(body), make([]byte, TagLen)...), "does not hold this job's key"},
 		{"tag made with another key", append(slices.Clip(body), helloTag(otherKey, body)...), "does not hold this job's key"},
 		{"tag of another body", append([]byte(strings.Replace(string(body), "node00001", "node00009", 1)), helloTag(testKey, body)...), "does not hold this job's key"},

@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/hpc-copper/copper/tree"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/tree"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -36,10 +36,11 @@ func TestReadFrameErrors(t *testing.T) {
 		{"short header", []byte("CB\x01"), "reading frame header"},
 		{"bad magic", []byte("XX\x01\x01\x00\x00\x00\x00"), "not a copper bootstrap frame"},
 		{"version 1 (untagged)", []byte("CB\x01\x01\x00\x00\x00\x00"), "frame version 1"},
-		{"version 3", []byte("CB\x03\x01\x00\x00\x00\x00"), "frame version 3"},
-		{"kind zero", []byte("CB\x02\x00\x00\x00\x00\x00"), "unknown frame kind 0"},
-		{"over cap", []byte("CB\x02\x01\x00\x01\x00\x01"), "exceeds the cap of 65536"},
-		{"short payload", []byte("CB\x02\x01\x00\x00\x00\x05abc"), "reading 5-byte hello payload"},
+		{"version 2 (JSON hello)", []byte("CB\x02\x01\x00\x00\x00\x00"), "frame version 2, this copper speaks 3"},
+		{"version 4", []byte("CB\x04\x01\x00\x00\x00\x00"), "frame version 4"},
+		{"kind zero", []byte("CB\x03\x00\x00\x00\x00\x00"), "unknown frame kind 0"},
+		{"over cap", []byte("CB\x03\x01\x00\x01\x00\x01"), "exceeds the cap of 65536"},
+		{"short payload", []byte("CB\x03\x01\x00\x00\x00\x05abc"), "reading 5-byte hello payload"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,12 +88,33 @@ func TestHelloValidate(t *testing.T) {
 }
 
 func TestResultRoundTrip(t *testing.T) {
-	book := []tree.Entry{{Host: "a", Endpoint: "1.2.3.4:5"}, {Host: "x4000c0s0b0n0", Endpoint: "[fe80::1]:7000"}}
+	book := []tree.Entry{{Host: "a", Endpoint: "1.2.3.4:5"}, {Host: "x4000c0s0b0n0", Endpoint: "[fe80::1]:7000"},
+		{Host: "x4000c0s0b0n1", Endpoint: "[fe80::1]:7001"}, {Host: "x4000c0s0b0n1", Endpoint: "[fe80::1]:7001"}, // repeats
+		{Host: "x4000", Endpoint: "[fe80::1]:70"}, {Host: "y", Endpoint: "1.2.3.4:5"}}
 	payload, err := encodeResult(book, "job-1")
 	require.NoError(t, err)
 	got, err := decodeResult(payload, maxResultRaw)
 	require.NoError(t, err)
 	assert.Equal(t, Result{Book: book, JobID: "job-1"}, got)
+}
+
+func TestHelloRoundTrip(t *testing.T) {
+	many := nonced(7, 8)
+	many.Interfaces = []string{"hsn0=10.1.2.3", "ib0=fe80::1", "ü=1"}
+	empty := nonced(0, 1)
+	empty.Interfaces, empty.JobID = []string{}, ""
+	big := nonced(MaxRanks-1, MaxRanks)
+	big.Host, big.Endpoint = strings.Repeat("h", maxHostLen), strings.Repeat("e", maxEndpointLen)
+	for _, h := range []Hello{nonced(0, 1), many, empty, big} {
+		p, err := encodeHello(h, testKey)
+		require.NoError(t, err)
+		got, err := decodeHello(p, testKey)
+		require.NoError(t, err)
+		if len(h.Interfaces) == 0 {
+			h.Interfaces = nil // an empty list and none mean the same
+		}
+		assert.Equal(t, h, got)
+	}
 }
 
 func TestHelloTag(t *testing.T) {
@@ -146,7 +168,7 @@ func deflated(t *testing.T, raw []byte) []byte {
 }
 
 func TestDecodeResultErrors(t *testing.T) {
-	entry := "\x01h\x01e"
+	entry := "\x00\x01h\x00\x01e" // host "h", endpoint "e", nothing shared
 	tests := []struct {
 		name string
 		raw  string
@@ -155,10 +177,15 @@ func TestDecodeResultErrors(t *testing.T) {
 		{"empty", "", "truncated"},
 		{"no entries", "\x00", "book of 0 entries"},
 		{"too many entries", string(binary.AppendUvarint(nil, MaxRanks+1)), "book of 1048577 entries"},
-		{"more entries than bytes", "\x7f" + entry, "book of 127 entries in 5 bytes"},
-		{"truncated entry", "\x01\x05ab", "book entry 0"},
-		{"empty host", "\x01\x00\x01e\x01j", "empty host or endpoint"},
-		{"long host", "\x01" + string(binary.AppendUvarint(nil, 300)), "host of 300 bytes"},
+		{"more entries than bytes", "\x7f" + entry, "book of 127 entries in 7 bytes"},
+		{"truncated entry", "\x01\x00\x05ab", "book entry 0"},
+		{"empty host", "\x01\x00\x00\x00\x01e\x01j", "empty host or endpoint"},
+		{"long host", "\x01\x00" + string(binary.AppendUvarint(nil, 300)), "host of 300 bytes"},
+		{"long host by sharing", "\x02" + "\x00\xff\x01" + strings.Repeat("h", 255) + "\x00\x01e" + "\xff\x01\x01h\x00\x01e\x01j",
+			"book entry 1: host of 256 bytes (max 255)"},
+		{"shares more than the previous", "\x02" + entry + "\x02\x01h\x00\x01e\x01j", "book entry 1: host shares 2 bytes with the previous one of 1"},
+		{"first entry shares", "\x01\x01\x01h\x00\x01e\x01j", "book entry 0: host shares 1 bytes with the previous one of 0"},
+		{"endpoint shares too much", "\x02" + entry + "\x00\x01h\x05\x00\x01j", "book entry 1: endpoint shares 5 bytes"},
 		{"no job id", "\x01" + entry + "\x00", "empty job id"},
 		{"short job id", "\x01" + entry + "\x03j", "job id: 3 bytes wanted, 1 left"},
 		{"trailing (a v1 token)", "\x01" + entry + "\x01j" + strings.Repeat("t", 32), "32 bytes of trailing data"},
@@ -214,7 +241,8 @@ func FuzzFrame(f *testing.F) {
 		encodeFrame(kindError, []byte("missing ranks 3,7-9 of 16")),
 		encodeFrame(kindHello, []byte(`{"rank":0,"size":1,"host":"h","endpoint":"e","x":1}`)),
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
-		[]byte("CB\x02\x01\xff\xff\xff\xff"),
+		[]byte("CB\x03\x01\xff\xff\xff\xff"),
+		[]byte("CB\x02\x01\x00\x00\x00\x00"),
 		nil,
 	} {
 		f.Add(seed)
@@ -257,16 +285,20 @@ func FuzzFrame(f *testing.F) {
 	})
 }
 
-// FuzzHelloBody fuzzes the hello's JSON behind a valid tag: what a rank
+// FuzzHelloBody fuzzes the hello body behind a valid tag: what a rank
 // holding the key could send.
 func FuzzHelloBody(f *testing.F) {
-	for _, h := range []Hello{nonced(0, 1), nonced(3, 9), hello(1, 2)} {
-		b, err := json.Marshal(h)
-		require.NoError(f, err)
+	many := nonced(2, 5)
+	many.Interfaces = []string{"hsn0=10.0.0.1", "hsn1=10.0.0.2", "ib0=fe80::1"}
+	for _, h := range []Hello{nonced(0, 1), nonced(3, 9), hello(1, 2), many} {
+		b := appendHello(nil, h)
 		f.Add(b)
+		f.Add(b[:len(b)-1])              // nonce cut short
+		f.Add(append(slices.Clip(b), 0)) // trailing byte
 	}
 	f.Add([]byte(`{"rank":0,"size":1,"host":"h","endpoint":"e","x":1}`))
-	f.Add([]byte(`{"rank":0}{}`))
+	f.Add([]byte("\x00\x01\x01h\x01e\x00\xff\xff\x03"))       // 2^14+ interfaces
+	f.Add([]byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")) // overlong rank
 	f.Fuzz(func(t *testing.T, body []byte) {
 		h, err := decodeHello(append(slices.Clip(body), helloTag(testKey, body)...), testKey)
 		if err != nil {
@@ -285,9 +317,12 @@ func FuzzHelloBody(f *testing.F) {
 // bytes rarely survive inflation, so FuzzFrame alone would seldom reach it.
 func FuzzResultPayload(f *testing.F) {
 	for _, seed := range []string{
-		"\x01\x01h\x01e\x01j",
-		"\x02\x01a\x03b:1\x01c\x03d:2\x05job-1",
-		"\x00", "\x7f\x01h\x01e", "\xff\xff\xff",
+		"\x01\x00\x01h\x00\x01e\x01j",
+		"\x02\x00\x01a\x00\x03b:1\x00\x01c\x00\x03d:2\x05job-1",
+		"\x02\x00\x05node1\x00\x0610.0.1\x04\x012\x05\x012\x01j", // shared prefixes
+		"\x02\x00\x01a\x00\x01b\x02\x00\x00\x00\x01j",            // shares more than the previous has
+		"\x02\x00\x01a\x00\x01b\x01\x00\x01\x00\x01j",            // a whole repeat: legal
+		"\x00", "\x7f\x00\x01h\x00\x01e", "\xff\xff\xff",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,8 +137,10 @@ func BenchmarkGatherScale(b *testing.B) {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			// Ranks running the whole Join: about 100 per run.
 			sample := max(size/100, 1)
-			var total, serving time.Duration
+			var total, serving, cpu time.Duration
+			var book Result
 			for b.Loop() {
+				cpu0 := processCPU(b)
 				ln := listen(b)
 				addr := ln.Addr().String()
 				served := make(chan serveOutcome, 1)
@@ -171,6 +174,7 @@ func BenchmarkGatherScale(b *testing.B) {
 				srv := await(b, served)
 				total += time.Since(start)
 				serving += serveTook
+				cpu += processCPU(b) - cpu0
 				if len(failed) > 0 {
 					b.Fatalf("joiner processes failed: %s", strings.Join(failed, "; "))
 				}
@@ -180,14 +184,35 @@ func BenchmarkGatherScale(b *testing.B) {
 				if len(srv.res.Book) != size {
 					b.Fatalf("rank 0's book has %d ranks, want %d", len(srv.res.Book), size)
 				}
+				book = srv.res
 			}
 			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/gather")
 			// Serve's own call, from before the first rank dials until the
 			// last verdict is written (it includes waiting for the ranks).
 			b.ReportMetric(float64(serving.Milliseconds())/float64(b.N), "serve-ms")
 			b.ReportMetric(float64(size), "ranks")
+			// Rank 0's own CPU (this process: Serve's goroutines and
+			// starting the joiners, not the joiners themselves), per rank:
+			// the cost a launch node pays per rank whatever the ranks'
+			// arrival, and far steadier than serve-ms on a shared host.
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N)/float64(size), "cpu-us/rank")
+			// What rank 0 writes to every rank: size copies of this.
+			payload, err := encodeResult(book.Book, book.JobID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(headerLen+len(payload)+TagLen), "result-B")
 		})
 	}
+}
+
+// processCPU is this process's user and system CPU so far (not its children's).
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkResultDecode is what every rank does with the gather's result

@@ -37,6 +37,8 @@ verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "not measured
 g10=$(metric 'GatherScale/10000' ms/gather "$gather_raw"); g10r=$(range 'GatherScale/10000' ms/gather "$gather_raw")
 g2=$(metric 'GatherScale/2000' ms/gather "$gather_raw")
 s10=$(metric 'GatherScale/10000' serve-ms "$gather_raw")
+c10=$(metric 'GatherScale/10000' cpu-us/rank "$gather_raw"); c2=$(metric 'GatherScale/2000' cpu-us/rank "$gather_raw")
+rb10=$(metric 'GatherScale/10000' result-B "$gather_raw")
 dec10=$(metric 'ResultDecode/10000' ns/op "$gather_raw")
 rd=$(metric 'TreeReady1024' ms/ready "$ready_raw"); rdr=$(range 'TreeReady1024' ms/ready "$ready_raw")
 rs=$(metric 'TreeReady1024' ms/all-started "$ready_raw")
@@ -59,6 +61,8 @@ load average $(cut -d' ' -f1-3 /proc/loadavg) at the end of the run. Medians of 
 |---|---|---|---|
 | all-gather of 10,000 ranks over loopback | $(ms "$g10") s [$g10r ms], of which rank 0's \`Serve\` call $(ms "$s10") s | ≤ 5 s | $(verdict "$(ms "$g10")" 5) |
 | all-gather of 2,000 ranks, same harness | $(ms "$g2") s | — | — |
+| rank 0's own CPU per rank (\`Serve\`, this process only), 2,000 / 10,000 ranks | $c2 / $c10 µs | — | — |
+| result rank 0 writes to each rank at 10,000 ranks (header, front-coded DEFLATE book, tag) | $rb10 B | — | — |
 | one rank's inflate + parse of a 10,000-rank result | $(nsms "$dec10") ms | — | — |
 | tree-ready of 1,024 in-process nodes, depth $rdepth, fan-out $rfan | $(ms "$rd") s [$rdr ms], of which starting 1,024 servers $(ms "$rs") s | — | — |
 | address book held per node at 20,000 ranks | $bh B/rank, $bk KiB in all; $ba B/rank allocated while reading; the node's tree position $bp B | — | — |
@@ -76,6 +80,9 @@ How they are measured:
   starting the joiner processes (Serve already accepting) until every rank has its verdict and every
   joiner has exited: process start-up is included. Rank 0 and the 10,000 simulated ranks share
   this machine's cores (and its load, above); on a job each rank's share runs on its own node.
+  Rank 0's own CPU is the benchmark process's user + system time over the gather (\`Serve\` and
+  starting the joiner processes, not the joiners), per rank: what a launch node pays per rank
+  whatever the ranks' arrival, and steadier than the wall times on a shared host.
 * **Tree-ready** (\`BenchmarkTreeReady1024\`): 1,024 \`service.Start\` at once, no FUSE, each with its
   own host name in the book (as in a job) and the local site's readiness backoff; until every node is
   tree-ready. All 1,024 nodes share this machine's cores.
