@@ -104,7 +104,9 @@ fi
 # The large-file workload at the issue's size belongs to
 # scripts/large-full-bench.sh: a full run writes it from its own pfsbench
 # run (below), a quick one carries it over, saying from which run.
-large_section=$(sed -n '/^<!-- large-full:begin/,/^<!-- large-full:end/p' "$out" 2>/dev/null | grep -v '^> Carried over' || true)
+# (An earlier carry's note goes, with the blank line after it.)
+large_section=$(sed -n '/^<!-- large-full:begin/,/^<!-- large-full:end/p' "$out" 2>/dev/null |
+  awk '/^> Carried over/ { drop = 1; next } drop && /^$/ { drop = 0; next } { drop = 0; print }' || true)
 if [ -n "$large_section" ]; then
   large_from=$(sed -n '1s/.* run=\([^ ]*\) commit=\([^ ]*\) .*/\1, commit \2/p' <<<"$large_section")
   large_note="> Carried over from the run of ${large_from:-unknown date} (\`scripts/large-full-bench.sh\`), not measured by this run (\`make bench\` and \`make bench-large\` regenerate it)."
