@@ -66,6 +66,7 @@ func LargeFullSection(res *Results, note string) string {
 	w("\n")
 	if l.Error == "" {
 		largeNodeText(l, w)
+		w("%s", largeWarmCaveat(l, res.Machine.MemGiB))
 	}
 	res.largeSection(&b)
 	w("%s\n", LargeFullEnd)
@@ -117,4 +118,20 @@ func largeNodeText(l *LargeResult, w func(format string, args ...any)) {
 		"all %d spill directories together %.2f GiB, bounded by the budgets' sum %.2f GiB.\n\n",
 		rss.Rank, mib(rss.RSSBytes), mib(rss.LimitBytes), spill.Rank, mib(spill.SpillBytes), mib(spill.SpillBudget),
 		len(l.Memory), float64(total)/(1<<30), float64(bound)/(1<<30))
+}
+
+// largeWarmCaveat says when the run moved more through the page cache
+// than the host has memory: every mount's copy of the file and every
+// spill file, N × 2 × the file. The warm rounds then read pages the
+// kernel had to evict and read again (both theirs and the native
+// file's), so they are not the page-cache comparison the target means.
+func largeWarmCaveat(l *LargeResult, memGiB int) string {
+	moved := 2 * int64(l.Nodes) * l.FileBytes
+	if memGiB <= 0 || moved <= int64(memGiB)<<30 {
+		return ""
+	}
+	return fmt.Sprintf("The cold pass put %.0f GiB through this host's page cache (%d mounts' copies of the file and %d spill directories' "+
+		"chunk files) against its %d GiB of memory, so the warm rounds below read a file the kernel had partly evicted, the native "+
+		"copy too: they are not the page-cache comparison the warm targets mean, which the large-file section of a quick run "+
+		"(a smaller file) measures.\n\n", float64(moved)/(1<<30), l.Nodes, l.Nodes, memGiB)
 }

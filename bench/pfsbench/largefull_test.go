@@ -15,6 +15,7 @@ func TestLargeFullSection(t *testing.T) {
 	started := time.Date(2026, 12, 7, 3, 40, 0, 0, time.UTC)
 	withRun := func(res *Results) *Results {
 		res.Started, res.Machine.Commit, res.Command, res.Elapsed = started, "abc1234", "pfsbench --full --workloads large", 512
+		res.Machine.MemGiB = 24
 		return res
 	}
 	issueSize := withRun(largeFixture())
@@ -42,12 +43,23 @@ func TestLargeFullSection(t *testing.T) {
 				"| large file: every node maps and dlopens a large .so: backend bytes / library size | 1.00× (117308864 of 117308864 bytes of libLLVM-15.so.1, 4 nodes) | backend bytes read = 1.00× the library | met |",
 				"dlopened `libLLVM-15.so.1` (111.9 MiB",
 				"### Large files through the tree (issue #10)",
+				// 32 × 2 × 1 GiB through 24 GiB of memory
+				"The cold pass put 64 GiB through this host's page cache",
 			},
 			notWant: []string{"not the issue's"},
 		},
 		{
+			name: "more than memory through the page cache", res: func() *Results {
+				res := withRun(largeFixture())
+				res.Machine.MemGiB = 1 // 4 nodes × 2 × 256 MiB = 2 GiB
+				return res
+			}(),
+			want: []string{"The cold pass put 2 GiB through this host's page cache (4 mounts' copies of the file and 4 spill directories' chunk files) against its 1 GiB of memory"},
+		},
+		{
 			name: "smaller, with why", res: withRun(largeFixture()), note: "Asked for 1024 MiB: /tmp had 9000 MiB free.",
-			want: []string{"This run: 4 nodes × 256 MiB, not the issue's 32 × 1024 MiB. Asked for 1024 MiB: /tmp had 9000 MiB free.\n"},
+			want:    []string{"This run: 4 nodes × 256 MiB, not the issue's 32 × 1024 MiB. Asked for 1024 MiB: /tmp had 9000 MiB free.\n"},
+			notWant: []string{"through this host's page cache"}, // 2 GiB in 24
 		},
 		{
 			name: "failed", res: failed,
