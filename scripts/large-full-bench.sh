@@ -11,7 +11,7 @@
 # Before running, the file size is halved until the spill directories
 # (N × (file + one chunk)), the emulator's backing copies and 2 GiB of
 # headroom fit the free space of ${TMPDIR:-/tmp}; the section then says so.
-# Needs root (FUSE mounts); make build first.
+# Needs root (FUSE mounts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 doc=${BENCH_DOC:-docs/BENCHMARKS.md}
@@ -22,8 +22,11 @@ if [ "${1:-}" = --from ]; then
   from=${2:?usage: $0 --from DIR}
   [ -f "$from/results.json" ] || { echo "$0: $from/results.json: no such file" >&2; exit 1; }
 fi
+# make build builds ./cmd/... only; the driver and the emulator too.
+go build -buildvcs=false -o bin/ ./cmd/copper-node ./bench/cmd/slowpfs ./bench/cmd/pfsbench
 note=""
 if [ -z "$from" ]; then
+  scripts/setup-test-deps.sh # fuse3, python3, libllvm15 (the .so every node dlopens)
   out=${1:-${TMPDIR:-/tmp}/copper-large-full}
   nodes=${LARGE_NODES:-32}
   want=${LARGE_BYTES:-1073741824}
