@@ -101,6 +101,18 @@ if [ -n "$mem_section" ]; then
   mem_section=$(awk -v note="$mem_note" 'NR == 1 { print; print ""; print note; next } { print }' <<<"$mem_section")
 fi
 
+# The large-file workload at the issue's size belongs to
+# scripts/large-full-bench.sh: a full run writes it from its own pfsbench
+# run (below), a quick one carries it over, saying from which run.
+# (An earlier carry's note goes, with the blank line after it.)
+large_section=$(sed -n '/^<!-- large-full:begin/,/^<!-- large-full:end/p' "$out" 2>/dev/null |
+  awk '/^> Carried over/ { drop = 1; next } drop && /^$/ { drop = 0; next } { drop = 0; print }' || true)
+if [ -n "$large_section" ]; then
+  large_from=$(sed -n '1s/.* run=\([^ ]*\) commit=\([^ ]*\) .*/\1, commit \2/p' <<<"$large_section")
+  large_note="> Carried over from the run of ${large_from:-unknown date} (\`scripts/large-full-bench.sh\`), not measured by this run (\`make bench\` and \`make bench-large\` regenerate it)."
+  large_section=$(awk -v note="$large_note" 'NR == 2 { print; print ""; print note; next } { print }' <<<"$large_section")
+fi
+
 # median of metric $3 (default ns/op) of the benchmark lines matching $1
 med() {
   local v
@@ -248,6 +260,8 @@ $(sed 's/^/    /' <<<"$ca_raw")
 $(cat "$pfs_out/bench-results.md")
 ${mem_section:+
 $mem_section}
+${large_section:+
+$large_section}
 EOT
 } >"$out"
 progress "control plane at scale (scripts/controlplane-bench.sh)"
@@ -257,6 +271,8 @@ scripts/bench-model.sh --from "$pfs_out" "$model_probe"
 if [ "$mode" = full ]; then
   progress "memory against the cache budget (scripts/memcheck.sh)"
   MEMCHECK_LABEL="bench full" scripts/memcheck.sh >/dev/null
+  progress "large files at the issue's size, from this run's pfsbench (scripts/large-full-bench.sh --from)"
+  scripts/large-full-bench.sh --from "$pfs_out"
 fi
 progress "wrote $out"
 cat "$out"

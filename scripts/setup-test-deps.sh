@@ -28,6 +28,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v strace >/dev/null 2>&1 || need+=(strace) # bench: records an import once for replay
 [ -r /usr/share/lmod/lmod/init/bash ] || need+=(lmod) # packaging: module use / module load
 command -v man >/dev/null 2>&1 || need+=(man-db)      # packaging: man -w finds the pages
+[ -e /usr/lib/x86_64-linux-gnu/libLLVM-15.so.1 ] || need+=(libllvm15) # large files: the big .so mapped and dlopened through mounts
 
 # Without recommends: SciPy's pull in boost and pythran headers, far from cheap.
 lean=()

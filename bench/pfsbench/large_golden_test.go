@@ -54,6 +54,7 @@ func largeFixture() *Results {
 			Passes: []LargeModeRow{machine(ModeDirect, 5.12, 4*256<<20), machine(ModeCopper, 2.5, 256<<20),
 				scale(ModeDirect, 27.6, 4*64<<20), scale(ModeCopper, 7.4, 64<<20)},
 			RefNodes: 2048, RefServerBandwidth: 5_000_000_000,
+			Dlopen:      &LargeDlopen{Library: "libLLVM-15.so.1", Bytes: 117308864, Nodes: 4, WallS: 6.5, BackendBytes: 117308864},
 			Memory:      []LargeNodeMemory{mem(0, 90<<20, 256<<20), mem(1, 100<<20, 256<<20), mem(2, 140<<20, 270<<20)},
 			KernelPath:  "page_cache (this kernel does not offer FUSE passthrough)",
 			CopperFlags: "--large-files chunked --chunk-bytes 4194304",
@@ -80,6 +81,7 @@ func TestLargeSectionGolden(t *testing.T) {
 	l := noScale.Large
 	l.Passes, l.RefNodes, l.RefServerBandwidth = l.Passes[:2], 0, 0
 	l.ServedColdMiBs, l.WarmMmapFaults, l.KernelPath = 0, 0, "passthrough"
+	l.Dlopen = &LargeDlopen{Skipped: "/usr/lib/x86_64-linux-gnu/libLLVM-15.so.1 not installed (Debian package libllvm15)"}
 	failed := largeFixture()
 	failed.Large.Error = "copper: 4 readers not done after 10m0s"
 

@@ -47,6 +47,7 @@ func (res *Results) largeSection(b *strings.Builder) {
 			"the same file with the mount's pages of it dropped (posix_fadvise DONTNEED), every READ answered from the node's chunk "+
 			"store, %.0f MiB/s (median of %d).\n\n", l.Nodes-1, l.FileBytes>>20, l.ServedColdMiBs, l.ServedSpillMiBs, l.WarmRounds)
 	}
+	l.dlopenText(w)
 	l.faultsText(w)
 	if len(l.Passes) > 0 {
 		w("Each pass against its two lower bounds: the *CPU floor* (CPU seconds of the readers, the copper daemons and the emulator over "+
@@ -98,4 +99,22 @@ func (l *LargeResult) faultsText(w func(format string, args ...any)) {
 			"the kernel's choice: copper's mount options do not raise it on a kernel without FUSE large folios.\n\n",
 			folioText(l.WarmFolios), folioText(l.NativeFolios))
 	}
+}
+
+// dlopenText says how every node's map and dlopen of a large shared
+// library went, or why it was not run.
+func (l *LargeResult) dlopenText(w func(format string, args ...any)) {
+	d := l.Dlopen
+	switch {
+	case d == nil:
+		return
+	case d.Skipped != "":
+		w("The map and dlopen of a large shared library was not run: %s; `service` TestMountLargeSharedLibraryMmapAndDlopen "+
+			"installs it and checks the same on a 2-node tree.\n\n", d.Skipped)
+		return
+	}
+	w("After these reads, %d nodes at once each mapped whole (SHA-256 checked) and dlopened `%s` (%.1f MiB, the biggest shared library "+
+		"a Debian package ships here), every one through its own mount (rank 0's is the root, the others non-root), each in its own python3: "+
+		"%.2f s for all; the filesystem served %d bytes, %.2f× the library.\n\n",
+		d.Nodes, d.Library, mib(d.Bytes), d.WallS, d.BackendBytes, float64(d.BackendBytes)/float64(max(d.Bytes, 1)))
 }

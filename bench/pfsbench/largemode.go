@@ -90,6 +90,9 @@ type LargeResult struct {
 	RefNodes           int            `json:"ref_nodes,omitempty"`
 	RefServerBandwidth int64          `json:"ref_server_bandwidth_bytes_per_s,omitempty"`
 
+	// Every node maps and dlopens a large shared library at once.
+	Dlopen *LargeDlopen `json:"dlopen,omitempty"`
+
 	Memory      []LargeNodeMemory `json:"memory"`
 	KernelPath  string            `json:"kernel_path"`
 	CopperFlags string            `json:"copper_flags"`
@@ -124,10 +127,12 @@ func (r *runner) runLarge(ctx context.Context) {
 	_ = os.Remove(filepath.Join(r.backing, largeFile))
 	_ = os.Remove(filepath.Join(r.backing, largeScaleFile))
 	_ = os.Remove(filepath.Join(r.backing, largeServedFile))
+	_ = os.Remove(filepath.Join(r.backing, largeLibFile))
 }
 
 // large runs the workload's steps in order: the files, the direct and
-// copper passes, memory, the warm and served reads, the scale model.
+// copper passes, memory, the warm and served reads, the dlopen, the
+// scale model.
 func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) error {
 	host := filepath.Join(r.backing, largeFile)
 	if lc.Timeout <= 0 {
@@ -139,6 +144,10 @@ func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) er
 		return err
 	}
 	servedSum, err := writeLargeFile(filepath.Join(r.backing, largeServedFile), lc.Bytes)
+	if err != nil {
+		return err
+	}
+	libSum, libWhy, err := copyLargeLib(r.backing)
 	if err != nil {
 		return err
 	}
@@ -165,7 +174,7 @@ func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) er
 		"--cache-memory-bytes", strconv.FormatInt(lc.CacheBytes, 10)}
 	res.CopperFlags = strings.Join(flags, " ")
 	copperMark := r.cleanup.mark()
-	copperRow, tree, err := r.largeCopper(ctx, lc, largeFile, lc.Bytes, sum, params, flags)
+	copperRow, tree, em, err := r.largeCopper(ctx, lc, largeFile, lc.Bytes, sum, params, flags)
 	if err != nil {
 		return err
 	}
@@ -187,6 +196,12 @@ func (r *runner) large(ctx context.Context, lc LargeConfig, res *LargeResult) er
 	// Served: one reader on the same mount, a file no node has read.
 	if err := r.largeServed(ctx, lc, res, leafMount, servedSum); err != nil {
 		return err
+	}
+	res.Dlopen = &LargeDlopen{Skipped: libWhy}
+	if libWhy == "" {
+		if res.Dlopen, err = r.largeDlopen(ctx, lc, tree, em, libSum); err != nil {
+			return fmt.Errorf("dlopen: %w", err)
+		}
 	}
 	if err := r.cleanup.popTo(copperMark); err != nil {
 		return err

@@ -110,19 +110,19 @@ func (r *runner) largeDirect(ctx context.Context, lc LargeConfig, file string, s
 // tree over one PFS client of an emulator with params. The tree and
 // the emulator stay up (the caller pops them).
 func (r *runner) largeCopper(ctx context.Context, lc LargeConfig, file string, size int64, sum uint32, params slowpfs.Params,
-	flags []string) (LargeModeRow, *copperTree, error) {
+	flags []string) (LargeModeRow, *copperTree, *emulator, error) {
 	row := LargeModeRow{Mode: ModeCopper, Nodes: lc.Nodes, FileBytes: size, Bandwidth: params.Bandwidth}
 	em, err := r.startEmulator(ctx, 1, params)
 	if err != nil {
-		return row, nil, err
+		return row, nil, nil, err
 	}
 	job := fmt.Sprintf("pfsbench-large-%d", time.Now().UnixNano())
 	tree, err := r.startCopper(ctx, lc.Nodes, em.clients[0], job, flags...)
 	if err != nil {
-		return row, nil, err
+		return row, nil, nil, err
 	}
 	if _, err := em.reset(ctx); err != nil {
-		return row, nil, err
+		return row, nil, nil, err
 	}
 	paths := make([]string, lc.Nodes)
 	for i := range paths {
@@ -131,16 +131,16 @@ func (r *runner) largeCopper(ctx context.Context, lc LargeConfig, file string, s
 	cpu := markCPU(tree.pids, em.cmd.Process.Pid)
 	d, err := readersAt(paths, size, sum, lc.Timeout)
 	if err != nil {
-		return row, nil, fmt.Errorf("copper: %w", err)
+		return row, nil, nil, fmt.Errorf("copper: %w", err)
 	}
 	row.since(cpu, tree.pids, em.cmd.Process.Pid)
 	snap, err := em.reset(ctx)
 	if err != nil {
-		return row, nil, err
+		return row, nil, nil, err
 	}
 	row.WallS, row.BackendBytes = d.Seconds(), snap.Model.DataBytes
 	row.judge(runtime.NumCPU())
-	return row, tree, nil
+	return row, tree, em, nil
 }
 
 // readersAt reads the file once from each of paths at the same time and

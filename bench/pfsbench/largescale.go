@@ -42,7 +42,7 @@ func (r *runner) largeScale(ctx context.Context, lc LargeConfig, res *LargeResul
 		return fmt.Errorf("scale model: %w", err)
 	}
 	mark := r.cleanup.mark()
-	copperRow, _, err := r.largeCopper(ctx, lc, largeScaleFile, lc.ScaleBytes, sum, params, flags)
+	copperRow, _, _, err := r.largeCopper(ctx, lc, largeScaleFile, lc.ScaleBytes, sum, params, flags)
 	if err != nil {
 		return fmt.Errorf("scale model: %w", err)
 	}

@@ -1,6 +1,9 @@
 package pfsbench
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // largeTargets are the targets for the large-file workload.
 func (res *Results) largeTargets() []Target {
@@ -26,7 +29,7 @@ func (res *Results) largeTargets() []Target {
 		for i := range names {
 			out[i] = notMeasured(names[i], goals[i], why)
 		}
-		return out
+		return slices.Insert(out, 6, notMeasured(dlopenTargetName, dlopenTargetGoal, why))
 	}
 	var worstRSS, worstSpill float64
 	for _, m := range l.Memory {
@@ -54,6 +57,7 @@ func (res *Results) largeTargets() []Target {
 	ts[3].judge(false)
 	ts[4].judge(true)
 	ts[5].judge(true)
+	ts = append(ts, l.dlopenTarget())
 	sd, sc := l.pass("scale", ModeDirect), l.pass("scale", ModeCopper)
 	if sd == nil || sc == nil || sc.WallS <= 0 {
 		ts = append(ts, notMeasured(names[6], goals[6], "scale model not run"))
@@ -74,4 +78,28 @@ func (l *LargeResult) pass(model, mode string) *LargeModeRow {
 		}
 	}
 	return nil
+}
+
+// The dlopen target's name and goal.
+const (
+	dlopenTargetName = "large file: every node maps and dlopens a large .so: backend bytes / library size"
+	dlopenTargetGoal = "backend bytes read = 1.00× the library"
+)
+
+// dlopenTarget is the library every node maps and dlopens: read from the
+// filesystem once.
+func (l *LargeResult) dlopenTarget() Target {
+	const name, goal = dlopenTargetName, dlopenTargetGoal
+	d := l.Dlopen
+	if d == nil || d.Skipped != "" || d.Bytes <= 0 {
+		why := "not run"
+		if d != nil && d.Skipped != "" {
+			why = "not run: " + d.Skipped
+		}
+		return notMeasured(name, goal, why)
+	}
+	t := Target{Name: name, Goal: goal, Value: float64(d.BackendBytes) / float64(d.Bytes), Limit: 1,
+		Result: fmt.Sprintf("%.2f× (%d of %d bytes of %s, %d nodes)", float64(d.BackendBytes)/float64(d.Bytes), d.BackendBytes, d.Bytes, d.Library, d.Nodes)}
+	t.judge(true)
+	return t
 }

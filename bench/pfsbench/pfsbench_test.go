@@ -192,7 +192,14 @@ func TestRunEndToEnd(t *testing.T) {
 	assert.Equal(t, 3*scale.FileBytes, scale.BackendBytes)
 	assert.Equal(t, res.Large.pass("scale", ModeCopper).FileBytes, res.Large.pass("scale", ModeCopper).BackendBytes)
 
-	assert.Len(t, res.Targets, 14)
+	// Every node mapped and dlopened the library; the root read it once
+	// (scripts/setup-test-deps.sh installs it).
+	require.NotNil(t, res.Large.Dlopen)
+	require.Empty(t, res.Large.Dlopen.Skipped)
+	assert.Equal(t, 3, res.Large.Dlopen.Nodes)
+	assert.Equal(t, res.Large.Dlopen.Bytes, res.Large.Dlopen.BackendBytes)
+
+	assert.Len(t, res.Targets, 15)
 	for _, tg := range res.Targets {
 		assert.True(t, tg.Measured, "target %q: %s", tg.Name, tg.Result)
 	}

@@ -45,6 +45,9 @@ func run(args []string) int {
 		}
 		return 0
 	}
+	if len(args) > 0 && args[0] == pfsbench.LargeSectionCommand {
+		return largeSection(args[1:])
+	}
 
 	cfg, code, ok := parseArgs(args)
 	if !ok {
@@ -230,4 +233,24 @@ func (o *options) config(fs *pflag.FlagSet) (pfsbench.Config, int, bool) {
 		cfg.Scale.Modes = strings.Split(*o.scaleModes, ",")
 	}
 	return cfg, 0, true
+}
+
+// largeSection prints the large-full section of docs/BENCHMARKS.md from
+// a run's results.json: pfsbench large-section RESULTS.json [NOTE].
+func largeSection(args []string) int {
+	if len(args) < 1 || len(args) > 2 {
+		fmt.Fprintf(os.Stderr, "usage: pfsbench %s RESULTS.json [NOTE]\n", pfsbench.LargeSectionCommand)
+		return 2
+	}
+	res, err := pfsbench.LoadResults(args[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pfsbench %s: %v\n", pfsbench.LargeSectionCommand, err)
+		return 1
+	}
+	note := ""
+	if len(args) == 2 {
+		note = args[1]
+	}
+	fmt.Print(pfsbench.LargeFullSection(res, note))
+	return 0
 }
