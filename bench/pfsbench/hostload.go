@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hpc-copper/copper/bench/replay"
 )
 
 // HostLoad is the whole host's CPU over a window of the run (a phase, or
@@ -20,6 +22,21 @@ type HostLoad struct {
 	// OwnS is this run's processes' CPU in the window: clients, daemons,
 	// the emulator and (setup) the tar and copper-node children.
 	OwnS float64 `json:"own_s"`
+	// ClientsRunS and ClientsWaitS are the replay processes' own CPU and
+	// their time runnable but waiting for a CPU, summed over processes
+	// (each replay's thread's /proc/thread-self/schedstat, ns): the
+	// contention each row met, exact even where the window is far
+	// shorter than /proc/stat's ticks resolve. Zero for python imports.
+	ClientsRunS  float64 `json:"clients_run_s,omitempty"`
+	ClientsWaitS float64 `json:"clients_wait_s,omitempty"`
+}
+
+// withSched adds the replays' scheduler counters to the window.
+func (h *HostLoad) withSched(s replay.Sched) *HostLoad {
+	if h != nil {
+		h.ClientsRunS, h.ClientsWaitS = secs(s.Run), secs(s.Wait)
+	}
+	return h
 }
 
 // hostClock is a window's start.

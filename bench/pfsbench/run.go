@@ -209,10 +209,11 @@ type env struct {
 	roots  [][]string // per node, per process
 	setup  time.Duration
 	setupB *Backend
-	// staging: the N tar -x's CPU (children's rusage); reaped: this
-	// process's children's CPU before the setup (see setupCPU)
-	extractCPU, reaped time.Duration
-	host               hostClock // from the setup's start
+	// reaped: this process's children's CPU before the setup (see
+	// setupCPU); staging: the tar -c's and the N tar -x's CPU (rusage)
+	reaped   time.Duration
+	stageCPU stageCPU
+	host     hostClock // from the setup's start
 	// copper+prefetch: the wait for every node's prefetch (part of
 	// setup) and each node's summary.
 	prefetch          time.Duration
@@ -282,7 +283,7 @@ func (r *runner) startEnv(ctx context.Context, work, mode string, n int) (*env, 
 			return nil, err
 		}
 		var locals []string
-		if e.setup, locals, e.extractCPU, err = r.stage(ctx, e.em, n); err != nil {
+		if e.setup, locals, e.stageCPU, err = r.stage(ctx, e.em, n); err != nil {
 			return nil, err
 		}
 		each(func(i, _ int) string { return locals[i] })
@@ -371,7 +372,7 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 		}
 		row.CPUEmulatorS = secs(cpuTime(emuPid) - emuCPU)
 		row.CPUFloorS = (row.CPUClientsS + row.CPUDaemonsS + row.CPUEmulatorS) / float64(runtime.NumCPU())
-		row.Host = phaseHost.stop(time.Duration((row.CPUFloorS * float64(runtime.NumCPU())) * float64(time.Second)))
+		row.Host = phaseHost.stop(time.Duration((row.CPUFloorS * float64(runtime.NumCPU())) * float64(time.Second))).withSched(m.Sched)
 		if m.Divergences > 0 && mode != ModeLocal {
 			r.progress("%s N=%d %s %s: %d replay divergences, first: %s", mode, n, work, row.Phase, m.Divergences, m.First)
 		}
@@ -517,8 +518,8 @@ func (e *env) setupCPU(daemonCPU []time.Duration) *SetupCPU {
 	switch {
 	case e.tree != nil:
 		return &SetupCPU{DaemonStartS: secs(sumDurations(daemonCPU) + childrenCPU() - e.reaped)}
-	case e.extractCPU > 0:
-		return &SetupCPU{ExtractS: secs(e.extractCPU)}
+	case e.stageCPU.extract > 0:
+		return &SetupCPU{ExtractS: secs(e.stageCPU.extract), CreateS: secs(e.stageCPU.create)}
 	}
 	return nil
 }

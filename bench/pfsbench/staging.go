@@ -18,7 +18,11 @@ import (
 type SetupCPU struct {
 	DaemonStartS float64 `json:"daemon_start_s,omitempty"` // copper: the daemons' CPU from their start to the cold phase (/proc/<pid>/stat) and their reaped foreground processes' (rusage)
 	ExtractS     float64 `json:"extract_s,omitempty"`      // staging: the N tar -x's CPU (children's rusage)
+	CreateS      float64 `json:"create_s,omitempty"`       // staging: the tar -c's CPU through PFS client 0 (children's rusage)
 }
+
+// stageCPU is the staging's children's CPU: the one tar -c, the N tar -x.
+type stageCPU struct{ create, extract time.Duration }
 
 // stagingTar is where the staging mode's tarball lives on the emulated
 // filesystem, beside (not inside) the package tree.
@@ -29,22 +33,23 @@ const stagingTar = "_staging/site.tar"
 // read through that node's PFS client, into a node-local directory.
 // Writing the tarball to the PFS is not charged (the emulator models
 // reads); reading the tree for it and every node's read of it are.
-// extractCPU is the CPU the N tar -x spent (the children's rusage over
-// the extraction): the scale model charges it, measured in the run it
+// cpu is the CPU the tar -c and the N tar -x spent (the children's
+// rusage over each): the scale model charges it, measured in the run it
 // validates against, not in a later tar on a differently loaded host.
-func (r *runner) stage(ctx context.Context, em *emulator, n int) (elapsed time.Duration, locals []string, extractCPU time.Duration, err error) {
+func (r *runner) stage(ctx context.Context, em *emulator, n int) (elapsed time.Duration, locals []string, cpu stageCPU, err error) {
 	tarball := filepath.Join(r.backing, stagingTar)
 	if err := os.MkdirAll(filepath.Dir(tarball), 0o755); err != nil {
-		return 0, nil, 0, err
+		return 0, nil, stageCPU{}, err
 	}
 	r.cleanup.push("remove staged copies", func() error {
 		return errors.Join(os.RemoveAll(filepath.Dir(tarball)), os.RemoveAll(r.localDir))
 	})
-	start := time.Now()
+	start, created := time.Now(), childrenCPU()
 	if _, err := runBounded(ctx, r.cfg.StepTimeout, nil, "tar", "-cf", tarball, "-C", em.clients[0], "site"); err != nil {
-		return 0, nil, 0, fmt.Errorf("staging: tar the tree: %w", err)
+		return 0, nil, stageCPU{}, fmt.Errorf("staging: tar the tree: %w", err)
 	}
 	before := childrenCPU()
+	cpu.create = before - created
 	locals = make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -60,11 +65,11 @@ func (r *runner) stage(ctx context.Context, em *emulator, n int) (elapsed time.D
 		})
 	}
 	wg.Wait()
-	extractCPU = childrenCPU() - before
+	cpu.extract = childrenCPU() - before
 	if err := errors.Join(errs...); err != nil {
-		return 0, nil, 0, fmt.Errorf("staging: extract on %d nodes: %w", n, err)
+		return 0, nil, stageCPU{}, fmt.Errorf("staging: extract on %d nodes: %w", n, err)
 	}
-	return time.Since(start), locals, extractCPU, nil
+	return time.Since(start), locals, cpu, nil
 }
 
 // childrenCPU is the user + system time of this process's waited-for

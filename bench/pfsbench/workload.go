@@ -79,6 +79,7 @@ type measure struct {
 	CPU         time.Duration   // user + system time of the client processes, start-up included
 	CPUPerNode  []time.Duration // the same, summed per node (node i's processes)
 	Procs       []time.Duration // per process: its own replay or import time
+	Sched       replay.Sched    // replays: their threads' CPU and wait for a CPU, summed
 	Divergences int
 	First       string
 }
@@ -234,6 +235,8 @@ func (r *runner) runReplay(ctx context.Context, roots [][]string, timeout time.D
 		}
 		for _, res := range rep.Results {
 			m.Procs = append(m.Procs, res.Duration)
+			m.Sched.Run += res.Sched.Run
+			m.Sched.Wait += res.Sched.Wait
 			m.Divergences += res.Divergences
 			if m.First == "" {
 				m.First = res.First

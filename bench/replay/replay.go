@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -18,6 +19,9 @@ type Result struct {
 	Divergences int           `json:"divergences"` // outcomes (success or errno) unlike the trace's
 	First       string        `json:"first_divergence,omitempty"`
 	Bytes       int64         `json:"bytes"` // bytes read, listed and touched
+	// Sched is the replay's thread's CPU and wait for a CPU (schedstat);
+	// zero where the kernel has none.
+	Sched Sched `json:"sched"`
 }
 
 // pageSize is the granularity at which a mapping is touched.
@@ -37,6 +41,10 @@ const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | u
 func Run(ctx context.Context, tr *Trace, root string) (Result, error) {
 	r := runner{root: root, fds: map[int]int{}}
 	defer r.closeAll()
+	// One thread for the whole replay, so its schedstat is the replay's.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	s0, sched := threadSched()
 	start := time.Now()
 	for i := range tr.Ops {
 		if i%64 == 0 && ctx.Err() != nil {
@@ -45,6 +53,9 @@ func Run(ctx context.Context, tr *Trace, root string) (Result, error) {
 		r.do(&tr.Ops[i])
 	}
 	r.res.Duration = time.Since(start)
+	if s1, ok := threadSched(); ok && sched {
+		r.res.Sched = s1.Sub(s0)
+	}
 	return r.res, nil
 }
 

@@ -200,7 +200,7 @@ func hostWindow(h *pfsbench.HostLoad) *HostWindow {
 	if h == nil {
 		return nil
 	}
-	return &HostWindow{WallS: h.WallS, BusyS: h.BusyS, OwnS: h.OwnS}
+	return &HostWindow{WallS: h.WallS, BusyS: h.BusyS, OwnS: h.OwnS, ClientsRunS: h.ClientsRunS, ClientsWaitS: h.ClientsWaitS}
 }
 
 func fmtList(vs []float64) string {
@@ -271,6 +271,9 @@ func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
 	s := cal.Sources
 	s["costs.client_op_native_s"] = "measured: N=1 local cold replay, clients' CPU (rusage) less the worker's start-up / (processes × traced operations)"
 	s["costs.client_op_mount_s"] = "measured: N=1 copper warm replay (no request reaches the daemon), clients' CPU / (processes × operations)"
+	if k.ClientOpStaged > 0 {
+		s["costs.client_op_staged_s"] = "measured: N=1 staging warm replay (on the node's own extracted copy), clients' CPU less the worker's start-up / (processes × operations)"
+	}
 	s["costs.client_req_s"] = "measured: N=1 direct warm replay, clients' CPU beyond client_op_mount_s / the emulator's counted requests"
 	s["costs.client_byte_s"] = "measured: N=1 direct cold replay, clients' CPU beyond operations and requests / bytes read"
 	s["costs.emulator_op_s"] = "measured: N=1 direct warm replay, the emulator's CPU / its counted requests"
@@ -304,6 +307,10 @@ func fitOpCosts(k *Costs, pick func(mode, phase string) (*pfsbench.Row, error), 
 	procOps := func(r *pfsbench.Row) float64 { return perNode(r) * float64(procs*len(w.Ops)) }
 	k.ClientOpNative = clients(local) / procOps(local)
 	k.ClientOpMount = clients(cw) / procOps(cw)
+	// Staging's warm replay, where the run has one, on the node's own copy.
+	if sw, err := pick(pfsbench.ModeStaging, "warm"); err == nil && sw != nil {
+		k.ClientOpStaged = clients(sw) / procOps(sw)
+	}
 	rw, rc, bc := total(dw.Backend), total(dc.Backend), float64(dc.Backend.DataBytes)
 	if rw == 0 || bc == 0 {
 		return errors.New("direct rows: no requests or no bytes counted")

@@ -17,6 +17,10 @@ import (
 type Costs struct {
 	ClientOpNative float64 `json:"client_op_native_s"` // one traced syscall on local disk
 	ClientOpMount  float64 `json:"client_op_mount_s"`  // one traced syscall through a FUSE mount, kernel-cached
+	// ClientOpStaged is one traced syscall on a node's staged copy (local
+	// disk, one copy per node, not the one tree local mode shares); 0 =
+	// not measured, ClientOpNative.
+	ClientOpStaged float64 `json:"client_op_staged_s,omitempty"`
 	ClientReq      float64 `json:"client_req_s"`       // a client's side of one FUSE request (kernel, wake-ups)
 	ClientByte     float64 `json:"client_byte_s"`      // per byte read through a FUSE mount
 	EmulatorOp     float64 `json:"emulator_op_s"`      // the emulator's CPU per request it serves (validation only)
@@ -28,8 +32,12 @@ type Costs struct {
 	NodeStartCPU   float64 `json:"node_start_cpu_s"`   // its CPU (0: unmeasured, the wall time is charged as CPU)
 	WorkerStartCPU float64 `json:"worker_start_cpu_s"` // a node's replay worker before release (Go start, trace parse): in its CPU, not its timed run
 	TarCreate      float64 `json:"tar_create_s"`       // tar -c of the package tree (local disk)
-	TarExtract     float64 `json:"tar_extract_s"`      // tar -x of it (local disk), wall
-	TarExtractCPU  float64 `json:"tar_extract_cpu_s"`  // its CPU part (the rest waits on the disk)
+	// TarCreateCPU is staging's tar -c through the filesystem's mount,
+	// its CPU (its syscalls' client side included); 0 = not measured,
+	// TarCreate is charged beyond the per-request costs.
+	TarCreateCPU  float64 `json:"tar_create_cpu_s,omitempty"`
+	TarExtract    float64 `json:"tar_extract_s"`     // tar -x of it (local disk), wall
+	TarExtractCPU float64 `json:"tar_extract_cpu_s"` // its CPU part (the rest waits on the disk)
 	// GatherPerRank is rank 0's serve time of the launch's all-gather per
 	// rank (bootstrap.Serve; 0 = not measured, the launch not modelled).
 	GatherPerRank float64 `json:"gather_per_rank_s,omitempty"`
@@ -118,6 +126,10 @@ type HostWindow struct {
 	WallS float64 `json:"wall_s"`
 	BusyS float64 `json:"busy_s"`
 	OwnS  float64 `json:"own_s"`
+	// The replay processes' CPU and wait for a CPU, summed (schedstat;
+	// pfsbench's HostLoad): zero in a calibration from before them.
+	ClientsRunS  float64 `json:"clients_run_s,omitempty"`
+	ClientsWaitS float64 `json:"clients_wait_s,omitempty"`
 }
 
 // minWindowS is the shortest window whose busy time says something:
@@ -137,6 +149,27 @@ func (h *HostWindow) Available(cores int) (float64, bool) {
 	return min(c, max(c/8, c-others)), true // a floor: ticks are coarse
 }
 
+// SchedAvailable is the cores' worth the other jobs left a replay
+// phase, from the replay processes' own scheduler counters. A replay
+// that waited for a CPU (schedstat's wait > 0, exact at any length,
+// where /proc/stat's 10 ms ticks are not) ran on a saturated host, where
+// what the others left the run is what it got: its CPU in the phase
+// (OwnS, rusage and /proc/<pid>/stat, not ticks) less the workers'
+// start-up before the release (startCPU, measured apart), over the
+// run's time. One that never waited was left every core. False without
+// the counters (a calibration from before them, python imports, setups).
+func (h *HostWindow) SchedAvailable(cores int, runS, startCPU float64) (float64, bool) {
+	if h == nil || h.ClientsRunS <= 0 || runS <= 0 {
+		return 0, false
+	}
+	c := float64(cores)
+	if h.ClientsWaitS <= 0 {
+		return c, true
+	}
+	own := max(h.ClientsRunS, h.OwnS-startCPU)
+	return min(c, max(c/8, own/runS)), true
+}
+
 // Check refuses a calibration the model cannot run on.
 func (c *Calibration) Check() error {
 	var errs []error
@@ -146,10 +179,10 @@ func (c *Calibration) Check() error {
 		}
 	}
 	costs := func(prefix string, k Costs) {
-		for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount,
+		for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount, "client_op_staged_s": k.ClientOpStaged,
 			"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte,
 			"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart, "node_start_cpu_s": k.NodeStartCPU, "worker_start_cpu_s": k.WorkerStartCPU,
-			"tar_create_s": k.TarCreate, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "gather_per_rank_s": k.GatherPerRank} {
+			"tar_create_s": k.TarCreate, "tar_create_cpu_s": k.TarCreateCPU, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "gather_per_rank_s": k.GatherPerRank} {
 			pos(prefix+name, v)
 		}
 	}
@@ -160,7 +193,7 @@ func (c *Calibration) Check() error {
 	pos("net_latency_s", c.Machine.NetLatency)
 	for i, m := range c.Measured {
 		for _, h := range []*HostWindow{m.Host, m.SetupHost} {
-			if h != nil && !(h.WallS >= 0 && h.BusyS >= 0 && h.OwnS >= 0 && !math.IsInf(h.WallS+h.BusyS+h.OwnS, 0)) {
+			if h != nil && !(h.WallS >= 0 && h.BusyS >= 0 && h.OwnS >= 0 && h.ClientsRunS >= 0 && h.ClientsWaitS >= 0 && !math.IsInf(h.WallS+h.BusyS+h.OwnS+h.ClientsRunS+h.ClientsWaitS, 0)) {
 				errs = append(errs, fmt.Errorf("calibration measured row %d (%s N=%d %s): host window %+v: want finite values ≥ 0", i, m.Mode, m.Nodes, m.Phase, *h))
 			}
 		}

@@ -26,17 +26,17 @@ func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
 // sets the two side by side.
 func (rep *Report) runValidation(cal *Calibration, _ Plan) error {
 	type key struct {
-		mode  string
-		nodes int
-		avail float64
+		mode        string
+		nodes       int
+		avail, left float64
 	}
 	memo := map[key]Result{}
-	run := func(mode string, nodes int, avail float64) (Result, error) {
-		k := key{mode, nodes, avail}
+	run := func(mode string, nodes int, avail, left float64) (Result, error) {
+		k := key{mode, nodes, avail, left}
 		if r, ok := memo[k]; ok {
 			return r, nil
 		}
-		r, err := Run(cal, Scenario{Mode: mode, Nodes: nodes, Procs: cal.Procs, Host: true, Available: avail})
+		r, err := Run(cal, Scenario{Mode: mode, Nodes: nodes, Procs: cal.Procs, Host: true, Available: avail, Left: left})
 		memo[k] = r
 		return r, err
 	}
@@ -64,8 +64,8 @@ func (rep *Report) runValidation(cal *Calibration, _ Plan) error {
 // the model: each time at the cores' worth the row's window left the run
 // (the probe's share when the window is too short to tell), and on an
 // idle host.
-func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string, int, float64) (Result, error)) error {
-	idle, err := run(m.Mode, m.Nodes, float64(cal.HostCores))
+func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string, int, float64, float64) (Result, error)) error {
+	idle, err := run(m.Mode, m.Nodes, float64(cal.HostCores), 0)
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,10 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 	// a phase that keeps fewer cores busy (on an idle host) than it is
 	// left is not slowed (SpeedShare).
 	at := func(h *HostWindow, phase string) (Result, float64, error) {
-		a, ok := h.Available(cal.HostCores)
+		a, ok := h.SchedAvailable(cal.HostCores, m.RunS, float64(m.Nodes)*cal.Costs.WorkerStartCPU)
+		if !ok {
+			a, ok = h.Available(cal.HostCores)
+		}
 		if !ok {
 			a, _ = cal.RunAvailable() // 0 without windows: the probe's share
 		}
@@ -85,7 +88,7 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 			}
 			speed = SpeedShare(cal.HostCores, a, want)
 		}
-		r, err := run(m.Mode, m.Nodes, speed)
+		r, err := run(m.Mode, m.Nodes, speed, a)
 		if a == 0 {
 			a = HostShare(cal.HostCores, cal.HostAvailable, m.Nodes*(cal.Procs+1)+1)
 		}
@@ -95,9 +98,9 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 	if err != nil {
 		return err
 	}
-	add := func(what string, measured, modelled, modelledIdle, avail float64, fromRow bool) {
+	add := func(what string, measured, modelled, modelledIdle, avail float64, fromRow, sched bool) {
 		v := ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what, Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle,
-			Error: (modelled - measured) / measured, Command: m.Command, Available: avail, AvailableMeasured: fromRow,
+			Error: (modelled - measured) / measured, Command: m.Command, Available: avail, AvailableMeasured: fromRow, AvailableSched: sched,
 			HeldOut: cal.HeldOutNodes > 0 && m.Nodes == cal.HeldOutNodes}
 		if what != "setup" {
 			v.Scatter = max(0, m.ProcMaxS-m.ProcMedianS)
@@ -105,6 +108,7 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 		rep.Validation = append(rep.Validation, v)
 	}
 	_, phaseMeasured := m.Host.Available(cal.HostCores)
+	_, phaseSched := m.Host.SchedAvailable(cal.HostCores, m.RunS, float64(m.Nodes)*cal.Costs.WorkerStartCPU)
 	if m.CPUS > 0 {
 		cpu := CPURow{Mode: m.Mode, Nodes: m.Nodes, Phase: m.Phase, Measured: m.CPUS, Modelled: r.ColdCPUS}
 		if m.Phase == "warm" {
@@ -123,17 +127,17 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 		}
 	}
 	if m.Phase != "cold" {
-		add("warm run", m.RunS, r.WarmS, idle.WarmS, avail, phaseMeasured)
+		add("warm run", m.RunS, r.WarmS, idle.WarmS, avail, phaseMeasured || phaseSched, phaseSched)
 		return nil
 	}
-	add("cold run", m.RunS, r.ColdS, idle.ColdS, avail, phaseMeasured)
+	add("cold run", m.RunS, r.ColdS, idle.ColdS, avail, phaseMeasured || phaseSched, phaseSched)
 	if m.Mode != ModeDirect {
 		rs, as, err := at(m.SetupHost, "setup")
 		if err != nil {
 			return err
 		}
 		_, setupMeasured := m.SetupHost.Available(cal.HostCores)
-		add("setup", m.SetupS, rs.SetupS, idle.SetupS, as, setupMeasured)
+		add("setup", m.SetupS, rs.SetupS, idle.SetupS, as, setupMeasured, false)
 	}
 	return nil
 }

@@ -25,6 +25,10 @@ func fitSetupCPU(cal *Calibration, res *pfsbench.Results) {
 			cal.Costs.NodeStartCPU = r.SetupCPU.DaemonStartS
 			cal.Sources["costs.node_start_cpu_s"] = "measured: N=1 copper cold replay, copper-node's CPU (/proc/<pid>/stat) from its start to the cold phase"
 		case r.Mode == pfsbench.ModeStaging && r.SetupCPU.ExtractS > 0:
+			if r.SetupCPU.CreateS > 0 {
+				cal.Costs.TarCreateCPU = r.SetupCPU.CreateS
+				cal.Sources["costs.tar_create_cpu_s"] = "measured: N=1 staging cold replay, its tar -c's user + system time through the emulator's mount (children's rusage, inside the run)"
+			}
 			// The wait beyond CPU (the disk) stays the timed tar's.
 			wait := max(0, cal.Costs.TarExtract-cal.Costs.TarExtractCPU)
 			cal.Costs.TarExtractCPU = r.SetupCPU.ExtractS

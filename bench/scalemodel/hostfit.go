@@ -90,14 +90,22 @@ func (cal *Calibration) fitHostCosts(res *pfsbench.Results, w *Workload) error {
 	}
 	// Extraction alike: the pooled tar -x CPU per node of the staging
 	// setups, the wait beyond it the N=1 one's.
-	var xcpu float64
-	var xnodes int
+	// The tar -c (one per setup) pooled per setup.
+	var xcpu, ccpu float64
+	var xnodes, cruns int
 	for _, r := range res.Runs {
 		if r.Workload == pfsbench.WorkReplay && r.Mode == pfsbench.ModeStaging && r.Phase == "cold" && r.Error == "" &&
 			contains(fit, r.Nodes) && r.SetupCPU != nil && r.SetupCPU.ExtractS > 0 {
 			xcpu += r.SetupCPU.ExtractS
 			xnodes += r.Nodes
+			if r.SetupCPU.CreateS > 0 {
+				ccpu += r.SetupCPU.CreateS
+				cruns++
+			}
 		}
+	}
+	if cruns > 0 && cal.Costs.TarCreateCPU > 0 {
+		host.TarCreateCPU = ccpu / float64(cruns)
 	}
 	// And a daemon start's CPU: the copper setups' pooled per daemon.
 	var scpu float64
@@ -117,7 +125,7 @@ func (cal *Calibration) fitHostCosts(res *pfsbench.Results, w *Workload) error {
 		host.TarExtract = host.TarExtractCPU + max(0, cal.Costs.TarExtract-cal.Costs.TarExtractCPU)
 	}
 	cal.HostCosts, cal.HeldOutNodes, cal.FitNodes = &host, held, fit
-	cal.Sources["host_costs"] = fmt.Sprintf("fitted: the per-operation CPU costs (client syscalls, FUSE requests and bytes, the emulator's) by the N=1 formulas on the run's local, direct and copper-warm rows pooled over N = %s (sums of CPU, operations and counters), the staging setups' tar -x CPU per node and the copper setups' start CPU per daemon pooled alike; N = %d held out", fmtInts(fit), held)
+	cal.Sources["host_costs"] = fmt.Sprintf("fitted: the per-operation CPU costs (client syscalls, FUSE requests and bytes, the emulator's) by the N=1 formulas on the run's local, direct, copper-warm and staging-warm rows pooled over N = %s (sums of CPU, operations and counters), the staging setups' tar -x CPU per node, their tar -c's per setup and the copper setups' start CPU per daemon pooled alike; N = %d held out", fmtInts(fit), held)
 	return nil
 }
 
@@ -136,12 +144,18 @@ func fmtInts(ns []int) string {
 func (c Costs) onHost(h *Costs) Costs {
 	if h != nil {
 		c.ClientOpNative, c.ClientOpMount, c.ClientReq, c.ClientByte = h.ClientOpNative, h.ClientOpMount, h.ClientReq, h.ClientByte
+		if h.ClientOpStaged > 0 {
+			c.ClientOpStaged = h.ClientOpStaged
+		}
 		c.EmulatorOp, c.EmulatorByte = h.EmulatorOp, h.EmulatorByte
 		if h.HopCPU > 0 {
 			c.HopCPU = h.HopCPU
 		}
 		if h.NodeStartCPU > 0 {
 			c.NodeStartCPU = h.NodeStartCPU
+		}
+		if h.TarCreateCPU > 0 {
+			c.TarCreateCPU = h.TarCreateCPU
 		}
 		if h.TarExtractCPU > 0 {
 			c.TarExtract, c.TarExtractCPU = h.TarExtract, h.TarExtractCPU

@@ -57,6 +57,9 @@ func (rep *Report) mdInputs(p printf) {
 	if k.ClientOpNative > 0 {
 		p("| FUSE overhead of a cached syscall, mount vs local disk | %.2f× | measured: the two rows above (the trace's warm replay through copper's mount against the same replay on local disk; `bench/statloop` measures the same for one stat in `make bench`) |\n", k.ClientOpMount/k.ClientOpNative)
 	}
+	if k.ClientOpStaged > 0 {
+		row("client syscall, a node's staged copy (staging)", us(k.ClientOpStaged), "costs.client_op_staged_s")
+	}
 	row("client side of a FUSE request", us(k.ClientReq), "costs.client_req_s")
 	row("client per byte through FUSE", fmt.Sprintf("%.2f ns", k.ClientByte*1e9), "costs.client_byte_s")
 	row("emulator per request (validation only)", us(k.EmulatorOp), "costs.emulator_op_s")
@@ -76,8 +79,8 @@ func (rep *Report) mdInputs(p printf) {
 		row("all-gather, rank 0 per rank (projection's launch)", us(k.GatherPerRank), "costs.gather_per_rank_s")
 	}
 	if h := rep.HostCosts; h != nil {
-		p("| this host (validation only): client syscall local / mount, FUSE request, per byte; emulator per request, per byte; tar -x CPU per node; start CPU per daemon | %s / %s, %s, %.2f ns; %s, %.2f ns; %.3f s; %.3f s | %s |\n",
-			us(h.ClientOpNative), us(h.ClientOpMount), us(h.ClientReq), h.ClientByte*1e9, us(h.EmulatorOp), h.EmulatorByte*1e9, h.TarExtractCPU, h.NodeStartCPU, rep.Sources["host_costs"])
+		p("| this host (validation only): client syscall local / mount / staged copy, FUSE request, per byte; emulator per request, per byte; tar -x CPU per node; start CPU per daemon | %s / %s / %s, %s, %.2f ns; %s, %.2f ns; %.3f s; %.3f s | %s |\n",
+			us(h.ClientOpNative), us(h.ClientOpMount), us(h.ClientOpStaged), us(h.ClientReq), h.ClientByte*1e9, us(h.EmulatorOp), h.EmulatorByte*1e9, h.TarExtractCPU, h.NodeStartCPU, rep.Sources["host_costs"])
 	}
 	row("tar -c of the tree", fmt.Sprintf("%.3f s", k.TarCreate), "costs.tar_create_s")
 	row("tar -x of the tree", fmt.Sprintf("%.3f s", k.TarExtract), "costs.tar_extract_s")
@@ -99,7 +102,7 @@ func (rep *Report) mdInputs(p printf) {
 // host is modelled.
 func (rep *Report) mdValidation(p printf) {
 	p("### Validation: measured vs modelled at N ≤ 32 (%d processes per node, this host's %d cores shared by all)\n\n", rep.ValidationProcs, rep.HostCores)
-	p("**This host, not a cluster node.** In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores and none of this host's sharing applies. The host is shared with other jobs, whose load changes from one row to the next, so each row is modelled at the cores' worth the other jobs left it *during that row* (*cores ours*: the host's cores less the other jobs' CPU over the row's window, from `/proc/stat` read by pfsbench around each phase and setup, the run's own CPU taken off; marked *p* where the row's window is under %.1f s, too short for /proc/stat's 10 ms ticks: those rows get the run's mean over all its windows; a run without windows would get the spin probes' share, %.2f cores' worth got by a probe around the run, %s, turned into the run's per-thread share by `HostShare`). A row whose demand on an idle host is below its share is not slowed (`SpeedShare`: the kernel shares per runnable thread). *Idle host* is the same model with both cores ours.\n\n",
+	p("**This host, not a cluster node.** In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores and none of this host's sharing applies. The host is shared with other jobs, whose load changes from one row to the next, so each row is modelled at the cores' worth the other jobs left it *during that row* (*cores ours*). Marked *s*, a replay phase: every replay process's thread reports its `/proc/thread-self/schedstat` (CPU run and time runnable but waiting for a CPU, in ns, exact at any length); a phase whose replays waited for a CPU ran on a saturated host, where what the other jobs left it is what it got: the run's own CPU in the phase (rusage and /proc/<pid>/stat: clients, daemons, emulator) less the workers' measured start-up, over the run's time; one that never waited is left every core. So on this host a phase's time check is mostly a check of its modelled CPU and of the waits the model adds, not an independent prediction of the other jobs. Unmarked, a setup: the host's cores less the other jobs' CPU over its window, from `/proc/stat` read by pfsbench around it, the run's own CPU taken off; marked *p* where the row's window is under %.1f s, too short for /proc/stat's 10 ms ticks: those rows get the run's mean over all its windows; a run without windows would get the spin probes' share, %.2f cores' worth got by a probe around the run, %s, turned into the run's per-thread share by `HostShare`). A row whose demand on an idle host is below its share is not slowed (`SpeedShare`: the kernel shares per runnable thread). *Idle host* is the same model with both cores ours.\n\n",
 		rep.HostCores, minWindowS, rep.HostAvailable, rep.Sources["host_available_cores"])
 	p("%s\n\n", rep.fitNote())
 	p("*Run's scatter* is the measured run's own noise: its slowest process's time minus its median's (every process replays the same trace, so the gap is the scheduler's; each row is one run, repeat count 1). *Within* says whether the error is within ±25%%, or else within that scatter (not counted as met).\n\n")
@@ -116,7 +119,10 @@ func (rep *Report) mdValidation(p printf) {
 			in = "scatter"
 		}
 		avail := fmt.Sprintf("%.2f", v.Available)
-		if !v.AvailableMeasured {
+		switch {
+		case v.AvailableSched:
+			avail += " s"
+		case !v.AvailableMeasured:
 			avail += " p"
 		}
 		p("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", v.Mode, v.Nodes, v.What, rep.role(v), secsStr(v.Measured), secsStr(v.Modelled), pct(v.Error), in, avail, sc, secsStr(v.ModelledIdle))
@@ -216,11 +222,11 @@ func (rep *Report) mdValidationSummary(p printf) {
 func (rep *Report) mdMisses(p printf) {
 	p("What the model charges for each quantity on this host (prose, no numbers; the rows above give the size):\n\n")
 	p("* **all rows**: the host's cores at the share the other jobs left the row (*cores ours*). On a saturated host a run's wall time is its CPU over that share, so a row's time error is mostly its CPU error (the CPU table below) and the rest is the waits the model adds (the emulator's slots and bandwidth, FUSE round trips, the readiness backoff).\n")
-	p("* **warm runs** (copper's mount fully cached, staging's local copy): client syscalls only, CPU-bound on the shared cores; one worker alone spends more CPU per operation than each of N sharing the cores, so this host's costs are the pooled rows' (see above), not N=1's.\n")
+	p("* **warm runs** (copper's mount fully cached, staging's local copy): client syscalls only, CPU-bound on the shared cores; this host's costs are the pooled rows' (see above), not N=1's; staging's are its own warm rows' (one extracted copy per node costs more per syscall than local mode's one shared tree).\n")
 	p("* **copper setup** (tree-ready): every daemon's start CPU (this host: pooled per daemon) shared alike by the host's cores (all finish together), the rest of the N=1 start's wall time, then the readiness probes: a node whose parent is not yet tree-ready waits the probe's backoff (%.0f ms, doubling), so levels that start together become ready %.0f, %.0f, %.0f ms … apart.\n",
 		rep.Probe.Initial*1e3, rep.Probe.Initial*1e3, 3*rep.Probe.Initial*1e3, 7*rep.Probe.Initial*1e3)
-	p("* **staging setup**: tar -c through one client (its metadata operations at the emulator's slots), then every node's read of the tarball through the emulator's bandwidth and CPU, and its tar -x's measured CPU (this host: pooled per node; its read syscalls are inside it, not charged again), plus the timed tar's wait beyond its CPU.\n")
-	p("* **known misses**: rows of tens of milliseconds (N=1 and warm rows) sit in windows too short for /proc/stat's ticks, so they get the run's mean share, not their own (*p*); the per-operation CPU falls as N grows (shared wake-ups, cache), which the pooled fit averages over the fit rows; a row's own scatter is given, and rows within it but outside ±25%% are not counted as met.\n\n")
+	p("* **staging setup**: tar -c through one client (its metadata operations at the emulator's slots, its CPU as measured inside the run where recorded, beyond the requests' client side; one thread runnable, so the other jobs slow it by one thread's share, `SpeedShare(cores, cores ours, 1)`, not the extraction's), then every node's read of the tarball through the emulator's bandwidth and CPU, and its tar -x's measured CPU (this host: pooled per node; its read syscalls are inside it, not charged again), plus the timed tar's wait beyond its CPU.\n")
+	p("* **known misses**: setups have no schedstat (no replay runs in them): a copper setup of tens of milliseconds sits in a window too short for /proc/stat's ticks and gets the run's mean share (*p*); a daemon's start CPU grows with N (from the N=1 start to the pooled mean), which the pooled fit averages, and its CPU spent while probing its parent overlaps the probe backoff, which the model runs after the start; the per-operation CPU changes with N, which the pooled fit averages over the fit rows; a row's own scatter is given, and rows within it but outside ±25%% are not counted as met.\n\n")
 }
 
 // mdCounts writes the filesystem counters of the measured runs against

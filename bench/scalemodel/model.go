@@ -44,6 +44,11 @@ type Scenario struct {
 	// during the row it is set against; 0 = the calibration's probe
 	// through HostShare.
 	Available float64
+	// Left (Host mode) is the cores' worth the other jobs left the row,
+	// before SpeedShare turned it into Available for the row's demand:
+	// a step of the setup with one thread runnable (staging's tar -c)
+	// runs at SpeedShare(cores, Left, 1). 0 = at Available.
+	Left float64
 }
 
 // Result is what one scenario gives.
@@ -189,23 +194,32 @@ func (s *sim) setCosts() {
 	sc, cal := s.sc, s.cal
 	s.k = cal.Costs
 	if sc.Host {
-		s.k = cal.Costs.onHost(cal.HostCosts)
+		s.base = cal.Costs.onHost(cal.HostCosts)
 		// Other jobs share the host: each core runs ours slower.
 		share := HostShare(cal.HostCores, cal.HostAvailable, sc.Nodes*(sc.Procs+1)+1)
 		if sc.Available > 0 {
 			share = min(float64(cal.HostCores), sc.Available)
 		}
-		f := float64(cal.HostCores) / share
-		s.slow = f
-		for _, c := range []*float64{&s.k.ClientOpNative, &s.k.ClientOpMount, &s.k.ClientReq, &s.k.ClientByte, &s.k.EmulatorOp,
-			&s.k.EmulatorByte, &s.k.DaemonReq, &s.k.HopCPU, &s.k.HopByte, &s.k.TarExtractCPU, &s.k.NodeStartCPU} { // CPU seconds; the starts and tar are wall times
-			*c *= f
-		}
+		s.slow = float64(cal.HostCores) / share
+		s.k = s.base.slowed(s.slow)
 	}
 	s.clientOp = s.k.ClientOpMount
 	if sc.Mode == ModeStaging {
 		s.clientOp = s.k.ClientOpNative
+		if s.k.ClientOpStaged > 0 {
+			s.clientOp = s.k.ClientOpStaged
+		}
 	}
+}
+
+// slowed is k with its CPU costs f times longer (the starts and tar's
+// wall times stay).
+func (k Costs) slowed(f float64) Costs {
+	for _, c := range []*float64{&k.ClientOpNative, &k.ClientOpMount, &k.ClientOpStaged, &k.ClientReq, &k.ClientByte, &k.EmulatorOp,
+		&k.EmulatorByte, &k.DaemonReq, &k.HopCPU, &k.HopByte, &k.TarExtractCPU, &k.TarCreateCPU, &k.NodeStartCPU} {
+		*c *= f
+	}
+	return k
 }
 
 // simulate runs the setup, then a cold and a warm phase, into res.
@@ -226,7 +240,7 @@ func (s *sim) simulate(res *Result) {
 		res.SetupS = s.now
 		res.MetaOps, res.DataBytes, res.OpsByKind, res.FetchesPerKey = s.counters()
 	}
-	res.SetupCPUS = (s.hostBusy() - setupBusy) / s.slow
+	res.SetupCPUS = (s.hostBusy()-setupBusy)/s.slow + s.cpuAdj
 	// Cold, then warm, each from a release of every process at once.
 	busy := s.hostBusy()
 	res.ColdS, res.ColdMeanNodeS = s.phase(res.SetupS)

@@ -31,6 +31,10 @@ type sim struct {
 	clientOp float64
 	k        Costs   // the calibration's, slowed to the host's share in Host mode
 	slow     float64 // that slow-down (1 outside Host mode)
+	base     Costs   // Host mode: the host's costs before the slow-down
+	// cpuAdj corrects the setup's CPU (host busy / slow) for a step run
+	// at another slow-down (staging's tar -c).
+	cpuAdj float64
 
 	// counters of the current phase
 	ops     map[string]int64

@@ -54,6 +54,8 @@ type ValidationRow struct {
 	// during the row (AvailableMeasured) or the calibration's probe.
 	Available         float64 `json:"available_cores"`
 	AvailableMeasured bool    `json:"available_measured,omitempty"`
+	// AvailableSched: from the replays' schedstat (SchedAvailable).
+	AvailableSched bool `json:"available_sched,omitempty"`
 	// HeldOut: the row's N was left out of every fit (hostfit.go).
 	HeldOut bool `json:"held_out,omitempty"`
 }

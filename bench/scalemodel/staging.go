@@ -4,7 +4,6 @@ package scalemodel
 // (one client, one operation at a time), then every node reads the tar
 // through its own client and extracts it.
 func (s *sim) stage(then func()) {
-	k := s.k
 	t := s.cal.Workload.Tree
 	tarBytes := t.Bytes + s.sc.LargeBytes + int64(t.Files+t.Dirs)*1024 // headers and padding
 	var steps []func(func())
@@ -24,13 +23,27 @@ func (s *sim) stage(then func()) {
 			func(f func()) { s.serverOp(0, true, "open", "tar", 0, f) },
 			func(f func()) { s.dataRead(0, true, "tar", per, 1, f) })
 	}
+	// One tar -c: one thread runnable at a time (tar, or the emulator
+	// serving it), so the other jobs slow it by their share of one
+	// thread's, not of the extraction's N.
+	s.tarCreateSpeed()
+	b0 := s.hostBusy()
 	var run func(i int)
 	run = func(i int) {
 		if i < len(steps) {
 			steps[i](func() { run(i + 1) })
 			return
 		}
-		s.clientCPU(k.TarCreate, func() {
+		// Its own CPU beyond the requests' client side already charged:
+		// measured through the mount, or else tar -c on local disk.
+		k := s.k // the tar -c's speed
+		own := k.TarCreate
+		if k.TarCreateCPU > 0 {
+			n := int64(t.Files) * (2 + int64(chunks(per)))
+			own = max(0, k.TarCreateCPU-float64(n+3*int64(t.Dirs))*k.ClientReq-float64(t.Bytes)*k.ClientByte)
+		}
+		s.clientCPU(own, func() {
+			s.restoreSpeed(b0)
 			s.fanOutNodes(func(n, m int, done func()) {
 				s.serverOp(n, true, "lookup", "site.tar", m, func() {
 					s.serverOp(n, true, "open", "site.tar", m, func() {
@@ -41,6 +54,25 @@ func (s *sim) stage(then func()) {
 		})
 	}
 	s.at(0, func() { run(0) })
+}
+
+// tarCreateSpeed slows the CPU costs for one runnable thread (Host mode
+// with Left measured); restoreSpeed returns to the row's, counting the
+// CPU booked since busy0 at its own slow-down.
+func (s *sim) tarCreateSpeed() {
+	if s.host == nil || s.sc.Left <= 0 {
+		return
+	}
+	s.k = s.base.slowed(float64(s.cal.HostCores) / SpeedShare(s.cal.HostCores, s.sc.Left, 1))
+}
+
+func (s *sim) restoreSpeed(busy0 float64) {
+	if s.host == nil || s.sc.Left <= 0 {
+		return
+	}
+	f := float64(s.cal.HostCores) / SpeedShare(s.cal.HostCores, s.sc.Left, 1)
+	s.cpuAdj += (s.hostBusy() - busy0) * (1/f - 1/s.slow)
+	s.k = s.base.slowed(s.slow)
 }
 
 // extract is one node's tar -x: its CPU (on the host's cores in Host
