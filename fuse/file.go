@@ -152,6 +152,17 @@ func (n *node) releaseDirect() syscall.Errno {
 // version. Otherwise it reports stale, after filesystem.stale: the read
 // fails with EIO, and so does every later read of the handle.
 func (f *filesystem) openContent(ctx context.Context, n *node) (_ Content, _ syscall.Errno, stale bool) {
+	data, large, errno, stale := f.fetchContent(ctx, n)
+	if errno != 0 || large != nil {
+		return large, errno, stale
+	}
+	return memoryContent{data: data}, 0, false
+}
+
+// fetchContent is openContent with a small file's bytes returned as they
+// are (data, large nil): a no-open read serves them at once and would
+// only box them into a Content to drop it.
+func (f *filesystem) fetchContent(ctx context.Context, n *node) (data []byte, large Content, _ syscall.Errno, stale bool) {
 	want := versionOf(n.attr)
 	if n.attr.Size <= f.maxCacheable {
 		r := f.src.Get(ctx, op.Read, n.path)
@@ -159,26 +170,29 @@ func (f *filesystem) openContent(ctx context.Context, n *node) (_ Content, _ sys
 		case r.Errno == 0:
 			if got := versionOf(r.Attr); !got.sameBytes(want) || int64(len(r.Data)) != want.size {
 				f.stale(ctx, n, atRead, &got, 0)
-				return nil, syscall.EIO, true
+				return nil, nil, syscall.EIO, true
 			}
-			return memoryContent{data: r.Data}, 0, false
+			return r.Data, nil, 0, false
 		case r.Errno == syscall.EFBIG:
 			// The Source will not carry it whole: it grew past the limit
 			// (the provider finds the new version and refuses), or the
 			// Source's limit is below ours (the provider serves it).
 		case goneErrno(r.Errno):
 			f.stale(ctx, n, atRead, nil, r.Errno)
-			return nil, syscall.EIO, true
+			return nil, nil, syscall.EIO, true
 		default:
-			return nil, r.Errno, false
+			return nil, nil, r.Errno, false
 		}
 	}
 	content, errno := f.large.Open(ctx, n.path, n.attr)
 	if errno == syscall.ESTALE {
 		f.stale(ctx, n, atReadDirect, nil, errno)
-		return nil, syscall.EIO, true
+		return nil, nil, syscall.EIO, true
 	}
-	return content, errno, false
+	if errno != 0 {
+		return nil, nil, errno, false
+	}
+	return nil, content, 0, false
 }
 
 // openFile is the handle of one open regular file. A small file's

@@ -51,7 +51,7 @@ func (n *node) readNoOpen(ctx context.Context, dest []byte, off int64) (gofuse.R
 		n.fetchMu.Unlock()
 		return nil, syscall.EIO
 	}
-	content, errno, stale := f.openContent(ctx, n)
+	data, content, errno, stale := f.fetchContent(ctx, n)
 	if stale {
 		n.readStale.Store(true)
 	}
@@ -59,8 +59,11 @@ func (n *node) readNoOpen(ctx context.Context, dest []byte, off int64) (gofuse.R
 	if errno != 0 {
 		return nil, errno
 	}
-	// A memory copy releases nothing; a file the Source refused whole
-	// (EFBIG) came from the large-file provider and is closed again.
+	if content == nil {
+		return memoryContent{data: data}.Read(ctx, dest, off)
+	}
+	// A file the Source refused whole (EFBIG) came from the large-file
+	// provider and is closed again.
 	defer func() { _ = content.Release() }()
 	rr, errno := content.Read(ctx, dest, off)
 	if errno == syscall.ESTALE {
