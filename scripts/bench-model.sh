@@ -41,14 +41,17 @@ if [ -n "$pfs" ]; then
   # Probed before and after: the serve time is scaled to the cores all ours.
   go test -c -o "$work/bootstrap.test" ./bootstrap
   p1=$(bin/scalemodel probe)
-  serve=$("$work/bootstrap.test" -test.run '^$' -test.bench 'GatherScale/2000$' -test.benchtime 2x -test.count 1 |
-    awk '{ for (i = 2; i <= NF; i++) if ($i == "serve-ms") v = $(i - 1) } END { print v }')
+  gather_out=$("$work/bootstrap.test" -test.run '^$' -test.bench 'GatherScale/2000$' -test.benchtime 2x -test.count 1)
+  serve=$(awk '{ for (i = 2; i <= NF; i++) if ($i == "serve-ms") v = $(i - 1) } END { print v }' <<<"$gather_out")
+  # Rank 0's own CPU per rank: the model's per-rank cost (the serve
+  # time's wall also waits for the 2,000 joiners on these same cores).
+  gather_cpu=$(awk '{ for (i = 2; i <= NF; i++) if ($i == "cpu-us/rank") v = $(i - 1) } END { print v }' <<<"$gather_out")
   p2=$(bin/scalemodel probe)
   gather=; [ -n "$serve" ] && gather="2000:$serve:$(awk -v a="$p1" -v b="$p2" 'BEGIN { printf "%.3f", (a + b) / 2 }')"
   progress "calibrate (N=1 rows, the pooled rows below the largest N, an in-process round trip, tar on local disk, a CPU probe)"
   worker=; [ -x bin/pfsbench ] && worker=bin/pfsbench
   bin/scalemodel calibrate --results "$pfs/results.json" ${probe:+--available "$probe"} ${worker:+--worker "$worker"} \
-    ${gather:+--gather "$gather"} --out "$cal"
+    ${gather:+--gather "$gather"} ${gather_cpu:+--gather-cpu "$gather_cpu"} --out "$cal"
 fi
 progress "run the model (validation rows and the projection)"
 bin/scalemodel run --calibration "$cal" --out "$work/model" --command "bin/scalemodel run --calibration $cal --out DIR"

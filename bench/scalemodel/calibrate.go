@@ -57,6 +57,10 @@ type CalibrateInput struct {
 	// probed): the serve time is scaled to the host's cores all ours, so
 	// this host's other load does not reach the projection.
 	GatherAvailable float64
+	// GatherCPUPerRank is rank 0's own CPU per rank (seconds) in the
+	// measured all-gather; when set it is the per-rank cost instead of the
+	// serve time, which here includes waiting for joiners on the same cores.
+	GatherCPUPerRank float64
 }
 
 // Calibrate fits the costs from a pfsbench run's N=1 rows, measures the
@@ -82,7 +86,11 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 		return nil, err
 	}
 	fitSetupCPU(cal, res)
-	if in.GatherRanks > 0 && in.GatherServe > 0 {
+	switch {
+	case in.GatherRanks > 0 && in.GatherCPUPerRank > 0:
+		cal.Costs.GatherPerRank = in.GatherCPUPerRank
+		cal.Sources["costs.gather_per_rank_s"] = fmt.Sprintf("measured: rank 0's own CPU per rank in an all-gather of %d ranks over loopback (go test ./bootstrap -bench GatherScale/%d: cpu-us/rank), %.1f µs; the joiners' CPU is not in it (on a cluster they run on other nodes) and rank 0 is taken to serve one rank after another on one core, an upper bound for a launch node with many", in.GatherRanks, in.GatherRanks, in.GatherCPUPerRank*1e6)
+	case in.GatherRanks > 0 && in.GatherServe > 0:
 		share, note := 1.0, "not probed: the wall time as measured"
 		if in.GatherAvailable > 0 {
 			share = min(1, in.GatherAvailable/float64(cal.HostCores))

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -66,13 +67,18 @@ func calibrate(ctx context.Context, args []string) error {
 	avail := fs.Float64Slice("available", nil, "cores' worth of CPU probed (scalemodel probe) before the measured run; calibrate probes once more")
 	worker := fs.String("worker", "", "the run's pfsbench binary: time its replay worker's start-up CPU (Go start, trace parse), which the clients' CPU includes and the timed run does not")
 	gather := fs.String("gather", "", "RANKS:SERVE_MS[:CORES], rank 0's serve time of a measured all-gather (bootstrap's BenchmarkGatherScale serve-ms) and the cores' worth a probe got around it: the launch before tree-ready at scale")
+	gatherCPU := fs.Float64("gather-cpu", 0, "rank 0's own CPU per rank of a measured all-gather, µs (BenchmarkGatherScale cpu-us/rank); used instead of --gather's serve time, whose wall includes the joiners sharing this host's cores")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *gatherCPU < 0 || math.IsInf(*gatherCPU, 0) || math.IsNaN(*gatherCPU) {
+		return fmt.Errorf("--gather-cpu %v: want a CPU time per rank in µs ≥ 0", *gatherCPU)
 	}
 	if *results == "" || *out == "" {
 		return errors.New("--results and --out are required")
 	}
-	in := scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail, Worker: *worker}
+	in := scalemodel.CalibrateInput{Results: *results, Trace: *trace, Tar: *tar, Available: *avail, Worker: *worker,
+		GatherCPUPerRank: *gatherCPU / 1e6}
 	if self, err := os.Executable(); err == nil {
 		in.Self = self // the hop-server child of the two-process call measurement
 	}
