@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"runtime"
 	"testing"
 	"time"
 )
@@ -40,6 +41,10 @@ func FuzzParseSchedstat(f *testing.F) {
 
 // The replay's own thread is measured: a run that spins reports CPU.
 func TestThreadSchedCounts(t *testing.T) {
+	// The counters are the thread's: the goroutine must stay on it, as a
+	// replay's does (otherwise before and after may be two threads).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	before, ok := threadSched()
 	if !ok {
 		t.Fatal("no /proc/thread-self/schedstat on this kernel")
