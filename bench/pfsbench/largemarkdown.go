@@ -115,6 +115,10 @@ func (l *LargeResult) dlopenText(w func(format string, args ...any)) {
 	}
 	w("After these reads, %d nodes at once each mapped whole (SHA-256 checked) and dlopened `%s` (%.1f MiB, the biggest shared library "+
 		"a Debian package ships here), every one through its own mount (rank 0's is the root, the others non-root), each in its own python3: "+
-		"%.2f s for all; the filesystem served %d bytes, %.2f× the library.\n\n",
+		"%.2f s for all; the filesystem served %d bytes of it, %.2f× the library",
 		d.Nodes, d.Library, mib(d.Bytes), d.WallS, d.BackendBytes, float64(d.BackendBytes)/float64(max(d.Bytes, 1)))
+	if d.OtherBytes != 0 {
+		w(" (and %d bytes of other files in the same window: an earlier pass's reads still landing)", d.OtherBytes)
+	}
+	w(".\n\n")
 }
