@@ -115,26 +115,8 @@ func TestReadNeverTorn(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, versions[0], 0o644))
 	b := newTest(t, Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20})
 
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			// In-place rewrite: readers can see partial contents.
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-			if err != nil {
-				return
-			}
-			_, _ = f.Write(versions[i%len(versions)])
-			_ = f.Close()
-		}
-	}()
+	stop := rewriteUntilStopped(p, versions)
+	defer stop()
 	for i := 0; i < 300; i++ {
 		r := b.Do(context.Background(), op.Read, "/f")
 		if r.Errno == syscall.EIO { // gave up after repeated changes: allowed, never torn
@@ -153,8 +135,30 @@ func TestReadNeverTorn(t *testing.T) {
 			require.Equal(t, len(r.Data), bytes.Count(r.Data, []byte{first}), "torn read of %d bytes: two versions mixed", len(r.Data))
 		}
 	}
-	close(stop)
-	wg.Wait()
+}
+
+// rewriteUntilStopped rewrites p in place with versions in turn (readers
+// can see partial contents) until the returned stop is called; stop
+// waits for the writer.
+func rewriteUntilStopped(p string, versions [][]byte) (stop func()) {
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				return
+			}
+			_, _ = f.Write(versions[i%len(versions)])
+			_ = f.Close()
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 func TestParseDirentsReal(t *testing.T) {

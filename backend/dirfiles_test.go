@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -116,25 +115,8 @@ func TestDirPlusShipsNeverTorn(t *testing.T) {
 	versions := [][]byte{bytes.Repeat([]byte("a"), 30_000), bytes.Repeat([]byte("b"), 50_000), bytes.Repeat([]byte("c"), 20_000)}
 	require.NoError(t, os.WriteFile(p, versions[0], 0o644))
 	b := newTest(t, Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20, DirFiles: 64 << 10})
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-			if err != nil {
-				return
-			}
-			_, _ = f.Write(versions[i%len(versions)])
-			_ = f.Close()
-		}
-	})
-	defer wg.Wait()
-	defer close(stop)
+	stop := rewriteUntilStopped(p, versions)
+	defer stop()
 	shipped := 0
 	for range 300 {
 		r := b.Do(context.Background(), op.DirPlus, "/")
