@@ -95,16 +95,29 @@ func dtToMode(t uint8) uint32 {
 	return 0
 }
 
-func (b *Backend) readdir(root int, view string) op.Result {
+// openList opens view's directory beneath root and lists it whole; the
+// caller closes fd unless failed is set (then fd is closed already and
+// failed is the answer, charged to o).
+func (b *Backend) openList(root int, view string, o op.Op) (fd int, entries []op.DirEntry, failed *op.Result) {
 	fd, err := b.res.open(root, relative(view), unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return op.Fail(osutil.Errno(err))
+		r := op.Fail(osutil.Errno(err))
+		return -1, nil, &r
+	}
+	if entries, err = listDir(fd); err != nil {
+		unix.Close(fd)
+		r := b.fail(o, view, err)
+		return -1, nil, &r
+	}
+	return fd, entries, nil
+}
+
+func (b *Backend) readdir(root int, view string) op.Result {
+	fd, entries, failed := b.openList(root, view, op.Readdir)
+	if failed != nil {
+		return *failed
 	}
 	defer unix.Close(fd)
-	entries, err := listDir(fd)
-	if err != nil {
-		return b.fail(op.Readdir, view, err)
-	}
 	// Some filesystems (and Lustre under some settings) report DT_UNKNOWN.
 	for i := range entries {
 		if entries[i].Mode == 0 {
@@ -134,15 +147,11 @@ func (b *Backend) readdir(root int, view string) op.Result {
 // per-name operations and their real errnos (a directory readable but not
 // searchable lists but stats nothing).
 func (b *Backend) dirPlus(root int, view string) op.Result {
-	fd, err := b.res.open(root, relative(view), unix.O_RDONLY|unix.O_DIRECTORY)
-	if err != nil {
-		return op.Fail(osutil.Errno(err))
+	fd, list, failed := b.openList(root, view, op.DirPlus)
+	if failed != nil {
+		return *failed
 	}
 	defer unix.Close(fd)
-	list, err := listDir(fd)
-	if err != nil {
-		return b.fail(op.DirPlus, view, err)
-	}
 	if len(b.guard) > 0 {
 		list = slices.DeleteFunc(list, func(e op.DirEntry) bool {
 			return Guarded(HostPath(b.target, op.Join(view, e.Name)), b.guard)
