@@ -111,7 +111,7 @@ func readFrame(r io.Reader, max uint32) (kind, []byte, error) {
 		return 0, nil, fmt.Errorf("not a copper bootstrap frame (starts %q)", h[:4])
 	}
 	if h[2] != Version {
-		return 0, nil, fmt.Errorf("%w: frame version %d, this copper speaks %d", errVersion, h[2], Version)
+		return 0, nil, fmt.Errorf("%w: frame version %d, this copper speaks %d (every rank of a job must run the same copper)", errVersion, h[2], Version)
 	}
 	k := kind(h[3])
 	if k != kindHello && k != kindResult && k != kindError {
