@@ -45,6 +45,9 @@ type Config struct {
 	ReadyProbeInitial time.Duration // first readiness probe interval
 	ReadyProbeMax     time.Duration // probe interval cap
 	ReadyTimeout      time.Duration // give up on the parent after this; 0 = never
+	// ReadyHold is the longest this node holds a child's readiness probe
+	// while it is not tree-ready; 0: derived (HoldBound).
+	ReadyHold time.Duration
 
 	// Observe, when set, sees the outcome of every Get of a valid
 	// operation on a valid path, local or from a child, after it is
@@ -108,9 +111,13 @@ type Node struct {
 	flight *flights
 
 	registered chan struct{}
-	treeReady  chan struct{}
+	treeReady  chan struct{} // closed once, when tree-ready: wakes held probes
+	stopping   chan struct{} // closed once, by Stopping: releases held probes
 	readyOnce  sync.Once
 	regOnce    sync.Once
+	stopOnce   sync.Once
+	probes     atomic.Int64 // readiness probes this node sent
+	held       atomic.Int64 // children's readiness probes held now
 	firstRPC   sync.Once
 
 	hits      [len(op.All) + 1]atomic.Int64
@@ -143,12 +150,16 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ReadyProbeMax < cfg.ReadyProbeInitial {
 		cfg.ReadyProbeMax = cfg.ReadyProbeInitial
 	}
+	if cfg.ReadyHold <= 0 {
+		cfg.ReadyHold = HoldBound(cfg.ReadyProbeMax, cfg.RPCTimeout)
+	}
 	return &Node{
 		cfg:        cfg,
 		log:        cfg.Logger,
 		flight:     newFlights(),
 		registered: make(chan struct{}),
 		treeReady:  make(chan struct{}),
+		stopping:   make(chan struct{}),
 		chunks:     newChunkState(cfg.Chunks, cfg.ReadaheadChunks, cfg.ChunkBytes),
 	}, nil
 }
@@ -168,96 +179,11 @@ func (n *Node) MarkRegistered() {
 	})
 }
 
-func (n *Node) setTreeReady() {
-	n.readyOnce.Do(func() {
-		close(n.treeReady)
-		n.log.Info("tree ready", "after_us", time.Since(n.cfg.Started).Microseconds())
-	})
-}
-
-// TreeReady reports whether this node and every ancestor can serve.
-func (n *Node) TreeReady() bool {
-	select {
-	case <-n.treeReady:
-		return true
-	default:
-		return false
-	}
-}
-
-// WaitTreeReady blocks until the node is tree-ready or ctx ends.
-func (n *Node) WaitTreeReady(ctx context.Context) error {
-	select {
-	case <-n.treeReady:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("rank %d not tree-ready: %w", n.cfg.Rank, ctx.Err())
-	}
-}
-
-// AwaitParent probes the parent's readiness with exponential backoff until
-// the parent reports tree-ready (then this node is tree-ready) or the
-// readiness budget runs out. A root returns at once. Probing first, rather
-// than sending real requests into a parent that is not serving yet, is the
-// lesson of Copper 1.0's registration races at 128-256 nodes.
-func (n *Node) AwaitParent(ctx context.Context) error {
-	if n.IsRoot() {
-		return nil
-	}
-	ctx, cancel := withTimeout(ctx, n.cfg.ReadyTimeout)
-	defer cancel()
-	wait := n.cfg.ReadyProbeInitial
-	var lastErr error
-	for attempt := 1; ; attempt++ {
-		pctx, pcancel := withTimeout(ctx, n.cfg.RPCTimeout)
-		r, err := n.probe(pctx)
-		// Whether the probe's own deadline cut it short, asked of its
-		// context: netpoll's dial reports that as a bare "i/o timeout"
-		// that neither errors.Is nor net.Error recognise.
-		cutShort := pctx.Err() != nil || isTimeout(err)
-		pcancel()
-		switch {
-		case err == nil && r.Ready:
-			n.setTreeReady()
-			n.log.Debug("parent ready", "probes", attempt)
-			return nil
-		case err != nil:
-			// A probe cut short by a deadline says less than the refusal
-			// before it (say, "authentication failed"): keep the latter.
-			if lastErr == nil || !cutShort {
-				lastErr = err
-			}
-		default:
-			lastErr = errors.New("parent is up but not yet tree-ready")
-		}
-		n.log.Debug("parent not ready", "probe", attempt, "err", lastErr)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("rank %d: parent not tree-ready after %v (%d probes): %w",
-				n.cfg.Rank, n.cfg.ReadyTimeout, attempt, lastErr)
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, n.cfg.ReadyProbeMax)
-	}
-}
-
-// Prober is a Parent that can ask its direct parent alone (see Upstream.Probe).
-type Prober interface {
-	Probe(ctx context.Context) (op.Result, error)
-}
-
-func (n *Node) probe(ctx context.Context) (op.Result, error) {
-	if p, ok := n.cfg.Parent.(Prober); ok {
-		return p.Probe(ctx)
-	}
-	return n.cfg.Parent.Call(ctx, op.IsReady, "/")
-}
-
 // Get answers one operation on a view path. It is the handler for both
 // local FUSE requests and requests from child nodes.
 func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 	if o == op.IsReady {
-		return op.Result{Ready: n.TreeReady()}
+		return n.answerReady(ctx)
 	}
 	if !o.Valid() {
 		return op.Fail(syscall.ENOSYS)
@@ -523,22 +449,6 @@ func (n *Node) fetch(ctx context.Context, readyBy time.Time, o op.Op, path strin
 			o, time.Since(n.cfg.Started).Microseconds(), path))
 	})
 	return r
-}
-
-// waitReadyBy waits for tree readiness at most ReadyTimeout and, when
-// readyBy is set, until then.
-func (n *Node) waitReadyBy(ctx context.Context, readyBy time.Time) error {
-	if n.TreeReady() {
-		return nil
-	}
-	ctx, cancel := withTimeout(ctx, n.cfg.ReadyTimeout)
-	defer cancel()
-	if !readyBy.IsZero() {
-		var cancelBy context.CancelFunc
-		ctx, cancelBy = context.WithDeadline(ctx, readyBy)
-		defer cancelBy()
-	}
-	return n.WaitTreeReady(ctx)
 }
 
 // withTimeout is context.WithTimeout where 0 means no deadline.

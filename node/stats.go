@@ -24,6 +24,8 @@ type Stats struct {
 	ForwardErrors int64       `json:"forward_errors"`
 	InFlight      int64       `json:"in_flight"`
 	Failovers     int64       `json:"failovers"`
+	ReadyProbes   int64       `json:"ready_probes"` // readiness probes sent to the parent
+	ReadyHeld     int64       `json:"ready_held"`   // children's readiness probes held now
 	Cache         cache.Stats `json:"cache"`
 	Chunks        *ChunkStats `json:"chunks,omitempty"` // nil: no chunk store
 }
@@ -36,6 +38,8 @@ func (n *Node) Stats() Stats {
 		TreeReady:     n.TreeReady(),
 		ForwardErrors: n.fwdErrors.Load(),
 		InFlight:      n.inFlight.Load(),
+		ReadyProbes:   n.probes.Load(),
+		ReadyHeld:     n.held.Load(),
 		Cache:         n.cfg.Cache.Stats(),
 		Chunks:        n.chunkStats(),
 	}

@@ -349,6 +349,9 @@ func (svc *Service) Stop(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("unmount %s: %w", svc.Settings.Mount, err))
 			}
 		}
+		if svc.node != nil {
+			svc.node.Stopping() // held readiness probes would delay the drain
+		}
 		if svc.server != nil {
 			if err := svc.server.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("server shutdown: %w", err))
