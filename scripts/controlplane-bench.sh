@@ -84,7 +84,8 @@ How they are measured:
   starting the joiner processes, not the joiners), per rank: what a launch node pays per rank
   whatever the ranks' arrival, and steadier than the wall times on a shared host.
 * **Tree-ready** (\`BenchmarkTreeReady1024\`): 1,024 \`service.Start\` at once, no FUSE, each with its
-  own host name in the book (as in a job) and the local site's readiness backoff; until every node is
+  own host name in the book (as in a job) and the local site's readiness settings (a parent holds a
+  probe until it is tree-ready; a parent not yet up is probed with the backoff); until every node is
   tree-ready. All 1,024 nodes share this machine's cores.
 * **Address book** (\`BenchmarkBookAtScale\`): \`book.Read\` of a 20,000-line book with Aurora-style
   names, \`tree.ValidateBook\`, \`tree.Locate\` of the deepest rank; live heap after a GC.

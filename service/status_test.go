@@ -23,7 +23,7 @@ func TestStatusJSONKeys(t *testing.T) {
 
 	for _, path := range [][]string{
 		{"mount"}, {"parent"}, {"pid"}, {"depth"},
-		{"node", "rank"}, {"node", "root"}, {"node", "tree_ready"}, {"node", "failovers"}, {"node", "forward_errors"},
+		{"node", "rank"}, {"node", "root"}, {"node", "tree_ready"}, {"node", "failovers"}, {"node", "forward_errors"}, {"node", "ready_probes"}, {"node", "ready_held"},
 		{"node", "cache", "bytes"}, {"node", "cache", "budget_bytes"}, {"node", "cache", "data", "entries"},
 		{"node", "cache", "hits"}, {"node", "cache", "misses"}, {"node", "cache", "negative_serves"},
 		{"node", "ops", "0", "op"}, {"node", "ops", "0", "hits"}, {"node", "ops", "0", "misses"},

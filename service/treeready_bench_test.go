@@ -19,7 +19,9 @@ import (
 // BenchmarkTreeReady1024 measures tree-ready propagation: 1,024 in-process
 // nodes (no FUSE) of one job, each on its own loopback address, all started at once as a
 // launcher starts them, each probing its parent with the local site's
-// backoff (ready_probe_initial_ms doubling to ready_probe_max_ms). ms/ready
+// settings (a parent holds the probe until it is tree-ready, up to
+// ready_probe_max_ms; one not yet listening is probed again with the
+// backoff, ready_probe_initial_ms doubling to ready_probe_max_ms). ms/ready
 // runs from the first Start until every node is tree-ready; a node is
 // tree-ready only once its parent is, so the figure is the start-up of
 // 1,024 servers plus the readiness wave down a depth-4 tree. All nodes
