@@ -111,8 +111,9 @@ func (n *Node) answerReady(ctx context.Context) op.Result {
 // out. A root returns at once. Probing first, rather than sending real
 // requests into a parent that is not serving yet, is the lesson of Copper
 // 1.0's registration races at 128-256 nodes. Probes start at least the
-// backoff's interval apart (ReadyProbeInitial doubling to ReadyProbeMax);
-// one the parent held that long is followed by the next at once.
+// backoff's interval apart (ReadyProbeInitial doubling to ReadyProbeMax;
+// after a not-ready answer, at most ReadyHold apart): one the parent held
+// for its bound is followed by the next at once.
 func (n *Node) AwaitParent(ctx context.Context) error {
 	if n.IsRoot() {
 		return nil
@@ -143,7 +144,13 @@ func (n *Node) AwaitParent(ctx context.Context) error {
 			lastErr = errors.New("parent is up but not yet tree-ready")
 		}
 		n.log.Debug("parent not ready", "probe", attempt, "err", lastErr)
-		if err := sleepCtx(ctx, wait-time.Since(sent)); err != nil {
+		pause := wait
+		if err == nil && r.Errno == 0 {
+			// Not ready: the parent held the probe for its bound, which
+			// may be under the interval (a short rpc_timeout).
+			pause = min(pause, n.cfg.ReadyHold)
+		}
+		if err := sleepCtx(ctx, pause-time.Since(sent)); err != nil {
 			return fmt.Errorf("rank %d: parent not tree-ready after %v (%d probes): %w",
 				n.cfg.Rank, n.cfg.ReadyTimeout, attempt, lastErr)
 		}

@@ -99,22 +99,36 @@ func TestAnswerReadyAtOnce(t *testing.T) {
 }
 
 // TestHeldProbeReachingItsBoundIsRepeated: a parent that stays not ready
-// answers each held probe "not ready" at the bound, and the child, whose
-// backoff interval is shorter than the hold, probes again at once; when
-// the parent becomes ready, the probe it holds answers.
+// answers each held probe "not ready" at the bound, and the child probes
+// again at once — whether its backoff interval is shorter than the hold
+// or longer (a short rpc_timeout caps the hold below ready_probe_max);
+// when the parent becomes ready, the probe it holds answers.
 func TestHeldProbeReachingItsBoundIsRepeated(t *testing.T) {
-	parent := notReadyNode(t, 20*time.Millisecond)
-	child, err := New(Config{Rank: 2, Cache: newCache(), Parent: &direct{n: parent},
-		ReadyProbeInitial: time.Millisecond, ReadyProbeMax: 2 * time.Millisecond})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- child.AwaitParent(t.Context()) }()
-	require.Eventually(t, func() bool { return child.Stats().ReadyProbes >= 3 }, 10*time.Second, time.Millisecond)
-	assert.False(t, child.TreeReady())
-	require.Eventually(t, func() bool { return parent.Stats().ReadyHeld == 1 }, 10*time.Second, time.Millisecond)
-	parent.setTreeReady()
-	require.NoError(t, <-done)
-	assert.True(t, child.TreeReady())
+	tests := []struct {
+		name                 string
+		initial, probeMax    time.Duration
+		rpcTimeout, wantHold time.Duration
+	}{
+		{"interval under the hold", time.Millisecond, 2 * time.Millisecond, 0, 2 * time.Millisecond},
+		{"interval over the hold", time.Hour, time.Hour, 80 * time.Millisecond, 20 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := notReadyNode(t, 20*time.Millisecond)
+			child, err := New(Config{Rank: 2, Cache: newCache(), Parent: &direct{n: parent},
+				ReadyProbeInitial: tt.initial, ReadyProbeMax: tt.probeMax, RPCTimeout: tt.rpcTimeout})
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantHold, child.cfg.ReadyHold)
+			done := make(chan error, 1)
+			go func() { done <- child.AwaitParent(t.Context()) }()
+			require.Eventually(t, func() bool { return child.Stats().ReadyProbes >= 3 }, 10*time.Second, time.Millisecond)
+			assert.False(t, child.TreeReady())
+			require.Eventually(t, func() bool { return parent.Stats().ReadyHeld == 1 }, 10*time.Second, time.Millisecond)
+			parent.setTreeReady()
+			require.NoError(t, <-done)
+			assert.True(t, child.TreeReady())
+		})
+	}
 }
 
 // TestStoppingParentNamesItself: a probe released because the parent
