@@ -59,7 +59,7 @@ var specs = map[string]spec{
 
 	"max_frame_bytes":        {doc: "hard cap on one wire frame; 0 = the larger of max_cacheable_bytes and chunk_bytes, + 1 MiB", rule: zeroOr{meaning: "derived", intRange: intRange{lo: 64 * kib, hi: math.MaxUint32, bounded: true, bytes: true}}},
 	"rpc_timeout_s":          {doc: "deadline of one request to a parent, in seconds; 0 = none", rule: floatMin{0}},
-	"ready_probe_initial_ms": {doc: "first delay between the starts of readiness probes after one that failed or was answered at once, doubling up to ready_probe_max_ms", rule: intRange{lo: 1}},
+	"ready_probe_initial_ms": {doc: "first delay between the starts of readiness probes after one that failed or was answered at once, doubling up to ready_probe_max_ms; a parent not listening yet is probed at this interval without doubling", rule: intRange{lo: 1}},
 	"ready_probe_max_ms":     {doc: "longest delay between the starts of readiness probes; also how long a parent that is not yet tree-ready holds a child's probe before answering \"not ready\" (at most a quarter of rpc_timeout_s)", rule: intRange{lo: 1}},
 	"ready_timeout_s":        {doc: "how long a node waits for its tree to become ready, in seconds; 0 = forever", rule: floatMin{0}},
 	"heartbeat_timeout_ms":   {doc: "a parent that sends nothing for this long while requests wait on it is taken as hung and failed over; 0 = off (then only rpc_timeout_s)", rule: intRange{lo: 0}},

@@ -112,7 +112,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	}
 	conn, err := netpoll.DialConnection("tcp", addr, budget)
 	if err != nil {
-		return nil, fmt.Errorf("cnet: dial %s: %w", addr, err)
+		return nil, fmt.Errorf("cnet: dial %s: %w: %w", addr, ErrConnect, err)
 	}
 	fdc, ok := conn.(interface{ Fd() int })
 	if !ok { // every netpoll TCP connection has one

@@ -28,6 +28,10 @@ const (
 // client's token, or when the server could not prove it knows the token.
 var ErrAuthFailed = errors.New("authentication failed")
 
+// ErrConnect is wrapped by Dial's error when the TCP connect itself
+// failed (nothing listening, refused, unreachable): no handshake was tried.
+var ErrConnect = errors.New("connect failed")
+
 // ErrClosed is wrapped by every Call error after the client's connection
 // was closed or broke; the caller dials again or fails over.
 var ErrClosed = errors.New("connection closed")

@@ -952,3 +952,18 @@ func TestAbandonedCallsNeverAnswerLaterOnes(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestDialNothingListeningIsErrConnect: a connect that nobody accepts is
+// told apart from a refused handshake (the node's readiness probe retries
+// the former at its first interval, see node.ErrNotListening).
+func TestDialNothingListeningIsErrConnect(t *testing.T) {
+	l, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close()) // the port is now free: connects are refused
+	_, err = Dial(t.Context(), addr, Config{Token: []byte("0123456789abcdef"), DialTimeout: 5 * time.Second})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrConnect)
+	assert.NotErrorIs(t, err, ErrAuthFailed)
+	assert.Contains(t, err.Error(), addr)
+}

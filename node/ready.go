@@ -22,8 +22,9 @@ import (
 // tree of depth d is ready about (slowest start + d round trips) after
 // launch, where a backoff between probes lost up to its doubled interval
 // at every level. The child keeps the backoff as a floor between the starts
-// of its probes: a refused dial (parent not up yet), a failed
-// authentication or any other error waits as before, and a not-ready
+// of its probes: a failed authentication or any other error waits as
+// before (a refused connect — the parent not up yet — retries at the first
+// interval, see ErrNotListening), and a not-ready
 // answer given at once (a copper without holds) too, while a probe held
 // for its whole bound is followed by the next at once.
 //
@@ -32,6 +33,15 @@ import (
 // ReadyHold each, probes whose askers gave up). Heartbeats are pings
 // answered by the connection's reader, never held; a failover's probe of
 // a parent that is ready is answered at once.
+
+// ErrNotListening is wrapped by a Dialer's error when the connect itself
+// failed: nothing listens at the address yet (or it cannot be reached).
+// AwaitParent retries such a parent at the backoff's first interval
+// instead of doubling it: a refused connect costs the parent's host one
+// SYN and one RST, and a daemon that starts a few hundred milliseconds
+// after its children (as launchers spread starts) would otherwise be
+// probed only after a doubled interval it had long outlived.
+var ErrNotListening = errors.New("parent not listening")
 
 // HoldBound is the hold derived from the settings: ready_probe_max (the
 // longest a child waits between probes anyway), at most a quarter of
@@ -150,11 +160,19 @@ func (n *Node) AwaitParent(ctx context.Context) error {
 			// may be under the interval (a short rpc_timeout).
 			pause = min(pause, n.cfg.ReadyHold)
 		}
+		// Not up yet: keep probing at the first interval (see
+		// ErrNotListening); the doubling is for parents that answer.
+		notUp := errors.Is(err, ErrNotListening)
+		if notUp {
+			pause = n.cfg.ReadyProbeInitial
+		}
 		if err := sleepCtx(ctx, pause-time.Since(sent)); err != nil {
 			return fmt.Errorf("rank %d: parent not tree-ready after %v (%d probes): %w",
 				n.cfg.Rank, n.cfg.ReadyTimeout, attempt, lastErr)
 		}
-		wait = min(wait*2, n.cfg.ReadyProbeMax)
+		if !notUp {
+			wait = min(wait*2, n.cfg.ReadyProbeMax)
+		}
 	}
 }
 

@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -149,4 +152,50 @@ func TestStoppingParentNamesItself(t *testing.T) {
 	err = <-done
 	require.ErrorContains(t, err, "parent is stopping")
 	assert.EqualValues(t, 1, child.Stats().ReadyProbes)
+}
+
+// notUpYet refuses the first n probes as a parent not yet listening
+// would, or with another error, then answers ready.
+type notUpYet struct {
+	refusals int64
+	err      error
+	probes   atomic.Int64
+}
+
+func (p *notUpYet) Call(_ context.Context, o op.Op, _ string) (op.Result, error) {
+	if p.probes.Add(1) <= p.refusals {
+		return op.Result{}, p.err
+	}
+	return op.Result{Ready: true}, nil
+}
+
+// TestNotListeningParentIsProbedAtTheFirstInterval: a refused connect
+// does not double the interval (a parent that starts late is probed within
+// ready_probe_initial of coming up), while other errors still back off.
+// Twenty refusals at a doubling 1 ms would take 2^20 ms, past the budget.
+func TestNotListeningParentIsProbedAtTheFirstInterval(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		wantReady bool
+	}{
+		{"refused connect", fmt.Errorf("dial: %w: connection refused", ErrNotListening), true},
+		{"other error", errors.New("authentication failed"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := &notUpYet{refusals: 20, err: tt.err}
+			child, err := New(Config{Rank: 2, Cache: newCache(), Parent: parent,
+				ReadyProbeInitial: time.Millisecond, ReadyProbeMax: time.Hour, ReadyTimeout: 3 * time.Second})
+			require.NoError(t, err)
+			err = child.AwaitParent(t.Context())
+			if tt.wantReady {
+				require.NoError(t, err)
+				assert.Equal(t, int64(21), parent.probes.Load())
+				return
+			}
+			require.Error(t, err)
+			assert.Less(t, parent.probes.Load(), int64(20), "backed off")
+		})
+	}
 }

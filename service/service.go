@@ -223,7 +223,11 @@ func (svc *Service) newNode(id Identity, o Options, budget int64, guard []string
 		ncfg.Backend = svc.backend
 	} else {
 		dial := func(ctx context.Context, addr string) (node.Conn, error) {
-			return cnet.Dial(ctx, addr, netCfg)
+			c, err := cnet.Dial(ctx, addr, netCfg)
+			if errors.Is(err, cnet.ErrConnect) {
+				return nil, fmt.Errorf("%w: %w", node.ErrNotListening, err)
+			}
+			return c, err
 		}
 		svc.upstream, err = node.NewUpstreamHops(node.UpstreamConfig{
 			Hops:         failoverHops(s, pos, id.Book, bcfg, log),
