@@ -181,7 +181,7 @@ func mountOptions(fsys *filesystem, opts Options, asRoot bool) *fs.Options {
 			// entry up); Python lists directories far more than it stats
 			// all of their entries. Warm listings and stats never reach
 			// us without it (TestWarmPassStaysInTheKernel).
-			DisableReadDirPlus: true,
+			DisableReadDirPlus: false,
 			// Without EnableLocks the kernel keeps flock/fcntl locks
 			// locally: they succeed and still exclude each other
 			// between processes on this node.
@@ -309,6 +309,11 @@ type filesystem struct {
 	// pins bounds the large-file descriptors a no-open mount keeps.
 	pins pinList
 
+	// held is the Source's view of the small files it holds (nil: none),
+	// and pushes the stores of those into the kernel's cache at lookup.
+	held   HeldReader
+	pushes pushes
+
 	// The version-change log, rate-limited apart for failed reads and
 	// for changes the kernel's retry hides.
 	staleWarnLog, staleInfoLog logLimit
@@ -341,6 +346,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	drop, _ := src.(dropper)
+	held, _ := src.(HeldReader)
 	reads := opts.DirectReads
 	if reads == nil {
 		reads = new(DirectReads)
@@ -362,6 +368,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		onOp:         opts.OnOp,
 		handleOpens:  opts.HandleOpens,
 		drop:         drop,
+		held:         held,
 	}
 	fsys.pins.max = maxPinned
 	return fsys, nil

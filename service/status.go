@@ -35,6 +35,9 @@ type Status struct {
 	Prefetch *prefetch.Stats `json:"prefetch,omitempty"`
 	// LargeFiles says how files over max_cacheable_bytes are served.
 	LargeFiles LargeFilesStatus `json:"large_files"`
+	// KernelPushes counts the small files the view stored in the
+	// kernel's page cache at their lookup (no READ follows for them).
+	KernelPushes cfuse.PushStats `json:"kernel_pushes"`
 }
 
 // LargeFilesStatus is the large-file path of a node (the chunk counters
@@ -98,6 +101,9 @@ func (svc *Service) status() Status {
 		// The per-file list goes to the profile, not to stats.
 		DirectReads: svc.directReads.Stats(),
 		LargeFiles:  svc.LargeFiles(),
+	}
+	if svc.mounted != nil {
+		st.KernelPushes = svc.mounted.PushStats()
 	}
 	if svc.upstream != nil {
 		st.Upstream = svc.upstream.Current()
