@@ -35,6 +35,9 @@ type Status struct {
 	Prefetch *prefetch.Stats `json:"prefetch,omitempty"`
 	// LargeFiles says how files over max_cacheable_bytes are served.
 	LargeFiles LargeFilesStatus `json:"large_files"`
+	// FuseCalls counts the FUSE requests the view handled, by operation
+	// (with or without profile_metrics; Profile has the details).
+	FuseCalls map[string]int64 `json:"fuse_calls"`
 	// KernelPushes counts the small files the view stored in the
 	// kernel's page cache at their lookup (no READ follows for them).
 	KernelPushes cfuse.PushStats `json:"kernel_pushes"`
@@ -108,8 +111,15 @@ func (svc *Service) status() Status {
 	if svc.upstream != nil {
 		st.Upstream = svc.upstream.Current()
 	}
+	rows := svc.prof.Ops()
+	st.FuseCalls = make(map[string]int64, len(rows))
+	for _, r := range rows {
+		if r.Calls > 0 {
+			st.FuseCalls[r.Op] = r.Calls
+		}
+	}
 	if svc.profOn {
-		st.Profile = svc.prof.Ops()
+		st.Profile = rows
 	}
 	if svc.prefetch != nil {
 		ps := svc.prefetch.Stats()
