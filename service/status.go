@@ -76,6 +76,16 @@ func (svc *Service) LargeFiles() LargeFilesStatus {
 	return st
 }
 
+// KernelPushes counts the small files this node's view stored in the
+// kernel's page cache after listing their directory (zero before it
+// mounts).
+func (svc *Service) KernelPushes() cfuse.PushStats {
+	if svc.mounted == nil {
+		return cfuse.PushStats{}
+	}
+	return svc.mounted.PushStats()
+}
+
 // PrefetchResult answers the "prefetch" control command.
 type PrefetchResult struct {
 	Enabled bool            `json:"enabled"` // the node has a prefetch manifest
@@ -105,9 +115,7 @@ func (svc *Service) status() Status {
 		DirectReads: svc.directReads.Stats(),
 		LargeFiles:  svc.LargeFiles(),
 	}
-	if svc.mounted != nil {
-		st.KernelPushes = svc.mounted.PushStats()
-	}
+	st.KernelPushes = svc.KernelPushes()
 	if svc.upstream != nil {
 		st.Upstream = svc.upstream.Current()
 	}
