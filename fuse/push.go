@@ -55,6 +55,10 @@ type HeldReader interface {
 // later ones sleep longer and longer, about 25 ms in all.
 const pushTries = 12
 
+// pushTriesMade bounds the tries once a store of the reply found its
+// inode: all yields (see pushWait).
+const pushTriesMade = 4
+
 func pushWait(try int) {
 	if try < 3 {
 		runtime.Gosched()
@@ -216,30 +220,48 @@ func (r *rawView) afterBridge(cancel <-chan struct{}, st gofuse.Status) {
 	f.notifyMu.Unlock()
 	go func() {
 		defer f.notifies.Done()
+		// Once one store found its inode, the kernel is making the
+		// reply's inodes or has made them: a few yields are enough
+		// wait for the rest (one still missing was forgotten already).
+		tries := pushTries
 		for _, s := range stores {
-			f.push(server, s)
+			if f.unmounting() {
+				return
+			}
+			if f.push(server, s, tries) {
+				tries = pushTriesMade
+			}
 		}
 	}()
 }
 
-// push stores s's bytes in the kernel's cache of its inode, trying again
-// while the kernel has not made the inode yet.
-func (f *filesystem) push(server *gofuse.Server, s store) {
+// unmounting reports whether Unmount has begun: pushes left then are
+// not worth the wait.
+func (f *filesystem) unmounting() bool {
+	f.notifyMu.Lock()
+	defer f.notifyMu.Unlock()
+	return f.notifyClosed
+}
+
+// push stores s's bytes in the kernel's cache of its inode, trying up to
+// tries times while the kernel has not made the inode yet, and reports
+// whether the store was made.
+func (f *filesystem) push(server *gofuse.Server, s store, tries int) bool {
 	c := &f.pushes.count
 	for try := 0; ; try++ {
 		switch errno := syscall.Errno(server.InodeNotifyStoreCache(s.nodeID, 0, s.data)); {
 		case errno == 0:
 			c.pushed.Add(1)
 			c.bytes.Add(uint64(len(s.data)))
-			return
-		case errno == syscall.ENOENT && try+1 < pushTries:
+			return true
+		case errno == syscall.ENOENT && try+1 < tries:
 			pushWait(try)
 		case errno == syscall.ENOENT:
 			c.late.Add(1)
-			return
+			return false
 		default:
 			c.failed.Add(1)
-			return
+			return false
 		}
 	}
 }
