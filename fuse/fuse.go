@@ -176,11 +176,10 @@ func mountOptions(fsys *filesystem, opts Options, asRoot bool) *fs.Options {
 			// refresh.
 			EnableSymlinkCaching:     true,
 			ExplicitDataCacheControl: true,
-			// READDIRPLUS would turn every cold listing into one Source
-			// Getattr per entry, one after another (the bridge looks each
-			// entry up); Python lists directories far more than it stats
-			// all of their entries. Warm listings and stats never reach
-			// us without it (TestWarmPassStaysInTheKernel).
+			// READDIRPLUS: a listing gives the kernel every entry (no
+			// LOOKUP follows) and lets the view push held small files
+			// into its page cache (push.go); each entry's lookup is a
+			// hit in the directory's dirplus.
 			DisableReadDirPlus: false,
 			// Without EnableLocks the kernel keeps flock/fcntl locks
 			// locally: they succeed and still exclude each other
@@ -309,10 +308,8 @@ type filesystem struct {
 	// pins bounds the large-file descriptors a no-open mount keeps.
 	pins pinList
 
-	// held is the Source's view of the small files it holds (nil: none),
-	// and pushes the stores of those into the kernel's cache at lookup.
-	held   HeldReader
-	pushes pushes
+	held   HeldReader // the Source's, if it offers one
+	pushes pushes     // held small files into the kernel's cache (push.go)
 
 	// The version-change log, rate-limited apart for failed reads and
 	// for changes the kernel's retry hides.

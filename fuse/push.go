@@ -222,7 +222,7 @@ func (r *rawView) afterBridge(cancel <-chan struct{}, st gofuse.Status) {
 		defer f.notifies.Done()
 		// Once one store found its inode, the kernel is making the
 		// reply's inodes or has made them: a few yields are enough
-		// wait for the rest (one still missing was forgotten already).
+		// to wait for the rest (one still missing was forgotten already).
 		tries := pushTries
 		for _, s := range stores {
 			if f.unmounting() {
