@@ -175,11 +175,18 @@ func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.Entry
 	}
 	id := stableAttrFor(r.Attr, child)
 	fillAttr(&out.Attr, r.Attr, id.Ino)
-	c := &node{fs: n.fs, path: child, attr: r.Attr}
-	c.noteDev(r.Attr.Dev)
-	ch := n.NewInode(ctx, c, id)
+	if known != nil && known.StableAttr() != id {
+		known = nil // pinLarge found the host's newer version
+	}
+	ch := known // the bridge would pick it over a new inode anyway
+	if ch == nil {
+		ch = n.NewInode(ctx, &node{fs: n.fs, path: child, attr: r.Attr}, id)
+	}
 	got, ok := ch.Operations().(*node)
-	if ok && got != c {
+	if ok {
+		got.noteDev(r.Attr.Dev)
+	}
+	if ok && known != nil {
 		// A known node is named again (after a passing error): its
 		// next change must invalidate the name again.
 		got.invalidated.Store(false)
