@@ -108,6 +108,9 @@ type pushes struct {
 	mu      sync.Mutex
 	pending map[<-chan struct{}]*pending
 	count   pushCounters
+	// off is set when the kernel refused a store outright (a kernel
+	// without FUSE_NOTIFY_STORE answers ENOSYS): none is tried again.
+	off atomic.Bool
 }
 
 // begin makes the pending pushes of the request with cancel, before the
@@ -147,7 +150,7 @@ func (p *pushes) take(cancel <-chan struct{}) *pending {
 // that handles opens (each open fetches its own copy), for an empty file
 // or one over MaxCacheable.
 func (f *filesystem) heldBytes(child string, attr op.Attr) []byte {
-	if f.held == nil || f.handleOpens || !attr.IsRegular() || attr.Size <= 0 || attr.Size > f.maxCacheable {
+	if f.held == nil || f.pushes.off.Load() || f.handleOpens || !attr.IsRegular() || attr.Size <= 0 || attr.Size > f.maxCacheable {
 		return nil
 	}
 	r, ok := f.held.Held(child)
@@ -261,6 +264,9 @@ func (f *filesystem) push(server *gofuse.Server, s store, tries int) bool {
 			return false
 		default:
 			c.failed.Add(1)
+			if errno == syscall.ENOSYS {
+				f.pushes.off.Store(true)
+			}
 			return false
 		}
 	}
