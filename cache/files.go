@@ -47,8 +47,9 @@ type DirFileStats struct {
 
 // Held returns path's cached whole file and the stat it was read under,
 // without a request and without counting a hit or a read: the view asks
-// at a lookup, to hand the bytes to the kernel before any read (see the
-// fuse package's pushes). It marks the entry used.
+// for the files of a listing it answers, to hand their bytes to the
+// kernel before any read (the fuse package's pushes). It marks the entry
+// used.
 func (c *Cache) Held(path string) (op.Result, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

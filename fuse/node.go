@@ -145,7 +145,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*
 
 // lookup answers a LOOKUP of name, or (pin false) an entry of a
 // READDIRPLUS reply: that one pins no large file, whose entry gets no
-// lifetime (see noteLookup), so the walk that opens it looks it up.
+// lifetime (see notePlusEntry), so the walk that opens it looks it up.
 func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.EntryOut, pin bool) (*fs.Inode, syscall.Errno) {
 	if len(name) > op.MaxNameLen || len(child) > op.MaxPathLen {
 		return nil, syscall.ENAMETOOLONG

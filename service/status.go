@@ -39,7 +39,8 @@ type Status struct {
 	// (with or without profile_metrics; Profile has the details).
 	FuseCalls map[string]int64 `json:"fuse_calls"`
 	// KernelPushes counts the small files the view stored in the
-	// kernel's page cache at their lookup (no READ follows for them).
+	// kernel's page cache after a READDIRPLUS listed them (no READ
+	// follows for them).
 	KernelPushes cfuse.PushStats `json:"kernel_pushes"`
 }
 
