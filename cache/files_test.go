@@ -75,3 +75,22 @@ func TestDirPlusFilesWithinBudget(t *testing.T) {
 	_, ok := c.Lookup(op.Getattr, "/d/t")
 	assert.True(t, ok)
 }
+
+// Held answers a held file's bytes and stat without counting a hit, a
+// miss or a read of a shipped file, and nothing for a file not held
+// (whatever else is cached about it).
+func TestHeldCountsNothing(t *testing.T) {
+	c, _ := newTestCache(t, 1<<20, 0)
+	c.Store(op.DirPlus, "/d", op.Result{Plus: shippedPlus()})
+	before := c.Stats()
+
+	r, ok := c.Held("/d/a.pyc")
+	require.True(t, ok)
+	assert.Equal(t, []byte("abc"), r.Data)
+	assert.Equal(t, shippedPlus()[0].Attr, r.Attr)
+	_, ok = c.Held("/d/big.so")
+	assert.False(t, ok, "listed, not held")
+	_, ok = c.Held("/d/missing")
+	assert.False(t, ok, "absent from the listing")
+	assert.Equal(t, before, c.Stats(), "Held counts nothing")
+}

@@ -140,3 +140,10 @@ func (d *dirHandle) Releasedir(ctx context.Context, _ uint32) {
 		d.n.fs.observe(ctx, opReleasedir, d.n.path, time.Now(), 0)
 	}
 }
+
+// Lookup answers an entry of a READDIRPLUS reply (go-fuse's
+// FileLookuper): the node's lookup, not reported as a LOOKUP, and with
+// no large file pinned.
+func (d *dirHandle) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return d.n.lookup(ctx, name, op.Join(d.n.path, name), out, false)
+}

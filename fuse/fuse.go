@@ -176,12 +176,11 @@ func mountOptions(fsys *filesystem, opts Options, asRoot bool) *fs.Options {
 			// refresh.
 			EnableSymlinkCaching:     true,
 			ExplicitDataCacheControl: true,
-			// READDIRPLUS would turn every cold listing into one Source
-			// Getattr per entry, one after another (the bridge looks each
-			// entry up); Python lists directories far more than it stats
-			// all of their entries. Warm listings and stats never reach
-			// us without it (TestWarmPassStaysInTheKernel).
-			DisableReadDirPlus: true,
+			// READDIRPLUS: a listing gives the kernel every entry (no
+			// LOOKUP follows) and lets the view push held small files
+			// into its page cache (push.go); each entry's lookup is a
+			// hit in the directory's dirplus.
+			DisableReadDirPlus: false,
 			// Without EnableLocks the kernel keeps flock/fcntl locks
 			// locally: they succeed and still exclude each other
 			// between processes on this node.
@@ -309,6 +308,9 @@ type filesystem struct {
 	// pins bounds the large-file descriptors a no-open mount keeps.
 	pins pinList
 
+	held   HeldReader // the Source's, if it offers one
+	pushes pushes     // held small files into the kernel's cache (push.go)
+
 	// The version-change log, rate-limited apart for failed reads and
 	// for changes the kernel's retry hides.
 	staleWarnLog, staleInfoLog logLimit
@@ -341,6 +343,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	drop, _ := src.(dropper)
+	held, _ := src.(HeldReader)
 	reads := opts.DirectReads
 	if reads == nil {
 		reads = new(DirectReads)
@@ -362,6 +365,7 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		onOp:         opts.OnOp,
 		handleOpens:  opts.HandleOpens,
 		drop:         drop,
+		held:         held,
 	}
 	fsys.pins.max = maxPinned
 	return fsys, nil

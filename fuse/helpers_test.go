@@ -104,10 +104,16 @@ func (s *dirSource) count(o op.Op, p string) int {
 // unmounts it in Cleanup, lazily if the clean unmount fails.
 func mountView(t testing.TB, target string, maxCacheable int64, edit func(*Options)) (*Mounted, *dirSource) {
 	t.Helper()
+	src := newDirSource(target, maxCacheable)
+	return mountSource(t, src, target, maxCacheable, edit), src
+}
+
+// mountSource is mountView with the Source given.
+func mountSource(t testing.TB, src Source, target string, maxCacheable int64, edit func(*Options)) *Mounted {
+	t.Helper()
 	testkit.RequireFuse(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	require.NoError(t, os.Mkdir(mnt, 0o755))
-	src := newDirSource(target, maxCacheable)
 	opts := Options{
 		Mount:           mnt,
 		Target:          target,
@@ -127,7 +133,7 @@ func mountView(t testing.TB, target string, maxCacheable int64, edit func(*Optio
 			_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
 		}
 	})
-	return m, src
+	return m
 }
 
 // Test tree layout; maxCacheable of treeMaxCacheable makes big.bin large.

@@ -71,6 +71,7 @@ var (
 	_ fs.FileReaddirenter   = (*dirHandle)(nil)
 	_ fs.FileSeekdirer      = (*dirHandle)(nil)
 	_ fs.FileReleasedirer   = (*dirHandle)(nil)
+	_ fs.FileLookuper       = (*dirHandle)(nil)
 
 	_ fs.NodeSetattrer      = (*node)(nil)
 	_ fs.NodeWriter         = (*node)(nil)
@@ -138,11 +139,14 @@ func (n *node) noteDev(dev uint64) {
 func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	start := time.Now()
 	child := op.Join(n.path, name)
-	ch, errno := n.lookup(ctx, name, child, out)
+	ch, errno := n.lookup(ctx, name, child, out, true)
 	return ch, n.fs.observe(ctx, opLookup, child, start, errno)
 }
 
-func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+// lookup answers a LOOKUP of name, or (pin false) an entry of a
+// READDIRPLUS reply: that one pins no large file, whose entry gets no
+// lifetime (see notePlusEntry), so the walk that opens it looks it up.
+func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.EntryOut, pin bool) (*fs.Inode, syscall.Errno) {
 	if len(name) > op.MaxNameLen || len(child) > op.MaxPathLen {
 		return nil, syscall.ENAMETOOLONG
 	}
@@ -154,9 +158,13 @@ func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.Entry
 		return nil, r.Errno
 	}
 	var content Content
-	if n.fs.pinsAtLookup(r.Attr) {
+	known := n.GetChild(name)
+	if known != nil && known.StableAttr() != stableAttrFor(r.Attr, child) {
+		known = nil // the name leads to another version now
+	}
+	if pin && n.fs.pinsAtLookup(r.Attr) {
 		held := false
-		if known := n.GetChild(name); known != nil && known.StableAttr() == stableAttrFor(r.Attr, child) {
+		if known != nil {
 			kn, ok := known.Operations().(*node)
 			held = ok && kn.holdsPinned()
 		}
@@ -167,14 +175,24 @@ func (n *node) lookup(ctx context.Context, name, child string, out *gofuse.Entry
 	}
 	id := stableAttrFor(r.Attr, child)
 	fillAttr(&out.Attr, r.Attr, id.Ino)
-	c := &node{fs: n.fs, path: child, attr: r.Attr}
-	c.noteDev(r.Attr.Dev)
-	ch := n.NewInode(ctx, c, id)
+	if known != nil && known.StableAttr() != id {
+		known = nil // pinLarge found the host's newer version
+	}
+	ch := known // the bridge would pick it over a new inode anyway
+	if ch == nil {
+		ch = n.NewInode(ctx, &node{fs: n.fs, path: child, attr: r.Attr}, id)
+	}
 	got, ok := ch.Operations().(*node)
-	if ok && got != c {
+	if ok {
+		got.noteDev(r.Attr.Dev)
+	}
+	if ok && known != nil {
 		// A known node is named again (after a passing error): its
 		// next change must invalidate the name again.
 		got.invalidated.Store(false)
+	}
+	if !pin {
+		n.fs.notePlusEntry(ctx, known == nil, child, r.Attr, out)
 	}
 	if content != nil {
 		if ok {

@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"context"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,7 +21,14 @@ import (
 // bridge for that one request instead.
 type rawView struct {
 	gofuse.RawFileSystem
-	fs *filesystem
+	fs     *filesystem
+	server atomic.Pointer[gofuse.Server] // set at Init, for the pushes
+}
+
+// Init keeps the server for the stores of afterBridge.
+func (r *rawView) Init(server *gofuse.Server) {
+	r.server.Store(server)
+	r.RawFileSystem.Init(server)
 }
 
 // Lookup gives a large regular file of a no-open mount no entry
@@ -53,10 +61,16 @@ func (r *rawView) ReadDir(cancel <-chan struct{}, in *gofuse.ReadIn, out *gofuse
 	})
 }
 
+// ReadDirPlus answers with an entry (and an inode) for every name, and
+// then pushes the held small files among them into the kernel's cache
+// (see afterBridge).
 func (r *rawView) ReadDirPlus(cancel <-chan struct{}, in *gofuse.ReadIn, out *gofuse.DirEntryList) gofuse.Status {
-	return r.withDirHandle(cancel, in, func(in *gofuse.ReadIn) gofuse.Status {
+	r.fs.pushes.begin(cancel)
+	st := r.withDirHandle(cancel, in, func(in *gofuse.ReadIn) gofuse.Status {
 		return r.RawFileSystem.ReadDirPlus(cancel, in, out)
 	})
+	r.afterBridge(cancel, st)
+	return st
 }
 
 // withDirHandle runs read with in's handle, or, for a READDIR without

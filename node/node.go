@@ -469,3 +469,7 @@ func isTimeout(err error) bool {
 // it when the bytes it fetched for a file belong to another version than
 // the file's stat; a parent's copy is not touched.
 func (n *Node) Drop(path string) { n.cfg.Cache.Drop(path) }
+
+// Held returns the whole small file at path if the node's cache holds
+// it, asking no one (fuse.HeldReader).
+func (n *Node) Held(path string) (op.Result, bool) { return n.cfg.Cache.Held(path) }

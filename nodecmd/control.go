@@ -226,6 +226,9 @@ func printStatus(w io.Writer, st service.Status) {
 	d := st.DirectReads
 	fmt.Fprintf(w, "read directly from the target (over max_cacheable_bytes, outside the tree): %d files, %d opens, %s\n",
 		d.Files, d.Opens, human(d.Bytes))
+	k := st.KernelPushes
+	fmt.Fprintf(w, "pushed into the kernel's page cache when listed (no READ follows): %d files, %s; late %d, failed %d\n",
+		k.Pushed, human(int64(k.PushedBytes)), k.Late, k.Failed)
 	printLargeFiles(w, st)
 	if p := st.Prefetch; p != nil {
 		fmt.Fprintf(w, "\n%s\n", p.Summary())

@@ -90,6 +90,21 @@ node_pid() { "$BIN/copper-node" stats --json --mount "$1" | "$python" -c 'import
 cpu_ticks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
 hz=$(getconf CLK_TCK)
 # forwarded MOUNT: requests the node serving MOUNT sent to its parent, all ops.
+# cold_requests MOUNT...: the FUSE LOOKUPs and READs the nodes serving
+# them handled and the small files they pushed into the kernel's page
+# cache, per node (their own counters): "lookups reads pushed".
+cold_requests() {
+  local m
+  for m in "$@"; do "$BIN/copper-node" stats --json --mount "$m"; done | "$python" -c '
+import json, sys
+d = json.JSONDecoder(); text = sys.stdin.read(); i = 0; lk = rd = pu = n = 0
+while i < len(text):
+    if text[i].isspace(): i += 1; continue
+    s, i = d.raw_decode(text, i); n += 1
+    c = s.get("fuse_calls") or {}
+    lk += c.get("lookup", 0); rd += c.get("read", 0); pu += (s.get("kernel_pushes") or {}).get("pushed", 0)
+print("%d %d %d" % (lk / n, rd / n, pu / n))'
+}
 forwarded() { "$BIN/copper-node" stats --json --mount "$1" | "$python" -c 'import json, sys; print(sum(o["forwarded"] for o in json.load(sys.stdin)["node"]["ops"]))'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else print v[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
@@ -101,6 +116,7 @@ for ((i = 0; i < nodes; i++)); do native_roots+=(""); done
 leaves=()
 round_rows=""
 nat_all="" cold_all="" warm_all="" ccpu_all="" wcpu_all="" coldr_all="" warmr_all=""
+creq_rows=""
 for ((round = 1; round <= rounds; round++)); do
   progress "storm round $round/$rounds: native, then $nodes fresh non-root nodes cold, then warm"
   nat=$(pass "${native_roots[@]}")
@@ -112,6 +128,8 @@ for ((round = 1; round <= rounds; round++)); do
   c0=$(cpu_ticks "${pids[@]}")
   cold=$(pass "${leaves[@]}")
   c1=$(cpu_ticks "${pids[@]}")
+  read -r clk crd cpu_pushed < <(cold_requests "${leaves[@]}")
+  creq_rows+="$clk $crd $cpu_pushed"$'\n'
   warm=$(pass "${leaves[@]}")
   c2=$(cpu_ticks "${pids[@]}")
   # native again, right after warm (the nodes idle): each copper pass has
@@ -120,7 +138,7 @@ for ((round = 1; round <= rounds; round++)); do
   stop_local_nodes
   ccpu=$(awk -v t=$((c1 - c0)) -v n="$nodes" -v hz="$hz" 'BEGIN { printf "%.3f", t / hz / n }')
   wcpu=$(awk -v t=$((c2 - c1)) -v n="$nodes" -v hz="$hz" 'BEGIN { printf "%.3f", t / hz / n }')
-  round_rows+="| $round | $nat | $cold | $warm | $nat2 | $(ratio "$cold" "$nat")× | $(ratio "$warm" "$nat2")× | $ccpu | $wcpu |"$'\n'
+  round_rows+="| $round | $nat | $cold | $warm | $nat2 | $(ratio "$cold" "$nat")× | $(ratio "$warm" "$nat2")× | $ccpu | $wcpu | $clk | $crd | $cpu_pushed |"$'\n'
   nat_all+="$nat"$'\n'"$nat2"$'\n' cold_all+="$cold"$'\n' warm_all+="$warm"$'\n' ccpu_all+="$ccpu"$'\n' wcpu_all+="$wcpu"$'\n'
   coldr_all+="$(ratio "$cold" "$nat")"$'\n' warmr_all+="$(ratio "$warm" "$nat2")"$'\n'
 done
@@ -133,7 +151,7 @@ warm_r=$(median <<<"${warmr_all%$'\n'}"); cold_r=$(median <<<"${coldr_all%$'\n'}
 rrange() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s", lo, hi }'; }
 warm_range=$(rrange <<<"${warmr_all%$'\n'}"); cold_range=$(rrange <<<"${coldr_all%$'\n'}")
 if [ "${ISSUE9_ONLY:-}" = open-heavy ]; then
-  printf '| round | native s | copper cold s | copper warm s | native again s | cold / native | warm / native again | cold copper-node CPU s/node | warm copper-node CPU s/node |\n|---|---|---|---|---|---|---|---|---|\n%s' "$round_rows"
+  printf '| round | native s | copper cold s | copper warm s | native again s | cold / native | warm / native again | cold copper-node CPU s/node | warm copper-node CPU s/node | cold LOOKUPs/node | cold READs/node | cold files pushed/node |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n%s' "$round_rows"
   echo "cold ${cold_r}x (range ${cold_range}), warm ${warm_r}x (range ${warm_range}); load average $(cut -d' ' -f1-3 /proc/loadavg)"
   exit 0
 fi
@@ -265,10 +283,10 @@ Numbers from \`scripts/issue9-bench.sh $mode\`, $(date -u '+%Y-%m-%d %H:%M UTC')
 
 ### Open-heavy read
 
-The tree: $files files, $dirs package directories, $((bytes / 1024)) KiB, generated on this machine's disk (\`$work/storm\`, random bytes, 200 B–16 KiB per file). Each round runs, one after another: *native* — $nodes × $readers readers at once, every one \`find <tree> -type f -exec cat {} +\` on the local tree; *cold* — \`copper-launch --local $((nodes + 1))\` (rank 0 is the root and runs no reader), then $readers such readers on each of ranks 1–$nodes through its own mount (all non-root), timed from the readers' start (tree-ready excluded); *warm* — the same again on the same nodes; *native again* — the native pass once more, right after. Cold is compared with the native pass before it, warm with the one after it; the verdicts take the median of the per-round ratios (each ratio's two runs are seconds apart and share that moment's load on this shared host). copper-node CPU is the user + system time the $nodes reader nodes' daemons spent during the pass (\`/proc/<pid>/stat\`), per node.
+The tree: $files files, $dirs package directories, $((bytes / 1024)) KiB, generated on this machine's disk (\`$work/storm\`, random bytes, 200 B–16 KiB per file). Each round runs, one after another: *native* — $nodes × $readers readers at once, every one \`find <tree> -type f -exec cat {} +\` on the local tree; *cold* — \`copper-launch --local $((nodes + 1))\` (rank 0 is the root and runs no reader), then $readers such readers on each of ranks 1–$nodes through its own mount (all non-root), timed from the readers' start (tree-ready excluded); *warm* — the same again on the same nodes; *native again* — the native pass once more, right after. Cold is compared with the native pass before it, warm with the one after it; the verdicts take the median of the per-round ratios (each ratio's two runs are seconds apart and share that moment's load on this shared host). copper-node CPU is the user + system time the $nodes reader nodes' daemons spent during the pass (\`/proc/<pid>/stat\`), per node. The cold LOOKUPs and READs are the FUSE requests each reader node handled by the end of the cold pass, and the files pushed are the small files whose bytes it stored in the kernel's page cache after a READDIRPLUS reply (so that no READ of them came): each node's own counters (\`copper-node stats --json\`: \`fuse_calls\`, \`kernel_pushes\`), the mean over the $nodes nodes.
 
-| round | native s | copper cold s | copper warm s | native again s | cold / native | warm / native again | cold copper-node CPU s/node | warm copper-node CPU s/node |
-|---|---|---|---|---|---|---|---|---|
+| round | native s | copper cold s | copper warm s | native again s | cold / native | warm / native again | cold copper-node CPU s/node | warm copper-node CPU s/node | cold LOOKUPs/node | cold READs/node | cold files pushed/node |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 ${round_rows%$'\n'}
 
 ### FUSE requests reaching a non-root node, by opcode

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -97,4 +98,48 @@ func TestMountShippedFileNeverStaleOrTorn(t *testing.T) {
 		assert.True(t, bytes.Equal(got, old) || bytes.Equal(got, updated), "rank %d: one whole version", r)
 		assert.Equal(t, fi.Size(), st.Size(), "rank %d: the tree's snapshot", r)
 	}
+}
+
+// A directory listed through a leaf mount (READDIRPLUS) hands the kernel
+// the small files that came with it: reading them afterwards reaches the
+// node zero times (no FUSE READ or LOOKUP, no Read of its cache), and
+// the bytes are the source's.
+func TestMountListedSmallFilesNeverReachTheNode(t *testing.T) {
+	src := t.TempDir()
+	want := map[string][]byte{}
+	for i := range 20 {
+		want[fmt.Sprintf("m%02d.pyc", i)] = bytes.Repeat([]byte{byte('a' + i)}, 100+i*700)
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "d"), 0o755))
+	for name, data := range want {
+		require.NoError(t, os.WriteFile(filepath.Join(src, "d", name), data, 0o644))
+	}
+	s := clusterSettings(t, src)
+	s.DirFilesMaxBytes = 16 << 10
+	c, mounts := startMountedCluster(t, s, 3)
+	leaf := c.nodes[2]
+
+	require.NoError(t, within(t, "list", func() error { _, err := os.ReadDir(filepath.Join(mounts[2], "d")); return err }))
+	deadline := time.Now().Add(20 * time.Second)
+	for leaf.KernelPushes().Pushed < uint64(len(want)) {
+		require.True(t, time.Now().Before(deadline), "pushes %+v, want %d", leaf.KernelPushes(), len(want))
+		time.Sleep(5 * time.Millisecond)
+	}
+	calls := func() map[string]int64 {
+		m := map[string]int64{}
+		for _, r := range leaf.Profile().Ops() {
+			m[r.Op] = r.Calls
+		}
+		return m
+	}
+	before, reads := calls(), leaf.Node().Stats().Op(op.Read)
+	for name, data := range want {
+		var got []byte
+		require.NoError(t, within(t, "read "+name, func() (err error) { got, err = os.ReadFile(filepath.Join(mounts[2], "d", name)); return err }))
+		assert.Equal(t, data, got, name)
+	}
+	after := calls()
+	assert.Equal(t, before[op.FuseRead], after[op.FuseRead], "FUSE READs")
+	assert.Equal(t, before[op.FuseLookup], after[op.FuseLookup], "FUSE LOOKUPs")
+	assert.Equal(t, reads, leaf.Node().Stats().Op(op.Read), "the node's reads")
 }

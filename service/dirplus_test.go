@@ -330,5 +330,9 @@ func TestMountPythonImportThroughLeaf(t *testing.T) {
 	assert.Zero(t, d[op.Readdir])
 	assert.LessOrEqual(t, d[op.DirPlus], int64(4), "at most one per directory: /, pkgs, mypkg, sub")
 	assert.Zero(t, d[op.Read], "the modules' bytes came with their directories")
-	assert.EqualValues(t, 3, c.nodes[leaf].Node().Stats().Cache.DirFiles.Read, "and were read from there (sub/__init__.py is empty: the kernel reads nothing)")
+	// and reached the kernel from there: read from the leaf's cache, or
+	// pushed into the kernel's page cache when Python listed their
+	// directory (sub/__init__.py is empty: nothing to read or push).
+	read, pushed := c.nodes[leaf].Node().Stats().Cache.DirFiles.Read, c.nodes[leaf].KernelPushes()
+	assert.GreaterOrEqual(t, read+pushed.Pushed, uint64(3), "read %d, pushes %+v", read, pushed)
 }

@@ -35,6 +35,13 @@ type Status struct {
 	Prefetch *prefetch.Stats `json:"prefetch,omitempty"`
 	// LargeFiles says how files over max_cacheable_bytes are served.
 	LargeFiles LargeFilesStatus `json:"large_files"`
+	// FuseCalls counts the FUSE requests the view handled, by operation
+	// (with or without profile_metrics; Profile has the details).
+	FuseCalls map[string]int64 `json:"fuse_calls"`
+	// KernelPushes counts the small files the view stored in the
+	// kernel's page cache after a READDIRPLUS listed them (no READ
+	// follows for them).
+	KernelPushes cfuse.PushStats `json:"kernel_pushes"`
 }
 
 // LargeFilesStatus is the large-file path of a node (the chunk counters
@@ -70,6 +77,16 @@ func (svc *Service) LargeFiles() LargeFilesStatus {
 	return st
 }
 
+// KernelPushes counts the small files this node's view stored in the
+// kernel's page cache after listing their directory (zero before it
+// mounts).
+func (svc *Service) KernelPushes() cfuse.PushStats {
+	if svc.mounted == nil {
+		return cfuse.PushStats{}
+	}
+	return svc.mounted.PushStats()
+}
+
 // PrefetchResult answers the "prefetch" control command.
 type PrefetchResult struct {
 	Enabled bool            `json:"enabled"` // the node has a prefetch manifest
@@ -99,11 +116,19 @@ func (svc *Service) status() Status {
 		DirectReads: svc.directReads.Stats(),
 		LargeFiles:  svc.LargeFiles(),
 	}
+	st.KernelPushes = svc.KernelPushes()
 	if svc.upstream != nil {
 		st.Upstream = svc.upstream.Current()
 	}
+	rows := svc.prof.Ops()
+	st.FuseCalls = make(map[string]int64, len(rows))
+	for _, r := range rows {
+		if r.Calls > 0 {
+			st.FuseCalls[r.Op] = r.Calls
+		}
+	}
 	if svc.profOn {
-		st.Profile = svc.prof.Ops()
+		st.Profile = rows
 	}
 	if svc.prefetch != nil {
 		ps := svc.prefetch.Stats()

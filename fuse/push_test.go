@@ -1,0 +1,155 @@
+package fuse
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/op"
+)
+
+// heldSource is a dirSource that holds every small file's bytes, as a
+// node whose cache got them with their directory does (HeldReader).
+// Files in skewed are held as another version: their bytes must never
+// be pushed.
+type heldSource struct {
+	*dirSource
+	skewed map[string]bool
+}
+
+func (s heldSource) Held(p string) (op.Result, bool) {
+	host := filepath.Join(s.root, p)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(host, &st); err != nil || st.Size > s.maxRead {
+		return op.Result{}, false
+	}
+	data, err := os.ReadFile(host)
+	if err != nil {
+		return op.Result{}, false
+	}
+	r := op.Result{Attr: op.AttrFromStat(&st), Data: data}
+	if s.skewed[p] {
+		r.Attr.MtimeNs++
+	}
+	return r, true
+}
+
+// waitPushed waits until the mount has pushed n files.
+func waitPushed(t *testing.T, m *Mounted, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for m.PushStats().Pushed < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("pushed %+v, want %d files", m.PushStats(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestListedSmallFilesAreNeverRead: once the kernel has listed a
+// directory (READDIRPLUS), reading its small files sends the daemon no
+// LOOKUP and no READ: their bytes were pushed into the kernel's cache,
+// and they are the file's bytes, by read and by mmap. An empty file, a
+// large file and a file held as another version are not pushed, and
+// still read right; a large file's entry keeps no lifetime.
+func TestListedSmallFilesAreNeverRead(t *testing.T) {
+	root := makeTree(t)
+	var trace syncBuffer
+	src := heldSource{dirSource: newDirSource(root, treeMaxCacheable), skewed: map[string]bool{"/run.sh": true}}
+	m := mountSource(t, src, root, treeMaxCacheable, func(o *Options) {
+		o.Debug = true
+		o.Logger = slog.New(slog.NewTextHandler(&trace, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	at := func(rel string) string { return filepath.Join(m.Mountpoint(), rel) }
+	var pushed []string // small, non-empty, not skewed
+	for _, dir := range []string{".", "a/b/c", "many"} {
+		des, err := os.ReadDir(at(dir))
+		require.NoError(t, err, dir)
+		for _, de := range des {
+			rel := filepath.Join(dir, de.Name())
+			info, err := os.Lstat(filepath.Join(root, rel))
+			require.NoError(t, err)
+			if info.Mode().IsRegular() && info.Size() > 0 && info.Size() <= treeMaxCacheable && !src.skewed["/"+rel] {
+				pushed = append(pushed, rel)
+			}
+		}
+	}
+	require.Contains(t, pushed, "exactly.bin", "a file of exactly max_cacheable bytes is pushed")
+	require.Contains(t, pushed, "a/b/c/deep.txt")
+	waitPushed(t, m, uint64(len(pushed)))
+
+	before := requestCounts(trace.String())
+	for _, rel := range pushed {
+		got, err := os.ReadFile(at(rel))
+		require.NoError(t, err, rel)
+		want, err := os.ReadFile(filepath.Join(root, rel))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(want, got), "%s: the pushed bytes are the file's", rel)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := runHelper(ctx, "mmap", at("a/b/c/deep.txt"), "").Output()
+	require.NoError(t, err)
+	assert.Equal(t, snapshot(t, filepath.Join(root, "a/b/c/deep.txt"))["."].SHA256, strings.TrimSpace(string(out)), "mmap of a pushed file")
+	after := requestCounts(trace.String())
+	for _, opcode := range []string{"LOOKUP", "READ", "GETATTR"} {
+		assert.Equal(t, before[opcode], after[opcode], "%s requests reading %d listed small files", opcode, len(pushed))
+	}
+
+	// Not pushed: read through the daemon, and right.
+	for _, rel := range []string{"run.sh", "big.bin", "a/empty.txt"} {
+		before := requestCounts(trace.String())
+		got, err := os.ReadFile(at(rel))
+		require.NoError(t, err, rel)
+		want, err := os.ReadFile(filepath.Join(root, rel))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(want, got), rel)
+		if len(want) > 0 {
+			assert.Greater(t, requestCounts(trace.String())["READ"], before["READ"], "%s is read through the daemon", rel)
+		}
+	}
+	// big.bin was listed: its entry has no lifetime all the same.
+	before = requestCounts(trace.String())
+	_, err = os.Stat(at("big.bin"))
+	require.NoError(t, err)
+	assert.Greater(t, requestCounts(trace.String())["LOOKUP"], before["LOOKUP"], "a path walk to a listed large file looks it up")
+
+	st := m.PushStats()
+	assert.Equal(t, uint64(len(pushed)), st.Pushed, "%+v", st)
+	assert.Zero(t, st.Failed, "%+v", st)
+}
+
+// TestNoPushesWithoutHeldBytes: a Source that offers no HeldReader, or a
+// mount that handles opens, pushes nothing; listed files read right.
+func TestNoPushesWithoutHeldBytes(t *testing.T) {
+	root := makeTree(t)
+	for _, tc := range []struct {
+		name        string
+		src         Source
+		handleOpens bool
+	}{
+		{"no HeldReader", newDirSource(root, treeMaxCacheable), false},
+		{"handled opens", heldSource{dirSource: newDirSource(root, treeMaxCacheable)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := mountSource(t, tc.src, root, treeMaxCacheable, func(o *Options) { o.HandleOpens = tc.handleOpens })
+			_, err := os.ReadDir(m.Mountpoint())
+			require.NoError(t, err)
+			got, err := os.ReadFile(filepath.Join(m.Mountpoint(), "exactly.bin"))
+			require.NoError(t, err)
+			want, err := os.ReadFile(filepath.Join(root, "exactly.bin"))
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(want, got))
+			assert.Equal(t, PushStats{}, m.PushStats())
+		})
+	}
+}
