@@ -64,6 +64,7 @@ func killGroup(cmd *exec.Cmd) {
 // output is a finished short-lived command.
 type output struct {
 	stdout, stderr string
+	cpu            time.Duration // the process's user + system time (rusage at exit)
 }
 
 // runBounded runs name with args and env, returning its output; it kills
@@ -91,6 +92,9 @@ func runBounded(ctx context.Context, timeout time.Duration, env []string, name s
 		err = fmt.Errorf("killed: %w", ctx.Err())
 	}
 	out := output{stdout: stdout.String(), stderr: stderr.String()}
+	if ps := cmd.ProcessState; ps != nil {
+		out.cpu = ps.UserTime() + ps.SystemTime()
+	}
 	if err != nil {
 		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out.stderr)
 	}
