@@ -116,7 +116,8 @@ func (r *runner) startCopper(ctx context.Context, n int, target, job string, ext
 			t.pids[rank], _ = strconv.Atoi(m[3])
 			d := &t.starts[rank]
 			d.ReturnedS, d.LauncherCPUS = time.Since(start).Seconds(), secs(out.cpu)
-			d.DaemonCPUS = secs(schedCPU(t.pids[rank]))
+			run, wait := schedCPU(t.pids[rank])
+			d.DaemonCPUS, d.DaemonWaitS = secs(run), secs(wait)
 			if l := readyLogPath.FindStringSubmatch(out.stdout); l != nil {
 				logs[rank] = l[1]
 			}

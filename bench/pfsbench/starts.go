@@ -40,6 +40,9 @@ type DaemonStart struct {
 	// (/proc/<pid>/stat) and the command's that daemonized it (rusage).
 	DaemonCPUS   float64 `json:"daemon_cpu_s"`
 	LauncherCPUS float64 `json:"launcher_cpu_s"`
+	// DaemonWaitS is the time the daemon's threads were runnable but
+	// waiting for a CPU (schedstat), up to its command's return.
+	DaemonWaitS float64 `json:"daemon_wait_s"`
 	// ReadyProbes is how many readiness probes it sent its parent, from
 	// its stats after the run (nil: its copper does not count them).
 	ReadyProbes *int64 `json:"ready_probes,omitempty"`
@@ -183,26 +186,26 @@ func firstFile(root string) (string, error) {
 	return found, err
 }
 
-// schedCPU is a process's CPU time summed over its threads' schedstat
-// (ns, where /proc/<pid>/stat counts 10 ms ticks: a daemon's start is a
-// few of them); /proc/<pid>/stat's when schedstat is not there.
-func schedCPU(pid int) time.Duration {
+// schedCPU is a process's CPU time and its time runnable but waiting for
+// a CPU, summed over its threads' schedstat (ns, where /proc/<pid>/stat
+// counts 10 ms ticks: a daemon's start is a few of them);
+// /proc/<pid>/stat's CPU when schedstat is not there.
+func schedCPU(pid int) (run, wait time.Duration) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	if err != nil || len(tasks) == 0 {
-		return cpuTime([]int{pid})
+		return statTime(pid), 0
 	}
-	var sum time.Duration
 	for _, f := range tasks {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
-		var run int64
-		if _, err := fmt.Sscan(string(b), &run); err == nil {
-			sum += time.Duration(run)
+		var r, w int64
+		if _, err := fmt.Sscan(string(b), &r, &w); err == nil {
+			run, wait = run+time.Duration(r), wait+time.Duration(w)
 		}
 	}
-	return sum
+	return run, wait
 }
 
 // threadCPU is the calling thread's user and system time.
