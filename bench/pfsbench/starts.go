@@ -93,7 +93,7 @@ type RoundTrip struct {
 var (
 	logTime       = regexp.MustCompile(`^time=(\S+) `)
 	registeredMsg = regexp.MustCompile(`provider registration completed after (\d+) us`)
-	treeReadyMsg  = regexp.MustCompile(`msg="tree ready" after_us=(\d+)`)
+	treeReadyMsg  = regexp.MustCompile(`msg="tree ready"(?: \S+)* after_us=(\d+)`)
 	readyLogPath  = regexp.MustCompile(`copper-node: ready .* log=(\S+)`)
 )
 
