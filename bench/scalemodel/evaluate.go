@@ -13,7 +13,7 @@ func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
 	rep := &Report{Created: cal.Created, CalibrateCmd: cal.Command, MeasuredBy: cal.MeasuredBy, Costs: cal.Costs, Emulator: cal.Emulator, Reference: cal.Reference, Machine: cal.Machine,
 		Sources: cal.Sources, HostCores: cal.HostCores, HostAvailable: cal.HostAvailable, Procs: plan.Procs, ValidationProcs: cal.Procs,
 		TraceOps: len(cal.Workload.Ops), Tree: cal.Workload.Tree, FitNodes: cal.FitNodes, HeldOutNodes: cal.HeldOutNodes, HostCosts: cal.HostCosts, Probe: cal.ReadyProbe(), RoundTrip: cal.RoundTrip}
-	for _, step := range []func(*Calibration, Plan) error{rep.runValidation, rep.runProjection, rep.runVariants, rep.runSensitivity, rep.runLarge} {
+	for _, step := range []func(*Calibration, Plan) error{rep.runValidation, rep.runProjection, rep.runVariants, rep.runSensitivity, rep.runLarge, rep.runOtherPolicy} {
 		if err := step(cal, plan); err != nil {
 			return nil, err
 		}
@@ -260,5 +260,29 @@ func (cal *Calibration) spawnOf(mode string, nodes int) []float64 {
 			return m.Spawn
 		}
 	}
+	return nil
+}
+
+// runOtherPolicy models copper's projection rows (the facility-book
+// launch where measured) under the readiness policy the measured copper
+// does not use, all else equal: what the other readiness would change.
+func (rep *Report) runOtherPolicy(cal *Calibration, plan Plan) error {
+	c := *cal
+	c.Probe.Policy = PolicyHold
+	if cal.ReadyProbe().Policy == PolicyHold {
+		c.Probe.Policy = PolicyBackoff
+	}
+	launch := LaunchDiscover
+	if len(rep.Book) > 0 {
+		launch = LaunchBook
+	}
+	for _, n := range plan.Nodes {
+		r, err := Run(&c, Scenario{Mode: ModeCopper, Nodes: n, Procs: plan.Procs, Launch: launch})
+		if err != nil {
+			return err
+		}
+		rep.OtherPolicy = append(rep.OtherPolicy, r)
+	}
+	rep.OtherPolicyName = c.Probe.Policy
 	return nil
 }

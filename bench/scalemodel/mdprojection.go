@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 )
 
 // mdProjection writes the projection table and its figure.
@@ -215,6 +216,7 @@ func (rep *Report) findings(p printf) {
 			us(rep.Costs.GatherPerRank), secsStr(lo.GatherS), lo.Nodes, secsStr(hi.GatherS), hi.Nodes, secsStr(hi.SetupS-hi.GatherS))
 	}
 	rep.bookFinding(p, lo, hi)
+	rep.policyFinding(p)
 	if d, ok := rep.find(ModeDirect, hi.Nodes); ok && hi.Nodes > 0 {
 		p("* Direct at %d nodes: %d metadata operations cold and %d warm (every process's opens reach the server), %s s and %s s at the projection's %.0f operations/s.\n",
 			d.Nodes, d.MetaOps, d.WarmMetaOps, secsStr(d.ColdS), secsStr(d.WarmS), rep.Reference.Capacity())
@@ -256,4 +258,33 @@ func (rep *Report) bookFinding(p printf, lo, hi Result) {
 	p("* Facility book: each node reads the site's book of N entries itself (measured here: %s at %d entries, %s per further entry), %s s at %d nodes instead of the all-gather's %s s: the first import goes from %s s at %d to %s s at %d (%.2f×; with the all-gather %.2f×), tree-ready now the larger part of the setup (%s s at %d).\n",
 		secsStr(rep.Costs.BookBase+float64(bookSizes[0])*rep.Costs.BookPerRank)+" s", bookSizes[0], us(rep.Costs.BookPerRank), secsStr(bhi.BookS), hi.Nodes, secsStr(hi.GatherS),
 		secsStr(blo.FirstS()), blo.Nodes, secsStr(bhi.FirstS()), bhi.Nodes, bhi.FirstS()/blo.FirstS(), hi.FirstS()/lo.FirstS(), secsStr(bhi.SetupS-bhi.BookS), bhi.Nodes)
+}
+
+// policyFinding sets copper's projection under the measured readiness
+// policy against the other one.
+func (rep *Report) policyFinding(p printf) {
+	var base []Result
+	launch := "the all-gather"
+	switch {
+	case len(rep.Book) > 0:
+		base, launch = rep.Book, "the facility book"
+	default:
+		for _, x := range rep.Projection {
+			if x.Mode == ModeCopper {
+				base = append(base, x)
+			}
+		}
+	}
+	if len(rep.OtherPolicy) == 0 || len(base) != len(rep.OtherPolicy) {
+		return
+	}
+	var parts []string
+	for i, o := range rep.OtherPolicy {
+		b := base[i]
+		if b.Nodes == 32 || b.Nodes == 8300 || i == len(base)-1 {
+			parts = append(parts, fmt.Sprintf("%d nodes: tree-ready %s s → %s s, first import %s s → %s s", b.Nodes,
+				secsStr(b.SetupS-b.GatherS-b.BookS), secsStr(o.SetupS-o.GatherS-o.BookS), secsStr(b.FirstS()), secsStr(o.FirstS())))
+		}
+	}
+	p("* Readiness: the measured copper's policy is %s; with %s instead (the same model and launch, %s): %s.\n", rep.Probe.Policy, rep.OtherPolicyName, launch, strings.Join(parts, "; "))
 }

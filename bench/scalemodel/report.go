@@ -125,13 +125,17 @@ type Report struct {
 	Projection      []Result          `json:"projection"`
 	// Book are copper's projection rows launched with a facility's
 	// address book (LaunchBook) instead of the all-gather.
-	Book            []Result          `json:"book,omitempty"`
-	RoundTrip       *RoundTrip        `json:"round_trip,omitempty"` // the calibration's
-	Variants        []Result          `json:"variants"`
-	Large           []Result          `json:"large"`
-	Sensitivity     []Sensitivity     `json:"sensitivity"`
-	TraceOps        int               `json:"trace_ops"`
-	Tree            TreeSize          `json:"tree"`
+	Book      []Result   `json:"book,omitempty"`
+	RoundTrip *RoundTrip `json:"round_trip,omitempty"` // the calibration's
+	// OtherPolicy are copper's projection rows (Book's launch, if any)
+	// under the readiness policy the measured copper does not use.
+	OtherPolicy     []Result      `json:"other_policy,omitempty"`
+	OtherPolicyName string        `json:"other_policy_name,omitempty"`
+	Variants        []Result      `json:"variants"`
+	Large           []Result      `json:"large"`
+	Sensitivity     []Sensitivity `json:"sensitivity"`
+	TraceOps        int           `json:"trace_ops"`
+	Tree            TreeSize      `json:"tree"`
 }
 
 // MaxAbsError is the largest |error| of the validation rows matching what
