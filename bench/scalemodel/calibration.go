@@ -340,7 +340,8 @@ const (
 	PolicyBackoff = "backoff"
 	// PolicyHold: a parent that is serving holds a probe until it is
 	// tree-ready (at most Hold), so the child learns it one half round
-	// trip after; a refused probe still waits the backoff.
+	// trip after; a parent not listening yet is probed again every
+	// Initial, without doubling.
 	PolicyHold = "wait-at-parent"
 )
 

@@ -42,11 +42,12 @@ func (s *sim) treeReady() float64 {
 //
 // PolicyHold: a parent that is serving holds the probe until it is
 // tree-ready and answers then (half a round trip back), or answers "not
-// ready" after Hold, and the child probes again at once; a refused dial
-// still waits the backoff, counted from the probe's start.
+// ready" after Hold, and the child probes again at once (the pause, from
+// the probe's start, is at most Hold); a refused dial (the parent not
+// listening yet) is retried Initial after it was sent, without doubling.
 func awaitParent(t, parentUp, parentReady, hop float64, p ProbeSchedule) float64 {
 	wait := p.Initial
-	for range 64 { // the cap bounds the waits; 64 probes outlast any parent here
+	for range 256 { // the waits are bounded; this many probes outlast any parent here
 		arrive := t + hop/2
 		switch {
 		case parentReady <= arrive:
@@ -55,9 +56,10 @@ func awaitParent(t, parentUp, parentReady, hop float64, p ProbeSchedule) float64
 			if parentReady <= arrive+p.Hold {
 				return parentReady + hop/2
 			}
-			t = arrive + p.Hold + hop/2
+			t = max(arrive+p.Hold+hop/2, t+min(wait, p.Hold))
 		case p.Policy == PolicyHold:
-			t += max(wait, hop)
+			t += max(p.Initial, hop)
+			continue
 		default:
 			t += hop + wait
 		}

@@ -11,7 +11,7 @@ import (
 // arrived. Otherwise, backing off, the node waits the backoff, doubling
 // to its cap; waiting at the parent, a serving parent holds the probe and
 // answers when ready (half a round trip back), or after its bound, and a
-// refused probe waits the backoff.
+// refused probe is retried at the first interval.
 func TestAwaitParent(t *testing.T) {
 	backoff := ProbeSchedule{Initial: 0.010, Max: 0.040, Policy: PolicyBackoff}
 	hold := ProbeSchedule{Initial: 0.010, Max: 0.040, Policy: PolicyHold, Hold: 0.040}
@@ -31,6 +31,8 @@ func TestAwaitParent(t *testing.T) {
 		{"hold: parent ready before the probe", hold, 1, 0, 0.5, 0.002, 1.002},
 		{"hold: held until the parent is ready", hold, 1, 0, 1.005, 0.002, 1.005 + 0.001},
 		{"hold: refused twice (10, 20 ms from each start), then held", hold, 1, 1.015, 1.040, 0.002, 1.040 + 0.001},
+		{"hold: refused, retried every 10 ms without doubling", hold, 1, 1.035, 1.036, 0.002, 1.040 + 0.002},
+		{"backoff: refused, the wait doubles", backoff, 1, 1.035, 1.036, 0.002, 1 + 0.010 + 0.020 + 0.040 + 4*0.002},
 		{"hold: the bound runs out twice, the next probe at once", short, 1, 0, 1.019, 0.002, 1.019 + 0.001},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,7 +126,8 @@ func TestHostSpawnAndPolicy(t *testing.T) {
 	// The root spawned 50 ms late: its children (done at 10 ms, alone on
 	// the two cores) probe at 10, 21, 42, 83 ms; the root is up at 60 ms.
 	assert.InDelta(t, 0.083+0.001, setup(PolicyBackoff, []float64{0.050, 0, 0}), 1e-9)
-	// Waiting at the parent: refused at 10, 20 and 40 ms (each wait from
-	// the probe's start); the probe sent at 80 ms finds the root ready.
-	assert.InDelta(t, 0.080+0.001, setup(PolicyHold, []float64{0.050, 0, 0}), 1e-9)
+	// Waiting at the parent: refused at 10, 20, … 50 ms (every 10 ms,
+	// from each probe's start); the probe sent at 60 ms finds the root
+	// up and ready.
+	assert.InDelta(t, 0.060+0.001, setup(PolicyHold, []float64{0.050, 0, 0}), 1e-9)
 }
