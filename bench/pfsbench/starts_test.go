@@ -14,10 +14,11 @@ import (
 // logger writes them (node.MarkRegistered, node.setTreeReady).
 func TestDaemonStartFromLog(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "node.log")
-	log, closeLog, err := logging.New(logging.Options{Level: 4, Type: "file", File: file})
+	base, closeLog, err := logging.New(logging.Options{Level: 4, Type: "file", File: file})
 	if err != nil {
 		t.Fatal(err)
 	}
+	log := base.With("rank", 3) // a daemon's logger carries attributes before the line's own
 	start := time.Now().Add(-time.Second)
 	log.Info("mounted", "mount", "/x")
 	log.Info(fmt.Sprintf("provider registration completed after %d us", 250000))
