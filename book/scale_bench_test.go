@@ -40,7 +40,7 @@ func heapInUse() uint64 {
 // endpoint set); position-B is the Position Locate returns, held for the
 // node's life.
 func BenchmarkBookAtScale(b *testing.B) {
-	for _, n := range []int{2000, 20000} {
+	for _, n := range []int{2000, 8300, 20000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "book")
 			if err := book.Write(path, auroraBook(n)); err != nil {

@@ -26,6 +26,8 @@ type copperTree struct {
 	mounts []string
 	pids   []int
 	ready  time.Duration // from starting all nodes to the last one returning tree-ready
+	starts []DaemonStart // each rank's start (the scale model's)
+	policy string        // readiness: ReadyBackoff or ReadyHold, from the daemons' stats
 }
 
 var readyLine = regexp.MustCompile(`copper-node: ready rank=(\d+) mount=(\S+) tree_ready_ms=\d+ pid=(\d+)`)
@@ -80,7 +82,7 @@ func (r *runner) startCopper(ctx context.Context, n int, target, job string, ext
 	if err := os.WriteFile(token, []byte(hex.EncodeToString(secret)), 0o600); err != nil {
 		return nil, err
 	}
-	t := &copperTree{r: r, mounts: make([]string, n), pids: make([]int, n)}
+	t := &copperTree{r: r, mounts: make([]string, n), pids: make([]int, n), starts: make([]DaemonStart, n)}
 	for i := range n {
 		t.mounts[i] = filepath.Join(r.copperMounts, strconv.Itoa(i))
 		if err := os.MkdirAll(t.mounts[i], 0o755); err != nil {
@@ -90,16 +92,17 @@ func (r *runner) startCopper(ctx context.Context, n int, target, job string, ext
 	r.cleanup.push("stop copper nodes", t.stop)
 	args := func(rank int) []string {
 		a := []string{"--book", book, "--rank", strconv.Itoa(rank), "--token-file", token, "--mount", t.mounts[rank],
-			"--target", target, "--log-dir", r.logDir, "--job-id", job, "--log-level", "2",
+			"--target", target, "--log-dir", r.logDir, "--job-id", job, "--log-level", "4", // info: the startup timing lines (a handful per node)
 			"--cache-memory-bytes", strconv.Itoa(512 << 20), "--spill-dir", filepath.Join(r.work, "spill"),
 			"--ready-timeout-s", "60", "--rpc-timeout-s", "60", "--stop-timeout", "10s"}
 		return append(append(a, extra...), r.cfg.CopperFlags...)
 	}
-	errs := make([]error, n)
+	errs, logs := make([]error, n), make([]string, n)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for rank := range n {
 		wg.Go(func() {
+			t.starts[rank] = DaemonStart{Rank: rank, SpawnS: time.Since(start).Seconds()}
 			out, err := runBounded(ctx, r.cfg.StepTimeout, r.copperEnv(), filepath.Join(r.cfg.Bin, "copper-node"), args(rank)...)
 			if err != nil {
 				errs[rank] = fmt.Errorf("rank %d: %w", rank, err)
@@ -111,10 +114,22 @@ func (r *runner) startCopper(ctx context.Context, n int, target, job string, ext
 				return
 			}
 			t.pids[rank], _ = strconv.Atoi(m[3])
+			d := &t.starts[rank]
+			d.ReturnedS, d.LauncherCPUS = time.Since(start).Seconds(), secs(out.cpu)
+			run, wait := schedCPU(t.pids[rank])
+			d.DaemonCPUS, d.DaemonWaitS = secs(run), secs(wait)
+			if l := readyLogPath.FindStringSubmatch(out.stdout); l != nil {
+				logs[rank] = l[1]
+			}
 		})
 	}
 	wg.Wait()
 	t.ready = time.Since(start)
+	for rank, l := range logs { // after the setup's time, which reading them must not delay
+		if l != "" {
+			t.starts[rank].fromLog(l, start)
+		}
+	}
 	if err := firstErrors(errs, 2); err != nil {
 		return nil, fmt.Errorf("start %d copper nodes: %w", n, err)
 	}
@@ -167,6 +182,7 @@ func (t *copperTree) memory(ctx context.Context, label string) ([]NodeMemory, er
 		if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
 			return nil, fmt.Errorf("copper-node stats --mount %s --json: %w", m, err)
 		}
+		t.readiness(rank, []byte(res.stdout))
 		rss, err := rssBytes(st.PID)
 		if err != nil {
 			return nil, fmt.Errorf("rank %d pid %d: %w", rank, st.PID, err)

@@ -64,6 +64,7 @@ func killGroup(cmd *exec.Cmd) {
 // output is a finished short-lived command.
 type output struct {
 	stdout, stderr string
+	cpu            time.Duration // the process's user + system time (rusage at exit)
 }
 
 // runBounded runs name with args and env, returning its output; it kills
@@ -91,6 +92,9 @@ func runBounded(ctx context.Context, timeout time.Duration, env []string, name s
 		err = fmt.Errorf("killed: %w", ctx.Err())
 	}
 	out := output{stdout: stdout.String(), stderr: stderr.String()}
+	if ps := cmd.ProcessState; ps != nil {
+		out.cpu = ps.UserTime() + ps.SystemTime()
+	}
 	if err != nil {
 		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out.stderr)
 	}
@@ -150,8 +154,7 @@ func rssBytes(pid int) (int64, error) {
 // every Linux architecture Go supports.
 const userHz = 100
 
-// cpuTime sums user and system time of the live processes among pids,
-// from /proc/<pid>/stat (fields 14 and 15).
+// cpuTime sums the CPU time of the live processes among pids (cpuTimes).
 func cpuTime(pids []int) time.Duration {
 	var d time.Duration
 	for _, t := range cpuTimes(pids) {
@@ -160,16 +163,24 @@ func cpuTime(pids []int) time.Duration {
 	return d
 }
 
-// cpuTimes is user and system time of each of pids (0 for a process
-// that is gone or unreadable).
+// cpuTimes is the CPU time of each of pids (0 for a process that is gone
+// or unreadable): its threads' schedstat (ns) where the kernel has it,
+// else user and system time from /proc/<pid>/stat (10 ms ticks, coarse
+// for a daemon's start or a phase of tens of milliseconds).
 func cpuTimes(pids []int) []time.Duration {
 	out := make([]time.Duration, len(pids))
 	for i, pid := range pids {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			out[i] = statCPU(b)
-		}
+		out[i], _ = schedCPU(pid)
 	}
 	return out
+}
+
+// statTime is user and system time from /proc/<pid>/stat (0 if gone).
+func statTime(pid int) time.Duration {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		return statCPU(b)
+	}
+	return 0
 }
 
 // statCPU is utime + stime of one /proc/<pid>/stat line; 0 if it does

@@ -102,6 +102,13 @@ type Row struct {
 	CPUClientPerNodeS []float64 `json:"cpu_client_per_node_s,omitempty"`
 	CPUDaemonPerNodeS []float64 `json:"cpu_daemon_per_node_s,omitempty"`
 	SetupCPU          *SetupCPU `json:"setup_cpu,omitempty"` // cold only: the setup's CPU seconds
+	// copper, cold only: each daemon's start (the scale model's setup).
+	Daemons []DaemonStart `json:"daemons,omitempty"`
+	// ReadyPolicy is how the measured copper's readiness works (ReadyBackoff,
+	// ReadyHold), read from its daemons' stats; "" = not read.
+	ReadyPolicy string `json:"ready_policy,omitempty"`
+	// direct, N=1, warm only: FUSE round trips one at a time.
+	RoundTrip *RoundTrip `json:"round_trip,omitempty"`
 	// The host's CPU during the phase and (cold) the setup: the other jobs' share.
 	Host      *HostLoad `json:"host,omitempty"`
 	SetupHost *HostLoad `json:"setup_host,omitempty"`

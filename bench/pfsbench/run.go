@@ -328,11 +328,7 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 		fail(err)
 		return
 	}
-	rows[0].SetupS = secs(e.setup)
-	rows[0].PrefetchS, rows[0].Prefetch = secs(e.prefetch), e.prefetchSummaries
-	if mode == ModeStaging || mode == ModeCopper || mode == ModePrefetch {
-		rows[0].SetupBackend = e.setupB
-	}
+	e.recordSetup(&rows[0], mode)
 	var daemons []int
 	if e.tree != nil {
 		daemons = e.tree.pids
@@ -386,12 +382,39 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 		}
 		r.progress("%s N=%d %s %s: %.3f s (+%.3f s setup; CPU floor %.3f s)", mode, n, work, row.Phase, row.RunS, row.SetupS, row.CPUFloorS)
 	}
+	r.afterPhases(ctx, e, rows, work, mode, n)
+}
+
+// recordSetup puts the setup's measurements in the cold row.
+func (e *env) recordSetup(row *Row, mode string) {
+	row.SetupS = secs(e.setup)
+	row.PrefetchS, row.Prefetch = secs(e.prefetch), e.prefetchSummaries
+	if mode == ModeStaging || mode == ModeCopper || mode == ModePrefetch {
+		row.SetupBackend = e.setupB
+	}
+	if e.tree != nil {
+		row.Daemons = e.tree.starts
+	}
+}
+
+// afterPhases records what is measured after both phases: the copper
+// nodes' memory; at direct N=1 of the replay, the emulator's round trip
+// one request at a time (the scale model's).
+func (r *runner) afterPhases(ctx context.Context, e *env, rows []Row, work, mode string, n int) {
 	if e.tree != nil {
 		mem, err := e.tree.memory(ctx, fmt.Sprintf("%s-%s-n%d", work, mode, n))
 		if err != nil {
 			r.res.Errors = append(r.res.Errors, fmt.Sprintf("%s %s N=%d: memory: %v", work, mode, n, err))
 		}
 		rows[1].Memory = mem
+		rows[0].Daemons, rows[0].ReadyPolicy = e.tree.starts, e.tree.policy // with each one's probes
+	}
+	if mode == ModeDirect && n == 1 && work == WorkReplay && e.em != nil && len(e.roots) > 0 && len(e.roots[0]) > 0 {
+		rt, err := measureRoundTrip(ctx, e.em, e.roots[0][0])
+		if err != nil {
+			r.res.Errors = append(r.res.Errors, fmt.Sprintf("%s %s N=%d: round trip: %v", work, mode, n, err))
+		}
+		rows[1].RoundTrip = rt
 	}
 }
 

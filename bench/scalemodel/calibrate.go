@@ -86,6 +86,15 @@ func Calibrate(ctx context.Context, in CalibrateInput) (*Calibration, error) {
 		return nil, err
 	}
 	fitSetupCPU(cal, res)
+	cal.readinessOf(res)
+	for _, r := range res.Runs {
+		if rt := r.RoundTrip; rt != nil && r.Workload == pfsbench.WorkReplay && rt.Opens > 0 {
+			cal.RoundTrip = &RoundTrip{Opens: rt.Opens, Requests: rt.Requests, WallS: rt.WallS}
+		}
+	}
+	if err := cal.measureBook(ctx); err != nil {
+		return nil, fmt.Errorf("calibrate: %w", err)
+	}
 	switch {
 	case in.GatherRanks > 0 && in.GatherCPUPerRank > 0:
 		cal.Costs.GatherPerRank = in.GatherCPUPerRank
@@ -199,6 +208,17 @@ func measuredRows(res *pfsbench.Results) []MeasuredRow {
 			mr.MetaOps, mr.Bytes = r.Backend.MetadataOps, r.Backend.DataBytes
 		}
 		mr.Host, mr.SetupHost = hostWindow(r.Host), hostWindow(r.SetupHost)
+		var run, wait float64
+		for _, d := range r.Daemons {
+			mr.Spawn = append(mr.Spawn, d.SpawnS)
+			run, wait = run+d.DaemonCPUS, wait+d.DaemonWaitS
+		}
+		// The daemons' schedstat: the setup's share, as a replay's
+		// (SchedAvailable); no wait recorded (a run from before it, or
+		// none at all) leaves the window's share.
+		if mr.SetupHost != nil && run > 0 && wait > 0 {
+			mr.SetupHost.ClientsRunS, mr.SetupHost.ClientsWaitS = run, wait
+		}
 		rows = append(rows, mr)
 	}
 	return rows

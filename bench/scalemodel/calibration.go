@@ -41,6 +41,12 @@ type Costs struct {
 	// GatherPerRank is rank 0's serve time of the launch's all-gather per
 	// rank (bootstrap.Serve; 0 = not measured, the launch not modelled).
 	GatherPerRank float64 `json:"gather_per_rank_s,omitempty"`
+	// BookBase + BookPerRank × N is one node's read of a facility's
+	// address book of N entries (book.Read, tree.ValidateBook,
+	// tree.Locate; 0 = not measured, the facility-book launch not
+	// modelled).
+	BookBase    float64 `json:"book_base_s,omitempty"`
+	BookPerRank float64 `json:"book_per_rank_s,omitempty"`
 }
 
 // Server is a filesystem's metadata and data service.
@@ -97,6 +103,36 @@ type Calibration struct {
 	// Measured are the calibration run's rows (pfsbench results.json),
 	// kept so that validation can set the model against them.
 	Measured []MeasuredRow `json:"measured,omitempty"`
+	// RoundTrip is the run's FUSE round trips one at a time (direct,
+	// N=1), set against the model's in the report; nil = not measured.
+	RoundTrip *RoundTrip `json:"round_trip,omitempty"`
+}
+
+// RoundTrip is one process opening and closing one file on a node's
+// filesystem client, one request in flight (pfsbench's RoundTrip).
+type RoundTrip struct {
+	Opens    int     `json:"opens"`
+	Requests int64   `json:"requests"` // the emulator's counted requests
+	WallS    float64 `json:"wall_s"`
+}
+
+// Wake is this host's wait per FUSE request beyond what the model
+// charges a request at one in flight (the metadata service and both
+// sides' CPU): the requester's and the server's wake-ups, each waiting
+// for a core on a loaded host. 0 without a round trip measured.
+func (c *Calibration) Wake() float64 {
+	rt := c.RoundTrip
+	if rt == nil || rt.Requests <= 0 {
+		return 0
+	}
+	return max(0, (rt.WallS-rt.Modelled(c))/float64(rt.Requests))
+}
+
+// Modelled is the model's time for the same opens: each open a metadata
+// operation at the emulator's service time, each request the client's
+// and the emulator's CPU (N=1 costs: one process, cores to spare).
+func (rt RoundTrip) Modelled(c *Calibration) float64 {
+	return float64(rt.Opens)*c.Emulator.MetadataService + float64(rt.Requests)*(c.Costs.ClientReq+c.Costs.EmulatorOp)
 }
 
 // MeasuredRow is one pfsbench replay row.
@@ -118,6 +154,10 @@ type MeasuredRow struct {
 	// the other jobs left this run (HostWindow.Available).
 	Host      *HostWindow `json:"host,omitempty"`
 	SetupHost *HostWindow `json:"setup_host,omitempty"`
+	// Spawn (copper, cold) is when each rank's copper-node command was
+	// started, seconds from the setup's start: pfsbench's launcher
+	// forking N commands on this host's cores (DaemonStart.SpawnS).
+	Spawn []float64 `json:"spawn_s,omitempty"`
 }
 
 // HostWindow is the whole host's busy CPU over a window of the measured
@@ -182,7 +222,8 @@ func (c *Calibration) Check() error {
 		for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount, "client_op_staged_s": k.ClientOpStaged,
 			"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte,
 			"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart, "node_start_cpu_s": k.NodeStartCPU, "worker_start_cpu_s": k.WorkerStartCPU,
-			"tar_create_s": k.TarCreate, "tar_create_cpu_s": k.TarCreateCPU, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "gather_per_rank_s": k.GatherPerRank} {
+			"tar_create_s": k.TarCreate, "tar_create_cpu_s": k.TarCreateCPU, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "gather_per_rank_s": k.GatherPerRank,
+			"book_base_s": k.BookBase, "book_per_rank_s": k.BookPerRank} {
 			pos(prefix+name, v)
 		}
 	}
@@ -191,7 +232,14 @@ func (c *Calibration) Check() error {
 		costs("host_costs.", *c.HostCosts)
 	}
 	pos("net_latency_s", c.Machine.NetLatency)
+	if p := c.Probe.Policy; p != "" && p != PolicyBackoff && p != PolicyHold {
+		errs = append(errs, fmt.Errorf("calibration ready_probe.policy %q: want %s or %s", p, PolicyBackoff, PolicyHold))
+	}
+	pos("ready_probe.hold_s", c.Probe.Hold)
 	for i, m := range c.Measured {
+		for _, v := range m.Spawn {
+			pos(fmt.Sprintf("measured row %d (%s N=%d) spawn_s", i, m.Mode, m.Nodes), v)
+		}
 		for _, h := range []*HostWindow{m.Host, m.SetupHost} {
 			if h != nil && !(h.WallS >= 0 && h.BusyS >= 0 && h.OwnS >= 0 && h.ClientsRunS >= 0 && h.ClientsWaitS >= 0 && !math.IsInf(h.WallS+h.BusyS+h.OwnS+h.ClientsRunS+h.ClientsWaitS, 0)) {
 				errs = append(errs, fmt.Errorf("calibration measured row %d (%s N=%d %s): host window %+v: want finite values ≥ 0", i, m.Mode, m.Nodes, m.Phase, *h))
@@ -275,6 +323,37 @@ func ParseCalibration(b []byte, name string) (*Calibration, error) {
 type ProbeSchedule struct {
 	Initial float64 `json:"initial_s"`
 	Max     float64 `json:"max_s"`
+	// Policy is how a child learns that its parent is tree-ready
+	// (PolicyBackoff, PolicyHold; "" = PolicyBackoff), as the measured
+	// copper does it (pfsbench reads it from the daemons' stats).
+	Policy string `json:"policy,omitempty"`
+	// Hold is PolicyHold's bound on a held probe (0 = HoldBound of the
+	// schedule and copper's default rpc_timeout).
+	Hold float64 `json:"hold_s,omitempty"`
+}
+
+// Readiness policies (ProbeSchedule.Policy).
+const (
+	// PolicyBackoff: a parent answers a probe at once; a child told "not
+	// ready" (or refused: the parent is not serving yet) waits Initial,
+	// doubling up to Max, before the next probe.
+	PolicyBackoff = "backoff"
+	// PolicyHold: a parent that is serving holds a probe until it is
+	// tree-ready (at most Hold), so the child learns it one half round
+	// trip after; a parent not listening yet is probed again every
+	// Initial, without doubling.
+	PolicyHold = "wait-at-parent"
+)
+
+// HoldBound is the hold copper derives when none is set: its
+// ready_probe_max, at most a quarter of rpc_timeout (node.HoldBound of
+// the wait-at-parent readiness), at least 1 ms.
+func HoldBound(probeMax, rpcTimeout float64) float64 {
+	h := probeMax
+	if rpcTimeout > 0 {
+		h = min(h, rpcTimeout/4)
+	}
+	return max(h, 1e-3)
 }
 
 // DefaultProbe is copper's default schedule (config.Default:
@@ -285,9 +364,19 @@ func DefaultProbe() ProbeSchedule {
 }
 
 // ReadyProbe is the calibration's probe schedule, or copper's default.
+// Its policy is PolicyBackoff unless set, its hold HoldBound's.
 func (c *Calibration) ReadyProbe() ProbeSchedule {
-	if c.Probe.Initial <= 0 || c.Probe.Max < c.Probe.Initial {
-		return DefaultProbe()
+	p := c.Probe
+	if p.Initial <= 0 || p.Max < p.Initial {
+		d := DefaultProbe()
+		p.Initial, p.Max = d.Initial, d.Max
 	}
-	return c.Probe
+	if p.Policy == "" {
+		p.Policy = PolicyBackoff
+	}
+	if p.Hold <= 0 {
+		d := config.Default()
+		p.Hold = HoldBound(p.Max, d.RPCTimeout().Seconds())
+	}
+	return p
 }

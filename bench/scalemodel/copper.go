@@ -1,7 +1,5 @@
 package scalemodel
 
-import "math"
-
 // fuse is n FUSE requests from a process on node to its copper-node
 // (size bytes answered), which needs key from its cache or the tree.
 func (s *sim) fuse(node, n int, size int64, key string, fin func()) {
@@ -187,74 +185,4 @@ func (s *sim) rootRead(node int, p string, size int64, then func()) {
 			then()
 		})
 	})
-}
-
-// treeReady is copper's setup: every daemon starts at once (Host mode:
-// sharing the host's cores), then each non-root node probes its parent
-// (node.AwaitParent) until the parent answers tree-ready: a probe that
-// finds it not ready waits ready_probe_initial_ms, doubling up to
-// ready_probe_max_ms, before the next. Nodes that start together
-// therefore become ready level by level, each level a little later than
-// its parent's, and the backoff rounds that lag up to the probe's
-// schedule (10, 30, 70, … ms after the first probe).
-func (s *sim) treeReady() float64 {
-	k := s.k
-	started := k.NodeStart
-	if s.host != nil {
-		started = s.daemonStarts()
-	}
-	hop := k.HopCPU // a probe's round trip: both ends' CPU
-	if s.host == nil {
-		hop += 2 * s.cal.Machine.NetLatency
-	}
-	ready := make([]float64, len(s.nodes))
-	var last float64
-	for n, ns := range s.nodes { // parents have lower ranks
-		ready[n] = started
-		if !ns.pos.IsRoot() {
-			ready[n] = probeUntilReady(started, ready[ns.pos.Parent], hop, s.cal.ReadyProbe())
-		}
-		last = max(last, ready[n])
-	}
-	return last
-}
-
-// probeUntilReady is when a node that starts probing at t learns that
-// its parent, tree-ready at parentReady, is ready: each probe is a round
-// trip of hop, answered ready if the parent was ready when it arrived
-// (half-way); after a not-ready answer the node waits, the wait doubling
-// from the schedule's first up to its cap.
-func probeUntilReady(t, parentReady, hop float64, p ProbeSchedule) float64 {
-	wait := p.Initial
-	for range 64 { // the cap bounds the waits; 64 probes outlast any parent here
-		if parentReady <= t+hop/2 {
-			return t + hop
-		}
-		t += hop + wait
-		wait = min(2*wait, p.Max)
-	}
-	return max(t, parentReady) + hop
-}
-
-// daemonStarts is N copper-node starts at once on the host: their
-// measured CPU competes for the host's cores, shared alike by the
-// kernel's scheduler (so they all finish together, when the last CPU is
-// spent), each spread over as many threads as it used alone (CPU over
-// wall time at N=1: the Go runtime's threads); then the rest of the N=1
-// wall time waits (mount, dials). Without a measured CPU the wall time
-// is charged as CPU.
-func (s *sim) daemonStarts() float64 {
-	alone, cpu := s.cal.Costs.NodeStartCPU, s.k.NodeStartCPU
-	var end float64
-	if alone <= 0 || s.k.NodeStart <= 0 {
-		for range s.nodes {
-			end = max(end, s.host.reserve(0, s.k.NodeStart))
-		}
-		return end
-	}
-	threads := max(1, min(s.cal.HostCores, int(math.Ceil(alone/s.k.NodeStart))))
-	for range s.nodes {
-		end = max(end, reserveN(s.host, 0, cpu/float64(threads), threads))
-	}
-	return end + max(0, s.k.NodeStart-alone/float64(threads))
 }

@@ -12,8 +12,8 @@ import (
 func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
 	rep := &Report{Created: cal.Created, CalibrateCmd: cal.Command, MeasuredBy: cal.MeasuredBy, Costs: cal.Costs, Emulator: cal.Emulator, Reference: cal.Reference, Machine: cal.Machine,
 		Sources: cal.Sources, HostCores: cal.HostCores, HostAvailable: cal.HostAvailable, Procs: plan.Procs, ValidationProcs: cal.Procs,
-		TraceOps: len(cal.Workload.Ops), Tree: cal.Workload.Tree, FitNodes: cal.FitNodes, HeldOutNodes: cal.HeldOutNodes, HostCosts: cal.HostCosts, Probe: cal.ReadyProbe()}
-	for _, step := range []func(*Calibration, Plan) error{rep.runValidation, rep.runProjection, rep.runVariants, rep.runSensitivity, rep.runLarge} {
+		TraceOps: len(cal.Workload.Ops), Tree: cal.Workload.Tree, FitNodes: cal.FitNodes, HeldOutNodes: cal.HeldOutNodes, HostCosts: cal.HostCosts, Probe: cal.ReadyProbe(), RoundTrip: cal.RoundTrip}
+	for _, step := range []func(*Calibration, Plan) error{rep.runValidation, rep.runProjection, rep.runVariants, rep.runSensitivity, rep.runLarge, rep.runOtherPolicy} {
 		if err := step(cal, plan); err != nil {
 			return nil, err
 		}
@@ -36,7 +36,7 @@ func (rep *Report) runValidation(cal *Calibration, _ Plan) error {
 		if r, ok := memo[k]; ok {
 			return r, nil
 		}
-		r, err := Run(cal, Scenario{Mode: mode, Nodes: nodes, Procs: cal.Procs, Host: true, Available: avail, Left: left})
+		r, err := Run(cal, Scenario{Mode: mode, Nodes: nodes, Procs: cal.Procs, Host: true, Available: avail, Left: left, Spawn: cal.spawnOf(mode, nodes)})
 		memo[k] = r
 		return r, err
 	}
@@ -73,7 +73,12 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 	// a phase that keeps fewer cores busy (on an idle host) than it is
 	// left is not slowed (SpeedShare).
 	at := func(h *HostWindow, phase string) (Result, float64, error) {
-		a, ok := h.SchedAvailable(cal.HostCores, m.RunS, float64(m.Nodes)*cal.Costs.WorkerStartCPU)
+		// A setup's window is its own time; its daemons start before any worker.
+		runS, startCPU := m.RunS, float64(m.Nodes)*cal.Costs.WorkerStartCPU
+		if phase == "setup" {
+			runS, startCPU = m.SetupS, 0
+		}
+		a, ok := h.SchedAvailable(cal.HostCores, runS, startCPU)
 		if !ok {
 			a, ok = h.Available(cal.HostCores)
 		}
@@ -98,10 +103,10 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 	if err != nil {
 		return err
 	}
-	add := func(what string, measured, modelled, modelledIdle, avail float64, fromRow, sched bool) {
+	add := func(what string, measured, modelled, modelledIdle, avail float64, fromRow, sched bool, cpu [2]float64) {
 		v := ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what, Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle,
 			Error: (modelled - measured) / measured, Command: m.Command, Available: avail, AvailableMeasured: fromRow, AvailableSched: sched,
-			HeldOut: cal.HeldOutNodes > 0 && m.Nodes == cal.HeldOutNodes}
+			HeldOut: cal.HeldOutNodes > 0 && m.Nodes == cal.HeldOutNodes, CPUMeasured: cpu[0], CPUModelled: cpu[1]}
 		if what != "setup" {
 			v.Scatter = max(0, m.ProcMaxS-m.ProcMedianS)
 		}
@@ -109,6 +114,31 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 	}
 	_, phaseMeasured := m.Host.Available(cal.HostCores)
 	_, phaseSched := m.Host.SchedAvailable(cal.HostCores, m.RunS, float64(m.Nodes)*cal.Costs.WorkerStartCPU)
+	rep.addCounts(m, r)
+	if m.Phase != "cold" {
+		add("warm run", m.RunS, r.WarmS, idle.WarmS, avail, phaseMeasured || phaseSched, phaseSched, [2]float64{m.CPUS, r.WarmCPUS})
+		return nil
+	}
+	add("cold run", m.RunS, r.ColdS, idle.ColdS, avail, phaseMeasured || phaseSched, phaseSched, [2]float64{m.CPUS, r.ColdCPUS})
+	if m.Mode != ModeDirect {
+		rs, as, err := at(m.SetupHost, "setup")
+		if err != nil {
+			return err
+		}
+		_, setupMeasured := m.SetupHost.Available(cal.HostCores)
+		_, setupSched := m.SetupHost.SchedAvailable(cal.HostCores, m.SetupS, 0)
+		var own float64
+		if m.SetupHost != nil {
+			own = m.SetupHost.OwnS
+		}
+		add("setup", m.SetupS, rs.SetupS, idle.SetupS, as, setupMeasured || setupSched, setupSched, [2]float64{own, rs.SetupCPUS})
+	}
+	return nil
+}
+
+// addCounts adds measured row m's CPU and filesystem counters against
+// the model's r (no timing involved).
+func (rep *Report) addCounts(m MeasuredRow, r Result) {
 	if m.CPUS > 0 {
 		cpu := CPURow{Mode: m.Mode, Nodes: m.Nodes, Phase: m.Phase, Measured: m.CPUS, Modelled: r.ColdCPUS}
 		if m.Phase == "warm" {
@@ -126,20 +156,6 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 			rep.Counts = append(rep.Counts, CountRow{Mode: m.Mode, Nodes: m.Nodes, What: "cold data bytes", Measured: m.Bytes, Modelled: r.DataBytes})
 		}
 	}
-	if m.Phase != "cold" {
-		add("warm run", m.RunS, r.WarmS, idle.WarmS, avail, phaseMeasured || phaseSched, phaseSched)
-		return nil
-	}
-	add("cold run", m.RunS, r.ColdS, idle.ColdS, avail, phaseMeasured || phaseSched, phaseSched)
-	if m.Mode != ModeDirect {
-		rs, as, err := at(m.SetupHost, "setup")
-		if err != nil {
-			return err
-		}
-		_, setupMeasured := m.SetupHost.Available(cal.HostCores)
-		add("setup", m.SetupS, rs.SetupS, idle.SetupS, as, setupMeasured, false)
-	}
-	return nil
 }
 
 // runProjection models every mode at the plan's node counts.
@@ -152,6 +168,16 @@ func (rep *Report) runProjection(cal *Calibration, plan Plan) error {
 			}
 			rep.Projection = append(rep.Projection, r)
 		}
+	}
+	if cal.Costs.BookBase+cal.Costs.BookPerRank <= 0 {
+		return nil
+	}
+	for _, n := range plan.Nodes {
+		r, err := Run(cal, Scenario{Mode: ModeCopper, Nodes: n, Procs: plan.Procs, Launch: LaunchBook})
+		if err != nil {
+			return err
+		}
+		rep.Book = append(rep.Book, r)
 	}
 	return nil
 }
@@ -224,4 +250,39 @@ func setupDemand(cal *Calibration, m MeasuredRow) float64 {
 		threads = math.Ceil(k.NodeStartCPU / k.NodeStart)
 	}
 	return float64(m.Nodes) * threads
+}
+
+// spawnOf is the measured launcher's spawn offsets of the cold row of
+// mode at nodes (copper: when each rank's command started), nil if none.
+func (cal *Calibration) spawnOf(mode string, nodes int) []float64 {
+	for _, m := range cal.Measured {
+		if m.Mode == mode && m.Nodes == nodes && m.Phase == "cold" && len(m.Spawn) == nodes {
+			return m.Spawn
+		}
+	}
+	return nil
+}
+
+// runOtherPolicy models copper's projection rows (the facility-book
+// launch where measured) under the readiness policy the measured copper
+// does not use, all else equal: what the other readiness would change.
+func (rep *Report) runOtherPolicy(cal *Calibration, plan Plan) error {
+	c := *cal
+	c.Probe.Policy = PolicyHold
+	if cal.ReadyProbe().Policy == PolicyHold {
+		c.Probe.Policy = PolicyBackoff
+	}
+	launch := LaunchDiscover
+	if len(rep.Book) > 0 {
+		launch = LaunchBook
+	}
+	for _, n := range plan.Nodes {
+		r, err := Run(&c, Scenario{Mode: ModeCopper, Nodes: n, Procs: plan.Procs, Launch: launch})
+		if err != nil {
+			return err
+		}
+		rep.OtherPolicy = append(rep.OtherPolicy, r)
+	}
+	rep.OtherPolicyName = c.Probe.Policy
+	return nil
 }

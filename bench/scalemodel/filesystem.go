@@ -34,7 +34,7 @@ func (s *sim) serverOp(node int, client bool, kind, p string, mult int, then fun
 	s.requesterCPU(node, client, k.ClientReq, func() {
 		emu := func(f func()) { f() }
 		if s.host != nil {
-			emu = func(f func()) { s.at(s.host.reserve(s.now, k.EmulatorOp), f) }
+			emu = func(f func()) { s.at(s.host.reserve(s.now, k.EmulatorOp)+s.wake, f) }
 		}
 		emu(func() {
 			if _, meta := metaKinds[kind]; !meta {
@@ -63,7 +63,9 @@ func (s *sim) dataRead(node int, client bool, p string, size int64, mult int, th
 	s.requesterCPU(node, client, float64(n)*k.ClientReq+float64(size)*k.ClientByte, func() {
 		emu := func(f func()) { f() }
 		if s.host != nil {
-			emu = func(f func()) { s.at(s.host.reserve(s.now, float64(n)*k.EmulatorOp+float64(size)*k.EmulatorByte), f) }
+			emu = func(f func()) {
+				s.at(s.host.reserve(s.now, float64(n)*k.EmulatorOp+float64(size)*k.EmulatorByte)+float64(n)*s.wake, f)
+			}
 		}
 		emu(func() { s.at(s.oss.reserve(s.now, size*int64(mult)), then) })
 	})

@@ -12,55 +12,6 @@ import (
 	"github.com/hpc-copper/copper/bench/pfsbench"
 )
 
-// A probe finds its parent ready when the parent was ready as it
-// arrived; otherwise the node waits the backoff, doubling to its cap.
-func TestProbeUntilReady(t *testing.T) {
-	p := ProbeSchedule{Initial: 0.010, Max: 0.040}
-	for _, tc := range []struct {
-		name               string
-		start, parent, hop float64
-		want               float64
-	}{
-		{"parent ready before the probe", 1, 0.5, 0.002, 1.002},
-		{"parent ready as the probe arrives", 1, 1.001, 0.002, 1.002},
-		{"one not-ready answer: wait 10 ms", 1, 1.005, 0.002, 1 + 0.002 + 0.010 + 0.002},
-		{"two: 10 then 20 ms", 1, 1.015, 0.002, 1 + 2*0.002 + 0.030 + 0.002},
-		{"the wait stops doubling at its cap", 0, 0.2, 0, 0.01 + 0.02 + 0.04 + 0.04 + 0.04 + 0.04 + 0.04},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			assert.InDelta(t, tc.want, probeUntilReady(tc.start, tc.parent, tc.hop, p), 1e-12)
-		})
-	}
-}
-
-// Nodes that start together become ready level by level: the root at
-// its start, its children after one probe (a 2 ms round trip here), each
-// deeper level after the backoff's next wait (10, then 20 ms); the
-// projection's launch adds the all-gather before any of it.
-func TestTreeReadyLevelsAndLaunch(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		nodes  int
-		gather float64
-		want   float64
-	}{
-		{"one node: its start", 1, 0, 0.020},
-		{"depth 1: one probe", 3, 0, 0.022},
-		{"depth 2: one backoff", 7, 0, 0.020 + 0.002 + 0.010 + 0.002},
-		{"depth 3: the second wait doubled", 15, 0, 0.020 + 0.002 + 0.010 + 0.002 + 0.020 + 0.002},
-		{"depth 3 after the all-gather", 15, 0.001, 0.015 + 0.056},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cal := toyCal(toyWorkload())
-			cal.Costs.NodeStart, cal.Costs.HopCPU, cal.Costs.GatherPerRank = 0.020, 0.002, tc.gather
-			r, err := Run(cal, Scenario{Mode: ModeCopper, Nodes: tc.nodes, Fanout: 2, Procs: 1})
-			require.NoError(t, err)
-			assert.InDelta(t, tc.want, r.SetupS, 1e-12)
-			assert.InDelta(t, tc.gather*float64(tc.nodes), r.GatherS, 1e-12)
-		})
-	}
-}
-
 // A row's window says what the other jobs left the run; windows too
 // short for /proc/stat's ticks say nothing, and the run's windows
 // together give its mean.

@@ -74,9 +74,17 @@ func (rep *Report) mdInputs(p printf) {
 	if k.NodeStartCPU > 0 {
 		row("its CPU (charged on the host's cores, all starts at once)", fmt.Sprintf("%.3f s", k.NodeStartCPU), "costs.node_start_cpu_s")
 	}
-	p("| readiness probe backoff | %.0f ms, doubling to %.0f ms | %s |\n", rep.Probe.Initial*1e3, rep.Probe.Max*1e3, rep.Sources["ready_probe"])
+	p("| readiness probe backoff | %.0f ms, doubling to %.0f ms | copper's default ready_probe_initial_ms and ready_probe_max_ms (config.Default) |\n", rep.Probe.Initial*1e3, rep.Probe.Max*1e3)
+	policy := "backoff (a child told \"not ready\" waits the backoff before its next probe)"
+	if rep.Probe.Policy == PolicyHold {
+		policy = fmt.Sprintf("wait at the parent (a serving parent holds a probe until it is tree-ready, at most %.0f ms)", rep.Probe.Hold*1e3)
+	}
+	row("readiness policy of the measured copper", policy, "ready_probe.policy")
 	if k.GatherPerRank > 0 {
-		row("all-gather, rank 0 per rank (projection's launch)", us(k.GatherPerRank), "costs.gather_per_rank_s")
+		row("all-gather, rank 0 per rank (projection's discover launch)", us(k.GatherPerRank), "costs.gather_per_rank_s")
+	}
+	if k.BookPerRank > 0 {
+		row("facility book, one node's read (projection's facility-book launch)", fmt.Sprintf("%s + %s per entry", secsStr(k.BookBase)+" s", us(k.BookPerRank)), "costs.book_per_rank_s")
 	}
 	if h := rep.HostCosts; h != nil {
 		p("| this host (validation only): client syscall local / mount / staged copy, FUSE request, per byte; emulator per request, per byte; tar -x CPU per node; start CPU per daemon | %s / %s / %s, %s, %.2f ns; %s, %.2f ns; %.3f s; %.3f s | %s |\n",
@@ -102,7 +110,7 @@ func (rep *Report) mdInputs(p printf) {
 // host is modelled.
 func (rep *Report) mdValidation(p printf) {
 	p("### Validation: measured vs modelled at N ≤ 32 (%d processes per node, this host's %d cores shared by all)\n\n", rep.ValidationProcs, rep.HostCores)
-	p("**This host, not a cluster node.** In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores and none of this host's sharing applies. The host is shared with other jobs, whose load changes from one row to the next, so each row is modelled at the cores' worth the other jobs left it *during that row* (*cores ours*). Marked *s*, a replay phase: every replay process's thread reports its `/proc/thread-self/schedstat` (CPU run and time runnable but waiting for a CPU, in ns, exact at any length); a phase whose replays waited for a CPU ran on a saturated host, where what the other jobs left it is what it got: the run's own CPU in the phase (rusage and /proc/<pid>/stat: clients, daemons, emulator) less the workers' measured start-up, over the run's time; one that never waited is left every core. So on this host a phase's time check is mostly a check of its modelled CPU and of the waits the model adds, not an independent prediction of the other jobs. Unmarked, a setup: the host's cores less the other jobs' CPU over its window, from `/proc/stat` read by pfsbench around it, the run's own CPU taken off; marked *p* where the row's window is under %.1f s, too short for /proc/stat's 10 ms ticks: those rows get the run's mean over all its windows; a run without windows would get the spin probes' share, %.2f cores' worth got by a probe around the run, %s, turned into the run's per-thread share by `HostShare`). A row whose demand on an idle host is below its share is not slowed (`SpeedShare`: the kernel shares per runnable thread). *Idle host* is the same model with both cores ours.\n\n",
+	p("**This host, not a cluster node.** In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores and none of this host's sharing applies. The host is shared with other jobs, whose load changes from one row to the next, so each row is modelled at the cores' worth the other jobs left it *during that row* (*cores ours*). Marked *s*, a replay phase: every replay process's thread reports its `/proc/thread-self/schedstat` (CPU run and time runnable but waiting for a CPU, in ns, exact at any length); a phase whose replays waited for a CPU ran on a saturated host, where what the other jobs left it is what it got: the run's own CPU in the phase (rusage and /proc/<pid>/stat: clients, daemons, emulator) less the workers' measured start-up, over the run's time; one that never waited is left every core. A copper setup is marked *s* the same way from its daemons' threads' schedstat at their command's return (its CPU: the launching commands' rusage and the daemons' schedstat, over the setup's time). So on this host a phase's time check is mostly a check of its modelled CPU and of the waits the model adds, not an independent prediction of the other jobs. Unmarked, a setup without schedstat: the host's cores less the other jobs' CPU over its window, from `/proc/stat` read by pfsbench around it, the run's own CPU taken off; marked *p* where the row's window is under %.1f s, too short for /proc/stat's 10 ms ticks: those rows get the run's mean over all its windows; a run without windows would get the spin probes' share, %.2f cores' worth got by a probe around the run, %s, turned into the run's per-thread share by `HostShare`). A row whose demand on an idle host is below its share is not slowed (`SpeedShare`: the kernel shares per runnable thread). *Idle host* is the same model with both cores ours.\n\n",
 		rep.HostCores, minWindowS, rep.HostAvailable, rep.Sources["host_available_cores"])
 	p("%s\n\n", rep.fitNote())
 	p("*Run's scatter* is the measured run's own noise: its slowest process's time minus its median's (every process replays the same trace, so the gap is the scheduler's; each row is one run, repeat count 1). *Within* says whether the error is within ±25%%, or else within that scatter (not counted as met).\n\n")
@@ -223,10 +231,45 @@ func (rep *Report) mdMisses(p printf) {
 	p("What the model charges for each quantity on this host (prose, no numbers; the rows above give the size):\n\n")
 	p("* **all rows**: the host's cores at the share the other jobs left the row (*cores ours*). On a saturated host a run's wall time is its CPU over that share, so a row's time error is mostly its CPU error (the CPU table below) and the rest is the waits the model adds (the emulator's slots and bandwidth, FUSE round trips, the readiness backoff).\n")
 	p("* **warm runs** (copper's mount fully cached, staging's local copy): client syscalls only, CPU-bound on the shared cores; this host's costs are the pooled rows' (see above), not N=1's; staging's are its own warm rows' (one extracted copy per node costs more per syscall than local mode's one shared tree).\n")
-	p("* **copper setup** (tree-ready): every daemon's start CPU (this host: pooled per daemon) shared alike by the host's cores (all finish together), the rest of the N=1 start's wall time, then the readiness probes: a node whose parent is not yet tree-ready waits the probe's backoff (%.0f ms, doubling), so levels that start together become ready %.0f, %.0f, %.0f ms … apart.\n",
-		rep.Probe.Initial*1e3, rep.Probe.Initial*1e3, 3*rep.Probe.Initial*1e3, 7*rep.Probe.Initial*1e3)
+	p("* **copper setup** (tree-ready, node by node): each rank's copper-node command starts when the measured launcher spawned it (pfsbench forking N commands on this host: the row's own spawn offsets, an input like *cores ours*; a cluster starts each node's on its own node), its start CPU (launcher and daemon; this host: pooled per daemon) shares the host's cores alike with every other start running then (processor sharing from each one's spawn), so late spawns register late; then the readiness probes as the measured copper does them (%s): backing off, a node whose parent is not yet tree-ready (or not yet serving) waits %.0f ms, doubling, so its readiness is rounded up to its next probe; waiting at the parent, a serving parent holds the probe and the node is ready half a round trip after it, and a parent not yet listening is probed again every %.0f ms; then the rest of the N=1 start's wall time beyond its CPU (the mount). The setup ends at the last node's return.\n",
+		rep.Probe.Policy, rep.Probe.Initial*1e3, rep.Probe.Initial*1e3)
 	p("* **staging setup**: tar -c through one client (its metadata operations at the emulator's slots, its CPU as measured inside the run where recorded, beyond the requests' client side; one thread runnable, so the other jobs slow it by one thread's share, `SpeedShare(cores, cores ours, 1)`, not the extraction's), then every node's read of the tarball through the emulator's bandwidth and CPU, and its tar -x's measured CPU (this host: pooled per node; its read syscalls are inside it, not charged again), plus the timed tar's wait beyond its CPU.\n")
-	p("* **known misses**: setups have no schedstat (no replay runs in them): a copper setup of tens of milliseconds sits in a window too short for /proc/stat's ticks and gets the run's mean share (*p*); a daemon's start CPU grows with N (from the N=1 start to the pooled mean), which the pooled fit averages, and its CPU spent while probing its parent overlaps the probe backoff, which the model runs after the start; the per-operation CPU changes with N, which the pooled fit averages over the fit rows; a row's own scatter is given, and rows within it but outside ±25%% are not counted as met.\n\n")
+	rep.mdMissed(p)
+}
+
+// mdMissed writes each row outside ±25% with what the run says of it:
+// its CPU measured and modelled, and where its cores' worth came from.
+func (rep *Report) mdMissed(p printf) {
+	var lines []string
+	for _, v := range rep.Validation {
+		if math.Abs(v.Error) <= 0.25 {
+			continue
+		}
+		l := fmt.Sprintf("%s %s at N=%d, %s", v.Mode, v.What, v.Nodes, pct(v.Error))
+		if v.CPUMeasured > 0 && v.CPUModelled > 0 {
+			l += fmt.Sprintf(": its CPU measured %s s, modelled %s s (%s)", secsStr(v.CPUMeasured), secsStr(v.CPUModelled), pct((v.CPUModelled-v.CPUMeasured)/v.CPUMeasured))
+			// Time over CPU: the cores' worth the row used, against what the model gave it.
+			l += fmt.Sprintf("; it used %.2f cores' worth (measured CPU over measured time), modelled at %.2f cores ours", v.CPUMeasured/v.Measured, v.Available)
+		}
+		switch {
+		case v.What == "setup" && !v.AvailableMeasured:
+			l += fmt.Sprintf(" (*p*: its window under %.1f s, the run's mean share)", minWindowS)
+		case v.WithinNoise():
+			l += " (within the run's own scatter)"
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) == 0 {
+		p("* **misses**: none; every row within ±25%%.\n")
+	} else {
+		p("* **misses** (computed from the run): %s.\n", strings.Join(lines, "; "))
+	}
+	if rt := rep.RoundTrip; rt != nil && rt.Opens > 0 {
+		c := &Calibration{Emulator: rep.Emulator, Costs: rep.Costs}
+		p("* **FUSE round trip, one request in flight** (direct N=1, one process opening and closing one file %d times, %d requests counted by the emulator): measured %s per open, modelled %s (the metadata service time and both sides' CPU per request, N=1 costs).\n",
+			rt.Opens, rt.Requests, us(rt.WallS/float64(rt.Opens)), us(rt.Modelled(c)/float64(rt.Opens)))
+	}
+	p("\n")
 }
 
 // mdCounts writes the filesystem counters of the measured runs against
@@ -262,7 +305,7 @@ func (rep *Report) mdCPU(p printf) {
 func (rep *Report) mdLeftOut(p printf) {
 	p("### What the model leaves out\n\n")
 	if rep.Costs.GatherPerRank > 0 {
-		p("* The launcher's own process start on every node (srun, mpiexec): the projection's nodes start their daemons at the same instant; a spread of start times changes how long the readiness backoff waits. The validation's setup has no all-gather (pfsbench writes the book), so the all-gather's per-rank cost is measured in the control-plane benchmark, not validated here.\n")
+		p("* The launcher's own process start on every node (srun, mpiexec): the projection's nodes start their daemons at the same instant (the validation's start at pfsbench's measured spawn offsets); a spread of start times changes how long the readiness waits. The validation's setup has no all-gather and no facility book of its size (pfsbench writes a book of N entries), so the all-gather's per-rank cost and the book's read are measured apart (the control-plane benchmark, calibrate's book read), not validated here.\n")
 	} else {
 		p("* The launch before tree-ready (the all-gather of addresses, process start by the launcher): this calibration has no all-gather measurement (scalemodel calibrate --gather), so setup is tree-ready alone.\n")
 	}

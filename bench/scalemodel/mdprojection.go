@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 )
 
 // mdProjection writes the projection table and its figure.
 func (rep *Report) mdProjection(p printf) {
 	p("### Projection: %d processes per node (modelled)\n\n", rep.Procs)
-	p("**A cluster node, not this host**: each node has its own cores (copper-node on %d, each process on its own), the N=1 costs (one worker alone on the cores), the reference filesystem; nothing of this host's sharing or load. *first import* = setup (copper: the launch's all-gather, then every daemon starting at once and tree-ready level by level through the readiness probe's backoff; staging: the tar and its N copies) + the cold run until the last process is done; *warm* = the same job again. Root and interior load: requests the busiest root / interior node served its children. Filesystem: metadata operations and data of the cold phase (staging: its setup), and of the warm phase; *fetches/key*: metadata fetches per distinct (path, kind).\n\n", rep.Machine.DaemonCores)
-	p("| N | mode | depth (fan-out) | setup s | of which all-gather s | cold run s, last / mean node | first import s | warm s | root req | interior req | fs metadata ops | fs data MiB | fetches/key | warm fs ops |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("**A cluster node, not this host**: each node has its own cores (copper-node on %d, each process on its own), the N=1 costs (one worker alone on the cores), the reference filesystem; nothing of this host's sharing or load. *first import* = setup (copper: the launch — rank 0's all-gather of addresses (*discover*) or, *facility book*, each node reading the book the site hands it — then every daemon starting at once and tree-ready level by level as the readiness policy lets it; staging: the tar and its N copies) + the cold run until the last process is done; *warm* = the same job again. Root and interior load: requests the busiest root / interior node served its children. Filesystem: metadata operations and data of the cold phase (staging: its setup), and of the warm phase; *fetches/key*: metadata fetches per distinct (path, kind).\n\n", rep.Machine.DaemonCores)
+	p("| N | mode | depth (fan-out) | setup s | of which launch s (all-gather or book read) | cold run s, last / mean node | first import s | warm s | root req | interior req | fs metadata ops | fs data MiB | fetches/key | warm fs ops |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	nodes := map[int]bool{}
 	for _, x := range rep.Projection {
 		nodes[x.Nodes] = true
@@ -37,11 +38,24 @@ func (rep *Report) mdProjection(p printf) {
 			if mode == ModeCopper {
 				gather = secsStr(x.GatherS)
 			}
-			p("| %d | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %d | %.1f | %.2f | %d |\n", n, mode, depth, secsStr(x.SetupS), gather, secsStr(x.ColdS), secsStr(x.ColdMeanNodeS), secsStr(x.FirstS()), secsStr(x.WarmS),
-				count(mode == ModeCopper, x.RootRequests), count(mode == ModeCopper, x.InteriorRequests), x.MetaOps, float64(x.DataBytes)/(1<<20), x.FetchesPerKey, x.WarmMetaOps)
+			name := mode
+			if mode == ModeCopper && len(rep.Book) > 0 {
+				name = "copper, discover"
+			}
+			rep.projectionRow(p, name, depth, gather, x)
+			if b, ok := rep.findBook(n); ok && mode == ModeCopper {
+				rep.projectionRow(p, "copper, facility book", depth, secsStr(b.BookS), b)
+			}
 		}
 	}
 	p("\n![modelled time against N per mode](scalemodel.svg)\n\n")
+}
+
+// projectionRow writes one row of the projection table.
+func (rep *Report) projectionRow(p printf, name, depth, launch string, x Result) {
+	c := x.Mode == ModeCopper
+	p("| %d | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %d | %.1f | %.2f | %d |\n", x.Nodes, name, depth, secsStr(x.SetupS), launch, secsStr(x.ColdS), secsStr(x.ColdMeanNodeS), secsStr(x.FirstS()), secsStr(x.WarmS),
+		count(c, x.RootRequests), count(c, x.InteriorRequests), x.MetaOps, float64(x.DataBytes)/(1<<20), x.FetchesPerKey, x.WarmMetaOps)
 }
 
 // mdTargets writes the targets and their verdicts.
@@ -58,6 +72,13 @@ func (rep *Report) mdTargets(p printf) {
 		}
 		rc := c8300.ColdS / c32.ColdS
 		p("| the same, cold run alone (tree-ready excluded) | %.2f× (%s s vs %s s) | %s |\n", rc, secsStr(c8300.ColdS), secsStr(c32.ColdS), verdict(rc <= 1.5))
+	}
+	b32, okb32 := rep.findBook(32)
+	b8300, okb83 := rep.findBook(8300)
+	if okb32 && okb83 {
+		rb := b8300.FirstS() / b32.FirstS()
+		p("| copper first import at 8,300 ≤ 1.5× at 32, facility book (no all-gather: each node reads the site's book, then starts) | %.2f× (%s s vs %s s; book read %s s at 8,300) | %s |\n",
+			rb, secsStr(b8300.FirstS()), secsStr(b32.FirstS()), secsStr(b8300.BookS), verdict(rb <= 1.5))
 	}
 	allOne := true
 	var worstKey float64
@@ -194,6 +215,8 @@ func (rep *Report) findings(p printf) {
 		p("* Launch: the all-gather of addresses is rank 0 serving every rank in turn (measured per rank here, %s): %s s at %d nodes and %s s at %d, against tree-ready's %s s after it; a gather along the tree (each parent collecting its children's) or the addresses from the launcher would take it off rank 0.\n",
 			us(rep.Costs.GatherPerRank), secsStr(lo.GatherS), lo.Nodes, secsStr(hi.GatherS), hi.Nodes, secsStr(hi.SetupS-hi.GatherS))
 	}
+	rep.bookFinding(p, lo, hi)
+	rep.policyFinding(p)
 	if d, ok := rep.find(ModeDirect, hi.Nodes); ok && hi.Nodes > 0 {
 		p("* Direct at %d nodes: %d metadata operations cold and %d warm (every process's opens reach the server), %s s and %s s at the projection's %.0f operations/s.\n",
 			d.Nodes, d.MetaOps, d.WarmMetaOps, secsStr(d.ColdS), secsStr(d.WarmS), rep.Reference.Capacity())
@@ -223,4 +246,45 @@ func (rep *Report) findings(p printf) {
 		}
 	}
 	p("\n")
+}
+
+// bookFinding compares the facility-book launch with the all-gather.
+func (rep *Report) bookFinding(p printf, lo, hi Result) {
+	blo, ok1 := rep.findBook(lo.Nodes)
+	bhi, ok2 := rep.findBook(hi.Nodes)
+	if !ok1 || !ok2 || hi.Nodes == 0 {
+		return
+	}
+	p("* Facility book: each node reads the site's book of N entries itself (measured here: %s at %d entries, %s per further entry), %s s at %d nodes instead of the all-gather's %s s: the first import goes from %s s at %d to %s s at %d (%.2f×; with the all-gather %.2f×), tree-ready now the larger part of the setup (%s s at %d).\n",
+		secsStr(rep.Costs.BookBase+float64(bookSizes[0])*rep.Costs.BookPerRank)+" s", bookSizes[0], us(rep.Costs.BookPerRank), secsStr(bhi.BookS), hi.Nodes, secsStr(hi.GatherS),
+		secsStr(blo.FirstS()), blo.Nodes, secsStr(bhi.FirstS()), bhi.Nodes, bhi.FirstS()/blo.FirstS(), hi.FirstS()/lo.FirstS(), secsStr(bhi.SetupS-bhi.BookS), bhi.Nodes)
+}
+
+// policyFinding sets copper's projection under the measured readiness
+// policy against the other one.
+func (rep *Report) policyFinding(p printf) {
+	var base []Result
+	launch := "the all-gather"
+	switch {
+	case len(rep.Book) > 0:
+		base, launch = rep.Book, "the facility book"
+	default:
+		for _, x := range rep.Projection {
+			if x.Mode == ModeCopper {
+				base = append(base, x)
+			}
+		}
+	}
+	if len(rep.OtherPolicy) == 0 || len(base) != len(rep.OtherPolicy) {
+		return
+	}
+	var parts []string
+	for i, o := range rep.OtherPolicy {
+		b := base[i]
+		if b.Nodes == 32 || b.Nodes == 8300 || i == len(base)-1 {
+			parts = append(parts, fmt.Sprintf("%d nodes: tree-ready %s s → %s s, first import %s s → %s s", b.Nodes,
+				secsStr(b.SetupS-b.GatherS-b.BookS), secsStr(o.SetupS-o.GatherS-o.BookS), secsStr(b.FirstS()), secsStr(o.FirstS())))
+		}
+	}
+	p("* Readiness: the measured copper's policy is %s; with %s instead (the same model and launch, %s): %s.\n", rep.Probe.Policy, rep.OtherPolicyName, launch, strings.Join(parts, "; "))
 }

@@ -49,7 +49,21 @@ type Scenario struct {
 	// a step of the setup with one thread runnable (staging's tar -c)
 	// runs at SpeedShare(cores, Left, 1). 0 = at Available.
 	Left float64
+	// Spawn (Host mode, copper) is when each node's copper-node command
+	// starts, seconds from the setup's start (the measured row's
+	// launcher); nil = all at once.
+	Spawn []float64
+	// Launch (copper, projection) is how the nodes get the job's
+	// addresses before starting: LaunchDiscover (rank 0's all-gather,
+	// the default) or LaunchBook (a facility's book, parsed by each).
+	Launch string
 }
+
+// Copper's launches (Scenario.Launch).
+const (
+	LaunchDiscover = "discover" // every rank sends its address to rank 0, which sends the book to all
+	LaunchBook     = "book"     // the site hands every node the same prepared book
+)
 
 // Result is what one scenario gives.
 type Result struct {
@@ -58,6 +72,7 @@ type Result struct {
 	Depth         int     `json:"depth"`            // the deepest node's hops to its root
 	SetupS        float64 `json:"setup_s"`          // copper: the launch's all-gather + tree-ready; staging: the copies
 	GatherS       float64 `json:"gather_s"`         // copper, projection: the all-gather part of SetupS
+	BookS         float64 `json:"book_s,omitempty"` // copper, projection, facility book: its parse, part of SetupS
 	ColdS         float64 `json:"cold_s"`           // release to the last process done, first run
 	ColdMeanNodeS float64 `json:"cold_mean_node_s"` // mean over nodes of their last process
 	WarmS         float64 `json:"warm_s"`           // the same job again
@@ -129,6 +144,9 @@ func (sc Scenario) withDefaults() (Scenario, error) {
 	}
 	if !slices.Contains(Modes, sc.Mode) {
 		return sc, fmt.Errorf("scenario mode %q: want one of %v", sc.Mode, Modes)
+	}
+	if sc.Launch != "" && sc.Launch != LaunchDiscover && sc.Launch != LaunchBook {
+		return sc, fmt.Errorf("scenario launch %q: want %s or %s", sc.Launch, LaunchDiscover, LaunchBook)
 	}
 	if sc.LargePath != LargeDirect && sc.LargePath != LargeChunked {
 		return sc, fmt.Errorf("scenario large-file path %q: want %s or %s", sc.LargePath, LargeDirect, LargeChunked)
@@ -202,6 +220,7 @@ func (s *sim) setCosts() {
 		}
 		s.slow = float64(cal.HostCores) / share
 		s.k = s.base.slowed(s.slow)
+		s.wake = cal.Wake()
 	}
 	s.clientOp = s.k.ClientOpMount
 	if sc.Mode == ModeStaging {
@@ -230,10 +249,14 @@ func (s *sim) simulate(res *Result) {
 	setupBusy := s.hostBusy()
 	switch sc.Mode {
 	case ModeCopper:
-		if !sc.Host { // pfsbench writes the book; a job's launch gathers it
-			res.GatherS = float64(sc.Nodes) * s.k.GatherPerRank
+		if !sc.Host { // pfsbench writes the book; a job's launch gathers it or is handed one
+			if sc.Launch == LaunchBook {
+				res.BookS = s.k.BookBase + float64(sc.Nodes)*s.k.BookPerRank
+			} else {
+				res.GatherS = float64(sc.Nodes) * s.k.GatherPerRank
+			}
 		}
-		res.SetupS = res.GatherS + s.treeReady()
+		res.SetupS = res.GatherS + res.BookS + s.treeReady()
 	case ModeStaging:
 		s.stage(func() {})
 		s.run()

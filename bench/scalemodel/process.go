@@ -32,6 +32,9 @@ type sim struct {
 	k        Costs   // the calibration's, slowed to the host's share in Host mode
 	slow     float64 // that slow-down (1 outside Host mode)
 	base     Costs   // Host mode: the host's costs before the slow-down
+	// wake (Host mode) is this host's wait per FUSE request beyond its
+	// CPU and service (Calibration.Wake): not CPU, no core held.
+	wake float64
 	// cpuAdj corrects the setup's CPU (host busy / slow) for a step run
 	// at another slow-down (staging's tar -c).
 	cpuAdj float64

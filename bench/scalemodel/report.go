@@ -58,6 +58,10 @@ type ValidationRow struct {
 	AvailableSched bool `json:"available_sched,omitempty"`
 	// HeldOut: the row's N was left out of every fit (hostfit.go).
 	HeldOut bool `json:"held_out,omitempty"`
+	// The row's CPU seconds, measured (rusage, schedstat) and modelled
+	// (a setup's: its own window's; 0 = not measured).
+	CPUMeasured float64 `json:"cpu_measured_s,omitempty"`
+	CPUModelled float64 `json:"cpu_modelled_s,omitempty"`
 }
 
 // WithinNoise reports whether the model is within the measured run's
@@ -119,11 +123,19 @@ type Report struct {
 	Counts          []CountRow        `json:"counts"`
 	CPU             []CPURow          `json:"cpu"`
 	Projection      []Result          `json:"projection"`
-	Variants        []Result          `json:"variants"`
-	Large           []Result          `json:"large"`
-	Sensitivity     []Sensitivity     `json:"sensitivity"`
-	TraceOps        int               `json:"trace_ops"`
-	Tree            TreeSize          `json:"tree"`
+	// Book are copper's projection rows launched with a facility's
+	// address book (LaunchBook) instead of the all-gather.
+	Book      []Result   `json:"book,omitempty"`
+	RoundTrip *RoundTrip `json:"round_trip,omitempty"` // the calibration's
+	// OtherPolicy are copper's projection rows (Book's launch, if any)
+	// under the readiness policy the measured copper does not use.
+	OtherPolicy     []Result      `json:"other_policy,omitempty"`
+	OtherPolicyName string        `json:"other_policy_name,omitempty"`
+	Variants        []Result      `json:"variants"`
+	Large           []Result      `json:"large"`
+	Sensitivity     []Sensitivity `json:"sensitivity"`
+	TraceOps        int           `json:"trace_ops"`
+	Tree            TreeSize      `json:"tree"`
 }
 
 // MaxAbsError is the largest |error| of the validation rows matching what
@@ -139,6 +151,16 @@ func (rep *Report) MaxAbsError(what string) (float64, ValidationRow) {
 		}
 	}
 	return worst, row
+}
+
+// findBook returns copper's facility-book projection row at n.
+func (rep *Report) findBook(n int) (Result, bool) {
+	for _, r := range rep.Book {
+		if r.Nodes == n {
+			return r, true
+		}
+	}
+	return Result{}, false
 }
 
 // find returns the projection row of mode at n.
