@@ -27,8 +27,8 @@ import (
 // buffers: a page covers the logical block sizes in use.
 const directAlign = 4096
 
-// directPiece is the reused buffer's size: chunk bytes are copied into
-// it and written a piece at a time.
+// directPiece is the reused buffer's size: chunk bytes not aligned in
+// memory are copied into it and written a piece at a time.
 const directPiece = 1 << 20
 
 // directWriter writes chunk files with O_DIRECT through one aligned
@@ -78,9 +78,22 @@ func (w *directWriter) writeFile(dir, name string, data []byte) error {
 	return nil
 }
 
-// write copies data into the aligned buffer a piece at a time and
-// writes each piece at its offset, the last one padded with zeros.
+// write writes data at offset 0. Bytes that start at a page boundary
+// (a chunk received from the parent: net aligns them; one read from the
+// backend: a fresh allocation) go to the device straight from data, all
+// but a tail shorter than a page; the rest is copied into the aligned
+// buffer a piece at a time, the last piece padded with zeros.
 func (w *directWriter) write(fd int, data []byte) error {
+	start := 0
+	if uintptrOf(data)%directAlign == 0 {
+		start = len(data) / directAlign * directAlign
+		if err := pwriteAll(fd, data[:start], 0); err != nil {
+			return err
+		}
+	}
+	if start == len(data) {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.buf == nil {
@@ -88,23 +101,31 @@ func (w *directWriter) write(fd int, data []byte) error {
 		skip := (directAlign - int(uintptrOf(raw)%directAlign)) % directAlign
 		w.buf = raw[skip : skip+directPiece : skip+directPiece]
 	}
-	for off := 0; off < len(data); off += directPiece {
+	for off := start; off < len(data); off += directPiece {
 		n := copy(w.buf, data[off:])
 		padded := (n + directAlign - 1) / directAlign * directAlign
 		clear(w.buf[n:padded])
-		for done := 0; done < padded; {
-			m, err := unix.Pwrite(fd, w.buf[done:padded], int64(off+done))
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if m == 0 {
-				return syscall.EIO // a device that takes nothing: never loop on it
-			}
-			done += m
+		if err := pwriteAll(fd, w.buf[:padded], int64(off)); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// pwriteAll writes all of b at off, resuming after a short write.
+func pwriteAll(fd int, b []byte, off int64) error {
+	for done := 0; done < len(b); {
+		m, err := unix.Pwrite(fd, b[done:], off+int64(done))
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return syscall.EIO // a device that takes nothing: never loop on it
+		}
+		done += m
 	}
 	return nil
 }
