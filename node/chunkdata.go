@@ -46,3 +46,11 @@ func (n *Node) ChunkData(ctx context.Context, req op.ChunkReq, off int64, size i
 	c.localBytes.Add(int64(len(part)))
 	return part, 0
 }
+
+// chunkGroup names the file version req is a chunk of: the chunk store
+// keeps a version's chunks in one file (spill.Store.PutAt). A chunk key
+// starts with its index, so the "file:" prefix never meets one.
+func chunkGroup(req op.ChunkReq) string {
+	req.Index = 0
+	return "file:" + req.Key()
+}

@@ -229,7 +229,7 @@ func TestHotChunksAnsweredFromMemory(t *testing.T) {
 		s.Put(fmt.Sprint(i), chunk(i, 1000))
 	}
 	for i := range 3 {
-		require.NoError(t, os.Remove(s.file(fmt.Sprint(i))))
+		require.NoError(t, os.Remove(s.fileOf(fmt.Sprint(i))))
 	}
 	buf := make([]byte, 1000)
 	n, ok := s.ReadAt("2", buf, 10)
@@ -290,7 +290,7 @@ func chunkFileWhole(t *testing.T, buffered bool, shift, size int) {
 	s.Put("k", data)
 	require.False(t, s.Hot("k"), "MemoryBytes 0: nothing hot")
 	assert.Equal(t, buffered, s.direct.off.Load(), "written direct unless told otherwise")
-	st, err := os.Stat(s.file("k"))
+	st, err := os.Stat(s.fileOf("k"))
 	require.NoError(t, err)
 	assert.EqualValues(t, size, st.Size())
 	got, ok := s.Load("k")
