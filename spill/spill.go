@@ -30,6 +30,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bytedance/gopkg/lang/dirtmake"
 )
 
 // Config sets up a Store.
@@ -234,7 +236,8 @@ func (s *Store) Load(key string) ([]byte, bool) {
 	}
 	size := en.size
 	s.mu.Unlock()
-	buf := make([]byte, size)
+	// Not zeroed: returned only if ReadAt filled every byte.
+	buf := dirtmake.Bytes(int(size), int(size))
 	n, ok := s.ReadAt(key, buf, 0)
 	if !ok || int64(n) != size {
 		return nil, false
