@@ -65,6 +65,7 @@ type Store struct {
 	closed  bool // Close began: Put stores nothing more
 
 	direct  directWriter
+	scratch sync.Pool             // aligned buffers for direct reads (readdirect.go)
 	files   map[string]*chunkFile // shared files by group
 	writing map[string]bool       // keys being written: one Put at a time per chunk
 	fileSeq int
@@ -90,6 +91,7 @@ func Open(cfg Config) *Store {
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger, entries: make(map[string]*list.Element),
 		files: make(map[string]*chunkFile), writing: make(map[string]bool)}
+	s.scratch.New = newScratch
 	if cfg.Dir == "" || cfg.BudgetBytes <= 0 {
 		return s
 	}
@@ -171,14 +173,8 @@ func (s *Store) ReadAt(key string, dest []byte, off int64) (n int, ok bool) {
 	// The chunk may be evicted between the unlock and the open (no
 	// file: a miss) or during the read (its range punched out of a
 	// shared file): a miss unless it is still held afterwards.
-	f, err := os.Open(name)
-	if err != nil {
-		s.misses.Add(1)
-		return 0, false
-	}
-	defer f.Close()
 	want := min(int64(len(dest)), max(en.size-off, 0))
-	n, err = f.ReadAt(dest[:want], at+off)
+	n, err := s.readFile(name, dest[:want], at+off)
 	s.mu.Lock()
 	still := s.entries[key] == e
 	s.mu.Unlock()
