@@ -91,6 +91,9 @@ func (c chunkedContent) Read(ctx context.Context, dest []byte, off int64) (gofus
 	if r, ok := c.spliced(ctx, off, len(dest)); ok {
 		return r, 0
 	}
+	if r, errno, ok := c.lent(ctx, off, len(dest)); ok {
+		return r, errno
+	}
 	n := 0
 	for n < len(dest) {
 		pos := off + int64(n)

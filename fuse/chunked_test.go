@@ -69,6 +69,19 @@ func (s *storeSource) ChunkFile(_ context.Context, req op.ChunkReq, _ int64, _ i
 // storeSource in chunks of chunkBytes.
 func mountChunked(t *testing.T, size, chunkBytes int64, splice bool, maxRead int, edit func(*storeSource)) (string, *storeSource, []byte) {
 	t.Helper()
+	return mountChunkedWith(t, size, chunkBytes, splice, maxRead, func(s *storeSource) ChunkSource {
+		if edit != nil {
+			edit(s)
+		}
+		return s
+	}, false)
+}
+
+// mountChunkedWith is mountChunked with the source wrap makes of the
+// storeSource; cold: the store keeps no chunk in memory.
+func mountChunkedWith(t *testing.T, size, chunkBytes int64, splice bool, maxRead int,
+	wrap func(*storeSource) ChunkSource, cold bool) (string, *storeSource, []byte) {
+	t.Helper()
 	root := filepath.Join(t.TempDir(), "tree")
 	require.NoError(t, os.MkdirAll(root, 0o755))
 	data := make([]byte, size)
@@ -77,17 +90,19 @@ func mountChunked(t *testing.T, size, chunkBytes int64, splice bool, maxRead int
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(root, "big.bin"), data, 0o644))
 	budget := 4 * chunkBytes
+	memory := budget
+	if cold {
+		memory = 0
+	}
 	src := &storeSource{data: data, budget: budget, chunkSize: chunkBytes,
-		store: spill.Open(spill.Config{Dir: filepath.Join(t.TempDir(), "spill"), BudgetBytes: budget + chunkBytes, MemoryBytes: budget})}
+		store: spill.Open(spill.Config{Dir: filepath.Join(t.TempDir(), "spill"), BudgetBytes: budget + chunkBytes, MemoryBytes: memory})}
 	t.Cleanup(func() { require.NoError(t, src.store.Close()) })
 	require.NotEmpty(t, src.store.Dir(), "the chunk store is on disk")
-	if edit != nil {
-		edit(src)
-	}
+	source := wrap(src)
 	m, _ := mountView(t, root, treeMaxCacheable, func(o *Options) {
 		o.MaxRead = maxRead
 		o.MaxReadahead = maxRead
-		o.LargeFiles = ChunkedFiles{Source: src, ChunkBytes: chunkBytes, Splice: splice}
+		o.LargeFiles = ChunkedFiles{Source: source, ChunkBytes: chunkBytes, Splice: splice}
 	})
 	return filepath.Join(m.Mountpoint(), "big.bin"), src, data
 }

@@ -2,6 +2,7 @@ package net
 
 import (
 	"sync"
+	"unsafe"
 
 	"github.com/bytedance/gopkg/lang/dirtmake"
 	"github.com/cloudwego/netpoll"
@@ -61,8 +62,7 @@ func readOwned(r netpoll.Reader, n int) ([]byte, error) {
 	if n <= readPiece {
 		return r.ReadBinary(n)
 	}
-	// Not zeroed: every byte is written below before it is returned.
-	buf := dirtmake.Bytes(n, n)
+	buf := alignedPayload(n)
 	for off := 0; off < n; {
 		p, err := r.Next(min(n-off, readPiece))
 		if err != nil {
@@ -74,4 +74,24 @@ func readOwned(r netpoll.Reader, n int) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// dataAlign is the alignment readOwned gives the file data of a large
+// answer: a page, what O_DIRECT asks of a buffer, so the chunk store
+// writes a chunk to its spill file straight from these bytes instead of
+// copying them through an aligned buffer first (spill/direct.go).
+const dataAlign = 4096
+
+// responseDataOffset is where a Read or Chunk answer's data starts in
+// its payload: errno, attributes, data length.
+const responseDataOffset = 4 + AttrSize + 4
+
+// alignedPayload returns n bytes, not zeroed, placed so that the byte at
+// responseDataOffset starts a page. It costs one page more than n.
+func alignedPayload(n int) []byte {
+	// Not zeroed: readOwned writes every byte before it returns them.
+	raw := dirtmake.Bytes(n+dataAlign, n+dataAlign)
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(raw))) + responseDataOffset
+	skip := int((dataAlign - addr%dataAlign) % dataAlign)
+	return raw[skip : skip+n : skip+n]
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -44,6 +45,10 @@ func readOwnedFrame(t *testing.T, o op.Op, size int) {
 	res, err := decodeResponse(h.Op, payload, false)
 	require.NoError(t, err)
 	require.Equal(t, data, res.Data)
+	if len(payload) > readPiece {
+		// What spill's O_DIRECT write takes without a copy.
+		assert.Zero(t, uintptr(unsafe.Pointer(unsafe.SliceData(res.Data)))%dataAlign, "a large answer's data starts a page")
+	}
 	require.NoError(t, r.Release())
 
 	h, payload, err = readFrame(r, 16<<20)

@@ -217,7 +217,7 @@ func (n *Node) chunkFlight(ctx context.Context, req op.ChunkReq) op.Result {
 		if r.OK() {
 			c.fetched.Add(1)
 			c.fetchedBytes.Add(int64(len(r.Data)))
-			c.store.Put(key, r.Data)
+			c.store.PutAt(key, chunkGroup(req), req.Off(), r.Data)
 		}
 		return r
 	})

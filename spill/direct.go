@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,60 +26,68 @@ import (
 // buffers: a page covers the logical block sizes in use.
 const directAlign = 4096
 
-// directPiece is the reused buffer's size: chunk bytes are copied into
-// it and written a piece at a time.
+// directPiece is the reused buffer's size: chunk bytes not aligned in
+// memory are copied into it and written a piece at a time.
 const directPiece = 1 << 20
 
-// directWriter writes chunk files with O_DIRECT through one aligned
-// buffer; writes take turns on it (the device takes them one by one
-// anyway).
+// directWriter writes chunk files with O_DIRECT, through one aligned
+// buffer for bytes that are not aligned in memory; writes take turns on
+// it (the device takes them one by one anyway).
 type directWriter struct {
 	mu  sync.Mutex
 	buf []byte // directPiece bytes at a directAlign boundary; made on first use
 
-	seq atomic.Uint64 // temporary file names, unique within the run directory
-	off atomic.Bool   // O_DIRECT refused here: buffered writes from then on
+	off atomic.Bool // O_DIRECT refused here: buffered writes from then on
 }
 
 // errNoDirect says the file system refused O_DIRECT: write buffered.
 var errNoDirect = errors.New("O_DIRECT not supported")
 
-// writeFile writes data to name through a 0600 temporary file in dir
-// renamed into place, like the buffered writeFile; errNoDirect (nothing
-// left behind) when the file system refuses O_DIRECT.
-func (w *directWriter) writeFile(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, fmt.Sprintf(".part-d%d", w.seq.Add(1)))
-	fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_DIRECT, 0o600)
+// writeFile writes data at off of f's file (made by fileForLocked), and
+// cuts a file of its own to the chunk's length (the last piece went out
+// padded to the alignment); errNoDirect when the file system refuses
+// O_DIRECT. No rename: a chunk is found only through the store's
+// entries, added once the write is whole.
+func (w *directWriter) writeFile(f *chunkFile, off int64, data []byte) error {
+	fd, err := unix.Open(f.name, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_DIRECT, 0)
 	if errors.Is(err, syscall.EINVAL) {
 		return errNoDirect
 	}
 	if err != nil {
-		return &os.PathError{Op: "open", Path: tmp, Err: err}
+		return &os.PathError{Op: "open", Path: f.name, Err: err}
 	}
-	err = w.write(fd, data)
-	if err == nil && len(data)%directAlign != 0 {
-		// The last piece went out padded to the alignment.
-		err = unix.Ftruncate(fd, int64(len(data)))
+	err = w.write(fd, off, data)
+	if err == nil && f.own && len(data)%directAlign != 0 {
+		err = unix.Ftruncate(fd, off+int64(len(data)))
 	}
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, name)
+	if errors.Is(err, syscall.EINVAL) {
+		return errNoDirect // open took O_DIRECT, the write did not
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
-		if errors.Is(err, syscall.EINVAL) {
-			return errNoDirect // open took O_DIRECT, the write did not
-		}
-		return fmt.Errorf("write %s: %w", tmp, err)
+		return fmt.Errorf("write %s: %w", f.name, err)
 	}
 	return nil
 }
 
-// write copies data into the aligned buffer a piece at a time and
-// writes each piece at its offset, the last one padded with zeros.
-func (w *directWriter) write(fd int, data []byte) error {
+// write writes data at off (page-aligned). Bytes that start at a page boundary
+// (a chunk received from the parent: net aligns them; one read from the
+// backend: a fresh allocation) go to the device straight from data, all
+// but a tail shorter than a page; the rest is copied into the aligned
+// buffer a piece at a time, the last piece padded with zeros.
+func (w *directWriter) write(fd int, at int64, data []byte) error {
+	start := 0
+	if uintptrOf(data)%directAlign == 0 {
+		start = len(data) / directAlign * directAlign
+		if err := pwriteAll(fd, data[:start], at); err != nil {
+			return err
+		}
+	}
+	if start == len(data) {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.buf == nil {
@@ -88,23 +95,31 @@ func (w *directWriter) write(fd int, data []byte) error {
 		skip := (directAlign - int(uintptrOf(raw)%directAlign)) % directAlign
 		w.buf = raw[skip : skip+directPiece : skip+directPiece]
 	}
-	for off := 0; off < len(data); off += directPiece {
+	for off := start; off < len(data); off += directPiece {
 		n := copy(w.buf, data[off:])
 		padded := (n + directAlign - 1) / directAlign * directAlign
 		clear(w.buf[n:padded])
-		for done := 0; done < padded; {
-			m, err := unix.Pwrite(fd, w.buf[done:padded], int64(off+done))
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if m == 0 {
-				return syscall.EIO // a device that takes nothing: never loop on it
-			}
-			done += m
+		if err := pwriteAll(fd, w.buf[:padded], at+int64(off)); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// pwriteAll writes all of b at off, resuming after a short write.
+func pwriteAll(fd int, b []byte, off int64) error {
+	for done := 0; done < len(b); {
+		m, err := unix.Pwrite(fd, b[done:], off+int64(done))
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return syscall.EIO // a device that takes nothing: never loop on it
+		}
+		done += m
 	}
 	return nil
 }
@@ -112,11 +127,11 @@ func (w *directWriter) write(fd int, data []byte) error {
 // uintptrOf is the address of b's first byte, for aligning a buffer.
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
 
-// writeChunk writes a chunk file, with O_DIRECT until the file system
-// refuses it.
-func (s *Store) writeChunk(dir, name string, data []byte) error {
+// writeChunk writes a chunk at off of f's file, with O_DIRECT until the
+// file system refuses it.
+func (s *Store) writeChunk(dir string, f *chunkFile, off int64, data []byte) error {
 	if !s.direct.off.Load() {
-		err := s.direct.writeFile(dir, name, data)
+		err := s.direct.writeFile(f, off, data)
 		if !errors.Is(err, errNoDirect) {
 			return err
 		}
@@ -124,5 +139,5 @@ func (s *Store) writeChunk(dir, name string, data []byte) error {
 			s.log.Info("chunk spill directory takes no O_DIRECT: buffered writes", "dir", dir)
 		}
 	}
-	return writeFile(dir, name, data)
+	return writeAt(f.name, off, data)
 }

@@ -121,24 +121,15 @@ func makeRunDir(base string) (string, *os.File, error) {
 	return dir, lock, nil
 }
 
-// writeFile writes data to name through a 0600 temporary file in dir
-// renamed into place, so a reader never finds a partial chunk.
-func writeFile(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, ".part-*")
+// writeAt writes data at off of the existing file name, buffered.
+func writeAt(name string, off int64, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	if _, err = f.Write(data); err == nil {
-		err = f.Close()
-	} else {
-		_ = f.Close()
+	if _, err = f.WriteAt(data, off); err == nil {
+		return f.Close()
 	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
+	_ = f.Close()
 	return err
 }

@@ -2,10 +2,11 @@
 // (op.Chunk) this node fetched, kept under a byte budget of their own
 // with least-recently-used eviction, separate from the in-memory cache.
 //
-// Chunks live as files in a private directory on node-local storage,
+// Chunks live in files in a private directory on node-local storage,
 // made for this run only (0700, owned by us, inside a base directory we
-// own and no one else can write), each created 0600 under a temporary
-// name and renamed into place once whole: a hostile local user can
+// own and no one else can write), created 0600, one per large file (its
+// chunks at their offsets; files.go) and found only through the store's
+// entries, added once a chunk is written whole: a hostile local user can
 // neither read nor plant a chunk, and a reader never sees half of one.
 // When the directory cannot be made or written (read-only, full, owned
 // by someone else), the store warns once and keeps chunks in memory
@@ -21,17 +22,16 @@ package spill
 
 import (
 	"container/list"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bytedance/gopkg/lang/dirtmake"
 )
 
 // Config sets up a Store.
@@ -64,7 +64,12 @@ type Store struct {
 	warned  bool
 	closed  bool // Close began: Put stores nothing more
 
-	direct directWriter
+	direct  directWriter
+	scratch sync.Pool             // aligned buffers for direct reads (readdirect.go)
+	files   map[string]*chunkFile // shared files by group
+	writing map[string]bool       // keys being written: one Put at a time per chunk
+	fileSeq int
+	noShare bool // punching a hole failed here: one file per chunk
 
 	spilled, evicted, hits, misses, failures atomic.Int64
 }
@@ -74,6 +79,8 @@ type entry struct {
 	size int64
 	data []byte // memory mode, or a hot chunk on disk; never modified
 	hotE *list.Element
+	file *chunkFile // disk mode: the file holding it, at off
+	off  int64
 }
 
 // Open makes the store. It does not fail for a spill directory it cannot
@@ -82,7 +89,9 @@ func Open(cfg Config) *Store {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, entries: make(map[string]*list.Element)}
+	s := &Store{cfg: cfg, log: cfg.Logger, entries: make(map[string]*list.Element),
+		files: make(map[string]*chunkFile), writing: make(map[string]bool)}
+	s.scratch.New = newScratch
 	if cfg.Dir == "" || cfg.BudgetBytes <= 0 {
 		return s
 	}
@@ -124,11 +133,6 @@ func (s *Store) Dir() string {
 	return s.dir
 }
 
-func (s *Store) file(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return filepath.Join(s.dir, hex.EncodeToString(sum[:]))
-}
-
 // Has reports whether key is held.
 func (s *Store) Has(key string) bool {
 	s.mu.Lock()
@@ -164,18 +168,17 @@ func (s *Store) ReadAt(key string, dest []byte, off int64) (n int, ok bool) {
 		s.hits.Add(1)
 		return n, true
 	}
-	name := s.file(key)
+	name, at := en.file.name, en.off
 	s.mu.Unlock()
-	// The file may be evicted between the unlock and the open: a miss.
-	f, err := os.Open(name)
-	if err != nil {
-		s.misses.Add(1)
-		return 0, false
-	}
-	defer f.Close()
+	// The chunk may be evicted between the unlock and the open (no
+	// file: a miss) or during the read (its range punched out of a
+	// shared file): a miss unless it is still held afterwards.
 	want := min(int64(len(dest)), max(en.size-off, 0))
-	n, err = f.ReadAt(dest[:want], off)
-	if int64(n) != want && !errors.Is(err, io.EOF) {
+	n, err := s.readFile(name, dest[:want], at+off)
+	s.mu.Lock()
+	still := s.entries[key] == e
+	s.mu.Unlock()
+	if !still || (int64(n) != want && !errors.Is(err, io.EOF)) {
 		s.misses.Add(1)
 		return 0, false
 	}
@@ -185,21 +188,21 @@ func (s *Store) ReadAt(key string, dest []byte, off int64) (n int, ok bool) {
 
 // Open opens the held chunk key's file for reading, for a caller that
 // hands the kernel the file rather than its bytes (a splice into
-// /dev/fuse). A chunk file is immutable once renamed into place and its
-// name is a hash of the key (path, version, index), so the open file
-// keeps that chunk's bytes even if it is evicted or the disk is turned
-// off meanwhile. ok is false when the chunk is not held or the store
-// keeps chunks in memory; the caller closes f.
+// /dev/fuse). Only a chunk in a file of its own (offset 0) is handed
+// over: such a file is written once and removed, never punched, so the
+// open file keeps that chunk's bytes even if it is evicted or the disk is
+// turned off meanwhile. ok is false when the chunk is not held, shares a
+// file (PutAt) or the store keeps chunks in memory; the caller closes f.
 func (s *Store) Open(key string) (f *os.File, size int64, ok bool) {
 	s.mu.Lock()
 	e, held := s.entries[key]
-	if !held || !s.disk {
+	if !held || !s.disk || !e.Value.(*entry).file.own {
 		s.mu.Unlock()
 		return nil, 0, false
 	}
 	s.lru.MoveToFront(e)
 	size = e.Value.(*entry).size
-	name := s.file(key)
+	name := e.Value.(*entry).file.name
 	s.mu.Unlock()
 	// Evicted between the unlock and the open: a miss.
 	f, err := os.Open(name)
@@ -229,7 +232,8 @@ func (s *Store) Load(key string) ([]byte, bool) {
 	}
 	size := en.size
 	s.mu.Unlock()
-	buf := make([]byte, size)
+	// Not zeroed: returned only if ReadAt filled every byte.
+	buf := dirtmake.Bytes(int(size), int(size))
 	n, ok := s.ReadAt(key, buf, 0)
 	if !ok || int64(n) != size {
 		return nil, false
@@ -237,62 +241,15 @@ func (s *Store) Load(key string) ([]byte, bool) {
 	return buf, true
 }
 
-// Put stores data as chunk key. The store may keep data (in memory
-// mode, or as a hot chunk on disk): it must not be modified afterwards. A chunk larger than the budget
-// is not stored. A write that fails (disk full, read-only) turns the disk
-// off with one warning.
-func (s *Store) Put(key string, data []byte) {
-	s.mu.Lock()
-	if _, held := s.entries[key]; held || s.closed {
-		s.mu.Unlock()
-		return
-	}
-	if !s.disk {
-		s.putLocked(&entry{key: key, size: int64(len(data)), data: data}, s.cfg.MemoryBytes)
-		s.mu.Unlock()
-		return
-	}
-	name := s.file(key)
-	dir := s.dir
-	s.mu.Unlock()
-
-	err := s.writeChunk(dir, name, data)
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		// Close ran during the write (a readahead that outlived its
-		// node): take the file back out of the directory it removes.
-		_ = os.Remove(name)
-		return
-	}
-	if err != nil {
-		if s.disk {
-			s.degrade(err)
-		}
-		s.putLocked(&entry{key: key, size: int64(len(data)), data: data}, s.cfg.MemoryBytes)
-		return
-	}
-	if !s.disk { // degraded meanwhile: the directory is gone
-		s.putLocked(&entry{key: key, size: int64(len(data)), data: data}, s.cfg.MemoryBytes)
-		return
-	}
-	if _, held := s.entries[key]; held {
-		return // another Put of the same chunk won; same bytes
-	}
-	s.spilled.Add(1)
-	e := &entry{key: key, size: int64(len(data))}
-	if s.putLocked(e, s.cfg.BudgetBytes) {
-		s.heatLocked(e, data)
-	}
-}
+// Put stores data as chunk key in a file of its own (see PutAt).
+func (s *Store) Put(key string, data []byte) { s.PutAt(key, key, 0, data) }
 
 // putLocked adds e and evicts the least recently used entries over
 // budget; false: e is larger than the budget and not stored.
 func (s *Store) putLocked(e *entry, budget int64) bool {
 	if e.size > budget {
-		if s.disk {
-			_ = os.Remove(s.file(e.key))
+		if e.file != nil {
+			s.dropLocked(e)
 		}
 		return false
 	}
@@ -308,11 +265,12 @@ func (s *Store) putLocked(e *entry, budget int64) bool {
 		if v.hotE != nil {
 			s.coolLocked(v)
 		}
-		if s.disk {
-			_ = os.Remove(s.file(v.key))
+		if v.file != nil {
+			s.dropLocked(v)
 		}
 	}
-	return true
+	_, held := s.entries[e.key] // a file given up while evicting may take e with it
+	return held
 }
 
 // Close forgets every chunk and removes this run's directory. A Put
@@ -374,6 +332,7 @@ func (s *Store) forgetLocked() {
 	s.bytes = 0
 	s.hot.Init()
 	s.hotB = 0
+	clear(s.files)
 }
 
 // heatLocked keeps data in memory as disk entry e's bytes, cooling the

@@ -229,7 +229,7 @@ func TestHotChunksAnsweredFromMemory(t *testing.T) {
 		s.Put(fmt.Sprint(i), chunk(i, 1000))
 	}
 	for i := range 3 {
-		require.NoError(t, os.Remove(s.file(fmt.Sprint(i))))
+		require.NoError(t, os.Remove(s.fileOf(fmt.Sprint(i))))
 	}
 	buf := make([]byte, 1000)
 	n, ok := s.ReadAt("2", buf, 10)
@@ -258,29 +258,43 @@ func TestHotChunksAnsweredFromMemory(t *testing.T) {
 }
 
 // TestChunkFilesWhole: chunk files hold exactly the bytes put, whatever
-// their length against O_DIRECT's alignment and buffer, written direct
-// or (a file system that refuses O_DIRECT) buffered.
+// their length against O_DIRECT's alignment and buffer and wherever they
+// sit in memory (page-aligned bytes are written from where they are, the
+// rest through the aligned buffer), written direct or (a file system
+// that refuses O_DIRECT) buffered.
 func TestChunkFilesWhole(t *testing.T) {
+	sizes := []int{1, directAlign - 1, directAlign, 3*directAlign + 5, directPiece, directPiece + 1, 2*directPiece + 123}
 	for _, buffered := range []bool{false, true} {
-		for _, size := range []int{1, directAlign - 1, directAlign, directPiece + 1, 2*directPiece + 123} {
-			t.Run(fmt.Sprintf("buffered=%v/%d", buffered, size), func(t *testing.T) {
-				s := Open(Config{Dir: t.TempDir(), BudgetBytes: 4 << 20})
-				t.Cleanup(func() { require.NoError(t, s.Close()) })
-				s.direct.off.Store(buffered)
-				data := make([]byte, size)
-				for i := range data {
-					data[i] = byte(i*7 + i>>12)
-				}
-				s.Put("k", data)
-				require.False(t, s.Hot("k"), "MemoryBytes 0: nothing hot")
-				st, err := os.Stat(s.file("k"))
-				require.NoError(t, err)
-				assert.EqualValues(t, size, st.Size())
-				got, ok := s.Load("k")
-				require.True(t, ok)
-				assert.True(t, bytes.Equal(data, got))
-				assert.Zero(t, s.Stats().Failures)
-			})
+		for _, shift := range []int{0, 1} {
+			for _, size := range sizes {
+				t.Run(fmt.Sprintf("buffered=%v/shift=%d/%d", buffered, shift, size), func(t *testing.T) {
+					chunkFileWhole(t, buffered, shift, size)
+				})
+			}
 		}
 	}
+}
+
+// chunkFileWhole puts size bytes that start shift bytes past a page
+// boundary and checks the file and a Load of it.
+func chunkFileWhole(t *testing.T, buffered bool, shift, size int) {
+	s := Open(Config{Dir: t.TempDir(), BudgetBytes: 4 << 20})
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	s.direct.off.Store(buffered)
+	raw := make([]byte, size+2*directAlign)
+	start := (directAlign-int(uintptrOf(raw)%directAlign))%directAlign + shift
+	data := raw[start : start+size]
+	for i := range data {
+		data[i] = byte(i*7 + i>>12)
+	}
+	s.Put("k", data)
+	require.False(t, s.Hot("k"), "MemoryBytes 0: nothing hot")
+	assert.Equal(t, buffered, s.direct.off.Load(), "written direct unless told otherwise")
+	st, err := os.Stat(s.fileOf("k"))
+	require.NoError(t, err)
+	assert.EqualValues(t, size, st.Size())
+	got, ok := s.Load("k")
+	require.True(t, ok)
+	assert.True(t, bytes.Equal(data, got))
+	assert.Zero(t, s.Stats().Failures)
 }
