@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -150,6 +151,52 @@ func TestNoPushesWithoutHeldBytes(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, bytes.Equal(want, got))
 			assert.Equal(t, PushStats{}, m.PushStats())
+		})
+	}
+}
+
+// refusingStorer answers every store with errno and counts them.
+type refusingStorer struct {
+	errno syscall.Errno
+	calls int
+}
+
+func (s *refusingStorer) InodeNotifyStoreCache(uint64, int64, []byte) gofuse.Status {
+	s.calls++
+	return gofuse.Status(s.errno)
+}
+
+// TestRefusedStoresTurnPushesOff: a connection that can never store
+// (Linux answers a notification code it does not know with EINVAL;
+// go-fuse without a notification writer, ENOSYS) turns the mount's
+// pushes off after one store, so a listing does not cost a failing
+// system call per file; an errno that may pass (ENOMEM) does not.
+func TestRefusedStoresTurnPushesOff(t *testing.T) {
+	root := makeTree(t)
+	for _, tc := range []struct {
+		errno   syscall.Errno
+		wantOff bool
+	}{
+		{syscall.EINVAL, true},
+		{syscall.ENOSYS, true},
+		{syscall.ENOMEM, false},
+	} {
+		t.Run(tc.errno.Error(), func(t *testing.T) {
+			src := heldSource{dirSource: newDirSource(root, treeMaxCacheable)}
+			fsys, err := newFilesystem(src, Options{Mount: "/nonexistent/mnt", Target: root, MaxCacheable: treeMaxCacheable})
+			require.NoError(t, err)
+			var st syscall.Stat_t
+			require.NoError(t, syscall.Lstat(filepath.Join(root, "a/b/c/deep.txt"), &st))
+			attr := op.AttrFromStat(&st)
+			data := fsys.heldBytes("/a/b/c/deep.txt", attr)
+			require.NotNil(t, data, "a held small file is pushed")
+
+			s := &refusingStorer{errno: tc.errno}
+			assert.False(t, fsys.push(s, store{nodeID: 7, data: data}, pushTries))
+			assert.Equal(t, 1, s.calls, "a refused store is not tried again")
+			assert.Equal(t, tc.wantOff, fsys.pushes.off.Load())
+			assert.Equal(t, tc.wantOff, fsys.heldBytes("/a/b/c/deep.txt", attr) == nil, "pushes after the refusal")
+			assert.Equal(t, uint64(1), fsys.pushes.count.failed.Load())
 		})
 	}
 }
