@@ -3,6 +3,7 @@ package fuse
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -197,6 +198,71 @@ func TestRefusedStoresTurnPushesOff(t *testing.T) {
 			assert.Equal(t, tc.wantOff, fsys.pushes.off.Load())
 			assert.Equal(t, tc.wantOff, fsys.heldBytes("/a/b/c/deep.txt", attr) == nil, "pushes after the refusal")
 			assert.Equal(t, uint64(1), fsys.pushes.count.failed.Load())
+		})
+	}
+}
+
+// TestListingAfterReplacePushesTheNewVersion: a file replaced on the
+// host while the kernel holds its old inode (open, its pages cached) is
+// listed: the listing's entry makes a new inode, and the push fills that
+// one with the new version's bytes, exactly as long as the new stat;
+// the open file keeps the old bytes and the old length. A replacement of
+// the same length is the case where a wrong inode would go unnoticed.
+func TestListingAfterReplacePushesTheNewVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		oldLen, newLen int
+	}{
+		{"same length", 4000, 4000},
+		{"longer", 100, 9000},
+		{"shorter", 9000, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			require.NoError(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+			host := filepath.Join(root, "d", "f")
+			oldBytes := bytes.Repeat([]byte("old-"), tc.oldLen/4)
+			newBytes := bytes.Repeat([]byte("NEW!"), tc.newLen/4)
+			require.NoError(t, os.WriteFile(host, oldBytes, 0o644))
+			var trace syncBuffer
+			m := mountSource(t, heldSource{dirSource: newDirSource(root, treeMaxCacheable)}, root, treeMaxCacheable, func(o *Options) {
+				o.Debug = true
+				o.Logger = slog.New(slog.NewTextHandler(&trace, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			})
+			view := filepath.Join(m.Mountpoint(), "d", "f")
+
+			// The kernel holds the old version: looked up, open, read.
+			old, err := os.Open(view)
+			require.NoError(t, err)
+			defer old.Close()
+			got, err := io.ReadAll(old)
+			require.NoError(t, err)
+			require.Equal(t, oldBytes, got)
+
+			tmp := host + ".tmp"
+			require.NoError(t, os.WriteFile(tmp, newBytes, 0o644))
+			require.NoError(t, os.Rename(tmp, host))
+
+			_, err = os.ReadDir(filepath.Join(m.Mountpoint(), "d"))
+			require.NoError(t, err)
+			waitPushed(t, m, 1)
+
+			before := requestCounts(trace.String())
+			fresh, err := os.ReadFile(view)
+			require.NoError(t, err)
+			assert.Equal(t, newBytes, fresh, "a new open reads the new version")
+			info, err := os.Stat(view)
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(newBytes)), info.Size())
+			assert.Equal(t, before["READ"], requestCounts(trace.String())["READ"], "the new version's bytes were pushed")
+
+			got, err = io.ReadAll(io.NewSectionReader(old, 0, 1<<20))
+			require.NoError(t, err)
+			assert.Equal(t, oldBytes, got, "the open file keeps the old version's bytes")
+			oldInfo, err := old.Stat()
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(oldBytes)), oldInfo.Size(), "and its length")
+			assert.Zero(t, m.PushStats().Failed)
 		})
 	}
 }
