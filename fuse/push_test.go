@@ -3,6 +3,7 @@ package fuse
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -265,4 +266,29 @@ func TestListingAfterReplacePushesTheNewVersion(t *testing.T) {
 			assert.Zero(t, m.PushStats().Failed)
 		})
 	}
+}
+
+// TestNoPushAfterUnmount: Unmount right after a listing of many held
+// small files waits for the pushes in flight (or stops them): none is
+// counted, made or failed, once Unmount has returned. The files are
+// near max_cacheable so that the stores lag behind the listing (on this
+// 2-core host, without the wait, tens of stores failed after Unmount).
+func TestNoPushAfterUnmount(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "many")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	for i := range 1500 {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d.py", i)), bytes.Repeat([]byte{'x'}, treeMaxCacheable-i), 0o644))
+	}
+	m := mountSource(t, heldSource{dirSource: newDirSource(root, treeMaxCacheable)}, root, treeMaxCacheable, nil)
+	f, err := os.Open(filepath.Join(m.Mountpoint(), "many"))
+	require.NoError(t, err)
+	_, err = f.ReadDir(-1)
+	require.NoError(t, f.Close())
+	require.NoError(t, err)
+	require.NoError(t, m.Unmount())
+	at := m.PushStats()
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, at, m.PushStats(), "pushes after Unmount returned")
+	assert.Zero(t, at.Failed, "%+v", at)
 }
