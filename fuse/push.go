@@ -108,8 +108,8 @@ type pushes struct {
 	mu      sync.Mutex
 	pending map[<-chan struct{}]*pending
 	count   pushCounters
-	// off is set when the kernel refused a store outright (a kernel
-	// without FUSE_NOTIFY_STORE answers ENOSYS): none is tried again.
+	// off is set when a store was refused outright (see refusesStores):
+	// none is tried again.
 	off atomic.Bool
 }
 
@@ -224,11 +224,13 @@ func (r *rawView) afterBridge(cancel <-chan struct{}, st gofuse.Status) {
 	go func() {
 		defer f.notifies.Done()
 		// Once one store found its inode, the kernel is making the
-		// reply's inodes or has made them: a few yields are enough
-		// to wait for the rest (one still missing was forgotten already).
+		// reply's inodes or has made them: a few yields wait for the
+		// rest. One still missing then (forgotten, or the listing
+		// thread lost its CPU on a loaded host: 6,800 of 100,000 in
+		// one listing here) is late and READ as without pushes.
 		tries := pushTries
 		for _, s := range stores {
-			if f.unmounting() {
+			if f.unmounting() || f.pushes.off.Load() {
 				return
 			}
 			if f.push(server, s, tries) {
@@ -246,10 +248,25 @@ func (f *filesystem) unmounting() bool {
 	return f.notifyClosed
 }
 
+// storer is the one call of go-fuse's server a push makes.
+type storer interface {
+	InodeNotifyStoreCache(node uint64, offset int64, data []byte) gofuse.Status
+}
+
+// refusesStores reports whether a store's errno says no store can ever
+// succeed on this connection: Linux answers a notification code it does
+// not know with EINVAL (and a store it cannot parse the same way, which
+// would fail for every file alike); go-fuse answers ENOSYS when it has
+// no writer for notifications. Without this every listed small file
+// would cost a failing system call.
+func refusesStores(errno syscall.Errno) bool {
+	return errno == syscall.EINVAL || errno == syscall.ENOSYS
+}
+
 // push stores s's bytes in the kernel's cache of its inode, trying up to
 // tries times while the kernel has not made the inode yet, and reports
 // whether the store was made.
-func (f *filesystem) push(server *gofuse.Server, s store, tries int) bool {
+func (f *filesystem) push(server storer, s store, tries int) bool {
 	c := &f.pushes.count
 	for try := 0; ; try++ {
 		switch errno := syscall.Errno(server.InodeNotifyStoreCache(s.nodeID, 0, s.data)); {
@@ -264,7 +281,7 @@ func (f *filesystem) push(server *gofuse.Server, s store, tries int) bool {
 			return false
 		default:
 			c.failed.Add(1)
-			if errno == syscall.ENOSYS {
+			if refusesStores(errno) {
 				f.pushes.off.Store(true)
 			}
 			return false

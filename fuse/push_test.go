@@ -3,6 +3,8 @@ package fuse
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -152,4 +155,140 @@ func TestNoPushesWithoutHeldBytes(t *testing.T) {
 			assert.Equal(t, PushStats{}, m.PushStats())
 		})
 	}
+}
+
+// refusingStorer answers every store with errno and counts them.
+type refusingStorer struct {
+	errno syscall.Errno
+	calls int
+}
+
+func (s *refusingStorer) InodeNotifyStoreCache(uint64, int64, []byte) gofuse.Status {
+	s.calls++
+	return gofuse.Status(s.errno)
+}
+
+// TestRefusedStoresTurnPushesOff: a connection that can never store
+// (Linux answers a notification code it does not know with EINVAL;
+// go-fuse without a notification writer, ENOSYS) turns the mount's
+// pushes off after one store, so a listing does not cost a failing
+// system call per file; an errno that may pass (ENOMEM) does not.
+func TestRefusedStoresTurnPushesOff(t *testing.T) {
+	root := makeTree(t)
+	for _, tc := range []struct {
+		errno   syscall.Errno
+		wantOff bool
+	}{
+		{syscall.EINVAL, true},
+		{syscall.ENOSYS, true},
+		{syscall.ENOMEM, false},
+	} {
+		t.Run(tc.errno.Error(), func(t *testing.T) {
+			src := heldSource{dirSource: newDirSource(root, treeMaxCacheable)}
+			fsys, err := newFilesystem(src, Options{Mount: "/nonexistent/mnt", Target: root, MaxCacheable: treeMaxCacheable})
+			require.NoError(t, err)
+			var st syscall.Stat_t
+			require.NoError(t, syscall.Lstat(filepath.Join(root, "a/b/c/deep.txt"), &st))
+			attr := op.AttrFromStat(&st)
+			data := fsys.heldBytes("/a/b/c/deep.txt", attr)
+			require.NotNil(t, data, "a held small file is pushed")
+
+			s := &refusingStorer{errno: tc.errno}
+			assert.False(t, fsys.push(s, store{nodeID: 7, data: data}, pushTries))
+			assert.Equal(t, 1, s.calls, "a refused store is not tried again")
+			assert.Equal(t, tc.wantOff, fsys.pushes.off.Load())
+			assert.Equal(t, tc.wantOff, fsys.heldBytes("/a/b/c/deep.txt", attr) == nil, "pushes after the refusal")
+			assert.Equal(t, uint64(1), fsys.pushes.count.failed.Load())
+		})
+	}
+}
+
+// TestListingAfterReplacePushesTheNewVersion: a file replaced on the
+// host while the kernel holds its old inode (open, its pages cached) is
+// listed: the listing's entry makes a new inode, and the push fills that
+// one with the new version's bytes, exactly as long as the new stat;
+// the open file keeps the old bytes and the old length. A replacement of
+// the same length is the case where a wrong inode would go unnoticed.
+func TestListingAfterReplacePushesTheNewVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		oldLen, newLen int
+	}{
+		{"same length", 4000, 4000},
+		{"longer", 100, 9000},
+		{"shorter", 9000, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			require.NoError(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+			host := filepath.Join(root, "d", "f")
+			oldBytes := bytes.Repeat([]byte("old-"), tc.oldLen/4)
+			newBytes := bytes.Repeat([]byte("NEW!"), tc.newLen/4)
+			require.NoError(t, os.WriteFile(host, oldBytes, 0o644))
+			var trace syncBuffer
+			m := mountSource(t, heldSource{dirSource: newDirSource(root, treeMaxCacheable)}, root, treeMaxCacheable, func(o *Options) {
+				o.Debug = true
+				o.Logger = slog.New(slog.NewTextHandler(&trace, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			})
+			view := filepath.Join(m.Mountpoint(), "d", "f")
+
+			// The kernel holds the old version: looked up, open, read.
+			old, err := os.Open(view)
+			require.NoError(t, err)
+			defer old.Close()
+			got, err := io.ReadAll(old)
+			require.NoError(t, err)
+			require.Equal(t, oldBytes, got)
+
+			tmp := host + ".tmp"
+			require.NoError(t, os.WriteFile(tmp, newBytes, 0o644))
+			require.NoError(t, os.Rename(tmp, host))
+
+			_, err = os.ReadDir(filepath.Join(m.Mountpoint(), "d"))
+			require.NoError(t, err)
+			waitPushed(t, m, 1)
+
+			before := requestCounts(trace.String())
+			fresh, err := os.ReadFile(view)
+			require.NoError(t, err)
+			assert.Equal(t, newBytes, fresh, "a new open reads the new version")
+			info, err := os.Stat(view)
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(newBytes)), info.Size())
+			assert.Equal(t, before["READ"], requestCounts(trace.String())["READ"], "the new version's bytes were pushed")
+
+			got, err = io.ReadAll(io.NewSectionReader(old, 0, 1<<20))
+			require.NoError(t, err)
+			assert.Equal(t, oldBytes, got, "the open file keeps the old version's bytes")
+			oldInfo, err := old.Stat()
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(oldBytes)), oldInfo.Size(), "and its length")
+			assert.Zero(t, m.PushStats().Failed)
+		})
+	}
+}
+
+// TestNoPushAfterUnmount: Unmount right after a listing of many held
+// small files waits for the pushes in flight (or stops them): none is
+// counted, made or failed, once Unmount has returned. The files are
+// near max_cacheable so that the stores lag behind the listing (on this
+// 2-core host, without the wait, tens of stores failed after Unmount).
+func TestNoPushAfterUnmount(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "many")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	for i := range 1500 {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d.py", i)), bytes.Repeat([]byte{'x'}, treeMaxCacheable-i), 0o644))
+	}
+	m := mountSource(t, heldSource{dirSource: newDirSource(root, treeMaxCacheable)}, root, treeMaxCacheable, nil)
+	f, err := os.Open(filepath.Join(m.Mountpoint(), "many"))
+	require.NoError(t, err)
+	_, err = f.ReadDir(-1)
+	require.NoError(t, f.Close())
+	require.NoError(t, err)
+	require.NoError(t, m.Unmount())
+	at := m.PushStats()
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, at, m.PushStats(), "pushes after Unmount returned")
+	assert.Zero(t, at.Failed, "%+v", at)
 }

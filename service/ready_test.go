@@ -103,3 +103,58 @@ func TestClusterStoppingParentReleasesHeldProbe(t *testing.T) {
 	require.ErrorContains(t, err, "rank 3")
 	assert.EqualValues(t, 1, leaf.Node().Stats().ReadyProbes)
 }
+
+// TestClusterDeadChildReleasesHeldProbe: a child whose connection closes
+// while its parent holds its probe (here for up to an hour) costs the
+// parent nothing more: the hold ends with the connection.
+func TestClusterDeadChildReleasesHeldProbe(t *testing.T) {
+	s := clusterSettings(t, t.TempDir())
+	s.RPCTimeoutS = 0 // no deadline: the hold is ready_probe_max_ms
+	s.ReadyProbeInitialMs = 3_600_000
+	s.ReadyProbeMaxMs = 3_600_000
+	s.ReadyTimeoutS = 0
+	start, _ := chainStarter(t, s)
+	mid, leaf := start(1), start(3) // no root: rank 1 never becomes ready
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- leaf.AwaitTreeReady(ctx) }()
+	require.Eventually(t, func() bool { return mid.Node().Stats().ReadyHeld == 1 }, 30*time.Second, time.Millisecond,
+		"rank 1 holds rank 3's probe")
+
+	stopCtx, stopCancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer stopCancel()
+	require.NoError(t, leaf.Stop(stopCtx)) // closes its connection to rank 1
+	require.Eventually(t, func() bool { return mid.Node().Stats().ReadyHeld == 0 }, 10*time.Second, time.Millisecond,
+		"rank 1 still holds the probe of a child that is gone")
+	cancel()
+	<-done
+}
+
+// TestClusterHeldProbeOutlivesHeartbeatTimeout: a probe held for several
+// heartbeat timeouts is not taken for a hung parent (heartbeats are
+// answered while it is held): the child sends one probe, fails over to
+// no one, and is ready once its parent is.
+func TestClusterHeldProbeOutlivesHeartbeatTimeout(t *testing.T) {
+	s := clusterSettings(t, t.TempDir())
+	s.HeartbeatTimeoutMs = 200
+	s.RPCTimeoutS = 0 // no deadline: the hold is ready_probe_max_ms
+	s.ReadyProbeMaxMs = 60_000
+	start, _ := chainStarter(t, s)
+	mid, leaf := start(1), start(3) // the root comes later
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var g errgroup.Group
+	g.Go(func() error { return mid.AwaitTreeReady(ctx) })
+	g.Go(func() error { return leaf.AwaitTreeReady(ctx) })
+	require.Eventually(t, func() bool { return mid.Node().Stats().ReadyHeld == 1 }, 30*time.Second, time.Millisecond,
+		"rank 1 holds rank 3's probe")
+	time.Sleep(5 * time.Duration(s.HeartbeatTimeoutMs) * time.Millisecond)
+	assert.EqualValues(t, 1, mid.Node().Stats().ReadyHeld, "the probe is still held")
+	start(0)
+	require.NoError(t, g.Wait())
+	assert.EqualValues(t, 1, leaf.Node().Stats().ReadyProbes, "rank 3's probes")
+	assert.Zero(t, leaf.Node().Stats().Failovers, "rank 3 took its held parent for a hung one")
+}

@@ -70,21 +70,37 @@ func (svc *Service) LargeFiles() LargeFilesStatus {
 	if svc.chunks != nil {
 		st.ChunkBytes = svc.Settings.ChunkBytes
 	}
-	if svc.mounted != nil {
-		st.KernelOffersPassthrough = svc.mounted.KernelOffersPassthrough()
-		st.ReadaheadBytes = svc.mounted.ReadaheadBytes()
+	if m := svc.view(); m != nil {
+		st.KernelOffersPassthrough = m.KernelOffersPassthrough()
+		st.ReadaheadBytes = m.ReadaheadBytes()
 	}
 	return st
+}
+
+// view returns the mounted view, nil before Start has mounted it: the
+// control socket answers while Start still waits for the tree, and the
+// close of serving orders Start's write of svc.mounted before this read.
+func (svc *Service) view() *cfuse.Mounted {
+	if svc.serving == nil {
+		return nil
+	}
+	select {
+	case <-svc.serving:
+		return svc.mounted
+	default:
+		return nil
+	}
 }
 
 // KernelPushes counts the small files this node's view stored in the
 // kernel's page cache after listing their directory (zero before it
 // mounts).
 func (svc *Service) KernelPushes() cfuse.PushStats {
-	if svc.mounted == nil {
+	m := svc.view()
+	if m == nil {
 		return cfuse.PushStats{}
 	}
-	return svc.mounted.PushStats()
+	return m.PushStats()
 }
 
 // PrefetchResult answers the "prefetch" control command.
