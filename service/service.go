@@ -123,6 +123,13 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if err := svc.serve(ctx, id, netCfg); err != nil {
 		return nil, err
 	}
+	// Before the control socket answers (its status reads svc.prefetch);
+	// the prefetch itself waits for tree-ready.
+	if s.Prefetch != "" {
+		if err := svc.startPrefetch(ctx, s, budget); err != nil {
+			return nil, err
+		}
+	}
 	if o.Control {
 		if err := svc.serveControl(ctx); err != nil {
 			return nil, err
@@ -135,11 +142,6 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	}
 	if svc.profOn {
 		svc.startSnapshots(s.ProfileSnapshotInterval())
-	}
-	if s.Prefetch != "" {
-		if err := svc.startPrefetch(ctx, s, budget); err != nil {
-			return nil, err
-		}
 	}
 	return svc, nil
 }
@@ -285,8 +287,8 @@ func (svc *Service) mountWhenReady(ctx context.Context, guard []string) error {
 }
 
 // startPrefetch pulls the prefetch manifest's paths into the caches in
-// the background, from the moment the node is tree-ready (with a mount,
-// it already is) until done or Stop. It never delays Start: a manifest
+// the background, from the moment the node is tree-ready until done or
+// Stop. It never delays Start: a manifest
 // that cannot be read is reported in the status and the log, not as a
 // failure to start.
 func (svc *Service) startPrefetch(ctx context.Context, s config.Settings, budget int64) error {
