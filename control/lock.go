@@ -20,7 +20,8 @@ const LockFDEnv = "COPPER_MOUNT_LOCK_FD"
 // the open file, which a starting process passes on to the node it
 // starts, so the claim runs from the launcher's first check to the
 // node's exit, and a holder that dies (even by SIGKILL) frees it: no
-// stale pid file to judge, no window between "check" and "start".
+// stale pid file to judge, no window between "check" and "start". The
+// file goes with the last holder (lockfile.go).
 type Lock struct {
 	f     *os.File
 	mount string
@@ -71,12 +72,8 @@ func LockMount(mount string) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	f, err := LockFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("mount %s: lock file: %w", mount, err)
-	}
-	if err := flockNB(f); err != nil {
-		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, &BusyError{Mount: mount, Path: path, PID: readPID(path)}
 		}
@@ -87,6 +84,7 @@ func LockMount(mount string) (*Lock, error) {
 		l.Close()
 		return nil, err
 	}
+	SweepLocks(path) // those of holders killed before they removed theirs
 	return l, nil
 }
 
@@ -158,12 +156,13 @@ func (l *Lock) Claim() error {
 
 // Close closes this process's copy. It never unlocks explicitly: a child
 // it was handed to shares the lock, which ends only when the last copy
-// is closed.
+// is closed. The last holder to close (the node at its exit, or a
+// launcher whose node never took over) removes the lock file.
 func (l *Lock) Close() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	err := l.f.Close()
+	err := ReleaseFile(l.f, l.path)
 	l.f = nil
 	return err
 }

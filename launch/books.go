@@ -207,6 +207,7 @@ func writePrivate(jobID string, r int, entries []tree.Entry, token []byte) (priv
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return privateFiles{}, fmt.Errorf("runtime directory: %w", err)
 	}
+	sweepPrivate(dir) // those of launchers killed before they removed theirs
 	p := privatePaths(dir, jobID, r, os.Getpid())
 	if err := book.Write(p.Book, entries); err != nil {
 		return privateFiles{}, err

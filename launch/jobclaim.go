@@ -19,7 +19,10 @@ import (
 // ranks start: a flock on a file in the runtime directory named after
 // the directory. Once the ranks are ready their nodes, whose command
 // lines name the directory, are what shows the job is live.
-type jobClaim struct{ f *os.File }
+type jobClaim struct {
+	f    *os.File
+	path string
+}
 
 // JobBusyError says another live job of this host uses the job directory.
 type JobBusyError struct {
@@ -50,7 +53,7 @@ func claimJobDirs(dirs []string, jobID, source string) (release func(), err erro
 	var claims []*jobClaim
 	release = func() {
 		for _, c := range claims {
-			c.f.Close() // the kernel drops the flock with the last copy
+			c.release()
 		}
 	}
 	for _, d := range dirs {
@@ -79,40 +82,33 @@ func claimJobDir(dir, jobID, source string) (*jobClaim, error) {
 	}
 	sum := sha256.Sum256([]byte(abs))
 	path := filepath.Join(rt, "job-"+hex.EncodeToString(sum[:8])+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("job %s: lock file: %w", jobID, err)
-	}
 	busy := &JobBusyError{JobID: jobID, Dir: dir, Source: source}
-	if err := flockNB(f); err != nil {
-		f.Close()
+	f, err := ctl.LockFile(path)
+	if err != nil {
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			busy.PID, busy.Starting = readLockPID(path), true
 			return nil, busy
 		}
 		return nil, fmt.Errorf("job %s: lock %s: %w", jobID, path, err)
 	}
+	c := &jobClaim{f: f, path: path}
 	rec := fmt.Sprintf("%-15d\n", os.Getpid()) // fixed width: never read half written
 	if _, err := f.WriteAt([]byte(rec), 0); err != nil {
-		f.Close()
+		c.release()
 		return nil, fmt.Errorf("job %s: lock %s: %w", jobID, path, err)
 	}
 	if pid, mount, ok := liveNodeWriting(dir); ok {
-		f.Close()
+		c.release()
 		busy.PID, busy.Mount = pid, mount
 		return nil, busy
 	}
-	return &jobClaim{f: f}, nil
+	ctl.SweepLocks(path) // those of launchers killed while they held theirs
+	return c, nil
 }
 
-func flockNB(f *os.File) error {
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
-}
+// release lets the claim go and removes its file, which nobody else
+// holds: the ranks' processes do not inherit it.
+func (c *jobClaim) release() { _ = ctl.ReleaseFile(c.f, c.path) }
 
 func readLockPID(path string) int {
 	b, err := os.ReadFile(path)

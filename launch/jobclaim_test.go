@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	ctl "github.com/hpc-copper/copper/control"
 )
 
 // fakeNodeEnv makes this test binary, run by fakeNode, wait for its
@@ -20,6 +22,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(fakeNodeEnv) != "" {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
+	}
+	if os.Getenv(fakeLauncherEnv) != "" {
+		os.Exit(runFakeLauncher())
 	}
 	os.Exit(m.Run())
 }
@@ -64,6 +69,9 @@ func TestClaimJobDir(t *testing.T) {
 	again, err := claimJobDirs([]string{filepath.Join(logs, "other")}, "shared", "COPPER_JOB_ID")
 	require.NoError(t, err)
 	again()
+	left, err := filepath.Glob(filepath.Join(ctl.RuntimeDir(), "job-*.lock"))
+	require.NoError(t, err)
+	assert.Empty(t, left, "a released claim removes its lock file")
 
 	// A live node writing to the directory, however it spells it.
 	link := filepath.Join(t.TempDir(), "logs")

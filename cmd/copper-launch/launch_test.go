@@ -128,6 +128,8 @@ func TestLocalFourServeAndStop(t *testing.T) {
 	j.requireNothingLeft()
 	socks, _ := filepath.Glob(filepath.Join(j.runtimeDir, "copper", "*.sock"))
 	assert.Empty(t, socks, "control sockets left")
+	locks, _ := filepath.Glob(filepath.Join(j.runtimeDir, "copper", "*.lock"))
+	assert.Empty(t, locks, "mount and job directory locks are removed by their last holder")
 
 	again := j.launch("stop", "--mount", j.mountTemplate(), "--local", "4")
 	assert.Equal(t, 0, again.Code, "stopping nothing is not an error: %s", again)
