@@ -73,24 +73,33 @@ func TestClusterReadinessTakesOneHeldProbe(t *testing.T) {
 	assert.Zero(t, mid.Node().Stats().ReadyHeld)
 }
 
-// TestClusterStoppingParentReleasesHeldProbe: a parent that stops while
-// it holds a probe (here for up to an hour) answers it at once, so its
-// server's drain does not wait for the hold, and the child learns why.
-func TestClusterStoppingParentReleasesHeldProbe(t *testing.T) {
+// heldProbe starts ranks 1 and 3 of a chain with no root, so rank 1 never
+// becomes ready and holds rank 3's probe (for up to an hour), and returns
+// once it does; done gets rank 3's AwaitTreeReady error after cancel.
+func heldProbe(t *testing.T) (mid, leaf *service.Service, logs *testkit.SyncBuffer, done chan error, cancel context.CancelFunc) {
+	t.Helper()
 	s := clusterSettings(t, t.TempDir())
 	s.RPCTimeoutS = 0                 // no deadline: the hold is ready_probe_max_ms
 	s.ReadyProbeInitialMs = 3_600_000 // after the answer, the child waits its backoff:
 	s.ReadyProbeMaxMs = 3_600_000     // an hour, so its last error stays the stop's
 	s.ReadyTimeoutS = 0               // the test's context ends the wait
 	start, logs := chainStarter(t, s)
-	mid, leaf := start(1), start(3) // no root: rank 1 never becomes ready
+	mid, leaf = start(1), start(3)
 
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
+	t.Cleanup(cancel)
+	done = make(chan error, 1)
 	go func() { done <- leaf.AwaitTreeReady(ctx) }()
 	require.Eventually(t, func() bool { return mid.Node().Stats().ReadyHeld == 1 }, 30*time.Second, time.Millisecond,
 		"rank 1 holds rank 3's probe")
+	return mid, leaf, logs, done, cancel
+}
+
+// TestClusterStoppingParentReleasesHeldProbe: a parent that stops while
+// it holds a probe (here for up to an hour) answers it at once, so its
+// server's drain does not wait for the hold, and the child learns why.
+func TestClusterStoppingParentReleasesHeldProbe(t *testing.T) {
+	mid, leaf, logs, done, cancel := heldProbe(t)
 
 	stopCtx, stopCancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer stopCancel()
@@ -108,20 +117,7 @@ func TestClusterStoppingParentReleasesHeldProbe(t *testing.T) {
 // while its parent holds its probe (here for up to an hour) costs the
 // parent nothing more: the hold ends with the connection.
 func TestClusterDeadChildReleasesHeldProbe(t *testing.T) {
-	s := clusterSettings(t, t.TempDir())
-	s.RPCTimeoutS = 0 // no deadline: the hold is ready_probe_max_ms
-	s.ReadyProbeInitialMs = 3_600_000
-	s.ReadyProbeMaxMs = 3_600_000
-	s.ReadyTimeoutS = 0
-	start, _ := chainStarter(t, s)
-	mid, leaf := start(1), start(3) // no root: rank 1 never becomes ready
-
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- leaf.AwaitTreeReady(ctx) }()
-	require.Eventually(t, func() bool { return mid.Node().Stats().ReadyHeld == 1 }, 30*time.Second, time.Millisecond,
-		"rank 1 holds rank 3's probe")
+	mid, leaf, _, done, cancel := heldProbe(t)
 
 	stopCtx, stopCancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer stopCancel()
