@@ -6,7 +6,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/bench/pfsbench"
 	"github.com/hpc-copper/copper/bench/replay"
+	"github.com/hpc-copper/copper/config"
 )
 
 // pkgWorkload is a package as Python imports it: /pkg is listed
@@ -141,4 +143,26 @@ func TestListingPushesNewInodesOnly(t *testing.T) {
 		got[name] = int(v)
 	}
 	assert.Equal(t, want, got)
+}
+
+// The listing's structure comes from the measured copper: READDIRPLUS
+// requests over the directories the trace lists, on the N=1 cold row.
+func TestFitListing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		calls []pfsbench.NodeCalls
+		want  float64
+	}{
+		{"counted", []pfsbench.NodeCalls{{Fuse: map[string]int64{"readdir": 6, "lookup": 40}, Pushed: 3}}, 6},
+		{"no counts: the older copper", nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := toyCal(pkgWorkload()) // lists one directory, /pkg
+			c.Sources = map[string]string{}
+			c.fitListing(&pfsbench.Row{NodeCalls: tc.calls})
+			assert.InDelta(t, tc.want, c.ReaddirplusPerListing, 1e-9)
+			assert.Equal(t, config.Default().DirFilesMaxBytes, c.DirFiles)
+			assert.NotEmpty(t, c.Sources["dir_files_max_bytes"])
+		})
+	}
 }
