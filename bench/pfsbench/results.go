@@ -116,6 +116,9 @@ type Row struct {
 	Backend      *Backend     `json:"backend,omitempty"`       // the emulator's counters for this phase
 	SetupBackend *Backend     `json:"setup_backend,omitempty"` // and for the setup
 	Memory       []NodeMemory `json:"memory,omitempty"`        // copper nodes, after the warm phase
+	// copper: each node's FUSE requests, pushes, forwarded requests and
+	// backend operations in this phase, from its stats.
+	NodeCalls []NodeCalls `json:"node_calls,omitempty"`
 	// copper+prefetch, cold only: the part of SetupS spent waiting for
 	// every node's prefetch after tree-ready, and each node's summary.
 	PrefetchS float64  `json:"prefetch_s,omitempty"`

@@ -337,11 +337,15 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 	if e.em != nil {
 		emuPid = []int{e.em.cmd.Process.Pid}
 	}
+	var calls []*nodeCounters // the nodes' counters before the phase
 	for i := range rows {
 		r.progress("%s N=%d %s %s", mode, n, work, rows[i].Phase)
 		daemonCPU, emuCPU := cpuTimes(daemons), cpuTime(emuPid)
 		if i == 0 {
 			rows[0].SetupCPU, rows[0].SetupHost = e.setupCPU(daemonCPU), e.host.stop(sumDurations(daemonCPU)+childrenCPU()-e.reaped+emuCPU)
+			if e.tree != nil { // read before the phase's CPU: stats cost the daemons some
+				calls, daemonCPU = e.tree.counters(ctx), cpuTimes(daemons)
+			}
 		}
 		var m measure
 		phaseHost := startHostClock()
@@ -369,6 +373,7 @@ func (r *runner) runMode(ctx context.Context, work, mode string, n int) {
 		row.CPUEmulatorS = secs(cpuTime(emuPid) - emuCPU)
 		row.CPUFloorS = (row.CPUClientsS + row.CPUDaemonsS + row.CPUEmulatorS) / float64(runtime.NumCPU())
 		row.Host = phaseHost.stop(time.Duration((row.CPUFloorS * float64(runtime.NumCPU())) * float64(time.Second))).withSched(m.Sched)
+		calls = r.recordCalls(ctx, e, row, calls)
 		if m.Divergences > 0 && mode != ModeLocal {
 			r.progress("%s N=%d %s %s: %d replay divergences, first: %s", mode, n, work, row.Phase, m.Divergences, m.First)
 		}

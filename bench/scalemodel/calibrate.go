@@ -207,6 +207,8 @@ func measuredRows(res *pfsbench.Results) []MeasuredRow {
 		if r.Backend != nil {
 			mr.MetaOps, mr.Bytes = r.Backend.MetadataOps, r.Backend.DataBytes
 		}
+		mr.DaemonCPUS, mr.Fuse = r.CPUDaemonsS, fusePerNode(r.NodeCalls)
+		mr.RootDaemonCPUS, mr.NodeDaemonCPUS = rootAndNodes(r.CPUDaemonPerNodeS)
 		mr.Host, mr.SetupHost = hostWindow(r.Host), hostWindow(r.SetupHost)
 		var run, wait float64
 		for _, d := range r.Daemons {
@@ -293,8 +295,9 @@ func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
 		return errors.New("N=1 copper cold row lacks emulator counters")
 	}
 	rb, bb := total(cc.Backend), float64(cc.Backend.DataBytes)
-	fuse, fuseBytes := w.fuseRequests(cal.MaxCacheable)
-	k.DaemonReq = max(0, (cc.CPUDaemonsS-rb*k.ClientReq-(bb+float64(fuseBytes))*k.ClientByte)/float64(fuse))
+	cal.fitListing(cc)
+	nf := cal.nodeFuse()
+	k.DaemonReq = max(0, (cc.CPUDaemonsS-rb*k.ClientReq-bb*k.ClientByte)/float64(max(nf.requests(), 1)))
 	k.NodeStart = cc.SetupS
 	s := cal.Sources
 	s["costs.client_op_native_s"] = "measured: N=1 local cold replay, clients' CPU (rusage) less the worker's start-up / (processes × traced operations)"
@@ -306,7 +309,7 @@ func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
 	s["costs.client_byte_s"] = "measured: N=1 direct cold replay, clients' CPU beyond operations and requests / bytes read"
 	s["costs.emulator_op_s"] = "measured: N=1 direct warm replay, the emulator's CPU / its counted requests"
 	s["costs.emulator_byte_s"] = "measured: N=1 direct cold replay, the emulator's CPU beyond its requests / bytes read"
-	s["costs.daemon_req_s"] = "measured: N=1 copper cold replay, copper-node's CPU (/proc/<pid>/stat) beyond its own filesystem requests and bytes / the FUSE requests the model counts for the trace"
+	s["costs.daemon_req_s"] = "measured: N=1 copper cold replay, copper-node's CPU (schedstat) beyond its own filesystem requests and bytes (the root's, the directories' shipped files included) / the FUSE requests and pushes the model counts for the trace (READDIRPLUS per listing, LOOKUP and READ for names no listing made, READLINK, one push per listed small file)"
 	s["costs.node_start_s"] = "measured: N=1 copper cold replay's tree-ready wait (one daemon start)"
 	return nil
 }
@@ -357,28 +360,4 @@ func total(b *pfsbench.Backend) float64 {
 		n += v
 	}
 	return float64(n)
-}
-
-// fuseRequests counts the FUSE requests one node's kernel sends its
-// copper mount for the trace (lookups, listings, links, read chunks)
-// and the bytes it answers.
-func (w *Workload) fuseRequests(maxCacheable int64) (n int, bytes int64) {
-	dirs := map[string]bool{}
-	for _, a := range w.compile(128) {
-		switch a.kind {
-		case aLookup, aReadlink:
-			n++
-		case aReaddir:
-			if !dirs[a.path] {
-				dirs[a.path] = true
-				n++
-			}
-		case aData:
-			if a.size <= maxCacheable {
-				n += chunks(a.size)
-				bytes += a.size
-			}
-		}
-	}
-	return max(n, 1), bytes
 }

@@ -93,6 +93,14 @@ type Calibration struct {
 	Reference    Server  `json:"reference"` // the projection's filesystem (published figures; see Sources)
 	Machine      Machine `json:"machine"`   // the projection's nodes (published figures)
 	MaxCacheable int64   `json:"max_cacheable_bytes"`
+	// DirFiles is copper's dir_files_max_bytes: a dirplus carries every
+	// regular file up to it (0 = none shipped).
+	DirFiles int64 `json:"dir_files_max_bytes,omitempty"`
+	// ReaddirplusPerListing is the READDIRPLUS requests a node's kernel
+	// sends for one directory listed by the trace (pages, and readers
+	// listing at once), measured from the nodes' fuse_calls; 0 = a copper
+	// from before READDIRPLUS and pushes (READDIR, a LOOKUP per name).
+	ReaddirplusPerListing float64 `json:"readdirplus_per_listing,omitempty"`
 	// Probe is copper's readiness probe schedule (0 = the defaults).
 	Probe           ProbeSchedule `json:"ready_probe,omitempty"`
 	BackendParallel int           `json:"backend_parallel"`
@@ -158,6 +166,16 @@ type MeasuredRow struct {
 	// started, seconds from the setup's start: pfsbench's launcher
 	// forking N commands on this host's cores (DaemonStart.SpawnS).
 	Spawn []float64 `json:"spawn_s,omitempty"`
+	// DaemonCPUS (copper) is the copper-node daemons' part of CPUS;
+	// Fuse (copper) the FUSE requests per node by operation and the files
+	// pushed ("pushed"), mean over nodes, from their stats (nil: not recorded).
+	DaemonCPUS float64            `json:"daemon_cpu_s,omitempty"`
+	Fuse       map[string]float64 `json:"fuse_per_node,omitempty"`
+	// RootDaemonCPUS is rank 0's daemon CPU (the tree's root), and
+	// NodeDaemonCPUS the other daemons' mean (copper, from pfsbench's
+	// cpu_daemon_per_node_s).
+	RootDaemonCPUS float64 `json:"root_daemon_cpu_s,omitempty"`
+	NodeDaemonCPUS float64 `json:"node_daemon_cpu_s,omitempty"`
 }
 
 // HostWindow is the whole host's busy CPU over a window of the measured

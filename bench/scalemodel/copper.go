@@ -4,15 +4,17 @@ package scalemodel
 // (size bytes answered), which needs key from its cache or the tree.
 func (s *sim) fuse(node, n int, size int64, key string, fin func()) {
 	k := s.k
-	ns := s.nodes[node]
 	client := float64(n)*k.ClientReq + float64(size)*k.ClientByte
+	// The daemon's: each request (its answer's bytes included: the
+	// per-request cost is fitted on the N=1 row with them).
+	daemon := float64(n) * k.DaemonReq
 	if s.host == nil {
 		// The process's own core, then the daemon's: booked at once.
-		s.at(ns.cpu.reserve(s.now+client, float64(n)*k.DaemonReq), func() { s.daemonGet(node, key, fin) })
+		s.at(s.daemon(node, s.now+client, daemon, 1), func() { s.daemonGet(node, key, fin) })
 		return
 	}
 	s.clientCPU(client, func() {
-		s.at(ns.cpu.reserve(s.now, float64(n)*k.DaemonReq), func() {
+		s.at(s.daemon(node, s.now, daemon, 1), func() {
 			s.daemonGet(node, key, fin)
 		})
 	})
@@ -23,10 +25,14 @@ func (s *sim) fuse(node, n int, size int64, key string, fin func()) {
 func (s *sim) daemonGet(node int, key string, cb func()) {
 	ns := s.nodes[node]
 	if flight(ns.daemon, key, func(fin func()) {
+		got := fin
+		if key[0] == 'P' {
+			got = func() { s.gotListing(node, key[2:]); fin() }
+		}
 		if ns.pos.IsRoot() {
-			s.backendFetch(node, key, fin)
+			s.backendFetch(node, key, got)
 		} else {
-			s.forward(node, key, fin)
+			s.forward(node, key, got)
 		}
 	}, cb) {
 		cb()
@@ -43,7 +49,8 @@ func (s *sim) answerBytes(key string) int64 {
 		e, _ := s.cal.Workload.entry(p)
 		return e.Size + 128
 	}
-	return int64(len(s.cal.Workload.Dirs[p]))*160 + 64 // name, attributes, framing
+	_, shipped := s.cal.shipped(p)
+	return int64(len(s.cal.Workload.Dirs[p]))*160 + 64 + shipped // name, attributes, framing; the small files
 }
 
 // forward asks the parent over one hop.
@@ -57,17 +64,17 @@ func (s *sim) forward(node int, key string, fin func()) {
 	}
 	b := s.answerBytes(key)
 	m := child.weight // the parent serves each real child
-	s.at(child.cpu.reserve(s.now, k.HopCPU/2)+lat, func() {
+	s.at(s.daemon(node, s.now, k.HopCPU/2, 1)+lat, func() {
 		par.served += int64(m)
-		s.at(reserveN(par.cpu, s.now, k.HopCPU/2, m), func() {
+		s.at(s.daemon(child.pos.Parent, s.now, k.HopCPU/2, m), func() {
 			s.daemonGet(child.pos.Parent, key, func() {
-				s.at(reserveN(par.cpu, s.now, float64(b)*k.HopByte/2, m), func() {
+				s.at(s.daemon(child.pos.Parent, s.now, float64(b)*k.HopByte/2, m), func() {
 					t := s.now + lat
 					if par.nic != nil {
 						t = par.nic.reserve(s.now, b*int64(m)) + lat
 					}
 					s.at(t, func() {
-						s.at(child.cpu.reserve(s.now, float64(b)*k.HopByte/2), fin)
+						s.at(s.daemon(node, s.now, float64(b)*k.HopByte/2, 1), fin)
 					})
 				})
 			})
@@ -117,7 +124,9 @@ func (s *sim) backendFetch(node int, key string, fin func()) {
 					}
 				}
 				s.parallel(node, "lookup", stat, func() {
-					s.parallel(node, "readlink", links, func() { s.rootOp(node, "releasedir", p, 0, fin) })
+					s.shipFiles(node, p, func() {
+						s.parallel(node, "readlink", links, func() { s.rootOp(node, "releasedir", p, 0, fin) })
+					})
 				})
 			})
 		})

@@ -13,6 +13,7 @@ func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
 	rep := &Report{Created: cal.Created, CalibrateCmd: cal.Command, MeasuredBy: cal.MeasuredBy, Costs: cal.Costs, Emulator: cal.Emulator, Reference: cal.Reference, Machine: cal.Machine,
 		Sources: cal.Sources, HostCores: cal.HostCores, HostAvailable: cal.HostAvailable, Procs: plan.Procs, ValidationProcs: cal.Procs,
 		TraceOps: len(cal.Workload.Ops), Tree: cal.Workload.Tree, FitNodes: cal.FitNodes, HeldOutNodes: cal.HeldOutNodes, HostCosts: cal.HostCosts, Probe: cal.ReadyProbe(), RoundTrip: cal.RoundTrip}
+	rep.Listing.ReaddirplusPerListing, rep.Listing.DirFiles = cal.ReaddirplusPerListing, cal.DirFiles
 	for _, step := range []func(*Calibration, Plan) error{rep.runValidation, rep.runProjection, rep.runVariants, rep.runSensitivity, rep.runLarge, rep.runOtherPolicy} {
 		if err := step(cal, plan); err != nil {
 			return nil, err
@@ -146,6 +147,7 @@ func (rep *Report) addCounts(m MeasuredRow, r Result) {
 		}
 		rep.CPU = append(rep.CPU, cpu)
 	}
+	rep.addFuse(m, r)
 	if m.Mode != ModeStaging {
 		what, modelled := "cold metadata ops", r.MetaOps
 		if m.Phase == "warm" {

@@ -18,7 +18,7 @@ func (s *sim) requesterCPU(node int, client bool, d float64, f func()) {
 		s.clientCPU(d, f)
 		return
 	}
-	s.at(s.nodes[node].cpu.reserve(s.now, d), f)
+	s.at(s.daemon(node, s.now, d, 1), f)
 }
 
 // serverOp is one filesystem operation: the requester's CPU, the

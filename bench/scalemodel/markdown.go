@@ -20,7 +20,9 @@ func (rep *Report) Markdown() string {
 		rep.mdValidationSummary,
 		rep.mdMisses,
 		rep.mdCounts,
+		rep.mdFuse,
 		rep.mdCPU,
+		rep.mdDaemons,
 		rep.mdProjection,
 		rep.mdTargets,
 		rep.mdPaper,
@@ -42,7 +44,7 @@ type printf = func(format string, args ...any)
 // mdIntro writes the heading and what is measured and what modelled.
 func (rep *Report) mdIntro(p printf) {
 	p("## Scale model (issue #13): modelled, validated at N ≤ 32\n\n")
-	p("Numbers from `%s` on the calibration of %s (`%s`). **Measured** here: the validation rows' *measured* column, and the costs marked measured below. **Modelled**: every other number in this section, from `bench/scalemodel`, a deterministic discrete-event model (no clock) of N nodes × P processes replaying the recorded import (%d traced operations; the tree holds %d files, %d directories, %.1f MiB), with kernel caches per node, copper's per-node cache and singleflight, dirplus, the tree from `tree.Locate`, each hop's CPU and wire, a root's `backend_parallel` slots, and the filesystem as metadata slots and a shared bandwidth.\n\n",
+	p("Numbers from `%s` on the calibration of %s (`%s`). **Measured** here: the validation rows' *measured* column, and the costs marked measured below. **Modelled**: every other number in this section, from `bench/scalemodel`, a deterministic discrete-event model (no clock) of N nodes × P processes replaying the recorded import (%d traced operations; the tree holds %d files, %d directories, %.1f MiB), with kernel caches per node, copper's per-node cache and singleflight, dirplus (with each directory's small files shipped by the root, and the kernel's READDIRPLUS listings after which the node pushes the listed small files into the page cache), the tree from `tree.Locate`, each hop's CPU and wire, a root's `backend_parallel` slots, and the filesystem as metadata slots and a shared bandwidth.\n\n",
 		rep.Command, rep.Created, rep.CalibrationFile, rep.TraceOps, rep.Tree.Files, rep.Tree.Dirs, float64(rep.Tree.Bytes)/(1<<20))
 }
 
@@ -64,7 +66,13 @@ func (rep *Report) mdInputs(p printf) {
 	row("client per byte through FUSE", fmt.Sprintf("%.2f ns", k.ClientByte*1e9), "costs.client_byte_s")
 	row("emulator per request (validation only)", us(k.EmulatorOp), "costs.emulator_op_s")
 	row("emulator per byte (validation only)", fmt.Sprintf("%.2f ns", k.EmulatorByte*1e9), "costs.emulator_byte_s")
-	row("copper-node per FUSE request", us(k.DaemonReq), "costs.daemon_req_s")
+	row("copper-node per FUSE request or push", us(k.DaemonReq), "costs.daemon_req_s")
+	if c := rep.Listing; c.ReaddirplusPerListing > 0 {
+		row("READDIRPLUS requests per listed directory", fmt.Sprintf("%.1f", c.ReaddirplusPerListing), "readdirplus_per_listing")
+	}
+	if c := rep.Listing; c.DirFiles > 0 {
+		row("small files shipped with their directory", fmt.Sprintf("up to %d KiB each", c.DirFiles>>10), "dir_files_max_bytes")
+	}
 	row("parent↔child call, both ends", us(k.HopCPU), "costs.hop_cpu_s")
 	row("parent↔child call per answer byte", fmt.Sprintf("%.2f ns", k.HopByte*1e9), "costs.hop_byte_s")
 	if h := rep.HostCosts; h != nil && h.HopCPU > 0 && h.HopCPU != k.HopCPU {

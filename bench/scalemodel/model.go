@@ -86,7 +86,15 @@ type Result struct {
 	DataBytes     int64            `json:"data_bytes"`
 	WarmMetaOps   int64            `json:"warm_metadata_ops"`
 	FetchesPerKey float64          `json:"fetches_per_key"` // metadata fetches per distinct (path, kind)
-	Events        int64            `json:"events"`
+	// FusePerNode (copper, cold phase) is the FUSE requests a node's
+	// kernel sent its copper-node, by operation, and the files pushed
+	// ("pushed"), mean over nodes.
+	FusePerNode map[string]float64 `json:"fuse_per_node,omitempty"`
+	// Copper, cold phase: the CPU seconds charged to the (first) root's
+	// daemon and to a non-root daemon, mean (Host mode: at full speed).
+	RootDaemonCPUS float64 `json:"root_daemon_cpu_s,omitempty"`
+	NodeDaemonCPUS float64 `json:"node_daemon_cpu_s,omitempty"`
+	Events         int64   `json:"events"`
 	// Host mode: CPU seconds the run's processes, daemons and emulator
 	// spend (at full speed), cold and warm: what rusage would show.
 	ColdCPUS  float64 `json:"cold_cpu_s,omitempty"`
@@ -270,6 +278,9 @@ func (s *sim) simulate(res *Result) {
 	res.ColdCPUS = (s.hostBusy()-busy)/s.slow + s.workersStartCPU()
 	if sc.Mode != ModeStaging {
 		res.MetaOps, res.DataBytes, res.OpsByKind, res.FetchesPerKey = s.counters()
+	}
+	if sc.Mode == ModeCopper {
+		s.copperCounts(res)
 	}
 	for _, ns := range s.nodes {
 		switch {

@@ -40,9 +40,11 @@ type sim struct {
 	cpuAdj float64
 
 	// counters of the current phase
-	ops     map[string]int64
-	fetches map[string]int64 // "kind path" → fetches
-	bytes   int64
+	ops       map[string]int64
+	fuseCalls map[string]int64 // copper: FUSE requests (and pushes) by op, every node's
+	daemonCPU []float64        // copper: each node's daemon CPU charged (slowed costs)
+	fetches   map[string]int64 // "kind path" → fetches
+	bytes     int64
 }
 
 func (s *sim) hostBusy() float64 {
@@ -53,7 +55,8 @@ func (s *sim) hostBusy() float64 {
 }
 
 func (s *sim) resetCounters() {
-	s.ops, s.fetches, s.bytes = map[string]int64{}, map[string]int64{}, 0
+	s.ops, s.fetches, s.bytes, s.fuseCalls = map[string]int64{}, map[string]int64{}, 0, map[string]int64{}
+	s.daemonCPU = make([]float64, len(s.nodes))
 }
 
 // metaKinds are the operations charged a metadata slot.
@@ -226,7 +229,10 @@ func (s *sim) need(g *group, ns *nodeState, a *action, next func()) bool {
 		if direct {
 			return flight(ns.kernel, "L"+a.path, func(fin func()) { s.serverOp(g.node, true, "lookup", a.path, ns.weight, fin) }, next)
 		}
-		return flight(ns.kernel, "L"+a.path, func(fin func()) { s.fuse(g.node, 1, 0, "P:"+parent(a.path), fin) }, next)
+		return flight(ns.kernel, "L"+a.path, func(fin func()) {
+			s.countFuse(g.node, fuseLookup, 1)
+			s.fuse(g.node, 1, 0, "P:"+parent(a.path), fin)
+		}, next)
 	case aOpen:
 		if !direct {
 			return true // no-open: the kernel opens files itself after the first ENOSYS
@@ -242,11 +248,15 @@ func (s *sim) need(g *group, ns *nodeState, a *action, next func()) bool {
 		if direct {
 			return flight(ns.kernel, "D"+a.path, func(fin func()) { s.dataRead(g.node, true, a.path, a.size, ns.weight, fin) }, next)
 		}
+		if a.size == 0 && s.cal.listingModel() {
+			return true // an empty file: the kernel reads nothing from the node
+		}
 		chunks := chunks(a.size)
 		if s.readsLargeDirect(a) {
 			return s.largeDirect(g, ns, a, next)
 		}
 		return flight(ns.kernel, "D"+a.path, func(fin func()) {
+			s.countFuse(g.node, fuseRead, chunks)
 			s.fuse(g.node, chunks, a.size, "F:"+a.path, fin)
 		}, next)
 	case aReaddir:
@@ -262,12 +272,15 @@ func (s *sim) need(g *group, ns *nodeState, a *action, next func()) bool {
 			})
 			return false
 		}
-		return flight(ns.kernel, "R"+a.path, func(fin func()) { s.fuse(g.node, 1, 0, "P:"+a.path, fin) }, next)
+		return flight(ns.kernel, "R"+a.path, func(fin func()) { s.list(g.node, a.path, fin) }, next)
 	case aReadlink:
 		if direct {
 			return flight(ns.kernel, "K"+a.path, func(fin func()) { s.serverOp(g.node, true, "readlink", a.path, ns.weight, fin) }, next)
 		}
-		return flight(ns.kernel, "K"+a.path, func(fin func()) { s.fuse(g.node, 1, 0, "P:"+parent(a.path), fin) }, next)
+		return flight(ns.kernel, "K"+a.path, func(fin func()) {
+			s.countFuse(g.node, fuseReadlink, 1)
+			s.fuse(g.node, 1, 0, "P:"+parent(a.path), fin)
+		}, next)
 	}
 	return true
 }

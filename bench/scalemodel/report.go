@@ -88,6 +88,25 @@ type CountRow struct {
 	Modelled int64  `json:"modelled"`
 }
 
+// FuseRow sets a copper cold row's FUSE requests of one operation per
+// node (the nodes' stats, mean over nodes; "pushed": files pushed into the
+// kernel's page cache) against the model's: no timing involved.
+type FuseRow struct {
+	Nodes    int     `json:"nodes"`
+	Op       string  `json:"op"`
+	Measured float64 `json:"measured"`
+	Modelled float64 `json:"modelled"`
+}
+
+// DaemonRow sets a copper cold row's daemon CPU, the root's and a
+// non-root's mean, against the model's.
+type DaemonRow struct {
+	Nodes    int     `json:"nodes"`
+	Role     string  `json:"role"` // "root" or "non-root, mean"
+	Measured float64 `json:"measured_s"`
+	Modelled float64 `json:"modelled_s"`
+}
+
 // CPURow sets the CPU seconds a measured run's processes spent (rusage
 // and /proc: clients, daemons, emulator) against the model's: the cost
 // structure, free of the host's other load.
@@ -121,8 +140,16 @@ type Report struct {
 	HeldOutNodes    int               `json:"held_out_nodes,omitempty"`
 	Validation      []ValidationRow   `json:"validation"`
 	Counts          []CountRow        `json:"counts"`
-	CPU             []CPURow          `json:"cpu"`
-	Projection      []Result          `json:"projection"`
+	Fuse            []FuseRow         `json:"fuse,omitempty"`
+	// Listing is the calibration's listing structure (READDIRPLUS per
+	// listing, dir_files_max_bytes).
+	Listing struct {
+		ReaddirplusPerListing float64 `json:"readdirplus_per_listing,omitempty"`
+		DirFiles              int64   `json:"dir_files_max_bytes,omitempty"`
+	} `json:"listing"`
+	Daemons    []DaemonRow `json:"daemons,omitempty"`
+	CPU        []CPURow    `json:"cpu"`
+	Projection []Result    `json:"projection"`
 	// Book are copper's projection rows launched with a facility's
 	// address book (LaunchBook) instead of the all-gather.
 	Book      []Result   `json:"book,omitempty"`
