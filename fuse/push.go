@@ -49,6 +49,14 @@ type HeldReader interface {
 	Held(path string) (op.Result, bool)
 }
 
+// PushRecorder is what a HeldReader may also offer: to learn of each push
+// that landed. The kernel serves the file's reads from then on without a
+// request, so this is the last the node sees of them (its profile counts
+// the push as the path's read; copper-report's checks rely on that).
+type PushRecorder interface {
+	Pushed(path string, size int)
+}
+
 // pushTries bounds the stores of one file that find the inode not made
 // yet. The listing thread needs microseconds once the reply is written,
 // but on a loaded host it may wait for a CPU: the first tries yield, the
@@ -97,6 +105,7 @@ type pending struct {
 // already knew, if it did) before the reply goes out.
 type pendingPush struct {
 	entry *gofuse.EntryOut
+	path  string
 	data  []byte
 }
 
@@ -178,7 +187,7 @@ func (f *filesystem) notePlusEntry(ctx context.Context, isNew bool, child string
 		return
 	}
 	if data != nil {
-		q.pushes = append(q.pushes, pendingPush{entry: out, data: data})
+		q.pushes = append(q.pushes, pendingPush{entry: out, path: child, data: data})
 	}
 	if unlived {
 		q.unlived = append(q.unlived, out)
@@ -188,6 +197,7 @@ func (f *filesystem) notePlusEntry(ctx context.Context, isNew bool, child string
 // store is one push with the node id the reply gave its inode.
 type store struct {
 	nodeID uint64
+	path   string
 	data   []byte
 }
 
@@ -210,7 +220,7 @@ func (r *rawView) afterBridge(cancel <-chan struct{}, st gofuse.Status) {
 	stores := make([]store, 0, len(q.pushes))
 	for _, p := range q.pushes {
 		if p.entry.NodeId != 0 {
-			stores = append(stores, store{nodeID: p.entry.NodeId, data: p.data})
+			stores = append(stores, store{nodeID: p.entry.NodeId, path: p.path, data: p.data})
 		}
 	}
 	f := r.fs
@@ -273,6 +283,9 @@ func (f *filesystem) push(server storer, s store, tries int) bool {
 		case errno == 0:
 			c.pushed.Add(1)
 			c.bytes.Add(uint64(len(s.data)))
+			if r, ok := f.held.(PushRecorder); ok {
+				r.Pushed(s.path, len(s.data))
+			}
 			return true
 		case errno == syscall.ENOENT && try+1 < tries:
 			pushWait(try)

@@ -473,3 +473,12 @@ func (n *Node) Drop(path string) { n.cfg.Cache.Drop(path) }
 // Held returns the whole small file at path if the node's cache holds
 // it, asking no one (fuse.HeldReader).
 func (n *Node) Held(path string) (op.Result, bool) { return n.cfg.Cache.Held(path) }
+
+// Pushed records that the view stored path's held bytes (size of them) in
+// the kernel's page cache: the reads the kernel then serves never reach
+// this node, so the push is observed as the path's read, from the cache.
+func (n *Node) Pushed(path string, size int) {
+	if n.cfg.Observe != nil {
+		n.cfg.Observe(Observation{Op: op.Read, Path: path, Outcome: OutcomeHit, Bytes: size})
+	}
+}
