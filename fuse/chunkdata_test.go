@@ -3,7 +3,6 @@ package fuse
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -65,20 +64,7 @@ func TestChunkReadsLentFromMemory(t *testing.T) {
 				assert.Zero(t, src.lent.Load(), "nothing in memory to lend")
 				assert.Positive(t, src.copies.Load())
 			}
-			f, err := os.Open(p)
-			require.NoError(t, err)
-			defer f.Close()
-			for _, off := range []int64{0, 1, chunk - 10, chunk, 2*chunk - 1, tc.size / 3, tc.size - 7} {
-				if off >= tc.size {
-					continue
-				}
-				buf := make([]byte, 100)
-				n, err := f.ReadAt(buf, off)
-				if err != io.EOF {
-					require.NoError(t, err)
-				}
-				require.Equal(t, want[off:off+int64(n)], buf[:n], "at %d", off)
-			}
+			requireReadsAt(t, p, want, 0, 1, chunk-10, chunk, 2*chunk-1, tc.size/3, tc.size-7)
 		})
 	}
 }

@@ -136,23 +136,29 @@ func TestChunkReadsSpliceFromTheStore(t *testing.T) {
 				assert.Zero(t, src.files.Load(), "reads answered with a chunk file")
 				assert.Positive(t, src.copies.Load())
 			}
-			// Random reads, some across chunk boundaries, with O_DIRECT
-			// off: compare with a fresh mount's page cache.
-			f, err := os.Open(p)
-			require.NoError(t, err)
-			defer f.Close()
-			for _, off := range []int64{0, chunk - 10, chunk, 2*chunk - 1, tc.size - 7} {
-				if off >= tc.size {
-					continue
-				}
-				buf := make([]byte, 100)
-				n, err := f.ReadAt(buf, off)
-				if err != io.EOF {
-					require.NoError(t, err)
-				}
-				require.Equal(t, want[off:off+int64(n)], buf[:n], "at %d", off)
-			}
+			requireReadsAt(t, p, want, 0, chunk-10, chunk, 2*chunk-1, tc.size-7)
 		})
+	}
+}
+
+// requireReadsAt reads 100 bytes of p at each offset below its size —
+// random reads, some across chunk boundaries — and compares them with
+// want.
+func requireReadsAt(t *testing.T, p string, want []byte, offsets ...int64) {
+	t.Helper()
+	f, err := os.Open(p)
+	require.NoError(t, err)
+	defer f.Close()
+	for _, off := range offsets {
+		if off >= int64(len(want)) {
+			continue
+		}
+		buf := make([]byte, 100)
+		n, err := f.ReadAt(buf, off)
+		if err != io.EOF {
+			require.NoError(t, err)
+		}
+		require.Equal(t, want[off:off+int64(n)], buf[:n], "at %d", off)
 	}
 }
 
