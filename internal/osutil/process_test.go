@@ -59,7 +59,10 @@ func TestProcessRuns(t *testing.T) {
 	}
 	assert.Equal(t, os.Getpid(), ParentOf(pid))
 	assert.Equal(t, -1, ParentOf(1<<30))
-	assert.True(t, ProcessMentions(pid, "600"))
+	// Start returns once the child is forked, not once it has exec'd
+	// sleep: until then its cmdline is this test binary's.
+	require.Eventually(t, func() bool { return ProcessMentions(pid, "600") }, 10*time.Second, time.Millisecond,
+		"the child's cmdline never named its argument")
 	assert.False(t, ProcessMentions(pid, "no-such-argument"))
 	assert.Contains(t, ProcessesMentioning("sleep\x00600"), pid)
 	// This test binary's parent (go test, or a shell) names its own
