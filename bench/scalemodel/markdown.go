@@ -287,11 +287,7 @@ func (rep *Report) mdCounts(p printf) {
 		p("What the filesystem served, the emulator's counters of the same runs against the model's counts (no timing involved):\n\n")
 		p("| mode | N | counter | measured | modelled | error |\n|---|---|---|---|---|---|\n")
 		for _, c := range rep.Counts {
-			e := "–"
-			if c.Measured > 0 {
-				e = pct(float64(c.Modelled-c.Measured) / float64(c.Measured))
-			}
-			p("| %s | %d | %s | %d | %d | %s |\n", c.Mode, c.Nodes, c.What, c.Measured, c.Modelled, e)
+			p("| %s | %d | %s | %d | %d | %s |\n", c.Mode, c.Nodes, c.What, c.Measured, c.Modelled, errorOf(float64(c.Modelled), float64(c.Measured)))
 		}
 		p("\n")
 	}

@@ -65,11 +65,7 @@ func (rep *Report) mdFuse(p printf) {
 	p("FUSE requests a copper node's kernel sent it in the cold runs, per node by operation (measured: every node's `copper-node stats --json` fuse_calls, and kernel_pushes.pushed as *pushed*, after the phase less before it, mean over nodes), against the model's (no timing involved). *readdir* counts READDIRPLUS (the model's per listing is the N=1 row's, measured); *read* is modelled as one request per 128 KiB of each file read whole; an operation the model does not send (the handshakes of the first open) shows 0 modelled and costs nothing in it beyond the per-request CPU fitted on the N=1 row:\n\n")
 	p("| N | operation | measured per node | modelled per node | error |\n|---|---|---|---|---|\n")
 	for _, f := range rep.Fuse {
-		e := "–"
-		if f.Measured > 0 {
-			e = pct((f.Modelled - f.Measured) / f.Measured)
-		}
-		p("| %d | %s | %.1f | %.1f | %s |\n", f.Nodes, f.Op, f.Measured, f.Modelled, e)
+		p("| %d | %s | %.1f | %.1f | %s |\n", f.Nodes, f.Op, f.Measured, f.Modelled, errorOf(f.Modelled, f.Measured))
 	}
 	p("\n")
 }
@@ -96,11 +92,16 @@ func (rep *Report) mdDaemons(p printf) {
 	p("copper-node CPU of the same cold runs by role (measured: each daemon's schedstat before and after the phase; rank 0 is the tree's root), against what the model charges each daemon: the root's own work per tree (its filesystem requests and bytes, the directories' shipped files included, and its FUSE requests) and its children's calls, a non-root's FUSE requests, pushes and calls up and down:\n\n")
 	p("| N | daemon | measured CPU s | modelled CPU s | error |\n|---|---|---|---|---|\n")
 	for _, d := range rep.Daemons {
-		e := "–"
-		if d.Measured > 0 {
-			e = pct((d.Modelled - d.Measured) / d.Measured)
-		}
-		p("| %d | %s | %s | %s | %s |\n", d.Nodes, d.Role, secsStr(d.Measured), secsStr(d.Modelled), e)
+		p("| %d | %s | %s | %s | %s |\n", d.Nodes, d.Role, secsStr(d.Measured), secsStr(d.Modelled), errorOf(d.Modelled, d.Measured))
 	}
 	p("\n")
+}
+
+// errorOf is modelled's relative error against measured, "–" when
+// nothing was measured.
+func errorOf(modelled, measured float64) string {
+	if measured <= 0 {
+		return "–"
+	}
+	return pct((modelled - measured) / measured)
 }
