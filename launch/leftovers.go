@@ -6,8 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/hpc-copper/copper/internal/osutil"
+	"syscall"
 )
 
 // privateName matches privatePaths' names, capturing the writer's pid.
@@ -48,8 +47,13 @@ func sweepPrivate(dir string) []string {
 }
 
 // copperRuns reports whether pid runs as copper-launch or copper-node.
+// A zombie counts too: a launcher that execs copper-node from a thread
+// other than its main one shows state Z until the exec has replaced the
+// thread group (seen under srun: a sweep in that window removed the
+// book the node was about to read); a real zombie's files wait for its
+// reaping, which is the safe side.
 func copperRuns(pid int) bool {
-	if !osutil.ProcessRuns(pid) {
+	if pid <= 0 || syscall.Kill(pid, 0) == syscall.ESRCH {
 		return false
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")

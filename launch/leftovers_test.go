@@ -10,11 +10,13 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	ctl "github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/tree"
 )
 
@@ -89,8 +91,16 @@ func TestSweepPrivate(t *testing.T) {
 	// Started before the one killed: a start sweeps what is stale then.
 	_, liveFiles := fakeLauncher(t)
 	killed, killedFiles := fakeLauncher(t)
+	zombie, zombieFiles := fakeLauncher(t)
 	require.NoError(t, killed.Process.Signal(syscall.SIGKILL))
 	_ = killed.Wait()
+	// Not reaped yet: shows state Z, as a launcher does while it execs
+	// copper-node from a thread other than its main one.
+	require.NoError(t, zombie.Process.Signal(syscall.SIGKILL))
+	require.Eventually(t, func() bool {
+		st, ok := osutil.ProcessState(zombie.Process.Pid)
+		return ok && st == "Z"
+	}, 10*time.Second, time.Millisecond, "the killed launcher is a zombie")
 	readByNode := write(privatePaths(dir, "job9", 1, done.Process.Pid+1_000_000))
 	fakeNode(t, "--book", readByNode.Book, "--token-file", readByNode.Token, "--rank", "1")
 
@@ -101,6 +111,7 @@ func TestSweepPrivate(t *testing.T) {
 	}{
 		{"launcher killed by SIGKILL", killedFiles, false},
 		{"launcher still running", liveFiles, true},
+		{"launcher a zombie (or mid-exec)", zombieFiles, true},
 		{"writer gone", write(privatePaths(dir, "job9", 2, done.Process.Pid)), false},
 		{"writer's pid reused by another program", write(privatePaths(dir, "other", 0, other.Process.Pid)), false},
 		{"writer gone, a live node reads them", readByNode, true},
