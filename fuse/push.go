@@ -283,8 +283,8 @@ func (f *filesystem) push(server storer, s store, tries int) bool {
 		case errno == 0:
 			c.pushed.Add(1)
 			c.bytes.Add(uint64(len(s.data)))
-			if r, ok := f.held.(PushRecorder); ok {
-				r.Pushed(s.path, len(s.data))
+			if f.pushed != nil {
+				f.pushed.Pushed(s.path, len(s.data))
 			}
 			return true
 		case errno == syscall.ENOENT && try+1 < tries:

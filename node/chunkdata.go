@@ -16,15 +16,9 @@ import (
 // reply's buffer (a copy either way). ESTALE: the file is no longer req's
 // version.
 func (n *Node) ChunkData(ctx context.Context, req op.ChunkReq, off int64, size int) ([]byte, syscall.Errno) {
-	c := n.chunks
-	if c == nil {
-		return nil, syscall.ENOSYS
-	}
-	if !c.valid(req) || off < 0 || size < 0 {
-		return nil, syscall.EINVAL
-	}
-	if off < int64(size) {
-		n.readahead(ctx, req) // the first read of a chunk
+	c, errno := n.chunkRead(ctx, req, off, size)
+	if errno != 0 {
+		return nil, errno
 	}
 	key := req.Key()
 	data, ok := c.store.Memory(key)

@@ -132,15 +132,9 @@ func (n *Node) getChunk(ctx context.Context, encoded string) op.Result {
 // dest, for a read through this node's mount. ESTALE: the file is no
 // longer req's version.
 func (n *Node) ReadChunk(ctx context.Context, req op.ChunkReq, dest []byte, off int64) (int, syscall.Errno) {
-	c := n.chunks
-	if c == nil {
-		return 0, syscall.ENOSYS
-	}
-	if !c.valid(req) {
-		return 0, syscall.EINVAL
-	}
-	if off == 0 || off < int64(len(dest)) {
-		n.readahead(ctx, req) // the first read of a chunk
+	c, errno := n.chunkRead(ctx, req, off, len(dest))
+	if errno != 0 {
+		return 0, errno
 	}
 	if m, ok := c.store.ReadAt(req.Key(), dest, off); ok {
 		n.hits[op.Chunk].Add(1)
@@ -165,18 +159,12 @@ func (n *Node) ReadChunk(ctx context.Context, req op.ChunkReq, dest []byte, off 
 // just evicted this one: read it with ReadChunk. The caller closes the
 // file.
 func (n *Node) ChunkFile(ctx context.Context, req op.ChunkReq, off int64, size int) (*os.File, syscall.Errno) {
-	c := n.chunks
-	if c == nil {
-		return nil, syscall.ENOSYS
-	}
-	if !c.valid(req) {
-		return nil, syscall.EINVAL
-	}
-	if c.store.Dir() == "" || c.store.Hot(req.Key()) {
+	if c := n.chunks; c != nil && c.valid(req) && (c.store.Dir() == "" || c.store.Hot(req.Key())) {
 		return nil, 0 // chunks (or this one) in memory: copying is cheaper than its file
 	}
-	if off < int64(size) {
-		n.readahead(ctx, req) // the first read of a chunk
+	c, errno := n.chunkRead(ctx, req, off, size)
+	if errno != 0 {
+		return nil, errno
 	}
 	f, _, ok := c.store.Open(req.Key())
 	if ok {
@@ -195,6 +183,24 @@ func (n *Node) ChunkFile(ctx context.Context, req op.ChunkReq, off int64, size i
 	}
 	c.localBytes.Add(int64(size))
 	return f, 0
+}
+
+// chunkRead checks that this node serves chunks and that req is one of
+// its large files' (ENOSYS, EINVAL), and starts the readahead when a
+// read of size bytes at off is a chunk's first: the part every read of a
+// chunk through the mount shares (ReadChunk, ChunkFile, ChunkData).
+func (n *Node) chunkRead(ctx context.Context, req op.ChunkReq, off int64, size int) (*chunkState, syscall.Errno) {
+	c := n.chunks
+	if c == nil {
+		return nil, syscall.ENOSYS
+	}
+	if !c.valid(req) || off < 0 || size < 0 {
+		return nil, syscall.EINVAL
+	}
+	if off == 0 || off < int64(size) {
+		n.readahead(ctx, req) // the first read of a chunk
+	}
+	return c, 0
 }
 
 // chunkFlight fetches req once per node whoever asks, stores it and
