@@ -51,14 +51,14 @@ func (s *Store) PutAt(key, group string, off int64, data []byte) {
 		return
 	}
 	if !s.disk {
-		s.putLocked(&entry{key: key, size: int64(len(data)), data: data}, s.cfg.MemoryBytes)
+		s.memoryLocked(key, data)
 		s.mu.Unlock()
 		return
 	}
 	f, err := s.fileForLocked(key, group, off, len(data))
 	if err != nil {
 		s.degrade(err)
-		s.putLocked(&entry{key: key, size: int64(len(data)), data: data}, s.cfg.MemoryBytes)
+		s.memoryLocked(key, data)
 		s.mu.Unlock()
 		return
 	}
@@ -88,13 +88,19 @@ func (s *Store) PutAt(key, group string, off int64, data []byte) {
 		if err != nil && s.disk {
 			s.degrade(err)
 		}
-		s.putLocked(&entry{key: key, size: int64(len(data)), data: data}, s.cfg.MemoryBytes)
+		s.memoryLocked(key, data)
 		return
 	}
 	s.spilled.Add(1)
 	if s.putLocked(e, s.cfg.BudgetBytes) {
 		s.heatLocked(e, data)
 	}
+}
+
+// memoryLocked keeps chunk key in memory, under the memory budget: the
+// memory mode's store, and the fallback of a disk that failed.
+func (s *Store) memoryLocked(key string, data []byte) {
+	s.putLocked(&entry{key: key, size: int64(len(data)), data: data}, s.cfg.MemoryBytes)
 }
 
 // fileForLocked is the file chunk key goes to: group's shared file, or
