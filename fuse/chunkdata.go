@@ -26,13 +26,11 @@ type ChunkDataSource interface {
 // the reply to /dev/fuse.
 func (c chunkedContent) lent(ctx context.Context, off int64, n int) (r gofuse.ReadResult, errno syscall.Errno, ok bool) {
 	src, isSrc := c.files.Source.(ChunkDataSource)
-	cb := c.files.ChunkBytes
-	if !isSrc || n == 0 || off/cb != (off+int64(n)-1)/cb {
+	if !isSrc {
 		return nil, 0, false
 	}
-	req := op.ChunkReq{Path: c.path, Version: c.version, Index: off / cb, Bytes: cb}
-	within := off - req.Off()
-	if within+int64(n) > req.Len() {
+	req, within, one := c.oneChunk(off, n)
+	if !one {
 		return nil, 0, false
 	}
 	data, errno := src.ChunkData(ctx, req, within, n)

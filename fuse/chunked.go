@@ -125,13 +125,11 @@ func (c chunkedContent) Read(ctx context.Context, dest []byte, off int64) (gofus
 // chunk (and version) asked for even if the store evicts it meanwhile.
 func (c chunkedContent) spliced(ctx context.Context, off int64, n int) (gofuse.ReadResult, bool) {
 	src, ok := c.files.Source.(ChunkFileSource)
-	cb := c.files.ChunkBytes
-	if !c.files.Splice || !ok || n == 0 || n > maxSpliceRead || off/cb != (off+int64(n)-1)/cb {
+	if !c.files.Splice || !ok || n > maxSpliceRead {
 		return nil, false
 	}
-	req := op.ChunkReq{Path: c.path, Version: c.version, Index: off / cb, Bytes: cb}
-	within := off - req.Off()
-	if within+int64(n) > req.Len() {
+	req, within, ok := c.oneChunk(off, n)
+	if !ok {
 		return nil, false
 	}
 	f, errno := src.ChunkFile(ctx, req, within, n)
@@ -139,6 +137,19 @@ func (c chunkedContent) spliced(ctx context.Context, off int64, n int) (gofuse.R
 		return nil, false // the copy path reads it again and reports its errno
 	}
 	return &chunkFileResult{f: f, off: within, n: n, log: c.files.Logger, path: c.path, fileOff: off}, true
+}
+
+// oneChunk is the chunk a read of n bytes at off lies within, and the
+// read's offset in it; ok false for an empty read or one that spans
+// chunks (or runs past the file's last).
+func (c chunkedContent) oneChunk(off int64, n int) (req op.ChunkReq, within int64, ok bool) {
+	cb := c.files.ChunkBytes
+	if n == 0 || off/cb != (off+int64(n)-1)/cb {
+		return op.ChunkReq{}, 0, false
+	}
+	req = op.ChunkReq{Path: c.path, Version: c.version, Index: off / cb, Bytes: cb}
+	within = off - req.Off()
+	return req, within, within+int64(n) <= req.Len()
 }
 
 // chunkFileResult is a read answered from a chunk file: go-fuse splices
