@@ -195,13 +195,6 @@ func (r *runner) progress(format string, args ...any) {
 	fmt.Fprintf(r.cfg.Progress, "[pfsbench %s +%.1fs] %s\n", r.cfg.Label, time.Since(r.started).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func (r *runner) skip(mode, why string) {
-	s := mode + ": " + why
-	if !slices.Contains(r.res.Skipped, s) {
-		r.res.Skipped = append(r.res.Skipped, s)
-	}
-}
-
 // env is one mode's setup at one scale.
 type env struct {
 	em     *emulator
