@@ -7,8 +7,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hpc-copper/copper/config"
+	"github.com/hpc-copper/copper/node"
 )
 
 // Costs are the measured CPU and latency costs the model charges, in
@@ -345,7 +347,7 @@ type ProbeSchedule struct {
 	// (PolicyBackoff, PolicyHold; "" = PolicyBackoff), as the measured
 	// copper does it (pfsbench reads it from the daemons' stats).
 	Policy string `json:"policy,omitempty"`
-	// Hold is PolicyHold's bound on a held probe (0 = HoldBound of the
+	// Hold is PolicyHold's bound on a held probe (0 = node.HoldBound of the
 	// schedule and copper's default rpc_timeout).
 	Hold float64 `json:"hold_s,omitempty"`
 }
@@ -363,17 +365,6 @@ const (
 	PolicyHold = "wait-at-parent"
 )
 
-// HoldBound is the hold copper derives when none is set: its
-// ready_probe_max, at most a quarter of rpc_timeout (node.HoldBound of
-// the wait-at-parent readiness), at least 1 ms.
-func HoldBound(probeMax, rpcTimeout float64) float64 {
-	h := probeMax
-	if rpcTimeout > 0 {
-		h = min(h, rpcTimeout/4)
-	}
-	return max(h, 1e-3)
-}
-
 // DefaultProbe is copper's default schedule (config.Default:
 // ready_probe_initial_ms, ready_probe_max_ms).
 func DefaultProbe() ProbeSchedule {
@@ -382,7 +373,7 @@ func DefaultProbe() ProbeSchedule {
 }
 
 // ReadyProbe is the calibration's probe schedule, or copper's default.
-// Its policy is PolicyBackoff unless set, its hold HoldBound's.
+// Its policy is PolicyBackoff unless set, its hold node.HoldBound's.
 func (c *Calibration) ReadyProbe() ProbeSchedule {
 	p := c.Probe
 	if p.Initial <= 0 || p.Max < p.Initial {
@@ -394,7 +385,7 @@ func (c *Calibration) ReadyProbe() ProbeSchedule {
 	}
 	if p.Hold <= 0 {
 		d := config.Default()
-		p.Hold = HoldBound(p.Max, d.RPCTimeout().Seconds())
+		p.Hold = node.HoldBound(time.Duration(p.Max*float64(time.Second)), d.RPCTimeout()).Seconds()
 	}
 	return p
 }
