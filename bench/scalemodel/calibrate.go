@@ -290,7 +290,10 @@ func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
 	if err := fitOpCosts(k, pick, res.Settings.Procs, w); err != nil {
 		return err
 	}
-	cc, _ := pick(pfsbench.ModeCopper, "cold")
+	cc, err := pick(pfsbench.ModeCopper, "cold")
+	if err != nil {
+		return err
+	}
 	if cc.Backend == nil {
 		return errors.New("N=1 copper cold row lacks emulator counters")
 	}
