@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/bench/replay"
 )
 
 // DaemonStart is one copper-node's start in a copper setup, in seconds
@@ -200,9 +202,8 @@ func schedCPU(pid int) (run, wait time.Duration) {
 		if err != nil {
 			continue
 		}
-		var r, w int64
-		if _, err := fmt.Sscan(string(b), &r, &w); err == nil {
-			run, wait = run+time.Duration(r), wait+time.Duration(w)
+		if s, err := replay.ParseSchedstat(b); err == nil {
+			run, wait = run+s.Run, wait+s.Wait
 		}
 	}
 	return run, wait
