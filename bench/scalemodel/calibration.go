@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hpc-copper/copper/bench/pfsbench"
 	"github.com/hpc-copper/copper/config"
 	"github.com/hpc-copper/copper/node"
 )
@@ -352,17 +353,18 @@ type ProbeSchedule struct {
 	Hold float64 `json:"hold_s,omitempty"`
 }
 
-// Readiness policies (ProbeSchedule.Policy).
+// Readiness policies (ProbeSchedule.Policy), spelled as pfsbench
+// records the measured copper's (Row.ReadyPolicy).
 const (
 	// PolicyBackoff: a parent answers a probe at once; a child told "not
 	// ready" (or refused: the parent is not serving yet) waits Initial,
 	// doubling up to Max, before the next probe.
-	PolicyBackoff = "backoff"
+	PolicyBackoff = pfsbench.ReadyBackoff
 	// PolicyHold: a parent that is serving holds a probe until it is
 	// tree-ready (at most Hold), so the child learns it one half round
 	// trip after; a parent not listening yet is probed again every
 	// Initial, without doubling.
-	PolicyHold = "wait-at-parent"
+	PolicyHold = pfsbench.ReadyHold
 )
 
 // DefaultProbe is copper's default schedule (config.Default:
