@@ -162,11 +162,7 @@ func measureRoundTrip(ctx context.Context, em *emulator, root string) (*RoundTri
 	if err != nil {
 		return nil, err
 	}
-	var reqs int64
-	for _, v := range backendOf(snap).Ops {
-		reqs += v
-	}
-	return &RoundTrip{Opens: roundTripOpens, Requests: reqs, WallS: secs(wall), ClientCPUS: secs(cpu), EmulatorCPUS: secs(emu)}, nil
+	return &RoundTrip{Opens: roundTripOpens, Requests: backendOf(snap).Requests(), WallS: secs(wall), ClientCPUS: secs(cpu), EmulatorCPUS: secs(emu)}, nil
 }
 
 // firstFile is the first regular file under root, in walk order.
