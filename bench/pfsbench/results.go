@@ -139,6 +139,15 @@ type Backend struct {
 	MeanLatenessUs float64              `json:"mean_timer_lateness_us"`
 }
 
+// Requests is the emulator's counted requests of every kind.
+func (b *Backend) Requests() int64 {
+	var n int64
+	for _, v := range b.Ops {
+		n += v
+	}
+	return n
+}
+
 func backendOf(s slowpfs.Snapshot) *Backend {
 	b := &Backend{Ops: map[string]int64{}, MetadataOps: s.Model.MetadataOps, DataBytes: s.Model.DataBytes,
 		Fetches: s.Counters.Fetches("/site"), MaxQueueMs: ms(s.Model.MetadataMaxWait)}

@@ -195,13 +195,6 @@ func (r *runner) progress(format string, args ...any) {
 	fmt.Fprintf(r.cfg.Progress, "[pfsbench %s +%.1fs] %s\n", r.cfg.Label, time.Since(r.started).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func (r *runner) skip(mode, why string) {
-	s := mode + ": " + why
-	if !slices.Contains(r.res.Skipped, s) {
-		r.res.Skipped = append(r.res.Skipped, s)
-	}
-}
-
 // env is one mode's setup at one scale.
 type env struct {
 	em     *emulator
@@ -412,7 +405,7 @@ func (r *runner) afterPhases(ctx context.Context, e *env, rows []Row, work, mode
 			r.res.Errors = append(r.res.Errors, fmt.Sprintf("%s %s N=%d: memory: %v", work, mode, n, err))
 		}
 		rows[1].Memory = mem
-		rows[0].Daemons, rows[0].ReadyPolicy = e.tree.starts, e.tree.policy // with each one's probes
+		rows[0].ReadyPolicy = e.tree.policy // rows[0].Daemons (recordSetup) shares starts, probes included
 	}
 	if mode == ModeDirect && n == 1 && work == WorkReplay && e.em != nil && len(e.roots) > 0 && len(e.roots[0]) > 0 {
 		rt, err := measureRoundTrip(ctx, e.em, e.roots[0][0])

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpc-copper/copper/bench/replay"
 )
 
 // DaemonStart is one copper-node's start in a copper setup, in seconds
@@ -160,11 +162,7 @@ func measureRoundTrip(ctx context.Context, em *emulator, root string) (*RoundTri
 	if err != nil {
 		return nil, err
 	}
-	var reqs int64
-	for _, v := range backendOf(snap).Ops {
-		reqs += v
-	}
-	return &RoundTrip{Opens: roundTripOpens, Requests: reqs, WallS: secs(wall), ClientCPUS: secs(cpu), EmulatorCPUS: secs(emu)}, nil
+	return &RoundTrip{Opens: roundTripOpens, Requests: backendOf(snap).Requests(), WallS: secs(wall), ClientCPUS: secs(cpu), EmulatorCPUS: secs(emu)}, nil
 }
 
 // firstFile is the first regular file under root, in walk order.
@@ -200,9 +198,8 @@ func schedCPU(pid int) (run, wait time.Duration) {
 		if err != nil {
 			continue
 		}
-		var r, w int64
-		if _, err := fmt.Sscan(string(b), &r, &w); err == nil {
-			run, wait = run+time.Duration(r), wait+time.Duration(w)
+		if s, err := replay.ParseSchedstat(b); err == nil {
+			run, wait = run+s.Run, wait+s.Wait
 		}
 	}
 	return run, wait

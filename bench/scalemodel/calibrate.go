@@ -290,11 +290,14 @@ func fitCosts(cal *Calibration, res *pfsbench.Results, w *Workload) error {
 	if err := fitOpCosts(k, pick, res.Settings.Procs, w); err != nil {
 		return err
 	}
-	cc, _ := pick(pfsbench.ModeCopper, "cold")
+	cc, err := pick(pfsbench.ModeCopper, "cold")
+	if err != nil {
+		return err
+	}
 	if cc.Backend == nil {
 		return errors.New("N=1 copper cold row lacks emulator counters")
 	}
-	rb, bb := total(cc.Backend), float64(cc.Backend.DataBytes)
+	rb, bb := float64(cc.Backend.Requests()), float64(cc.Backend.DataBytes)
 	cal.fitListing(cc)
 	nf := cal.nodeFuse()
 	k.DaemonReq = max(0, (cc.CPUDaemonsS-rb*k.ClientReq-bb*k.ClientByte)/float64(max(nf.requests(), 1)))
@@ -342,7 +345,7 @@ func fitOpCosts(k *Costs, pick func(mode, phase string) (*pfsbench.Row, error), 
 	if sw, err := pick(pfsbench.ModeStaging, "warm"); err == nil && sw != nil {
 		k.ClientOpStaged = clients(sw) / procOps(sw)
 	}
-	rw, rc, bc := total(dw.Backend), total(dc.Backend), float64(dc.Backend.DataBytes)
+	rw, rc, bc := float64(dw.Backend.Requests()), float64(dc.Backend.Requests()), float64(dc.Backend.DataBytes)
 	if rw == 0 || bc == 0 {
 		return errors.New("direct rows: no requests or no bytes counted")
 	}
@@ -351,13 +354,4 @@ func fitOpCosts(k *Costs, pick func(mode, phase string) (*pfsbench.Row, error), 
 	k.EmulatorOp = max(0, dw.CPUEmulatorS/rw)
 	k.EmulatorByte = max(0, (dc.CPUEmulatorS-rc*k.EmulatorOp)/bc)
 	return nil
-}
-
-// total is the emulator's counted requests of every kind.
-func total(b *pfsbench.Backend) float64 {
-	var n int64
-	for _, v := range b.Ops {
-		n += v
-	}
-	return float64(n)
 }

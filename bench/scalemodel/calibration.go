@@ -7,8 +7,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/hpc-copper/copper/bench/pfsbench"
 	"github.com/hpc-copper/copper/config"
+	"github.com/hpc-copper/copper/node"
 )
 
 // Costs are the measured CPU and latency costs the model charges, in
@@ -345,34 +348,24 @@ type ProbeSchedule struct {
 	// (PolicyBackoff, PolicyHold; "" = PolicyBackoff), as the measured
 	// copper does it (pfsbench reads it from the daemons' stats).
 	Policy string `json:"policy,omitempty"`
-	// Hold is PolicyHold's bound on a held probe (0 = HoldBound of the
+	// Hold is PolicyHold's bound on a held probe (0 = node.HoldBound of the
 	// schedule and copper's default rpc_timeout).
 	Hold float64 `json:"hold_s,omitempty"`
 }
 
-// Readiness policies (ProbeSchedule.Policy).
+// Readiness policies (ProbeSchedule.Policy), spelled as pfsbench
+// records the measured copper's (Row.ReadyPolicy).
 const (
 	// PolicyBackoff: a parent answers a probe at once; a child told "not
 	// ready" (or refused: the parent is not serving yet) waits Initial,
 	// doubling up to Max, before the next probe.
-	PolicyBackoff = "backoff"
+	PolicyBackoff = pfsbench.ReadyBackoff
 	// PolicyHold: a parent that is serving holds a probe until it is
 	// tree-ready (at most Hold), so the child learns it one half round
 	// trip after; a parent not listening yet is probed again every
 	// Initial, without doubling.
-	PolicyHold = "wait-at-parent"
+	PolicyHold = pfsbench.ReadyHold
 )
-
-// HoldBound is the hold copper derives when none is set: its
-// ready_probe_max, at most a quarter of rpc_timeout (node.HoldBound of
-// the wait-at-parent readiness), at least 1 ms.
-func HoldBound(probeMax, rpcTimeout float64) float64 {
-	h := probeMax
-	if rpcTimeout > 0 {
-		h = min(h, rpcTimeout/4)
-	}
-	return max(h, 1e-3)
-}
 
 // DefaultProbe is copper's default schedule (config.Default:
 // ready_probe_initial_ms, ready_probe_max_ms).
@@ -382,7 +375,7 @@ func DefaultProbe() ProbeSchedule {
 }
 
 // ReadyProbe is the calibration's probe schedule, or copper's default.
-// Its policy is PolicyBackoff unless set, its hold HoldBound's.
+// Its policy is PolicyBackoff unless set, its hold node.HoldBound's.
 func (c *Calibration) ReadyProbe() ProbeSchedule {
 	p := c.Probe
 	if p.Initial <= 0 || p.Max < p.Initial {
@@ -394,7 +387,7 @@ func (c *Calibration) ReadyProbe() ProbeSchedule {
 	}
 	if p.Hold <= 0 {
 		d := config.Default()
-		p.Hold = HoldBound(p.Max, d.RPCTimeout().Seconds())
+		p.Hold = node.HoldBound(time.Duration(p.Max*float64(time.Second)), d.RPCTimeout()).Seconds()
 	}
 	return p
 }

@@ -192,3 +192,25 @@ func TestFitCostsTakesOffTheWorkerStart(t *testing.T) {
 		assert.InDelta(t, (0.030-0.014)/10, cal.Costs.ClientReq, 1e-12, "start %v", start)
 	}
 }
+
+// A run without its N=1 copper cold row is refused by name, not a
+// nil dereference.
+func TestFitCostsNamesAMissingCopperColdRow(t *testing.T) {
+	w := toyWorkload()
+	ops := &pfsbench.Backend{Ops: map[string]int64{"lookup": 10}, DataBytes: 1000}
+	row := func(mode, phase string, b *pfsbench.Backend) pfsbench.Row {
+		return pfsbench.Row{Workload: pfsbench.WorkReplay, Mode: mode, Nodes: 1, Phase: phase, CPUClientsS: 0.01, Backend: b}
+	}
+	res := &pfsbench.Results{Runs: []pfsbench.Row{
+		row(pfsbench.ModeLocal, "cold", nil),
+		row(pfsbench.ModeDirect, "cold", ops),
+		row(pfsbench.ModeDirect, "warm", ops),
+		row(pfsbench.ModeCopper, "warm", nil),
+	}}
+	res.Settings.Procs = 2
+	cal := toyCal(w)
+	cal.Sources = map[string]string{}
+	err := fitCosts(cal, res, w)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no N=1 copper cold replay row")
+}

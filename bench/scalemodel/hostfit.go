@@ -12,6 +12,7 @@ package scalemodel
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/hpc-copper/copper/bench/pfsbench"
@@ -42,7 +43,7 @@ func holdOut(res *pfsbench.Results) (held int, fit []int) {
 func pooledRow(res *pfsbench.Results, fit []int, mode, phase string) (*pfsbench.Row, error) {
 	p := &pfsbench.Row{Workload: pfsbench.WorkReplay, Mode: mode, Phase: phase}
 	for _, r := range res.Runs {
-		if r.Workload != pfsbench.WorkReplay || r.Mode != mode || r.Phase != phase || r.Error != "" || !contains(fit, r.Nodes) {
+		if r.Workload != pfsbench.WorkReplay || r.Mode != mode || r.Phase != phase || r.Error != "" || !slices.Contains(fit, r.Nodes) {
 			continue
 		}
 		p.Nodes += r.Nodes
@@ -63,15 +64,6 @@ func pooledRow(res *pfsbench.Results, fit []int, mode, phase string) (*pfsbench.
 		return nil, fmt.Errorf("no %s %s replay row at N in %v", mode, phase, fit)
 	}
 	return p, nil
-}
-
-func contains(ns []int, n int) bool {
-	for _, x := range ns {
-		if x == n {
-			return true
-		}
-	}
-	return false
 }
 
 // fitHostCosts sets the host's per-operation costs from the pooled rows
@@ -95,7 +87,7 @@ func (cal *Calibration) fitHostCosts(res *pfsbench.Results, w *Workload) error {
 	var xnodes, cruns int
 	for _, r := range res.Runs {
 		if r.Workload == pfsbench.WorkReplay && r.Mode == pfsbench.ModeStaging && r.Phase == "cold" && r.Error == "" &&
-			contains(fit, r.Nodes) && r.SetupCPU != nil && r.SetupCPU.ExtractS > 0 {
+			slices.Contains(fit, r.Nodes) && r.SetupCPU != nil && r.SetupCPU.ExtractS > 0 {
 			xcpu += r.SetupCPU.ExtractS
 			xnodes += r.Nodes
 			if r.SetupCPU.CreateS > 0 {
@@ -112,7 +104,7 @@ func (cal *Calibration) fitHostCosts(res *pfsbench.Results, w *Workload) error {
 	var snodes int
 	for _, r := range res.Runs {
 		if r.Workload == pfsbench.WorkReplay && r.Mode == pfsbench.ModeCopper && r.Phase == "cold" && r.Error == "" &&
-			contains(fit, r.Nodes) && r.SetupCPU != nil && r.SetupCPU.DaemonStartS > 0 {
+			slices.Contains(fit, r.Nodes) && r.SetupCPU != nil && r.SetupCPU.DaemonStartS > 0 {
 			scpu += r.SetupCPU.DaemonStartS
 			snodes += r.Nodes
 		}

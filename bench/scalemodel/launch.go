@@ -11,9 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/hpc-copper/copper/bench/pfsbench"
 	"github.com/hpc-copper/copper/book"
@@ -90,7 +87,7 @@ func timeBook(file string, n int) (float64, error) {
 	var runs []float64
 	for range bookRuns {
 		runtime.GC() // the previous read's garbage is not this one's
-		c0 := processCPU()
+		c0 := cpuNow()
 		entries, err := book.Read(file)
 		if err == nil {
 			err = tree.ValidateBook(entries)
@@ -101,7 +98,7 @@ func timeBook(file string, n int) (float64, error) {
 		if err != nil {
 			return 0, err
 		}
-		runs = append(runs, (processCPU() - c0).Seconds())
+		runs = append(runs, cpuNow()-c0)
 		runtime.KeepAlive(entries)
 	}
 	slices.Sort(runs)
@@ -120,13 +117,4 @@ func facilityBook(n int) []tree.Entry {
 		}
 	}
 	return entries
-}
-
-// processCPU is this process's user and system time.
-func processCPU() time.Duration {
-	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
