@@ -308,9 +308,8 @@ type filesystem struct {
 	// pins bounds the large-file descriptors a no-open mount keeps.
 	pins pinList
 
-	held   HeldReader   // the Source's, if it offers one
-	pushed PushRecorder // the Source's, if it offers one
-	pushes pushes       // held small files into the kernel's cache (push.go)
+	held   HeldReader // the Source's, if it offers one
+	pushes pushes     // held small files into the kernel's cache (push.go)
 
 	// The version-change log, rate-limited apart for failed reads and
 	// for changes the kernel's retry hides.
@@ -345,7 +344,6 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 	}
 	drop, _ := src.(dropper)
 	held, _ := src.(HeldReader)
-	pushed, _ := src.(PushRecorder)
 	reads := opts.DirectReads
 	if reads == nil {
 		reads = new(DirectReads)
@@ -368,9 +366,9 @@ func newFilesystem(src Source, opts Options) (*filesystem, error) {
 		handleOpens:  opts.HandleOpens,
 		drop:         drop,
 		held:         held,
-		pushed:       pushed,
 	}
 	fsys.pins.max = maxPinned
+	fsys.pushes.recorder, _ = src.(PushRecorder)
 	return fsys, nil
 }
 

@@ -119,7 +119,8 @@ type pushes struct {
 	count   pushCounters
 	// off is set when a store was refused outright (see refusesStores):
 	// none is tried again.
-	off atomic.Bool
+	off      atomic.Bool
+	recorder PushRecorder // the Source's, if it offers one
 }
 
 // begin makes the pending pushes of the request with cancel, before the
@@ -283,8 +284,8 @@ func (f *filesystem) push(server storer, s store, tries int) bool {
 		case errno == 0:
 			c.pushed.Add(1)
 			c.bytes.Add(uint64(len(s.data)))
-			if f.pushed != nil {
-				f.pushed.Pushed(s.path, len(s.data))
+			if r := f.pushes.recorder; r != nil {
+				r.Pushed(s.path, len(s.data))
 			}
 			return true
 		case errno == syscall.ENOENT && try+1 < tries:
