@@ -73,7 +73,7 @@ type Service struct {
 	directReads *cfuse.DirectReads
 	ctl         *control.Server
 	// prefetch warms the caches from the prefetch manifest; nil when off.
-	prefetch       *prefetch.Prefetcher
+	prefetch       atomic.Pointer[prefetch.Prefetcher] // set once, after the mount; the control socket reads it
 	prefetchCancel context.CancelFunc
 	largeOpens     atomic.Int64 // large files opened through the mount (chunked)
 	stopReq        chan struct{}
@@ -123,13 +123,6 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	if err := svc.serve(ctx, id, netCfg); err != nil {
 		return nil, err
 	}
-	// Before the control socket answers (its status reads svc.prefetch);
-	// the prefetch itself waits for tree-ready.
-	if s.Prefetch != "" {
-		if err := svc.startPrefetch(ctx, s, budget); err != nil {
-			return nil, err
-		}
-	}
 	if o.Control {
 		if err := svc.serveControl(ctx); err != nil {
 			return nil, err
@@ -142,6 +135,11 @@ func Start(ctx context.Context, tmpl config.Settings, id Identity, o Options) (_
 	}
 	if svc.profOn {
 		svc.startSnapshots(s.ProfileSnapshotInterval())
+	}
+	if s.Prefetch != "" {
+		if err := svc.startPrefetch(ctx, s, budget); err != nil {
+			return nil, err
+		}
 	}
 	return svc, nil
 }
@@ -287,8 +285,8 @@ func (svc *Service) mountWhenReady(ctx context.Context, guard []string) error {
 }
 
 // startPrefetch pulls the prefetch manifest's paths into the caches in
-// the background, from the moment the node is tree-ready until done or
-// Stop. It never delays Start: a manifest
+// the background, from the moment the node is tree-ready (with a mount,
+// it already is) until done or Stop. It never delays Start: a manifest
 // that cannot be read is reported in the status and the log, not as a
 // failure to start.
 func (svc *Service) startPrefetch(ctx context.Context, s config.Settings, budget int64) error {
@@ -307,7 +305,8 @@ func (svc *Service) startPrefetch(ctx context.Context, s config.Settings, budget
 	}
 	// Start's ctx bounds starting only; the prefetch ends with Stop.
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	svc.prefetch, svc.prefetchCancel = p, cancel
+	svc.prefetchCancel = cancel
+	svc.prefetch.Store(p)
 	go func() { _ = p.Run(pctx) }() // Run logs its outcome; Status shows it
 	return nil
 }
@@ -334,11 +333,11 @@ func (svc *Service) StopRequested() <-chan struct{} { return svc.stopReq }
 func (svc *Service) Stop(ctx context.Context) error {
 	svc.stopped.Do(func() {
 		var errs []error
-		if svc.prefetch != nil {
+		if p := svc.prefetch.Load(); p != nil {
 			// First: its requests would otherwise meet a closing node.
 			svc.prefetchCancel()
 			select {
-			case <-svc.prefetch.Done():
+			case <-p.Done():
 			case <-ctx.Done():
 				errs = append(errs, fmt.Errorf("prefetch still stopping: %w", ctx.Err()))
 			}

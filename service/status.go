@@ -146,8 +146,8 @@ func (svc *Service) status() Status {
 	if svc.profOn {
 		st.Profile = rows
 	}
-	if svc.prefetch != nil {
-		ps := svc.prefetch.Stats()
+	if p := svc.prefetch.Load(); p != nil {
+		ps := p.Stats()
 		st.Prefetch = &ps
 	}
 	return st
@@ -157,7 +157,8 @@ func (svc *Service) status() Status {
 // the final ones once the prefetch has finished (within timeout, if
 // given).
 func (svc *Service) controlPrefetch(ctx context.Context, args map[string]string) (any, error) {
-	if svc.prefetch == nil {
+	p := svc.prefetch.Load()
+	if p == nil {
 		return PrefetchResult{}, nil
 	}
 	if args["wait"] != "" {
@@ -171,11 +172,11 @@ func (svc *Service) controlPrefetch(ctx context.Context, args map[string]string)
 			defer cancel()
 		}
 		// The run's own error is in the counters (Stats.Error).
-		if st, err := svc.prefetch.Wait(ctx); !st.Finished {
+		if st, err := p.Wait(ctx); !st.Finished {
 			return nil, err
 		}
 	}
-	st := svc.prefetch.Stats()
+	st := p.Stats()
 	return PrefetchResult{Enabled: true, Stats: &st}, nil
 }
 
