@@ -76,6 +76,13 @@ func (g *flights) doOn(key string, here bool, fetch func() op.Result) (f *flight
 	return f, true
 }
 
+// pending returns the flight for key if one is in the air, else nil.
+func (g *flights) pending(key string) *flight {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.m[key]
+}
+
 func (g *flights) run(job func()) {
 	select {
 	case g.jobs <- job:

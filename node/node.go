@@ -225,7 +225,28 @@ func (n *Node) Get(ctx context.Context, o op.Op, path string) op.Result {
 		return r
 	}
 
+	if o == op.Read {
+		n.awaitListing(ctx, path)
+	}
 	return n.getFlight(ctx, o, path)
+}
+
+// awaitListing waits for a dirplus of path's directory in flight: it
+// ships the directory's small files, so a read of one that went to the
+// parent meanwhile would fetch the same bytes twice (two backend reads
+// of one file per tree at the root); after it, getFlight's recheck finds
+// them.
+func (n *Node) awaitListing(ctx context.Context, path string) {
+	if path == "/" {
+		return
+	}
+	dir, _ := split(path)
+	if f := n.flight.pending(flightKey(op.DirPlus, dir)); f != nil {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+		}
+	}
 }
 
 // getFlight answers a miss with one request per (op, path) per node:
