@@ -124,7 +124,14 @@ func TestLockFromEnv(t *testing.T) {
 	// A separately opened file of the same lock is not a holder's copy.
 	f, err := os.Open(l.Path())
 	require.NoError(t, err)
-	t.Setenv(LockFDEnv, strconv.Itoa(int(f.Fd())))
+	defer f.Close()
+	// LockFromEnv owns (and on refusal closes) the descriptor it is
+	// handed: give it a copy, or f's finalizer would later close that
+	// number again, by then another file's (a later test's RemoveAll
+	// once failed with EBADF).
+	sep, err := dupFD(f)
+	require.NoError(t, err)
+	t.Setenv(LockFDEnv, strconv.Itoa(sep))
 	_, _, err = LockFromEnv(mount)
 	var busy *BusyError
 	require.ErrorAs(t, err, &busy)
