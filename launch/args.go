@@ -34,6 +34,7 @@ type Command struct {
 	Foreground bool
 	DryRun     bool
 	JSON       bool          // stats --json
+	Output     string        // stats --output DIR: one file per rank
 	Prefetched bool          // wait --prefetched
 	Timeout    time.Duration // wait and stop
 
@@ -100,6 +101,7 @@ func (c *Command) flagSet() *pflag.FlagSet {
 	fs.BoolVar(&c.Foreground, "foreground", false, "start: replace this process with copper-node in the foreground (for srun ... &)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "start: resolve identity, address map and cores, print the copper-node command, start nothing")
 	fs.BoolVar(&c.JSON, "json", false, "stats: print JSON (one object per rank)")
+	fs.StringVar(&c.Output, "output", "", "stats: write each rank's stats to its own file in DIR (copper-stats.rank<R>.json or .txt) instead of stdout")
 	fs.BoolVar(&c.Prefetched, "prefetched", false, "wait: also wait until the node has finished its prefetch manifest")
 	fs.DurationVar(&c.Timeout, "timeout", 2*time.Minute, "wait, stop, stats: give up after this long")
 	c.Settings.RegisterFlags(fs)
@@ -123,7 +125,7 @@ func Flags() (*pflag.FlagSet, error) {
 func (c *Command) check(fs *pflag.FlagSet) error {
 	only := map[string][]string{
 		"foreground": {"start"}, "dry-run": {"start"}, "bootstrap": {"start"},
-		"size": {"start"}, "nodefile": {"start"}, "json": {"stats"}, "prefetched": {"wait"},
+		"size": {"start"}, "nodefile": {"start"}, "json": {"stats"}, "output": {"stats"}, "prefetched": {"wait"},
 		"timeout": {"wait", "stop", "stats"}, "rank": {"start", "wait", "stop", "stats"},
 		"local": {"start", "wait", "stop", "stats"},
 	}
@@ -252,12 +254,14 @@ const Usage = `copper-launch: start copper, one launcher per node of a job.
       Run N nodes on this host without MPI (mount must contain {rank}).
   copper-launch wait  [--site S] [--mount DIR] [--rank R | --local N] [--job-id ID] [--timeout D] [--prefetched]
   copper-launch stop  [--site S] [--mount DIR] [--rank R | --local N] [--timeout D]
-  copper-launch stats [--site S] [--mount DIR] [--rank R | --local N] [--json]
+  copper-launch stats [--site S] [--mount DIR] [--rank R | --local N] [--json] [--output DIR]
       Block until the node is tree-ready / stop it and unmount / show its
       cache. The mount is resolved as for start; {rank} needs --rank, the MPI
       environment, or --local N (all N ranks). wait returns at once, non-zero,
       with the reason and the logs that exist, when the start failed (a record
-      of job ID, default the batch system's, or of no job).
+      of job ID, default the batch system's, or of no job). Under an MPI
+      launcher, ranks' stdout can interleave mid-line (Open MPI forwards it
+      in chunks): stats --output DIR writes one whole file per rank.
   copper-launch keygen [--site S] [--key-file F]
       Create the job key (key_file, default ~/.copper/key) if it does not
       exist, or check the one that does. start creates it too when missing.

@@ -69,18 +69,7 @@ func controlNodes(ctx context.Context, c Command, env Env, log *slog.Logger) int
 	}
 	timeout := c.Timeout.String()
 	if c.Name == "stats" {
-		// One after another, so that outputs do not interleave.
-		code := exitOK
-		for _, m := range mounts {
-			args := []string{"stats", "--mount", m.mount}
-			if c.JSON {
-				args = append(args, "--json")
-			}
-			if err := runTool(ctx, bin, args, env); err != nil {
-				code = fail(env.Stderr, m.rank, err)
-			}
-		}
-		return code
+		return statsNodes(ctx, c, env, bin, mounts, log)
 	}
 	errs := make([]error, len(mounts))
 	var wg sync.WaitGroup

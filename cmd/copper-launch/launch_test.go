@@ -223,18 +223,24 @@ func TestOpenMPI(t *testing.T) {
 		assert.Equal(t, "hello from the target\n", j.readThrough(filepath.Join(j.mount(rk), "sub", "hello.txt")), "rank %d", rk)
 	}
 	// stats and wait under Open MPI too: each rank finds its own mount.
-	st := j.run(launchTimeout, mpirun, append(append(mpiArgs, launcher()), "stats", "--json", "--mount", j.mountTemplate())...)
+	// Open MPI forwards each rank's stdout from a pseudo-terminal in chunks
+	// that can interleave mid-line (it once broke this test's JSON), so the
+	// ranks write their stats to files.
+	out := t.TempDir()
+	st := j.run(launchTimeout, mpirun, append(append(mpiArgs, launcher()), "stats", "--json", "--output", out, "--mount", j.mountTemplate())...)
 	require.Equal(t, 0, st.Code, "mpirun.openmpi copper-launch stats: %s", st)
-	ranks := map[int]bool{}
-	dec := json.NewDecoder(strings.NewReader(st.Stdout))
-	for dec.More() {
+	files, err := filepath.Glob(filepath.Join(out, "*"))
+	require.NoError(t, err)
+	require.Len(t, files, 4, "one file per rank, no temporary left: %v", files)
+	for rk := range 4 {
+		raw, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("copper-stats.rank%d.json", rk)))
+		require.NoError(t, err)
 		var s nodeStatus
-		require.NoError(t, dec.Decode(&s))
-		assert.True(t, s.Node.TreeReady, "rank %d", s.Node.Rank)
-		assert.Equal(t, j.mount(s.Node.Rank), s.Mount)
-		ranks[s.Node.Rank] = true
+		require.NoError(t, json.Unmarshal(raw, &s), "rank %d: %s", rk, raw)
+		assert.Equal(t, rk, s.Node.Rank)
+		assert.True(t, s.Node.TreeReady, "rank %d", rk)
+		assert.Equal(t, j.mount(rk), s.Mount)
 	}
-	assert.Len(t, ranks, 4, "one status per rank: %s", st.Stdout)
 	w := j.run(launchTimeout, mpirun, append(append(mpiArgs, launcher()), "wait", "--mount", j.mountTemplate(), "--timeout", "20s")...)
 	require.Equal(t, 0, w.Code, "mpirun.openmpi copper-launch wait: %s", w)
 
