@@ -35,6 +35,7 @@ type Backend struct {
 	chunkBytes   atomic.Int64 // bytes Chunk read
 	shipped      atomic.Int64 // files read into dirplus answers
 	shippedBytes atomic.Int64 // their bytes
+	shippedKnown atomic.Int64 // files dirplus answers carried from the caller's Known
 	res          resolver
 	// root is Target, O_PATH|O_DIRECTORY. Its RawConn's Control holds a
 	// reference for the length of one operation, so Close never frees
@@ -157,6 +158,16 @@ func (b *Backend) Ops(o op.Op) int64 {
 // client asks for one; Read and Readdir of a symlink answer ELOOP too.
 // Chunk's "path" is a ChunkReq's encoding (see Chunk).
 func (b *Backend) Do(ctx context.Context, o op.Op, view string) op.Result {
+	return b.operate(ctx, o, view, nil)
+}
+
+// DirPlus is Do(ctx, op.DirPlus, view), except that a file known says the
+// caller holds or is reading is not read again for the answer.
+func (b *Backend) DirPlus(ctx context.Context, view string, known Known) op.Result {
+	return b.operate(ctx, op.DirPlus, view, known)
+}
+
+func (b *Backend) operate(ctx context.Context, o op.Op, view string, known Known) op.Result {
 	if o == op.Chunk {
 		req, errno := op.DecodeChunkReq(view)
 		if errno != 0 {
@@ -184,7 +195,7 @@ func (b *Backend) Do(ctx context.Context, o op.Op, view string) op.Result {
 	var r op.Result
 	if err := b.rootConn.Control(func(fd uintptr) {
 		if o == op.DirPlus {
-			r = b.dirPlus(int(fd), view)
+			r = b.dirPlus(int(fd), view, known)
 			return
 		}
 		r = b.do(int(fd), o, view)

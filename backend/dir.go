@@ -146,7 +146,7 @@ func (b *Backend) readdir(root int, view string) op.Result {
 // stat error fails the whole dirplus, so that the asker falls back to
 // per-name operations and their real errnos (a directory readable but not
 // searchable lists but stats nothing).
-func (b *Backend) dirPlus(root int, view string) op.Result {
+func (b *Backend) dirPlus(root int, view string, known Known) op.Result {
 	fd, list, failed := b.openList(root, view, op.DirPlus)
 	if failed != nil {
 		return *failed
@@ -173,7 +173,7 @@ func (b *Backend) dirPlus(root int, view string) op.Result {
 			}
 			plus[i], errs[i] = b.statEntry(fd, list[i])
 			if budget != nil && errs[i] == 0 {
-				b.shipFile(fd, &plus[i], budget)
+				b.shipFile(fd, op.Join(view, list[i].Name), &plus[i], budget, known)
 			}
 		}
 	}

@@ -31,15 +31,36 @@ func (s *shipBudget) take(n int64) bool {
 	return false
 }
 
+// Known tells a dirplus about a file of the listing that its caller
+// already has: its bytes in the version attr stats (held), or a read of
+// it under way (reading). Either way the backend does not read the file
+// again: one read per file per tree, whichever of a Read and its
+// directory's dirplus comes first. A file being read is listed without
+// content; its reader gets it from that read.
+type Known func(path string, attr op.Attr) (data []byte, held, reading bool)
+
 // shipFile puts the content of e, a regular file of dir just stat'ed, in
 // e when it is small enough and the answer has room: read as Read reads
 // it (opened without following links, stat'ed before and after), so a
 // file that changed meanwhile is not shipped (its Read then reads it on
 // its own) and the entry's attributes become the stat the bytes were read
 // under. A file that cannot be read (EACCES) is listed without content:
-// its Read answers the errno.
-func (b *Backend) shipFile(dir int, e *op.PlusEntry, budget *shipBudget) {
-	if !e.Attr.IsRegular() || e.Attr.Size > b.dirFiles || !budget.take(e.Attr.Size) {
+// its Read answers the errno. What known holds is shipped from there.
+func (b *Backend) shipFile(dir int, path string, e *op.PlusEntry, budget *shipBudget, known Known) {
+	if !e.Attr.IsRegular() || e.Attr.Size > b.dirFiles {
+		return
+	}
+	var data []byte
+	var held, reading bool
+	if known != nil {
+		data, held, reading = known(path, e.Attr)
+	}
+	if reading || !budget.take(e.Attr.Size) {
+		return
+	}
+	if held {
+		b.shippedKnown.Add(1)
+		e.Data, e.HasData = data, true
 		return
 	}
 	r, stable := readOpen(dir, e.Name, b.dirFiles)
@@ -59,7 +80,12 @@ func sameVersion(a, b op.Attr) bool {
 	return a.Ino == b.Ino && a.Dev == b.Dev && a.Size == b.Size && a.MtimeNs == b.MtimeNs && a.CtimeNs == b.CtimeNs
 }
 
-// Shipped returns how many files dirplus answers carried, and their bytes.
+// Shipped returns how many files dirplus answers carried that it read,
+// and their bytes.
 func (b *Backend) Shipped() (files, bytes int64) {
 	return b.shipped.Load(), b.shippedBytes.Load()
 }
+
+// ShippedKnown returns how many files dirplus answers carried from what
+// their caller held (Known), not read again.
+func (b *Backend) ShippedKnown() int64 { return b.shippedKnown.Load() }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -134,4 +135,44 @@ func TestDirPlusShipsNeverTorn(t *testing.T) {
 	}
 	t.Logf("shipped %d of 300", shipped)
 	assert.Equal(t, syscall.Errno(0), b.Do(context.Background(), op.DirPlus, "/").Errno)
+}
+
+// A file the caller holds in the listed version ships from there, one it
+// is reading ships no content, and neither is read again; one it holds in
+// another version (the file changed since) is read.
+func TestDirPlusKnownFilesAreNotReadAgain(t *testing.T) {
+	root := t.TempDir()
+	for _, name := range []string{"held", "reading", "old", "plain"} {
+		require.NoError(t, os.WriteFile(filepath.Join(root, name), []byte("bytes of "+name), 0o644))
+	}
+	b := newTest(t, Config{Target: root, Parallel: 4, MaxCacheable: 1 << 20, DirFiles: 4096})
+	ctx := context.Background()
+	var mu sync.Mutex
+	var asked []string
+	known := func(path string, attr op.Attr) ([]byte, bool, bool) {
+		mu.Lock()
+		asked = append(asked, path) // from the dirplus's workers
+		mu.Unlock()
+		switch path {
+		case "/held":
+			return []byte("bytes of held"), true, false
+		case "/reading":
+			return nil, false, true
+		}
+		return nil, false, false // "/old": held in another version is the caller's "not held"
+	}
+	r := b.DirPlus(ctx, "/", known)
+	require.True(t, r.OK())
+	got := map[string]string{}
+	for _, e := range r.Plus {
+		if e.HasData {
+			got[e.Name] = string(e.Data)
+		}
+	}
+	assert.Equal(t, map[string]string{"held": "bytes of held", "old": "bytes of old", "plain": "bytes of plain"}, got)
+	assert.ElementsMatch(t, []string{"/held", "/reading", "/old", "/plain"}, asked)
+	assert.EqualValues(t, 2, b.Ops(op.Read), "only old and plain read")
+	assert.EqualValues(t, 1, b.ShippedKnown())
+	files, _ := b.Shipped()
+	assert.EqualValues(t, 2, files)
 }

@@ -449,6 +449,9 @@ func (n *Node) fetch(ctx context.Context, readyBy time.Time, o op.Op, path strin
 	n.inFlight.Add(1)
 	defer n.inFlight.Add(-1)
 	if n.IsRoot() {
+		if o == op.DirPlus {
+			return n.cfg.Backend.DirPlus(ctx, path, n.knownFile)
+		}
 		return n.cfg.Backend.Do(ctx, o, path)
 	}
 	// Forwarding before the parent is ready would race its startup.

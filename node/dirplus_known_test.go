@@ -1,0 +1,75 @@
+package node
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/backend"
+	"github.com/hpc-copper/copper/op"
+)
+
+// The root's dirplus does not read a file again that the root holds or is
+// reading: the backing filesystem reads each small file once per tree
+// whichever of a Read and its directory's listing comes first.
+func TestRootDirPlusReadsEachFileOnce(t *testing.T) {
+	tests := []struct {
+		name     string
+		before   func(t *testing.T, n *Node) (release func())
+		wantData bool  // x ships with the listing
+		wantRead int64 // backend reads by the end, x's read included
+	}{
+		{"nothing held: x read by the dirplus", func(*testing.T, *Node) func() { return func() {} }, true, 2},
+		{"x read before: shipped from the cache", func(t *testing.T, n *Node) func() {
+			require.True(t, n.Get(context.Background(), op.Read, "/d/x").OK())
+			return func() {}
+		}, true, 2},
+		{"x being read: listed without content", func(t *testing.T, n *Node) func() {
+			// A read of x in the air at the root, held until the listing is
+			// answered, then stored as the node's own reads are.
+			gate := make(chan struct{})
+			f, _ := n.flight.do(flightKey(op.Read, "/d/x"), func() op.Result {
+				<-gate
+				r := n.fetch(context.Background(), time.Time{}, op.Read, "/d/x")
+				n.cfg.Cache.Store(op.Read, "/d/x", r)
+				return r
+			})
+			return func() { close(gate); <-f.done }
+		}, false, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+			for _, name := range []string{"x", "y"} {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "d", name), []byte("content of "+name), 0o644))
+			}
+			be, err := backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20, DirFiles: 4096})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = be.Close() })
+			n, err := New(Config{Rank: 0, Cache: newCache(), Backend: be})
+			require.NoError(t, err)
+			n.MarkRegistered()
+
+			release := tt.before(t, n)
+			r := n.Get(context.Background(), op.DirPlus, "/d")
+			release()
+			require.True(t, r.OK(), "%v", r.Errno)
+			require.Len(t, r.Plus, 2)
+			assert.Equal(t, tt.wantData, r.Plus[0].HasData, "x")
+			if tt.wantData {
+				assert.Equal(t, "content of x", string(r.Plus[0].Data))
+			}
+			assert.True(t, r.Plus[1].HasData, "y")
+			read := n.Get(context.Background(), op.Read, "/d/x")
+			require.True(t, read.OK())
+			assert.Equal(t, "content of x", string(read.Data))
+			assert.Equal(t, tt.wantRead, be.Ops(op.Read), "backend reads: x once, y once")
+		})
+	}
+}
