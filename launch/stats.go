@@ -3,9 +3,11 @@ package launch
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // statsNodes prints each mount's stats, one after another so that this
@@ -53,33 +55,17 @@ func statsFileName(ctx context.Context, c Command, m rankMount, env Env, log *sl
 	return "copper-stats." + env.Hostname + ext
 }
 
-// statsToFile runs copper-node stats into path: written to a temporary
-// file beside it and renamed, so that a reader never sees half of it and a
-// failure leaves nothing.
+// statsToFile runs copper-node stats into path, written whole or not at
+// all (osutil.WriteFileFunc: a temporary file beside it, then a rename):
+// a reader never sees half of it and a failure leaves nothing.
 func statsToFile(ctx context.Context, bin string, args []string, path string, env Env) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	err := osutil.WriteFileFunc(path, 0o644, func(w io.Writer) error {
+		toFile := env
+		toFile.Stdout = w
+		return runTool(ctx, bin, args, toFile)
+	})
 	if err != nil {
 		return fmt.Errorf("stats --output: %w", err)
 	}
-	defer func() {
-		if f != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	toFile := env
-	toFile.Stdout = f
-	if err := runTool(ctx, bin, args, toFile); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("stats --output: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		_ = os.Remove(f.Name())
-		f = nil
-		return fmt.Errorf("stats --output: %w", err)
-	}
-	f = nil
 	return nil
 }
