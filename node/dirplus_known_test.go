@@ -73,3 +73,45 @@ func TestRootDirPlusReadsEachFileOnce(t *testing.T) {
 		})
 	}
 }
+
+// A read of x that passed its awaitListing just before x's directory's
+// listing began (nothing to wait for then) and reaches its flight once
+// the listing has read x, but not stored it yet, waits for that listing
+// instead of reading x a second time at the root.
+func TestRootReadAfterListingBeganReadsOnce(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	for _, name := range []string{"x", "y"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "d", name), []byte("content of "+name), 0o644))
+	}
+	be, err := backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20, DirFiles: 4096})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = be.Close() })
+	n, err := New(Config{Rank: 0, Cache: newCache(), Backend: be})
+	require.NoError(t, err)
+	n.MarkRegistered()
+
+	// The listing's flight, as dirPlusFlight runs it, held between the
+	// backend's answer (x and y read) and the store.
+	gate, fetched := make(chan struct{}), make(chan struct{})
+	listing, _ := n.flight.do(flightKey(op.DirPlus, "/d"), func() op.Result {
+		r := n.fetch(context.Background(), time.Time{}, op.DirPlus, "/d")
+		close(fetched)
+		<-gate
+		n.cfg.Cache.Store(op.DirPlus, "/d", r)
+		return r
+	})
+	<-fetched
+	require.EqualValues(t, 2, be.Ops(op.Read), "the listing read x and y")
+
+	read := make(chan op.Result, 1)
+	go func() { read <- n.getFlight(context.Background(), op.Read, "/d/x") }()
+	time.Sleep(20 * time.Millisecond) // the read reaches its flight (and, without the wait, the backend)
+	close(gate)
+	<-listing.done
+
+	got := <-read
+	require.Zero(t, got.Errno)
+	assert.Equal(t, "content of x", string(got.Data))
+	assert.EqualValues(t, 2, be.Ops(op.Read), "x read once, by the listing")
+}
