@@ -136,9 +136,9 @@ func TestRootListingAfterReplaceDropsTheOldBytes(t *testing.T) {
 
 	// held runs a flight as the node does (fetch, store), held between
 	// the two until its gate closes.
-	held := func(o op.Op, path string) (fetched, gate chan struct{}, f *flight) {
-		fetched, gate = make(chan struct{}), make(chan struct{})
-		f, _ = n.flight.do(flightKey(o, path), func() op.Result {
+	held := func(o op.Op, path string) (chan struct{}, chan struct{}, *flight) {
+		fetched, gate := make(chan struct{}), make(chan struct{})
+		f, _ := n.flight.do(flightKey(o, path), func() op.Result {
 			r := n.fetch(context.Background(), time.Time{}, o, path)
 			close(fetched)
 			<-gate
