@@ -302,7 +302,7 @@ func (c *Cache) storePositive(o op.Op, path string, r op.Result) {
 	c.clearNegative(path)
 	switch o {
 	case op.Getattr:
-		put(c, c.metadata, path, r.Attr, attrSize)
+		c.putStat(path, r.Attr, attrSize)
 	case op.Readdir:
 		put(c, c.tree, path, entries, opSize)
 	case op.Readlink:
@@ -315,7 +315,7 @@ func (c *Cache) storePositive(o op.Op, path string, r op.Result) {
 		// store; the listing goes last, as the most recent.
 		for _, ch := range children {
 			c.clearNegative(ch.path)
-			put(c, c.metadata, ch.path, ch.attr, ch.attrSize)
+			c.putStat(ch.path, ch.attr, ch.attrSize)
 			if ch.hasTarget {
 				put(c, c.links, ch.path, ch.target, ch.linkSize)
 			}

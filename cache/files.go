@@ -16,6 +16,19 @@ func (c *Cache) storeShipped(ch child) {
 	}
 }
 
+// putStat stores attr, a Getattr's or a dirplus entry's stat of path,
+// and forgets path's file content if attr shows another version than
+// the one the bytes were read under (a Read of the old version stored
+// before a stat of the new one): the cache never answers a Getattr with
+// one version and a Read with another, which every node below would fail
+// with EIO for as long as the bytes stayed. c.mu is held.
+func (c *Cache) putStat(path string, attr op.Attr, size int64) {
+	if it, ok := c.data.lru.Peek(path); ok && !op.VersionOf(it.val.attr).SameBytes(op.VersionOf(attr)) {
+		c.data.remove(path)
+	}
+	put(c, c.metadata, path, attr, size)
+}
+
 // markRead counts the first Read answered with a shipped file. c.mu is held.
 func (c *Cache) markRead(d *fileData) {
 	if d.unread {

@@ -94,3 +94,39 @@ func TestHeldCountsNothing(t *testing.T) {
 	assert.False(t, ok, "absent from the listing")
 	assert.Equal(t, before, c.Stats(), "Held counts nothing")
 }
+
+// A stat of another version than a held file's bytes, stored by a
+// Getattr or with a listing, drops the bytes: a Read never answers with
+// another version than a Getattr. A stat of the same version (atime
+// moved, another st_dev) keeps them.
+func TestNewerStatDropsOtherVersionsBytes(t *testing.T) {
+	v1 := op.Attr{Ino: 1, Mode: syscall.S_IFREG | 0o644, Size: 3, MtimeNs: 10, CtimeNs: 10}
+	v2 := v1
+	v2.Ino, v2.CtimeNs = 2, 20
+	same := v1
+	same.AtimeNs, same.Dev = 99, 7
+	for _, tc := range []struct {
+		name  string
+		store func(c *Cache, a op.Attr)
+	}{
+		{"getattr", func(c *Cache, a op.Attr) { c.Store(op.Getattr, "/d/f", op.Result{Attr: a}) }},
+		{"dirplus", func(c *Cache, a op.Attr) {
+			c.Store(op.DirPlus, "/d", op.Result{Plus: []op.PlusEntry{{Name: "f", Attr: a}}})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newTestCache(t, 1<<20, 0)
+			c.Store(op.Read, "/d/f", op.Result{Attr: v1, Data: []byte("old")})
+			tc.store(c, same)
+			r, ok := c.Lookup(op.Read, "/d/f")
+			require.True(t, ok, "the same version keeps its bytes")
+			assert.Equal(t, "old", string(r.Data))
+			tc.store(c, v2)
+			_, ok = c.Lookup(op.Read, "/d/f")
+			assert.False(t, ok, "another version's bytes are gone")
+			r, ok = c.Lookup(op.Getattr, "/d/f")
+			require.True(t, ok)
+			assert.Equal(t, v2, r.Attr)
+		})
+	}
+}

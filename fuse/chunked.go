@@ -88,8 +88,8 @@ func (c chunkedContent) Read(ctx context.Context, dest []byte, off int64) (gofus
 	}
 	dest = dest[:min(int64(len(dest)), size-off)]
 	cb := c.files.ChunkBytes
-	if r, ok := c.spliced(ctx, off, len(dest)); ok {
-		return r, 0
+	if r, errno, ok := c.spliced(ctx, off, len(dest)); ok {
+		return r, errno
 	}
 	if r, errno, ok := c.lent(ctx, off, len(dest)); ok {
 		return r, errno
@@ -123,20 +123,29 @@ func (c chunkedContent) Read(ctx context.Context, dest []byte, off int64) (gofus
 // source can hand it over; ok false: copy instead. The file is held
 // open until go-fuse has sent the reply, so the bytes are those of the
 // chunk (and version) asked for even if the store evicts it meanwhile.
-func (c chunkedContent) spliced(ctx context.Context, off int64, n int) (gofuse.ReadResult, bool) {
+// The source's errno is the read's: the copy would fetch the chunk the
+// same way, and asking again cost every failed read a second request up
+// the tree (ESTALE from the root; EIO after every ancestor was tried).
+func (c chunkedContent) spliced(ctx context.Context, off int64, n int) (gofuse.ReadResult, syscall.Errno, bool) {
 	src, ok := c.files.Source.(ChunkFileSource)
 	if !c.files.Splice || !ok || n > maxSpliceRead {
-		return nil, false
+		return nil, 0, false
 	}
 	req, within, ok := c.oneChunk(off, n)
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
 	f, errno := src.ChunkFile(ctx, req, within, n)
-	if errno != 0 || f == nil {
-		return nil, false // the copy path reads it again and reports its errno
+	switch {
+	case errno == syscall.EIO:
+		logEIO(c.files.Logger, c.path, off, "chunk read failed (see the node's log for the cause)", "chunk", req.Index)
+		return nil, errno, true
+	case errno != 0:
+		return nil, errno, true
+	case f == nil:
+		return nil, 0, false
 	}
-	return &chunkFileResult{f: f, off: within, n: n, log: c.files.Logger, path: c.path, fileOff: off}, true
+	return &chunkFileResult{f: f, off: within, n: n, log: c.files.Logger, path: c.path, fileOff: off}, 0, true
 }
 
 // oneChunk is the chunk a read of n bytes at off lies within, and the

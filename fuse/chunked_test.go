@@ -192,3 +192,36 @@ func TestChunkReadThroughput(t *testing.T) {
 		}
 	}
 }
+
+// failingSource answers every chunk, handed over or copied, with errno,
+// and counts how it was asked.
+type failingSource struct {
+	errno         syscall.Errno
+	files, copies atomic.Int64
+}
+
+func (s *failingSource) ReadChunk(context.Context, op.ChunkReq, []byte, int64) (int, syscall.Errno) {
+	s.copies.Add(1)
+	return 0, s.errno
+}
+
+func (s *failingSource) ChunkFile(context.Context, op.ChunkReq, int64, int) (*os.File, syscall.Errno) {
+	s.files.Add(1)
+	return nil, s.errno
+}
+
+// TestFailedChunkFileIsTheReadsAnswer: a read whose chunk file could not
+// be had (the file changed: ESTALE; no ancestor answered: EIO) fails
+// with it, without asking for the chunk a second time to copy it.
+func TestFailedChunkFileIsTheReadsAnswer(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.ESTALE, syscall.EIO} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			src := &failingSource{errno: errno}
+			p, _, _ := mountChunkedWith(t, 3<<20, 1<<20, true, 128<<10, func(*storeSource) ChunkSource { return src }, false)
+			_, err := os.ReadFile(p)
+			require.ErrorIs(t, err, syscall.EIO)
+			assert.Positive(t, src.files.Load())
+			assert.Zero(t, src.copies.Load(), "chunks asked for again to copy")
+		})
+	}
+}

@@ -155,9 +155,9 @@ func (n *Node) ReadChunk(ctx context.Context, req op.ChunkReq, dest []byte, off 
 // the chunk first if it is not held, for a read through this node's
 // mount that hands the kernel the file (a splice) instead of copying
 // its bytes; n is the bytes the read takes from it. A nil file with no
-// errno means the store keeps chunks (or this one, hot) in memory or
-// just evicted this one: read it with ReadChunk. The caller closes the
-// file.
+// errno means the store keeps chunks (or this one, hot) in memory, holds
+// this one in a file shared with other chunks, or just evicted it: read
+// it with ReadChunk. The caller closes the file.
 func (n *Node) ChunkFile(ctx context.Context, req op.ChunkReq, off int64, size int) (*os.File, syscall.Errno) {
 	if c := n.chunks; c != nil && c.valid(req) && (c.store.Dir() == "" || c.store.Hot(req.Key())) {
 		return nil, 0 // chunks (or this one) in memory: copying is cheaper than its file
@@ -167,9 +167,16 @@ func (n *Node) ChunkFile(ctx context.Context, req op.ChunkReq, off int64, size i
 		return nil, errno
 	}
 	f, _, ok := c.store.Open(req.Key())
-	if ok {
+	switch {
+	case ok:
 		n.hits[op.Chunk].Add(1)
-	} else {
+	case c.store.Has(req.Key()):
+		// Held in its version's shared file, which is never handed
+		// over (an eviction punches it): the caller copies the range.
+		// A flight here would load the whole chunk from disk for
+		// nothing, once per read.
+		return nil, 0
+	default:
 		n.misses[op.Chunk].Add(1)
 		if r := n.chunkFlight(ctx, req); !r.OK() {
 			return nil, r.Errno

@@ -254,6 +254,12 @@ func (n *Node) awaitListing(ctx context.Context, path string) {
 func (n *Node) getFlight(ctx context.Context, o op.Op, path string) op.Result {
 	deduped := false
 	f, led := n.flight.doOn(flightKey(o, path), ctx.Done() == nil, func() op.Result {
+		if o == op.Read {
+			// A listing that began after Get's awaitListing looked may
+			// have read the file before this flight was there to be
+			// seen (knownFile): its answer is the read's.
+			n.awaitListing(context.WithoutCancel(ctx), path)
+		}
 		// A flight that finished between our Lookup and do has
 		// already stored the answer: do not ask again. That answer is a
 		// dedup, like a wait on a flight, not a second miss.
