@@ -109,7 +109,7 @@ func New(cfg Config) *Cache {
 // entry's attributes are held. IsReady, DirPlusNext (paging, the node's
 // business) and Chunk (the chunk store's) are never cached and not counted.
 func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
-	return c.lookup(o, path, true)
+	return c.lookup(o, path, countAll)
 }
 
 // Recheck is Lookup for a request whose miss was already counted: the
@@ -120,18 +120,11 @@ func (c *Cache) Lookup(o op.Op, path string) (op.Result, bool) {
 // otherwise a cold get would count two misses here and one at the node.
 // An ENOENT it serves is still counted as served.
 func (c *Cache) Recheck(o op.Op, path string) (op.Result, bool) {
-	return c.lookup(o, path, false)
+	return c.lookup(o, path, countNone)
 }
 
-// counter adds 1 to *n when counting: hits and misses count only a
-// request's first lookup.
-func counter(n *uint64, counting bool) {
-	if counting {
-		*n++
-	}
-}
-
-func (c *Cache) lookup(o op.Op, path string, counting bool) (op.Result, bool) {
+func (c *Cache) lookup(o op.Op, path string, mode countMode) (op.Result, bool) {
+	hit, miss := mode != countNone, mode == countAll
 	if !cached(o) {
 		return op.Result{}, false
 	}
@@ -140,12 +133,15 @@ func (c *Cache) lookup(o op.Op, path string, counting bool) (op.Result, bool) {
 	if expiry, ok := c.negative.peek(path); ok {
 		if c.now().Before(expiry) {
 			c.count.negServes++
-			counter(&c.count.hits[o], counting)
+			counter(&c.count.hits[o], hit)
 			return op.Fail(syscall.ENOENT), true
+		}
+		if mode == countHits {
+			return op.Result{}, false // expiring it is the Lookup's that follows
 		}
 		c.negative.remove(path)
 		c.count.negExpires++
-		counter(&c.count.misses[o], counting)
+		counter(&c.count.misses[o], miss)
 		return op.Result{}, false
 	}
 	c.tick++
@@ -169,14 +165,14 @@ func (c *Cache) lookup(o op.Op, path string, counting bool) (op.Result, bool) {
 	}
 	if !ok && c.listed(path) == absent {
 		c.count.listingServes++
-		counter(&c.count.hits[o], counting)
+		counter(&c.count.hits[o], hit)
 		return op.Fail(syscall.ENOENT), true
 	}
 	if !ok {
-		counter(&c.count.misses[o], counting)
+		counter(&c.count.misses[o], miss)
 		return op.Result{}, false
 	}
-	counter(&c.count.hits[o], counting)
+	counter(&c.count.hits[o], hit)
 	return r, true
 }
 

@@ -46,10 +46,23 @@ type Config struct {
 	// long fails them with ErrHeartbeat (pinging after a quarter of it);
 	// 0 = off.
 	HeartbeatTimeout time.Duration
+	// Peek (server only; nil: none) answers a request from memory, or
+	// says it cannot. It runs on the connection's reader before the
+	// request is handed to a worker, so it must never wait (no I/O, no
+	// parent, no lock held across a wait): the reader also answers the
+	// connection's pings and reads its other requests. A request it
+	// answers never reaches the Handler.
+	Peek Peeker
 }
 
-// Handler answers one request. It runs in its own goroutine; ctx ends when
-// the requesting connection closes or the server's context ends.
+// Peeker answers a request at once from what it holds (ok), or reports
+// !ok and the Handler answers it (see Config.Peek).
+type Peeker func(o op.Op, path string) (res op.Result, ok bool)
+
+// Handler answers one request that Config.Peek did not. It runs on a
+// worker goroutine, never on the connection's reader, so it may block;
+// ctx ends when the requesting connection closes or the server's context
+// ends.
 type Handler func(ctx context.Context, o op.Op, path string) op.Result
 
 func (c Config) withDefaults() (Config, error) {

@@ -1,9 +1,12 @@
 // Package net is copper's node-to-node RPC: a framed request/response
-// protocol over cloudwego/netpoll event-loop connections. A Server
-// dispatches each request to a Handler on a worker goroutine (workers wait
-// for the next request instead of a goroutine per request); a Client
-// multiplexes many concurrent Calls over one connection to one parent,
-// read by one long-lived reader goroutine. Small frames handed to a
+// protocol over cloudwego/netpoll event-loop connections. Each side reads
+// a connection with one long-lived reader goroutine of its own. A Server
+// answers a request on that reader when Config.Peek answers it from
+// memory (a cached answer), and otherwise hands it to a Handler on a
+// worker goroutine (workers wait for the next request instead of a
+// goroutine per request), so pings and other requests never wait behind
+// a handler; a Client multiplexes many concurrent Calls over one
+// connection to one parent. Small frames handed to a
 // connection while another is being written go out together in one write;
 // a large one (file data) waits its turn instead of being copied. Netpoll's
 // pooled buffers are kept small on both sides: writes reach it in pieces of

@@ -2,9 +2,6 @@ package net
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -34,6 +31,7 @@ type Server struct {
 	closing  bool                     // Shutdown began: no new connections or requests
 	conns    map[*serverConn]struct{} // open connections, closed at the end of Shutdown
 	inflight sync.WaitGroup           // handlers running; Add only under mu while !closing
+	readers  sync.WaitGroup           // connection readers; Add only under mu while !closing
 	shutdown chan struct{}            // closed when Shutdown finished
 
 	// Workers: a request goes to a worker that waits on jobs, or to a new
@@ -49,29 +47,16 @@ type Server struct {
 
 // job is one request handed to a worker.
 type job struct {
-	sc   *serverConn
-	h    Header
-	path string
+	sc       *serverConn
+	h        Header
+	path     string
+	res      op.Result // the answer, when answered
+	answered bool      // no handler to run: res is written as it is
 }
 
 // maxIdleWorkers bounds the workers kept waiting after a burst; beyond it
 // a worker that finishes exits. Each holds a stack of a few KiB.
 const maxIdleWorkers = 32
-
-// serverConn is the server's state for one connection. Reading happens
-// only in netpoll's OnConnect/OnRequest callbacks, which netpoll runs one
-// at a time per connection; writes come from any goroutine through w.
-type serverConn struct {
-	conn   netpoll.Connection
-	remote string
-	ctx    context.Context // handlers' context; ends when the connection closes
-	cancel context.CancelFunc
-	nonce  [NonceSize]byte
-	authed atomic.Bool // set by OnRequest, read by the auth timer
-	w      frameWriter
-}
-
-type connKey struct{}
 
 // Listen starts a server on addr ("host:port"; port 0 picks one). ctx is
 // the parent of every handler's context: cancelling it abandons in-flight
@@ -105,7 +90,9 @@ func Listen(ctx context.Context, addr string, h Handler, cfg Config) (*Server, e
 		jobs:       make(chan job),
 		stopped:    make(chan struct{}),
 	}
-	s.loop, err = netpoll.NewEventLoop(s.onRequest, netpoll.WithOnConnect(s.onConnect))
+	// No OnRequest: each connection has a reader goroutine of its own
+	// (serverconn.go), so netpoll leaves closing it to that reader.
+	s.loop, err = netpoll.NewEventLoop(nil, netpoll.WithOnPrepare(s.onPrepare))
 	if err != nil {
 		cancel()
 		_ = ln.Close()
@@ -163,7 +150,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, sc := range conns {
-		_ = sc.conn.Close()
+		sc.wake() // its reader closes it
+	}
+	if rerr := s.awaitReaders(ctx); err == nil {
+		err = rerr
 	}
 	s.stopLoop()
 	close(s.stopped)
@@ -186,107 +176,14 @@ func (s *Server) stopLoop() {
 	}
 }
 
-func (s *Server) onConnect(ctx context.Context, conn netpoll.Connection) context.Context {
-	sc := &serverConn{conn: conn, remote: conn.RemoteAddr().String(), w: frameWriter{conn: conn}}
-	sc.ctx, sc.cancel = context.WithCancel(s.base)
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		sc.cancel()
-		_ = conn.Close()
-		return ctx
-	}
-	s.conns[sc] = struct{}{}
-	s.mu.Unlock()
-	// A peer that never authenticates must not hold a connection forever.
-	authTimer := time.AfterFunc(s.cfg.DialTimeout, func() {
-		if !sc.authed.Load() {
-			s.cfg.Logger.Warn("cnet: closing connection: no authentication within DialTimeout",
-				"remote", sc.remote, "timeout", s.cfg.DialTimeout)
-			_ = conn.Close()
-		}
-	})
-	_ = conn.AddCloseCallback(func(netpoll.Connection) error {
-		authTimer.Stop()
-		sc.cancel()
-		s.mu.Lock()
-		delete(s.conns, sc)
-		s.mu.Unlock()
-		return nil
-	})
-	rand.Read(sc.nonce[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	frame := AppendHeader(make([]byte, 0, HeaderSize+NonceSize), Header{Kind: KindHello, Length: NonceSize})
-	if err := sc.write(append(frame, sc.nonce[:]...)); err != nil {
-		s.cfg.Logger.Debug("cnet: sending hello failed", "remote", sc.remote, "err", err)
-	}
-	return context.WithValue(ctx, connKey{}, sc)
-}
-
-// onRequest reads one frame; netpoll calls it again while input remains.
-func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
-	sc, ok := ctx.Value(connKey{}).(*serverConn)
-	if !ok { // refused in onConnect
-		return conn.Close()
-	}
-	r := conn.Reader()
-	defer r.Release()
-	h, payload, err := readFrame(r, s.maxPayload) // payload is valid until Release
-	switch {
-	case err != nil:
-		return s.readFailed(sc, err)
-	case h.Kind == KindRequest && sc.authed.Load():
-		s.dispatch(sc, h, string(payload))
-		return nil
-	default:
-		return s.onControl(sc, h, payload)
-	}
-}
-
-// readFailed logs why a frame could not be read and closes the connection.
-// It and onControl are kept out of onRequest so that the request path's
-// stack frame stays small (see parseHeader).
-//
-//go:noinline
-func (s *Server) readFailed(sc *serverConn, err error) error {
-	var fe *frameError
-	if errors.As(err, &fe) && fe.clean {
-		s.cfg.Logger.Debug("cnet: connection ended", "remote", sc.remote, "err", err)
-	} else {
-		s.cfg.Logger.Error("cnet: closing connection", "remote", sc.remote, "err", err)
-	}
-	return sc.conn.Close()
-}
-
-// onControl handles every frame but an authenticated request: the
-// handshake, pings, and frames out of turn.
-//
-//go:noinline
-func (s *Server) onControl(sc *serverConn, h Header, payload []byte) error {
-	switch {
-	case !sc.authed.Load() && h.Kind == KindAuth:
-		nonceC, mac := payload[:NonceSize], payload[NonceSize:]
-		if !hmac.Equal(mac, handshakeMAC(s.cfg.Token, clientLabel, sc.nonce[:], nonceC)) {
-			s.cfg.Logger.Warn("cnet: closing connection: authentication failed (the client does not know the job token)", "remote", sc.remote)
-			return sc.conn.Close()
-		}
-		sc.authed.Store(true)
-		// Prove we know the token too: a child must not take answers
-		// from an impostor parent.
-		frame := AppendHeader(make([]byte, 0, HeaderSize+MACSize), Header{Kind: KindAuthOK, Length: MACSize})
-		return sc.write(append(frame, handshakeMAC(s.cfg.Token, serverLabel, sc.nonce[:], nonceC)...))
-	case sc.authed.Load() && h.Kind == KindPing:
-		return sc.answerPing(h)
-	default:
-		s.cfg.Logger.Error("cnet: closing connection", "remote", sc.remote,
-			"err", fmt.Errorf("%w: unexpected %v frame (authenticated: %t)", ErrProtocol, h.Kind, sc.authed.Load()))
-		return sc.conn.Close()
-	}
-}
-
-// dispatch hands one request to a worker: handlers block on their own
-// parents, and one slow path must not hold up the others (nor the pings
-// this reader answers).
-func (s *Server) dispatch(sc *serverConn, h Header, path string) {
+// request answers one request: on this reader when it is answered at
+// once (a path that fails op.CheckRequest, or Config.Peek's answer of at
+// most maxReaderAnswer bytes), otherwise on a worker: handlers block on
+// their own parents, and one slow path must not hold up the others (nor
+// the pings this reader answers). Answering on the reader saves handing
+// the request to a worker goroutine and waking it, a tenth of a small
+// round trip's CPU.
+func (s *Server) request(sc *serverConn, h Header, path string) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -295,11 +192,36 @@ func (s *Server) dispatch(sc *serverConn, h Header, path string) {
 	s.inflight.Add(1)
 	s.mu.Unlock()
 	j := job{sc: sc, h: h, path: path}
+	if errno := op.CheckRequest(h.Op, path); errno != 0 {
+		j.res, j.answered = op.Fail(errno), true
+	} else if s.cfg.Peek != nil {
+		j.res, j.answered = s.peek(h.Op, path)
+	}
+	if j.answered && responsePayloadSize(h.Op, j.res) <= maxReaderAnswer {
+		s.serve(j)
+		return
+	}
 	select {
 	case s.jobs <- j:
 	default:
 		go s.work(j)
 	}
+}
+
+// maxReaderAnswer bounds an answer the reader writes itself: writing a
+// larger one would hold up reading the connection's other requests.
+const maxReaderAnswer = 256 << 10
+
+// peek runs Config.Peek, turning a panic into "not answered": the
+// handler then answers, and reports its own failure.
+func (s *Server) peek(o op.Op, path string) (res op.Result, ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.cfg.Logger.Error("cnet: peek panic", "op", o, "path", path, "panic", v, "stack", string(debug.Stack()))
+			res, ok = op.Result{}, false
+		}
+	}()
+	return s.cfg.Peek(o, path)
 }
 
 // work serves j, then waits for the next job while fewer than
@@ -321,14 +243,12 @@ func (s *Server) work(j job) {
 	}
 }
 
-// serve answers one request.
+// serve answers one request: it runs the handler unless j holds the
+// answer already.
 func (s *Server) serve(j job) {
 	defer s.inflight.Done()
-	sc, h, path := j.sc, j.h, j.path
-	var res op.Result
-	if errno := op.CheckRequest(h.Op, path); errno != 0 {
-		res = op.Fail(errno)
-	} else {
+	sc, h, path, res := j.sc, j.h, j.path, j.res
+	if !j.answered {
 		res = s.callHandler(sc, h.Op, path)
 	}
 	if h.Op == op.DirPlus || h.Op == op.DirPlusNext {

@@ -363,6 +363,12 @@ func (n *Node) getDirPlus(ctx context.Context, o op.Op, dir, after string) op.Re
 			n.coalesced[o].Add(1)
 		}
 	}
+	return n.dirPlusAnswer(o, dir, after, outcome, r)
+}
+
+// dirPlusAnswer is the answer to a DirPlus (after = "") or DirPlusNext of
+// dir from its listing r: the entries after after, observed.
+func (n *Node) dirPlusAnswer(o op.Op, dir, after string, outcome Outcome, r op.Result) op.Result {
 	if r.OK() && after != "" {
 		i, found := searchPlus(r.Plus, after)
 		if found {

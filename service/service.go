@@ -251,6 +251,7 @@ func (svc *Service) newNode(id Identity, o Options, budget int64, guard []string
 func (svc *Service) serve(ctx context.Context, id Identity, netCfg cnet.Config) error {
 	endpoint := id.Book[id.Rank].Endpoint
 	var err error
+	netCfg.Peek = svc.node.Peek // cache hits are answered on the connection's reader
 	svc.server, err = cnet.Listen(ctx, endpoint, svc.node.Get, netCfg)
 	if err != nil {
 		return fmt.Errorf("rank %d: serve %s: %w", id.Rank, endpoint, err)

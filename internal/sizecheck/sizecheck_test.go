@@ -34,7 +34,6 @@ var longFiles = map[string]allowed{
 	"cache/cache.go":        {475, "one job: the cache's lookup, store and eviction; its stats are in stats.go"},
 	"net/client.go":         {450, "one job: the client connection (calls, the read loop, delivery)"},
 	"net/codec.go":          {700, "two jobs (framing, op payloads), but branch large is changing its op tables now; split after it lands"},
-	"net/server.go":         {450, "one job: the server connection (accept, dispatch, serve, encode)"},
 	"node/node.go":          {600, "branch large is changing it now; the fetch/singleflight path could move out after"},
 	"node/upstream.go":      {450, "one job: the upstream hops and failover between them"},
 }
