@@ -119,8 +119,21 @@ const (
 // makeJobDir creates <jobdir> with logs/, tables/ and profiling/. A job
 // directory through a name that another user created first in a shared
 // directory (log_dir under /tmp) is refused: they could read the logs, or
-// swap in links that make the nodes write elsewhere.
+// swap in links that make the nodes write elsewhere. The job directory,
+// when this makes it, is 0700: its logs and profiles name every path the
+// job read, which other users must not learn from a readable log_dir.
 func makeJobDir(jobDir string) error {
+	if err := osutil.MkdirAllTrusted(filepath.Dir(jobDir), 0o755, osutil.TrustGroup); err != nil {
+		return fmt.Errorf("job directory %s: %w", jobDir, err)
+	}
+	switch err := os.Mkdir(jobDir, 0o700); {
+	case err == nil:
+		if err := os.Chmod(jobDir, 0o700); err != nil { // whatever the umask
+			return fmt.Errorf("job directory %s: %w", jobDir, err)
+		}
+	case !errors.Is(err, os.ErrExist):
+		return fmt.Errorf("job directory %s: %w", jobDir, err)
+	}
 	for _, sub := range []string{"logs", "tables", "profiling"} {
 		if err := osutil.MkdirAllTrusted(filepath.Join(jobDir, sub), 0o755, osutil.TrustGroup); err != nil {
 			return fmt.Errorf("job directory %s: %w", jobDir, err)

@@ -244,3 +244,23 @@ func TestMakeJobDirRefusesADirectoryAnotherUserMadeFirst(t *testing.T) {
 	assert.Contains(t, err.Error(), "belongs to uid 2000")
 	require.NoError(t, makeJobDir(filepath.Join(shared, "mine", "job7")), "a directory of ours in the same place is fine")
 }
+
+// TestMakeJobDirIsPrivate: the logs and profiles name every path the job
+// read; a job directory copper makes is its user's alone, one that exists
+// keeps its mode (the user chose it).
+func TestMakeJobDirIsPrivate(t *testing.T) {
+	logDir := filepath.Join(t.TempDir(), "logs")
+	jobDir := filepath.Join(logDir, "job7")
+	require.NoError(t, makeJobDir(jobDir))
+	fi, err := os.Stat(jobDir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	require.NoError(t, os.Chmod(jobDir, 0o750))
+	require.NoError(t, makeJobDir(jobDir))
+	fi, err = os.Stat(jobDir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o750), fi.Mode().Perm(), "an existing job directory keeps its mode")
+	for _, sub := range []string{"logs", "tables", "profiling"} {
+		assert.DirExists(t, filepath.Join(jobDir, sub))
+	}
+}
