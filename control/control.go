@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -62,9 +61,10 @@ type Server struct {
 // maxRequest bounds what a client may send.
 const maxRequest = 64 << 10
 
-// Listen creates the socket (mode 0600: only the owner controls the node).
-// A socket left by a dead node is replaced; one answered by a live node is
-// an error naming the mount.
+// Listen creates the socket (mode 0600, in the owner's 0700 runtime
+// directory: only the owner controls the node; Serve checks each caller's
+// uid too). A socket left by a dead node is replaced; one answered by a
+// live node is an error naming the mount.
 func Listen(mount string, log *slog.Logger) (*Server, error) {
 	path, err := SocketPath(mount)
 	if err != nil {
@@ -78,9 +78,16 @@ func Listen(mount string, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("a copper node already serves mount %s (control socket %s)", mount, path)
 	}
 	_ = os.Remove(path)
-	old := syscall.Umask(0o177)
+	// Chmod after, not umask around: the umask is the whole process's,
+	// and other goroutines create files and directories meanwhile. The
+	// moment between is covered by the runtime directory's mode and by
+	// Serve's check of the caller.
 	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
+	if err == nil {
+		if err = os.Chmod(path, 0o600); err != nil {
+			ln.Close()
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
@@ -110,6 +117,11 @@ func (s *Server) Serve(ctx context.Context, h Handler) {
 }
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn, h Handler) {
+	if err := checkCaller(c); err != nil {
+		s.log.Warn("control connection refused", "err", err)
+		_ = json.NewEncoder(c).Encode(Response{Error: err.Error()})
+		return
+	}
 	var req Request
 	if err := json.NewDecoder(&limited{c, maxRequest}).Decode(&req); err != nil {
 		s.log.Warn("bad control request", "err", err)
@@ -219,6 +231,21 @@ func peerCred(c net.Conn) (*unix.Ucred, error) {
 		return nil, fmt.Errorf("peer credentials: %w", credErr)
 	}
 	return cred, nil
+}
+
+// checkCaller refuses a caller that is neither this node's user nor root,
+// as the kernel names it (SO_PEERCRED): whatever the socket's mode came
+// to be, another user can neither stop the node nor read its stats (the
+// paths the job reads).
+func checkCaller(c net.Conn) error {
+	cred, err := peerCred(c)
+	if err != nil {
+		return fmt.Errorf("control connection: %w", err)
+	}
+	if uid := int(cred.Uid); uid != os.Geteuid() && uid != 0 {
+		return fmt.Errorf("control connection from uid %d (pid %d) refused: only uid %d controls this node", uid, cred.Pid, os.Geteuid())
+	}
+	return nil
 }
 
 type limited struct {

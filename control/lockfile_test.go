@@ -22,6 +22,9 @@ import (
 const lockerEnv = "COPPER_CONTROL_TEST_LOCKER"
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(dialerEnv); path != "" {
+		os.Exit(dialAndStop(path))
+	}
 	if path := os.Getenv(lockerEnv); path != "" {
 		if err := lockLoop(path, "proc"+strconv.Itoa(os.Getpid()), stressRounds, nil); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // RuntimeDir is where control sockets, mount locks and the launcher's
@@ -38,10 +40,23 @@ func ownedDirs() []string {
 // another uid, or can be written by group or others (as ssh-agent and
 // tmux refuse theirs). A missing directory is fine: nothing is in it.
 func CheckRuntimeDir() error {
-	for _, d := range ownedDirs() {
-		if err := checkOwnedDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	dirs := ownedDirs()
+	for _, d := range dirs {
+		if err := checkOwnedDir(d); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
 			return err
 		}
+	}
+	return checkAbove(dirs[len(dirs)-1])
+}
+
+// checkAbove refuses a runtime directory below one that another user
+// could change ($XDG_RUNTIME_DIR or $TMPDIR of theirs, or not theirs
+// alone): they could swap ours for their own between a check and a use.
+func checkAbove(d string) error {
+	if err := osutil.CheckPath(d, os.Geteuid(), osutil.TrustSelf); err != nil {
+		return fmt.Errorf("runtime directory %s: %w (set XDG_RUNTIME_DIR to a directory of your own)", d, err)
 	}
 	return nil
 }
@@ -72,6 +87,9 @@ func MakeRuntimeDir() (string, error) {
 		if err := checkOwnedDir(d); err != nil {
 			return "", err
 		}
+	}
+	if err := checkAbove(dirs[len(dirs)-1]); err != nil {
+		return "", err
 	}
 	return dirs[len(dirs)-1], nil
 }

@@ -50,6 +50,13 @@ func TestRuntimeDirChecks(t *testing.T) {
 			require.NoError(t, os.Symlink(t.TempDir(), d))
 			return d
 		}, "is a symlink"},
+		{"xdg itself another user's in a shared directory", true, func(t *testing.T, base string) string {
+			shared := mkdir(t, filepath.Join(base, "tmp"), 0o777|os.ModeSticky)
+			xdg := mkdir(t, filepath.Join(shared, "xdg"), 0o777)
+			require.NoError(t, os.Chown(xdg, 65534, 65534))
+			t.Setenv("XDG_RUNTIME_DIR", xdg)
+			return mkdir(t, filepath.Join(xdg, "copper"), 0o700) // ours, in theirs
+		}, "belongs to uid 65534"},
 		{"tmp run other owner", false, func(t *testing.T, base string) string {
 			mkdir(t, filepath.Join(base, "copper-"+uid), 0o700)
 			d := mkdir(t, filepath.Join(base, "copper-"+uid, "run"), 0o700)

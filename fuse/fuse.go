@@ -125,7 +125,7 @@ func Mount(src Source, opts Options) (*Mounted, error) {
 
 	// fs.Mount, with the bridge wrapped (see rawView).
 	root := &node{fs: fsys, path: "/"}
-	raw := &rawView{RawFileSystem: fs.NewNodeFS(root, fsOpts), fs: fsys}
+	raw := &rawView{RawFileSystem: fs.NewNodeFS(root, fsOpts), fs: fsys, hideRoot: hiddenRootBits(fsys, opts.AllowOther)}
 	server, err := gofuse.NewServer(raw, mountpoint, &fsOpts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount copper view of %s at %s: %w", fsys.target, mountpoint, err)

@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"context"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -276,16 +277,26 @@ func (n *node) Listxattr(ctx context.Context, _ []byte) (uint32, syscall.Errno) 
 // Ioctl hands every command to OnIoctl and succeeds, as Copper 1.0 does,
 // except terminal requests: isatty() on a file must stay false. Those
 // are answered first and never reach OnIoctl: every isatty() on a file
-// of the mount sends one (Python's open() does, per file).
+// of the mount sends one (Python's open() does, per file). The commands
+// are the mounter's (and root's): another user of an allow_other mount
+// must not clear the tree's caches, reset the profile or make the node
+// write its logs, and gets what a plain file answers, ENOTTY.
 func (n *node) Ioctl(ctx context.Context, _ fs.FileHandle, cmd uint32, _ uint64, _ []byte, _ []byte) (int32, syscall.Errno) {
 	start := time.Now()
-	if isTerminalIoctl(cmd) {
+	if isTerminalIoctl(cmd) || !mounterCalls(ctx) {
 		return 0, n.fs.observe(ctx, opIoctl, n.path, start, syscall.ENOTTY)
 	}
 	if n.fs.onIoctl != nil {
 		n.fs.onIoctl(cmd, n.path)
 	}
 	return 0, n.fs.observe(ctx, opIoctl, n.path, start, 0)
+}
+
+// mounterCalls reports whether the process behind a request runs as the
+// user serving the mount, or as root.
+func mounterCalls(ctx context.Context) bool {
+	c, ok := gofuse.FromContext(ctx)
+	return ok && (c.Uid == 0 || int(c.Uid) == os.Geteuid())
 }
 
 // isTerminalIoctl matches the legacy tty requests (TCGETS, TIOCGWINSZ,

@@ -21,8 +21,9 @@ import (
 // bridge for that one request instead.
 type rawView struct {
 	gofuse.RawFileSystem
-	fs     *filesystem
-	server atomic.Pointer[gofuse.Server] // set at Init, for the pushes
+	fs       *filesystem
+	server   atomic.Pointer[gofuse.Server] // set at Init, for the pushes
+	hideRoot uint32                        // mode bits the root hides (rootmask.go)
 }
 
 // Init keeps the server for the stores of afterBridge.

@@ -23,7 +23,7 @@ import (
 // The test binary doubles as a helper process, chosen by helperEnv, for
 // what must not run inside the process that serves the mount.
 const (
-	helperEnv       = "COPPER_FUSE_TEST_HELPER" // "serve" or "mmap"
+	helperEnv       = "COPPER_FUSE_TEST_HELPER" // "serve", "mmap", "ioctl" or "read"
 	helperPathEnv   = "COPPER_FUSE_TEST_HELPER_PATH"
 	helperTargetEnv = "COPPER_FUSE_TEST_HELPER_TARGET"
 )
@@ -34,6 +34,10 @@ func TestMain(m *testing.M) {
 		os.Exit(serveHelper(os.Getenv(helperPathEnv), os.Getenv(helperTargetEnv)))
 	case "mmap":
 		os.Exit(mmapHelper(os.Getenv(helperPathEnv)))
+	case "ioctl":
+		os.Exit(ioctlHelper(os.Getenv(helperPathEnv)))
+	case "read":
+		os.Exit(readHelper(os.Getenv(helperPathEnv)))
 	}
 	os.Exit(m.Run())
 }

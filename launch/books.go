@@ -116,11 +116,27 @@ const (
 	NodeFile       = "node_file.txt"
 )
 
-// makeJobDir creates <jobdir> with logs/, tables/ and profiling/.
+// makeJobDir creates <jobdir> with logs/, tables/ and profiling/. A job
+// directory through a name that another user created first in a shared
+// directory (log_dir under /tmp) is refused: they could read the logs, or
+// swap in links that make the nodes write elsewhere. The job directory,
+// when this makes it, is 0700: its logs and profiles name every path the
+// job read, which other users must not learn from a readable log_dir.
 func makeJobDir(jobDir string) error {
+	if err := osutil.MkdirAllTrusted(filepath.Dir(jobDir), 0o755, osutil.TrustGroup); err != nil {
+		return fmt.Errorf("job directory %s: %w", jobDir, err)
+	}
+	switch err := os.Mkdir(jobDir, 0o700); {
+	case err == nil:
+		if err := os.Chmod(jobDir, 0o700); err != nil { // whatever the umask
+			return fmt.Errorf("job directory %s: %w", jobDir, err)
+		}
+	case !errors.Is(err, os.ErrExist):
+		return fmt.Errorf("job directory %s: %w", jobDir, err)
+	}
 	for _, sub := range []string{"logs", "tables", "profiling"} {
-		if err := os.MkdirAll(filepath.Join(jobDir, sub), 0o755); err != nil {
-			return fmt.Errorf("job directory: %w", err)
+		if err := osutil.MkdirAllTrusted(filepath.Join(jobDir, sub), 0o755, osutil.TrustGroup); err != nil {
+			return fmt.Errorf("job directory %s: %w", jobDir, err)
 		}
 	}
 	return nil
@@ -203,9 +219,11 @@ func privatePaths(dir, jobID string, r, pid int) privateFiles {
 // writePrivate writes this rank's book copy and, if token is not empty,
 // its token, in ctl.RuntimeDir(), named for this process.
 func writePrivate(jobID string, r int, entries []tree.Entry, token []byte) (privateFiles, error) {
-	dir := ctl.RuntimeDir()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return privateFiles{}, fmt.Errorf("runtime directory: %w", err)
+	// Checked again here, not only at the mount's lock: the token must
+	// never go into a directory another user prepared.
+	dir, err := ctl.MakeRuntimeDir()
+	if err != nil {
+		return privateFiles{}, err
 	}
 	sweepPrivate(dir) // those of launchers killed before they removed theirs
 	p := privatePaths(dir, jobID, r, os.Getpid())

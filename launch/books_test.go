@@ -204,3 +204,63 @@ func TestWritePrivate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, files.Token, "no token: no file")
 }
+
+// TestWritePrivateRefusesAPreparedRuntimeDir: the token is a secret and
+// the book says which parent a node trusts; neither may go into a
+// runtime directory someone else could have made or can write.
+func TestWritePrivateRefusesAPreparedRuntimeDir(t *testing.T) {
+	xdg := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", xdg)
+	require.NoError(t, os.Mkdir(filepath.Join(xdg, "copper"), 0o777))
+	require.NoError(t, os.Chmod(filepath.Join(xdg, "copper"), 0o777))
+	entries := []tree.Entry{{Host: "a", Endpoint: "127.0.0.1:1"}}
+	_, err := writePrivate("job7", 3, entries, []byte("abcdef0123456789abcdef"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "writable by group or others")
+	left, err := os.ReadDir(filepath.Join(xdg, "copper"))
+	require.NoError(t, err)
+	assert.Empty(t, left, "no book or token written there")
+}
+
+// TestMakeJobDirRefusesADirectoryAnotherUserMadeFirst: log_dir under a
+// shared sticky directory (the local site's /tmp/copper-$USER/logs) can
+// be created first by another user, who would then read the job's logs
+// and records or swap in links.
+func TestMakeJobDirRefusesADirectoryAnotherUserMadeFirst(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory to another uid")
+	}
+	shared := filepath.Join(t.TempDir(), "tmp")
+	require.NoError(t, os.Mkdir(shared, 0o700))
+	require.NoError(t, os.Chmod(shared, 0o777|os.ModeSticky))
+	taken := filepath.Join(shared, "copper-user")
+	require.NoError(t, os.Mkdir(taken, 0o777))
+	require.NoError(t, os.Chmod(taken, 0o777))
+	require.NoError(t, os.Chown(taken, 2000, 2000))
+	jobDir := filepath.Join(taken, "logs", "job7")
+	err := makeJobDir(jobDir)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "job directory "+jobDir)
+	assert.Contains(t, err.Error(), "belongs to uid 2000")
+	require.NoError(t, makeJobDir(filepath.Join(shared, "mine", "job7")), "a directory of ours in the same place is fine")
+}
+
+// TestMakeJobDirIsPrivate: the logs and profiles name every path the job
+// read; a job directory copper makes is its user's alone, one that exists
+// keeps its mode (the user chose it).
+func TestMakeJobDirIsPrivate(t *testing.T) {
+	logDir := filepath.Join(t.TempDir(), "logs")
+	jobDir := filepath.Join(logDir, "job7")
+	require.NoError(t, makeJobDir(jobDir))
+	fi, err := os.Stat(jobDir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	require.NoError(t, os.Chmod(jobDir, 0o750))
+	require.NoError(t, makeJobDir(jobDir))
+	fi, err = os.Stat(jobDir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o750), fi.Mode().Perm(), "an existing job directory keeps its mode")
+	for _, sub := range []string{"logs", "tables", "profiling"} {
+		assert.DirExists(t, filepath.Join(jobDir, sub))
+	}
+}

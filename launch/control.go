@@ -174,17 +174,20 @@ func stopNode(ctx context.Context, mount string, ownLock bool) (stopped bool, er
 // launcher removed them once the node was ready), from its command line.
 func privateFilesOf(pid int) privateFiles {
 	var p privateFiles
-	if pid <= 0 {
+	// The pid may be gone and reused by then: only a process of ours
+	// names files to remove, and only files right in the runtime
+	// directory ("run/../x" starts with its name too).
+	if pid <= 0 || !ownedBy(pid, os.Geteuid()) {
 		return p
 	}
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
 		return p
 	}
-	dir := ctl.RuntimeDir() + string(filepath.Separator)
+	dir := ctl.RuntimeDir()
 	args := strings.Split(string(raw), "\x00")
 	for i := 0; i+1 < len(args); i++ {
-		if !strings.HasPrefix(args[i+1], dir) {
+		if v := args[i+1]; !filepath.IsAbs(v) || filepath.Dir(filepath.Clean(v)) != dir {
 			continue
 		}
 		switch args[i] {

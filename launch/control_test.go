@@ -70,7 +70,7 @@ func TestPrivateFilesOf(t *testing.T) {
 	}, 10*time.Second, 5*time.Millisecond)
 
 	// Files outside the runtime directory (a prepared book's token) are not ours.
-	other := exec.Command("sh", "-c", "read x", "sh", "--token-file", "/shared/job.book.token")
+	other := exec.Command("sh", "-c", "read x", "sh", "--token-file", "/shared/job.book.token", "--book", dir+"/../escape.book")
 	stdin2, err := other.StdinPipe()
 	require.NoError(t, err)
 	require.NoError(t, other.Start())

@@ -97,7 +97,7 @@ func claimJobDir(dir, jobID, source string) (*jobClaim, error) {
 		c.release()
 		return nil, fmt.Errorf("job %s: lock %s: %w", jobID, path, err)
 	}
-	if pid, mount, ok := liveNodeWriting(dir); ok {
+	if pid, mount, ok := liveNodeWriting(dir, os.Geteuid()); ok {
 		c.release()
 		busy.PID, busy.Mount = pid, mount
 		return nil, busy
@@ -119,11 +119,14 @@ func readLockPID(path string) int {
 	return pid
 }
 
-// liveNodeWriting finds a running copper-node serving with --job-dir dir
-// (the same directory, however spelled), from the command lines in
-// /proc: a daemon keeps its starter's arguments, and a foreground node is
-// the launcher it replaced.
-func liveNodeWriting(dir string) (pid int, mount string, ok bool) {
+// liveNodeWriting finds a running copper-node of uid serving with
+// --job-dir dir (the same directory, however spelled), from the command
+// lines in /proc: a daemon keeps its starter's arguments, and a
+// foreground node is the launcher it replaced. Only uid's processes
+// count: anyone can name a process copper-node and give it any command
+// line, and another user's process must not keep this user's job from
+// starting.
+func liveNodeWriting(dir string, uid int) (pid int, mount string, ok bool) {
 	want, wantErr := os.Stat(dir)
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
@@ -132,7 +135,7 @@ func liveNodeWriting(dir string) (pid int, mount string, ok bool) {
 	self := os.Getpid()
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == self {
+		if err != nil || pid == self || !ownedBy(pid, uid) {
 			continue
 		}
 		raw, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))

@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -96,4 +98,46 @@ func TestArgValue(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, argValue(args, tc.flag), tc.flag)
 	}
+}
+
+// TestClaimJobDirIgnoresOtherUsersProcesses: anyone can run a process
+// named copper-node with a command line naming your job directory; it
+// must not keep your job from starting.
+func TestClaimJobDirIgnoresOtherUsersProcesses(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a process as another uid")
+	}
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	dir := filepath.Join(t.TempDir(), "job")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+
+	// The test binary, linked as copper-node where uid 2000 can run it.
+	self, err := os.Executable()
+	require.NoError(t, err)
+	binDir := t.TempDir()
+	for _, d := range []string{binDir, filepath.Dir(binDir)} { // t.TempDir's are 0700
+		require.NoError(t, os.Chmod(d, 0o755))
+	}
+	bin := filepath.Join(binDir, "copper-node")
+	raw, err := os.ReadFile(self)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin, raw, 0o755))
+	cmd := exec.Command(bin, "serve", "--job-dir", dir, "--mount", "/tmp/m")
+	cmd.Env = append(os.Environ(), fakeNodeEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 2000, Gid: 2000}}
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	require.Eventually(t, func() bool { // its command line is the node's once it runs
+		pid, _, ok := liveNodeWriting(dir, 2000)
+		return ok && pid == cmd.Process.Pid
+	}, 10*time.Second, 10*time.Millisecond, "uid 2000's fake node is seen as its own")
+
+	release, err := claimJobDirs([]string{dir}, "job", "--job-id or job_id")
+	require.NoError(t, err, "uid 2000's process does not hold our job directory")
+	release()
 }

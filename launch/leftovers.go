@@ -46,14 +46,16 @@ func sweepPrivate(dir string) []string {
 	return removed
 }
 
-// copperRuns reports whether pid runs as copper-launch or copper-node.
+// copperRuns reports whether pid runs as copper-launch or copper-node of
+// this user (the writer's pid reused by another user's process of that
+// name is a dead writer too).
 // A zombie counts too: a launcher that execs copper-node from a thread
 // other than its main one shows state Z until the exec has replaced the
 // thread group (seen under srun: a sweep in that window removed the
 // book the node was about to read); a real zombie's files wait for its
 // reaping, which is the safe side.
 func copperRuns(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) == syscall.ESRCH {
+	if pid <= 0 || syscall.Kill(pid, 0) == syscall.ESRCH || !ownedBy(pid, os.Geteuid()) {
 		return false
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
@@ -67,8 +69,9 @@ func copperRuns(pid int) bool {
 	return false
 }
 
-// filesNamedByNodes lists the --book and --token-file arguments of the
-// running copper-node processes.
+// filesNamedByNodes lists the --book and --token-file arguments of this
+// user's running copper-node processes (another user's could name our
+// files to keep a token copy from ever being removed).
 func filesNamedByNodes() map[string]bool {
 	named := map[string]bool{}
 	procs, err := os.ReadDir("/proc")
@@ -76,7 +79,8 @@ func filesNamedByNodes() map[string]bool {
 		return named
 	}
 	for _, p := range procs {
-		if _, err := strconv.Atoi(p.Name()); err != nil {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || !ownedBy(pid, os.Geteuid()) {
 			continue
 		}
 		raw, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
@@ -94,4 +98,11 @@ func filesNamedByNodes() map[string]bool {
 		}
 	}
 	return named
+}
+
+// ownedBy reports whether process pid runs as uid (the owner of its /proc
+// directory is the process's effective uid).
+func ownedBy(pid, uid int) bool {
+	var st syscall.Stat_t
+	return syscall.Stat("/proc/"+strconv.Itoa(pid), &st) == nil && int(st.Uid) == uid
 }

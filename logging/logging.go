@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // LevelFatal sits above slog's error level: Copper 1.0's level 1 shows
@@ -63,10 +66,12 @@ func New(o Options) (*slog.Logger, func() error, error) {
 		if o.File == "" {
 			return nil, nil, fmt.Errorf("log_type %q needs a log file", o.Type)
 		}
-		if err := os.MkdirAll(filepath.Dir(o.File), 0o755); err != nil {
+		if err := osutil.MkdirAllTrusted(filepath.Dir(o.File), 0o755, osutil.TrustGroup); err != nil {
 			return nil, nil, fmt.Errorf("log directory: %w", err)
 		}
-		f, err := os.OpenFile(o.File, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		// O_NOFOLLOW: a link planted at the name must not make us
+		// append to whatever file it points at.
+		f, err := os.OpenFile(o.File, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
 		if err != nil {
 			return nil, nil, fmt.Errorf("log file: %w", err)
 		}

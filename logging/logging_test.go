@@ -54,3 +54,45 @@ func TestBadType(t *testing.T) {
 	_, _, err := New(Options{Level: 4, Type: "syslog"})
 	require.ErrorContains(t, err, `log_type "syslog"`)
 }
+
+// TestLogFileRefusesPlantedLinks: log_dir may be under /tmp (the local
+// site's /tmp/copper-$USER/logs), where another user can create the
+// directory first, or plant a link at a log file's name so that the node
+// appends its log to a file of the link's choosing.
+func TestLogFileRefusesPlantedLinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory to another uid")
+	}
+	top := t.TempDir()
+	shared := filepath.Join(top, "tmp")
+	require.NoError(t, os.Mkdir(shared, 0o700))
+	require.NoError(t, os.Chmod(shared, 0o777|os.ModeSticky))
+	taken := filepath.Join(shared, "copper-user")
+	require.NoError(t, os.Mkdir(taken, 0o777))
+	require.NoError(t, os.Chmod(taken, 0o777))
+	require.NoError(t, os.Chown(taken, 2000, 2000))
+	victim := filepath.Join(top, "victim")
+	require.NoError(t, os.WriteFile(victim, []byte("mine\n"), 0o644))
+	linked := filepath.Join(top, "mine", "node.log")
+	require.NoError(t, os.Mkdir(filepath.Dir(linked), 0o755))
+	require.NoError(t, os.Symlink(victim, linked))
+
+	tests := []struct{ name, file, want string }{
+		{"directory of another user in a shared one", filepath.Join(taken, "logs", "node.log"), "belongs to uid 2000"},
+		{"link at the log file's name", linked, "too many levels of symbolic links"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log, closeFn, err := New(Options{Level: 4, Type: "file", File: tt.file})
+			if err == nil {
+				log.Info("appended")
+				_ = closeFn()
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	b, err := os.ReadFile(victim)
+	require.NoError(t, err)
+	assert.Equal(t, "mine\n", string(b), "the linked file is untouched")
+}

@@ -2,11 +2,11 @@ package service
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/hpc-copper/copper/config"
 	cfuse "github.com/hpc-copper/copper/fuse"
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/stalemount"
 )
 
@@ -14,8 +14,10 @@ func (svc *Service) mount(s config.Settings, rank int, guard []string) error {
 	if _, err := stalemount.Clean(s.Mount, svc.log); err != nil {
 		return fmt.Errorf("rank %d: stale mount at %s: %w", rank, s.Mount, err)
 	}
-	if err := os.MkdirAll(s.Mount, 0o755); err != nil {
-		return fmt.Errorf("rank %d: mount directory: %w", rank, err)
+	// The job reads what it runs through this path: another user who
+	// could swap a directory on it could serve the job their own files.
+	if err := osutil.MkdirAllTrusted(s.Mount, 0o755, osutil.TrustSelf); err != nil {
+		return fmt.Errorf("rank %d: mount directory %s: %w (mount in a directory only you and root can change, such as one of yours under /tmp or /dev/shm)", rank, s.Mount, err)
 	}
 	var large cfuse.ContentProvider // nil: direct, from this host
 	if svc.chunks != nil {

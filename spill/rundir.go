@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // lockName is the file in a run directory that its store holds an
@@ -81,9 +83,9 @@ func sweep(base, ours string) int {
 }
 
 // makeRunDir makes base (0700) if missing, checks that it is a directory
-// that we own and that no one else can write (another user could swap
-// our run directory for a link otherwise), and makes this run's private
-// directory in it.
+// that we own and that no one else can write, nor any directory above it
+// (another user could swap our run directory for a link otherwise), and
+// makes this run's private directory in it.
 func makeRunDir(base string) (string, *os.File, error) {
 	if !filepath.IsAbs(base) {
 		return "", nil, errors.New("not an absolute path")
@@ -102,6 +104,11 @@ func makeRunDir(base string) (string, *os.File, error) {
 		return "", nil, fmt.Errorf("owned by uid %d, not by us (uid %d)", st.Uid, os.Geteuid())
 	case st.Mode&0o022 != 0:
 		return "", nil, fmt.Errorf("writable by others (mode %#o)", st.Mode&0o777)
+	}
+	// The directories above too: the owner of one could swap base for a
+	// directory of links, and chunk writes would land in your files.
+	if err := osutil.CheckPath(base, os.Geteuid(), osutil.TrustSelf); err != nil {
+		return "", nil, err
 	}
 	dir, err := os.MkdirTemp(base, fmt.Sprintf("run-%d-", os.Getpid()))
 	if err != nil {
@@ -123,7 +130,7 @@ func makeRunDir(base string) (string, *os.File, error) {
 
 // writeAt writes data at off of the existing file name, buffered.
 func writeAt(name string, off int64, data []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	f, err := os.OpenFile(name, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}

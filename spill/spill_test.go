@@ -72,14 +72,24 @@ func TestUnusableDirDegradesToMemory(t *testing.T) {
 	open := filepath.Join(tmp, "open")
 	require.NoError(t, os.Mkdir(open, 0o777))
 	require.NoError(t, os.Chmod(open, 0o777))
+	theirs := filepath.Join(tmp, "theirs") // another user's: they could swap what is in it
+	require.NoError(t, os.Mkdir(theirs, 0o755))
 	for _, tc := range []struct{ name, dir string }{
 		{"not writable", filepath.Join(ro, "sub")},
 		{"a file", file},
 		{"a symlink", link},
 		{"writable by others", open},
+		{"under a directory writable by others", filepath.Join(open, "spill")},
+		{"under another user's directory", filepath.Join(theirs, "spill")},
 		{"relative", "spill"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "under another user's directory" {
+				if os.Geteuid() != 0 {
+					t.Skip("needs root to give a directory to another uid")
+				}
+				require.NoError(t, os.Chown(theirs, 2000, 2000))
+			}
 			if tc.name == "not writable" && os.Geteuid() == 0 {
 				// root writes through mode bits: make it read-only for real.
 				require.NoError(t, syscall.Mount("tmpfs", ro, "tmpfs", syscall.MS_RDONLY, "size=1m"))

@@ -3,6 +3,7 @@ package secret
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -27,6 +28,11 @@ func TestRead(t *testing.T) {
 		{"too large", write("big", make([]byte, 65), 0o600), "larger than 64 bytes"},
 		{"a directory", dir, "is not a regular file"},
 		{"missing", filepath.Join(dir, "absent"), "no such file or directory"},
+		{"a FIFO fails at once", func() string {
+			p := filepath.Join(dir, "fifo")
+			require.NoError(t, syscall.Mkfifo(p, 0o600))
+			return p
+		}(), "is not a regular file"},
 		{"a symlink to ours is read through", func() string {
 			p := filepath.Join(dir, "link")
 			require.NoError(t, os.Symlink(good, p))
