@@ -360,14 +360,14 @@ func (c *Client) handle(h Header, payload []byte) error {
 		rand.Read(c.nonceC[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
 		frame := AppendHeader(make([]byte, 0, HeaderSize+NonceSize+MACSize), Header{Kind: KindAuth, Length: NonceSize + MACSize})
 		frame = append(frame, c.nonceC[:]...)
-		frame = append(frame, handshakeMAC(c.cfg.Token, clientLabel, c.nonceS, c.nonceC[:])...)
+		frame = append(frame, handshakeMAC(c.cfg.Token, clientLabel, c.addr, c.nonceS, c.nonceC[:])...)
 		c.stage.Store(stageAuth)
 		return c.send(context.Background(), frame)
 	case stage == stageAuth && h.Kind == KindAuthOK:
 		// The server must prove it knows the token before any request
 		// goes out: an impostor parent must not serve forged files.
-		if !hmac.Equal(payload, handshakeMAC(c.cfg.Token, serverLabel, c.nonceS, c.nonceC[:])) {
-			return fmt.Errorf("%w: the server at %s does not know the job token (its auth-ok does not verify): not a peer of this job", ErrAuthFailed, c.addr)
+		if !hmac.Equal(payload, handshakeMAC(c.cfg.Token, serverLabel, c.addr, c.nonceS, c.nonceC[:])) {
+			return fmt.Errorf("%w: the server at %s does not know the job token, or is not the node at that address (its auth-ok does not verify): not a peer of this job", ErrAuthFailed, c.addr)
 		}
 		c.stage.Store(stageActive)
 		close(c.ready)

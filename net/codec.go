@@ -14,7 +14,7 @@ import (
 // Frame constants; see the package documentation for the layout.
 const (
 	HeaderSize = 20 // bytes before every payload
-	Version    = 4  // the only protocol version this package speaks (3: dirplus; 4: files in a dirplus)
+	Version    = 5  // the only protocol version this package speaks (3: dirplus; 4: files in a dirplus; 5: the server's endpoint in the handshake proofs)
 	NonceSize  = 32 // a handshake nonce (hello; first half of auth)
 	MACSize    = 32 // HMAC-SHA256 in auth and auth-ok payloads
 	AttrSize   = 84 // encoded op.Attr

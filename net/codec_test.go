@@ -132,7 +132,7 @@ func TestRequestRoundTrip(t *testing.T) {
 
 func TestHeaderLayout(t *testing.T) {
 	got := AppendHeader(nil, Header{Kind: KindResponse, Op: op.Read, ID: 0x0102030405060708, Length: 0x0a0b0c0d})
-	want := []byte{'C', 0xCE, 4, 5, 5, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d}
+	want := []byte{'C', 0xCE, 5, 5, 5, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d}
 	assert.Equal(t, want, got)
 }
 
@@ -277,8 +277,9 @@ func TestDecodeHeaderRejects(t *testing.T) {
 		{"version 0", edit(2, 0), "unsupported version 0"},
 		{"version 1 (no server proof)", edit(2, 1), "unsupported version 1"},
 		{"version 2 (no dirplus)", edit(2, 2), "unsupported version 2"},
-		{"version 3 (no files in a dirplus)", edit(2, 3), "unsupported version 3 (this copper speaks 4"},
-		{"version 5", edit(2, 5), "unsupported version 5"},
+		{"version 3 (no files in a dirplus)", edit(2, 3), "unsupported version 3 (this copper speaks 5"},
+		{"version 4 (handshake proofs without the endpoint)", edit(2, 4), "unsupported version 4"},
+		{"version 6", edit(2, 6), "unsupported version 6"},
 		{"kind 0", edit(3, 0), "unknown frame kind(0)"},
 		{"kind 8", edit(3, 8), "unknown frame kind(8)"},
 		{"op 0 in request", edit(4, 0), "unknown op(0)"},

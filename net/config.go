@@ -46,6 +46,11 @@ type Config struct {
 	// long fails them with ErrHeartbeat (pinging after a quarter of it);
 	// 0 = off.
 	HeartbeatTimeout time.Duration
+	// Endpoint (server only) is the address peers dial this server at,
+	// which its handshake proofs name; "" = the address given to Listen
+	// (the bound one when its port is 0). Only a server reached through a
+	// forwarded port needs it.
+	Endpoint string
 	// Peek (server only; nil: none) answers a request from memory, or
 	// says it cannot. It runs on the connection's reader before the
 	// request is handed to a worker, so it must never wait (no I/O, no

@@ -24,8 +24,9 @@
 //
 //	offset size field
 //	0      2    magic "C\xCE"
-//	2      1    version (4; 3 added dirplus, 4 file content in dirplus
-//	            entries; older peers are refused, the error names both)
+//	2      1    version (5; 3 added dirplus, 4 file content in dirplus
+//	            entries, 5 the server's endpoint in the handshake proofs;
+//	            older peers are refused, the error names both)
 //	3      1    kind
 //	4      1    op (op.Op for request/response, 0 otherwise)
 //	5      3    reserved, zero
@@ -95,8 +96,11 @@
 // and a wrong one fails Dial with ErrAuthFailed naming the server's address
 // (so a node fails over instead of taking answers from an impostor parent).
 // MACs are compared in constant time; the labels keep the two directions
-// apart and the two nonces bind each proof to one connection. A connection
-// that has not authenticated within Config.DialTimeout is closed.
+// apart, the two nonces bind each proof to one connection, and the
+// server's endpoint — the address the client dialed; the server's own,
+// Config.Endpoint or its Listen address — binds it to one node, so a relay
+// to another node fails. A connection that has not authenticated within
+// Config.DialTimeout is closed.
 //
 // The handshake authenticates the endpoints; frames after it are neither
 // encrypted nor individually MAC'd (paths and file bytes travel in clear).

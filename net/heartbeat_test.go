@@ -17,15 +17,18 @@ import (
 
 // freezer is a TCP proxy in front of a server that can stop forwarding
 // in both directions, as a SIGSTOPped server does: the connection stays
-// up, bytes are accepted by the kernel, nothing is answered.
+// up, bytes are accepted by the kernel, nothing is answered. Its server
+// must name the proxy's address as its Endpoint: the handshake refuses a
+// relay to a server that does not (TestHandshakeRefusesRelay).
 type freezer struct {
 	ln     stdnet.Listener
 	mu     sync.Mutex
+	target string        // the server forwarded to (setTarget)
 	frozen chan struct{} // nil: forwarding; else closed on thaw
 	wg     sync.WaitGroup
 }
 
-func newFreezer(t *testing.T, target string) *freezer {
+func newFreezer(t *testing.T) *freezer {
 	t.Helper()
 	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -38,6 +41,9 @@ func newFreezer(t *testing.T, target string) *freezer {
 			if err != nil {
 				return
 			}
+			f.mu.Lock()
+			target := f.target
+			f.mu.Unlock()
 			out, err := stdnet.Dial("tcp", target)
 			if err != nil {
 				_ = in.Close()
@@ -63,6 +69,13 @@ func newFreezer(t *testing.T, target string) *freezer {
 	return f
 }
 
+// setTarget names the server connections are forwarded to.
+func (f *freezer) setTarget(addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.target = addr
+}
+
 func (f *freezer) addr() string { return f.ln.Addr().String() }
 
 func (f *freezer) freeze() {
@@ -83,7 +96,14 @@ func (f *freezer) thaw() {
 }
 
 // pipe copies src to dst, holding each chunk while frozen.
-func (f *freezer) pipe(dst io.Writer, src io.Reader) {
+// pipe copies src to dst until src ends, then ends dst's direction too,
+// so that a side closing its connection is seen through the proxy.
+func (f *freezer) pipe(dst, src stdnet.Conn) {
+	defer func() {
+		if tc, ok := dst.(*stdnet.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+	}()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -109,8 +129,9 @@ func (f *freezer) pipe(dst io.Writer, src io.Reader) {
 func TestHeartbeatFailsCallsToAFrozenServer(t *testing.T) {
 	b := newBlocker()
 	defer close(b.release)
-	s := startServer(t, b.handle, Config{})
-	fr := newFreezer(t, s.Addr())
+	fr := newFreezer(t)
+	s := startServer(t, b.handle, Config{Endpoint: fr.addr()})
+	fr.setTarget(s.Addr())
 	c := dial(t, fr.addr(), Config{HeartbeatTimeout: 200 * time.Millisecond})
 
 	// The connection works through the proxy.
@@ -149,8 +170,9 @@ func TestHeartbeatIgnoresIdleConnections(t *testing.T) {
 	// Long enough that a loaded host's scheduling delays after the idle
 	// spell are not silence.
 	const timeout = 500 * time.Millisecond
-	s := startServer(t, echo, Config{})
-	fr := newFreezer(t, s.Addr())
+	fr := newFreezer(t)
+	s := startServer(t, echo, Config{Endpoint: fr.addr()})
+	fr.setTarget(s.Addr())
 	c := dial(t, fr.addr(), Config{HeartbeatTimeout: timeout})
 	fr.freeze()
 	time.Sleep(4 * timeout)
@@ -222,6 +244,48 @@ func TestQuietTicks(t *testing.T) {
 				assert.Equal(t, k.ping, ping, "tick %d ping", i)
 				assert.Equal(t, k.dead, dead, "tick %d dead", i)
 			}
+		})
+	}
+}
+
+// A relay — a process that a child dials in its parent's place, passing
+// the handshake on to another node — gets no authenticated connection:
+// both proofs name the endpoint the child dialed, which is not the
+// server's. A server told that peers reach it at the relay's address
+// (Config.Endpoint: a port forward the site declares) is reached through it.
+func TestHandshakeRefusesRelay(t *testing.T) {
+	tests := []struct {
+		name     string
+		endpoint func(relay string) string
+		wantErr  bool
+	}{
+		{"server names its own address", func(string) string { return "" }, true},
+		{"server names the relay's address", func(relay string) string { return relay }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			relay := newFreezer(t)
+			s := startServer(t, echo, Config{Endpoint: tt.endpoint(relay.addr())})
+			relay.setTarget(s.Addr())
+			ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+			defer cancel()
+			c, err := Dial(ctx, relay.addr(), tok(Config{}))
+			if !tt.wantErr {
+				require.NoError(t, err)
+				defer c.Close()
+				_, err = c.Call(callCtx(t), op.Getattr, "/through")
+				require.NoError(t, err)
+				return
+			}
+			if c != nil {
+				_ = c.Close()
+			}
+			require.Error(t, err)
+			assert.ErrorIs(t, err, ErrAuthFailed)
+			// Direct, the same server is fine.
+			direct := dial(t, s.Addr(), Config{})
+			_, err = direct.Call(callCtx(t), op.Getattr, "/direct")
+			require.NoError(t, err)
 		})
 	}
 }

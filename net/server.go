@@ -22,6 +22,7 @@ type Server struct {
 	cfg        Config
 	maxPayload uint32
 	addr       string
+	endpoint   string // the name its handshake proofs carry (serverEndpoint)
 	loop       netpoll.EventLoop
 	served     chan struct{} // closed when the event loop's Serve returned
 	base       context.Context
@@ -82,6 +83,7 @@ func Listen(ctx context.Context, addr string, h Handler, cfg Config) (*Server, e
 		cfg:        cfg,
 		maxPayload: uint32(cfg.MaxFrame),
 		addr:       ln.Addr().String(),
+		endpoint:   serverEndpoint(cfg.Endpoint, addr, ln.Addr().String()),
 		served:     make(chan struct{}),
 		base:       base,
 		cancel:     cancel,

@@ -546,13 +546,16 @@ func TestClientRefusesImpostorServer(t *testing.T) {
 		authOK func(nonceS, auth []byte) []byte
 	}{
 		{name: "another job's token", authOK: func(nonceS, auth []byte) []byte {
-			return handshakeMAC(other, serverLabel, nonceS, auth[:NonceSize])
+			return handshakeMAC(other, serverLabel, "", nonceS, auth[:NonceSize])
+		}},
+		{name: "the job's token, another node's endpoint (a relay)", authOK: func(nonceS, auth []byte) []byte {
+			return handshakeMAC(testToken, serverLabel, "127.0.0.1:1", nonceS, auth[:NonceSize])
 		}},
 		{name: "zero MAC", authOK: func([]byte, []byte) []byte { return make([]byte, MACSize) }},
 		{name: "empty auth-ok (version 1 style)", authOK: func([]byte, []byte) []byte { return nil }},
 		{name: "reflects the client's MAC", authOK: func(_, auth []byte) []byte { return auth[NonceSize:] }},
 		{name: "right MAC for another nonce", authOK: func(nonceS, _ []byte) []byte {
-			return handshakeMAC(testToken, serverLabel, nonceS, make([]byte, NonceSize))
+			return handshakeMAC(testToken, serverLabel, "", nonceS, make([]byte, NonceSize))
 		}},
 	}
 	for _, tc := range tests {
@@ -637,31 +640,36 @@ func rawConnect(t *testing.T, addr string) *rawConn {
 }
 
 // rawDial connects and authenticates by the documented rule: auth =
-// nonce_c || HMAC-SHA256(token, "copper client v2" || nonce_s || nonce_c),
-// and checks the server's auth-ok = HMAC-SHA256(token, "copper server v2"
-// || nonce_s || nonce_c).
+// nonce_c || HMAC-SHA256(token, "copper client v3" || len16(addr) || addr
+// || nonce_s || nonce_c), and checks the server's auth-ok =
+// HMAC-SHA256(token, "copper server v3" || len16(addr) || addr || nonce_s
+// || nonce_c), addr being the address dialed.
 func rawDial(t *testing.T, addr string, token []byte) *rawConn {
 	t.Helper()
 	rc := rawConnect(t, addr)
-	rc.send(t, rawAuth(token, rc.nonce, bytes.Repeat([]byte{3}, NonceSize)))
+	rc.send(t, rawAuth(token, addr, rc.nonce, bytes.Repeat([]byte{3}, NonceSize)))
 	h, p := rc.recv(t)
 	require.Equal(t, Header{Kind: KindAuthOK, Length: MACSize}, h)
-	m := hmac.New(sha256.New, token)
-	m.Write([]byte("copper server v2"))
-	m.Write(rc.nonce)
-	m.Write(bytes.Repeat([]byte{3}, NonceSize))
-	require.Equal(t, m.Sum(nil), p, "auth-ok proves the server knows the token")
+	require.Equal(t, rawMAC(token, "copper server v3", addr, rc.nonce, bytes.Repeat([]byte{3}, NonceSize)), p,
+		"auth-ok proves the server knows the token")
 	return rc
 }
 
-// rawAuth is an auth frame computed independently of handshakeMAC.
-func rawAuth(token, nonceS, nonceC []byte) []byte {
+// rawMAC is a handshake MAC computed independently of handshakeMAC.
+func rawMAC(token []byte, label, endpoint string, nonceS, nonceC []byte) []byte {
 	m := hmac.New(sha256.New, token)
-	m.Write([]byte("copper client v2"))
+	m.Write([]byte(label))
+	m.Write([]byte{byte(len(endpoint) >> 8), byte(len(endpoint))})
+	m.Write([]byte(endpoint))
 	m.Write(nonceS)
 	m.Write(nonceC)
+	return m.Sum(nil)
+}
+
+// rawAuth is an auth frame computed independently of handshakeMAC.
+func rawAuth(token []byte, endpoint string, nonceS, nonceC []byte) []byte {
 	frame := AppendHeader(nil, Header{Kind: KindAuth, Length: NonceSize + MACSize})
-	return append(append(frame, nonceC...), m.Sum(nil)...)
+	return append(append(frame, nonceC...), rawMAC(token, "copper client v3", endpoint, nonceS, nonceC)...)
 }
 
 func (rc *rawConn) send(t *testing.T, b []byte) {
@@ -719,7 +727,7 @@ func TestServerClosesMisbehavingConnection(t *testing.T) {
 		{name: "bad auth size", skipAuth: true, send: append(AppendHeader(nil, Header{Kind: KindAuth, Length: 5}), "12345"...), wantLog: "auth frame with 5 payload bytes"},
 		{name: "v1 auth (MAC only)", skipAuth: true, send: append(AppendHeader(nil, Header{Kind: KindAuth, Length: MACSize}), make([]byte, MACSize)...), wantLog: "auth frame with 32 payload bytes, want 64"},
 		{name: "wrong mac", skipAuth: true, send: append(AppendHeader(nil, Header{Kind: KindAuth, Length: NonceSize + MACSize}), make([]byte, NonceSize+MACSize)...), wantLog: "authentication failed"},
-		{name: "mac for another token", skipAuth: true, send: rawAuth([]byte("another-token-0123456"), make([]byte, NonceSize), make([]byte, NonceSize)), wantLog: "authentication failed"},
+		{name: "mac for another token", skipAuth: true, send: rawAuth([]byte("another-token-0123456"), "", make([]byte, NonceSize), make([]byte, NonceSize)), wantLog: "authentication failed"},
 		{name: "second auth", send: append(AppendHeader(nil, Header{Kind: KindAuth, Length: NonceSize + MACSize}), make([]byte, NonceSize+MACSize)...), wantLog: "unexpected auth frame (authenticated: true)"},
 		{name: "response from client", send: append(header(KindResponse, op.Getattr, 4), 0, 0, 0, 0), wantLog: "unexpected response frame"},
 	}
@@ -813,7 +821,7 @@ func fakeServer(t *testing.T, afterAuth func(conn stdnet.Conn, req Header)) stri
 		if _, err := io.ReadFull(conn, auth); err != nil {
 			return
 		}
-		mac := handshakeMAC(testToken, serverLabel, nonceS, auth[HeaderSize:HeaderSize+NonceSize])
+		mac := handshakeMAC(testToken, serverLabel, ln.Addr().String(), nonceS, auth[HeaderSize:HeaderSize+NonceSize])
 		conn.Write(append(AppendHeader(nil, Header{Kind: KindAuthOK, Length: MACSize}), mac...))
 		hb := make([]byte, HeaderSize)
 		if _, err := io.ReadFull(conn, hb); err != nil {

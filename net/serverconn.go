@@ -161,15 +161,16 @@ func (s *Server) onControl(sc *serverConn, h Header, payload []byte) bool {
 	switch {
 	case !sc.authed.Load() && h.Kind == KindAuth:
 		nonceC, mac := payload[:NonceSize], payload[NonceSize:]
-		if !hmac.Equal(mac, handshakeMAC(s.cfg.Token, clientLabel, sc.nonce[:], nonceC)) {
-			s.cfg.Logger.Warn("cnet: closing connection: authentication failed (the client does not know the job token)", "remote", sc.remote)
+		if !hmac.Equal(mac, handshakeMAC(s.cfg.Token, clientLabel, s.endpoint, sc.nonce[:], nonceC)) {
+			s.cfg.Logger.Warn("cnet: closing connection: authentication failed (the client does not know the job token, or dialed another address than this node's: a relay)",
+				"remote", sc.remote, "endpoint", s.endpoint)
 			return false
 		}
 		sc.authed.Store(true)
 		// Prove we know the token too: a child must not take answers
 		// from an impostor parent.
 		frame := AppendHeader(make([]byte, 0, HeaderSize+MACSize), Header{Kind: KindAuthOK, Length: MACSize})
-		return sc.write(append(frame, handshakeMAC(s.cfg.Token, serverLabel, sc.nonce[:], nonceC)...)) == nil
+		return sc.write(append(frame, handshakeMAC(s.cfg.Token, serverLabel, s.endpoint, sc.nonce[:], nonceC)...)) == nil
 	case sc.authed.Load() && h.Kind == KindPing:
 		return sc.answerPing(h) == nil
 	default:
