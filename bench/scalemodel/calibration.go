@@ -99,6 +99,10 @@ type Calibration struct {
 	// DirFiles is copper's dir_files_max_bytes: a dirplus carries every
 	// regular file up to it (0 = none shipped).
 	DirFiles int64 `json:"dir_files_max_bytes,omitempty"`
+	// FuseMaxRead and FuseReadahead are copper's FUSE max_read and
+	// readahead window: a cold file's READs (readRequests); 0 = one per 128 KiB.
+	FuseMaxRead   int64 `json:"fuse_max_read_bytes,omitempty"`
+	FuseReadahead int64 `json:"fuse_readahead_bytes,omitempty"`
 	// ReaddirplusPerListing is the READDIRPLUS requests a node's kernel
 	// sends for one directory listed by the trace (pages, and readers
 	// listing at once), measured from the nodes' fuse_calls; 0 = a copper

@@ -73,6 +73,9 @@ func (rep *Report) mdInputs(p printf) {
 	if c := rep.Listing; c.DirFiles > 0 {
 		row("small files shipped with their directory", fmt.Sprintf("up to %d KiB each", c.DirFiles>>10), "dir_files_max_bytes")
 	}
+	if c := rep.Listing; c.FuseMaxRead > 0 {
+		row("FUSE max_read, readahead window", fmt.Sprintf("%d KiB, %d KiB", c.FuseMaxRead>>10, c.FuseReadahead>>10), "fuse_max_read_bytes")
+	}
 	row("parent↔child call, both ends", us(k.HopCPU), "costs.hop_cpu_s")
 	row("parent↔child call per answer byte", fmt.Sprintf("%.2f ns", k.HopByte*1e9), "costs.hop_byte_s")
 	if h := rep.HostCosts; h != nil && h.HopCPU > 0 && h.HopCPU != k.HopCPU {

@@ -146,6 +146,8 @@ type Report struct {
 	Listing struct {
 		ReaddirplusPerListing float64 `json:"readdirplus_per_listing,omitempty"`
 		DirFiles              int64   `json:"dir_files_max_bytes,omitempty"`
+		FuseMaxRead           int64   `json:"fuse_max_read_bytes,omitempty"`
+		FuseReadahead         int64   `json:"fuse_readahead_bytes,omitempty"`
 	} `json:"listing"`
 	Daemons    []DaemonRow `json:"daemons,omitempty"`
 	CPU        []CPURow    `json:"cpu"`
