@@ -26,6 +26,10 @@ func TestDaemonStartsCompeteForTheHost(t *testing.T) {
 		{"one start is its wall time", 1, 2, 0.010, 0.004, 0.010},
 		{"starts of one thread fill both cores", 8, 2, 0.010, 0.004, 4*0.004 + 0.006},
 		{"a start over its wall time uses two threads", 8, 2, 0.010, 0.020, 8*0.020/2 + 0},
+		// CPU 1.05 × the wall: about one thread, so no wait beyond it
+		// (rounded up to two threads it left half the wall as a wait).
+		{"a start just over its wall time: its parallelism, not two threads", 1, 2, 0.010, 0.0105, 0.010},
+		{"eight such starts share both cores", 8, 2, 0.010, 0.0105, 8 * 0.0105 / 2},
 		{"unmeasured CPU: the wall time as CPU", 8, 2, 0.010, 0, 4 * 0.010},
 		{"one core", 4, 1, 0.010, 0.005, 4*0.005 + 0.005},
 	} {
