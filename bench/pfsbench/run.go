@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config, command string) (res *Results, err err
 				if ctx.Err() != nil {
 					return r.res, r.save(ctx.Err())
 				}
-				r.runMode(ctx, work, mode, n)
+				r.runRepeated(ctx, work, mode, n)
 			}
 		}
 	}

@@ -208,6 +208,9 @@ func measuredRows(res *pfsbench.Results) []MeasuredRow {
 		if r.Backend != nil {
 			mr.MetaOps, mr.Bytes = r.Backend.MetadataOps, r.Backend.DataBytes
 		}
+		if r.Repeat != nil {
+			mr.Repeats = r.Repeat.Runs
+		}
 		mr.DaemonCPUS, mr.Fuse = r.CPUDaemonsS, fusePerNode(r.NodeCalls)
 		mr.RootDaemonCPUS, mr.NodeDaemonCPUS = rootAndNodes(r.CPUDaemonPerNodeS)
 		mr.Host, mr.SetupHost = hostWindow(r.Host), hostWindow(r.SetupHost)

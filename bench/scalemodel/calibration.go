@@ -163,6 +163,7 @@ type MeasuredRow struct {
 	// (every process replays the same trace, so the gap is scheduling).
 	ProcMedianS float64 `json:"proc_median_s,omitempty"`
 	ProcMaxS    float64 `json:"proc_max_s,omitempty"`
+	Repeats     int     `json:"repeats,omitempty"` // the median of this many runs (pfsbench.Repeat); 0 = one
 	Bytes       int64   `json:"data_bytes"`
 	Command     string  `json:"command,omitempty"`
 	// The host's CPU during the phase and (cold rows) the setup: what

@@ -107,7 +107,7 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 	add := func(what string, measured, modelled, modelledIdle, avail float64, fromRow, sched bool, cpu [2]float64) {
 		v := ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what, Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle,
 			Error: (modelled - measured) / measured, Command: m.Command, Available: avail, AvailableMeasured: fromRow, AvailableSched: sched,
-			HeldOut: cal.HeldOutNodes > 0 && m.Nodes == cal.HeldOutNodes, CPUMeasured: cpu[0], CPUModelled: cpu[1]}
+			HeldOut: cal.HeldOutNodes > 0 && m.Nodes == cal.HeldOutNodes, CPUMeasured: cpu[0], CPUModelled: cpu[1], Repeats: m.Repeats}
 		if what != "setup" {
 			v.Scatter = max(0, m.ProcMaxS-m.ProcMedianS)
 		}
