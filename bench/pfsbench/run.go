@@ -540,7 +540,7 @@ func (e *env) setupCPU(daemonCPU []time.Duration) *SetupCPU {
 	case e.tree != nil:
 		return &SetupCPU{DaemonStartS: secs(sumDurations(daemonCPU) + childrenCPU() - e.reaped)}
 	case e.stageCPU.extract > 0:
-		return &SetupCPU{ExtractS: secs(e.stageCPU.extract), CreateS: secs(e.stageCPU.create)}
+		return &SetupCPU{ExtractS: secs(e.stageCPU.extract), CreateS: secs(e.stageCPU.create), ExtractEmulatorS: secs(e.stageCPU.extractEmulator)}
 	}
 	return nil
 }

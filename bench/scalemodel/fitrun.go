@@ -26,6 +26,10 @@ func fitSetupCPU(cal *Calibration, res *pfsbench.Results) {
 			cal.Sources["costs.node_start_cpu_s"] = "measured: N=1 copper cold replay, CPU of copper-node's launching command (rusage) and of its daemon (schedstat) from its start to the cold phase"
 			fitNodeStart(cal, r)
 		case r.Mode == pfsbench.ModeStaging && r.SetupCPU.ExtractS > 0:
+			if e := r.SetupCPU.ExtractEmulatorS; e > 0 {
+				cal.Costs.EmulatorTar = e / float64(cal.Workload.TarBytes())
+				cal.Sources["costs.emulator_tarbyte_s"] = "measured: N=1 staging cold replay, the emulator's CPU (its threads' schedstat) while the node's tar -x read the tarball, per tarball byte: one large sequential read costs it less per byte than the trace's small files (emulator_byte_s); this host: the staging setups' pooled alike"
+			}
 			if r.SetupCPU.CreateS > 0 {
 				cal.Costs.TarCreateCPU = r.SetupCPU.CreateS
 				cal.Sources["costs.tar_create_cpu_s"] = "measured: N=1 staging cold replay, its tar -c's user + system time through the emulator's mount (children's rusage, inside the run)"

@@ -218,3 +218,31 @@ func TestFitCostsNamesAMissingCopperColdRow(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no N=1 copper cold replay row")
 }
+
+// Staging's tarball reads cost the emulator its measured CPU per tarball
+// byte when the run recorded it (fitSetupCPU from the N=1 row), instead
+// of the per-request and per-byte costs fitted on the trace's small files.
+func TestEmulatorTarballCPU(t *testing.T) {
+	w := toyWorkload()
+	w.Tree = TreeSize{Files: 2, Dirs: 1, Bytes: 1010}
+	cal := toyCal(w)
+	cal.Sources = map[string]string{}
+	cal.HostCores, cal.HostAvailable = 2, 2
+	cal.Costs.EmulatorOp, cal.Costs.EmulatorByte = 0.001, 1e-6
+	setupCPU := func(nodes int) float64 {
+		r, err := Run(cal, Scenario{Mode: ModeStaging, Nodes: nodes, Procs: 1, Host: true})
+		require.NoError(t, err)
+		return r.SetupCPUS
+	}
+	cal.Costs.TarExtract, cal.Costs.TarExtractCPU = 0.2, 0.2
+	before1, before4 := setupCPU(1), setupCPU(4)
+	row := pfsbench.Row{Workload: pfsbench.WorkReplay, Mode: pfsbench.ModeStaging, Nodes: 1, Phase: "cold",
+		SetupCPU: &pfsbench.SetupCPU{ExtractS: 0.2, ExtractEmulatorS: 0.5}}
+	fitSetupCPU(cal, &pfsbench.Results{Runs: []pfsbench.Row{row}})
+	require.InDelta(t, 0.5/float64(w.TarBytes()), cal.Costs.EmulatorTar, 1e-15)
+	assert.Contains(t, cal.Sources["costs.emulator_tarbyte_s"], "schedstat")
+	// Per node: one tarball read's charge is now 0.5 s, whatever it was.
+	old := 0.001*float64(chunks(w.TarBytes())) + 1e-6*float64(w.TarBytes())
+	assert.InDelta(t, before1-old+0.5, setupCPU(1), 1e-9)
+	assert.InDelta(t, before4+4*(0.5-old), setupCPU(4), 1e-9)
+}

@@ -83,13 +83,17 @@ func (cal *Calibration) fitHostCosts(res *pfsbench.Results, w *Workload) error {
 	// Extraction alike: the pooled tar -x CPU per node of the staging
 	// setups, the wait beyond it the N=1 one's.
 	// The tar -c (one per setup) pooled per setup.
-	var xcpu, ccpu float64
-	var xnodes, cruns int
+	var xcpu, ccpu, ecpu float64
+	var xnodes, cruns, enodes int
 	for _, r := range res.Runs {
 		if r.Workload == pfsbench.WorkReplay && r.Mode == pfsbench.ModeStaging && r.Phase == "cold" && r.Error == "" &&
 			slices.Contains(fit, r.Nodes) && r.SetupCPU != nil && r.SetupCPU.ExtractS > 0 {
 			xcpu += r.SetupCPU.ExtractS
 			xnodes += r.Nodes
+			if r.SetupCPU.ExtractEmulatorS > 0 {
+				ecpu += r.SetupCPU.ExtractEmulatorS
+				enodes += r.Nodes
+			}
 			if r.SetupCPU.CreateS > 0 {
 				ccpu += r.SetupCPU.CreateS
 				cruns++
@@ -112,12 +116,15 @@ func (cal *Calibration) fitHostCosts(res *pfsbench.Results, w *Workload) error {
 	if snodes > 0 && cal.Costs.NodeStartCPU > 0 {
 		host.NodeStartCPU = scpu / float64(snodes)
 	}
+	if enodes > 0 && cal.Costs.EmulatorTar > 0 {
+		host.EmulatorTar = ecpu / float64(enodes) / float64(w.TarBytes())
+	}
 	if xnodes > 0 {
 		host.TarExtractCPU = xcpu / float64(xnodes)
 		host.TarExtract = host.TarExtractCPU + max(0, cal.Costs.TarExtract-cal.Costs.TarExtractCPU)
 	}
 	cal.HostCosts, cal.HeldOutNodes, cal.FitNodes = &host, held, fit
-	cal.Sources["host_costs"] = fmt.Sprintf("fitted: the per-operation CPU costs (client syscalls, FUSE requests and bytes, the emulator's) by the N=1 formulas on the run's local, direct, copper-warm and staging-warm rows pooled over N = %s (sums of CPU, operations and counters), the staging setups' tar -x CPU per node, their tar -c's per setup and the copper setups' start CPU per daemon pooled alike; N = %d held out", fmtInts(fit), held)
+	cal.Sources["host_costs"] = fmt.Sprintf("fitted: the per-operation CPU costs (client syscalls, FUSE requests and bytes, the emulator's) by the N=1 formulas on the run's local, direct, copper-warm and staging-warm rows pooled over N = %s (sums of CPU, operations and counters), the staging setups' tar -x CPU per node (and the emulator's CPU per tarball byte, where recorded), their tar -c's per setup and the copper setups' start CPU per daemon pooled alike; N = %d held out", fmtInts(fit), held)
 	return nil
 }
 
@@ -140,6 +147,9 @@ func (c Costs) onHost(h *Costs) Costs {
 			c.ClientOpStaged = h.ClientOpStaged
 		}
 		c.EmulatorOp, c.EmulatorByte = h.EmulatorOp, h.EmulatorByte
+		if h.EmulatorTar > 0 {
+			c.EmulatorTar = h.EmulatorTar
+		}
 		if h.HopCPU > 0 {
 			c.HopCPU = h.HopCPU
 		}

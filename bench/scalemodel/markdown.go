@@ -66,6 +66,9 @@ func (rep *Report) mdInputs(p printf) {
 	row("client per byte through FUSE", fmt.Sprintf("%.2f ns", k.ClientByte*1e9), "costs.client_byte_s")
 	row("emulator per request (validation only)", us(k.EmulatorOp), "costs.emulator_op_s")
 	row("emulator per byte (validation only)", fmt.Sprintf("%.2f ns", k.EmulatorByte*1e9), "costs.emulator_byte_s")
+	if k.EmulatorTar > 0 {
+		row("emulator per byte of staging's tarball reads (validation only)", fmt.Sprintf("%.2f ns", k.EmulatorTar*1e9), "costs.emulator_tarbyte_s")
+	}
 	row("copper-node per FUSE request or push", us(k.DaemonReq), "costs.daemon_req_s")
 	if c := rep.Listing; c.ReaddirplusPerListing > 0 {
 		row("READDIRPLUS requests per listed directory", fmt.Sprintf("%.1f", c.ReaddirplusPerListing), "readdirplus_per_listing")
