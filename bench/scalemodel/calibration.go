@@ -29,6 +29,7 @@ type Costs struct {
 	EmulatorOp     float64 `json:"emulator_op_s"`      // the emulator's CPU per request it serves (validation only)
 	EmulatorByte   float64 `json:"emulator_byte_s"`    // and per byte
 	EmulatorTar    float64 `json:"emulator_tarbyte_s"` // its CPU per byte of staging's tarball reads, measured (0: the two above)
+	TarSetupEmu    float64 `json:"tar_setup_emu_s"`    // and per staging setup (hostfit: the line through the setups')
 	DaemonReq      float64 `json:"daemon_req_s"`       // copper-node's CPU per FUSE request (cache, singleflight, reply)
 	HopCPU         float64 `json:"hop_cpu_s"`          // both ends of one parent↔child call, small answer
 	HopByte        float64 `json:"hop_byte_s"`         // and per answer byte
@@ -247,7 +248,7 @@ func (c *Calibration) Check() error {
 	}
 	costs := func(prefix string, k Costs) {
 		for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount, "client_op_staged_s": k.ClientOpStaged,
-			"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte, "emulator_tarbyte_s": k.EmulatorTar,
+			"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte, "emulator_tarbyte_s": k.EmulatorTar, "tar_setup_emu_s": k.TarSetupEmu,
 			"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart, "node_start_cpu_s": k.NodeStartCPU, "worker_start_cpu_s": k.WorkerStartCPU,
 			"tar_create_s": k.TarCreate, "tar_create_cpu_s": k.TarCreateCPU, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "gather_per_rank_s": k.GatherPerRank,
 			"book_base_s": k.BookBase, "book_per_rank_s": k.BookPerRank} {

@@ -246,3 +246,30 @@ func TestEmulatorTarballCPU(t *testing.T) {
 	assert.InDelta(t, before1-old+0.5, setupCPU(1), 1e-9)
 	assert.InDelta(t, before4+4*(0.5-old), setupCPU(4), 1e-9)
 }
+
+// The emulator's extraction CPU on this host: the line through the
+// setups' (N, CPU) below the held-out N, a part per node and one per
+// setup; one count or a falling line: the mean per node.
+func TestFitEmulatorTar(t *testing.T) {
+	row := func(n int, cpu float64) pfsbench.Row {
+		return pfsbench.Row{Workload: pfsbench.WorkReplay, Mode: pfsbench.ModeStaging, Nodes: n, Phase: "cold",
+			SetupCPU: &pfsbench.SetupCPU{ExtractS: 1, ExtractEmulatorS: cpu}}
+	}
+	for _, tc := range []struct {
+		name           string
+		runs           []pfsbench.Row
+		fit            []int
+		perNode, setup float64
+	}{
+		{"a line: 0.3 s per setup, 0.045 s per node", []pfsbench.Row{row(4, 0.48), row(8, 0.66), row(32, 9)}, []int{4, 8}, 0.045, 0.3},
+		{"one count: its mean per node", []pfsbench.Row{row(4, 0.48)}, []int{4}, 0.12, 0},
+		{"a falling line: the mean per node", []pfsbench.Row{row(4, 0.8), row(8, 0.4)}, []int{4, 8}, 1.2 / 12, 0},
+		{"nothing recorded", []pfsbench.Row{row(4, 0)}, []int{4}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			perByte, setup := fitEmulatorTar(&pfsbench.Results{Runs: tc.runs}, tc.fit, 1000)
+			assert.InDelta(t, tc.perNode, perByte*1000, 1e-12)
+			assert.InDelta(t, tc.setup, setup, 1e-12)
+		})
+	}
+}

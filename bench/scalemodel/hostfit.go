@@ -93,17 +93,13 @@ func (cal *Calibration) fitHostCosts(res *pfsbench.Results, w *Workload) error {
 	// Extraction alike: the pooled tar -x CPU per node of the staging
 	// setups, the wait beyond it the N=1 one's.
 	// The tar -c (one per setup) pooled per setup.
-	var xcpu, ccpu, ecpu float64
-	var xnodes, cruns, enodes int
+	var xcpu, ccpu float64
+	var xnodes, cruns int
 	for _, r := range res.Runs {
 		if r.Workload == pfsbench.WorkReplay && r.Mode == pfsbench.ModeStaging && r.Phase == "cold" && r.Error == "" &&
 			slices.Contains(fit, r.Nodes) && r.SetupCPU != nil && r.SetupCPU.ExtractS > 0 {
 			xcpu += r.SetupCPU.ExtractS
 			xnodes += r.Nodes
-			if r.SetupCPU.ExtractEmulatorS > 0 {
-				ecpu += r.SetupCPU.ExtractEmulatorS
-				enodes += r.Nodes
-			}
 			if r.SetupCPU.CreateS > 0 {
 				ccpu += r.SetupCPU.CreateS
 				cruns++
@@ -126,8 +122,8 @@ func (cal *Calibration) fitHostCosts(res *pfsbench.Results, w *Workload) error {
 	if snodes > 0 && cal.Costs.NodeStartCPU > 0 {
 		host.NodeStartCPU = scpu / float64(snodes)
 	}
-	if enodes > 0 && cal.Costs.EmulatorTar > 0 {
-		host.EmulatorTar = ecpu / float64(enodes) / float64(w.TarBytes())
+	if cal.Costs.EmulatorTar > 0 {
+		host.EmulatorTar, host.TarSetupEmu = fitEmulatorTar(res, fit, w.TarBytes())
 	}
 	if xnodes > 0 {
 		host.TarExtractCPU = xcpu / float64(xnodes)
@@ -158,7 +154,7 @@ func (c Costs) onHost(h *Costs) Costs {
 		}
 		c.EmulatorOp, c.EmulatorByte = h.EmulatorOp, h.EmulatorByte
 		if h.EmulatorTar > 0 {
-			c.EmulatorTar = h.EmulatorTar
+			c.EmulatorTar, c.TarSetupEmu = h.EmulatorTar, h.TarSetupEmu
 		}
 		if h.HopCPU > 0 {
 			c.HopCPU = h.HopCPU

@@ -67,7 +67,11 @@ func (rep *Report) mdInputs(p printf) {
 	row("emulator per request (validation only)", us(k.EmulatorOp), "costs.emulator_op_s")
 	row("emulator per byte (validation only)", fmt.Sprintf("%.2f ns", k.EmulatorByte*1e9), "costs.emulator_byte_s")
 	if k.EmulatorTar > 0 {
-		row("emulator per byte of staging's tarball reads (validation only)", fmt.Sprintf("%.2f ns", k.EmulatorTar*1e9), "costs.emulator_tarbyte_s")
+		v := fmt.Sprintf("%.2f ns", k.EmulatorTar*1e9)
+		if h := rep.HostCosts; h != nil && h.EmulatorTar > 0 {
+			v += fmt.Sprintf("; this host: %.2f ns + %.3f s per setup", h.EmulatorTar*1e9, h.TarSetupEmu)
+		}
+		row("emulator per byte of staging's tarball reads (validation only)", v, "costs.emulator_tarbyte_s")
 	}
 	row("copper-node per FUSE request or push", us(k.DaemonReq), "costs.daemon_req_s")
 	if c := rep.Listing; c.ReaddirplusPerListing > 0 {

@@ -44,6 +44,9 @@ func (s *sim) stage(then func()) {
 		}
 		s.clientCPU(own, func() {
 			s.restoreSpeed(b0)
+			if s.host != nil && s.k.EmulatorTar > 0 {
+				s.host.reserve(s.now, s.k.TarSetupEmu) // the emulator's part per setup, beside the reads
+			}
 			s.fanOutNodes(func(n, m int, done func()) {
 				s.serverOp(n, true, "lookup", "site.tar", m, func() {
 					s.serverOp(n, true, "open", "site.tar", m, func() {
