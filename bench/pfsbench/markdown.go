@@ -33,6 +33,9 @@ func (res *Results) writeMarkdown(dir string) error {
 		"emulated server and counted by type and path. N nodes × %d processes, all on this one machine: "+
 		"nodes are separate PFS client mounts (own kernel caches) or separate copper-node daemons, so the "+
 		"filesystem traffic is that of N nodes, but all of them share these %d cores.\n\n", s.Procs, m.Cores)
+	if note := repeatNote(res.Runs); note != "" {
+		w("%s\n\n", note)
+	}
 
 	w("### Targets\n\n| measurement | result | target | verdict |\n|---|---|---|---|\n")
 	for _, t := range res.Targets {

@@ -3,7 +3,9 @@ package pfsbench
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 )
 
 // Repeat says that a row is the median of several runs of its mode at its
@@ -85,4 +87,26 @@ func keepMedians(rows []Row) []Row {
 		kept = append(kept, row)
 	}
 	return kept
+}
+
+// repeatNote says which rows are medians of several runs ("" if none).
+func repeatNote(rows []Row) string {
+	runs, seen := 0, map[int]bool{}
+	var nodes []string
+	for _, r := range rows {
+		if r.Repeat != nil && r.Repeat.Runs > 1 {
+			runs = max(runs, r.Repeat.Runs)
+			if !seen[r.Nodes] {
+				seen[r.Nodes] = true
+				nodes = append(nodes, fmt.Sprint(r.Nodes))
+			}
+		}
+	}
+	if runs == 0 {
+		return ""
+	}
+	return fmt.Sprintf("The replay rows at N = %s are each the median of %d runs (`--repeats`), every run from a fresh setup: "+
+		"the cold row is the run whose setup + cold run is the median, the warm row the run whose warm run is; each kept run is whole "+
+		"(its time, CPU and counters; every run's value is in results.json's `repeat`). The other rows are one run each.",
+		strings.Join(nodes, ", "), runs)
 }

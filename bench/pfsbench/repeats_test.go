@@ -59,3 +59,9 @@ func TestKeepMediansAllFailed(t *testing.T) {
 	assert.Equal(t, "a", got[0].Error)
 	assert.Nil(t, got[0].Repeat)
 }
+
+func TestRepeatNote(t *testing.T) {
+	assert.Empty(t, repeatNote([]Row{{Nodes: 1}, {Nodes: 4}}))
+	note := repeatNote([]Row{{Nodes: 1, Repeat: &Repeat{Runs: 5}}, {Nodes: 1, Repeat: &Repeat{Runs: 5}}, {Nodes: 4}})
+	assert.Contains(t, note, "N = 1 are each the median of 5 runs")
+}
