@@ -89,7 +89,8 @@ func keepMedians(rows []Row) []Row {
 	return kept
 }
 
-// repeatNote says which rows are medians of several runs ("" if none).
+// repeatNote is a paragraph saying which rows are medians of several
+// runs ("" if none).
 func repeatNote(rows []Row) string {
 	runs, seen := 0, map[int]bool{}
 	var nodes []string
@@ -107,6 +108,6 @@ func repeatNote(rows []Row) string {
 	}
 	return fmt.Sprintf("The replay rows at N = %s are each the median of %d runs (`--repeats`), every run from a fresh setup: "+
 		"the cold row is the run whose setup + cold run is the median, the warm row the run whose warm run is; each kept run is whole "+
-		"(its time, CPU and counters; every run's value is in results.json's `repeat`). The other rows are one run each.",
+		"(its time, CPU and counters; every run's value is in results.json's `repeat`). The other rows are one run each.\n\n",
 		strings.Join(nodes, ", "), runs)
 }
