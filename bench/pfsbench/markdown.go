@@ -21,8 +21,7 @@ const (
 func (res *Results) writeMarkdown(dir string) error {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	s := res.Settings
-	m := res.Machine
+	s, m := res.Settings, res.Machine
 
 	w("## Job startup on an emulated parallel filesystem (issue #5)\n\n")
 	w("Numbers from `%s` (mode `%s`), %s, commit `%s`, in %.0f s. Machine: %d cores, %d GiB, %s, %s, %s, load average %s.\n\n",
@@ -33,6 +32,7 @@ func (res *Results) writeMarkdown(dir string) error {
 		"emulated server and counted by type and path. N nodes × %d processes, all on this one machine: "+
 		"nodes are separate PFS client mounts (own kernel caches) or separate copper-node daemons, so the "+
 		"filesystem traffic is that of N nodes, but all of them share these %d cores.\n\n", s.Procs, m.Cores)
+	w("%s", repeatNote(res.Runs))
 
 	w("### Targets\n\n| measurement | result | target | verdict |\n|---|---|---|---|\n")
 	for _, t := range res.Targets {

@@ -125,6 +125,7 @@ type Row struct {
 	Prefetch  []string `json:"prefetch,omitempty"`
 	Command   string   `json:"command"`
 	Error     string   `json:"error,omitempty"`
+	Repeat    *Repeat  `json:"repeat,omitempty"` // the median of several runs (repeats.go); nil = one run
 }
 
 // Backend summarises the emulator's counters for one phase.

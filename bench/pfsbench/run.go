@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config, command string) (res *Results, err err
 				if ctx.Err() != nil {
 					return r.res, r.save(ctx.Err())
 				}
-				r.runMode(ctx, work, mode, n)
+				r.runRepeated(ctx, work, mode, n)
 			}
 		}
 	}
@@ -540,7 +540,7 @@ func (e *env) setupCPU(daemonCPU []time.Duration) *SetupCPU {
 	case e.tree != nil:
 		return &SetupCPU{DaemonStartS: secs(sumDurations(daemonCPU) + childrenCPU() - e.reaped)}
 	case e.stageCPU.extract > 0:
-		return &SetupCPU{ExtractS: secs(e.stageCPU.extract), CreateS: secs(e.stageCPU.create)}
+		return &SetupCPU{ExtractS: secs(e.stageCPU.extract), CreateS: secs(e.stageCPU.create), ExtractEmulatorS: secs(e.stageCPU.extractEmulator)}
 	}
 	return nil
 }

@@ -19,10 +19,13 @@ type SetupCPU struct {
 	DaemonStartS float64 `json:"daemon_start_s,omitempty"` // copper: the daemons' CPU from their start to the cold phase (/proc/<pid>/stat) and their reaped foreground processes' (rusage)
 	ExtractS     float64 `json:"extract_s,omitempty"`      // staging: the N tar -x's CPU (children's rusage)
 	CreateS      float64 `json:"create_s,omitempty"`       // staging: the tar -c's CPU through PFS client 0 (children's rusage)
+	// staging: the emulator's CPU while the N tar -x read the tarball
+	// (its threads' schedstat): what serving one large sequential read costs it.
+	ExtractEmulatorS float64 `json:"extract_emulator_s,omitempty"`
 }
 
 // stageCPU is the staging's children's CPU: the one tar -c, the N tar -x.
-type stageCPU struct{ create, extract time.Duration }
+type stageCPU struct{ create, extract, extractEmulator time.Duration }
 
 // stagingTar is where the staging mode's tarball lives on the emulated
 // filesystem, beside (not inside) the package tree.
@@ -48,8 +51,9 @@ func (r *runner) stage(ctx context.Context, em *emulator, n int) (elapsed time.D
 	if _, err := runBounded(ctx, r.cfg.StepTimeout, nil, "tar", "-cf", tarball, "-C", em.clients[0], "site"); err != nil {
 		return 0, nil, stageCPU{}, fmt.Errorf("staging: tar the tree: %w", err)
 	}
-	before := childrenCPU()
+	before, emu := childrenCPU(), []int{em.cmd.Process.Pid}
 	cpu.create = before - created
+	emuBefore := cpuTime(emu)
 	locals = make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -65,7 +69,7 @@ func (r *runner) stage(ctx context.Context, em *emulator, n int) (elapsed time.D
 		})
 	}
 	wg.Wait()
-	cpu.extract = childrenCPU() - before
+	cpu.extract, cpu.extractEmulator = childrenCPU()-before, cpuTime(emu)-emuBefore
 	if err := errors.Join(errs...); err != nil {
 		return 0, nil, stageCPU{}, fmt.Errorf("staging: extract on %d nodes: %w", n, err)
 	}

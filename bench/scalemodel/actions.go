@@ -30,6 +30,7 @@ type action struct {
 	path  string
 	dir   bool  // aOpen: a directory
 	size  int64 // aData: file size
+	first int64 // aData: bytes of the first access if a read at offset 0, else 0 (readRequests)
 	pages int   // aReaddir: server readdir pages
 	found bool  // aLookup: the path exists
 }
@@ -79,7 +80,11 @@ func (w *Workload) compile(entriesPerPage int) []action {
 			if !data[o.Path] {
 				data[o.Path] = true
 				e, _ := w.entry(o.Path)
-				acts = append(acts, action{kind: aData, path: o.Path, size: e.Size})
+				var first int64
+				if o.Kind != replay.Mmap && o.Offset == 0 {
+					first = max(o.Size, 1)
+				}
+				acts = append(acts, action{kind: aData, path: o.Path, size: e.Size, first: first})
 			}
 		case replay.Getdents:
 			if !fdListed[o.FD] {

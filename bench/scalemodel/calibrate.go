@@ -176,6 +176,7 @@ func newCalibration(res *pfsbench.Results, w *Workload) *Calibration {
 	}
 	cal.Sources["emulator"] = fmt.Sprintf("measured run's settings: %s", res.Settings.EmulatorCmd)
 	cal.Probe = DefaultProbe()
+	cal.fitReadahead()
 	cal.Sources["ready_probe"] = "copper's default ready_probe_initial_ms and ready_probe_max_ms (config.Default; node.AwaitParent doubles the wait after each not-ready answer)"
 	cal.Sources["max_cacheable_bytes"] = "copper's default max_cacheable_bytes (config/sites/local.toml)"
 	cal.Sources["backend_parallel"] = "copper's default backend_parallel (config/sites/local.toml)"
@@ -206,6 +207,9 @@ func measuredRows(res *pfsbench.Results) []MeasuredRow {
 			CPUS: r.CPUClientsS + r.CPUDaemonsS + r.CPUEmulatorS, ProcMedianS: r.ProcMedianS, ProcMaxS: r.ProcMaxS}
 		if r.Backend != nil {
 			mr.MetaOps, mr.Bytes = r.Backend.MetadataOps, r.Backend.DataBytes
+		}
+		if r.Repeat != nil {
+			mr.Repeats = r.Repeat.Runs
 		}
 		mr.DaemonCPUS, mr.Fuse = r.CPUDaemonsS, fusePerNode(r.NodeCalls)
 		mr.RootDaemonCPUS, mr.NodeDaemonCPUS = rootAndNodes(r.CPUDaemonPerNodeS)

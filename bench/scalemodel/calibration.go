@@ -28,6 +28,8 @@ type Costs struct {
 	ClientByte     float64 `json:"client_byte_s"`      // per byte read through a FUSE mount
 	EmulatorOp     float64 `json:"emulator_op_s"`      // the emulator's CPU per request it serves (validation only)
 	EmulatorByte   float64 `json:"emulator_byte_s"`    // and per byte
+	EmulatorTar    float64 `json:"emulator_tarbyte_s"` // its CPU per byte of staging's tarball reads, measured (0: the two above)
+	TarSetupEmu    float64 `json:"tar_setup_emu_s"`    // and per staging setup (hostfit: the line through the setups')
 	DaemonReq      float64 `json:"daemon_req_s"`       // copper-node's CPU per FUSE request (cache, singleflight, reply)
 	HopCPU         float64 `json:"hop_cpu_s"`          // both ends of one parent↔child call, small answer
 	HopByte        float64 `json:"hop_byte_s"`         // and per answer byte
@@ -99,6 +101,10 @@ type Calibration struct {
 	// DirFiles is copper's dir_files_max_bytes: a dirplus carries every
 	// regular file up to it (0 = none shipped).
 	DirFiles int64 `json:"dir_files_max_bytes,omitempty"`
+	// FuseMaxRead and FuseReadahead are copper's FUSE max_read and
+	// readahead window: a cold file's READs (readRequests); 0 = one per 128 KiB.
+	FuseMaxRead   int64 `json:"fuse_max_read_bytes,omitempty"`
+	FuseReadahead int64 `json:"fuse_readahead_bytes,omitempty"`
 	// ReaddirplusPerListing is the READDIRPLUS requests a node's kernel
 	// sends for one directory listed by the trace (pages, and readers
 	// listing at once), measured from the nodes' fuse_calls; 0 = a copper
@@ -159,6 +165,7 @@ type MeasuredRow struct {
 	// (every process replays the same trace, so the gap is scheduling).
 	ProcMedianS float64 `json:"proc_median_s,omitempty"`
 	ProcMaxS    float64 `json:"proc_max_s,omitempty"`
+	Repeats     int     `json:"repeats,omitempty"` // the median of this many runs (pfsbench.Repeat); 0 = one
 	Bytes       int64   `json:"data_bytes"`
 	Command     string  `json:"command,omitempty"`
 	// The host's CPU during the phase and (cold rows) the setup: what
@@ -241,7 +248,7 @@ func (c *Calibration) Check() error {
 	}
 	costs := func(prefix string, k Costs) {
 		for name, v := range map[string]float64{"client_op_native_s": k.ClientOpNative, "client_op_mount_s": k.ClientOpMount, "client_op_staged_s": k.ClientOpStaged,
-			"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte,
+			"client_req_s": k.ClientReq, "client_byte_s": k.ClientByte, "emulator_op_s": k.EmulatorOp, "emulator_byte_s": k.EmulatorByte, "emulator_tarbyte_s": k.EmulatorTar, "tar_setup_emu_s": k.TarSetupEmu,
 			"daemon_req_s": k.DaemonReq, "hop_cpu_s": k.HopCPU, "hop_byte_s": k.HopByte, "node_start_s": k.NodeStart, "node_start_cpu_s": k.NodeStartCPU, "worker_start_cpu_s": k.WorkerStartCPU,
 			"tar_create_s": k.TarCreate, "tar_create_cpu_s": k.TarCreateCPU, "tar_extract_s": k.TarExtract, "tar_extract_cpu_s": k.TarExtractCPU, "gather_per_rank_s": k.GatherPerRank,
 			"book_base_s": k.BookBase, "book_per_rank_s": k.BookPerRank} {

@@ -1,7 +1,6 @@
 package scalemodel
 
 import (
-	"math"
 	"slices"
 	"strings"
 )
@@ -14,6 +13,7 @@ func Evaluate(cal *Calibration, plan Plan) (*Report, error) {
 		Sources: cal.Sources, HostCores: cal.HostCores, HostAvailable: cal.HostAvailable, Procs: plan.Procs, ValidationProcs: cal.Procs,
 		TraceOps: len(cal.Workload.Ops), Tree: cal.Workload.Tree, FitNodes: cal.FitNodes, HeldOutNodes: cal.HeldOutNodes, HostCosts: cal.HostCosts, Probe: cal.ReadyProbe(), RoundTrip: cal.RoundTrip}
 	rep.Listing.ReaddirplusPerListing, rep.Listing.DirFiles = cal.ReaddirplusPerListing, cal.DirFiles
+	rep.Listing.FuseMaxRead, rep.Listing.FuseReadahead = cal.FuseMaxRead, cal.FuseReadahead
 	for _, step := range []func(*Calibration, Plan) error{rep.runValidation, rep.runProjection, rep.runVariants, rep.runSensitivity, rep.runLarge, rep.runOtherPolicy} {
 		if err := step(cal, plan); err != nil {
 			return nil, err
@@ -107,7 +107,7 @@ func (rep *Report) addMeasured(cal *Calibration, m MeasuredRow, run func(string,
 	add := func(what string, measured, modelled, modelledIdle, avail float64, fromRow, sched bool, cpu [2]float64) {
 		v := ValidationRow{Mode: m.Mode, Nodes: m.Nodes, What: what, Measured: measured, Modelled: modelled, ModelledIdle: modelledIdle,
 			Error: (modelled - measured) / measured, Command: m.Command, Available: avail, AvailableMeasured: fromRow, AvailableSched: sched,
-			HeldOut: cal.HeldOutNodes > 0 && m.Nodes == cal.HeldOutNodes, CPUMeasured: cpu[0], CPUModelled: cpu[1]}
+			HeldOut: cal.HeldOutNodes > 0 && m.Nodes == cal.HeldOutNodes, CPUMeasured: cpu[0], CPUModelled: cpu[1], Repeats: m.Repeats}
 		if what != "setup" {
 			v.Scatter = max(0, m.ProcMaxS-m.ProcMedianS)
 		}
@@ -249,7 +249,8 @@ func (rep *Report) runLarge(cal *Calibration, plan Plan) error {
 func setupDemand(cal *Calibration, m MeasuredRow) float64 {
 	threads := 1.0
 	if k := cal.Costs; m.Mode == ModeCopper && k.NodeStart > 0 && k.NodeStartCPU > 0 {
-		threads = math.Ceil(k.NodeStartCPU / k.NodeStart)
+		// As registrations spreads it: the measured parallelism, unrounded.
+		threads = max(1, min(float64(cal.HostCores), k.NodeStartCPU/k.NodeStart))
 	}
 	return float64(m.Nodes) * threads
 }

@@ -26,6 +26,10 @@ func TestDaemonStartsCompeteForTheHost(t *testing.T) {
 		{"one start is its wall time", 1, 2, 0.010, 0.004, 0.010},
 		{"starts of one thread fill both cores", 8, 2, 0.010, 0.004, 4*0.004 + 0.006},
 		{"a start over its wall time uses two threads", 8, 2, 0.010, 0.020, 8*0.020/2 + 0},
+		// CPU 1.05 × the wall: about one thread, so no wait beyond it
+		// (rounded up to two threads it left half the wall as a wait).
+		{"a start just over its wall time: its parallelism, not two threads", 1, 2, 0.010, 0.0105, 0.010},
+		{"eight such starts share both cores", 8, 2, 0.010, 0.0105, 8 * 0.0105 / 2},
 		{"unmeasured CPU: the wall time as CPU", 8, 2, 0.010, 0, 4 * 0.010},
 		{"one core", 4, 1, 0.010, 0.005, 4*0.005 + 0.005},
 	} {
@@ -213,4 +217,59 @@ func TestFitCostsNamesAMissingCopperColdRow(t *testing.T) {
 	err := fitCosts(cal, res, w)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no N=1 copper cold replay row")
+}
+
+// Staging's tarball reads cost the emulator its measured CPU per tarball
+// byte when the run recorded it (fitSetupCPU from the N=1 row), instead
+// of the per-request and per-byte costs fitted on the trace's small files.
+func TestEmulatorTarballCPU(t *testing.T) {
+	w := toyWorkload()
+	w.Tree = TreeSize{Files: 2, Dirs: 1, Bytes: 1010}
+	cal := toyCal(w)
+	cal.Sources = map[string]string{}
+	cal.HostCores, cal.HostAvailable = 2, 2
+	cal.Costs.EmulatorOp, cal.Costs.EmulatorByte = 0.001, 1e-6
+	setupCPU := func(nodes int) float64 {
+		r, err := Run(cal, Scenario{Mode: ModeStaging, Nodes: nodes, Procs: 1, Host: true})
+		require.NoError(t, err)
+		return r.SetupCPUS
+	}
+	cal.Costs.TarExtract, cal.Costs.TarExtractCPU = 0.2, 0.2
+	before1, before4 := setupCPU(1), setupCPU(4)
+	row := pfsbench.Row{Workload: pfsbench.WorkReplay, Mode: pfsbench.ModeStaging, Nodes: 1, Phase: "cold",
+		SetupCPU: &pfsbench.SetupCPU{ExtractS: 0.2, ExtractEmulatorS: 0.5}}
+	fitSetupCPU(cal, &pfsbench.Results{Runs: []pfsbench.Row{row}})
+	require.InDelta(t, 0.5/float64(w.TarBytes()), cal.Costs.EmulatorTar, 1e-15)
+	assert.Contains(t, cal.Sources["costs.emulator_tarbyte_s"], "schedstat")
+	// Per node: one tarball read's charge is now 0.5 s, whatever it was.
+	old := 0.001*float64(chunks(w.TarBytes())) + 1e-6*float64(w.TarBytes())
+	assert.InDelta(t, before1-old+0.5, setupCPU(1), 1e-9)
+	assert.InDelta(t, before4+4*(0.5-old), setupCPU(4), 1e-9)
+}
+
+// The emulator's extraction CPU on this host: the line through the
+// setups' (N, CPU) below the held-out N, a part per node and one per
+// setup; one count or a falling line: the mean per node.
+func TestFitEmulatorTar(t *testing.T) {
+	row := func(n int, cpu float64) pfsbench.Row {
+		return pfsbench.Row{Workload: pfsbench.WorkReplay, Mode: pfsbench.ModeStaging, Nodes: n, Phase: "cold",
+			SetupCPU: &pfsbench.SetupCPU{ExtractS: 1, ExtractEmulatorS: cpu}}
+	}
+	for _, tc := range []struct {
+		name           string
+		runs           []pfsbench.Row
+		fit            []int
+		perNode, setup float64
+	}{
+		{"a line: 0.3 s per setup, 0.045 s per node", []pfsbench.Row{row(4, 0.48), row(8, 0.66), row(32, 9)}, []int{4, 8}, 0.045, 0.3},
+		{"one count: its mean per node", []pfsbench.Row{row(4, 0.48)}, []int{4}, 0.12, 0},
+		{"a falling line: the mean per node", []pfsbench.Row{row(4, 0.8), row(8, 0.4)}, []int{4, 8}, 1.2 / 12, 0},
+		{"nothing recorded", []pfsbench.Row{row(4, 0)}, []int{4}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			perByte, setup := fitEmulatorTar(&pfsbench.Results{Runs: tc.runs}, tc.fit, 1000)
+			assert.InDelta(t, tc.perNode, perByte*1000, 1e-12)
+			assert.InDelta(t, tc.setup, setup, 1e-12)
+		})
+	}
 }

@@ -46,8 +46,9 @@ func TestHostWindowAvailable(t *testing.T) {
 }
 
 // The host's per-operation costs come from the rows below the largest
-// N pooled (sums of CPU and operations), the largest N held out; the
-// cluster node's stay N=1's.
+// N pooled (sums of CPU and operations), N=1 (one worker alone, on its
+// own costs) and the largest N (held out) left out; the cluster node's
+// stay N=1's.
 func TestHostCostsPooledBelowTheHeldOutN(t *testing.T) {
 	w := toyWorkload()
 	procOps := float64(2 * len(w.Ops))
@@ -82,10 +83,10 @@ func TestHostCostsPooledBelowTheHeldOutN(t *testing.T) {
 	cal.Sources = map[string]string{}
 	cal.Costs.WorkerStartCPU, cal.Costs.NodeStartCPU = 0.004, 0.020
 	require.NoError(t, cal.fitHostCosts(res, w))
-	assert.InDelta(t, 0.068/5, cal.HostCosts.NodeStartCPU, 1e-12)
+	assert.InDelta(t, 0.048/4, cal.HostCosts.NodeStartCPU, 1e-12)
 	assert.Equal(t, 32, cal.HeldOutNodes)
-	assert.Equal(t, []int{1, 4, 8}, cal.FitNodes)
-	wantOp := (0.003 + 4*0.002 + 8*0.002) / 13 // Σ per-op CPU × nodes / Σ nodes
+	assert.Equal(t, []int{4, 8}, cal.FitNodes)
+	wantOp := (4*0.002 + 8*0.002) / 12 // Σ per-op CPU × nodes / Σ nodes
 	assert.InDelta(t, wantOp, cal.HostCosts.ClientOpNative, 1e-12)
 	assert.InDelta(t, wantOp, cal.HostCosts.ClientOpMount, 1e-12)
 	assert.InDelta(t, 0.001, cal.HostCosts.ClientReq, 1e-12) // 0.01 s over 10 requests per node
@@ -153,4 +154,34 @@ func TestFitHopCPUOnTheHostOnly(t *testing.T) {
 	assert.InDelta(t, 50e-6, cal.Costs.HopCPU, 0)
 	assert.InDelta(t, 50e-6, base.HostCosts.HopCPU, 0, "the fit copies, never writes through")
 	assert.Contains(t, cal.Sources["host_costs.hop_cpu_s"], "fitted")
+}
+
+// On the host, a row of one node runs on the N=1 costs it was fitted on
+// (one worker alone); rows of several nodes on the host's pooled costs.
+func TestOneNodeOnItsOwnCosts(t *testing.T) {
+	cal := toyCal(toyWorkload())
+	cal.HostCores, cal.HostAvailable = 2, 2
+	host := cal.Costs
+	host.ClientOpNative, host.ClientOpMount = 0.0005, 0.0005
+	cal.HostCosts = &host
+	perNode := func(nodes int) float64 {
+		r, err := Run(cal, Scenario{Mode: ModeStaging, Nodes: nodes, Procs: 1, Host: true})
+		require.NoError(t, err)
+		return r.WarmCPUS / float64(nodes)
+	}
+	ops := float64(len(toyWorkload().Ops))
+	assert.InDelta(t, ops*0.001, perNode(1), 1e-12, "N=1: the cluster node's 1 ms per syscall")
+	assert.InDelta(t, ops*0.0005, perNode(4), 1e-12, "N=4: the host's 0.5 ms")
+}
+
+// A run of N=1 and one larger N only pools N=1 (nothing else below it).
+func TestHoldOutKeepsNOneWhenAlone(t *testing.T) {
+	res := &pfsbench.Results{Runs: []pfsbench.Row{{Workload: pfsbench.WorkReplay, Nodes: 1}, {Workload: pfsbench.WorkReplay, Nodes: 32}}}
+	held, fit := holdOut(res)
+	assert.Equal(t, 32, held)
+	assert.Equal(t, []int{1}, fit)
+	res.Runs = append(res.Runs, pfsbench.Row{Workload: pfsbench.WorkReplay, Nodes: 8})
+	held, fit = holdOut(res)
+	assert.Equal(t, 32, held)
+	assert.Equal(t, []int{8}, fit)
 }

@@ -249,7 +249,7 @@ func (c *Calibration) nodeFuse() fuseCount {
 			}
 			if a.size <= c.MaxCacheable && !data[a.path] {
 				data[a.path] = true
-				f.ops[fuseRead] += chunks(a.size)
+				f.ops[fuseRead] += c.readRequests(a.size, a.first)
 				f.bytes += a.size
 			}
 		}

@@ -66,12 +66,22 @@ func (rep *Report) mdInputs(p printf) {
 	row("client per byte through FUSE", fmt.Sprintf("%.2f ns", k.ClientByte*1e9), "costs.client_byte_s")
 	row("emulator per request (validation only)", us(k.EmulatorOp), "costs.emulator_op_s")
 	row("emulator per byte (validation only)", fmt.Sprintf("%.2f ns", k.EmulatorByte*1e9), "costs.emulator_byte_s")
+	if k.EmulatorTar > 0 {
+		v := fmt.Sprintf("%.2f ns", k.EmulatorTar*1e9)
+		if h := rep.HostCosts; h != nil && h.EmulatorTar > 0 {
+			v += fmt.Sprintf("; this host: %.2f ns + %.3f s per setup", h.EmulatorTar*1e9, h.TarSetupEmu)
+		}
+		row("emulator per byte of staging's tarball reads (validation only)", v, "costs.emulator_tarbyte_s")
+	}
 	row("copper-node per FUSE request or push", us(k.DaemonReq), "costs.daemon_req_s")
 	if c := rep.Listing; c.ReaddirplusPerListing > 0 {
 		row("READDIRPLUS requests per listed directory", fmt.Sprintf("%.1f", c.ReaddirplusPerListing), "readdirplus_per_listing")
 	}
 	if c := rep.Listing; c.DirFiles > 0 {
 		row("small files shipped with their directory", fmt.Sprintf("up to %d KiB each", c.DirFiles>>10), "dir_files_max_bytes")
+	}
+	if c := rep.Listing; c.FuseMaxRead > 0 {
+		row("FUSE max_read, readahead window", fmt.Sprintf("%d KiB, %d KiB", c.FuseMaxRead>>10, c.FuseReadahead>>10), "fuse_max_read_bytes")
 	}
 	row("parent↔child call, both ends", us(k.HopCPU), "costs.hop_cpu_s")
 	row("parent↔child call per answer byte", fmt.Sprintf("%.2f ns", k.HopByte*1e9), "costs.hop_byte_s")
@@ -121,7 +131,7 @@ func (rep *Report) mdValidation(p printf) {
 	p("**This host, not a cluster node.** In validation the model puts every process, daemon and the emulator on the host's %d cores and serves the filesystem with the emulator's parameters; in the projection each node has its own cores and none of this host's sharing applies. The host is shared with other jobs, whose load changes from one row to the next, so each row is modelled at the cores' worth the other jobs left it *during that row* (*cores ours*). Marked *s*, a replay phase: every replay process's thread reports its `/proc/thread-self/schedstat` (CPU run and time runnable but waiting for a CPU, in ns, exact at any length); a phase whose replays waited for a CPU ran on a saturated host, where what the other jobs left it is what it got: the run's own CPU in the phase (rusage and /proc/<pid>/stat: clients, daemons, emulator) less the workers' measured start-up, over the run's time; one that never waited is left every core. A copper setup is marked *s* the same way from its daemons' threads' schedstat at their command's return (its CPU: the launching commands' rusage and the daemons' schedstat, over the setup's time). So on this host a phase's time check is mostly a check of its modelled CPU and of the waits the model adds, not an independent prediction of the other jobs. Unmarked, a setup without schedstat: the host's cores less the other jobs' CPU over its window, from `/proc/stat` read by pfsbench around it, the run's own CPU taken off; marked *p* where the row's window is under %.1f s, too short for /proc/stat's 10 ms ticks: those rows get the run's mean over all its windows; a run without windows would get the spin probes' share, %.2f cores' worth got by a probe around the run, %s, turned into the run's per-thread share by `HostShare`). A row whose demand on an idle host is below its share is not slowed (`SpeedShare`: the kernel shares per runnable thread). *Idle host* is the same model with both cores ours.\n\n",
 		rep.HostCores, minWindowS, rep.HostAvailable, rep.Sources["host_available_cores"])
 	p("%s\n\n", rep.fitNote())
-	p("*Run's scatter* is the measured run's own noise: its slowest process's time minus its median's (every process replays the same trace, so the gap is the scheduler's; each row is one run, repeat count 1). *Within* says whether the error is within ±25%%, or else within that scatter (not counted as met).\n\n")
+	p("*Run's scatter* is the measured run's own noise: its slowest process's time minus its median's (every process replays the same trace, so the gap is the scheduler's; %s). *Within* says whether the error is within ±25%%, or else within that scatter (not counted as met).\n\n", rep.repeatNote())
 	p("| mode | N | quantity | role | measured s | modelled s | error | within | cores ours | run's scatter s | idle host s |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, v := range rep.Validation {
 		sc, in := "–", "no"
@@ -161,7 +171,7 @@ func (rep *Report) role(v ValidationRow) string {
 
 // fitNote says which rows the calibration read.
 func (rep *Report) fitNote() string {
-	s := "What was fitted on which rows: a cluster node's costs on the N=1 rows (one worker alone on the cores, as on each node of a job)"
+	s := "What was fitted on which rows: a cluster node's costs on the N=1 rows (one worker alone on the cores, as on each node of a job), on which the N=1 rows are modelled too (role *N=1 fit*: their CPU is fitted, their times are not)"
 	if len(rep.FitNodes) > 0 {
 		s += fmt.Sprintf("; this host's per-operation CPU costs on the rows at N = %s pooled (role *CPU pooled*: their CPU is fitted, their times are not); every row at N = %d is *held out*: its CPU and time are predicted", fmtInts(rep.FitNodes), rep.HeldOutNodes)
 	}
@@ -238,10 +248,10 @@ func (rep *Report) mdValidationSummary(p printf) {
 func (rep *Report) mdMisses(p printf) {
 	p("What the model charges for each quantity on this host (prose, no numbers; the rows above give the size):\n\n")
 	p("* **all rows**: the host's cores at the share the other jobs left the row (*cores ours*). On a saturated host a run's wall time is its CPU over that share, so a row's time error is mostly its CPU error (the CPU table below) and the rest is the waits the model adds (the emulator's slots and bandwidth, FUSE round trips, the readiness backoff).\n")
-	p("* **warm runs** (copper's mount fully cached, staging's local copy): client syscalls only, CPU-bound on the shared cores; this host's costs are the pooled rows' (see above), not N=1's; staging's are its own warm rows' (one extracted copy per node costs more per syscall than local mode's one shared tree).\n")
-	p("* **copper setup** (tree-ready, node by node): each rank's copper-node command starts when the measured launcher spawned it (pfsbench forking N commands on this host: the row's own spawn offsets, an input like *cores ours*; a cluster starts each node's on its own node), its start CPU (launcher and daemon; this host: pooled per daemon) shares the host's cores alike with every other start running then (processor sharing from each one's spawn), so late spawns register late; then the readiness probes as the measured copper does them (%s): backing off, a node whose parent is not yet tree-ready (or not yet serving) waits %.0f ms, doubling, so its readiness is rounded up to its next probe; waiting at the parent, a serving parent holds the probe and the node is ready half a round trip after it, and a parent not yet listening is probed again every %.0f ms; then the rest of the N=1 start's wall time beyond its CPU (the mount). The setup ends at the last node's return.\n",
+	p("* **warm runs** (copper's mount fully cached, staging's local copy): client syscalls only, CPU-bound on the shared cores; this host's costs are the pooled rows' (see above) at N > 1 and N=1's at N=1 (one worker alone); staging's are its own warm rows' (one extracted copy per node costs more per syscall than local mode's one shared tree).\n")
+	p("* **copper setup** (tree-ready, node by node): each rank's copper-node command starts when the measured launcher spawned it (pfsbench forking N commands on this host: the row's own spawn offsets, an input like *cores ours*; a cluster starts each node's on its own node), its start CPU (launcher and daemon; this host: pooled per daemon at N > 1, N=1's at N=1) shares the host's cores alike with every other start running then (processor sharing from each one's spawn), so late spawns register late; then the readiness probes as the measured copper does them (%s): backing off, a node whose parent is not yet tree-ready (or not yet serving) waits %.0f ms, doubling, so its readiness is rounded up to its next probe; waiting at the parent, a serving parent holds the probe and the node is ready half a round trip after it, and a parent not yet listening is probed again every %.0f ms; then the rest of the N=1 start's wall time beyond its CPU (the mount). The setup ends at the last node's return.\n",
 		rep.Probe.Policy, rep.Probe.Initial*1e3, rep.Probe.Initial*1e3)
-	p("* **staging setup**: tar -c through one client (its metadata operations at the emulator's slots, its CPU as measured inside the run where recorded, beyond the requests' client side; one thread runnable, so the other jobs slow it by one thread's share, `SpeedShare(cores, cores ours, 1)`, not the extraction's), then every node's read of the tarball through the emulator's bandwidth and CPU, and its tar -x's measured CPU (this host: pooled per node; its read syscalls are inside it, not charged again), plus the timed tar's wait beyond its CPU.\n")
+	p("* **staging setup**: tar -c through one client (its metadata operations at the emulator's slots, its CPU as measured inside the run where recorded, beyond the requests' client side; one thread runnable, so the other jobs slow it by one thread's share, `SpeedShare(cores, cores ours, 1)`, not the extraction's), then every node's read of the tarball through the emulator's bandwidth and CPU, and its tar -x's measured CPU (this host: pooled per node at N > 1, N=1's at N=1; its read syscalls are inside it, not charged again), plus the timed tar's wait beyond its CPU.\n")
 	rep.mdMissed(p)
 }
 

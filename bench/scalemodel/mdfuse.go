@@ -62,7 +62,11 @@ func (rep *Report) mdFuse(p printf) {
 	if len(rep.Fuse) == 0 {
 		return
 	}
-	p("FUSE requests a copper node's kernel sent it in the cold runs, per node by operation (measured: every node's `copper-node stats --json` fuse_calls, and kernel_pushes.pushed as *pushed*, after the phase less before it, mean over nodes), against the model's (no timing involved). *readdir* counts READDIRPLUS (the model's per listing is the N=1 row's, measured); *read* is modelled as one request per 128 KiB of each file read whole; an operation the model does not send (the handshakes of the first open) shows 0 modelled and costs nothing in it beyond the per-request CPU fitted on the N=1 row:\n\n")
+	read := "*read* is modelled as one request per 128 KiB of each file read whole (a calibration from before the readahead rule)"
+	if _, ok := rep.Sources["fuse_max_read_bytes"]; ok {
+		read = "*read* follows the kernel's readahead for each file read whole (copper's max_read and readahead window, its inputs above): a file whose first access reads it from offset 0 gets that read's initial window (a .pyc read in one call: one READ up to the window; a shared object's 832-byte ELF header: 16 KiB), then READs of the full window; a mapping reads full windows"
+	}
+	p("FUSE requests a copper node's kernel sent it in the cold runs, per node by operation (measured: every node's `copper-node stats --json` fuse_calls, and kernel_pushes.pushed as *pushed*, after the phase less before it, mean over nodes), against the model's (no timing involved). *readdir* counts READDIRPLUS (the model's per listing is the N=1 row's, measured); %s; an operation the model does not send (the handshakes of the first open) shows 0 modelled and costs nothing in it beyond the per-request CPU fitted on the N=1 row:\n\n", read)
 	p("| N | operation | measured per node | modelled per node | error |\n|---|---|---|---|---|\n")
 	for _, f := range rep.Fuse {
 		p("| %d | %s | %.1f | %.1f | %s |\n", f.Nodes, f.Op, f.Measured, f.Modelled, errorOf(f.Modelled, f.Measured))

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,7 +79,7 @@ func (cal *Calibration) measureHere(ctx context.Context, res *pfsbench.Results, 
 	cal.Costs.TarCreate, cal.Costs.TarExtract, cal.Costs.TarExtractCPU = c, x, min(xcpu, x)
 	cal.Sources["costs.tar_extract_cpu_s"] = "measured: user + system time of that tar -xf (rusage of the child)"
 	cal.Sources["costs.tar_create_s"] = "measured: wall time of tar -cf of the packages on local disk"
-	cal.Sources["costs.tar_extract_s"] = "measured: wall time of tar -xf of that archive on local disk"
+	cal.Sources["costs.tar_extract_s"] = "measured: wall time of tar -xf of that archive on local disk, the least disturbed of 3 (least wall beyond its CPU)"
 	return nil
 }
 
@@ -160,8 +161,12 @@ func cpuNow() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
+// tarRuns is how many extractions timeTar times.
+const tarRuns = 3
+
 // timeTar measures tar -c of the packages and tar -x of the result on
-// local disk, in a temporary directory it removes.
+// local disk (the least disturbed of tarRuns), in a temporary directory
+// it removes.
 func timeTar(ctx context.Context, pkgs []string) (create, extract, extractCPU float64, err error) {
 	if len(pkgs) == 0 {
 		return 0, 0, 0, errors.New("no packages to tar")
@@ -190,12 +195,23 @@ func timeTar(ctx context.Context, pkgs []string) (create, extract, extractCPU fl
 	if create, _, err = run(args...); err != nil {
 		return 0, 0, 0, err
 	}
-	x := filepath.Join(dir, "x")
-	if err := os.Mkdir(x, 0o700); err != nil {
-		return 0, 0, 0, err
-	}
-	if extract, extractCPU, err = run("-xf", tarFile, "-C", x); err != nil {
-		return 0, 0, 0, err
+	// The extraction's time beyond its CPU is taken as the disk's; on a
+	// shared host one run's also holds its waits for a CPU (one calibration
+	// here: 2.7 s of wall for 1.0 s of CPU, added to every node's
+	// extraction). The least of tarRuns is the least disturbed.
+	extract = math.Inf(1)
+	for i := range tarRuns {
+		x := filepath.Join(dir, fmt.Sprint("x", i))
+		if err := os.Mkdir(x, 0o700); err != nil {
+			return 0, 0, 0, err
+		}
+		wall, cpu, err := run("-xf", tarFile, "-C", x)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if wall-cpu < extract-extractCPU {
+			extract, extractCPU = wall, cpu
+		}
 	}
 	return create, extract, extractCPU, nil
 }

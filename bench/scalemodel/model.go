@@ -221,6 +221,11 @@ func (s *sim) setCosts() {
 	s.k = cal.Costs
 	if sc.Host {
 		s.base = cal.Costs.onHost(cal.HostCosts)
+		if sc.Nodes == 1 {
+			// One worker alone on the host's cores: a cluster node's
+			// costs, fitted on these very rows (hostfit.go).
+			s.base = cal.Costs
+		}
 		// Other jobs share the host: each core runs ours slower.
 		share := HostShare(cal.HostCores, cal.HostAvailable, sc.Nodes*(sc.Procs+1)+1)
 		if sc.Available > 0 {

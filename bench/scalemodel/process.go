@@ -251,7 +251,7 @@ func (s *sim) need(g *group, ns *nodeState, a *action, next func()) bool {
 		if a.size == 0 && s.cal.listingModel() {
 			return true // an empty file: the kernel reads nothing from the node
 		}
-		chunks := chunks(a.size)
+		chunks := s.cal.readRequests(a.size, a.first)
 		if s.readsLargeDirect(a) {
 			return s.largeDirect(g, ns, a, next)
 		}

@@ -79,12 +79,16 @@ func awaitParent(t, parentUp, parentReady, hop float64, p ProbeSchedule) float64
 // a measured CPU the wall time is charged as CPU.
 func (s *sim) registrations() (up []float64, rest float64) {
 	alone, cpu := s.cal.Costs.NodeStartCPU, s.k.NodeStartCPU
-	threads := 1
+	threads := 1.0
 	if alone <= 0 || s.k.NodeStart <= 0 {
 		cpu = s.k.NodeStart
 	} else {
-		threads = max(1, min(s.cal.HostCores, int(math.Ceil(alone/s.k.NodeStart))))
-		rest = max(0, s.k.NodeStart-alone/float64(threads))
+		// Its parallelism as measured, not rounded up to whole threads:
+		// a start of 1.05 × its wall in CPU ran on about one thread, and
+		// rounding it to two would leave half its wall as a wait (rest)
+		// that the start never had.
+		threads = max(1, min(float64(s.cal.HostCores), alone/s.k.NodeStart))
+		rest = max(0, s.k.NodeStart-alone/threads)
 	}
 	up = make([]float64, len(s.nodes))
 	if s.host == nil {
@@ -108,11 +112,12 @@ func (s *sim) registrations() (up []float64, rest float64) {
 }
 
 // startsShared is when each job ends that arrives at arrive[i] with
-// work[i] CPU seconds on threads threads, on cores cores shared alike
+// work[i] CPU seconds on threads threads (a measured parallelism, maybe
+// fractional), on cores cores shared alike
 // among the runnable threads (each runs at min(1, cores / runnable
 // threads)): processor sharing, as the kernel's fair scheduler
 // approximates it.
-func startsShared(arrive, work []float64, threads int, cores float64) []float64 {
+func startsShared(arrive, work []float64, threads, cores float64) []float64 {
 	end := make([]float64, len(arrive))
 	left := slices.Clone(work)
 	order := make([]int, len(arrive))
@@ -131,7 +136,7 @@ func startsShared(arrive, work []float64, threads int, cores float64) []float64 
 			next++
 		}
 		// Each job's rate: its threads at each thread's share of the cores.
-		rate := float64(threads) * min(1, cores/float64(threads*len(active)))
+		rate := threads * min(1, cores/(threads*float64(len(active))))
 		step := math.Inf(1)
 		for _, j := range active {
 			step = min(step, left[j]/rate)

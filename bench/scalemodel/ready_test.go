@@ -90,7 +90,7 @@ func TestStartsShared(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		arrive, work []float64
-		threads      int
+		threads      float64
 		cores        float64
 		want         []float64
 	}{

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // Plan is what Evaluate runs besides validation.
@@ -49,6 +50,7 @@ type ValidationRow struct {
 	// the gap is scheduling; each row is one run, no repeats). 0 = not
 	// recorded or a setup row.
 	Scatter float64 `json:"scatter_s,omitempty"`
+	Repeats int     `json:"repeats,omitempty"` // the measured row is the median of this many runs; 0 = one
 	Command string  `json:"command,omitempty"`
 	// Available is the cores' worth the model gave the row: measured
 	// during the row (AvailableMeasured) or the calibration's probe.
@@ -146,6 +148,8 @@ type Report struct {
 	Listing struct {
 		ReaddirplusPerListing float64 `json:"readdirplus_per_listing,omitempty"`
 		DirFiles              int64   `json:"dir_files_max_bytes,omitempty"`
+		FuseMaxRead           int64   `json:"fuse_max_read_bytes,omitempty"`
+		FuseReadahead         int64   `json:"fuse_readahead_bytes,omitempty"`
 	} `json:"listing"`
 	Daemons    []DaemonRow `json:"daemons,omitempty"`
 	CPU        []CPURow    `json:"cpu"`
@@ -230,3 +234,23 @@ func secsStr(v float64) string {
 }
 
 func us(v float64) string { return fmt.Sprintf("%.1f µs", v*1e6) }
+
+// repeatNote says how many runs each measured row is: one, or for the
+// rows pfsbench repeated, the median of several.
+func (rep *Report) repeatNote() string {
+	runs, nodes := 0, map[int]bool{}
+	for _, v := range rep.Validation {
+		if v.Repeats > 1 {
+			runs, nodes[v.Nodes] = max(runs, v.Repeats), true
+		}
+	}
+	if runs == 0 {
+		return "each row is one run, repeat count 1"
+	}
+	var ns []int
+	for n := range nodes {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	return fmt.Sprintf("the rows at N = %s are each the median of %d runs, every run from a fresh setup, a cold row ranked by its setup + cold run and a warm row by its run, the kept run whole (its time, CPU and counters; pfsbench --repeats); the other rows one run each", fmtInts(ns), runs)
+}

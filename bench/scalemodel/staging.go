@@ -5,7 +5,7 @@ package scalemodel
 // through its own client and extracts it.
 func (s *sim) stage(then func()) {
 	t := s.cal.Workload.Tree
-	tarBytes := t.Bytes + s.sc.LargeBytes + int64(t.Files+t.Dirs)*1024 // headers and padding
+	tarBytes := s.cal.Workload.TarBytes() + s.sc.LargeBytes
 	var steps []func(func())
 	for range t.Dirs {
 		steps = append(steps,
@@ -44,6 +44,9 @@ func (s *sim) stage(then func()) {
 		}
 		s.clientCPU(own, func() {
 			s.restoreSpeed(b0)
+			if s.host != nil && s.k.EmulatorTar > 0 {
+				s.host.reserve(s.now, s.k.TarSetupEmu) // the emulator's part per setup, beside the reads
+			}
 			s.fanOutNodes(func(n, m int, done func()) {
 				s.serverOp(n, true, "lookup", "site.tar", m, func() {
 					s.serverOp(n, true, "open", "site.tar", m, func() {
@@ -112,7 +115,17 @@ func (s *sim) tarRead(node int, size int64, mult int, then func()) {
 	s.bytes += size * int64(mult)
 	emu := func(f func()) { f() }
 	if s.host != nil {
-		emu = func(f func()) { s.at(s.host.reserve(s.now, float64(n)*k.EmulatorOp+float64(size)*k.EmulatorByte), f) }
+		cpu := float64(n)*k.EmulatorOp + float64(size)*k.EmulatorByte
+		if k.EmulatorTar > 0 {
+			cpu = float64(size) * k.EmulatorTar // measured on the run's own tarball reads
+		}
+		emu = func(f func()) { s.at(s.host.reserve(s.now, cpu), f) }
 	}
 	emu(func() { s.at(s.oss.reserve(s.now, size*int64(mult)), then) })
+}
+
+// TarBytes is the staging tarball's size for the tree: its bytes, and a
+// header and padding per entry.
+func (w *Workload) TarBytes() int64 {
+	return w.Tree.Bytes + int64(w.Tree.Files+w.Tree.Dirs)*1024
 }

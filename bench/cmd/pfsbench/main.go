@@ -109,6 +109,8 @@ type options struct {
 	replayNodes   *[]int
 	importNodes   *[]int
 	procs         *int
+	repeats       *int
+	repeatMax     *int
 	imports       *string
 	directClients *string
 	python        *string
@@ -139,6 +141,8 @@ func defineFlags(fs *pflag.FlagSet) *options {
 		replayNodes:   fs.IntSlice("replay-nodes", nil, "node counts for the replay workload (default: the set's)"),
 		importNodes:   fs.IntSlice("import-nodes", nil, "node counts for the real import (default: the set's)"),
 		procs:         fs.Int("procs", 0, "processes per node (default 4)"),
+		repeats:       fs.Int("repeats", 0, "runs of each replay at N ≤ --repeat-max-nodes, each phase keeping its median run (default 5)"),
+		repeatMax:     fs.Int("repeat-max-nodes", -1, "largest N whose replay rows are repeated, 0 = none (default 1)"),
 		imports:       fs.String("import", "", "modules to import, comma-separated (default numpy)"),
 		directClients: fs.String("direct-clients", "", "direct mode: one PFS client per 'node' (default) or per 'process'"),
 		python:        fs.String("python", "", "python3 to run (default /usr/bin/python3)"),
@@ -187,17 +191,12 @@ func (o *options) config(fs *pflag.FlagSet) (pfsbench.Config, int, bool) {
 	if !strings.Contains(*o.workloads, pfsbench.WorkReplay) && !strings.Contains(*o.workloads, pfsbench.WorkImport) {
 		cfg.Scale.Nodes = 0 // the scale rows replay the import's trace
 	}
-	if *o.largeBytes > 0 {
-		cfg.Large.Bytes = *o.largeBytes
+	o.largeConfig(&cfg.Large)
+	if *o.repeats > 0 {
+		cfg.Repeats = *o.repeats
 	}
-	if *o.largeNodes > 0 {
-		cfg.Large.Nodes = *o.largeNodes
-	}
-	if *o.largeScale >= 0 {
-		cfg.Large.ScaleBytes = *o.largeScale
-	}
-	if *o.largeRefBW > 0 {
-		cfg.Large.RefServerBandwidth = *o.largeRefBW
+	if *o.repeatMax >= 0 {
+		cfg.RepeatMaxNodes = *o.repeatMax
 	}
 	if *o.procs > 0 {
 		cfg.Procs = *o.procs
@@ -233,6 +232,22 @@ func (o *options) config(fs *pflag.FlagSet) (pfsbench.Config, int, bool) {
 		cfg.Scale.Modes = strings.Split(*o.scaleModes, ",")
 	}
 	return cfg, 0, true
+}
+
+// largeConfig applies the large workload's flags.
+func (o *options) largeConfig(lc *pfsbench.LargeConfig) {
+	if *o.largeBytes > 0 {
+		lc.Bytes = *o.largeBytes
+	}
+	if *o.largeNodes > 0 {
+		lc.Nodes = *o.largeNodes
+	}
+	if *o.largeScale >= 0 {
+		lc.ScaleBytes = *o.largeScale
+	}
+	if *o.largeRefBW > 0 {
+		lc.RefServerBandwidth = *o.largeRefBW
+	}
 }
 
 // largeSection prints the large-full section of docs/BENCHMARKS.md from
