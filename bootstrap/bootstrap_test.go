@@ -380,10 +380,17 @@ func TestGatherSurvivesGarbage(t *testing.T) {
 
 	h0 := hello(0, 2)
 	h0.Nonce = make([]byte, NonceLen)
-	validHello, err := encodeHello(h0, testKey)
+	validHello, err := encodeHello(h0, testKey, nil)
 	require.NoError(t, err)
-	// tagged gives a body a valid tag, to reach the checks after it.
-	tagged := func(body []byte) []byte { return append(slices.Clip(body), helloTag(testKey, body)...) }
+	// Each case's bytes are made for the connection's challenge; tagged
+	// gives a body a valid tag for it, to reach the checks after it.
+	type makeBytes func(challenge []byte) []byte
+	fixed := func(b []byte) makeBytes { return func([]byte) []byte { return b } }
+	tagged := func(body []byte) makeBytes {
+		return func(ch []byte) []byte {
+			return encodeFrame(kindHello, append(slices.Clip(body), helloTag(testKey, ch, body)...))
+		}
+	}
 	body := func(h Hello) []byte { return appendHello(nil, h) }
 	h1 := hello(1, 2)
 	h1.Nonce = make([]byte, NonceLen)
@@ -392,29 +399,27 @@ func TestGatherSurvivesGarbage(t *testing.T) {
 	noNonce.Nonce = nil
 	garbage := []struct {
 		name  string
-		bytes []byte
+		bytes makeBytes
 		log   string
 	}{
-		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "not a copper bootstrap frame"},
-		{"oversized", rawFrame("CB", Version, byte(kindHello), 1<<30, nil), "exceeds the cap"},
-		{"other version", rawFrame("CB", Version+1, byte(kindHello), uint32(len(validHello)), validHello), "version"},
-		{"version 2 (JSON hello)", rawFrame("CB", 2, byte(kindHello), uint32(len(validHello)), validHello), "frame version 2, this copper speaks 3"},
-		{"wrong kind", encodeFrame(kindResult, []byte("{}")), "expected a hello frame"},
-		{"unknown kind", rawFrame("CB", Version, 99, 0, nil), "unknown frame kind"},
-		{"JSON body", encodeFrame(kindHello, tagged([]byte(`{"rank":1,"size":2,"host":"h","endpoint":"e"}`))), "hello:"},
-		{"cut short", encodeFrame(kindHello, tagged(body(h1)[:10])), "hello:"},
-		{"trailing data", encodeFrame(kindHello, tagged(append(body(h1), 0))), "1 bytes of trailing data"},
-		{"huge rank", encodeFrame(kindHello, tagged(body(withRank(MaxRanks+1)))), "must be at most"},
-		{"invalid hello", encodeFrame(kindHello, tagged(body(withRank(5)))), "rank 5 outside"},
-		{"no nonce", encodeFrame(kindHello, tagged(body(noNonce))), "nonce: 32 bytes wanted, 0 left"},
-		{"truncated", rawFrame("CB", Version, byte(kindHello), 100, []byte("{")), "payload"},
+		{"http", fixed([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")), "not a copper bootstrap frame"},
+		{"oversized", fixed(rawFrame("CB", Version, byte(kindHello), 1<<30, nil)), "exceeds the cap"},
+		{"other version", fixed(rawFrame("CB", Version+1, byte(kindHello), uint32(len(validHello)), validHello)), "version"},
+		{"version 3 (no challenge)", fixed(rawFrame("CB", 3, byte(kindHello), uint32(len(validHello)), validHello)), "frame version 3, this copper speaks 4"},
+		{"wrong kind", fixed(encodeFrame(kindResult, []byte("{}"))), "expected a hello frame"},
+		{"unknown kind", fixed(rawFrame("CB", Version, 99, 0, nil)), "unknown frame kind"},
+		{"JSON body", tagged([]byte(`{"rank":1,"size":2,"host":"h","endpoint":"e"}`)), "hello:"},
+		{"cut short", tagged(body(h1)[:10]), "hello:"},
+		{"trailing data", tagged(append(body(h1), 0)), "1 bytes of trailing data"},
+		{"huge rank", tagged(body(withRank(MaxRanks + 1))), "must be at most"},
+		{"invalid hello", tagged(body(withRank(5))), "rank 5 outside"},
+		{"no nonce", tagged(body(noNonce)), "nonce: 32 bytes wanted, 0 left"},
+		{"truncated", fixed(rawFrame("CB", Version, byte(kindHello), 100, []byte("{"))), "payload"},
 	}
 	for _, g := range garbage {
 		t.Run(g.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", opts.Addr)
-			require.NoError(t, err)
-			defer c.Close()
-			_, err = c.Write(g.bytes)
+			c, challenge := dialRankZero(t, opts.Addr)
+			_, err = c.Write(g.bytes(challenge))
 			require.NoError(t, err)
 			if g.name == "truncated" {
 				// The payload never completes: hang up, as a crashed sender would.
@@ -451,9 +456,8 @@ func TestGatherRankRejoinsAfterHangingUp(t *testing.T) {
 
 	h1 := hello(1, 2)
 	h1.Nonce = make([]byte, NonceLen)
-	payload, err := encodeHello(h1, testKey)
-	require.NoError(t, err)
-	c, err := net.Dial("tcp", opts.Addr)
+	c, challenge := dialRankZero(t, opts.Addr)
+	payload, err := encodeHello(h1, testKey, challenge)
 	require.NoError(t, err)
 	_, err = c.Write(encodeFrame(kindHello, payload))
 	require.NoError(t, err)
@@ -532,6 +536,9 @@ func fakeRankZero(t *testing.T, frame func(h Hello) []byte) string {
 			return
 		}
 		defer c.Close()
+		if _, err := c.Write(encodeFrame(kindChallenge, make([]byte, NonceLen))); err != nil {
+			return
+		}
 		_, p, err := readFrame(c, MaxHelloFrame)
 		if err != nil || len(p) < TagLen {
 			return
@@ -612,23 +619,27 @@ func TestGatherRefusesImpostors(t *testing.T) {
 	h1.Nonce = make([]byte, NonceLen)
 	body := appendHello(nil, h1)
 	otherKey := bytes.Repeat([]byte("othr"), 8)
+	other := strings.Replace(string(body), "node00001", "node00009", 1)
 	impostors := []struct {
 		name    string
-		payload []byte
+		payload func(challenge []byte) []byte
 		log     string
 	}{
-		{"no tag (version 1 hello)", body[:TagLen-1], "has no 32-byte tag"},
-		{"untagged body", body, "does not hold this job's key"},
-		{"zero tag", append(slices.Clip(body), make([]byte, TagLen)...), "does not hold this job's key"},
-		{"tag made with another key", append(slices.Clip(body), helloTag(otherKey, body)...), "does not hold this job's key"},
-		{"tag of another body", append([]byte(strings.Replace(string(body), "node00001", "node00009", 1)), helloTag(testKey, body)...), "does not hold this job's key"},
+		{"no tag (version 1 hello)", func([]byte) []byte { return body[:TagLen-1] }, "has no 32-byte tag"},
+		{"untagged body", func([]byte) []byte { return body }, "does not hold this job's key"},
+		{"zero tag", func([]byte) []byte { return append(slices.Clip(body), make([]byte, TagLen)...) }, "does not hold this job's key"},
+		{"tag made with another key", func(ch []byte) []byte { return append(slices.Clip(body), helloTag(otherKey, ch, body)...) }, "does not hold this job's key"},
+		{"tag of another body", func(ch []byte) []byte { return append([]byte(other), helloTag(testKey, ch, body)...) }, "does not hold this job's key"},
+		// A hello recorded on another connection (this job's or an older
+		// one's: the key outlives jobs) answers another challenge.
+		{"replayed: tagged for another challenge", func([]byte) []byte {
+			return append(slices.Clip(body), helloTag(testKey, make([]byte, NonceLen), body)...)
+		}, "replayed a hello"},
 	}
 	for _, im := range impostors {
 		t.Run(im.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", opts.Addr)
-			require.NoError(t, err)
-			defer c.Close()
-			_, err = c.Write(encodeFrame(kindHello, im.payload))
+			c, challenge := dialRankZero(t, opts.Addr)
+			_, err := c.Write(encodeFrame(kindHello, im.payload(challenge)))
 			require.NoError(t, err)
 			sink.waitFor(t, "dropped connection", "peer="+c.LocalAddr().String(), im.log)
 			c.SetReadDeadline(time.Now().Add(testBound))
@@ -738,20 +749,17 @@ func BenchmarkGather(b *testing.B) {
 func BenchmarkServe(b *testing.B) {
 	for _, size := range []int{2000, 8000} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
-			frames := make([][]byte, size)
-			for r := range frames {
-				h := hello(r, size)
-				h.Nonce = make([]byte, NonceLen)
-				p, err := encodeHello(h, testKey)
-				require.NoError(b, err)
-				frames[r] = encodeFrame(kindHello, p)
+			hellos := make([]Hello, size)
+			for r := range hellos {
+				hellos[r] = hello(r, size)
+				hellos[r].Nonce = make([]byte, NonceLen)
 			}
 			for b.Loop() {
 				ln := listen(b)
 				addr := ln.Addr().String()
 				served := startServe(b, ln, size, Options{Key: testKey, Addr: addr, Timeout: testBound})
 				var wg sync.WaitGroup
-				for r := range frames {
+				for r := range hellos {
 					wg.Go(func() {
 						c, err := net.Dial("tcp", addr)
 						if err != nil {
@@ -759,7 +767,16 @@ func BenchmarkServe(b *testing.B) {
 							return
 						}
 						defer c.Close()
-						if _, err := c.Write(frames[r]); err != nil {
+						challenge, err := readChallenge(c)
+						if err != nil {
+							b.Errorf("rank %d: %v", r, err)
+							return
+						}
+						p, err := encodeHello(hellos[r], testKey, challenge)
+						if err == nil {
+							_, err = c.Write(encodeFrame(kindHello, p))
+						}
+						if err != nil {
 							b.Errorf("rank %d: %v", r, err)
 							return
 						}
@@ -775,4 +792,18 @@ func BenchmarkServe(b *testing.B) {
 			}
 		})
 	}
+}
+
+// dialRankZero connects to rank 0 and reads the challenge it opens every
+// connection with.
+func dialRankZero(t *testing.T, addr string) (net.Conn, []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	require.NoError(t, c.SetDeadline(time.Now().Add(testBound)))
+	challenge, err := readChallenge(c)
+	require.NoError(t, err)
+	require.NoError(t, c.SetDeadline(time.Time{}))
+	return c, challenge
 }

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -56,8 +57,17 @@ func (g *gather) handle(c net.Conn) {
 	peer := c.RemoteAddr().String()
 
 	g.setPending(c, true)
-	c.SetReadDeadline(time.Now().Add(min(maxHelloWait, g.opts.Timeout)))
-	h, err := readHello(c, g.opts.Key)
+	helloWait := time.Now().Add(min(maxHelloWait, g.opts.Timeout))
+	c.SetDeadline(helloWait)
+	challenge := make([]byte, NonceLen)
+	rand.Read(challenge) // crypto/rand.Read never fails (Go ≥ 1.24)
+	if _, err := c.Write(encodeFrame(kindChallenge, challenge)); err != nil {
+		g.setPending(c, false)
+		g.log.Debug("bootstrap: connection gone before its challenge", "addr", g.addr, "peer", peer, "err", err)
+		return
+	}
+	c.SetWriteDeadline(time.Time{})
+	h, err := readHello(c, g.opts.Key, challenge)
 	g.setPending(c, false)
 	if err != nil {
 		select {
@@ -103,7 +113,7 @@ func (g *gather) handle(c net.Conn) {
 	}
 }
 
-func readHello(c net.Conn, key []byte) (Hello, error) {
+func readHello(c net.Conn, key, challenge []byte) (Hello, error) {
 	k, payload, err := readFrame(c, MaxHelloFrame)
 	if err != nil {
 		return Hello{}, err
@@ -111,7 +121,7 @@ func readHello(c net.Conn, key []byte) (Hello, error) {
 	if k != kindHello {
 		return Hello{}, fmt.Errorf("expected a hello frame, got %s", k)
 	}
-	return decodeHello(payload, key)
+	return decodeHello(payload, key, challenge)
 }
 
 // checkKey refuses to gather without a usable job key.

@@ -17,17 +17,21 @@ import (
 //
 //	magic "CB" | version u8 | kind u8 | payload length u32 (big endian)
 //
+// challenge: NonceLen random bytes                  (rank 0 → rank, first, on every connection)
 // hello:  binary Hello || tag                        (rank → rank 0, at most MaxHelloFrame)
 // result: DEFLATE of the binary result || tag        (rank 0 → rank, at most MaxResultFrame)
 // error:  UTF-8 text, the reason                     (rank 0 → rank, at most MaxHelloFrame)
 //
 // Tags are HMAC-SHA256 with the job key (key_file), TagLen bytes:
 //
-//	hello tag  = HMAC(key, "copper bootstrap hello v3" || hello bytes)
-//	result tag = HMAC(key, "copper bootstrap result v3" || nonce || SHA-256(DEFLATE bytes))
+//	hello tag  = HMAC(key, "copper bootstrap hello v4" || challenge || hello bytes)
+//	result tag = HMAC(key, "copper bootstrap result v4" || nonce || SHA-256(DEFLATE bytes))
 //
-// where nonce is the receiving rank's hello nonce, so a result is bound to
-// the one connection that asked for it. The DEFLATE bytes are identical
+// where challenge is the one rank 0 sent on that connection, so a hello
+// recorded on one connection (of this job or an older one: the key
+// outlives jobs) is refused on any other, and nonce is the receiving
+// rank's hello nonce, so a result is bound to the one connection that
+// asked for it. The DEFLATE bytes are identical
 // for every rank: rank 0 encodes and compresses them once and only the tag
 // differs per rank. Compression matters because rank 0 sends N copies of
 // an N-entry book; host names compress several-fold. Error frames carry
@@ -35,9 +39,9 @@ import (
 // connection could. Version 3 replaced version 2's JSON hello with the
 // binary one (hello.go): decoding JSON was a fifth of rank 0's CPU per
 // rank. The two do not interoperate; a frame of another version is
-// refused naming both versions.
+// refused naming both versions. Version 4 added rank 0's challenge.
 const (
-	Version   = 3
+	Version   = 4
 	headerLen = 8
 
 	// TagLen is the HMAC-SHA256 tag ending hello and result payloads.
@@ -73,6 +77,9 @@ const (
 	kindHello  kind = 1
 	kindResult kind = 2
 	kindError  kind = 3
+	// kindChallenge opens every connection: rank 0's fresh NonceLen bytes
+	// that the hello's tag must cover.
+	kindChallenge kind = 4
 )
 
 func (k kind) String() string {
@@ -83,6 +90,8 @@ func (k kind) String() string {
 		return "result"
 	case kindError:
 		return "error"
+	case kindChallenge:
+		return "challenge"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -114,7 +123,7 @@ func readFrame(r io.Reader, max uint32) (kind, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: frame version %d, this copper speaks %d (every rank of a job must run the same copper)", errVersion, h[2], Version)
 	}
 	k := kind(h[3])
-	if k != kindHello && k != kindResult && k != kindError {
+	if k != kindHello && k != kindResult && k != kindError && k != kindChallenge {
 		return 0, nil, fmt.Errorf("unknown frame kind %d", h[3])
 	}
 	n := binary.BigEndian.Uint32(h[4:8])
@@ -130,14 +139,15 @@ func readFrame(r io.Reader, max uint32) (kind, []byte, error) {
 
 // Labels keep the tags of different messages apart.
 const (
-	helloLabel  = "copper bootstrap hello v3"
-	resultLabel = "copper bootstrap result v3"
+	helloLabel  = "copper bootstrap hello v4"
+	resultLabel = "copper bootstrap result v4"
 )
 
-// helloTag is HMAC(key, helloLabel || body).
-func helloTag(key, body []byte) []byte {
+// helloTag is HMAC(key, helloLabel || challenge || body).
+func helloTag(key, challenge, body []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(helloLabel))
+	m.Write(challenge)
 	m.Write(body)
 	return m.Sum(nil)
 }

@@ -15,7 +15,7 @@ import (
 )
 
 func TestFrameRoundTrip(t *testing.T) {
-	for _, k := range []kind{kindHello, kindResult, kindError} {
+	for _, k := range []kind{kindHello, kindResult, kindError, kindChallenge} {
 		for _, p := range [][]byte{nil, []byte("x"), bytes.Repeat([]byte("ab"), 1000)} {
 			got, payload, err := readFrame(bytes.NewReader(encodeFrame(k, p)), MaxHelloFrame)
 			require.NoError(t, err)
@@ -36,11 +36,13 @@ func TestReadFrameErrors(t *testing.T) {
 		{"short header", []byte("CB\x01"), "reading frame header"},
 		{"bad magic", []byte("XX\x01\x01\x00\x00\x00\x00"), "not a copper bootstrap frame"},
 		{"version 1 (untagged)", []byte("CB\x01\x01\x00\x00\x00\x00"), "frame version 1"},
-		{"version 2 (JSON hello)", []byte("CB\x02\x01\x00\x00\x00\x00"), "frame version 2, this copper speaks 3"},
-		{"version 4", []byte("CB\x04\x01\x00\x00\x00\x00"), "frame version 4"},
-		{"kind zero", []byte("CB\x03\x00\x00\x00\x00\x00"), "unknown frame kind 0"},
-		{"over cap", []byte("CB\x03\x01\x00\x01\x00\x01"), "exceeds the cap of 65536"},
-		{"short payload", []byte("CB\x03\x01\x00\x00\x00\x05abc"), "reading 5-byte hello payload"},
+		{"version 2 (JSON hello)", []byte("CB\x02\x01\x00\x00\x00\x00"), "frame version 2, this copper speaks 4"},
+		{"version 3 (no challenge)", []byte("CB\x03\x01\x00\x00\x00\x00"), "frame version 3, this copper speaks 4"},
+		{"version 5", []byte("CB\x05\x01\x00\x00\x00\x00"), "frame version 5"},
+		{"kind zero", []byte("CB\x04\x00\x00\x00\x00\x00"), "unknown frame kind 0"},
+		{"kind five", []byte("CB\x04\x05\x00\x00\x00\x00"), "unknown frame kind 5"},
+		{"over cap", []byte("CB\x04\x01\x00\x01\x00\x01"), "exceeds the cap of 65536"},
+		{"short payload", []byte("CB\x04\x01\x00\x00\x00\x05abc"), "reading 5-byte hello payload"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +100,9 @@ func TestResultRoundTrip(t *testing.T) {
 	assert.Equal(t, Result{Book: book, JobID: "job-1"}, got)
 }
 
+// testChallenge stands for the challenge rank 0 opens a connection with.
+var testChallenge = bytes.Repeat([]byte{7}, NonceLen)
+
 func TestHelloRoundTrip(t *testing.T) {
 	many := nonced(7, 8)
 	many.Interfaces = []string{"hsn0=10.1.2.3", "ib0=fe80::1", "ü=1"}
@@ -106,9 +111,9 @@ func TestHelloRoundTrip(t *testing.T) {
 	big := nonced(MaxRanks-1, MaxRanks)
 	big.Host, big.Endpoint = strings.Repeat("h", maxHostLen), strings.Repeat("e", maxEndpointLen)
 	for _, h := range []Hello{nonced(0, 1), many, empty, big} {
-		p, err := encodeHello(h, testKey)
+		p, err := encodeHello(h, testKey, testChallenge)
 		require.NoError(t, err)
-		got, err := decodeHello(p, testKey)
+		got, err := decodeHello(p, testKey, testChallenge)
 		require.NoError(t, err)
 		if len(h.Interfaces) == 0 {
 			h.Interfaces = nil // an empty list and none mean the same
@@ -119,19 +124,21 @@ func TestHelloRoundTrip(t *testing.T) {
 
 func TestHelloTag(t *testing.T) {
 	h := nonced(1, 2)
-	p, err := encodeHello(h, testKey)
+	p, err := encodeHello(h, testKey, testChallenge)
 	require.NoError(t, err)
-	got, err := decodeHello(p, testKey)
+	got, err := decodeHello(p, testKey, testChallenge)
 	require.NoError(t, err)
 	assert.Equal(t, h, got)
 
-	_, err = decodeHello(p, bytes.Repeat([]byte("othr"), 8))
+	_, err = decodeHello(p, bytes.Repeat([]byte("othr"), 8), testChallenge)
 	require.ErrorIs(t, err, errBadTag)
+	_, err = decodeHello(p, testKey, bytes.Repeat([]byte{9}, NonceLen))
+	require.ErrorIs(t, err, errBadTag, "a hello made for another connection's challenge")
 	flipped := bytes.Clone(p)
 	flipped[10] ^= 1
-	_, err = decodeHello(flipped, testKey)
+	_, err = decodeHello(flipped, testKey, testChallenge)
 	require.ErrorIs(t, err, errBadTag)
-	_, err = decodeHello(p[:TagLen-1], testKey)
+	_, err = decodeHello(p[:TagLen-1], testKey, testChallenge)
 	require.ErrorContains(t, err, "has no 32-byte tag")
 }
 
@@ -230,7 +237,7 @@ func TestFormatRanks(t *testing.T) {
 // checks. Random bytes stop at the tags; FuzzHelloBody and
 // FuzzResultPayload reach the decoders behind them.
 func FuzzFrame(f *testing.F) {
-	h, err := encodeHello(nonced(1, 2), testKey)
+	h, err := encodeHello(nonced(1, 2), testKey, testChallenge)
 	require.NoError(f, err)
 	res, err := encodeResult([]tree.Entry{{Host: "a", Endpoint: "b:1"}}, "j")
 	require.NoError(f, err)
@@ -239,6 +246,7 @@ func FuzzFrame(f *testing.F) {
 		encodeFrame(kindHello, h),
 		resultFrame(testKey, nonce, res),
 		encodeFrame(kindError, []byte("missing ranks 3,7-9 of 16")),
+		encodeFrame(kindChallenge, testChallenge),
 		encodeFrame(kindHello, []byte(`{"rank":0,"size":1,"host":"h","endpoint":"e","x":1}`)),
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
 		[]byte("CB\x03\x01\xff\xff\xff\xff"),
@@ -256,14 +264,14 @@ func FuzzFrame(f *testing.F) {
 		require.Equal(t, data[headerLen:headerLen+len(payload)], payload)
 		switch k {
 		case kindHello:
-			h, err := decodeHello(payload, testKey)
+			h, err := decodeHello(payload, testKey, testChallenge)
 			if err != nil {
 				return
 			}
 			require.NoError(t, h.Validate())
-			again, err := encodeHello(h, testKey)
+			again, err := encodeHello(h, testKey, testChallenge)
 			require.NoError(t, err)
-			h2, err := decodeHello(again, testKey)
+			h2, err := decodeHello(again, testKey, testChallenge)
 			require.NoError(t, err)
 			require.Equal(t, h, h2)
 		case kindResult:
@@ -300,14 +308,14 @@ func FuzzHelloBody(f *testing.F) {
 	f.Add([]byte("\x00\x01\x01h\x01e\x00\xff\xff\x03"))       // 2^14+ interfaces
 	f.Add([]byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")) // overlong rank
 	f.Fuzz(func(t *testing.T, body []byte) {
-		h, err := decodeHello(append(slices.Clip(body), helloTag(testKey, body)...), testKey)
+		h, err := decodeHello(append(slices.Clip(body), helloTag(testKey, testChallenge, body)...), testKey, testChallenge)
 		if err != nil {
 			return
 		}
 		require.NoError(t, h.Validate())
-		again, err := encodeHello(h, testKey)
+		again, err := encodeHello(h, testKey, testChallenge)
 		require.NoError(t, err)
-		h2, err := decodeHello(again, testKey)
+		h2, err := decodeHello(again, testKey, testChallenge)
 		require.NoError(t, err)
 		require.Equal(t, h, h2)
 	})

@@ -71,8 +71,9 @@ func appendHello(b []byte, h Hello) []byte {
 	return append(b, h.Nonce...)
 }
 
-// encodeHello returns the hello payload: the body, then its tag.
-func encodeHello(h Hello, key []byte) ([]byte, error) {
+// encodeHello returns the hello payload: the body, then its tag over
+// rank 0's challenge and the body.
+func encodeHello(h Hello, key, challenge []byte) ([]byte, error) {
 	if err := h.Validate(); err != nil {
 		return nil, err
 	}
@@ -80,21 +81,22 @@ func encodeHello(h Hello, key []byte) ([]byte, error) {
 	if len(b)+TagLen > MaxHelloFrame {
 		return nil, fmt.Errorf("hello from rank %d: %d bytes exceeds the cap of %d", h.Rank, len(b)+TagLen, MaxHelloFrame)
 	}
-	return append(b, helloTag(key, b)...), nil
+	return append(b, helloTag(key, challenge, b)...), nil
 }
 
 // errBadTag marks a message that does not verify with this job's key.
 var errBadTag = errors.New("tag does not verify")
 
-// decodeHello checks the tag before looking at anything else: bytes from
-// someone without the key are never parsed.
-func decodeHello(payload, key []byte) (Hello, error) {
+// decodeHello checks the tag, over the challenge rank 0 sent on this
+// connection, before looking at anything else: bytes from someone without
+// the key are never parsed, and a hello recorded elsewhere is refused.
+func decodeHello(payload, key, challenge []byte) (Hello, error) {
 	if len(payload) < TagLen {
 		return Hello{}, fmt.Errorf("hello of %d bytes has no %d-byte tag: the sender does not speak copper bootstrap v%d with a job key", len(payload), TagLen, Version)
 	}
 	body, tag := payload[:len(payload)-TagLen], payload[len(payload)-TagLen:]
-	if !hmac.Equal(tag, helloTag(key, body)) {
-		return Hello{}, fmt.Errorf("hello %w: the sender does not hold this job's key (is key_file the same file on every node?)", errBadTag)
+	if !hmac.Equal(tag, helloTag(key, challenge, body)) {
+		return Hello{}, fmt.Errorf("hello %w: the sender does not hold this job's key (is key_file the same file on every node?), or replayed a hello made for another connection", errBadTag)
 	}
 	h, err := parseHello(body)
 	if err != nil {

@@ -40,7 +40,7 @@ func Join(ctx context.Context, h Hello, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	h.Nonce = make([]byte, NonceLen)
-	if _, err := encodeHello(h, opts.Key); err != nil { // fail early on a bad hello
+	if _, err := encodeHello(h, opts.Key, nil); err != nil { // fail early on a bad hello
 		return Result{}, fmt.Errorf("bootstrap: %w", err)
 	}
 	dialDeadline := time.Now().Add(opts.Timeout)
@@ -73,13 +73,6 @@ func Join(ctx context.Context, h Hello, opts Options) (Result, error) {
 // joinOnce makes one attempt. retry reports whether the failure was in the
 // transport (worth redialling) rather than a verdict or a bad result.
 func joinOnce(ctx context.Context, h Hello, opts Options) (Result, bool, error) {
-	h.Nonce = make([]byte, NonceLen)
-	rand.Read(h.Nonce) // crypto/rand.Read never fails (Go ≥ 1.24)
-	payload, err := encodeHello(h, opts.Key)
-	if err != nil {
-		return Result{}, false, fmt.Errorf("bootstrap: %w", err)
-	}
-	frame := encodeFrame(kindHello, payload)
 	d := net.Dialer{Timeout: min(opts.Timeout, 10*time.Second)}
 	c, err := d.DialContext(ctx, "tcp", opts.Addr)
 	if err != nil {
@@ -91,7 +84,22 @@ func joinOnce(ctx context.Context, h Hello, opts Options) (Result, bool, error) 
 	verdictWait := opts.Timeout + opts.Timeout/4
 	c.SetDeadline(time.Now().Add(verdictWait))
 
-	if _, err := c.Write(frame); err != nil {
+	challenge, err := readChallenge(c)
+	if errors.Is(err, errVersion) {
+		return Result{}, false, fmt.Errorf("bootstrap: rank 0 at %s: %w", opts.Addr, err)
+	}
+	if err != nil {
+		// A rank 0 of an older copper sends none: it waits for the hello,
+		// then drops the connection.
+		return Result{}, true, fmt.Errorf("reading rank 0's challenge (a copper older than bootstrap v%d sends none: every rank must run the same copper): %w", Version, err)
+	}
+	h.Nonce = make([]byte, NonceLen)
+	rand.Read(h.Nonce) // crypto/rand.Read never fails (Go ≥ 1.24)
+	payload, err := encodeHello(h, opts.Key, challenge)
+	if err != nil {
+		return Result{}, false, fmt.Errorf("bootstrap: %w", err)
+	}
+	if _, err := c.Write(encodeFrame(kindHello, payload)); err != nil {
 		return Result{}, true, fmt.Errorf("sending hello: %w", err)
 	}
 	k, payload, err := readFrame(c, MaxResultFrame)
@@ -142,4 +150,18 @@ func openResult(payload, key, nonce []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: forged, replayed, or rank 0 holds another key_file (is it the same file on every node?)", errBadTag)
 	}
 	return body, nil
+}
+
+// readChallenge reads the frame rank 0 opens every connection with.
+func readChallenge(c net.Conn) ([]byte, error) {
+	k, payload, err := readFrame(c, MaxHelloFrame)
+	switch {
+	case err != nil:
+		return nil, err
+	case k != kindChallenge:
+		return nil, fmt.Errorf("rank 0 opened with a %s frame, not a challenge", k)
+	case len(payload) != NonceLen:
+		return nil, fmt.Errorf("challenge of %d bytes, want %d", len(payload), NonceLen)
+	}
+	return payload, nil
 }

@@ -88,15 +88,9 @@ func joinersMain(spec string) error {
 }
 
 // lightJoin is Join's wire work for one rank without inflating the book:
-// a tagged hello with a fresh nonce, the whole
+// rank 0's challenge read, a tagged hello with a fresh nonce, the whole
 // verdict read, its per-rank tag verified.
 func lightJoin(ctx context.Context, h Hello, opts Options) error {
-	h.Nonce = make([]byte, NonceLen)
-	crand.Read(h.Nonce)
-	payload, err := encodeHello(h, opts.Key)
-	if err != nil {
-		return err
-	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", opts.Addr)
 	if err != nil {
@@ -105,6 +99,16 @@ func lightJoin(ctx context.Context, h Hello, opts Options) error {
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
+	}
+	challenge, err := readChallenge(c)
+	if err != nil {
+		return fmt.Errorf("reading the challenge: %w", err)
+	}
+	h.Nonce = make([]byte, NonceLen)
+	crand.Read(h.Nonce)
+	payload, err := encodeHello(h, opts.Key, challenge)
+	if err != nil {
+		return err
 	}
 	if _, err := c.Write(encodeFrame(kindHello, payload)); err != nil {
 		return fmt.Errorf("sending hello: %w", err)

@@ -6,10 +6,14 @@
 // included, runs Join. Both hold the job key (key_file), a secret only the
 // job's user can read. Rules the launcher can rely on:
 //
-//   - Every hello carries a fresh nonce and an HMAC tag made with the key.
-//     Rank 0 verifies the tag before it parses anything; a hello without a
-//     tag or with a wrong one costs only that connection (logged with the
-//     peer's address) and never registers a rank. A process without the
+//   - Rank 0 opens every connection with a fresh random challenge, and
+//     every hello carries a fresh nonce and an HMAC tag made with the key
+//     over the challenge and the hello. Rank 0 verifies the tag before it
+//     parses anything; a hello recorded on another connection (of this job,
+//     or of an older one: the key outlives jobs) does not verify on this
+//     one. A hello without a tag or with a wrong one costs only that
+//     connection (logged with the peer's address) and never registers a
+//     rank. A process without the
 //     key can neither join nor learn the book.
 //   - The result carries no secret. Rank 0 tags it for each rank with that
 //     rank's hello nonce, and Join verifies the tag before using anything:
@@ -22,9 +26,8 @@
 //     (Join reconnects while its dial deadline lasts).
 //   - A second hello for a rank whose connection is still open fails the
 //     job: the first registration is never replaced, and both are named in
-//     the error. A replayed hello (the network sees hellos in clear) can
-//     only collide like this: it makes the gather fail, never succeed with
-//     a forged entry, and its sender cannot read the tagged result.
+//     the error. A hello cannot be replayed (the challenge), so only a
+//     rank started twice collides like this.
 //   - A size that differs from rank 0's fails the job, naming both.
 //   - Bytes that are not a valid hello (wrong magic, version or kind,
 //     oversized, bad tag, bad JSON, invalid fields) cost only that
