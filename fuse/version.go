@@ -260,41 +260,32 @@ func (f *filesystem) hostVersion(viewPath string) string {
 	return "on this host: " + versionOfStat(&st).String()
 }
 
-// hostView is this host's stat of a file read directly (over
-// MaxCacheable) that stands in for the tree's older stat of it.
+// hostView marks a file read directly (over MaxCacheable) whose stat on
+// this host stands in for the tree's older stat of it.
 type hostView struct {
-	tree  version       // the tree's stat it replaces
-	attr  op.Attr       // this host's stat, with the tree's st_dev
-	errno syscall.Errno // or: the file is gone here
+	tree version // the tree's stat it replaces
 }
 
-// noteHostNewer records this host's stat of n's path after the
-// large-file provider found the file newer than n's (the tree's) stat.
-// The bytes of such a file come from this host, so its stat is the one
-// to show: below the root, the nodes above may keep the old stat for the
-// whole job, and the file could not be opened at all. The record holds
-// while the tree still reports the stat it replaces.
+// noteHostNewer records that n's path is newer on this host than n's
+// (the tree's) stat, after the large-file provider found so. The bytes
+// of such a file come from this host, so its stat is the one to show:
+// below the root, the nodes above may keep the old stat for the whole
+// job, and the file could not be opened at all. The record holds while
+// the tree still reports the stat it replaces.
 func (f *filesystem) noteHostNewer(n *node) {
 	if _, direct := f.large.(DirectFiles); !direct {
 		return
 	}
-	hv := hostView{tree: versionOf(n.attr)}
-	var st syscall.Stat_t
-	if err := syscall.Lstat(filepath.Join(f.target, n.path), &st); err != nil {
-		if hv.errno = errnoOf(err); !goneErrno(hv.errno) {
-			return
-		}
-	} else {
-		hv.attr = op.AttrFromStat(&st)
-		hv.attr.Dev = n.attr.Dev // keeps the view's inode numbers those of the tree
-	}
-	if _, known := f.hostNewer.Swap(n.path, hv); !known {
+	if _, known := f.hostNewer.Swap(n.path, hostView{tree: versionOf(n.attr)}); !known {
 		f.hostNewerCount.Add(1)
 	}
 }
 
 // hostAdjusted returns the Source's Getattr answer r for path, or this
-// host's stat where noteHostNewer recorded one for r's stat.
+// host's stat where noteHostNewer marked r's stat as replaced. The host is
+// stat'ed at each use, not once: a stat taken while a writer was midway
+// (truncated, not yet rewritten) would otherwise stand for the file for
+// good — an empty file sends no READ that could find it changed again.
 func (f *filesystem) hostAdjusted(path string, r op.Result) op.Result {
 	if r.Errno != 0 || f.hostNewerCount.Load() == 0 {
 		return r
@@ -311,8 +302,14 @@ func (f *filesystem) hostAdjusted(path string, r op.Result) op.Result {
 		}
 		return r
 	}
-	if hv.errno != 0 {
-		return op.Fail(hv.errno)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(f.target, path), &st); err != nil {
+		if errno := errnoOf(err); goneErrno(errno) {
+			return op.Fail(errno)
+		}
+		return r
 	}
-	return op.Result{Attr: hv.attr}
+	a := op.AttrFromStat(&st)
+	a.Dev = hv.tree.dev // keeps the view's inode numbers those of the tree
+	return op.Result{Attr: a}
 }
