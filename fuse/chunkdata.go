@@ -35,11 +35,8 @@ func (c chunkedContent) lent(ctx context.Context, off int64, n int) (r gofuse.Re
 	}
 	data, errno := src.ChunkData(ctx, req, within, n)
 	switch {
-	case errno == syscall.EIO:
-		logEIO(c.files.Logger, c.path, off, "chunk read failed (see the node's log for the cause)", "chunk", req.Index)
-		return nil, errno, true
 	case errno != 0:
-		return nil, errno, true
+		return c.chunkFailed(off, req, errno)
 	case data == nil:
 		return nil, 0, false
 	case len(data) != n:

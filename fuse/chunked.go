@@ -119,6 +119,15 @@ func (c chunkedContent) Read(ctx context.Context, dest []byte, off int64) (gofus
 	return bytesResult(dest[:n]), 0
 }
 
+// chunkFailed is the answer to a read whose chunk the source could not
+// get: its errno, an EIO logged with the path and offset.
+func (c chunkedContent) chunkFailed(off int64, req op.ChunkReq, errno syscall.Errno) (gofuse.ReadResult, syscall.Errno, bool) {
+	if errno == syscall.EIO {
+		logEIO(c.files.Logger, c.path, off, "chunk read failed (see the node's log for the cause)", "chunk", req.Index)
+	}
+	return nil, errno, true
+}
+
 // spliced answers a read within one chunk with the chunk's file, if the
 // source can hand it over; ok false: copy instead. The file is held
 // open until go-fuse has sent the reply, so the bytes are those of the
@@ -137,11 +146,8 @@ func (c chunkedContent) spliced(ctx context.Context, off int64, n int) (gofuse.R
 	}
 	f, errno := src.ChunkFile(ctx, req, within, n)
 	switch {
-	case errno == syscall.EIO:
-		logEIO(c.files.Logger, c.path, off, "chunk read failed (see the node's log for the cause)", "chunk", req.Index)
-		return nil, errno, true
 	case errno != 0:
-		return nil, errno, true
+		return c.chunkFailed(off, req, errno)
 	case f == nil:
 		return nil, 0, false
 	}

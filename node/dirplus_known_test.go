@@ -44,17 +44,7 @@ func TestRootDirPlusReadsEachFileOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			require.NoError(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
-			for _, name := range []string{"x", "y"} {
-				require.NoError(t, os.WriteFile(filepath.Join(dir, "d", name), []byte("content of "+name), 0o644))
-			}
-			be, err := backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20, DirFiles: 4096})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = be.Close() })
-			n, err := New(Config{Rank: 0, Cache: newCache(), Backend: be})
-			require.NoError(t, err)
-			n.MarkRegistered()
+			n, be, _ := rootShippingDir(t)
 
 			release := tt.before(t, n)
 			r := n.Get(context.Background(), op.DirPlus, "/d")
@@ -79,17 +69,7 @@ func TestRootDirPlusReadsEachFileOnce(t *testing.T) {
 // the listing has read x, but not stored it yet, waits for that listing
 // instead of reading x a second time at the root.
 func TestRootReadAfterListingBeganReadsOnce(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
-	for _, name := range []string{"x", "y"} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "d", name), []byte("content of "+name), 0o644))
-	}
-	be, err := backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20, DirFiles: 4096})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = be.Close() })
-	n, err := New(Config{Rank: 0, Cache: newCache(), Backend: be})
-	require.NoError(t, err)
-	n.MarkRegistered()
+	n, be, _ := rootShippingDir(t)
 
 	// The listing's flight, as dirPlusFlight runs it, held between the
 	// backend's answer (x and y read) and the store.
@@ -123,16 +103,9 @@ func TestRootReadAfterListingBeganReadsOnce(t *testing.T) {
 // one: every node below would find the bytes of another version than the
 // stat and fail the read with EIO, for as long as the root kept them.
 func TestRootListingAfterReplaceDropsTheOldBytes(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	n, _, dir := rootShippingDir(t)
 	x := filepath.Join(dir, "d", "x")
 	require.NoError(t, os.WriteFile(x, []byte("old content"), 0o644))
-	be, err := backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20, DirFiles: 4096})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = be.Close() })
-	n, err := New(Config{Rank: 0, Cache: newCache(), Backend: be})
-	require.NoError(t, err)
-	n.MarkRegistered()
 
 	// held runs a flight as the node does (fetch, store), held between
 	// the two until its gate closes.
@@ -166,4 +139,22 @@ func TestRootListingAfterReplaceDropsTheOldBytes(t *testing.T) {
 	assert.True(t, op.VersionOf(got.Attr).SameBytes(op.VersionOf(attr.Attr)),
 		"read answers %+v, getattr %+v", op.VersionOf(got.Attr), op.VersionOf(attr.Attr))
 	assert.Equal(t, "new content", string(got.Data))
+}
+
+// rootShippingDir is a root over a directory d of two small files, x and
+// y, whose dirplus ships files of up to 4 KiB.
+func rootShippingDir(t *testing.T) (n *Node, be *backend.Backend, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	for _, name := range []string{"x", "y"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "d", name), []byte("content of "+name), 0o644))
+	}
+	be, err := backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20, DirFiles: 4096})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = be.Close() })
+	n, err = New(Config{Rank: 0, Cache: newCache(), Backend: be})
+	require.NoError(t, err)
+	n.MarkRegistered()
+	return n, be, dir
 }
