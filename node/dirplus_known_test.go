@@ -150,11 +150,6 @@ func rootShippingDir(t *testing.T) (n *Node, be *backend.Backend, dir string) {
 	for _, name := range []string{"x", "y"} {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "d", name), []byte("content of "+name), 0o644))
 	}
-	be, err := backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20, DirFiles: 4096})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = be.Close() })
-	n, err = New(Config{Rank: 0, Cache: newCache(), Backend: be})
-	require.NoError(t, err)
-	n.MarkRegistered()
+	n, be = rootOver(t, backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20, DirFiles: 4096}, nil)
 	return n, be, dir
 }

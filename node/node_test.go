@@ -28,13 +28,21 @@ func newCache() *cache.Cache {
 
 func newRoot(t *testing.T, dir string) *Node {
 	t.Helper()
-	be, err := backend.New(backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20})
+	n, _ := rootOver(t, backend.Config{Target: dir, Parallel: 4, MaxCacheable: 1 << 20}, nil)
+	return n
+}
+
+// rootOver is a registered root over a backend of bcfg (closed at the
+// test's end), its observations going to observe (nil: none).
+func rootOver(t *testing.T, bcfg backend.Config, observe func(Observation)) (*Node, *backend.Backend) {
+	t.Helper()
+	be, err := backend.New(bcfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = be.Close() })
-	n, err := New(Config{Rank: 0, Cache: newCache(), Backend: be})
+	n, err := New(Config{Rank: 0, Cache: newCache(), Backend: be, Observe: observe})
 	require.NoError(t, err)
 	n.MarkRegistered()
-	return n
+	return n, be
 }
 
 // direct is an in-process Parent: a child calling its parent's Get, as the

@@ -34,12 +34,7 @@ func (o *observations) all() []Observation {
 
 func TestObserveReportsEveryOutcome(t *testing.T) {
 	var obs observations
-	be, err := backend.New(backend.Config{Target: sourceDir(t), Parallel: 4, MaxCacheable: 1 << 20})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = be.Close() })
-	n, err := New(Config{Cache: newCache(), Observe: obs.add, Backend: be})
-	require.NoError(t, err)
-	n.MarkRegistered()
+	n, _ := rootOver(t, backend.Config{Target: sourceDir(t), Parallel: 4, MaxCacheable: 1 << 20}, obs.add)
 	ctx := context.Background()
 
 	steps := []struct {
