@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
+
 	"github.com/hpc-copper/copper/book"
 	"github.com/hpc-copper/copper/bootstrap"
 	"github.com/hpc-copper/copper/tree"
@@ -230,13 +232,7 @@ func TestMakeJobDirRefusesADirectoryAnotherUserMadeFirst(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to give a directory to another uid")
 	}
-	shared := filepath.Join(t.TempDir(), "tmp")
-	require.NoError(t, os.Mkdir(shared, 0o700))
-	require.NoError(t, os.Chmod(shared, 0o777|os.ModeSticky))
-	taken := filepath.Join(shared, "copper-user")
-	require.NoError(t, os.Mkdir(taken, 0o777))
-	require.NoError(t, os.Chmod(taken, 0o777))
-	require.NoError(t, os.Chown(taken, 2000, 2000))
+	shared, taken := testkit.ForeignDirInSharedTmp(t, t.TempDir(), "copper-user")
 	jobDir := filepath.Join(taken, "logs", "job7")
 	err := makeJobDir(jobDir)
 	require.Error(t, err)

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	ctl "github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/internal/stalemount"
 	"github.com/hpc-copper/copper/rank"
 )
@@ -177,7 +178,7 @@ func privateFilesOf(pid int) privateFiles {
 	// The pid may be gone and reused by then: only a process of ours
 	// names files to remove, and only files right in the runtime
 	// directory ("run/../x" starts with its name too).
-	if pid <= 0 || !ownedBy(pid, os.Geteuid()) {
+	if pid <= 0 || !osutil.ProcessOwnedBy(pid, os.Geteuid()) {
 		return p
 	}
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

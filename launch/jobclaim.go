@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ctl "github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // jobClaim is a --local launch's hold on its job directory while its
@@ -135,7 +136,7 @@ func liveNodeWriting(dir string, uid int) (pid int, mount string, ok bool) {
 	self := os.Getpid()
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == self || !ownedBy(pid, uid) {
+		if err != nil || pid == self || !osutil.ProcessOwnedBy(pid, uid) {
 			continue
 		}
 		raw, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/hpc-copper/copper/internal/osutil"
 )
 
 // privateName matches privatePaths' names, capturing the writer's pid.
@@ -55,7 +57,7 @@ func sweepPrivate(dir string) []string {
 // book the node was about to read); a real zombie's files wait for its
 // reaping, which is the safe side.
 func copperRuns(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) == syscall.ESRCH || !ownedBy(pid, os.Geteuid()) {
+	if pid <= 0 || syscall.Kill(pid, 0) == syscall.ESRCH || !osutil.ProcessOwnedBy(pid, os.Geteuid()) {
 		return false
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
@@ -80,7 +82,7 @@ func filesNamedByNodes() map[string]bool {
 	}
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
-		if err != nil || !ownedBy(pid, os.Geteuid()) {
+		if err != nil || !osutil.ProcessOwnedBy(pid, os.Geteuid()) {
 			continue
 		}
 		raw, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
@@ -98,11 +100,4 @@ func filesNamedByNodes() map[string]bool {
 		}
 	}
 	return named
-}
-
-// ownedBy reports whether process pid runs as uid (the owner of its /proc
-// directory is the process's effective uid).
-func ownedBy(pid, uid int) bool {
-	var st syscall.Stat_t
-	return syscall.Stat("/proc/"+strconv.Itoa(pid), &st) == nil && int(st.Uid) == uid
 }

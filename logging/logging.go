@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"syscall"
 
 	"github.com/hpc-copper/copper/internal/osutil"
 )
@@ -66,14 +64,9 @@ func New(o Options) (*slog.Logger, func() error, error) {
 		if o.File == "" {
 			return nil, nil, fmt.Errorf("log_type %q needs a log file", o.Type)
 		}
-		if err := osutil.MkdirAllTrusted(filepath.Dir(o.File), 0o755, osutil.TrustGroup); err != nil {
-			return nil, nil, fmt.Errorf("log directory: %w", err)
-		}
-		// O_NOFOLLOW: a link planted at the name must not make us
-		// append to whatever file it points at.
-		f, err := os.OpenFile(o.File, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
+		f, err := osutil.AppendLog(o.File)
 		if err != nil {
-			return nil, nil, fmt.Errorf("log file: %w", err)
+			return nil, nil, err
 		}
 		writers = append(writers, f)
 		closeFn = f.Close

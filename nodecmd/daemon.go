@@ -11,9 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hpc-copper/copper/internal/osutil"
-
 	"github.com/hpc-copper/copper/control"
+	"github.com/hpc-copper/copper/internal/osutil"
 	"github.com/hpc-copper/copper/rank"
 )
 
@@ -142,11 +141,7 @@ func daemonStderr(a serveArgs) (string, *os.File, error) {
 		return "", nil, err
 	}
 	path := a.daemonStderrPath()
-	if err := osutil.MkdirAllTrusted(filepath.Dir(path), 0o755, osutil.TrustGroup); err != nil {
-		return "", nil, fmt.Errorf("log directory: %w", err)
-	}
-	// O_NOFOLLOW: never append to the file a planted link names.
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
+	f, err := osutil.AppendLog(path)
 	if err != nil {
 		return "", nil, fmt.Errorf("daemon stderr: %w", err)
 	}

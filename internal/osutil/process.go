@@ -18,6 +18,14 @@ func ProcessRuns(pid int) bool {
 	return ok && state != "Z"
 }
 
+// ProcessOwnedBy reports whether process pid runs as uid (the owner of its
+// /proc directory is the process's effective uid): anyone can name a
+// process copper-node, so only the user's own count as theirs.
+func ProcessOwnedBy(pid, uid int) bool {
+	var st syscall.Stat_t
+	return syscall.Stat("/proc/"+strconv.Itoa(pid), &st) == nil && int(st.Uid) == uid
+}
+
 // ProcessState is pid's state letter from /proc/<pid>/stat ("R", "S",
 // "T" for stopped, "Z" for a zombie, ...); false when pid is gone.
 func ProcessState(pid int) (string, bool) {

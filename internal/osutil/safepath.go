@@ -142,3 +142,18 @@ func MkdirAllTrusted(dir string, perm os.FileMode, trust PathTrust) error {
 	}
 	return CheckPath(abs, os.Geteuid(), trust)
 }
+
+// AppendLog opens the log file path for appending, creating it (0644) and
+// its directory (0755, checked as MkdirAllTrusted does with TrustGroup)
+// if missing. A link planted at the name is refused (O_NOFOLLOW), never
+// followed to append to the file it names.
+func AppendLog(path string) (*os.File, error) {
+	if err := MkdirAllTrusted(filepath.Dir(path), 0o755, TrustGroup); err != nil {
+		return nil, fmt.Errorf("log directory of %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	return f, nil
+}
