@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hpc-copper/copper/internal/testkit"
 )
 
 func TestLevels(t *testing.T) {
@@ -64,13 +66,7 @@ func TestLogFileRefusesPlantedLinks(t *testing.T) {
 		t.Skip("needs root to give a directory to another uid")
 	}
 	top := t.TempDir()
-	shared := filepath.Join(top, "tmp")
-	require.NoError(t, os.Mkdir(shared, 0o700))
-	require.NoError(t, os.Chmod(shared, 0o777|os.ModeSticky))
-	taken := filepath.Join(shared, "copper-user")
-	require.NoError(t, os.Mkdir(taken, 0o777))
-	require.NoError(t, os.Chmod(taken, 0o777))
-	require.NoError(t, os.Chown(taken, 2000, 2000))
+	_, taken := testkit.ForeignDirInSharedTmp(t, top, "copper-user")
 	victim := filepath.Join(top, "victim")
 	require.NoError(t, os.WriteFile(victim, []byte("mine\n"), 0o644))
 	linked := filepath.Join(top, "mine", "node.log")

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hpc-copper/copper/internal/testkit"
+
 	"github.com/hpc-copper/copper/config"
 )
 
@@ -22,13 +24,7 @@ func TestMountRefusesADirectoryAnotherUserControls(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to give a directory to another uid")
 	}
-	shared := filepath.Join(t.TempDir(), "tmp")
-	require.NoError(t, os.Mkdir(shared, 0o700))
-	require.NoError(t, os.Chmod(shared, 0o777|os.ModeSticky))
-	taken := filepath.Join(shared, "user")
-	require.NoError(t, os.Mkdir(taken, 0o777))
-	require.NoError(t, os.Chmod(taken, 0o777))
-	require.NoError(t, os.Chown(taken, 2000, 2000))
+	_, taken := testkit.ForeignDirInSharedTmp(t, t.TempDir(), "user")
 
 	svc := &Service{log: slog.New(slog.DiscardHandler)}
 	s := config.Default()
